@@ -1,0 +1,428 @@
+"""Build fundform's bundled default dataset from the published files in ../shared/data.
+
+Re-runnable and deterministic: the same source files give byte-identical Parquet files. Run it from the project
+root (``make data``); it writes ``data/default/*.parquet`` and ``data/default/BUILD_REPORT.md``. The engine never
+reads ../shared at run time: it reads only what this script writes.
+
+Every choice the published data leaves open is a named constant below, with its reason, and is repeated in
+``data/README.md``. Any authority missing from any table stops the build with the list of missing codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SOURCE = HERE.parent.parent / "shared" / "data"
+DEFAULT_OUT = HERE / "default"
+
+LTLA_GEOGRAPHIES = ["Unitary Authority", "Non-metropolitan District", "Metropolitan District", "London Borough"]
+N_LTLA = 296
+
+# Preventable mortality: the single year 2022, not a pooled 2020-22 mean. 2020 and 2021 are dominated by COVID-19
+# deaths (classed as preventable in the ONS/OHID definition), which would tilt need toward areas hit by the early
+# waves; and rates for 2012-2020 use pre-Census-2021 populations while 2021+ use rebased ones, so a 2020-22 pool mixes
+# denominators. The cost is more sampling noise for small districts, which the formula's elasticity damps.
+MORTALITY_YEAR = "2022"
+# Suppressed in every year of the series (too few deaths). Each takes the value of the area it shares its health
+# and public-health services with; the substitution is carried in the table's `source` column and reported.
+MORTALITY_SUBSTITUTES = {
+    "E06000053": ("E06000052", "Isles of Scilly suppressed; Cornwall's rate (shared Cornwall and Isles of Scilly ICB "
+                                "and public health service)"),
+    "E09000001": ("E09000012", "City of London suppressed; Hackney's rate (shared City and Hackney public health "
+                                "service and former CCG)"),
+}
+
+# 2023 reorganisations: 2021 district codes that became new unitary authorities (2024 codes).
+REORGANISATIONS_2023 = {
+    "E06000063": ("Cumberland", ["E07000026", "E07000028", "E07000029"]),  # Allerdale, Carlisle, Copeland
+    "E06000064": ("Westmorland and Furness", ["E07000027", "E07000030", "E07000031"]),  # Barrow, Eden, South Lakeland
+    "E06000065": ("North Yorkshire", ["E07000163", "E07000164", "E07000165", "E07000166", "E07000167",
+                                      "E07000168", "E07000169"]),  # Craven .. Selby
+    "E06000066": ("Somerset", ["E07000187", "E07000188", "E07000189", "E07000246"]),  # Mendip .. S West & Taunton
+}
+
+REGION_ABBREVIATIONS = {  # council tax returns' region column -> ONS region code
+    "NE": "E12000001", "NW": "E12000002", "YH": "E12000003", "EM": "E12000004", "WM": "E12000005",
+    "E": "E12000006", "L": "E12000007", "SE": "E12000008", "SW": "E12000009",
+}
+
+OUTTURN_YEAR = "2024-25"
+NHS_YEAR = "2024/25"
+
+
+class BuildError(Exception):
+    pass
+
+
+def number(col: str) -> pl.Expr:
+    """Parse a published number: thousands separators, '%'; '[z]', '-', 'NA', '..' and blanks become null."""
+    cleaned = pl.col(col).cast(pl.String).str.strip_chars().str.replace_all(",", "").str.replace_all("%", "")
+    return (
+        pl.when(cleaned.is_in(["[z]", "[x]", "-", "NA", "..", ""]) | cleaned.is_null())
+        .then(None)
+        .otherwise(cleaned)
+        .cast(pl.Float64)
+        .alias(col)
+    )
+
+
+def require_all(table: str, df: pl.DataFrame, codes: set[str], col: str = "area_code") -> None:
+    have = set(df[col].to_list())
+    missing = sorted(codes - have)
+    extra = sorted(have - codes)
+    if missing or extra:
+        raise BuildError(f"{table}: missing authorities {missing}; unexpected codes {extra}")
+
+
+def build_areas(src: Path) -> pl.DataFrame:
+    pop = pl.read_csv(src / "population/mye2_persons_mid2023.csv", infer_schema_length=0)
+    areas = (
+        pop.filter(pl.col("Code").str.starts_with("E") & pl.col("Geography").is_in(LTLA_GEOGRAPHIES))
+        .select(area_code="Code", area_name="Name", area_type="Geography")
+        .sort("area_code")
+    )
+    if areas.height != N_LTLA:
+        raise BuildError(f"population: expected {N_LTLA} English lower-tier authorities, found {areas.height}")
+    return areas
+
+
+def build_population(src: Path, codes: set[str]) -> pl.DataFrame:
+    frames = []
+    for sex, fname in [("F", "mye2_females_mid2023.csv"), ("M", "mye2_males_mid2023.csv")]:
+        wide = pl.read_csv(src / "population" / fname, infer_schema_length=0).filter(pl.col("Code").is_in(codes))
+        ages = [c for c in wide.columns if c.rstrip("+").isdigit()]
+        long = wide.unpivot(index="Code", on=ages, variable_name="age_label", value_name="population").select(
+            area_code="Code",
+            sex=pl.lit(sex),
+            age=pl.col("age_label").str.strip_chars_end("+").cast(pl.Int16),
+            population=pl.col("population").str.replace_all(",", "").cast(pl.Float64),
+        )
+        frames.append(long)
+    out = pl.concat(frames).sort("area_code", "sex", "age")
+    persons = pl.read_csv(src / "population/mye2_persons_mid2023.csv", infer_schema_length=0).filter(
+        pl.col("Code").is_in(codes)
+    )
+    check = out.group_by("area_code").agg(pl.col("population").sum()).join(
+        persons.select(area_code="Code", all_ages=pl.col("All ages").str.replace_all(",", "").cast(pl.Float64)),
+        on="area_code",
+    )
+    bad = check.filter(pl.col("population") != pl.col("all_ages"))
+    if bad.height:
+        raise BuildError(f"population: females + males by age do not add to persons all ages for {bad['area_code'].to_list()}")
+    require_all("population", out, codes)
+    return out
+
+
+def build_deprivation(src: Path, codes: set[str]) -> pl.DataFrame:
+    iod = pl.read_csv(src / "deprivation/IoD2025_lad.csv").filter(pl.col("index_domain") == "Index of Multiple Deprivation")
+    out = iod.select(
+        "area_code",
+        imd_average_score=pl.col("average_score").cast(pl.Float64),
+        imd_rank_average_score=pl.col("rank_average_score").cast(pl.Int32),
+        imd_proportion_bottom_decile=pl.col("proportion_bottom_decile").cast(pl.Float64),
+    ).sort("area_code")
+    require_all("deprivation", out, codes)
+    return out
+
+
+def build_mortality(src: Path, codes: set[str]) -> tuple[pl.DataFrame, list[str]]:
+    raw = pl.read_csv(src / "preventable-mortality/mortality_rate_u75_preventable.csv", infer_schema_length=0)
+    year = raw.filter((pl.col("period") == MORTALITY_YEAR) & (pl.col("unit") == "Persons")).with_columns(number("value"))
+    observed = year.filter(pl.col("area_code").is_in(codes)).select(
+        "area_code", rate=pl.col("value"), source=pl.lit("observed")
+    )
+    notes = []
+    subs = []
+    for code, (donor, reason) in MORTALITY_SUBSTITUTES.items():
+        donor_rate = observed.filter(pl.col("area_code") == donor)["rate"].item()
+        own = observed.filter(pl.col("area_code") == code)["rate"].item()
+        if own is not None:
+            raise BuildError(f"mortality: {code} has a published {MORTALITY_YEAR} value now; remove its substitution")
+        subs.append({"area_code": code, "rate_sub": donor_rate, "source_sub": f"substituted from {donor}"})
+        notes.append(f"{code}: {reason} ({donor_rate})")
+    subs_df = pl.DataFrame(subs)
+    out = (
+        observed.join(subs_df, on="area_code", how="left")
+        .select(
+            "area_code",
+            preventable_mortality_rate=pl.coalesce("rate", "rate_sub"),
+            preventable_mortality_year=pl.lit(int(MORTALITY_YEAR), dtype=pl.Int16),
+            preventable_mortality_source=pl.coalesce(pl.col("source_sub"), pl.col("source")),
+        )
+        .sort("area_code")
+    )
+    missing = out.filter(pl.col("preventable_mortality_rate").is_null())["area_code"].to_list()
+    if missing:
+        raise BuildError(f"mortality: suppressed {MORTALITY_YEAR} values with no stated policy: {missing}")
+    require_all("preventable_mortality", out, codes)
+    england = year.filter(pl.col("area_code") == "E92000001")["value"].item()
+    notes.append(f"England {MORTALITY_YEAR} rate: {england} per 100,000 (kept for reference; the engine computes its own "
+                 "population-weighted national value)")
+    return out, notes
+
+
+def build_council_tax(src: Path, codes: set[str], utla: pl.DataFrame) -> pl.DataFrame:
+    billing = pl.read_csv(src / "council-tax/2024-25/ctr_2024-25_data_billing.csv", skip_rows=4, infer_schema_length=0)
+    c = billing.columns
+    b = billing.filter(pl.col("ONS Code").is_in(codes)).select(
+        area_code=pl.col("ONS Code"),
+        tax_base_band_d_2023_24=number(c[22]),
+        tax_base_band_d=number(c[23]),
+        band_d_billing=number(c[27]),
+        band_d_major_county_gla=number(c[33]),
+        band_d_area=number(c[37]),
+        asc_precept_increment_band_d_own=number(c[29]),
+    )
+    pre = pl.read_csv(src / "council-tax/2024-25/ctr_2024-25_data_precepting.csv", skip_rows=5, infer_schema_length=0)
+    p = pre.columns
+    counties = pre.filter(pl.col("Class") == "SC").select(
+        utla_code=pl.col("ONS Code"), county_band_d=number(p[13]), county_asc_increment_band_d=number(p[15])
+    )
+    out = (
+        b.join(utla.select("area_code", "utla_code"), on="area_code", how="left")
+        .join(counties, on="utla_code", how="left")
+        .select(
+            "area_code",
+            "tax_base_band_d",
+            "tax_base_band_d_2023_24",
+            "band_d_billing",
+            # The Band D of the authority that runs adult social care and public health: the county's precept in
+            # two-tier areas, the authority's own average Band D (incl. ASC precept, excl. parishes) elsewhere.
+            band_d_social_care_authority=pl.coalesce("county_band_d", "band_d_billing"),
+            band_d_area="band_d_area",
+            asc_precept_increment_band_d=pl.coalesce("county_asc_increment_band_d", "asc_precept_increment_band_d_own"),
+        )
+        .sort("area_code")
+    )
+    require_all("council_tax", out, codes)
+    for col in out.columns[1:]:
+        nulls = out.filter(pl.col(col).is_null())["area_code"].to_list()
+        if nulls:
+            raise BuildError(f"council_tax: column {col} missing for {nulls}")
+    return out
+
+
+def practice_file(src: Path) -> pl.DataFrame:
+    return pl.read_csv(src / "nhs-weighted-populations/gp_practice_weighted_populations_2024_25.csv", infer_schema_length=0)
+
+
+def to_2024_code(col: str) -> pl.Expr:
+    mapping = {old: new for new, (_, olds) in REORGANISATIONS_2023.items() for old in olds}
+    return pl.col(col).replace(mapping)
+
+
+def build_utla(src: Path, areas: pl.DataFrame) -> pl.DataFrame:
+    """Lower tier -> upper tier. Unitaries, metropolitan districts and London boroughs are their own upper tier;
+    a shire district's county is the `Area` column of the council tax Table 8 (2024-25), matched by name to the
+    counties of the precepting return."""
+    t8 = pl.read_csv(src / "council-tax/2024-25/ct_table8_2024_25.csv", skip_rows=2, infer_schema_length=0)
+    pre = pl.read_csv(src / "council-tax/2024-25/ctr_2024-25_data_precepting.csv", skip_rows=5, infer_schema_length=0)
+    counties = pre.filter(pl.col("Class") == "SC").select(county_code="ONS Code", county=pl.col("Authority"))
+    districts = t8.filter(pl.col("Class") == "SD").select(area_code="ONS Code", county="Area").join(
+        counties, on="county", how="left"
+    )
+    unmatched = districts.filter(pl.col("county_code").is_null())
+    if unmatched.height:
+        raise BuildError(f"lookups: district counties not found in the precepting return: {unmatched.rows()}")
+    out = areas.select("area_code", "area_type").join(districts, on="area_code", how="left").select(
+        "area_code",
+        utla_code=pl.when(pl.col("area_type") == "Non-metropolitan District")
+        .then(pl.col("county_code"))
+        .otherwise(pl.col("area_code")),
+    )
+    missing = out.filter(pl.col("utla_code").is_null())["area_code"].to_list()
+    if missing:
+        raise BuildError(f"lookups: no upper tier for {missing}")
+    n = out["utla_code"].n_unique()
+    if n != 153:
+        raise BuildError(f"lookups: expected 153 upper-tier authorities, found {n}")
+    return out
+
+
+def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataFrame:
+    pop = pl.read_csv(src / "population/mye2_persons_mid2023.csv", infer_schema_length=0)
+    names = dict(zip(pop["Code"].to_list(), pop["Name"].to_list()))
+    ltla = areas.select("area_code", level=pl.lit("ltla"), target_code="area_code", target_name="area_name", share=pl.lit(1.0))
+    utla_l = utla.select(
+        "area_code", level=pl.lit("utla"), target_code="utla_code",
+        target_name=pl.col("utla_code").replace_strict(names, default=None), share=pl.lit(1.0),
+    )
+    billing = pl.read_csv(src / "council-tax/2024-25/ctr_2024-25_data_billing.csv", skip_rows=4, infer_schema_length=0)
+    region = billing.filter(pl.col("ONS Code").is_in(areas["area_code"].to_list())).select(
+        area_code="ONS Code", level=pl.lit("region"),
+        target_code=pl.col("Region").replace_strict(REGION_ABBREVIATIONS, default=None),
+    ).with_columns(target_name=pl.col("target_code").replace_strict(names, default=None), share=pl.lit(1.0))
+
+    long = pl.read_csv(src / "lookups/lad21_icb22_registered_population_long.csv")
+    gp = practice_file(src)
+    icb_region = gp.select(icb="ICS22", icb_name="ICS22name", nhs_region="R22", nhs_region_name="Region22").unique()
+    reg = (
+        long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", pop="registered_pop_2024_25_projection")
+        .group_by("area_code", "icb").agg(pl.col("pop").sum())
+        .join(icb_region, on="icb", how="left")
+    )
+    icb = reg.select(
+        "area_code", level=pl.lit("icb"), target_code="icb", target_name="icb_name",
+        share=pl.col("pop") / pl.col("pop").sum().over("area_code"),
+    )
+    nhs = (
+        reg.group_by("area_code", "nhs_region", "nhs_region_name").agg(pl.col("pop").sum())
+        .select("area_code", level=pl.lit("nhs-region"), target_code="nhs_region", target_name="nhs_region_name",
+                share=pl.col("pop") / pl.col("pop").sum().over("area_code"))
+    )
+    out = pl.concat([ltla, utla_l, region, icb, nhs], how="vertical_relaxed").sort("level", "area_code", "target_code")
+    codes = set(areas["area_code"])
+    for level in ["ltla", "utla", "region", "icb", "nhs-region"]:
+        part = out.filter(pl.col("level") == level)
+        require_all(f"area_lookup[{level}]", part.unique("area_code"), codes)
+        if part["target_name"].null_count():
+            raise BuildError(f"area_lookup[{level}]: target without a name")
+    expected = {"ltla": 296, "utla": 153, "region": 9, "icb": 42, "nhs-region": 7}
+    for level, n in expected.items():
+        got = out.filter(pl.col("level") == level)["target_code"].n_unique()
+        if got != n:
+            raise BuildError(f"area_lookup[{level}]: expected {n} areas, found {got}")
+    return out
+
+
+def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, population: pl.DataFrame,
+                   lookup: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    notes = []
+    codes = set(areas["area_code"])
+    # NHS: 2024/25 ICB core and primary medical care recurrent allocations (GBP thousands), apportioned to authorities
+    # by each authority's share of the ICB's registered patients.
+    core = pl.read_csv(src / "nhs-allocations/ICB_Core_Allocations_2024_25.csv")
+    pmc = pl.read_csv(src / "nhs-allocations/PMC_Allocations_2024_25.csv")
+    nhs = core.select(icb="ICB23", core=pl.col("2024/25 Recurrent allocation (£k)") * 1000).join(
+        pmc.select(icb="ICB23", pmc=pl.col("2024/25 Recurrent allocation (£k)") * 1000), on="icb"
+    )
+    long = pl.read_csv(src / "lookups/lad21_icb22_registered_population_long.csv")
+    reg = (
+        long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", pop="registered_pop_2024_25_projection")
+        .group_by("area_code", "icb").agg(pl.col("pop").sum())
+        .with_columns(icb_share=pl.col("pop") / pl.col("pop").sum().over("icb"))
+    )
+    nhs_la = (
+        reg.join(nhs, on="icb", how="left")
+        .group_by("area_code")
+        .agg(nhs_core=(pl.col("core") * pl.col("icb_share")).sum(), nhs_primary_medical=(pl.col("pmc") * pl.col("icb_share")).sum())
+    )
+    notes.append(f"NHS core + primary medical care {NHS_YEAR} recurrent allocations: "
+                 f"GBP {nhs['core'].sum() / 1e9:.3f}bn + {nhs['pmc'].sum() / 1e9:.3f}bn, apportioned by registered-patient share")
+
+    # Councils: net current expenditure on adult social care and public health, OUTTURN_YEAR, upper tier.
+    ro = pl.read_csv(src / "la-finance/revenue-outturn/la_revenue_outturn_net_expenditure_2022_23_to_2024_25.csv",
+                     infer_schema_length=0)
+    ro = ro.with_columns(number("net_Adult Social Care"), number("net_Public Health"))
+    utla_codes = utla["utla_code"].unique().sort()
+    lines = {"adult_social_care": "net_Adult Social Care", "public_health": "net_Public Health"}
+    ro_u = ro.filter(pl.col("ons_code").is_in(utla_codes.to_list()) & (pl.col("status") == "submitted"))
+    years = ["2022-23", "2023-24", OUTTURN_YEAR]
+    # national growth of each line between years, over authorities that submitted both years
+    growth = {}
+    for y in years[:-1]:
+        both = ro_u.filter(pl.col("fiscal_year") == y).join(
+            ro_u.filter(pl.col("fiscal_year") == OUTTURN_YEAR), on="ons_code", suffix="_t"
+        )
+        growth[y] = {k: both[f"{v}_t"].sum() / both[v].sum() for k, v in lines.items()}
+    rows = []
+    for code in sorted(utla_codes.to_list()):
+        got = ro_u.filter(pl.col("ons_code") == code)
+        latest = got.sort("fiscal_year", descending=True).head(1)
+        if latest.height == 0:
+            raise BuildError(f"revenue outturn: no submitted year for upper-tier authority {code}")
+        y = latest["fiscal_year"].item()
+        row = {"utla_code": code, "la_source_year": y}
+        for k, v in lines.items():
+            val = latest[v].item()
+            if val is None:
+                raise BuildError(f"revenue outturn: {v} missing for {code} in {y}")
+            row[k] = val if y == OUTTURN_YEAR else val * growth[y][k]
+        rows.append(row)
+        if y != OUTTURN_YEAR:
+            notes.append(f"{code}: no {OUTTURN_YEAR} outturn submitted; {y} values uprated by the national growth of "
+                         f"each line to {OUTTURN_YEAR} (ASC x{growth[y]['adult_social_care']:.4f}, "
+                         f"PH x{growth[y]['public_health']:.4f})")
+    la = pl.DataFrame(rows)
+    # apportion upper-tier spending to its districts by mid-2023 resident population
+    pop_tot = population.group_by("area_code").agg(pl.col("population").sum())
+    la_lt = (
+        utla.join(pop_tot, on="area_code")
+        .with_columns(utla_share=pl.col("population") / pl.col("population").sum().over("utla_code"))
+        .join(la, on="utla_code", how="left")
+        .select("area_code", "la_source_year",
+                adult_social_care=pl.col("adult_social_care") * pl.col("utla_share"),
+                public_health=pl.col("public_health") * pl.col("utla_share"))
+    )
+    out = (
+        areas.select("area_code")
+        .join(nhs_la, on="area_code", how="left")
+        .join(la_lt, on="area_code", how="left")
+        .with_columns(baseline_year=pl.lit(NHS_YEAR))
+        .sort("area_code")
+    )
+    for col in ["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]:
+        nulls = out.filter(pl.col(col).is_null())["area_code"].to_list()
+        if nulls:
+            raise BuildError(f"baseline: {col} missing for {nulls}")
+    out = out.select("area_code", "baseline_year", "nhs_core", "nhs_primary_medical", "adult_social_care",
+                     "public_health", pl.col("la_source_year").alias("council_spending_source_year"))
+    require_all("baseline", out, codes)
+    totals = out.select(pl.col(["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]).sum())
+    notes.append("Baseline totals (GBP bn): " + ", ".join(f"{k} {v / 1e9:.3f}" for k, v in totals.row(0, named=True).items()))
+    return out, notes
+
+
+def write(df: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    df.write_parquet(tmp, compression="zstd", compression_level=9, statistics=True)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the shared/data folder")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    src, out = args.source, args.out
+    if not src.is_dir():
+        print(f"build_dataset: source folder {src} not found", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        areas = build_areas(src)
+        codes = set(areas["area_code"])
+        utla = build_utla(src, areas)
+        population = build_population(src, codes)
+        deprivation = build_deprivation(src, codes)
+        mortality, m_notes = build_mortality(src, codes)
+        council_tax = build_council_tax(src, codes, utla)
+        lookup = build_lookup(src, areas, utla)
+        baseline, b_notes = build_baseline(src, areas, utla, population, lookup)
+    except BuildError as e:
+        print(f"build_dataset: {e}", file=sys.stderr)
+        return 1
+    tables = {
+        "areas": areas, "population": population, "deprivation": deprivation,
+        "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
+    }
+    for name, df in tables.items():
+        write(df, out / f"{name}.parquet")
+    report = ["# Build report", "", "Written by `data/build_dataset.py`; regenerate with `make data`.", "",
+              "| table | rows |", "|---|---|"]
+    report += [f"| {k} | {v.height} |" for k, v in tables.items()]
+    report += ["", "## Policies applied", ""] + [f"- {n}" for n in m_notes + b_notes]
+    report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]
+    report += [f"- {new} {name}: from {', '.join(olds)}" for new, (name, olds) in REORGANISATIONS_2023.items()]
+    (out / "BUILD_REPORT.md").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
