@@ -107,7 +107,7 @@ def build_population(src: Path, codes: set[str]) -> pl.DataFrame:
     persons = pl.read_csv(src / "population/mye2_persons_mid2023.csv", infer_schema_length=0).filter(
         pl.col("Code").is_in(codes)
     )
-    check = out.group_by("area_code").agg(pl.col("population").sum()).join(
+    check = out.group_by("area_code", maintain_order=True).agg(pl.col("population").sum()).join(
         persons.select(area_code="Code", all_ages=pl.col("All ages").str.replace_all(",", "").cast(pl.Float64)),
         on="area_code",
     )
@@ -263,7 +263,7 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
     icb_region = gp.select(icb="ICS22", icb_name="ICS22name", nhs_region="R22", nhs_region_name="Region22").unique()
     reg = (
         long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", pop="registered_pop_2024_25_projection")
-        .group_by("area_code", "icb").agg(pl.col("pop").sum())
+        .group_by("area_code", "icb", maintain_order=True).agg(pl.col("pop").sum())
         .join(icb_region, on="icb", how="left")
     )
     icb = reg.select(
@@ -271,7 +271,7 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
         share=pl.col("pop") / pl.col("pop").sum().over("area_code"),
     )
     nhs = (
-        reg.group_by("area_code", "nhs_region", "nhs_region_name").agg(pl.col("pop").sum())
+        reg.group_by("area_code", "nhs_region", "nhs_region_name", maintain_order=True).agg(pl.col("pop").sum())
         .select("area_code", level=pl.lit("nhs-region"), target_code="nhs_region", target_name="nhs_region_name",
                 share=pl.col("pop") / pl.col("pop").sum().over("area_code"))
     )
@@ -304,12 +304,12 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
     long = pl.read_csv(src / "lookups/lad21_icb22_registered_population_long.csv")
     reg = (
         long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", pop="registered_pop_2024_25_projection")
-        .group_by("area_code", "icb").agg(pl.col("pop").sum())
+        .group_by("area_code", "icb", maintain_order=True).agg(pl.col("pop").sum())
         .with_columns(icb_share=pl.col("pop") / pl.col("pop").sum().over("icb"))
     )
     nhs_la = (
         reg.join(nhs, on="icb", how="left")
-        .group_by("area_code")
+        .group_by("area_code", maintain_order=True)
         .agg(nhs_core=(pl.col("core") * pl.col("icb_share")).sum(), nhs_primary_medical=(pl.col("pmc") * pl.col("icb_share")).sum())
     )
     notes.append(f"NHS core + primary medical care {NHS_YEAR} recurrent allocations: "
@@ -350,7 +350,7 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
                          f"PH x{growth[y]['public_health']:.4f})")
     la = pl.DataFrame(rows)
     # apportion upper-tier spending to its districts by mid-2023 resident population
-    pop_tot = population.group_by("area_code").agg(pl.col("population").sum())
+    pop_tot = population.group_by("area_code", maintain_order=True).agg(pl.col("population").sum())
     la_lt = (
         utla.join(pop_tot, on="area_code")
         .with_columns(utla_share=pl.col("population") / pl.col("population").sum().over("utla_code"))
