@@ -1,0 +1,95 @@
+"""Finding, reading and checking formula versions (``formulas/*.toml``)."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from fundform.errors import SpecError
+from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
+from fundform.formula.spec import FormulaSpec
+from fundform.inputs.tables import CONTRACTS
+from fundform.paths import formulas_dir
+
+
+@dataclass(frozen=True)
+class LoadedFormula:
+    spec: FormulaSpec
+    path: Path
+    sha256: str
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid formula version ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the formula schema)"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def check_references(spec: FormulaSpec, path: Path) -> None:
+    """What pydantic cannot know: component names and input columns."""
+    load_plugins()
+    problems = []
+    for i, ind in enumerate(spec.need.indicators):
+        where = f"need.indicators.{i}"
+        if ind.transform not in INDICATOR_TRANSFORMS:
+            problems.append(f"{where}.transform: unknown component '{ind.transform}' "
+                            f"(known: {', '.join(sorted(INDICATOR_TRANSFORMS))})")
+        contract = CONTRACTS.get(ind.table)
+        if contract is None:
+            problems.append(f"{where}.table: unknown input table '{ind.table}' (known: {', '.join(CONTRACTS)})")
+        elif ind.column not in {c.name for c in contract.columns if c.dtype in ('int', 'float')}:
+            problems.append(f"{where}.column: '{ind.column}' is not a numeric column of table '{ind.table}'")
+    if spec.transition.rule not in TRANSITION_RULES:
+        problems.append(f"transition.rule: unknown component '{spec.transition.rule}' "
+                        f"(known: {', '.join(sorted(TRANSITION_RULES))})")
+    ct_cols = {c.name for c in CONTRACTS["council_tax"].columns}
+    if spec.local_tax.band_d_column not in ct_cols:
+        problems.append(f"local_tax.band_d_column: '{spec.local_tax.band_d_column}' is not a council_tax column")
+    if problems:
+        raise SpecError(f"{path}: invalid formula version ({len(problems)} problem(s))\n"
+                        + "\n".join(f"  - {p}" for p in problems))
+
+
+def load_formula_file(path: Path) -> LoadedFormula:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: formula file not found")
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML ({e})") from e
+    try:
+        spec = FormulaSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_validation(path, e)) from e
+    check_references(spec, path)
+    return LoadedFormula(spec, path, hashlib.sha256(raw).hexdigest())
+
+
+def available_formulas(directory: Path | None = None) -> dict[str, Path]:
+    directory = directory or formulas_dir()
+    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+
+
+def load_formula(ref: str, directory: Path | None = None) -> LoadedFormula:
+    """A formula by id (a file formulas/<id>.toml) or by path."""
+    candidate = Path(ref)
+    if candidate.suffix == ".toml" or candidate.exists():
+        return load_formula_file(candidate)
+    known = available_formulas(directory)
+    if ref not in known:
+        raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'})")
+    loaded = load_formula_file(known[ref])
+    if loaded.spec.id != ref:
+        raise SpecError(f"{known[ref]}: id '{loaded.spec.id}' does not match its file name '{ref}'")
+    return loaded

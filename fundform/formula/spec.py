@@ -1,0 +1,252 @@
+"""A formula version as data: the pydantic model of a ``formulas/*.toml`` file.
+
+Every number is a ``Quantity``: a value with its unit and its source. A source is either the id of an entry in the
+version's ``[[sources]]`` list (optionally followed by a section, e.g. ``"ons-mye-2023, table MYE2"``) or the word
+``assumption`` with a one-line reason (``"assumption: ..."``). Unknown keys, shares that do not sum to 1, impossible
+values, missing units and unknown components are rejected before anything runs, with the file and key path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
+
+
+def parse_year(text: str) -> int:
+    """'2026/27' -> 2026. Rejects years whose two halves do not follow on."""
+    m = FINANCIAL_YEAR.match(text)
+    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+        raise ValueError(f"'{text}' is not a financial year like 2026/27")
+    return int(m.group(1))
+
+
+def format_year(start: int) -> str:
+    return f"{start}/{(start + 1) % 100:02d}"
+
+
+FinancialYear = Annotated[str, Field(pattern=r"^\d{4}/\d{2}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantity(Strict):
+    """A number with its unit and where it comes from."""
+
+    value: float
+    unit: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, v: str) -> str:
+        if v.lower().startswith("assumption") and not re.match(r"(?i)^assumption:\s*\S.{4,}", v):
+            raise ValueError("an assumption needs a one-line reason: 'assumption: <why this value>'")
+        return v
+
+
+class Source(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    publisher: str
+    url: str | None = None
+    note: str | None = None
+
+
+class AgeBand(Strict):
+    age_from: int = Field(ge=0, le=90, alias="from")
+    age_to: int = Field(ge=0, le=90, alias="to")
+    weight: float = Field(gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AgeCostCurve(Strict):
+    """Relative cost per head by age band; bands must cover ages 0..90 exactly once."""
+
+    unit: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    bands: list[AgeBand] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _covers_all_ages(self) -> AgeCostCurve:
+        covered: list[int] = []
+        for b in self.bands:
+            if b.age_to < b.age_from:
+                raise ValueError(f"band {b.age_from}-{b.age_to} ends before it starts")
+            covered += range(b.age_from, b.age_to + 1)
+        if sorted(covered) != list(range(91)):
+            dup = sorted({a for a in covered if covered.count(a) > 1})
+            gap = sorted(set(range(91)) - set(covered))
+            raise ValueError(f"bands must cover ages 0..90 once each (overlaps at {dup}, gaps at {gap})")
+        return self
+
+
+class Indicator(Strict):
+    """A need indicator: a column of an input table, transformed into a multiplier by a named component."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    table: str
+    column: str
+    transform: str
+    national: Literal["population_weighted_mean"] = "population_weighted_mean"
+    elasticity: Quantity
+    min_multiplier: Quantity | None = None
+    max_multiplier: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Indicator:
+        if self.elasticity.value < 0:
+            raise ValueError("elasticity must be >= 0 (a negative elasticity would give less to areas in more need)")
+        lo = self.min_multiplier.value if self.min_multiplier else None
+        hi = self.max_multiplier.value if self.max_multiplier else None
+        if lo is not None and lo <= 0:
+            raise ValueError("min_multiplier must be > 0")
+        if lo is not None and hi is not None and hi < lo:
+            raise ValueError("max_multiplier must be >= min_multiplier")
+        return self
+
+
+class Need(Strict):
+    age_cost_curve: AgeCostCurve
+    indicators: list[Indicator] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Need:
+        names = [i.name for i in self.indicators]
+        if len(names) != len(set(names)):
+            raise ValueError(f"indicator names must be unique, got {names}")
+        return self
+
+
+class IndexSeries(Strict):
+    """An inflation index as growth rates by financial year (growth into that year from the one before)."""
+
+    description: str
+    unit: Literal["growth per year"]
+    source: str = Field(min_length=1)
+    vintage: str = Field(min_length=1)
+    growth: dict[FinancialYear, float]
+
+    @field_validator("growth")
+    @classmethod
+    def _plausible(cls, v: dict[str, float]) -> dict[str, float]:
+        years = sorted(parse_year(y) for y in v)
+        if years != list(range(years[0], years[-1] + 1)):
+            raise ValueError("growth years must be consecutive")
+        for y, g in v.items():
+            if not -0.5 < g < 1.0:
+                raise ValueError(f"growth {g} for {y} is outside (-0.5, 1.0)")
+        return v
+
+
+class ControlTotal(Strict):
+    base: Literal["baseline"] | Quantity = "baseline"
+    base_year: FinancialYear
+    inflation_index: str
+    real_growth: Quantity
+
+    @field_validator("base_year")
+    @classmethod
+    def _year(cls, v: str) -> str:
+        parse_year(v)
+        return v
+
+
+class Transition(Strict):
+    rule: str
+    gap_closed_per_year: Quantity
+    floor: Quantity | None = None
+    ceiling: Quantity | None = None
+    floor_basis: Literal["cash"] = "cash"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Transition:
+        if not 0 <= self.gap_closed_per_year.value <= 1:
+            raise ValueError("gap_closed_per_year must be between 0 and 1")
+        if self.floor and self.floor.value <= -1:
+            raise ValueError("floor must be > -1 (a change of -100% or less)")
+        if self.floor and self.ceiling and self.ceiling.value < self.floor.value:
+            raise ValueError("ceiling must be >= floor")
+        return self
+
+
+class LocalTax(Strict):
+    rule: Literal["notional_council_tax", "none"]
+    notional_band_d: Literal["national_average"] | Quantity = "national_average"
+    band_d_column: str = "band_d_social_care_authority"
+    share_for_devolved_services: Quantity | None = None
+    equalisation: Quantity | None = None
+    tax_base_growth: Quantity | None = None
+    band_d_growth: Quantity | None = None
+    price_year: FinancialYear = "2024/25"
+
+    @model_validator(mode="after")
+    def _complete(self) -> LocalTax:
+        if self.rule == "notional_council_tax":
+            for f in ("share_for_devolved_services", "equalisation", "tax_base_growth", "band_d_growth"):
+                if getattr(self, f) is None:
+                    raise ValueError(f"rule notional_council_tax needs '{f}'")
+            for f in ("share_for_devolved_services", "equalisation"):
+                if not 0 <= getattr(self, f).value <= 1:
+                    raise ValueError(f"{f} must be between 0 and 1")
+        return self
+
+
+class FormulaSpec(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    title: str
+    summary: str
+    effective_years: list[FinancialYear] = Field(min_length=1)
+    price_base_year: FinancialYear | None = None
+    sources: list[Source] = Field(default_factory=list)
+    need: Need
+    indices: dict[str, IndexSeries]
+    control_total: ControlTotal
+    transition: Transition
+    local_tax: LocalTax
+
+    @model_validator(mode="after")
+    def _references(self) -> FormulaSpec:
+        for y in self.effective_years:
+            parse_year(y)
+        if self.control_total.inflation_index not in self.indices:
+            raise ValueError(f"control_total.inflation_index '{self.control_total.inflation_index}' is not one of "
+                             f"the indices defined: {sorted(self.indices)}")
+        known = {s.id for s in self.sources}
+        for path, q in iter_quantities(self):
+            head = re.split(r"[,;\s]", q.source.strip(), maxsplit=1)[0]
+            if not q.source.lower().startswith("assumption") and head not in known:
+                raise ValueError(f"{path}.source '{q.source}' names no source listed in [[sources]] "
+                                 f"({sorted(known)}) and is not 'assumption: <reason>'")
+        for name, idx in self.indices.items():
+            head = re.split(r"[,;\s]", idx.source.strip(), maxsplit=1)[0]
+            if not idx.source.lower().startswith("assumption") and head not in known:
+                raise ValueError(f"indices.{name}.source names no listed source")
+        return self
+
+
+def iter_quantities(model: BaseModel, prefix: str = ""):
+    """Every Quantity in a spec with its dotted key path: what `formulas show` and the manifest list."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, Quantity):
+            yield path, value
+        elif isinstance(value, BaseModel):
+            yield from iter_quantities(value, path + ".")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    key = getattr(item, "name", None) or str(i)
+                    yield from iter_quantities(item, f"{path}.{key}.")
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel):
+                    yield from iter_quantities(item, f"{path}.{k}.")

@@ -1,0 +1,162 @@
+"""Reading a dataset folder and checking it: every table against its contract, then the tables against each other.
+
+``load_dataset`` either returns a ``Dataset`` whose tables all passed, or raises ``InvalidInput`` carrying every
+problem found in every table. Nothing downstream runs on unchecked data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from fundform.errors import InvalidInput, Problem
+from fundform.inputs.contracts import _row_labels, check_table
+from fundform.inputs.tables import CONTRACTS, LEVELS
+
+SHARE_TOLERANCE = 1e-9
+AGES = 91  # 0..89 and 90+
+SEXES = ("F", "M")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    table: str
+    path: Path
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    directory: Path
+    tables: dict[str, pl.DataFrame]
+    files: tuple[InputFile, ...]
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        return self.tables[name]
+
+    def lazy(self, name: str) -> pl.LazyFrame:
+        return self.tables[name].lazy()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_table_file(directory: Path, name: str) -> Path | None:
+    for ext in (".parquet", ".csv"):
+        p = directory / f"{name}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _read(path: Path) -> pl.DataFrame:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    # CSV: read codes as text so '01' style codes survive; numbers are cast (and checked) by the contract
+    return pl.read_csv(path, infer_schema_length=0)
+
+
+def load_dataset(directory: Path) -> Dataset:
+    directory = Path(directory)
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        raise InvalidInput([Problem(str(directory), "", "data folder not found", "a folder holding the tables "
+                                    + ", ".join(CONTRACTS))], str(directory))
+    tables: dict[str, pl.DataFrame] = {}
+    files: list[InputFile] = []
+    for name, contract in CONTRACTS.items():
+        path = find_table_file(directory, name)
+        if path is None:
+            problems.append(Problem(f"{name}.parquet", "", "file not found",
+                                    f"a table '{name}' as {name}.parquet or {name}.csv in {directory}"))
+            continue
+        try:
+            raw = _read(path)
+        except Exception as e:  # unreadable file: report it with the others
+            problems.append(Problem(path.name, "", f"cannot be read ({type(e).__name__}: {e})",
+                                    "a readable Parquet or CSV file"))
+            continue
+        checked, table_problems = check_table(raw, contract, path.name)
+        problems += table_problems
+        files.append(InputFile(name, path, sha256_file(path), raw.height))
+        if checked is not None:
+            tables[name] = checked
+    problems += cross_table_problems(tables, {f.table: f.path.name for f in files})
+    if problems:
+        raise InvalidInput(problems, str(directory))
+    return Dataset(directory, tables, tuple(files))
+
+
+def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """Coverage of areas across tables, complete population grids, lookup shares that sum to 1."""
+    problems: list[Problem] = []
+    if "areas" not in tables:
+        return problems
+    areas = tables["areas"].select("area_code").unique()
+    area_set = areas.with_row_index("__row")
+    for name, frame in tables.items():
+        if name == "areas" or "area_code" not in frame.columns:
+            continue
+        file = names.get(name, name)
+        present = frame.select("area_code").unique()
+        missing = area_set.join(present, on="area_code", how="anti")
+        if missing.height:
+            problems.append(Problem(file, "area_code", f"{missing.height} authority(ies) of the areas table absent",
+                                    "every authority in areas to appear", _row_labels(missing, ["area_code"])))
+        unknown = frame.with_row_index("__row").join(areas, on="area_code", how="anti")
+        if unknown.height:
+            problems.append(Problem(file, "area_code", f"{unknown.height} row(s) with codes not in the areas table",
+                                    "codes listed in areas", _row_labels(unknown, ["area_code"])))
+
+    if "population" in tables:
+        pop = tables["population"]
+        grid = pop.group_by("area_code", "sex", "age").agg().group_by("area_code").agg(
+            n=pl.len(), sexes=pl.col("sex").n_unique()
+        )
+        incomplete = grid.filter((pl.col("n") != AGES * len(SEXES)) | (pl.col("sexes") != len(SEXES)))
+        if incomplete.height:
+            problems.append(Problem(names.get("population", "population"), "age,sex",
+                                    f"{incomplete.height} authority(ies) without a full age-sex grid",
+                                    f"ages 0..90 for each of sexes {', '.join(SEXES)} ({AGES * len(SEXES)} cells)",
+                                    _row_labels(incomplete.with_row_index("__row"), ["area_code"])))
+        bad_sex = pop.with_row_index("__row").filter(~pl.col("sex").is_in(list(SEXES)))
+        if bad_sex.height:
+            problems.append(Problem(names.get("population", "population"), "sex", f"{bad_sex.height} unknown sex code(s)",
+                                    "F or M", _row_labels(bad_sex, ["area_code", "sex", "age"])))
+
+    if "area_lookup" in tables:
+        lk = tables["area_lookup"]
+        file = names.get("area_lookup", "area_lookup")
+        sums = lk.group_by("area_code", "level").agg(share=pl.col("share").sum()).with_row_index("__row")
+        bad = sums.filter((pl.col("share") - 1.0).abs() > SHARE_TOLERANCE).with_columns(
+            area_code=pl.format("{} {} sums to {}", "area_code", "level", pl.col("share").round(12))
+        )
+        if bad.height:
+            problems.append(Problem(file, "share", f"{bad.height} authority-level share sum(s) differ from 1",
+                                    f"shares of each authority within a level to sum to 1 (within {SHARE_TOLERANCE:g})",
+                                    _row_labels(bad, ["area_code"])))
+        unknown_levels = sorted(set(lk["level"].unique().to_list()) - set(LEVELS))
+        for level in LEVELS:
+            covered = lk.filter(pl.col("level") == level).select("area_code").unique()
+            missing = area_set.join(covered, on="area_code", how="anti")
+            if missing.height:
+                problems.append(Problem(file, "level", f"{missing.height} authority(ies) not mapped at level '{level}'",
+                                        f"every authority mapped at every level ({', '.join(LEVELS)})",
+                                        _row_labels(missing, ["area_code"])))
+        if unknown_levels:
+            problems.append(Problem(file, "level", f"unknown level(s) {unknown_levels}", f"one of {', '.join(LEVELS)}"))
+        names_per_code = lk.group_by("level", "target_code").agg(n=pl.col("target_name").n_unique()).filter(pl.col("n") > 1)
+        if names_per_code.height:
+            problems.append(Problem(file, "target_name", "an area code carries more than one name",
+                                    "one name per target code", _row_labels(names_per_code.with_row_index("__row"),
+                                                                           ["level", "target_code"])))
+    return problems

@@ -1,0 +1,162 @@
+"""The input tables of a fundform dataset: one contract per table.
+
+This module is the single source of the data dictionary (``data/DICTIONARY.md`` is generated from it by
+``fundform dictionary``, and a test fails if the committed file drifts). A user dataset is a folder holding these
+tables as ``<name>.parquet`` or ``<name>.csv``.
+"""
+
+from __future__ import annotations
+
+from fundform.inputs.contracts import Column, TableContract
+
+AREA = Column("area_code", "str", "GSS code", "lower-tier local authority code, 2024 boundaries (E06/E07/E08/E09)")
+
+AREAS = TableContract(
+    name="areas",
+    description="The lower-tier local authorities every other table must cover: the engine's unit of account.",
+    source="ONS mid-2023 population estimates (MYE2), the English rows of local-authority geography",
+    vintage="2024 boundaries (296 authorities)",
+    columns=(
+        AREA,
+        Column("area_name", "str", "text", "authority name as published by ONS"),
+        Column("area_type", "str", "text", "ONS geography type: Unitary Authority, Non-metropolitan District, "
+               "Metropolitan District or London Borough"),
+    ),
+    key=("area_code",),
+)
+
+POPULATION = TableContract(
+    name="population",
+    description="Resident population by single year of age (90 = 90 and over) and sex. May be given at a finer "
+    "grain: with a `small_area_code` column, rows are small areas inside `area_code` and are summed in the plan.",
+    source="ONS Mid-Year Population Estimates, mid-2023, tables MYE2 (females, males), published 15 July 2024",
+    vintage="mid-2023",
+    columns=(
+        AREA,
+        Column("sex", "str", "F or M", "sex: F (female) or M (male)"),
+        Column("age", "int", "years", "single year of age; 90 means 90 and over", min=0, max=90),
+        Column("population", "float", "persons", "usual residents", min=0),
+        Column("small_area_code", "str", "code", "optional small area (LSOA, practice) inside the authority",
+               required=False),
+    ),
+    key=("area_code", "sex", "age"),
+)
+
+DEPRIVATION = TableContract(
+    name="deprivation",
+    description="Index of Multiple Deprivation summary per authority.",
+    source="MHCLG English Indices of Deprivation 2025, local authority district summaries (via Trafford Data Lab)",
+    vintage="IoD2025 (2024 boundaries)",
+    columns=(
+        AREA,
+        Column("imd_average_score", "float", "IMD score", "population-weighted average of LSOA IMD scores "
+               "(higher is more deprived)", min=0, min_exclusive=True),
+        Column("imd_rank_average_score", "int", "rank", "rank of the average score, 1 = most deprived", min=1),
+        Column("imd_proportion_bottom_decile", "float", "ratio", "share of LSOAs in the most deprived 10% "
+               "nationally", min=0, max=1),
+    ),
+    key=("area_code",),
+)
+
+PREVENTABLE_MORTALITY = TableContract(
+    name="preventable_mortality",
+    description="Under-75 mortality from causes considered preventable, directly age-standardised, persons.",
+    source="OHID Fingertips indicator 93721 (2019 ONS/OHID definition)",
+    vintage="calendar year 2022",
+    columns=(
+        AREA,
+        Column("preventable_mortality_rate", "float", "deaths per 100,000 (age-standardised)",
+               "preventable mortality rate, persons under 75", min=0, min_exclusive=True),
+        Column("preventable_mortality_year", "int", "calendar year", "year of the rate", min=2000, max=2100),
+        Column("preventable_mortality_source", "str", "text", "'observed', or 'substituted from <code>' where the "
+               "published value is suppressed (the policy is in data/README.md)"),
+    ),
+    key=("area_code",),
+)
+
+COUNCIL_TAX = TableContract(
+    name="council_tax",
+    description="Council tax base and Band D per billing authority.",
+    source="DLUHC Council Tax levels set by local authorities in England 2024-25 (CTR Table 9 returns, lines 7, 9, "
+    "16, 17, 11a; precepting return lines 3 and 5; Table 8 for district to county)",
+    vintage="2024-25 (2023-24 tax base for growth)",
+    columns=(
+        AREA,
+        Column("tax_base_band_d", "float", "Band D equivalent dwellings", "council tax base for tax setting, "
+               "2024-25 (line 7)", min=0),
+        Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24", min=0),
+        Column("band_d_billing", "float", "GBP per Band D dwelling", "billing authority's average Band D incl. "
+               "adult social care precept, excl. parish precepts (line 9)", min=0, min_exclusive=True),
+        Column("band_d_social_care_authority", "float", "GBP per Band D dwelling", "average Band D of the "
+               "authority responsible for adult social care and public health: the county precept in two-tier "
+               "areas, the authority's own elsewhere", min=0, min_exclusive=True),
+        Column("band_d_area", "float", "GBP per Band D dwelling", "area Band D incl. parish and all major "
+               "precepts (line 17)", min=0, min_exclusive=True),
+        Column("asc_precept_increment_band_d", "float", "GBP per Band D dwelling", "the 2024-25 INCREMENT of the "
+               "adult social care precept (not the cumulative precept since 2016-17)", min=0),
+    ),
+    key=("area_code",),
+)
+
+AREA_LOOKUP = TableContract(
+    name="area_lookup",
+    description="How each lower-tier authority maps to the areas of every output level, with apportionment "
+    "shares where an authority is split (shares of one authority within one level sum to 1).",
+    source="ONS region from the CTR returns; county from CTR Table 8; ICB and NHS region by registered-patient "
+    "share from NHS England's practice-level file (2024/25), 2021 codes mapped to 2024",
+    vintage="2024 boundaries; ICBs as of July 2022",
+    columns=(
+        AREA,
+        Column("level", "str", "text", "output level: ltla, utla, region, icb, nhs-region"),
+        Column("target_code", "str", "code", "code of the area at that level (GSS; ODS Qxx for ICBs, Yxx for NHS "
+               "regions)"),
+        Column("target_name", "str", "text", "name of the area at that level"),
+        Column("share", "float", "ratio", "share of the authority apportioned to the target area", min=0,
+               max=1, min_exclusive=True),
+    ),
+    key=("area_code", "level", "target_code"),
+)
+
+BASELINE = TableContract(
+    name="baseline",
+    description="Today's health and care funding per authority: the starting point of the transition.",
+    source="NHS England ICB allocations 2024/25 (core and primary medical care recurrent allocations) apportioned by "
+    "registered-patient share; MHCLG revenue outturn 2024-25 net current expenditure on adult social care and public "
+    "health for upper-tier authorities, apportioned to districts by mid-2023 population",
+    vintage="2024/25",
+    columns=(
+        AREA,
+        Column("baseline_year", "str", "financial year", "year of the baseline, e.g. 2024/25"),
+        Column("nhs_core", "float", "GBP", "ICB core recurrent allocation apportioned to the authority", min=0),
+        Column("nhs_primary_medical", "float", "GBP", "ICB primary medical care recurrent allocation apportioned",
+               min=0),
+        Column("adult_social_care", "float", "GBP", "net current expenditure on adult social care", min=0),
+        Column("public_health", "float", "GBP", "net current expenditure on public health", min=0),
+        Column("council_spending_source_year", "str", "financial year", "outturn year used (latest submitted; "
+               "earlier years uprated by the national growth of the line, see data/README.md)"),
+    ),
+    key=("area_code",),
+)
+
+CONTRACTS: dict[str, TableContract] = {
+    c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE)
+}
+BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
+LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")
+
+
+def dictionary_markdown() -> str:
+    """The data dictionary, generated from the contracts above."""
+    out = ["# Data dictionary", "",
+           "Generated from `fundform/inputs/tables.py` by `fundform dictionary`; do not edit by hand. "
+           "A dataset folder holds each table as `<name>.parquet` or `<name>.csv`.", ""]
+    for c in CONTRACTS.values():
+        out += [f"## {c.name}", "", c.description, "",
+                f"- Source: {c.source}", f"- Vintage: {c.vintage}", f"- Key: {', '.join(c.key)}",
+                f"- Covers every area: {'yes' if c.covers_every_area else 'no'}", "",
+                "| column | type | unit | required | allowed | description |", "|---|---|---|---|---|---|"]
+        for col in c.columns:
+            out.append(f"| `{col.name}` | {col.dtype} | {col.unit} | {'yes' if col.required else 'no'} | "
+                       f"{col.expectation()} | {col.description} |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,100 @@
+"""The output contract: every table fundform writes, each column with its type, unit and meaning.
+
+Later versions may add columns; they never rename, drop or retype one (bump SCHEMA_VERSION's minor for additions,
+its major for anything else). Money columns are exact: decimal(20, 2) pounds, computed from integer pence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0.0"
+MONEY = pa.decimal128(20, 2)
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    name: str
+    type: pa.DataType
+    unit: str
+    description: str
+    real_terms: bool = False  # priced at the run's price base year
+
+
+def money(name: str, description: str, unit: str = "GBP", real: bool = False) -> OutputColumn:
+    return OutputColumn(name, MONEY, unit, description, real)
+
+
+ALLOCATIONS: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level (GSS; ODS for ICBs and NHS regions)"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level: ltla, utla, region, icb or nhs-region"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year, e.g. 2026/27"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+    OutputColumn("population", pa.float64(), "persons", "resident population (mid-2023), apportioned to the area"),
+    OutputColumn("need_weighted_population", pa.float64(), "persons", "population weighted by age cost and need "
+                 "multipliers"),
+    OutputColumn("need_index", pa.float64(), "ratio", "need-weighted population per head relative to England (1 = "
+                 "national average)"),
+    OutputColumn("target_share", pa.float64(), "ratio", "the area's share of national need; sums to 1"),
+    money("control_total", "the year's control total for all areas (repeated on each row)"),
+    money("target_allocation", "target share x control total: where the formula would put the area"),
+    money("baseline", "today's funding uprated uniformly to the year: baseline share x control total"),
+    money("previous_allocation", "the allocation the year started from (last year's, or the baseline year's)"),
+    money("allocation", "the allocation after the transition rule; sums to the control total to the penny"),
+    OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target"),
+    OutputColumn("transition_bound", pa.string(), "text", "'floor' or 'ceiling' where the area is held at a bound "
+                 "this year, else 'none'"),
+    money("notional_local_tax", "notional council tax deducted (tax base x notional Band D x share x equalisation)"),
+    money("grant", "allocation - notional local tax: what the centre pays"),
+    money("grant_real", "grant at the run's price base year, deflated by the run's index", real=True),
+    money("grant_per_head", "grant / population, rounded to the penny", unit="GBP per head"),
+)
+
+NEED: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("population", pa.float64(), "persons", "resident population"),
+    OutputColumn("age_weighted_population", pa.float64(), "persons", "population weighted by the age cost curve"),
+    OutputColumn("need_weighted_population", pa.float64(), "persons", "age-weighted population x need multipliers "
+                 "(multipliers apply per lower-tier authority before roll-up)"),
+    OutputColumn("need_index", pa.float64(), "ratio", "need per head relative to England"),
+    OutputColumn("target_share", pa.float64(), "ratio", "share of national need"),
+)
+
+RECONCILIATION: tuple[OutputColumn, ...] = (
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("check", pa.string(), "text", "the identity checked"),
+    money("expected", "the value the identity requires"),
+    money("actual", "the value the run produced"),
+    OutputColumn("holds", pa.bool_(), "boolean", "whether actual equals expected exactly"),
+)
+
+TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION}
+
+
+def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:
+    fields = []
+    for c in columns:
+        meta = {"unit": c.unit, "description": c.description}
+        if c.real_terms and price_base_year:
+            meta["price_base_year"] = price_base_year
+        fields.append(pa.field(c.name, c.type, nullable=False, metadata=meta))
+    return pa.schema(fields)
+
+
+def schema_markdown() -> str:
+    out = ["# Output schema", "", f"Schema version {SCHEMA_VERSION}. Generated from `fundform/outputs/schema.py` "
+           "by `fundform schema`; do not edit by hand.", "",
+           "Money is `decimal(20, 2)` pounds sterling, exact. Each Parquet file carries, per column, `unit` and "
+           "`description` field metadata (and `price_base_year` on real-terms columns), and in its file metadata "
+           "under the key `fundform` the run manifest (JSON).", ""]
+    for name, cols in TABLES.items():
+        out += [f"## {name}.parquet", "", "| column | type | unit | description |", "|---|---|---|---|"]
+        out += [f"| `{c.name}` | {c.type} | {c.unit}{' (real terms)' if c.real_terms else ''} | {c.description} |"
+                for c in cols]
+        out.append("")
+    return "\n".join(out)

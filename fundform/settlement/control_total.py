@@ -1,0 +1,54 @@
+"""Indices and the control total's path: base-year total x inflation x real growth, year by year.
+
+A five-year path is a join of a small per-year frame, never a loop over areas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from fundform.errors import SpecError
+from fundform.formula.spec import ControlTotal, IndexSeries, format_year, parse_year
+from fundform.settlement.money import round_half_up
+
+
+def settlement_years(start_year: str, years: int) -> pl.DataFrame:
+    first = parse_year(start_year)
+    return pl.DataFrame({
+        "financial_year": [format_year(first + i) for i in range(years)],
+        "year_index": list(range(1, years + 1)),
+    }, schema={"financial_year": pl.String, "year_index": pl.Int32})
+
+
+def cumulative_growth(growth: dict[str, float], base_year: str, year: str, name: str) -> float:
+    """Product of (1 + g) for the years after base_year up to and including year (or its inverse if earlier)."""
+    b, y = parse_year(base_year), parse_year(year)
+    factor = 1.0
+    for t in range(min(b, y) + 1, max(b, y) + 1):
+        key = format_year(t)
+        if key not in growth:
+            raise SpecError(f"index '{name}' has no growth for {key}, needed between {base_year} and {year}")
+        factor *= 1.0 + growth[key]
+    return factor if y >= b else 1.0 / factor
+
+
+def index_levels(index: IndexSeries, name: str, base_year: str, years: list[str]) -> pl.DataFrame:
+    """Index level per year, 1.0 at base_year."""
+    return pl.DataFrame({
+        "financial_year": years,
+        "index_level": [cumulative_growth(index.growth, base_year, y, name) for y in years],
+    })
+
+
+def control_total_path(base_total_pence: int, rule: ControlTotal, index: IndexSeries, years: pl.DataFrame,
+                       ) -> pl.DataFrame:
+    """financial_year, inflation_factor, real_factor and control_total (int pence) from the base year."""
+    ys = years["financial_year"].to_list()
+    infl = [cumulative_growth(index.growth, rule.base_year, y, rule.inflation_index) for y in ys]
+    real = [(1.0 + rule.real_growth.value) ** (parse_year(y) - parse_year(rule.base_year)) for y in ys]
+    return years.with_columns(
+        inflation_factor=pl.Series(infl),
+        real_factor=pl.Series(real),
+        control_total=pl.Series(round_half_up(base_total_pence * np.array(infl) * np.array(real))),
+    )

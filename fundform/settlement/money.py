@@ -1,0 +1,47 @@
+"""Exact money. fundform carries money as integer pence (int64) and writes it as two-place decimal pounds.
+
+Rounding happens once per published figure, with the largest-remainder method so that the parts add to the whole
+to the penny. Ties in the remainder go to the earlier area in code order (areas are sorted by code), so the result
+is deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PENCE_PER_POUND = 100
+
+
+def round_half_up(x: np.ndarray | float) -> np.ndarray:
+    """Round pence values to whole pence, halves away from zero (the accounting convention)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Whole-pence parts of `values` (float pence, last axis = areas) that sum exactly to `total` (int pence).
+
+    Each part is floor(value) or floor(value) + 1: the pennies left over go to the largest fractional parts. The
+    float values must already sum to the total within a few pence (they do: they are shares of it). Entries where
+    `eligible` is False keep floor(value) and never take a penny."""
+    values = np.asarray(values, dtype=np.float64)
+    total = np.asarray(total, dtype=np.int64)
+    base = np.floor(values).astype(np.int64)
+    short = total - base.sum(axis=-1)
+    n = values.shape[-1] if eligible is None else np.asarray(eligible).sum(axis=-1)
+    if np.any(short < 0) or np.any(short > n):
+        raise ArithmeticError(f"largest remainder: parts are {short} pence from the total, more than one penny "
+                              "per area: the values were not shares of the total")
+    frac = values - base
+    if eligible is not None:
+        frac = np.where(eligible, frac, -1.0)
+    order = np.argsort(-frac, axis=-1, kind="stable")
+    ranks = np.argsort(order, axis=-1, kind="stable")  # each area's place in the queue for a penny
+    return base + (ranks < short[..., None]).astype(np.int64)
+
+
+def apportion(total: np.ndarray | int, weights: np.ndarray) -> np.ndarray:
+    """Split whole pence `total` in proportion to non-negative `weights`, exactly."""
+    weights = np.asarray(weights, dtype=np.float64)
+    s = weights.sum(axis=-1, keepdims=True)
+    return largest_remainder(np.asarray(total, dtype=np.float64)[..., None] * weights / s, total)

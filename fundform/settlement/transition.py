@@ -1,0 +1,141 @@
+"""Moving areas from last year's allocation toward target, year by year, under floors and ceilings.
+
+Each year:
+  1. the transition rule (a named component, e.g. ``convergence``) gives each area an unconstrained allocation u
+     that sums to the year's control total T;
+  2. floors L and ceilings U on the year-on-year change are applied *together with* the total, exactly: we find
+     the one scalar lambda with  sum_i clip(u_i - lambda * b_i, L_i, U_i) = T,  where b_i = u_i - L_i is an area's
+     headroom above its floor (or u_i when there is no floor). A positive lambda scales every area's headroom back
+     by the same fraction to pay for the floors; no area is pushed below its floor or above its ceiling, so the
+     floors cannot be broken by the rescaling (the one-pass "apply floors then scale to the pot" error);
+  3. money is rounded once: areas at a bound get exactly their bound in whole pence (floors rounded up, ceilings
+     down), the others share the remaining pence by largest remainder, so the year adds to T to the penny.
+Next year starts from this year's published (whole-pence) allocation. The loop over years is the recurrence the
+policy defines (each year starts from the last); within a year everything is vectorised over areas, and over any
+leading batch axis (scenarios).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fundform.errors import InfeasiblePolicy
+from fundform.formula.components import TRANSITION_RULES
+from fundform.formula.spec import Transition
+from fundform.settlement.money import largest_remainder
+
+BOUND_NONE, BOUND_FLOOR, BOUND_CEILING = 0, -1, 1
+_BISECTION_STEPS = 200
+_AT_BOUND_PENCE = 0.5  # within half a penny of a bound, an area is at it once rounded
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    previous: np.ndarray  # (years, areas) int64 pence: the allocation each year started from
+    allocation: np.ndarray  # (years, areas) int64 pence
+    bound: np.ndarray  # (years, areas) int8: -1 at floor, 1 at ceiling, 0 free
+    unconstrained: np.ndarray  # (years, areas) float pence, before floors and ceilings
+    scale_back: np.ndarray  # (years,) lambda: the share of headroom above floors withdrawn to pay for them
+
+
+def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact lambda with sum clip(u - lambda*b, lower, upper) = total; arrays (..., areas), total (...).
+
+    Returns (allocation in float pence, lambda). Raises InfeasiblePolicy when no lambda exists."""
+    has_floor = np.isfinite(lower)
+    b = np.where(has_floor, np.maximum(u - np.where(has_floor, lower, 0.0), 0.0), np.abs(u))
+    total = np.asarray(total, dtype=np.float64)
+
+    def s(lam: np.ndarray) -> np.ndarray:
+        return np.clip(u - lam[..., None] * b, lower, upper).sum(axis=-1)
+
+    lo_sum = np.where(b > 0, lower, np.clip(u, lower, upper))
+    hi_sum = np.where(b > 0, upper, np.clip(u, lower, upper))
+    if np.any(lo_sum.sum(axis=-1) > total + _AT_BOUND_PENCE):
+        short = (lo_sum.sum(axis=-1) - total).max()
+        raise InfeasiblePolicy(f"the floors cost more than the control total: meeting every floor needs "
+                               f"GBP {short / 100:,.2f} more than the total. Lower the floor or raise the total.")
+    if np.any(hi_sum.sum(axis=-1) < total - _AT_BOUND_PENCE):
+        raise InfeasiblePolicy("the ceilings stop the control total being spent: every area at its ceiling "
+                               "still sums to less than the total. Raise the ceiling.")
+    lam_hi = np.ones(total.shape)
+    lam_lo = -np.ones(total.shape)
+    for _ in range(64):  # widen until the sum at lam_lo reaches the total (ceilings may need a large lift)
+        need = s(lam_lo) < total
+        if not need.any():
+            break
+        lam_lo = np.where(need, lam_lo * 2.0, lam_lo)
+    lam_hi = np.where(s(lam_hi) > total, lam_hi * 1e6, lam_hi)  # only when there are no floors (b = |u|)
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lam_lo + lam_hi)
+        too_much = s(mid) > total
+        lam_lo = np.where(too_much, mid, lam_lo)
+        lam_hi = np.where(too_much, lam_hi, mid)
+        if np.all(lam_hi - lam_lo <= 1e-15 * np.maximum(1.0, np.abs(lam_hi))):
+            break
+    lam = 0.5 * (lam_lo + lam_hi)
+    # exact finish on the active set: free areas take u - lam*b, bound areas their bound
+    raw = u - lam[..., None] * b
+    at_lo = raw <= lower
+    at_hi = raw >= upper
+    free = ~(at_lo | at_hi)
+    fixed = np.where(at_lo, lower, 0.0) + np.where(at_hi, upper, 0.0)
+    free_b = np.where(free, b, 0.0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = (np.where(free, u, 0.0).sum(axis=-1) + fixed.sum(axis=-1) - total) / free_b
+    lam = np.where(free_b > 0, exact, lam)
+    return np.clip(u - lam[..., None] * b, lower, upper), lam
+
+
+def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Whole pence summing to total: bound areas get exactly their bound, the rest share by largest remainder."""
+    at_floor = np.isfinite(lower) & (alloc <= lower + _AT_BOUND_PENCE)
+    at_ceiling = ~at_floor & np.isfinite(upper) & (alloc >= upper - _AT_BOUND_PENCE)
+    bound = np.where(at_floor, BOUND_FLOOR, np.where(at_ceiling, BOUND_CEILING, BOUND_NONE)).astype(np.int8)
+    fixed = np.where(at_floor, lower, np.where(at_ceiling, upper, 0.0))
+    free = bound == BOUND_NONE
+    remaining = np.asarray(total, dtype=np.int64) - fixed.sum(axis=-1).astype(np.int64)
+    # the free areas share what the bound areas leave, by largest remainder; bound areas keep their bound exactly
+    free_vals = np.where(free, alloc, 0.0)
+    free_sum = free_vals.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(free_sum != 0, free_vals * (remaining[..., None] / free_sum), 0.0)
+    pennies = largest_remainder(scaled, remaining, eligible=free)
+    out = np.where(free, pennies, fixed.astype(np.int64)).astype(np.int64)
+    return out, bound
+
+
+def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition,
+                   years: list[str] | None = None) -> TransitionResult:
+    """start: (..., areas) int pence, the allocation of the year before the settlement; targets: (..., years, areas)
+    int pence; totals: (..., years) int pence."""
+    fn = TRANSITION_RULES[rule.rule]
+    n_years = targets.shape[-2]
+    prev = np.asarray(start, dtype=np.int64)
+    prevs, allocs, bounds, uncons, lams = [], [], [], [], []
+    for t in range(n_years):
+        total = totals[..., t]
+        target = targets[..., t, :].astype(np.float64)
+        growth = total / prev.sum(axis=-1)
+        u = fn(prev.astype(np.float64), target, growth[..., None], gap_closed_per_year=rule.gap_closed_per_year.value)
+        p = prev.astype(np.float64)
+        lower = np.ceil(p * (1.0 + rule.floor.value) - 1e-6) if rule.floor is not None else np.full_like(p, -np.inf)
+        upper = np.floor(p * (1.0 + rule.ceiling.value) + 1e-6) if rule.ceiling is not None else np.full_like(p, np.inf)
+        try:
+            alloc, lam = solve_bounded(u, lower, upper, total)
+        except InfeasiblePolicy as e:
+            label = years[t] if years else f"year {t + 1}"
+            raise InfeasiblePolicy(f"{label}: {e}") from None
+        rounded, bound = round_to_pence(alloc, lower, upper, total)
+        prevs.append(prev)
+        allocs.append(rounded)
+        bounds.append(bound)
+        uncons.append(u)
+        lams.append(lam)
+        prev = rounded
+    stack = lambda xs: np.stack(xs, axis=-2)  # noqa: E731
+    return TransitionResult(stack(prevs), stack(allocs), stack(bounds), stack(uncons), np.stack(lams, axis=-1))
