@@ -25,9 +25,10 @@ class Problem:
         where = f"{self.file}" + (f", column '{self.column}'" if self.column else "")
         text = f"{where}: {self.problem}; expected {self.expected}"
         if self.rows:
-            shown = ", ".join(self.rows[:max_rows])
-            more = f" (+{len(self.rows) - max_rows} more)" if len(self.rows) > max_rows else ""
-            text += f". Rows: {shown}{more}"
+            labels = [r for r in self.rows if not r.startswith("... ")]
+            beyond = sum(int(r.split()[1]) for r in self.rows if r.startswith("... "))
+            more = max(len(labels) - max_rows, 0) + beyond
+            text += f". Rows: {', '.join(labels[:max_rows])}" + (f" (+{more} more)" if more else "")
         return text
 
 

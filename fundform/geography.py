@@ -6,6 +6,7 @@ import polars as pl
 
 from fundform.errors import FundformError
 from fundform.inputs.tables import LEVELS
+from fundform.numeric import fixed_sum
 
 
 def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: list[str]) -> pl.LazyFrame:
@@ -17,10 +18,10 @@ def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: lis
         raise FundformError(f"unknown level '{level}' (known: {', '.join(LEVELS)})")
     lk = lookup.filter(pl.col("level") == level).select("area_code", "target_code", "target_name", "share")
     return (
-        frame.join(lk, on="area_code", how="inner")
+        frame.join(lk, on="area_code", how="inner", maintain_order="left")
         .sort("target_code", "area_code")
         .group_by("target_code", "target_name", maintain_order=True)
-        .agg([(pl.col(c) * pl.col("share")).sum().alias(c) for c in additive])
+        .agg([fixed_sum(pl.col(c) * pl.col("share")).alias(c) for c in additive])
         .rename({"target_code": "area_code", "target_name": "area_name"})
         .sort("area_code")
     )

@@ -76,7 +76,7 @@ def _need_by_area(data: Dataset, formula: LoadedFormula, level: str) -> tuple[pl
     need = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, spec.need.indicators, tables)
     baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*BASELINE_COMPONENTS))
     notional, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
-    ltla = need.join(baseline, on="area_code", how="left").join(notional, on="area_code", how="left")
+    ltla = need.join(baseline, on="area_code", how="left", maintain_order="left").join(notional, on="area_code", how="left", maintain_order="left")
     by_level = roll_up(ltla, data.lazy("area_lookup"), level, ADDITIVE)
     return target_shares(by_level).collect(), band_d
 
@@ -125,8 +125,8 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     bound_label = np.where(tr.bound == BOUND_FLOOR, "floor", np.where(tr.bound == BOUND_CEILING, "ceiling", "none"))
     grid = years.join(areas.select("area_code"), how="cross").sort("year_index", "area_code")
     allocations = (
-        grid.join(areas, on="area_code", how="left")
-        .join(path.select("financial_year", "control_total"), on="financial_year", how="left")
+        grid.join(areas, on="area_code", how="left", maintain_order="left")
+        .join(path.select("financial_year", "control_total"), on="financial_year", how="left", maintain_order="left")
         .with_columns(
             area_level=pl.lit(params.level),
             target_allocation=pl.Series(flat(targets)),

@@ -10,14 +10,15 @@ from __future__ import annotations
 import polars as pl
 
 from fundform.formula.spec import LocalTax, Quantity, parse_year
+from fundform.numeric import fixed_sum
 
 
 def notional_band_d(council_tax: pl.LazyFrame, rule: LocalTax) -> pl.Expr | float:
     if isinstance(rule.notional_band_d, Quantity):
         return rule.notional_band_d.value
     return float(
-        council_tax.select((pl.col("tax_base_band_d") * pl.col(rule.band_d_column)).sum()
-                           / pl.col("tax_base_band_d").sum()).collect().item()
+        council_tax.select(fixed_sum(pl.col("tax_base_band_d") * pl.col(rule.band_d_column))
+                           / fixed_sum(pl.col("tax_base_band_d"))).collect().item()
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from fundform.numeric import fixed_sum
+
 from fundform.formula.components import INDICATOR_TRANSFORMS
 from fundform.formula.spec import AgeCostCurve, Indicator
 
@@ -24,13 +26,14 @@ def age_weights(curve: AgeCostCurve) -> pl.DataFrame:
 
 def age_weighted_population(population: pl.LazyFrame, weights: pl.DataFrame) -> pl.LazyFrame:
     """area_code, population, age_weighted_population. Sums over sex and any small areas first."""
-    by_age = population.group_by("area_code", "age").agg(pl.col("population").sum())
+    # maintain_order: float sums in a fixed order, so the same inputs give the same bits (byte-identical outputs)
+    by_age = population.group_by("area_code", "age", maintain_order=True).agg(fixed_sum(pl.col("population")))
     return (
-        by_age.join(weights.lazy(), on="age", how="left")
-        .group_by("area_code")
+        by_age.join(weights.lazy(), on="age", how="left", maintain_order="left")
+        .group_by("area_code", maintain_order=True)
         .agg(
-            population=pl.col("population").sum(),
-            age_weighted_population=(pl.col("population") * pl.col("age_weight")).sum(),
+            population=fixed_sum(pl.col("population")),
+            age_weighted_population=fixed_sum(pl.col("population") * pl.col("age_weight")),
         )
         .sort("area_code")
     )
@@ -47,13 +50,13 @@ def indicator_multipliers(indicators: list[Indicator], tables: dict[str, pl.Lazy
     for ind in indicators:
         value = tables[ind.table].select("area_code", pl.col(ind.column).alias("__value"))
         transform = INDICATOR_TRANSFORMS[ind.transform]
-        national = (pl.col("__value") * pl.col("population")).sum() / pl.col("population").sum()
+        national = fixed_sum(pl.col("__value") * pl.col("population")) / fixed_sum(pl.col("population"))
         m = transform(pl.col("__value"), national, ind.elasticity.value)
         if ind.min_multiplier is not None:
             m = m.clip(lower_bound=ind.min_multiplier.value)
         if ind.max_multiplier is not None:
             m = m.clip(upper_bound=ind.max_multiplier.value)
-        out = out.join(value, on="area_code", how="left").with_columns(m.alias(multiplier_column(ind))).drop("__value")
+        out = out.join(value, on="area_code", how="left", maintain_order="left").with_columns(m.alias(multiplier_column(ind))).drop("__value")
     return out.drop("population")
 
 
@@ -66,7 +69,7 @@ def need_weighted_population(population: pl.LazyFrame, curve: AgeCostCurve, indi
     for ind in indicators:
         product = product * pl.col(multiplier_column(ind))
     return (
-        base.join(mult, on="area_code", how="left")
+        base.join(mult, on="area_code", how="left", maintain_order="left")
         .with_columns(need_weighted_population=pl.col("age_weighted_population") * product)
         .sort("area_code")
     )
@@ -76,6 +79,6 @@ def target_shares(need: pl.LazyFrame) -> pl.LazyFrame:
     """Adds target_share (need-weighted population share) and need_index (need per head relative to the nation)."""
     nwp = pl.col("need_weighted_population")
     return need.with_columns(
-        target_share=nwp / nwp.sum(),
-        need_index=(nwp / pl.col("population")) / (nwp.sum() / pl.col("population").sum()),
+        target_share=nwp / fixed_sum(nwp),
+        need_index=(nwp / pl.col("population")) / (fixed_sum(nwp) / fixed_sum(pl.col("population"))),
     )

@@ -1,0 +1,37 @@
+# Set-up is two commands: `make run` and `make test`. Both create .venv if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: run test install data docs bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## the default national allocation on the bundled data, written to out/<run id>/
+run: install
+	$(BIN)/fundform run
+
+## the test suite (installs the dev extras)
+test: install
+	$(BIN)/python -m pytest
+
+## rebuild data/default from ../shared/data (maintainers; the engine never reads ../shared)
+data: install
+	$(BIN)/python data/build_dataset.py
+
+## regenerate data/DICTIONARY.md and docs/output-schema.md from the code
+docs: install
+	$(BIN)/fundform docs
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf out .pytest_cache .hypothesis

@@ -1,0 +1,228 @@
+"""The `fundform` command.
+
+Exit codes: 0 success; 1 invalid input, spec or policy (the message says what and where); 2 usage error;
+3 internal error (a bug: rerun with --debug for the traceback and report it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from fundform import __version__
+from fundform.errors import FundformError, InvalidInput
+from fundform.paths import PROJECT_ROOT
+
+app = typer.Typer(
+    name="fundform",
+    help="Needs-based block grants for devolved health and care: five-year, inflation-linked, exact to the penny.\n\n"
+    "Exit codes: 0 success, 1 invalid input, 2 usage error, 3 internal error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+formulas_app = typer.Typer(help="List and show formula versions.", no_args_is_help=True)
+app.add_typer(formulas_app, name="formulas")
+
+out = Console(width=None if sys.stdout.isatty() else 132)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+STATE = {"debug": False}
+
+
+def fail(e: BaseException) -> None:
+    if isinstance(e, FundformError):
+        err.print(f"[bold red]error:[/bold red] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
+    if STATE["debug"]:
+        raise e
+    err.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {e}\nRerun with --debug for the traceback.",
+              soft_wrap=True)
+    raise typer.Exit(3)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    STATE["debug"] = debug
+    if version:
+        out.print(f"fundform {__version__}")
+        raise typer.Exit(0)
+
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the bundled England "
+                                                 "dataset, data/default).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result for scripts instead of tables.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+@app.command()
+def run(
+    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/<id>.toml) or a .toml path. "
+                                                  "[default: fundform-needs]", show_default=False)] = None,
+    data: DataOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/<run id>/.",
+                                                    show_default=False)] = None,
+    level: Annotated[Optional[str], typer.Option(help="Output level: ltla, utla, region, icb, nhs-region. "
+                                                "[default: ltla]", show_default=False)] = None,
+    start_year: Annotated[Optional[str], typer.Option(help="First financial year, e.g. 2026/27. [default: 2026/27]",
+                                                      show_default=False)] = None,
+    years: Annotated[Optional[int], typer.Option(help="Number of years. [default: 5]", show_default=False)] = None,
+    price_base_year: Annotated[Optional[str], typer.Option(help="Price base of real-terms columns. "
+                                                           "[default: the start year]", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML settings file (keys as the options, with data_dir "
+                                                  "and out_root); FUNDFORM_* variables override it.")] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations.parquet,
+    need.parquet, reconciliation.parquet and manifest.json. Writes nothing if any input or rule is invalid."""
+    from fundform.config import load_settings
+    from fundform.pipeline import RunParameters
+    from fundform.pipeline import run as run_pipeline
+    from fundform.summary import print_summary
+
+    try:
+        s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
+                          price_base_year=price_base_year)
+        params = RunParameters(level=s.level, start_year=s.start_year, years=s.years,
+                               price_base_year=s.price_base_year)
+        show = not (quiet or json_out)
+        with err.status("starting", spinner="dots") if show else _null() as status:
+            def progress(msg: str) -> None:
+                if status is not None:
+                    status.update(msg)
+            result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress)
+    except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"run_id": result.manifest["run_id"], "out_dir": str(result.out_dir),
+                                   "formula": result.manifest["formula"], "parameters": params.as_dict(),
+                                   "policies": result.policies}))
+    elif not quiet:
+        print_summary(result, out)
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+@app.command()
+def validate(data: DataOpt = None, json_out: JsonOpt = False) -> None:
+    """Check a dataset folder against every table contract and report every problem at once (exit 1 if any)."""
+    from fundform.inputs.dataset import load_dataset
+    from fundform.paths import default_data_dir
+
+    directory = data or default_data_dir()
+    try:
+        ds = load_dataset(directory)
+    except InvalidInput as e:
+        if json_out:
+            out.print_json(json.dumps({"valid": False, "data_dir": str(directory), "problems": [
+                {"file": p.file, "column": p.column, "problem": p.problem, "expected": p.expected,
+                 "rows": list(p.rows)} for p in e.problems]}))
+            raise typer.Exit(1)
+        fail(e)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"valid": True, "data_dir": str(directory),
+                                   "tables": {f.table: f.rows for f in ds.files}}))
+    else:
+        out.print(f"[green]valid[/green]: {directory} ({', '.join(f'{f.table} {f.rows} rows' for f in ds.files)})")
+
+
+@formulas_app.command("list")
+def formulas_list(json_out: JsonOpt = False) -> None:
+    """List the formula versions in formulas/."""
+    from rich.table import Table
+
+    from fundform.formula.registry import available_formulas, load_formula_file
+
+    rows = []
+    try:
+        for ident, path in available_formulas().items():
+            f = load_formula_file(path)
+            rows.append({"id": f.spec.id, "version": f.spec.version, "title": f.spec.title,
+                         "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources]})
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title="Formula versions")
+    for c in ["id", "version", "title", "effective years", "sources"]:
+        t.add_column(c)
+    for r in rows:
+        ys = r["effective_years"]
+        t.add_row(r["id"], r["version"], r["title"], f"{ys[0]} to {ys[-1]}", ", ".join(r["sources"]))
+    out.print(t)
+
+
+@formulas_app.command("show")
+def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id or .toml path.")],
+                  json_out: JsonOpt = False) -> None:
+    """Show a formula version: its summary, sources and every number with its unit and source."""
+    from rich.table import Table
+
+    from fundform.formula.registry import load_formula
+    from fundform.formula.spec import iter_quantities
+
+    try:
+        f = load_formula(formula_id)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"sha256": f.sha256, **f.spec.model_dump(mode="json", by_alias=True)}))
+        return
+    s = f.spec
+    out.print(f"[bold]{s.id}[/bold] {s.version}: {s.title}\nfile {f.path} sha256 {f.sha256}\n"
+              f"effective {', '.join(s.effective_years)}\n\n{s.summary.strip()}\n")
+    t = Table(title="Parameters")
+    for c in ["key", "value", "unit", "source"]:
+        t.add_column(c, overflow="fold")
+    for path, q in iter_quantities(s):
+        t.add_row(path, f"{q.value:g}", q.unit, q.source)
+    out.print(t)
+    t = Table(title="Sources")
+    for c in ["id", "title", "publisher"]:
+        t.add_column(c, overflow="fold")
+    for src in s.sources:
+        t.add_row(src.id, src.title, src.publisher)
+    out.print(t)
+
+
+@app.command()
+def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the generated files are out of date.")]
+         = False) -> None:
+    """Regenerate data/DICTIONARY.md and docs/output-schema.md from the code's contracts."""
+    from fundform.inputs.tables import dictionary_markdown
+    from fundform.outputs.schema import schema_markdown
+
+    targets = {PROJECT_ROOT / "data" / "DICTIONARY.md": dictionary_markdown(),
+               PROJECT_ROOT / "docs" / "output-schema.md": schema_markdown()}
+    stale = [p for p, text in targets.items() if not p.exists() or p.read_text() != text]
+    if check:
+        if stale:
+            err.print("out of date: " + ", ".join(str(p) for p in stale) + " (run `fundform docs`)")
+            raise typer.Exit(1)
+        out.print("generated docs are up to date")
+        return
+    for p, text in targets.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        out.print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,54 @@
+"""Run settings from, in order of precedence: command-line options, FUNDFORM_* environment variables, a TOML
+file (``--config FILE``, or FUNDFORM_CONFIG), and the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from fundform.errors import FundformError
+from fundform.paths import default_data_dir
+
+
+class Settings(BaseSettings):
+    """Everything `fundform run` can be told. Each field is also FUNDFORM_<NAME> and a key of the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="FUNDFORM_", extra="forbid")
+
+    formula: str = "fundform-needs"
+    data_dir: Path = default_data_dir()
+    out_root: Path = Path("out")
+    level: str = "ltla"
+    start_year: str = "2026/27"
+    years: int = 5
+    price_base_year: str | None = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = settings_cls.model_config.get("toml_file")
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
+    """Settings with CLI values (those not None) taking precedence over env, the TOML file and defaults."""
+    config_file = config_file or (Path(os.environ["FUNDFORM_CONFIG"]) if os.environ.get("FUNDFORM_CONFIG") else None)
+    cls: type[Settings] = Settings
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise FundformError(f"{config_file}: config file not found")
+        cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
+                                                                   "toml_file": str(config_file)}})
+    try:
+        return cls(**{k: v for k, v in cli.items() if v is not None})
+    except ValidationError as e:
+        where = f" in {config_file} or the FUNDFORM_* environment" if config_file else " in the FUNDFORM_* environment"
+        lines = [f"invalid settings{where}:"] + [
+            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise FundformError("\n".join(lines)) from None

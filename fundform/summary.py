@@ -1,0 +1,61 @@
+"""What a person sees after a run: totals per year, who gains and loses most per head, where the output went."""
+
+from __future__ import annotations
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from fundform.pipeline import RunResult
+
+
+def pounds(pence: int) -> str:
+    sign = "-" if pence < 0 else ""
+    return f"{sign}£{abs(pence) / 100:,.2f}"
+
+
+def bn(pence: int) -> str:
+    return f"£{pence / 1e11:,.3f}bn"
+
+
+def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Final year: change from today's funding (uprated) per head, largest gains and losses."""
+    last = result.allocations.filter(pl.col("year_index") == pl.col("year_index").max())
+    ranked = last.with_columns(
+        change_per_head=(pl.col("allocation") - pl.col("baseline")) / pl.col("population") / 100,
+        change_pct=(pl.col("allocation") - pl.col("baseline")) / pl.col("baseline") * 100,
+    ).sort("change_per_head", "area_code")
+    return ranked.tail(n).reverse(), ranked.head(n)
+
+
+def print_summary(result: RunResult, console: Console) -> None:
+    a = result.allocations
+    m = result.manifest
+    per_year = a.group_by("financial_year", maintain_order=True).agg(
+        pl.col("control_total").first(), pl.col("allocation").sum(), pl.col("notional_local_tax").sum(),
+        pl.col("grant").sum(), pl.col("grant_real").sum(), at_floor=(pl.col("transition_bound") == "floor").sum(),
+        at_ceiling=(pl.col("transition_bound") == "ceiling").sum(),
+    )
+    t = Table(title=f"{m['formula']['id']} {m['formula']['version']} · {a['area_level'][0]} · "
+                    f"{a['area_code'].n_unique()} areas · run {m['run_id']}")
+    for col in ["year", "control total", "allocated", "notional tax", "grant",
+                f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
+        t.add_column(col, justify="right")
+    for r in per_year.iter_rows(named=True):
+        t.add_row(r["financial_year"], bn(r["control_total"]), bn(r["allocation"]), bn(r["notional_local_tax"]),
+                  bn(r["grant"]), bn(r["grant_real"]), str(r["at_floor"]), str(r["at_ceiling"]))
+    console.print(t)
+    gain, lose = movers(result)
+    year = a["financial_year"].max()
+    for title, frame in [(f"Biggest gainers per head, {year} (allocation vs today's funding uprated)", gain),
+                         (f"Biggest losers per head, {year}", lose)]:
+        mt = Table(title=title)
+        for col in ["area", "code", "need index", "change per head", "change"]:
+            mt.add_column(col, justify="left" if col in ("area", "code") else "right")
+        for r in frame.iter_rows(named=True):
+            mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", f"£{r['change_per_head']:,.2f}",
+                       f"{r['change_pct']:+.2f}%")
+        console.print(mt)
+    if result.out_dir:
+        console.print(f"Outputs written to [bold]{result.out_dir}[/bold] (allocations.parquet, need.parquet, "
+                      "reconciliation.parquet, manifest.json)")
