@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,9 @@ from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
-from fundform.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
+from fundform.formula.spec import Transition
+from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
+                                             floor_pence, run_transition)
 
 ADDITIVE = ["population", "age_weighted_population", "need_weighted_population", "baseline_gbp",
             "tax_base_band_d", "notional_local_tax_base"]
@@ -146,7 +149,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         .select([c.name for c in ALLOCATIONS])
     )
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    recon = reconcile(allocations, tr, params)
+    recon = reconcile(allocations, tr, spec.transition)
     policies = {
         "notional_band_d_gbp": round(band_d, 6),
         "base_year_total_gbp": base_total / 100,
@@ -159,11 +162,8 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     return RunResult(allocations, need, recon, path, policies)
 
 
-def reconcile(alloc: pl.DataFrame, tr, params: RunParameters) -> pl.DataFrame:
+def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
-    floors_broken = 0
-    if tr is not None:
-        pass
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),
         allocation=pl.col("allocation").sum(),
@@ -172,8 +172,13 @@ def reconcile(alloc: pl.DataFrame, tr, params: RunParameters) -> pl.DataFrame:
         grant=pl.col("grant").sum(),
         notional=pl.col("notional_local_tax").sum(),
     )
+    prev = tr.previous.astype(np.float64)
+    below_floor = (np.maximum(floor_pence(prev, rule) - tr.allocation, 0).sum(axis=-1)
+                   if rule.floor is not None else np.zeros(len(sums)))
+    above_ceiling = (np.maximum(tr.allocation - ceiling_pence(prev, rule), 0).sum(axis=-1)
+                     if rule.ceiling is not None else np.zeros(len(sums)))
     rows = []
-    for r in sums.iter_rows(named=True):  # one row per year: a handful of identities, not a loop over areas
+    for i, r in enumerate(sums.iter_rows(named=True)):  # a handful of identities per year, not a loop over areas
         y = r["financial_year"]
         rows += [
             (y, "sum of allocation = control total", r["control_total"], r["allocation"]),
@@ -181,8 +186,9 @@ def reconcile(alloc: pl.DataFrame, tr, params: RunParameters) -> pl.DataFrame:
             (y, "sum of baseline = control total", r["control_total"], r["baseline"]),
             (y, "sum of grant = control total - sum of notional local tax", r["control_total"] - r["notional"],
              r["grant"]),
+            (y, "total shortfall below floors = 0", 0, int(below_floor[i])),
+            (y, "total excess above ceilings = 0", 0, int(above_ceiling[i])),
         ]
-    del floors_broken
     return pl.DataFrame(rows, schema={"financial_year": pl.String, "check": pl.String, "expected": pl.Int64,
                                       "actual": pl.Int64}, orient="row").with_columns(
         holds=pl.col("expected") == pl.col("actual"))
@@ -214,7 +220,6 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
         step("writing outputs")
         target = Path(out_dir) if out_dir else Path(out_root) / manifest["run_id"]
         meta = {**manifest, "price_base_year": params.price_base}
-        import json
         files = {
             "allocations.parquet": to_arrow(result.allocations, ALLOCATIONS, params.price_base, meta),
             "need.parquet": to_arrow(result.need, NEED, None, meta),

@@ -50,6 +50,7 @@ class TableContract:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     covers_every_area: bool = True
+    finer_grain_key: str | None = None  # an optional column that, when present, joins the key (small areas)
     notes: tuple[str, ...] = field(default=())
 
     def column(self, name: str) -> Column:
@@ -87,7 +88,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str) -> tupl
         return None, problems
 
     frame = frame.with_row_index("__row")
-    key = list(contract.key) + (["small_area_code"] if "small_area_code" in present and contract.name == "population" else [])
+    key = list(contract.key) + ([contract.finer_grain_key] if contract.finer_grain_key in present else [])
     casts = []
     for col in contract.columns:
         if col.name not in present:

@@ -40,6 +40,7 @@ POPULATION = TableContract(
                required=False),
     ),
     key=("area_code", "sex", "age"),
+    finer_grain_key="small_area_code",
 )
 
 DEPRIVATION = TableContract(

@@ -40,6 +40,17 @@ class TransitionResult:
     scale_back: np.ndarray  # (years,) lambda: the share of headroom above floors withdrawn to pay for them
 
 
+def floor_pence(previous: np.ndarray, rule: Transition) -> np.ndarray:
+    """The least an area may get, in whole pence: rounded up, so a floor is never missed by a fraction of a penny.
+    (The 1e-6 pence allowance absorbs float noise in previous x (1 + rate) for exact products.)"""
+    return np.ceil(previous * (1.0 + rule.floor.value) - 1e-6)
+
+
+def ceiling_pence(previous: np.ndarray, rule: Transition) -> np.ndarray:
+    """The most an area may get, in whole pence: rounded down."""
+    return np.floor(previous * (1.0 + rule.ceiling.value) + 1e-6)
+
+
 def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Exact lambda with sum clip(u - lambda*b, lower, upper) = total; arrays (..., areas), total (...).
@@ -68,7 +79,6 @@ def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np
         if not need.any():
             break
         lam_lo = np.where(need, lam_lo * 2.0, lam_lo)
-    lam_hi = np.where(s(lam_hi) > total, lam_hi * 1e6, lam_hi)  # only when there are no floors (b = |u|)
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lam_lo + lam_hi)
         too_much = s(mid) > total
@@ -123,8 +133,8 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         growth = total / prev.sum(axis=-1)
         u = fn(prev.astype(np.float64), target, growth[..., None], gap_closed_per_year=rule.gap_closed_per_year.value)
         p = prev.astype(np.float64)
-        lower = np.ceil(p * (1.0 + rule.floor.value) - 1e-6) if rule.floor is not None else np.full_like(p, -np.inf)
-        upper = np.floor(p * (1.0 + rule.ceiling.value) + 1e-6) if rule.ceiling is not None else np.full_like(p, np.inf)
+        lower = floor_pence(p, rule) if rule.floor is not None else np.full_like(p, -np.inf)
+        upper = ceiling_pence(p, rule) if rule.ceiling is not None else np.full_like(p, np.inf)
         try:
             alloc, lam = solve_bounded(u, lower, upper, total)
         except InfeasiblePolicy as e:
