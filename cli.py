@@ -64,8 +64,12 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but
 
 @app.command()
 def run(
-    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/<id>.toml) or a .toml path. "
-                                                  "[default: fundform-needs]", show_default=False)] = None,
+    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/<id>.toml), a formula file, or "
+                                                  "a scenario file (extends = \"<id>\"). [default: fundform-needs]",
+                                                  show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value, e.g. "
+                                                      "transition.floor=-0.01 or need.indicators.deprivation."
+                                                      "elasticity=0.3. Repeatable; recorded in the manifest.")] = None,
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/<run id>/.",
                                                     show_default=False)] = None,
@@ -98,12 +102,14 @@ def run(
             def progress(msg: str) -> None:
                 if status is not None:
                     status.update(msg)
-            result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress)
+            result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
+                                  sets=tuple(set_ or ()))
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
     if json_out:
         out.print_json(json.dumps({"run_id": result.manifest["run_id"], "out_dir": str(result.out_dir),
                                    "formula": result.manifest["formula"], "parameters": params.as_dict(),
+                                   "overrides": result.manifest["overrides"],
                                    "policies": result.policies}))
     elif not quiet:
         print_summary(result, out)
@@ -170,24 +176,27 @@ def formulas_list(json_out: JsonOpt = False) -> None:
 
 
 @formulas_app.command("show")
-def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id or .toml path.")],
+def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
                   json_out: JsonOpt = False) -> None:
-    """Show a formula version: its summary, sources and every number with its unit and source."""
+    """Show a formula version (or a scenario, resolved): every number with its unit and source."""
     from rich.table import Table
 
-    from fundform.formula.registry import load_formula
+    from fundform.formula.scenario import resolve_formula
     from fundform.formula.spec import iter_quantities
 
     try:
-        f = load_formula(formula_id)
+        f = resolve_formula(formula_id)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
-        out.print_json(json.dumps({"sha256": f.sha256, **f.spec.model_dump(mode="json", by_alias=True)}))
+        out.print_json(json.dumps({"sha256": f.sha256, "overrides": [o.as_dict() for o in f.overrides],
+                                   **f.spec.model_dump(mode="json", by_alias=True)}))
         return
     s = f.spec
     out.print(f"[bold]{s.id}[/bold] {s.version}: {s.title}\nfile {f.path} sha256 {f.sha256}\n"
               f"effective {', '.join(s.effective_years)}\n\n{s.summary.strip()}\n")
+    if f.overrides:
+        out.print(f"scenario {f.scenario}: " + "; ".join(f"{o.path} {o.old} -> {o.new}" for o in f.overrides) + "\n")
     t = Table(title="Parameters")
     for c in ["key", "value", "unit", "source"]:
         t.add_column(c, overflow="fold")
@@ -200,6 +209,43 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id or 
     for src in s.sources:
         t.add_row(src.id, src.title, src.publisher)
     out.print(t)
+
+
+@formulas_app.command("diff")
+def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
+                  b: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
+                  json_out: JsonOpt = False) -> None:
+    """Every parameter that differs between two versions (or scenarios), with both values."""
+    from rich.table import Table
+
+    from fundform.formula.scenario import diff_specs, resolve_formula
+
+    try:
+        rows = diff_specs(resolve_formula(a).spec, resolve_formula(b).spec)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps([{"path": p, "a": x, "b": y} for p, x, y in rows]))
+        return
+    t = Table(title=f"{a} -> {b}: {len(rows)} difference(s)")
+    for c in ["key", a, b]:
+        t.add_column(c, overflow="fold")
+    for p, x, y in rows:
+        t.add_row(p, "" if x is None else str(x), "" if y is None else str(y))
+    out.print(t)
+
+
+@formulas_app.command("validate")
+def formulas_validate(file: Annotated[Path, typer.Argument(help="A formula or scenario TOML file.")]) -> None:
+    """Check a formula or scenario file: every fault named with its key path (exit 1 if any)."""
+    from fundform.formula.scenario import resolve_formula
+
+    try:
+        f = resolve_formula(str(file))
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    extra = f" (extends {f.spec.id} with {len(f.overrides)} override(s))" if f.scenario else ""
+    out.print(f"[green]valid[/green]: {file}: {f.spec.id} {f.spec.version}{extra}")
 
 
 @app.command()

@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError
-from fundform.formula.registry import LoadedFormula, load_formula
+from fundform.formula.registry import LoadedFormula
+from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset, load_dataset
@@ -195,20 +196,23 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition) -> pl
 
 
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
-        progress: Callable[[str], None] | None = None, write: bool = True) -> RunResult:
-    """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails."""
+        progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = ()) -> RunResult:
+    """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
+
+    formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
     step = progress or (lambda _msg: None)
     step("reading the formula version")
-    formula = load_formula(formula_ref)
+    formula = resolve_formula(formula_ref, sets)
     step("reading and checking the input data")
     data = load_dataset(data_dir)
     result = compute(data, formula, params, progress)
     manifest = build_manifest(
         formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
-                 "file": formula.path.name},
+                 "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
+                 "scenario": Path(formula.scenario).name if formula.scenario else None},
         inputs=[{"table": f.table, "file": f.path.name, "sha256": f.sha256, "rows": f.rows} for f in data.files],
         parameters=params.as_dict(),
-        overrides=[],
+        overrides=[o.as_dict() for o in formula.overrides],
         policies=result.policies,
         data_dir=str(data_dir),
     )

@@ -1,0 +1,220 @@
+"""Scenarios: small overrides of a formula version, never copies of it.
+
+A scenario file is TOML with ``extends = "<formula id>"`` (plus optional ``title`` and ``description``) and only the
+keys it changes, in the same shape as the formula file. ``--set key.path=value`` does the same from the command
+line. Paths are dotted; an item of a named list (``need.indicators``) is addressed by its name, and a number given
+for a ``{value, unit, source}`` parameter sets its value (the unit stays; the source becomes the override's origin).
+
+Overrides are applied to the version's data, then the result is validated as a whole, so a scenario can never run
+what a formula file could not. Each override is recorded (path, old value, new value, origin) in the manifest.
+Index series hold growth by year, so overriding one year's growth changes that year and carries through the levels
+of later years; the other years keep their own growth (no year's index is frozen by an override).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from fundform.errors import SpecError
+from fundform.formula.registry import LoadedFormula, _format_validation, available_formulas, check_references
+from fundform.formula.spec import FormulaSpec
+
+SCENARIO_KEYS = {"extends", "title", "description"}
+
+
+@dataclass(frozen=True)
+class Override:
+    path: str
+    old: Any
+    new: Any
+    origin: str
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "old": self.old, "new": self.new, "origin": self.origin}
+
+
+@dataclass(frozen=True)
+class ResolvedFormula(LoadedFormula):
+    """A formula version with any scenario and --set overrides applied and validated."""
+
+    overrides: tuple[Override, ...] = field(default=())
+    scenario: str | None = None
+
+    @property
+    def resolved_sha256(self) -> str:
+        """Hash of the base file and the overrides: what identifies the formula actually run."""
+        payload = json.dumps({"base": self.sha256, "overrides": [o.as_dict() for o in self.overrides]},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise SpecError(f"{path}: file not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML ({e})") from e
+
+
+def _named(items: list) -> bool:
+    return all(isinstance(i, dict) and "name" in i for i in items)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> leaf value; items of named lists are addressed by name."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(data, list) and data and _named(data):
+        for item in data:
+            out.update(flatten({k: v for k, v in item.items() if k != "name"}, f"{prefix}{item['name']}."))
+    else:
+        out[prefix[:-1]] = data
+    return out
+
+
+def _child(node: Any, key: str, path: str, create: bool) -> Any:
+    if isinstance(node, dict):
+        if key not in node:
+            if not create:
+                raise SpecError(f"override {path}: no key '{key}' here (known: {', '.join(map(str, node))})")
+            node[key] = {}
+        return node[key]
+    if isinstance(node, list) and _named(node):
+        for item in node:
+            if item["name"] == key:
+                return item
+        raise SpecError(f"override {path}: no item named '{key}' (known: {', '.join(i['name'] for i in node)})")
+    raise SpecError(f"override {path}: '{key}' is below a value, not a table")
+
+
+def _override_source(origin: str) -> str:
+    return f"assumption: value set by {origin}"
+
+
+def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
+    """Set a dotted path in the formula data; returns the old value. A quantity given a bare number takes it as its
+    value, and its source becomes the override's origin."""
+    parts = path.split(".")
+    node = data
+    for i, key in enumerate(parts[:-1]):
+        # growth tables are keyed by financial year: a missing year may be added, anything else must exist
+        node = _child(node, key, path, create=False)
+    last = parts[-1]
+    if isinstance(node, list) and _named(node):
+        node = _child(node, last, path, create=False)
+        last = "value"
+    if not isinstance(node, dict):
+        raise SpecError(f"override {path}: the parent is not a table")
+    current = node.get(last)
+    if isinstance(current, dict) and "value" in current and not isinstance(value, dict):
+        old = current["value"]
+        current["value"] = value
+        current["source"] = _override_source(origin)
+        return old
+    if last not in node and "/" not in last:
+        raise SpecError(f"override {path}: no key '{last}' here (known: {', '.join(map(str, node))})")
+    node[last] = value
+    return current
+
+
+def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
+    """Deep-merge a scenario's tables into the formula data (named lists merged by name)."""
+    for k, v in patch.items():
+        path = f"{prefix}{k}"
+        if k not in base:
+            raise SpecError(f"scenario key {path}: not part of the formula (known here: {', '.join(base)})")
+        is_quantity = isinstance(base[k], dict) and "value" in base[k] and "unit" in base[k]
+        if isinstance(v, dict) and isinstance(base[k], dict):
+            merge(base[k], v, origin, path + ".")
+            if is_quantity and "source" not in v:
+                base[k]["source"] = _override_source(origin)
+        elif isinstance(v, list) and isinstance(base[k], list) and _named(v) and _named(base[k]):
+            by_name = {i["name"]: i for i in base[k]}
+            for item in v:
+                if item["name"] not in by_name:
+                    raise SpecError(f"scenario key {path}: no item named '{item['name']}'")
+                merge(by_name[item["name"]], {kk: vv for kk, vv in item.items() if kk != "name"}, origin,
+                      f"{path}.{item['name']}.")
+        elif is_quantity:
+            base[k]["value"] = v
+            base[k]["source"] = _override_source(origin)
+        else:
+            base[k] = v
+
+
+def parse_set(expr: str) -> tuple[str, Any]:
+    if "=" not in expr:
+        raise SpecError(f"--set '{expr}': expected key.path=value")
+    path, raw = expr.split("=", 1)
+    path, raw = path.strip(), raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: a string
+    return path, value
+
+
+def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory: Path | None = None
+                    ) -> ResolvedFormula:
+    """A formula id, a formula file or a scenario file, with --set overrides applied, validated."""
+    known = available_formulas(directory)
+    ref_path = Path(ref)
+    scenario_data: dict | None = None
+    scenario_name = None
+    if ref_path.suffix == ".toml" and ref_path.exists():
+        data = read_toml(ref_path)
+        if "extends" in data:
+            scenario_data, scenario_name = data, str(ref_path)
+            base_ref = data["extends"]
+            if base_ref not in known:
+                raise SpecError(f"{ref_path}: extends unknown formula '{base_ref}' (available: {', '.join(known)})")
+            base_path = known[base_ref]
+        else:
+            base_path = ref_path
+    elif ref in known:
+        base_path = known[ref]
+    else:
+        raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'})")
+
+    raw = base_path.read_bytes()
+    base = read_toml(base_path)
+    data = copy.deepcopy(base)
+    overrides: list[Override] = []
+    if scenario_data is not None:
+        patch = {k: v for k, v in scenario_data.items() if k not in SCENARIO_KEYS}
+        origin_name = f"scenario {Path(scenario_name).name}"
+        merge(data, patch, origin_name)
+        before, after = flatten(base), flatten(data)
+        overrides += [Override(p, before.get(p), after[p], origin_name)
+                      for p in sorted(after) if before.get(p) != after[p] and not p.endswith(".source")]
+    for expr in sets:
+        path, value = parse_set(expr)
+        old = set_path(data, path, value, f"--set {path}")
+        overrides.append(Override(path, old, value, "--set"))
+    origin = scenario_name or str(base_path)
+    try:
+        spec = FormulaSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_validation(Path(origin), e)) from e
+    check_references(spec, Path(origin))
+    if scenario_data is None and ref in known and spec.id != ref:
+        raise SpecError(f"{base_path}: id '{spec.id}' does not match its file name '{ref}'")
+    return ResolvedFormula(spec, base_path, hashlib.sha256(raw).hexdigest(), tuple(overrides), scenario_name)
+
+
+def diff_specs(a: FormulaSpec, b: FormulaSpec) -> list[tuple[str, Any, Any]]:
+    """Every parameter that differs between two versions: (path, value in a, value in b)."""
+    fa = flatten(a.model_dump(mode="json", by_alias=True))
+    fb = flatten(b.model_dump(mode="json", by_alias=True))
+    return [(p, fa.get(p), fb.get(p)) for p in sorted(set(fa) | set(fb)) if fa.get(p) != fb.get(p)]

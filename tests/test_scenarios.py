@@ -1,0 +1,93 @@
+"""Scenarios are small overrides: they change exactly what they name, are recorded, and never freeze an index."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from fundform.errors import SpecError
+from fundform.formula.scenario import diff_specs, resolve_formula
+from fundform.paths import PROJECT_ROOT
+from fundform.pipeline import RunParameters, compute
+
+SCENARIO = PROJECT_ROOT / "formulas" / "scenarios" / "deprivation-weight-0.35.toml"
+runner = CliRunner()
+
+
+def test_a_set_override_changes_exactly_what_it_names():
+    base = resolve_formula("fundform-needs")
+    changed = resolve_formula("fundform-needs", ["transition.gap_closed_per_year=0.3"])
+    paths = [p for p, _, _ in diff_specs(base.spec, changed.spec)]
+    assert paths == ["transition.gap_closed_per_year.source", "transition.gap_closed_per_year.value"]
+    assert changed.spec.transition.gap_closed_per_year.source.startswith("assumption: value set by --set")
+    assert [o.as_dict() for o in changed.overrides] == [
+        {"path": "transition.gap_closed_per_year", "old": 0.2, "new": 0.3, "origin": "--set"}]
+
+
+def test_scenario_with_one_changed_weight(bundled, tmp_path):
+    r = runner.invoke(app, ["run", "--formula", str(SCENARIO), "--json", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["formula"]["scenario"] == SCENARIO.name
+    assert [(o["path"], o["old"], o["new"]) for o in manifest["overrides"]] == [
+        ("need.indicators.deprivation.elasticity.value", 0.25, 0.35)]
+    # the only cause of the change in outputs is that weight: everything upstream of it is identical
+    base = compute(bundled, resolve_formula("fundform-needs"), RunParameters()).need
+    scen = compute(bundled, resolve_formula(str(SCENARIO)), RunParameters()).need
+    assert base["age_weighted_population"].equals(scen["age_weighted_population"])
+    assert not base["target_share"].equals(scen["target_share"])
+    # exactly as the weight implies: where neither run's multiplier is at its 0.7-1.4 bound, the share ratio is
+    # constant x (IMD score)^(0.35 - 0.25)
+    dep = bundled["deprivation"].sort("area_code")["imd_average_score"].to_numpy()
+    pop = bundled["population"].group_by("area_code").agg(pl.col("population").sum()).sort("area_code")["population"]
+    rel = dep / np.average(dep, weights=pop.to_numpy())
+    free = (rel**0.25 > 0.7) & (rel**0.25 < 1.4) & (rel**0.35 > 0.7) & (rel**0.35 < 1.4)
+    assert free.sum() > 200
+    ratio = scen["target_share"].to_numpy() / base["target_share"].to_numpy()
+    residual = np.log(ratio[free]) - 0.10 * np.log(dep[free])
+    assert residual.std() < 1e-9
+
+
+def test_overriding_one_years_index_growth_does_not_freeze_later_years(bundled):
+    base = compute(bundled, resolve_formula("fundform-needs"), RunParameters()).control_totals
+    high = compute(bundled, resolve_formula("fundform-needs", ["indices.gdp_deflator.growth.2028/29=0.05"]),
+                   RunParameters()).control_totals
+    b, h = base["control_total"].to_numpy().astype(float), high["control_total"].to_numpy().astype(float)
+    years = base["financial_year"].to_list()
+    i = years.index("2028/29")
+    assert (b[:i] == h[:i]).all()  # years before the change are untouched
+    assert h[i] / b[i] == pytest.approx(1.05 / 1.02, rel=1e-12)
+    # later years keep growing at their own rates from the new level
+    np.testing.assert_allclose(h[i + 1:] / h[i:-1], b[i + 1:] / b[i:-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("transition.flor=0.1", "no key 'flor'"),
+    ("need.indicators.poverty.elasticity=0.1", "no item named 'poverty'"),
+    ("transition.gap_closed_per_year=1.5", "gap_closed_per_year must be between 0 and 1"),
+    ("transition.floor", "expected key.path=value"),
+])
+def test_bad_overrides_are_rejected_with_the_path(expr, message):
+    with pytest.raises(SpecError, match=message):
+        resolve_formula("fundform-needs", [expr])
+
+
+def test_scenario_extending_an_unknown_formula(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('extends = "no-such-formula"\n')
+    with pytest.raises(SpecError, match="extends unknown formula 'no-such-formula'"):
+        resolve_formula(str(f))
+
+
+def test_formulas_diff_and_validate_commands():
+    r = runner.invoke(app, ["formulas", "diff", "fundform-needs", str(SCENARIO), "--json"])
+    assert r.exit_code == 0
+    rows = json.loads(r.output)
+    assert {"path": "need.indicators.deprivation.elasticity.value", "a": 0.25, "b": 0.35} in rows
+    v = runner.invoke(app, ["formulas", "validate", str(SCENARIO)])
+    assert v.exit_code == 0 and "1 override" in v.output
