@@ -25,7 +25,7 @@ from fundform.need.weighted_population import need_weighted_population, target_s
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION
 from fundform.outputs.write import atomic_write_dir, to_arrow
-from fundform.settlement.control_total import control_total_path, index_levels, settlement_years
+from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
 from fundform.formula.spec import Transition
 from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
@@ -98,9 +98,9 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     year0 = format_year(parse_year(params.start_year) - 1)
     all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]},
                                         schema=years.schema), years])
-    index = spec.indices[spec.control_total.inflation_index]
+    growth = index_growth(spec.indices, spec.control_total.inflation_index)
     base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
-    path = control_total_path(base_total, spec.control_total, index, all_years)
+    path = control_total_path(base_total, spec.control_total, growth, all_years)
     totals = path["control_total"].to_numpy()
     ct = totals[1:]
 
@@ -117,7 +117,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     notional_f = areas["notional_local_tax_base"].to_numpy()[None, :] * lt_factor[:, None] * 100
     notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=1)))
     grant = tr.allocation - notional
-    deflator = index_levels(index, spec.control_total.inflation_index, params.price_base,
+    deflator = index_levels(growth, spec.control_total.inflation_index, params.price_base,
                             years["financial_year"].to_list())["index_level"].to_numpy()
     real_f = grant / deflator[:, None]
     grant_real = largest_remainder(real_f, round_half_up(real_f.sum(axis=1)))

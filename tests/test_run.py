@@ -55,7 +55,7 @@ def test_control_total_grows_by_inflation_and_real_growth(default_run, needs_for
 def test_real_and_cash_are_linked_by_the_stated_index(default_run, needs_formula):
     spec = needs_formula.spec
     a = default_run.allocations
-    levels = index_levels(spec.indices["gdp_deflator"], "gdp_deflator", "2026/27", a["financial_year"].unique().sort()
+    levels = index_levels(spec.indices["gdp_deflator"].growth, "gdp_deflator", "2026/27", a["financial_year"].unique().sort()
                           .to_list())
     j = a.join(levels, on="financial_year")
     # per area within one penny of grant / index, and per year exact to the rounded total

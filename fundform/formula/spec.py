@@ -124,18 +124,27 @@ class Need(Strict):
         return self
 
 
+class IndexComponent(Strict):
+    index: str
+    weight: Quantity
+
+
 class IndexSeries(Strict):
-    """An inflation index as growth rates by financial year (growth into that year from the one before)."""
+    """An inflation index as growth by financial year (growth into that year from the one before), either given
+    directly or as a weighted composite of other indices (e.g. a health index from pay and non-pay inflation)."""
 
     description: str
     unit: Literal["growth per year"]
     source: str = Field(min_length=1)
     vintage: str = Field(min_length=1)
-    growth: dict[FinancialYear, float]
+    growth: dict[FinancialYear, float] | None = None
+    composite: list[IndexComponent] | None = None
 
     @field_validator("growth")
     @classmethod
-    def _plausible(cls, v: dict[str, float]) -> dict[str, float]:
+    def _plausible(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
         years = sorted(parse_year(y) for y in v)
         if years != list(range(years[0], years[-1] + 1)):
             raise ValueError("growth years must be consecutive")
@@ -143,6 +152,18 @@ class IndexSeries(Strict):
             if not -0.5 < g < 1.0:
                 raise ValueError(f"growth {g} for {y} is outside (-0.5, 1.0)")
         return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> IndexSeries:
+        if (self.growth is None) == (self.composite is None):
+            raise ValueError("give exactly one of 'growth' (by year) or 'composite' (weighted indices)")
+        if self.composite is not None:
+            weights = [c.weight.value for c in self.composite]
+            if any(w < 0 for w in weights):
+                raise ValueError("composite weights must be >= 0")
+            if abs(sum(weights) - 1.0) > 1e-9:
+                raise ValueError(f"composite weights must sum to 1, got {sum(weights):.6g}")
+        return self
 
 
 class ControlTotal(Strict):
@@ -204,7 +225,6 @@ class FormulaSpec(Strict):
     title: str
     summary: str
     effective_years: list[FinancialYear] = Field(min_length=1)
-    price_base_year: FinancialYear | None = None
     sources: list[Source] = Field(default_factory=list)
     need: Need
     indices: dict[str, IndexSeries]
@@ -229,6 +249,12 @@ class FormulaSpec(Strict):
             head = re.split(r"[,;\s]", idx.source.strip(), maxsplit=1)[0]
             if not idx.source.lower().startswith("assumption") and head not in known:
                 raise ValueError(f"indices.{name}.source names no listed source")
+            for c in idx.composite or []:
+                part = self.indices.get(c.index)
+                if part is None:
+                    raise ValueError(f"indices.{name}.composite: unknown index '{c.index}'")
+                if part.composite is not None:
+                    raise ValueError(f"indices.{name}.composite: '{c.index}' is itself a composite")
         return self
 
 

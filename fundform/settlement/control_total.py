@@ -33,19 +33,30 @@ def cumulative_growth(growth: dict[str, float], base_year: str, year: str, name:
     return factor if y >= b else 1.0 / factor
 
 
-def index_levels(index: IndexSeries, name: str, base_year: str, years: list[str]) -> pl.DataFrame:
+def index_growth(indices: dict[str, IndexSeries], name: str) -> dict[str, float]:
+    """Growth by year of an index; a composite's growth is the weighted sum of its components' growth, for the
+    years all components cover."""
+    index = indices[name]
+    if index.growth is not None:
+        return index.growth
+    parts = [(indices[c.index].growth, c.weight.value) for c in index.composite]
+    years = set.intersection(*(set(g) for g, _ in parts))
+    return {y: sum(w * g[y] for g, w in parts) for y in sorted(years)}
+
+
+def index_levels(growth: dict[str, float], name: str, base_year: str, years: list[str]) -> pl.DataFrame:
     """Index level per year, 1.0 at base_year."""
     return pl.DataFrame({
         "financial_year": years,
-        "index_level": [cumulative_growth(index.growth, base_year, y, name) for y in years],
+        "index_level": [cumulative_growth(growth, base_year, y, name) for y in years],
     })
 
 
-def control_total_path(base_total_pence: int, rule: ControlTotal, index: IndexSeries, years: pl.DataFrame,
+def control_total_path(base_total_pence: int, rule: ControlTotal, growth: dict[str, float], years: pl.DataFrame,
                        ) -> pl.DataFrame:
     """financial_year, inflation_factor, real_factor and control_total (int pence) from the base year."""
     ys = years["financial_year"].to_list()
-    infl = [cumulative_growth(index.growth, rule.base_year, y, rule.inflation_index) for y in ys]
+    infl = [cumulative_growth(growth, rule.base_year, y, rule.inflation_index) for y in ys]
     real = [(1.0 + rule.real_growth.value) ** (parse_year(y) - parse_year(rule.base_year)) for y in ys]
     return years.with_columns(
         inflation_factor=pl.Series(infl),
