@@ -110,13 +110,15 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     targets = apportion(ct, np.broadcast_to(shares, (params.years, n)))
     baselines = apportion(ct, np.broadcast_to(baseline_w, (params.years, n)))
     start = apportion(totals[0], baseline_w)
-    tr = run_transition(start, targets, ct, spec.transition, years["financial_year"].to_list())
+    inflation = np.array([growth.get(y, 0.0) for y in years["financial_year"]])
+    tr = run_transition(start, targets, ct, spec.transition, years["financial_year"].to_list(), baselines=baselines,
+                        inflation=inflation)
 
     step("local tax and grants")
     lt_factor = year_factors(spec.local_tax, years)["local_tax_factor"].to_numpy()
     notional_f = areas["notional_local_tax_base"].to_numpy()[None, :] * lt_factor[:, None] * 100
     notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=1)))
-    grant = tr.allocation - notional
+    grant = tr.allocation + tr.guarantee - notional
     deflator = index_levels(growth, spec.control_total.inflation_index, params.price_base,
                             years["financial_year"].to_list())["index_level"].to_numpy()
     real_f = grant / deflator[:, None]
@@ -138,6 +140,8 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
             previous_allocation=pl.Series(flat(tr.previous)),
             allocation=pl.Series(flat(tr.allocation)),
             transition_bound=pl.Series(flat(bound_label)),
+            years_to_target=pl.Series(np.tile(tr.years_to_target, params.years)).fill_nan(None),
+            guarantee_payment=pl.Series(flat(tr.guarantee)),
             notional_local_tax=pl.Series(flat(notional)),
             grant=pl.Series(flat(grant)),
             grant_real=pl.Series(flat(grant_real)),
@@ -150,12 +154,14 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         .select([c.name for c in ALLOCATIONS])
     )
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    recon = reconcile(allocations, tr, spec.transition)
+    recon = reconcile(allocations, tr, spec.transition, inflation)
     policies = {
         "notional_band_d_gbp": round(band_d, 6),
         "base_year_total_gbp": base_total / 100,
         "start_allocation_year": year0,
         "transition_scale_back": {y: float(v) for y, v in zip(years["financial_year"], tr.scale_back)},
+        "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(years["financial_year"], tr.released)},
+        "guarantee_paid_gbp": {y: int(v) / 100 for y, v in zip(years["financial_year"], tr.guarantee.sum(axis=1))},
         "areas_at_floor": {y: int((tr.bound[i] == BOUND_FLOOR).sum()) for i, y in enumerate(years["financial_year"])},
         "areas_at_ceiling": {y: int((tr.bound[i] == BOUND_CEILING).sum())
                              for i, y in enumerate(years["financial_year"])},
@@ -163,7 +169,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     return RunResult(allocations, need, recon, path, policies)
 
 
-def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition) -> pl.DataFrame:
+def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, inflation: np.ndarray) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),
@@ -172,9 +178,10 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition) -> pl
         baseline=pl.col("baseline").sum(),
         grant=pl.col("grant").sum(),
         notional=pl.col("notional_local_tax").sum(),
+        guarantee=pl.col("guarantee_payment").sum(),
     )
     prev = tr.previous.astype(np.float64)
-    below_floor = (np.maximum(floor_pence(prev, rule) - tr.allocation, 0).sum(axis=-1)
+    below_floor = (np.maximum(floor_pence(prev, rule, inflation[:, None]) - tr.allocation, 0).sum(axis=-1)
                    if rule.floor is not None else np.zeros(len(sums)))
     above_ceiling = (np.maximum(tr.allocation - ceiling_pence(prev, rule), 0).sum(axis=-1)
                      if rule.ceiling is not None else np.zeros(len(sums)))
@@ -182,11 +189,12 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition) -> pl
     for i, r in enumerate(sums.iter_rows(named=True)):  # a handful of identities per year, not a loop over areas
         y = r["financial_year"]
         rows += [
-            (y, "sum of allocation = control total", r["control_total"], r["allocation"]),
+            (y, "sum of allocation = control total - released by a non-neutral rule",
+             r["control_total"] - int(tr.released[i]), r["allocation"]),
             (y, "sum of target allocation = control total", r["control_total"], r["target"]),
             (y, "sum of baseline = control total", r["control_total"], r["baseline"]),
-            (y, "sum of grant = control total - sum of notional local tax", r["control_total"] - r["notional"],
-             r["grant"]),
+            (y, "sum of grant = allocations + guarantee payments - notional local tax",
+             r["allocation"] + r["guarantee"] - r["notional"], r["grant"]),
             (y, "total shortfall below floors = 0", 0, int(below_floor[i])),
             (y, "total excess above ceilings = 0", 0, int(above_ceiling[i])),
         ]

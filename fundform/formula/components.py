@@ -9,13 +9,16 @@ runs its ``@indicator_transform(...)`` / ``@transition_rule(...)`` decorators.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import numpy as np
 import polars as pl
 
+from fundform.formula.spec import Transition
+
 IndicatorTransform = Callable[[pl.Expr, pl.Expr, float], pl.Expr]
-TransitionRule = Callable[..., np.ndarray]
+TransitionRule = Callable[["RuleContext"], np.ndarray]
 
 INDICATOR_TRANSFORMS: dict[str, IndicatorTransform] = {}
 TRANSITION_RULES: dict[str, TransitionRule] = {}
@@ -33,7 +36,7 @@ def indicator_transform(name: str) -> Callable[[IndicatorTransform], IndicatorTr
 
 
 def transition_rule(name: str) -> Callable[[TransitionRule], TransitionRule]:
-    """Register f(previous, target, growth, **params) -> unconstrained allocation (arrays, last axis = areas)."""
+    """Register f(ctx: RuleContext) -> this year's unconstrained allocation (float pence, last axis = areas)."""
 
     def register(f: TransitionRule) -> TransitionRule:
         TRANSITION_RULES[name] = f
@@ -63,12 +66,52 @@ def ratio_linear(value: pl.Expr, national: pl.Expr, elasticity: float) -> pl.Exp
     return 1.0 + elasticity * (value / national - 1.0)
 
 
-@transition_rule("convergence")
-def convergence(previous: np.ndarray, target: np.ndarray, growth: np.ndarray | float, *,
-                gap_closed_per_year: float) -> np.ndarray:
-    """Uniform growth of last year's allocation, plus a move of a fixed fraction of the remaining gap to target.
+@dataclass(frozen=True)
+class RuleContext:
+    """What a transition rule sees for one year. Arrays are float pence, last axis = areas (any leading axes are
+    scenarios). `growth` is how much last year's allocation grows before convergence: this year's total over last
+    year's (uniform), or each area's own base growth where the version supplies one."""
 
-    previous * growth sums to this year's total when every area grows alike; target sums to it by construction;
-    so the result sums to the total before any floor or ceiling (budget neutral)."""
-    grown = previous * growth
-    return grown + gap_closed_per_year * (target - grown)
+    previous: np.ndarray
+    target: np.ndarray
+    baseline: np.ndarray
+    growth: np.ndarray
+    year: int  # 1 for the first year of the settlement
+    rule: Transition
+
+
+@transition_rule("convergence")
+def convergence(ctx: RuleContext) -> np.ndarray:
+    """Uniform growth of last year's allocation, plus a fixed fraction of the remaining gap to target.
+
+    previous x growth sums to this year's total; targets sum to it by construction; so the result does too
+    (budget neutral before any floor or ceiling)."""
+    grown = ctx.previous * ctx.growth
+    return grown + ctx.rule.gap_closed_per_year.value * (ctx.target - grown)
+
+
+def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition) -> np.ndarray:
+    """NHS England's convergence percentage for a distance from target d = (allocation - target) / target measured
+    after base growth: below target, a fraction of the gap capped at max_gain; above target, a fraction of the way
+    to target (d / (1 + d) lands on it) capped at max_reduction."""
+    gain = np.minimum(rule.gain_gap_closed.value * np.maximum(-dft, 0.0), rule.max_gain.value)
+    cut = np.minimum(rule.reduction_gap_closed.value * np.maximum(dft, 0.0) / (1.0 + np.maximum(dft, 0.0)),
+                     rule.max_reduction.value)
+    return np.where(dft < 0, gain, -cut)
+
+
+@transition_rule("nhs_convergence")
+def nhs_convergence(ctx: RuleContext) -> np.ndarray:
+    """Base growth, then a convergence percentage that depends on the distance from target (see above)."""
+    grown = ctx.previous * ctx.growth
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dft = np.where(ctx.target > 0, grown / ctx.target - 1.0, 0.0)
+    return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule))
+
+
+@transition_rule("phasing")
+def phasing(ctx: RuleContext) -> np.ndarray:
+    """A straight-line blend from today's funding (uprated) to target: after k of N years, k/N of the way (the Fair
+    Funding Review's thirds are N = 3)."""
+    w = min(ctx.year / ctx.rule.phasing_years.value, 1.0)
+    return (1.0 - w) * ctx.baseline + w * ctx.target

@@ -179,17 +179,56 @@ class ControlTotal(Strict):
         return v
 
 
+class Guarantee(Strict):
+    """No area gets less cash in any year than it had before the settlement (its start allocation)."""
+
+    kind: Literal["no_area_worse_off"] = "no_area_worse_off"
+    funding: Literal["within_total", "additional"]
+    source: str = Field(min_length=1)
+
+
+# parameters each built-in rule needs (plugin rules read theirs from `parameters`)
+RULE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "convergence": ("gap_closed_per_year",),
+    "nhs_convergence": ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"),
+    "phasing": ("phasing_years",),
+}
+
+
 class Transition(Strict):
+    """How allocations move from last year's toward target. `rule` names a transition component."""
+
     rule: str
-    gap_closed_per_year: Quantity
+    # convergence: uniform growth of last year's allocation plus a fixed fraction of the gap to target
+    gap_closed_per_year: Quantity | None = None
+    # nhs_convergence: NHS England's pace of change (see docs/nhs-convergence.md)
+    gain_gap_closed: Quantity | None = None
+    max_gain: Quantity | None = None
+    reduction_gap_closed: Quantity | None = None
+    max_reduction: Quantity | None = None
+    # phasing: a straight-line blend from today's funding (uprated) to target over N years
+    phasing_years: Quantity | None = None
+    budget_neutral: bool = True
+    parameters: dict[str, Quantity] = Field(default_factory=dict)
     floor: Quantity | None = None
     ceiling: Quantity | None = None
-    floor_basis: Literal["cash"] = "cash"
+    floor_basis: Literal["cash", "real"] = "cash"
+    guarantee: Guarantee | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> Transition:
-        if not 0 <= self.gap_closed_per_year.value <= 1:
-            raise ValueError("gap_closed_per_year must be between 0 and 1")
+        for name in RULE_PARAMETERS.get(self.rule, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"rule {self.rule} needs '{name}'")
+        for name in ("gap_closed_per_year", "gain_gap_closed", "reduction_gap_closed", "max_gain", "max_reduction"):
+            q = getattr(self, name)
+            if q is not None and not 0 <= q.value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.phasing_years is not None and (self.phasing_years.value < 1 or
+                                               self.phasing_years.value != int(self.phasing_years.value)):
+            raise ValueError("phasing_years must be a whole number of years >= 1")
+        if self.rule != "nhs_convergence" and not self.budget_neutral:
+            raise ValueError("budget_neutral = false is only meaningful for nhs_convergence")
         if self.floor and self.floor.value <= -1:
             raise ValueError("floor must be > -1 (a change of -100% or less)")
         if self.floor and self.ceiling and self.ceiling.value < self.floor.value:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"  # 1.1: guarantee_payment, years_to_target
 MONEY = pa.decimal128(20, 2)
 
 
@@ -21,6 +21,7 @@ class OutputColumn:
     unit: str
     description: str
     real_terms: bool = False  # priced at the run's price base year
+    nullable: bool = False
 
 
 def money(name: str, description: str, unit: str = "GBP", real: bool = False) -> OutputColumn:
@@ -47,8 +48,12 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
     OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target"),
     OutputColumn("transition_bound", pa.string(), "text", "'floor' or 'ceiling' where the area is held at a bound "
                  "this year, else 'none'"),
+    OutputColumn("years_to_target", pa.float64(), "years", "after the settlement's last year, further years at the "
+                 "rule's pace to come within 0.1% of target (same on every row of an area; null if never)",
+                 nullable=True),
+    money("guarantee_payment", "no-area-worse-off top-up paid as extra money, outside the control total (0 if none)"),
     money("notional_local_tax", "notional council tax deducted (tax base x notional Band D x share x equalisation)"),
-    money("grant", "allocation - notional local tax: what the centre pays"),
+    money("grant", "allocation + guarantee payment - notional local tax: what the centre pays"),
     money("grant_real", "grant at the run's price base year, deflated by the run's index", real=True),
     money("grant_per_head", "grant / population, rounded to the penny", unit="GBP per head"),
 )
@@ -82,7 +87,7 @@ def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None)
         meta = {"unit": c.unit, "description": c.description}
         if c.real_terms and price_base_year:
             meta["price_base_year"] = price_base_year
-        fields.append(pa.field(c.name, c.type, nullable=False, metadata=meta))
+        fields.append(pa.field(c.name, c.type, nullable=c.nullable, metadata=meta))
     return pa.schema(fields)
 
 
@@ -94,7 +99,7 @@ def schema_markdown() -> str:
            "under the key `fundform` the run manifest (JSON).", ""]
     for name, cols in TABLES.items():
         out += [f"## {name}.parquet", "", "| column | type | unit | description |", "|---|---|---|---|"]
-        out += [f"| `{c.name}` | {c.type} | {c.unit}{' (real terms)' if c.real_terms else ''} | {c.description} |"
-                for c in cols]
+        out += [f"| `{c.name}` | {c.type}{' (nullable)' if c.nullable else ''} | {c.unit}"
+                f"{' (real terms)' if c.real_terms else ''} | {c.description} |" for c in cols]
         out.append("")
     return "\n".join(out)

@@ -22,13 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from fundform.errors import InfeasiblePolicy
-from fundform.formula.components import TRANSITION_RULES
+from fundform.formula.components import TRANSITION_RULES, RuleContext
 from fundform.formula.spec import Transition
 from fundform.settlement.money import largest_remainder
 
 BOUND_NONE, BOUND_FLOOR, BOUND_CEILING = 0, -1, 1
 _BISECTION_STEPS = 200
 _AT_BOUND_PENCE = 0.5  # within half a penny of a bound, an area is at it once rounded
+
+
+TARGET_TOLERANCE = 0.001  # an area within 0.1% of its target has reached it, for years_to_target
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,17 @@ class TransitionResult:
     bound: np.ndarray  # (years, areas) int8: -1 at floor, 1 at ceiling, 0 free
     unconstrained: np.ndarray  # (years, areas) float pence, before floors and ceilings
     scale_back: np.ndarray  # (years,) lambda: the share of headroom above floors withdrawn to pay for them
+    guarantee: np.ndarray  # (years, areas) int64 pence paid on top of the total (guarantee funded as extra money)
+    released: np.ndarray  # (years,) int64 pence of the control total left unallocated by a non-neutral rule
+    years_to_target: np.ndarray  # (areas,) float: further years at the rule's pace to come within 0.1% of target
 
 
-def floor_pence(previous: np.ndarray, rule: Transition) -> np.ndarray:
+def floor_pence(previous: np.ndarray, rule: Transition, inflation: np.ndarray | float = 0.0) -> np.ndarray:
     """The least an area may get, in whole pence: rounded up, so a floor is never missed by a fraction of a penny.
-    (The 1e-6 pence allowance absorbs float noise in previous x (1 + rate) for exact products.)"""
-    return np.ceil(previous * (1.0 + rule.floor.value) - 1e-6)
+    A real-terms floor also grows with the year's inflation. (The 1e-6 pence allowance absorbs float noise in
+    previous x (1 + rate) for exact products.)"""
+    real = (1.0 + np.asarray(inflation)) if rule.floor_basis == "real" else 1.0
+    return np.ceil(previous * (1.0 + rule.floor.value) * real - 1e-6)
 
 
 def ceiling_pence(previous: np.ndarray, rule: Transition) -> np.ndarray:
@@ -119,33 +127,89 @@ def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, tota
     return out, bound
 
 
+def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition) -> np.ndarray:
+    """Further years needed, at the rule's own pace and with targets growing like allocations, for each area to
+    come within 0.1% of its target; NaN where the rule never gets it there (a zero pace, or a plugin rule)."""
+    dft = allocation / target - 1.0
+    done = np.abs(dft) <= TARGET_TOLERANCE
+    if rule.rule == "convergence":
+        f = rule.gap_closed_per_year.value
+        if f >= 1:
+            return np.where(done, 0.0, 1.0)
+        if f == 0:
+            return np.where(done, 0.0, np.nan)
+        with np.errstate(divide="ignore"):
+            n = np.ceil(np.log(TARGET_TOLERANCE / np.abs(dft)) / np.log(1.0 - f))
+        return np.where(done, 0.0, n)
+    if rule.rule == "nhs_convergence":
+        from fundform.formula.components import nhs_convergence_adjustment
+
+        d = dft.copy()
+        years = np.where(done, 0.0, np.nan)
+        for k in range(1, 201):  # simulate the gap; bounded, vectorised over areas
+            d = (1.0 + d) * (1.0 + nhs_convergence_adjustment(d, rule)) - 1.0
+            years = np.where(np.isnan(years) & (np.abs(d) <= TARGET_TOLERANCE), float(k), years)
+        return years
+    if rule.rule == "phasing":
+        return np.where(done, 0.0, np.nan)  # phasing reaches target in its last year; beyond it, no pace applies
+    return np.full(dft.shape, np.nan)
+
+
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition,
-                   years: list[str] | None = None) -> TransitionResult:
-    """start: (..., areas) int pence, the allocation of the year before the settlement; targets: (..., years, areas)
-    int pence; totals: (..., years) int pence."""
+                   years: list[str] | None = None, baselines: np.ndarray | None = None,
+                   growth: np.ndarray | None = None, inflation: np.ndarray | None = None) -> TransitionResult:
+    """Run the settlement year by year.
+
+    start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
+    funding uprated): (..., years, areas) int pence; totals: (..., years) int pence. growth: optional (..., years,
+    areas) per-area base growth factors (default: this year's total over last year's allocations, the same for
+    all); inflation: (years,) growth of the version's index, for real-terms floors."""
     fn = TRANSITION_RULES[rule.rule]
     n_years = targets.shape[-2]
+    baselines = targets if baselines is None else baselines
+    inflation = np.zeros(n_years) if inflation is None else np.asarray(inflation)
     prev = np.asarray(start, dtype=np.int64)
-    prevs, allocs, bounds, uncons, lams = [], [], [], [], []
+    start_f = prev.astype(np.float64)
+    out: dict[str, list] = {k: [] for k in ("prev", "alloc", "bound", "uncons", "lam", "guar", "released")}
     for t in range(n_years):
         total = totals[..., t]
-        target = targets[..., t, :].astype(np.float64)
-        growth = total / prev.sum(axis=-1)
-        u = fn(prev.astype(np.float64), target, growth[..., None], gap_closed_per_year=rule.gap_closed_per_year.value)
         p = prev.astype(np.float64)
-        lower = floor_pence(p, rule) if rule.floor is not None else np.full_like(p, -np.inf)
+        g = (growth[..., t, :] if growth is not None else (total / prev.sum(axis=-1))[..., None])
+        ctx = RuleContext(previous=p, target=targets[..., t, :].astype(np.float64),
+                          baseline=baselines[..., t, :].astype(np.float64), growth=np.asarray(g, dtype=np.float64),
+                          year=t + 1, rule=rule)
+        u = fn(ctx)
+        lower = floor_pence(p, rule, inflation[t]) if rule.floor is not None else np.full_like(p, -np.inf)
+        if rule.guarantee is not None and rule.guarantee.funding == "within_total":
+            lower = np.maximum(lower, start_f)
         upper = ceiling_pence(p, rule) if rule.ceiling is not None else np.full_like(p, np.inf)
-        try:
-            alloc, lam = solve_bounded(u, lower, upper, total)
-        except InfeasiblePolicy as e:
-            label = years[t] if years else f"year {t + 1}"
-            raise InfeasiblePolicy(f"{label}: {e}") from None
-        rounded, bound = round_to_pence(alloc, lower, upper, total)
-        prevs.append(prev)
-        allocs.append(rounded)
-        bounds.append(bound)
-        uncons.append(u)
-        lams.append(lam)
+        label = years[t] if years else f"year {t + 1}"
+        if rule.budget_neutral:
+            try:
+                alloc, lam = solve_bounded(u, lower, upper, total)
+            except InfeasiblePolicy as e:
+                raise InfeasiblePolicy(f"{label}: {e}") from None
+            rounded, bound = round_to_pence(alloc, lower, upper, total)
+        else:  # what the rule does not allocate is released from the total, reported, not spread
+            clipped = np.clip(u, lower, upper)
+            rounded = np.where(np.isfinite(lower) & (clipped <= lower), lower, np.where(
+                np.isfinite(upper) & (clipped >= upper), upper, np.floor(clipped + 0.5))).astype(np.int64)
+            bound = np.where(np.isfinite(lower) & (u <= lower), BOUND_FLOOR,
+                             np.where(np.isfinite(upper) & (u >= upper), BOUND_CEILING, BOUND_NONE)).astype(np.int8)
+            lam = np.zeros(np.shape(total))
+            if np.any(rounded.sum(axis=-1) > total):
+                raise InfeasiblePolicy(f"{label}: the rule allocates more than the control total and is not budget "
+                                       "neutral: raise the total or make the rule budget neutral")
+        guar = (np.maximum(start_f - rounded, 0).astype(np.int64)
+                if rule.guarantee is not None and rule.guarantee.funding == "additional" else np.zeros_like(rounded))
+        for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("lam", lam),
+                     ("guar", guar), ("released", total - rounded.sum(axis=-1))):
+            out[k].append(v)
         prev = rounded
     stack = lambda xs: np.stack(xs, axis=-2)  # noqa: E731
-    return TransitionResult(stack(prevs), stack(allocs), stack(bounds), stack(uncons), np.stack(lams, axis=-1))
+    return TransitionResult(
+        previous=stack(out["prev"]), allocation=stack(out["alloc"]), bound=stack(out["bound"]),
+        unconstrained=stack(out["uncons"]), scale_back=np.stack(out["lam"], axis=-1), guarantee=stack(out["guar"]),
+        released=np.stack(out["released"], axis=-1).astype(np.int64),
+        years_to_target=years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rule),
+    )
