@@ -378,6 +378,62 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
     return out, notes
 
 
+PRACTICE_COMPONENTS = {  # NHS England column -> fundform column
+    "G&A WP": "wp_general_acute", "CS WP": "wp_community", "MH WP": "wp_mental_health", "Mat WP": "wp_maternity",
+    "Health Ineq WP": "wp_health_inequalities", "Prescr WP": "wp_prescribing", "Final WP": "wp_core",
+    "Primary Medical Care WP": "wp_primary_medical", "Final PMC WP": "wp_primary_medical_final",
+}
+
+
+def build_practices(src: Path, codes: set[str]) -> pl.DataFrame:
+    """Both practice files (2023/24 and 2024/25 allocations), one row per practice per weights year."""
+    frames = []
+    for year, fname in [("2023/24", "gp_practice_weighted_populations_2023_24.csv"),
+                        ("2024/25", "gp_practice_weighted_populations_2024_25.csv")]:
+        gp = pl.read_csv(src / "nhs-weighted-populations" / fname, infer_schema_length=0)
+        frames.append(gp.select(
+            weights_year=pl.lit(year),
+            practice_code="Practice_Code",
+            practice_name="GP_Practice_Name",
+            area_code=to_2024_code("LAD21"),
+            icb_code="ICS22",
+            nhs_region_code="R22",
+            registered_population=pl.col("pop 2022/23").cast(pl.Float64),
+            **{new: pl.col(old).cast(pl.Float64) for old, new in PRACTICE_COMPONENTS.items()},
+        ))
+    out = pl.concat(frames).sort("weights_year", "practice_code")
+    unknown = sorted(set(out["area_code"].to_list()) - codes)
+    if unknown:
+        raise BuildError(f"practices: authority codes not among the 296 after mapping forward: {unknown}")
+    nulls = out.filter(pl.any_horizontal(pl.all().is_null()))
+    if nulls.height:
+        raise BuildError(f"practices: missing values in {nulls.height} rows, e.g. {nulls.head(3).rows()}")
+    return out
+
+
+def build_icb_allocations(src: Path) -> pl.DataFrame:
+    """The published ICB core allocation rounds: baseline, fair shares target, base growth, convergence, result."""
+    frames = []
+    for rnd, fname in [("2023/24", "ICB_Core_Allocations_2023_24.csv"), ("2024/25", "ICB_Core_Allocations_2024_25.csv")]:
+        d = pl.read_csv(src / "nhs-allocations" / fname)
+        c = d.columns  # fixed positions: the headers carry the year and vary in spacing between rounds
+        frames.append(d.select(
+            allocation_round=pl.lit(rnd),
+            icb_code=pl.col(c[2]), icb_name=pl.col(c[3]), nhs_region_code=pl.col(c[0]),
+            adjusted_recurrent_baseline=pl.col(c[4]).cast(pl.Float64) * 1000,
+            fair_shares_target=pl.col(c[5]).cast(pl.Float64) * 1000,
+            distance_from_target=pl.col(c[6]).cast(pl.Float64),
+            base_growth=pl.col(c[8]).cast(pl.Float64),
+            convergence=pl.col(c[9]).cast(pl.Float64),
+            recurrent_allocation=pl.col(c[10]).cast(pl.Float64) * 1000,
+            post_convergence_distance_from_target=pl.col(c[12]).cast(pl.Float64),
+        ))
+    out = pl.concat(frames).sort("allocation_round", "icb_code")
+    if out.group_by("allocation_round").len()["len"].to_list() != [42, 42]:
+        raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round")
+    return out
+
+
 def write(df: pl.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".parquet.tmp")
     df.write_parquet(tmp, compression="zstd", compression_level=9, statistics=True)
@@ -404,12 +460,15 @@ def main(argv: list[str] | None = None) -> int:
         council_tax = build_council_tax(src, codes, utla)
         lookup = build_lookup(src, areas, utla)
         baseline, b_notes = build_baseline(src, areas, utla, population, lookup)
+        practices = build_practices(src, codes)
+        icb_allocations = build_icb_allocations(src)
     except BuildError as e:
         print(f"build_dataset: {e}", file=sys.stderr)
         return 1
     tables = {
         "areas": areas, "population": population, "deprivation": deprivation,
         "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
+        "practice_weighted_population": practices, "nhs_icb_allocations": icb_allocations,
     }
     for name, df in tables.items():
         write(df, out / f"{name}.parquet")

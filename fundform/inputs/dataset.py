@@ -76,6 +76,8 @@ def load_dataset(directory: Path) -> Dataset:
     for name, contract in CONTRACTS.items():
         path = find_table_file(directory, name)
         if path is None:
+            if not contract.required:
+                continue
             problems.append(Problem(f"{name}.parquet", "", "file not found",
                                     f"a table '{name}' as {name}.parquet or {name}.csv in {directory}"))
             continue
@@ -91,6 +93,7 @@ def load_dataset(directory: Path) -> Dataset:
         if checked is not None:
             tables[name] = checked
     problems += cross_table_problems(tables, {f.table: f.path.name for f in files})
+    problems += nhs_problems(tables, {f.table: f.path.name for f in files})
     if problems:
         raise InvalidInput(problems, str(directory))
     return Dataset(directory, tables, tuple(files))
@@ -109,7 +112,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str])
         file = names.get(name, name)
         present = frame.select("area_code").unique()
         missing = area_set.join(present, on="area_code", how="anti")
-        if missing.height:
+        if missing.height and CONTRACTS[name].covers_every_area:
             problems.append(Problem(file, "area_code", f"{missing.height} authority(ies) of the areas table absent",
                                     "every authority in areas to appear", _row_labels(missing, ["area_code"])))
         unknown = frame.with_row_index("__row").join(areas, on="area_code", how="anti")
@@ -159,4 +162,20 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str])
             problems.append(Problem(file, "target_name", "an area code carries more than one name",
                                     "one name per target code", _row_labels(names_per_code.with_row_index("__row"),
                                                                            ["level", "target_code"])))
+    return problems
+
+
+def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """Practice and ICB tables must use the ICB codes of the area lookup."""
+    problems: list[Problem] = []
+    if "area_lookup" not in tables:
+        return problems
+    icbs = tables["area_lookup"].filter(pl.col("level") == "icb").select(icb_code="target_code").unique()
+    for name in ("practice_weighted_population", "nhs_icb_allocations"):
+        if name in tables:
+            unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti")
+            if unknown.height:
+                problems.append(Problem(names.get(name, name), "icb_code", f"{unknown.height} row(s) with ICB codes "
+                                        "not in the area lookup", "ICB codes of area_lookup level 'icb'",
+                                        _row_labels(unknown, ["icb_code"])))
     return problems

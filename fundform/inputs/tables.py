@@ -139,8 +139,64 @@ BASELINE = TableContract(
     key=("area_code",),
 )
 
+WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0)  # noqa
+
+PRACTICE_WEIGHTED_POPULATION = TableContract(
+    name="practice_weighted_population",
+    description="NHS England's needs-weighted registered populations per GP practice, by formula component, for "
+    "each allocation year's weights. Optional: needed by versions whose need method is practice_weighted_population.",
+    source="NHS England ICB allocations 2023/24 to 2024/25, practice-level weighted populations as published with the "
+    "ICB place-based allocation tool (nhsx/AIF_Allocation_Tool data/2023_2024.csv and 2024_2025.csv)",
+    vintage="weights for 2023/24 and 2024/25; registered population projections for 2022/23; 2021 districts mapped "
+    "to 2024 codes",
+    columns=(
+        Column("weights_year", "str", "financial year", "allocation year the weights were published for"),
+        Column("practice_code", "str", "ODS code", "GP practice code"),
+        Column("practice_name", "str", "text", "GP practice name"),
+        AREA,
+        Column("icb_code", "str", "ODS code", "ICB of the practice (Qxx)"),
+        Column("nhs_region_code", "str", "ODS code", "NHS region of the practice (Yxx)"),
+        Column("registered_population", "float", "persons", "registered patients (projection)", min=0),
+        WP("wp_general_acute", "general and acute"), WP("wp_community", "community services"),
+        WP("wp_mental_health", "mental health"), WP("wp_maternity", "maternity"),
+        WP("wp_health_inequalities", "health inequalities (avoidable mortality)"), WP("wp_prescribing", "prescribing"),
+        WP("wp_core", "overall core (the ICB core fair-shares basis)"),
+        WP("wp_primary_medical", "primary medical care"), WP("wp_primary_medical_final", "final primary medical care"),
+    ),
+    key=("weights_year", "practice_code"),
+    covers_every_area=False,
+    required=False,
+)
+
+NHS_ICB_ALLOCATIONS = TableContract(
+    name="nhs_icb_allocations",
+    description="NHS England's published ICB core allocation rounds: the base year's adjusted recurrent baseline and "
+    "fair shares target, each ICB's base growth and convergence, and the recurrent allocation. Optional: used by "
+    "versions whose baseline source is nhs_icb_allocations, and by the reproduction test.",
+    source="NHS England, ICB allocations 2023/24 to 2024/25 (core allocations sheets, GBP thousands converted to GBP)",
+    vintage="allocation rounds 2023/24 (base 2022/23) and 2024/25 (base 2023/24)",
+    columns=(
+        Column("allocation_round", "str", "financial year", "the year allocated"),
+        Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
+        Column("icb_name", "str", "text", "ICB name"),
+        Column("nhs_region_code", "str", "ODS code", "NHS region (Yxx)"),
+        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0),
+        Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (2024/25 round: inc. COVID)",
+               min=0),
+        Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published"),
+        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1),
+        Column("convergence", "float", "ratio", "the round's convergence adjustment, as published", min=-1),
+        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0),
+        Column("post_convergence_distance_from_target", "float", "ratio", "distance from target after convergence"),
+    ),
+    key=("allocation_round", "icb_code"),
+    covers_every_area=False,
+    required=False,
+)
+
 CONTRACTS: dict[str, TableContract] = {
-    c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE)
+    c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE,
+                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
 LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")
@@ -154,7 +210,8 @@ def dictionary_markdown() -> str:
     for c in CONTRACTS.values():
         out += [f"## {c.name}", "", c.description, "",
                 f"- Source: {c.source}", f"- Vintage: {c.vintage}", f"- Key: {', '.join(c.key)}",
-                f"- Covers every area: {'yes' if c.covers_every_area else 'no'}", "",
+                f"- Covers every area: {'yes' if c.covers_every_area else 'no'}",
+                f"- Required: {'yes' if c.required else 'no (used by the versions that need it)'}", "",
                 "| column | type | unit | required | allowed | description |", "|---|---|---|---|---|---|"]
         for col in c.columns:
             out.append(f"| `{col.name}` | {col.dtype} | {col.unit} | {'yes' if col.required else 'no'} | "
