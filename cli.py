@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fundform import __version__
 from fundform.errors import FundformError, InvalidInput
@@ -36,11 +37,12 @@ STATE = {"debug": False}
 
 def fail(e: BaseException) -> None:
     if isinstance(e, FundformError):
-        err.print(f"[bold red]error:[/bold red] {e}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code)
     if STATE["debug"]:
         raise e
-    err.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {e}\nRerun with --debug for the traceback.",
+    err.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {escape(str(e))}\n"
+              "Rerun with --debug for the traceback.",
               soft_wrap=True)
     raise typer.Exit(3)
 
@@ -246,6 +248,46 @@ def formulas_validate(file: Annotated[Path, typer.Argument(help="A formula or sc
         fail(e)
     extra = f" (extends {f.spec.id} with {len(f.overrides)} override(s))" if f.scenario else ""
     out.print(f"[green]valid[/green]: {file}: {f.spec.id} {f.spec.version}{extra}")
+
+
+@app.command()
+def places(
+    file: Annotated[Path, typer.Argument(help="CSV of practice_code, place_code, place_name.")],
+    formula: Annotated[str, typer.Option(help="A version whose need comes from practices.")] = "nhs-icb-2024",
+    data: DataOpt = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the table as Parquet here.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Need for places built from GP practices (NHS England's place-based tool): weighted population by component,
+    need index and share of England's need, per place."""
+    from rich.table import Table
+
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.need.places import place_need, read_places
+    from fundform.paths import default_data_dir
+
+    try:
+        spec = resolve_formula(formula).spec
+        table = place_need(load_dataset(data or default_data_dir()), spec, read_places(file), file.name)
+        if out_file:
+            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
+            table.write_parquet(tmp)
+            tmp.replace(out_file)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps(table.to_dicts()))
+        return
+    t = Table(title=f"Need by place ({spec.id}, weights {spec.need.weights_year})")
+    for c in ["place", "practices", "ICBs", "registered population", "need-weighted population", "need index",
+              "share of England"]:
+        t.add_column(c, justify="left" if c in ("place", "ICBs") else "right")
+    for r in table.iter_rows(named=True):
+        t.add_row(f"{r['place_name']} ({r['place_code']})", str(r["practices"]), r["icb_codes"],
+                  f"{r['population']:,.0f}", f"{r['need_weighted_population']:,.0f}", f"{r['need_index']:.4f}",
+                  f"{r['share_of_england']:.6f}")
+    out.print(t)
 
 
 @app.command()

@@ -19,7 +19,8 @@ from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset, load_dataset
-from fundform.inputs.tables import BASELINE_COMPONENTS, LEVELS
+from fundform.inputs.tables import LEVELS
+from fundform.numeric import fixed_sum
 from fundform.localtax.notional import notional_local_tax_base, year_factors
 from fundform.need.weighted_population import need_weighted_population, target_shares
 from fundform.outputs.manifest import build_manifest, with_volatile
@@ -30,9 +31,6 @@ from fundform.settlement.money import apportion, largest_remainder, round_half_u
 from fundform.formula.spec import Transition
 from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
                                              floor_pence, run_transition)
-
-ADDITIVE = ["population", "age_weighted_population", "need_weighted_population", "baseline_gbp",
-            "tax_base_band_d", "notional_local_tax_base"]
 
 
 @dataclass(frozen=True)
@@ -74,45 +72,165 @@ class RunResult:
     out_dir: Path | None = None
 
 
-def _need_by_area(data: Dataset, formula: LoadedFormula, level: str) -> tuple[pl.DataFrame, float]:
-    spec = formula.spec
+WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",
+                 "wp_prescribing")
+
+
+def _money_by_area(data: Dataset, spec, level: str) -> tuple[pl.LazyFrame, float]:
+    """Today's funding and the notional local tax base per area of the level (additive, from lower tier)."""
+    baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*spec.baseline.components))
+    notional, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
+    ltla = baseline.join(notional, on="area_code", how="left", maintain_order="left")
+    return roll_up(ltla, data.lazy("area_lookup"), level,
+                   ["baseline_gbp", "tax_base_band_d", "notional_local_tax_base"]), band_d
+
+
+def _need_from_age_curve(data: Dataset, spec, level: str) -> pl.LazyFrame:
     tables = {name: data.lazy(name) for name in data.tables}
     need = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, spec.need.indicators, tables)
-    baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*BASELINE_COMPONENTS))
-    notional, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
-    ltla = need.join(baseline, on="area_code", how="left", maintain_order="left").join(notional, on="area_code", how="left", maintain_order="left")
-    by_level = roll_up(ltla, data.lazy("area_lookup"), level, ADDITIVE)
-    return target_shares(by_level).collect(), band_d
+    return roll_up(need, data.lazy("area_lookup"), level,
+                   ["population", "age_weighted_population", "need_weighted_population"])
+
+
+def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
+    """NHS England's practice weighted populations summed to the level: ICBs and NHS regions directly from each
+    practice's own codes, councils through the practice's authority."""
+    if "practice_weighted_population" not in data.tables:
+        raise FundformError(f"{spec.id} needs the optional table practice_weighted_population in {data.directory}")
+    practices = data.lazy("practice_weighted_population").filter(pl.col("weights_year") == spec.need.weights_year)
+    if practices.select(pl.len()).collect().item() == 0:
+        raise FundformError(f"practice_weighted_population has no rows for weights_year {spec.need.weights_year}")
+    cols = ["population", "need_weighted_population", *WP_COMPONENTS]
+    frame = practices.select("practice_code", "area_code", "icb_code", "nhs_region_code",
+                             population="registered_population",
+                             need_weighted_population=spec.need.weighted_population_column, *WP_COMPONENTS)
+    if level in ("icb", "nhs-region"):
+        key = "icb_code" if level == "icb" else "nhs_region_code"
+        names = data.lazy("area_lookup").filter(pl.col("level") == level).select(
+            pl.col("target_code").alias(key), area_name="target_name").unique(maintain_order=True)
+        return (frame.sort(key, "practice_code").group_by(key, maintain_order=True)
+                .agg([fixed_sum(pl.col(c)).alias(c) for c in cols])
+                .join(names, on=key, how="left", maintain_order="left").rename({key: "area_code"}).sort("area_code"))
+    by_ltla = frame.sort("area_code", "practice_code").group_by("area_code", maintain_order=True).agg(
+        [fixed_sum(pl.col(c)).alias(c) for c in cols])
+    return roll_up(by_ltla, data.lazy("area_lookup"), level, cols)
+
+
+def _published_nhs_baseline(data: Dataset, spec, level: str) -> pl.LazyFrame:
+    """Per area: the round's published adjusted recurrent baseline, its base growth factor, and its fair shares
+    targets (for the targets' total)."""
+    if "nhs_icb_allocations" not in data.tables:
+        raise FundformError(f"{spec.id} needs the optional table nhs_icb_allocations in {data.directory}")
+    if level not in ("icb", "nhs-region"):
+        raise FundformError(f"{spec.id} starts from NHS England's published ICB baselines: use --level icb or "
+                            f"nhs-region (got {level})")
+    rnd = data.lazy("nhs_icb_allocations").filter(pl.col("allocation_round") == spec.baseline.allocation_round)
+    key = "icb_code" if level == "icb" else "nhs_region_code"
+    return (rnd.sort(key, "icb_code").group_by(key, maintain_order=True).agg(
+        baseline_gbp=fixed_sum(pl.col("adjusted_recurrent_baseline")),
+        grown=fixed_sum(pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth"))),
+        fair_shares_target_gbp=fixed_sum(pl.col("fair_shares_target")),
+    ).select(pl.col(key).alias("area_code"), "baseline_gbp", "fair_shares_target_gbp",
+             base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
+
+
+def area_frame(data: Dataset, spec, level: str) -> tuple[pl.DataFrame, float]:
+    """One row per area of the level: need, target share, today's funding, the local tax base."""
+    if spec.need.method == "age_cost_curve":
+        need = _need_from_age_curve(data, spec, level).with_columns(
+            [pl.lit(None, dtype=pl.Float64).alias(c) for c in WP_COMPONENTS])
+    else:
+        need = _need_from_practices(data, spec, level).with_columns(
+            age_weighted_population=pl.lit(None, dtype=pl.Float64))
+    money, band_d = _money_by_area(data, spec, level)
+    frame = need.join(money.drop("area_name"), on="area_code", how="left", maintain_order="left")
+    if spec.baseline.source == "nhs_icb_allocations":
+        frame = frame.drop("baseline_gbp").join(_published_nhs_baseline(data, spec, level), on="area_code",
+                                                how="left", maintain_order="left")
+    out = target_shares(frame)
+    if spec.baseline.target_shares == "published_fair_shares":
+        fst = pl.col("fair_shares_target_gbp")
+        out = out.with_columns(target_share=fst / fst.sum())
+    out = out.collect()
+    gaps = out.filter(pl.any_horizontal(pl.col("baseline_gbp", "population", "need_weighted_population").is_null()))
+    if gaps.height:
+        raise FundformError(f"areas at level {level} without need or baseline: {gaps['area_code'].to_list()[:10]}")
+    return out, band_d
+
+
+@dataclass
+class SettlementInputs:
+    path: pl.DataFrame  # financial_year, year_index (0 = the year before), inflation_factor, real_factor, control_total
+    start: np.ndarray  # (areas,) pence: the allocation of the year before the settlement
+    targets: np.ndarray  # (years, areas) pence
+    baselines: np.ndarray  # (years, areas) pence: today's funding uprated
+    growth: np.ndarray | None  # (years, areas) per-area base growth factors, or None for uniform growth
+    inflation: np.ndarray  # (years,) growth of the version's index
+
+
+def settlement_inputs(areas: pl.DataFrame, spec, params: RunParameters, growth: dict[str, float],
+                      years: pl.DataFrame) -> SettlementInputs:
+    n = areas.height
+    year0 = format_year(parse_year(params.start_year) - 1)
+    all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
+    base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
+    path = control_total_path(base_total, spec.control_total, growth, all_years)
+    inflation = np.array([growth.get(y, 0.0) for y in years["financial_year"]])
+    shares = areas["target_share"].to_numpy()
+    if spec.baseline.source == "baseline_table":
+        totals = path["control_total"].to_numpy()
+        ct = totals[1:]
+        baseline_w = areas["baseline_gbp"].to_numpy()
+        return SettlementInputs(path, apportion(totals[0], baseline_w),
+                                apportion(ct, np.broadcast_to(shares, (params.years, n))),
+                                apportion(ct, np.broadcast_to(baseline_w, (params.years, n))), None, inflation)
+    # a published NHS round: start from each ICB's published baseline; grow it by the ICB's own base growth in the
+    # round's year (uniform index and real growth after it); targets are need shares of the published fair
+    # shares total, growing with each ICB's base growth as NHS England's do
+    if params.start_year != spec.baseline.allocation_round:
+        raise FundformError(f"{spec.id} allocates the {spec.baseline.allocation_round} round: use --start-year "
+                            f"{spec.baseline.allocation_round}")
+    start = round_half_up(areas["baseline_gbp"].to_numpy() * 100)
+    uniform = (path["inflation_factor"].to_numpy()[1:] / path["inflation_factor"].to_numpy()[:-1]
+               * (1 + spec.control_total.real_growth.value))
+    g = np.broadcast_to(uniform[:, None], (params.years, n)).copy()
+    if spec.baseline.base_growth == "published":
+        g[0] = areas["base_growth_factor"].to_numpy()
+    cum = np.cumprod(g, axis=0)
+    ct = round_half_up((start[None, :] * cum).sum(axis=1))
+    path = path.with_columns(control_total=pl.Series(np.concatenate([[start.sum()], ct]).astype(np.int64)))
+    target_base = (areas["fair_shares_target_gbp"].sum() if spec.baseline.target_total == "published_fair_shares"
+                   else areas["baseline_gbp"].sum()) * 100
+    weights = shares[None, :] * cum
+    targets = apportion(round_half_up(target_base * weights.sum(axis=1)), weights)
+    baselines = apportion(ct, start[None, :] * cum)
+    return SettlementInputs(path, start, targets, baselines, g, inflation)
 
 
 def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
             progress: Callable[[str], None] | None = None) -> RunResult:
     step = progress or (lambda _msg: None)
     spec = formula.spec
+    years = settlement_years(params.start_year, params.years)
+    outside = sorted(set(years["financial_year"]) - set(spec.effective_years))
+    if outside:
+        raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
+                            f"asks for {', '.join(outside)}")
     step("need-weighted population")
-    areas, band_d = _need_by_area(data, formula, params.level)
+    areas, band_d = area_frame(data, spec, params.level)
     n = areas.height
 
     step("control totals")
-    years = settlement_years(params.start_year, params.years)
-    year0 = format_year(parse_year(params.start_year) - 1)
-    all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]},
-                                        schema=years.schema), years])
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
-    base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
-    path = control_total_path(base_total, spec.control_total, growth, all_years)
-    totals = path["control_total"].to_numpy()
-    ct = totals[1:]
+    si = settlement_inputs(areas, spec, params, growth, years)
+    path, targets, baselines, inflation = si.path, si.targets, si.baselines, si.inflation
+    ct = path["control_total"].to_numpy()[1:]
+    base_total = int(path["control_total"][0])
+    year0 = path["financial_year"][0]
 
     step("targets and transition")
-    shares = areas["target_share"].to_numpy()
-    baseline_w = areas["baseline_gbp"].to_numpy()
-    targets = apportion(ct, np.broadcast_to(shares, (params.years, n)))
-    baselines = apportion(ct, np.broadcast_to(baseline_w, (params.years, n)))
-    start = apportion(totals[0], baseline_w)
-    inflation = np.array([growth.get(y, 0.0) for y in years["financial_year"]])
-    tr = run_transition(start, targets, ct, spec.transition, years["financial_year"].to_list(), baselines=baselines,
-                        inflation=inflation)
+    tr = run_transition(si.start, targets, ct, spec.transition, years["financial_year"].to_list(),
+                        baselines=baselines, growth=si.growth, inflation=inflation)
 
     step("local tax and grants")
     lt_factor = year_factors(spec.local_tax, years)["local_tax_factor"].to_numpy()
@@ -154,10 +272,11 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         .select([c.name for c in ALLOCATIONS])
     )
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    recon = reconcile(allocations, tr, spec.transition, inflation)
+    recon = reconcile(allocations, tr, spec.transition, inflation, targets.sum(axis=1))
     policies = {
         "notional_band_d_gbp": round(band_d, 6),
-        "base_year_total_gbp": base_total / 100,
+        "base_year_total_gbp": int(round_half_up(areas["baseline_gbp"].sum() * 100)) / 100,
+        "start_total_gbp": base_total / 100,
         "start_allocation_year": year0,
         "transition_scale_back": {y: float(v) for y, v in zip(years["financial_year"], tr.scale_back)},
         "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(years["financial_year"], tr.released)},
@@ -169,7 +288,8 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     return RunResult(allocations, need, recon, path, policies)
 
 
-def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, inflation: np.ndarray) -> pl.DataFrame:
+def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, inflation: np.ndarray,
+              target_totals: np.ndarray) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),
@@ -191,7 +311,7 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, infla
         rows += [
             (y, "sum of allocation = control total - released by a non-neutral rule",
              r["control_total"] - int(tr.released[i]), r["allocation"]),
-            (y, "sum of target allocation = control total", r["control_total"], r["target"]),
+            (y, "sum of target allocation = target total", int(target_totals[i]), r["target"]),
             (y, "sum of baseline = control total", r["control_total"], r["baseline"]),
             (y, "sum of grant = allocations + guarantee payments - notional local tax",
              r["allocation"] + r["guarantee"] - r["notional"], r["grant"]),

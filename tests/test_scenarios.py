@@ -67,7 +67,8 @@ def test_overriding_one_years_index_growth_does_not_freeze_later_years(bundled):
 
 
 @pytest.mark.parametrize("expr, message", [
-    ("transition.flor=0.1", "no key 'flor'"),
+    ("transition.flor=0.1", r"transition.flor: unknown key"),
+    ("transitio.floor=0.1", "no key 'transitio'"),
     ("need.indicators.poverty.elasticity=0.1", "no item named 'poverty'"),
     ("transition.gap_closed_per_year=1.5", "gap_closed_per_year must be between 0 and 1"),
     ("transition.floor", "expected key.path=value"),

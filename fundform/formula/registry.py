@@ -51,6 +51,11 @@ def check_references(spec: FormulaSpec, path: Path) -> None:
     if spec.transition.rule not in TRANSITION_RULES:
         problems.append(f"transition.rule: unknown component '{spec.transition.rule}' "
                         f"(known: {', '.join(sorted(TRANSITION_RULES))})")
+    if spec.need.method == "practice_weighted_population":
+        wp_cols = {c.name for c in CONTRACTS["practice_weighted_population"].columns if c.name.startswith("wp_")}
+        if spec.need.weighted_population_column not in wp_cols:
+            problems.append(f"need.weighted_population_column: '{spec.need.weighted_population_column}' is not one of "
+                            f"{', '.join(sorted(wp_cols))}")
     ct_cols = {c.name for c in CONTRACTS["council_tax"].columns}
     if spec.local_tax.band_d_column not in ct_cols:
         problems.append(f"local_tax.band_d_column: '{spec.local_tax.band_d_column}' is not a council_tax column")

@@ -122,8 +122,6 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
         current["value"] = value
         current["source"] = _override_source(origin)
         return old
-    if last not in node and "/" not in last:
-        raise SpecError(f"override {path}: no key '{last}' here (known: {', '.join(map(str, node))})")
     node[last] = value
     return current
 
@@ -132,8 +130,9 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
     """Deep-merge a scenario's tables into the formula data (named lists merged by name)."""
     for k, v in patch.items():
         path = f"{prefix}{k}"
-        if k not in base:
-            raise SpecError(f"scenario key {path}: not part of the formula (known here: {', '.join(base)})")
+        if k not in base:  # a key the base file leaves at its default; the schema check rejects unknown ones
+            base[k] = v
+            continue
         is_quantity = isinstance(base[k], dict) and "value" in base[k] and "unit" in base[k]
         if isinstance(v, dict) and isinstance(base[k], dict):
             merge(base[k], v, origin, path + ".")

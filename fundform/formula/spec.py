@@ -113,14 +113,58 @@ class Indicator(Strict):
 
 
 class Need(Strict):
-    age_cost_curve: AgeCostCurve
+    """How need is measured. `age_cost_curve`: resident population x an age cost curve x indicator multipliers,
+    per lower-tier authority. `practice_weighted_population`: NHS England's needs-weighted registered populations
+    per GP practice (one weights year), summed to any area built from practices."""
+
+    method: Literal["age_cost_curve", "practice_weighted_population"] = "age_cost_curve"
+    age_cost_curve: AgeCostCurve | None = None
     indicators: list[Indicator] = Field(default_factory=list)
+    weights_year: FinancialYear | None = None
+    weighted_population_column: str = "wp_core"
+    source: str | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Need:
         names = [i.name for i in self.indicators]
         if len(names) != len(set(names)):
             raise ValueError(f"indicator names must be unique, got {names}")
+        if self.method == "age_cost_curve" and self.age_cost_curve is None:
+            raise ValueError("method age_cost_curve needs [need.age_cost_curve]")
+        if self.method == "practice_weighted_population":
+            if self.weights_year is None or not self.source:
+                raise ValueError("method practice_weighted_population needs weights_year and source")
+            if self.indicators or self.age_cost_curve:
+                raise ValueError("practice weighted populations already include age and need: give no age_cost_curve "
+                                 "or indicators")
+        return self
+
+
+class Baseline(Strict):
+    """Where today's funding, the start of the transition, comes from. `baseline_table`: the dataset's baseline
+    table (components summed, per lower-tier authority, rolled up). `nhs_icb_allocations`: NHS England's published
+    adjusted recurrent baselines for an allocation round, per ICB, with the round's base growth per ICB and its
+    fair shares targets' total."""
+
+    source: Literal["baseline_table", "nhs_icb_allocations"] = "baseline_table"
+    components: list[Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]] = Field(
+        default_factory=lambda: ["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"])
+    allocation_round: FinancialYear | None = None
+    base_growth: Literal["uniform", "published"] = "uniform"
+    target_total: Literal["control_total", "published_fair_shares"] = "control_total"
+    # where the weights behind a historic round are not in the data, its published targets can set the shares
+    target_shares: Literal["need", "published_fair_shares"] = "need"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Baseline:
+        if self.source == "nhs_icb_allocations" and self.allocation_round is None:
+            raise ValueError("source nhs_icb_allocations needs allocation_round")
+        if self.source == "baseline_table" and (self.base_growth != "uniform" or
+                                                 self.target_total != "control_total" or
+                                                 self.target_shares != "need"):
+            raise ValueError("published base growth and fair-shares totals come with source nhs_icb_allocations")
+        if not self.components:
+            raise ValueError("components must name at least one baseline column")
         return self
 
 
@@ -266,6 +310,7 @@ class FormulaSpec(Strict):
     effective_years: list[FinancialYear] = Field(min_length=1)
     sources: list[Source] = Field(default_factory=list)
     need: Need
+    baseline: Baseline = Field(default_factory=Baseline)
     indices: dict[str, IndexSeries]
     control_total: ControlTotal
     transition: Transition
@@ -275,17 +320,21 @@ class FormulaSpec(Strict):
     def _references(self) -> FormulaSpec:
         for y in self.effective_years:
             parse_year(y)
+        if self.baseline.allocation_round is not None:
+            if parse_year(self.control_total.base_year) != parse_year(self.baseline.allocation_round) - 1:
+                raise ValueError(f"control_total.base_year must be the year before baseline.allocation_round "
+                                 f"({format_year(parse_year(self.baseline.allocation_round) - 1)})")
         if self.control_total.inflation_index not in self.indices:
             raise ValueError(f"control_total.inflation_index '{self.control_total.inflation_index}' is not one of "
                              f"the indices defined: {sorted(self.indices)}")
         known = {s.id for s in self.sources}
         for path, q in iter_quantities(self):
-            head = re.split(r"[,;\s]", q.source.strip(), maxsplit=1)[0]
+            head = re.split(r"[,;:\s]", q.source.strip(), maxsplit=1)[0]
             if not q.source.lower().startswith("assumption") and head not in known:
                 raise ValueError(f"{path}.source '{q.source}' names no source listed in [[sources]] "
                                  f"({sorted(known)}) and is not 'assumption: <reason>'")
         for name, idx in self.indices.items():
-            head = re.split(r"[,;\s]", idx.source.strip(), maxsplit=1)[0]
+            head = re.split(r"[,;:\s]", idx.source.strip(), maxsplit=1)[0]
             if not idx.source.lower().startswith("assumption") and head not in known:
                 raise ValueError(f"indices.{name}.source names no listed source")
             for c in idx.composite or []:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1.0"  # 1.1: guarantee_payment, years_to_target
+SCHEMA_VERSION = "1.2.0"  # 1.1: guarantee_payment, years_to_target; 1.2: need components
 MONEY = pa.decimal128(20, 2)
 
 
@@ -63,11 +63,17 @@ NEED: tuple[OutputColumn, ...] = (
     OutputColumn("area_name", pa.string(), "text", "area name"),
     OutputColumn("area_level", pa.string(), "text", "output level"),
     OutputColumn("population", pa.float64(), "persons", "resident population"),
-    OutputColumn("age_weighted_population", pa.float64(), "persons", "population weighted by the age cost curve"),
+    OutputColumn("age_weighted_population", pa.float64(), "persons", "population weighted by the age cost curve "
+                 "(null where need comes from practice weighted populations)", nullable=True),
     OutputColumn("need_weighted_population", pa.float64(), "persons", "age-weighted population x need multipliers "
                  "(multipliers apply per lower-tier authority before roll-up)"),
     OutputColumn("need_index", pa.float64(), "ratio", "need per head relative to England"),
     OutputColumn("target_share", pa.float64(), "ratio", "share of national need"),
+    *(OutputColumn(f"wp_{c}", pa.float64(), "weighted persons", f"NHS {d} weighted population (practice-based need "
+                   "only, else null)", nullable=True)
+      for c, d in [("general_acute", "general and acute"), ("community", "community services"),
+                   ("mental_health", "mental health"), ("maternity", "maternity"),
+                   ("health_inequalities", "health inequalities"), ("prescribing", "prescribing")]),
 )
 
 RECONCILIATION: tuple[OutputColumn, ...] = (

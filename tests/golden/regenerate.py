@@ -2,8 +2,8 @@
 
     .venv/bin/python tests/golden/regenerate.py
 
-Each fixture is the region-level five-year run of one version on the bundled data (9 regions x 5 years): small
-enough to read in a review, and sensitive to any change in need, targets, transition, local tax or rounding. Commit
+Each fixture is one version's run over its effective years on the bundled data, at region level (NHS region for
+versions built on NHS England's ICB baselines): small enough to read in a review, and sensitive to any change in need, targets, transition, local tax or rounding. Commit
 the regenerated files with a message saying why the numbers moved.
 """
 
@@ -28,7 +28,11 @@ COLUMNS = ["area_code", "financial_year", "target_share", "target_allocation", "
 
 
 def golden_frame(formula_id: str) -> pl.DataFrame:
-    result = compute(load_dataset(default_data_dir()), resolve_formula(formula_id), RunParameters(level="region"))
+    formula = resolve_formula(formula_id)
+    spec = formula.spec
+    level = "nhs-region" if spec.baseline.source == "nhs_icb_allocations" else "region"
+    params = RunParameters(level=level, start_year=spec.effective_years[0], years=len(spec.effective_years))
+    result = compute(load_dataset(default_data_dir()), formula, params)
     # floats written with full precision (repr round-trips exactly); money is integer pence
     return result.allocations.select(COLUMNS).with_columns(
         pl.col("target_share").map_elements(repr, return_dtype=pl.String))
