@@ -72,6 +72,9 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value, e.g. "
                                                       "transition.floor=-0.01 or need.indicators.deprivation."
                                                       "elasticity=0.3. Repeatable; recorded in the manifest.")] = None,
+    index: Annotated[Optional[list[str]], typer.Option("--index", help="NAME=FILE.csv: replace (or add) the index "
+                                                       "series NAME with a CSV of financial_year, growth, source, "
+                                                       "vintage. Repeatable; recorded in the manifest.")] = None,
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/<run id>/.",
                                                     show_default=False)] = None,
@@ -104,8 +107,14 @@ def run(
             def progress(msg: str) -> None:
                 if status is not None:
                     status.update(msg)
+            index_files = {}
+            for item in index or ():
+                if "=" not in item:
+                    raise FundformError(f"--index '{item}': expected NAME=FILE.csv")
+                name, file = item.split("=", 1)
+                index_files[name.strip()] = Path(file.strip())
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
-                                  sets=tuple(set_ or ()))
+                                  sets=tuple(set_ or ()), index_files=index_files)
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
     if json_out:
@@ -288,6 +297,61 @@ def places(
                   f"{r['population']:,.0f}", f"{r['need_weighted_population']:,.0f}", f"{r['need_index']:.4f}",
                   f"{r['share_of_england']:.6f}")
     out.print(t)
+
+
+@app.command("ledger")
+def ledger_cmd(
+    actuals: Annotated[Path, typer.Argument(help="CSV (or Parquet) of area_code, financial_year, spending (GBP).")],
+    run_dir: Annotated[Path, typer.Option("--run", help="A run's output folder (holds allocations.parquet).")],
+    formula: Annotated[Optional[str], typer.Option(help="Version whose ledger limits apply. [default: the run's]",
+                                                   show_default=False)] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the ledger as Parquet here.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The medium-term ledger: each year's under- or overspend against a run's allocations, the balance carried
+    within the settlement (within the version's carry-forward and borrowing limits), and whether each area balances
+    over the window. Exit 1 if any area does not."""
+    import polars as pl
+    from rich.table import Table
+
+    from fundform.formula.scenario import resolve_formula
+    from fundform.settlement.ledger import check_coverage, ledger, read_actuals
+
+    try:
+        alloc_path = run_dir / "allocations.parquet"
+        if not alloc_path.is_file():
+            raise FundformError(f"{run_dir}: no allocations.parquet (give the output folder of a fundform run)")
+        allocations = pl.read_parquet(alloc_path)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        spec = resolve_formula(formula or manifest["formula"]["id"]).spec
+        acts = read_actuals(actuals)
+        check_coverage(acts, allocations, actuals.name)
+        table = ledger(allocations, acts, spec.ledger)
+        if out_file:
+            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
+            table.write_parquet(tmp)
+            tmp.replace(out_file)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    per_area = table.group_by("area_code", "area_name", maintain_order=True).agg(
+        pl.col("allocation").sum(), pl.col("spending").sum(), pl.col("forfeited").sum(),
+        pl.col("borrowing_breach").sum(), pl.col("status").first(), pl.col("first_breach_year").first())
+    failing = per_area.filter(pl.col("status") != "balances")
+    if json_out:
+        out.print_json(json.dumps({"areas": per_area.height, "not_balancing": failing.to_dicts()}))
+    else:
+        t = Table(title=f"Medium-term ledger: {per_area.height - failing.height} of {per_area.height} areas balance "
+                        f"over {table['financial_year'].n_unique()} years")
+        for c in ["area", "allocated", "spent", "balance", "forfeited", "status"]:
+            t.add_column(c, justify="left" if c in ("area", "status") else "right")
+        for r in (failing if failing.height else per_area).head(20).iter_rows(named=True):
+            t.add_row(f"{r['area_name']} ({r['area_code']})", f"£{r['allocation'] / 100:,.2f}",
+                      f"£{r['spending'] / 100:,.2f}", f"£{(r['allocation'] - r['spending']) / 100:,.2f}",
+                      f"£{r['forfeited'] / 100:,.2f}", r["status"] + (f" ({r['first_breach_year']})"
+                                                                      if r["first_breach_year"] else ""))
+        out.print(t)
+    if failing.height:
+        raise typer.Exit(1)
 
 
 @app.command()

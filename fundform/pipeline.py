@@ -324,13 +324,14 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, infla
 
 
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
-        progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = ()) -> RunResult:
+        progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
+        index_files: dict[str, Path] | None = None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
     step = progress or (lambda _msg: None)
     step("reading the formula version")
-    formula = resolve_formula(formula_ref, sets)
+    formula = resolve_formula(formula_ref, sets, index_files=index_files)
     step("reading and checking the input data")
     data = load_dataset(data_dir)
     result = compute(data, formula, params, progress)

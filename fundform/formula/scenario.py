@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from pydantic import ValidationError
 
-from fundform.errors import SpecError
+from fundform.errors import Problem, SpecError
+from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
 from fundform.formula.registry import LoadedFormula, _format_validation, available_formulas, check_references
 from fundform.formula.spec import FormulaSpec
 
@@ -164,9 +166,44 @@ def parse_set(expr: str) -> tuple[str, Any]:
     return path, value
 
 
-def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory: Path | None = None
-                    ) -> ResolvedFormula:
-    """A formula id, a formula file or a scenario file, with --set overrides applied, validated."""
+INDEX_FILE = TableContract(
+    name="index file",
+    description="An index series: growth by financial year, with its source and vintage on every row.",
+    source="the user", vintage="-",
+    columns=(Column("financial_year", "str", "financial year", "year the growth is into, e.g. 2027/28"),
+             Column("growth", "float", "growth per year", "growth into the year from the one before", min=-0.5,
+                    max=1.0),
+             Column("source", "str", "text", "where the series comes from (a publication)"),
+             Column("vintage", "str", "text", "which release of the series")),
+    key=("financial_year",), covers_every_area=False,
+)
+
+
+def read_index_file(name: str, path: Path) -> dict:
+    """A user's index CSV as a formula index series; every problem named by file, column and row."""
+    if not path.is_file():
+        raise SpecError(f"--index {name}: file {path} not found")
+    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), INDEX_FILE, path.name)
+    if not problems:
+        bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
+        if bad_years.height:
+            problems.append(Problem(path.name, "financial_year", f"{bad_years.height} value(s) not a financial year",
+                                    "years written like 2027/28", _row_labels(bad_years, ["financial_year"])))
+        for col in ("source", "vintage"):
+            if frame[col].n_unique() != 1:
+                problems.append(Problem(path.name, col, "differs between rows", "one value for the whole series"))
+    if problems:
+        raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
+    return {"description": f"{name} from {path.name}", "unit": "growth per year",
+            "source": f"assumption: user index file {path.name}: {frame['source'][0]}",
+            "vintage": frame["vintage"][0],
+            "growth": dict(zip(frame["financial_year"].to_list(), frame["growth"].to_list()))}
+
+
+def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory: Path | None = None,
+                    index_files: dict[str, Path] | None = None) -> ResolvedFormula:
+    """A formula id, a formula file or a scenario file, with --set overrides and --index files applied,
+    validated. An index file replaces (or adds) the named index series."""
     known = available_formulas(directory)
     ref_path = Path(ref)
     scenario_data: dict | None = None
@@ -197,6 +234,13 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         before, after = flatten(base), flatten(data)
         overrides += [Override(p, before.get(p), after[p], origin_name)
                       for p in sorted(after) if before.get(p) != after[p] and not p.endswith(".source")]
+    for name, file in (index_files or {}).items():
+        series = read_index_file(name, Path(file))
+        old = data.setdefault("indices", {}).get(name)
+        data["indices"][name] = series
+        digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        overrides.append(Override(f"indices.{name}", "series in the formula file" if old else None,
+                                  f"{Path(file).name} (sha256 {digest}, vintage {series['vintage']})", "--index"))
     for expr in sets:
         path, value = parse_set(expr)
         old = set_path(data, path, value, f"--set {path}")

@@ -280,6 +280,23 @@ class Transition(Strict):
         return self
 
 
+class Ledger(Strict):
+    """Medium-term budgets (Localis 2016): each area's five-year budget is balanced over the settlement, not each
+    year; an underspend is carried forward and an overspend borrowed against later years, within these limits (as
+    a share of the year's allocation). No limit means none applies."""
+
+    carry_forward_limit: Quantity | None = None
+    borrowing_limit: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Ledger:
+        for name in ("carry_forward_limit", "borrowing_limit"):
+            q = getattr(self, name)
+            if q is not None and q.value < 0:
+                raise ValueError(f"{name} must be >= 0")
+        return self
+
+
 class LocalTax(Strict):
     rule: Literal["notional_council_tax", "none"]
     notional_band_d: Literal["national_average"] | Quantity = "national_average"
@@ -315,6 +332,7 @@ class FormulaSpec(Strict):
     control_total: ControlTotal
     transition: Transition
     local_tax: LocalTax
+    ledger: Ledger = Field(default_factory=Ledger)
 
     @model_validator(mode="after")
     def _references(self) -> FormulaSpec:
