@@ -102,5 +102,5 @@ def ledger(allocations: pl.DataFrame, actuals: pl.DataFrame, rule: Ledger) -> pl
         window_balance=pl.Series(np.repeat(over_window, years)),
         balances=pl.Series(np.repeat(balances, years)),
         status=pl.Series(np.repeat(status, years)),
-        first_breach_year=pl.Series(np.repeat(np.array(first_breach, dtype=object), years), dtype=pl.String),
+        first_breach_year=pl.Series([fb for fb in first_breach for _ in range(years)], dtype=pl.String),
     )
