@@ -24,11 +24,11 @@ from fundform.numeric import fixed_sum
 from fundform.localtax.notional import notional_local_tax_base, year_factors
 from fundform.need.weighted_population import need_weighted_population, target_shares
 from fundform.outputs.manifest import build_manifest, with_volatile
-from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION
+from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION, STREAMS
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
-from fundform.formula.spec import Transition
+from fundform.formula.spec import Baseline, LocalTax, Transition
 from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
                                              floor_pence, run_transition)
 
@@ -70,19 +70,17 @@ class RunResult:
     policies: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     out_dir: Path | None = None
+    streams: pl.DataFrame | None = None
 
 
 WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",
                  "wp_prescribing")
 
 
-def _money_by_area(data: Dataset, spec, level: str) -> tuple[pl.LazyFrame, float]:
-    """Today's funding and the notional local tax base per area of the level (additive, from lower tier)."""
+def _baseline_by_area(data: Dataset, spec, level: str) -> pl.LazyFrame:
+    """Today's funding per area of the level: the version's baseline components, summed up from lower tier."""
     baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*spec.baseline.components))
-    notional, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
-    ltla = baseline.join(notional, on="area_code", how="left", maintain_order="left")
-    return roll_up(ltla, data.lazy("area_lookup"), level,
-                   ["baseline_gbp", "tax_base_band_d", "notional_local_tax_base"]), band_d
+    return roll_up(baseline, data.lazy("area_lookup"), level, ["baseline_gbp"])
 
 
 def _need_from_age_curve(data: Dataset, spec, level: str) -> pl.LazyFrame:
@@ -134,7 +132,7 @@ def _published_nhs_baseline(data: Dataset, spec, level: str) -> pl.LazyFrame:
              base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
 
 
-def area_frame(data: Dataset, spec, level: str) -> tuple[pl.DataFrame, float]:
+def area_frame(data: Dataset, spec, level: str) -> pl.DataFrame:
     """One row per area of the level: need, target share, today's funding, the local tax base."""
     if spec.need.method == "age_cost_curve":
         need = _need_from_age_curve(data, spec, level).with_columns(
@@ -142,7 +140,7 @@ def area_frame(data: Dataset, spec, level: str) -> tuple[pl.DataFrame, float]:
     else:
         need = _need_from_practices(data, spec, level).with_columns(
             age_weighted_population=pl.lit(None, dtype=pl.Float64))
-    money, band_d = _money_by_area(data, spec, level)
+    money = _baseline_by_area(data, spec, level)
     frame = need.join(money.drop("area_name"), on="area_code", how="left", maintain_order="left")
     if spec.baseline.source == "nhs_icb_allocations":
         frame = frame.drop("baseline_gbp").join(_published_nhs_baseline(data, spec, level), on="area_code",
@@ -155,7 +153,7 @@ def area_frame(data: Dataset, spec, level: str) -> tuple[pl.DataFrame, float]:
     gaps = out.filter(pl.any_horizontal(pl.col("baseline_gbp", "population", "need_weighted_population").is_null()))
     if gaps.height:
         raise FundformError(f"areas at level {level} without need or baseline: {gaps['area_code'].to_list()[:10]}")
-    return out, band_d
+    return out
 
 
 @dataclass
@@ -207,6 +205,56 @@ def settlement_inputs(areas: pl.DataFrame, spec, params: RunParameters, growth: 
     return SettlementInputs(path, start, targets, baselines, g, inflation)
 
 
+@dataclass
+class Settlement:
+    """One stream's (or the whole version's) allocation before local tax: per area and year, in pence."""
+
+    name: str
+    areas: pl.DataFrame
+    path: pl.DataFrame
+    targets: np.ndarray
+    baselines: np.ndarray
+    transition: TransitionResult
+    rule: Transition
+    base_year_total: int
+
+
+def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
+              name: str = "all", link: Settlement | None = None) -> Settlement:
+    """Need, targets, control totals and the transition for one version or one stream of it."""
+    areas = area_frame(data, spec, params.level)
+    si = settlement_inputs(areas, spec, params, growth, years)
+    path = si.path
+    base_year_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
+    if link is not None:  # growth locked to another stream's: the same cumulative factors from the base year
+        factors = link.path["control_total"].to_numpy() / link.base_year_total
+        path = path.with_columns(control_total=pl.Series(round_half_up(base_year_total * factors)))
+        totals = path["control_total"].to_numpy()
+        weights = areas["baseline_gbp"].to_numpy()
+        n = areas.height
+        si = SettlementInputs(path, apportion(totals[0], weights),
+                              apportion(totals[1:], np.broadcast_to(areas["target_share"].to_numpy(), (params.years, n))),
+                              apportion(totals[1:], np.broadcast_to(weights, (params.years, n))), None, si.inflation)
+    ct = path["control_total"].to_numpy()[1:]
+    tr = run_transition(si.start, si.targets, ct, spec.transition, years["financial_year"].to_list(),
+                        baselines=si.baselines, growth=si.growth, inflation=si.inflation)
+    return Settlement(name, areas, path, si.targets, si.baselines, tr, spec.transition, base_year_total)
+
+
+def stream_spec(spec, stream):
+    """The version as seen by one stream: its need, baseline, growth and rule; local tax applies to the pool."""
+    ct = spec.control_total if stream.real_growth is None else spec.control_total.model_copy(
+        update={"real_growth": stream.real_growth})
+    return spec.model_copy(update={
+        "need": stream.need or spec.need, "baseline": Baseline(components=stream.baseline_components),
+        "control_total": ct, "transition": stream.transition or spec.transition, "streams": [],
+        "local_tax": LocalTax(rule="none")})
+
+
+def _label(bound: np.ndarray) -> np.ndarray:
+    return np.where(bound == BOUND_FLOOR, "floor", np.where(bound == BOUND_CEILING, "ceiling", "none"))
+
+
 def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
             progress: Callable[[str], None] | None = None) -> RunResult:
     step = progress or (lambda _msg: None)
@@ -216,27 +264,59 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     if outside:
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
-    step("need-weighted population")
-    areas, band_d = area_frame(data, spec, params.level)
-    n = areas.height
-
-    step("control totals")
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
-    si = settlement_inputs(areas, spec, params, growth, years)
-    path, targets, baselines, inflation = si.path, si.targets, si.baselines, si.inflation
-    ct = path["control_total"].to_numpy()[1:]
-    base_total = int(path["control_total"][0])
-    year0 = path["financial_year"][0]
-
-    step("targets and transition")
-    tr = run_transition(si.start, targets, ct, spec.transition, years["financial_year"].to_list(),
-                        baselines=baselines, growth=si.growth, inflation=inflation)
-
+    step("need, targets and transition")
+    if not spec.streams:
+        settlements = [_allocate(data, spec, params, years, growth)]
+    else:
+        done: dict[str, Settlement] = {}
+        for st in sorted(spec.streams, key=lambda s: s.linked_to is not None):  # linked streams after their link
+            step(f"stream {st.name}")
+            done[st.name] = _allocate(data, stream_spec(spec, st), params, years, growth, st.name,
+                                      done.get(st.linked_to) if st.linked_to else None)
+        settlements = [done[st.name] for st in spec.streams]
     step("local tax and grants")
+    return _finish(data, spec, params, years, growth, settlements)
+
+
+def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
+            settlements: list[Settlement]) -> RunResult:
+    """Pool the streams, deduct local tax, price in real terms, and assemble the output tables."""
+    first = settlements[0]
+    areas = first.areas
+    codes = areas["area_code"]
+    for s in settlements[1:]:
+        if not s.areas["area_code"].equals(codes):
+            raise FundformError(f"stream {s.name} covers different areas from stream {first.name}")
+    total = lambda attr: sum(getattr(s.transition, attr) for s in settlements)  # noqa: E731
+    targets = sum(s.targets for s in settlements)
+    baselines = sum(s.baselines for s in settlements)
+    allocation, previous, guarantee = total("allocation"), total("previous"), total("guarantee")
+    released = total("released")
+    path = first.path.with_columns(control_total=pl.Series(sum(s.path["control_total"].to_numpy()
+                                                               for s in settlements)))
+    if len(settlements) > 1:  # pooled need: the pooled target share, expressed as persons
+        pop = areas["population"]
+        share = targets[0] / targets[0].sum()
+        areas = areas.with_columns(
+            target_share=pl.Series(share), need_weighted_population=pl.Series(share) * pop.sum(),
+            age_weighted_population=pl.lit(None, dtype=pl.Float64)).with_columns(
+            need_index=pl.col("need_weighted_population") / pop)
+        labels = np.stack([_label(s.transition.bound) for s in settlements])
+        bound_label = np.where((labels == labels[0]).all(axis=0), labels[0], "streams")
+        years_to_target = np.nanmax(np.stack([s.transition.years_to_target for s in settlements]), axis=0)
+    else:
+        bound_label = _label(first.transition.bound)
+        years_to_target = first.transition.years_to_target
+    # local tax on the pool: notional council tax of each area, from the version's rule
+    notional_base, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
+    notional_lvl = roll_up(notional_base, data.lazy("area_lookup"), params.level, ["notional_local_tax_base"])
+    base_n = areas.lazy().select("area_code").join(notional_lvl, on="area_code", how="left", maintain_order="left"
+                                                   ).collect()["notional_local_tax_base"].to_numpy()
     lt_factor = year_factors(spec.local_tax, years)["local_tax_factor"].to_numpy()
-    notional_f = areas["notional_local_tax_base"].to_numpy()[None, :] * lt_factor[:, None] * 100
+    notional_f = base_n[None, :] * lt_factor[:, None] * 100
     notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=1)))
-    grant = tr.allocation + tr.guarantee - notional
+    grant = allocation + guarantee - notional
     deflator = index_levels(growth, spec.control_total.inflation_index, params.price_base,
                             years["financial_year"].to_list())["index_level"].to_numpy()
     real_f = grant / deflator[:, None]
@@ -244,9 +324,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     pop = areas["population"].to_numpy()
     per_head = round_half_up(grant / pop[None, :])
 
-    step("assembling outputs")
-    flat = lambda a: a.reshape(-1)  # noqa: E731  (year-major, areas in code order)
-    bound_label = np.where(tr.bound == BOUND_FLOOR, "floor", np.where(tr.bound == BOUND_CEILING, "ceiling", "none"))
+    flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731  (year-major, areas in code order)
     grid = years.join(areas.select("area_code"), how="cross").sort("year_index", "area_code")
     allocations = (
         grid.join(areas, on="area_code", how="left", maintain_order="left")
@@ -255,11 +333,11 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
             area_level=pl.lit(params.level),
             target_allocation=pl.Series(flat(targets)),
             baseline=pl.Series(flat(baselines)),
-            previous_allocation=pl.Series(flat(tr.previous)),
-            allocation=pl.Series(flat(tr.allocation)),
+            previous_allocation=pl.Series(flat(previous)),
+            allocation=pl.Series(flat(allocation)),
             transition_bound=pl.Series(flat(bound_label)),
-            years_to_target=pl.Series(np.tile(tr.years_to_target, params.years)).fill_nan(None),
-            guarantee_payment=pl.Series(flat(tr.guarantee)),
+            years_to_target=pl.Series(np.tile(years_to_target, params.years)).fill_nan(None),
+            guarantee_payment=pl.Series(flat(guarantee)),
             notional_local_tax=pl.Series(flat(notional)),
             grant=pl.Series(flat(grant)),
             grant_real=pl.Series(flat(grant_real)),
@@ -271,25 +349,41 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         )
         .select([c.name for c in ALLOCATIONS])
     )
+    streams = pl.concat([
+        grid.join(s.path.select("financial_year", "control_total"), on="financial_year", how="left",
+                  maintain_order="left").join(areas.select("area_code", "area_name"), on="area_code", how="left",
+                                              maintain_order="left")
+        .with_columns(area_level=pl.lit(params.level), stream=pl.lit(s.name),
+                      target_allocation=pl.Series(flat(s.targets)), baseline=pl.Series(flat(s.baselines)),
+                      previous_allocation=pl.Series(flat(s.transition.previous)),
+                      allocation=pl.Series(flat(s.transition.allocation)),
+                      transition_bound=pl.Series(flat(_label(s.transition.bound))))
+        .with_columns(distance_from_target=(pl.col("allocation") - pl.col("target_allocation"))
+                      / pl.col("target_allocation"))
+        .select([c.name for c in STREAMS])
+        for s in settlements])
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    recon = reconcile(allocations, tr, spec.transition, inflation, targets.sum(axis=1))
+    recon = reconcile(allocations, settlements, targets.sum(axis=1), released, spec)
+    fy = years["financial_year"].to_list()
+    bounds = np.stack([s.transition.bound for s in settlements])
     policies = {
         "notional_band_d_gbp": round(band_d, 6),
-        "base_year_total_gbp": int(round_half_up(areas["baseline_gbp"].sum() * 100)) / 100,
-        "start_total_gbp": base_total / 100,
-        "start_allocation_year": year0,
-        "transition_scale_back": {y: float(v) for y, v in zip(years["financial_year"], tr.scale_back)},
-        "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(years["financial_year"], tr.released)},
-        "guarantee_paid_gbp": {y: int(v) / 100 for y, v in zip(years["financial_year"], tr.guarantee.sum(axis=1))},
-        "areas_at_floor": {y: int((tr.bound[i] == BOUND_FLOOR).sum()) for i, y in enumerate(years["financial_year"])},
-        "areas_at_ceiling": {y: int((tr.bound[i] == BOUND_CEILING).sum())
-                             for i, y in enumerate(years["financial_year"])},
+        "base_year_total_gbp": sum(s.base_year_total for s in settlements) / 100,
+        "start_total_gbp": int(path["control_total"][0]) / 100,
+        "start_allocation_year": path["financial_year"][0],
+        "streams": [s.name for s in settlements],
+        "transition_scale_back": {f"{s.name} {y}" if len(settlements) > 1 else y: float(v)
+                                  for s in settlements for y, v in zip(fy, s.transition.scale_back)},
+        "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(fy, released)},
+        "guarantee_paid_gbp": {y: int(v) / 100 for y, v in zip(fy, guarantee.sum(axis=1))},
+        "areas_at_floor": {y: int((bounds[:, i] == BOUND_FLOOR).any(axis=0).sum()) for i, y in enumerate(fy)},
+        "areas_at_ceiling": {y: int((bounds[:, i] == BOUND_CEILING).any(axis=0).sum()) for i, y in enumerate(fy)},
     }
-    return RunResult(allocations, need, recon, path, policies)
+    return RunResult(allocations, need, recon, path, policies, streams=streams)
 
 
-def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, inflation: np.ndarray,
-              target_totals: np.ndarray) -> pl.DataFrame:
+def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals: np.ndarray, released: np.ndarray,
+              spec) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),
@@ -300,17 +394,23 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, infla
         notional=pl.col("notional_local_tax").sum(),
         guarantee=pl.col("guarantee_payment").sum(),
     )
-    prev = tr.previous.astype(np.float64)
-    below_floor = (np.maximum(floor_pence(prev, rule, inflation[:, None]) - tr.allocation, 0).sum(axis=-1)
-                   if rule.floor is not None else np.zeros(len(sums)))
-    above_ceiling = (np.maximum(tr.allocation - ceiling_pence(prev, rule), 0).sum(axis=-1)
-                     if rule.ceiling is not None else np.zeros(len(sums)))
+    inflation = np.array([index_growth(spec.indices, spec.control_total.inflation_index).get(y, 0.0)
+                          for y in sums["financial_year"]])
+    below_floor = np.zeros(sums.height)
+    above_ceiling = np.zeros(sums.height)
+    for s in settlements:
+        prev = s.transition.previous.astype(np.float64)
+        if s.rule.floor is not None:
+            below_floor += np.maximum(floor_pence(prev, s.rule, inflation[:, None]) - s.transition.allocation,
+                                      0).sum(axis=-1)
+        if s.rule.ceiling is not None:
+            above_ceiling += np.maximum(s.transition.allocation - ceiling_pence(prev, s.rule), 0).sum(axis=-1)
     rows = []
     for i, r in enumerate(sums.iter_rows(named=True)):  # a handful of identities per year, not a loop over areas
         y = r["financial_year"]
         rows += [
             (y, "sum of allocation = control total - released by a non-neutral rule",
-             r["control_total"] - int(tr.released[i]), r["allocation"]),
+             r["control_total"] - int(released[i]), r["allocation"]),
             (y, "sum of target allocation = target total", int(target_totals[i]), r["target"]),
             (y, "sum of baseline = control total", r["control_total"], r["baseline"]),
             (y, "sum of grant = allocations + guarantee payments - notional local tax",
@@ -318,6 +418,20 @@ def reconcile(alloc: pl.DataFrame, tr: TransitionResult, rule: Transition, infla
             (y, "total shortfall below floors = 0", 0, int(below_floor[i])),
             (y, "total excess above ceilings = 0", 0, int(above_ceiling[i])),
         ]
+        if len(settlements) > 1:  # parity of esteem: each stream spends its own total, none funds another
+            for s in settlements:
+                rows.append((y, f"stream {s.name}: its allocations = its own control total - released",
+                             int(s.path["control_total"][i + 1]) - int(s.transition.released[i]),
+                             int(s.transition.allocation[i].sum())))
+    by_name = {s.name: s for s in settlements}
+    for st in spec.streams:
+        if st.linked_to:  # linked growth: the stream grows exactly as its link does, year by year
+            s, link = by_name[st.name], by_name[st.linked_to]
+            for i, y in enumerate(sums["financial_year"]):
+                expected = int(round_half_up(s.base_year_total * int(link.path["control_total"][i + 1])
+                                             / link.base_year_total))
+                rows.append((y, f"stream {st.name}: control total grows with {st.linked_to}", expected,
+                             int(s.path["control_total"][i + 1])))
     return pl.DataFrame(rows, schema={"financial_year": pl.String, "check": pl.String, "expected": pl.Int64,
                                       "actual": pl.Int64}, orient="row").with_columns(
         holds=pl.col("expected") == pl.col("actual"))
@@ -357,6 +471,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
             "allocations.parquet": to_arrow(result.allocations, ALLOCATIONS, params.price_base, meta),
             "need.parquet": to_arrow(result.need, NEED, None, meta),
             "reconciliation.parquet": to_arrow(result.reconciliation, RECONCILIATION, None, meta),
+            "streams.parquet": to_arrow(result.streams, STREAMS, None, meta),
             "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True) + "\n",
         }
         result.out_dir = atomic_write_dir(target, files)

@@ -280,6 +280,28 @@ class Transition(Strict):
         return self
 
 
+BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
+
+
+class Stream(Strict):
+    """A funding stream with its own need, today's funding and control total (Health Devolution Commission 2021:
+    parity of esteem, each stream sized by need, none funding another). Omitted parts follow the version's."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    baseline_components: list[BaselineComponent] = Field(min_length=1)
+    need: Need | None = None
+    real_growth: Quantity | None = None
+    linked_to: str | None = None
+    transition: Transition | None = None
+
+    @model_validator(mode="after")
+    def _growth(self) -> Stream:
+        if self.linked_to and self.real_growth:
+            raise ValueError(f"stream {self.name}: growth is either linked to another stream or its own real growth")
+        return self
+
+
 class Ledger(Strict):
     """Medium-term budgets (Localis 2016): each area's five-year budget is balanced over the settlement, not each
     year; an underspend is carried forward and an overspend borrowed against later years, within these limits (as
@@ -333,11 +355,27 @@ class FormulaSpec(Strict):
     transition: Transition
     local_tax: LocalTax
     ledger: Ledger = Field(default_factory=Ledger)
+    streams: list[Stream] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> FormulaSpec:
         for y in self.effective_years:
             parse_year(y)
+        if self.streams:
+            names = [st.name for st in self.streams]
+            if len(set(names)) != len(names):
+                raise ValueError(f"stream names must be unique, got {names}")
+            seen: list[str] = [c for st in self.streams for c in st.baseline_components]
+            if len(seen) != len(set(seen)):
+                raise ValueError("a baseline component belongs to more than one stream (it would be counted twice)")
+            for st in self.streams:
+                if st.linked_to and st.linked_to not in names:
+                    raise ValueError(f"stream {st.name}: linked_to '{st.linked_to}' is not a stream")
+                if st.linked_to == st.name or (st.linked_to and next(
+                        x for x in self.streams if x.name == st.linked_to).linked_to):
+                    raise ValueError(f"stream {st.name}: link to a stream whose growth is its own, not another link")
+            if self.baseline.source != "baseline_table":
+                raise ValueError("streams take their baselines from the baseline table")
         if self.baseline.allocation_round is not None:
             if parse_year(self.control_total.base_year) != parse_year(self.baseline.allocation_round) - 1:
                 raise ValueError(f"control_total.base_year must be the year before baseline.allocation_round "

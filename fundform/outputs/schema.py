@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2.0"  # 1.1: guarantee_payment, years_to_target; 1.2: need components
+SCHEMA_VERSION = "1.3.0"  # 1.1: guarantee_payment, years_to_target; 1.2: need components; 1.3: streams
 MONEY = pa.decimal128(20, 2)
 
 
@@ -47,7 +47,7 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
     money("allocation", "the allocation after the transition rule; sums to the control total to the penny"),
     OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target"),
     OutputColumn("transition_bound", pa.string(), "text", "'floor' or 'ceiling' where the area is held at a bound "
-                 "this year, else 'none'"),
+                 "this year, else 'none'; 'streams' where its streams are held differently (see streams.parquet)"),
     OutputColumn("years_to_target", pa.float64(), "years", "after the settlement's last year, further years at the "
                  "rule's pace to come within 0.1% of target (same on every row of an area; null if never)",
                  nullable=True),
@@ -84,7 +84,23 @@ RECONCILIATION: tuple[OutputColumn, ...] = (
     OutputColumn("holds", pa.bool_(), "boolean", "whether actual equals expected exactly"),
 )
 
-TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION}
+STREAMS: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+    OutputColumn("stream", pa.string(), "text", "funding stream ('all' for a version without streams)"),
+    money("control_total", "the stream's control total for the year"),
+    money("target_allocation", "the stream's target: its need share x its control total"),
+    money("baseline", "the stream's share of today's funding, uprated"),
+    money("previous_allocation", "the stream's allocation the year started from"),
+    money("allocation", "the stream's allocation; streams add to the pooled allocation to the penny"),
+    OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target, in the stream"),
+    OutputColumn("transition_bound", pa.string(), "text", "'floor', 'ceiling' or 'none' in the stream"),
+)
+
+TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION, "streams": STREAMS}
 
 
 def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:
