@@ -173,6 +173,7 @@ def build_council_tax(src: Path, codes: set[str], utla: pl.DataFrame) -> pl.Data
         area_code=pl.col("ONS Code"),
         tax_base_band_d_2023_24=number(c[22]),
         tax_base_band_d=number(c[23]),
+        band_d_billing_2023_24=number(c[26]),
         band_d_billing=number(c[27]),
         band_d_major_county_gla=number(c[33]),
         band_d_area=number(c[37]),
@@ -191,6 +192,7 @@ def build_council_tax(src: Path, codes: set[str], utla: pl.DataFrame) -> pl.Data
             "tax_base_band_d",
             "tax_base_band_d_2023_24",
             "band_d_billing",
+            "band_d_billing_2023_24",
             # The Band D of the authority that runs adult social care and public health: the county's precept in
             # two-tier areas, the authority's own average Band D (incl. ASC precept, excl. parishes) elsewhere.
             band_d_social_care_authority=pl.coalesce("county_band_d", "band_d_billing"),
@@ -204,6 +206,19 @@ def build_council_tax(src: Path, codes: set[str], utla: pl.DataFrame) -> pl.Data
         nulls = out.filter(pl.col(col).is_null())["area_code"].to_list()
         if nulls:
             raise BuildError(f"council_tax: column {col} missing for {nulls}")
+    return out
+
+
+def build_council_tax_bands(src: Path, codes: set[str]) -> pl.DataFrame:
+    """Table 8: area council tax by band A..H for each billing authority, 2024-25 (two adults)."""
+    t8 = pl.read_csv(src / "council-tax/2024-25/ct_table8_2024_25.csv", skip_rows=2, infer_schema_length=0)
+    bands = [f"Band {b}" for b in "ABCDEFGH"]
+    out = (t8.filter(pl.col("ONS Code").is_in(list(codes)))
+           .select(pl.col("ONS Code").alias("area_code"), *[number(b) for b in bands])
+           .unpivot(index="area_code", on=bands, variable_name="band", value_name="area_council_tax")
+           .with_columns(band=pl.col("band").str.strip_prefix("Band "))
+           .sort("area_code", "band"))
+    require_all("council_tax_bands", out.unique("area_code"), codes)
     return out
 
 
@@ -461,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         lookup = build_lookup(src, areas, utla)
         baseline, b_notes = build_baseline(src, areas, utla, population, lookup)
         practices = build_practices(src, codes)
+        bands = build_council_tax_bands(src, codes)
         icb_allocations = build_icb_allocations(src)
     except BuildError as e:
         print(f"build_dataset: {e}", file=sys.stderr)
@@ -469,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         "areas": areas, "population": population, "deprivation": deprivation,
         "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
         "practice_weighted_population": practices, "nhs_icb_allocations": icb_allocations,
+        "council_tax_bands": bands,
     }
     for name, df in tables.items():
         write(df, out / f"{name}.parquet")

@@ -21,7 +21,7 @@ from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset, load_dataset
 from fundform.inputs.tables import LEVELS
 from fundform.numeric import fixed_sum
-from fundform.localtax.notional import notional_local_tax_base, year_factors
+from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION, STREAMS
@@ -30,7 +30,7 @@ from fundform.settlement.control_total import control_total_path, index_growth, 
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
 from fundform.formula.spec import Baseline, LocalTax, Transition
 from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
-                                             floor_pence, run_transition)
+                                             floor_pence, round_to_pence, run_transition, solve_bounded)
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class RunParameters:
     start_year: str = "2026/27"
     years: int = 5
     price_base_year: str | None = None  # default: the first settlement year
-
+    precept_rates: Path | None = None  # CSV area_code, rate: per-area adult social care precept rates
+    local_bases: Path | None = None  # CSV area_code, income_base, business_rates_discount
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise FundformError(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)})")
@@ -57,8 +58,12 @@ class RunParameters:
         return self.price_base_year or self.start_year
 
     def as_dict(self) -> dict:
-        return {"level": self.level, "start_year": self.start_year, "years": self.years,
-                "price_base_year": self.price_base}
+        out = {"level": self.level, "start_year": self.start_year, "years": self.years,
+               "price_base_year": self.price_base}
+        for name in ("precept_rates", "local_bases"):
+            if getattr(self, name) is not None:
+                out[name] = Path(getattr(self, name)).name
+        return out
 
 
 @dataclass
@@ -220,15 +225,20 @@ class Settlement:
 
 
 def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
-              name: str = "all", link: Settlement | None = None) -> Settlement:
-    """Need, targets, control totals and the transition for one version or one stream of it."""
+              name: str = "all", link: Settlement | None = None, extra: np.ndarray | None = None) -> Settlement:
+    """Need, targets, control totals and the transition for one version or one stream of it. `extra` (pence, the
+    year before and each year) is added to the total shared by need: the equalised local resources of a version
+    whose control total is the grant total."""
     areas = area_frame(data, spec, params.level)
     si = settlement_inputs(areas, spec, params, growth, years)
     path = si.path
     base_year_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
-    if link is not None:  # growth locked to another stream's: the same cumulative factors from the base year
-        factors = link.path["control_total"].to_numpy() / link.base_year_total
-        path = path.with_columns(control_total=pl.Series(round_half_up(base_year_total * factors)))
+    if link is not None or extra is not None:
+        if link is not None:  # growth locked to another stream's: the same cumulative factors from the base year
+            factors = link.path["control_total"].to_numpy() / link.base_year_total
+            path = path.with_columns(control_total=pl.Series(round_half_up(base_year_total * factors)))
+        if extra is not None:
+            path = path.with_columns(control_total=pl.col("control_total") + pl.Series(extra.astype(np.int64)))
         totals = path["control_total"].to_numpy()
         weights = areas["baseline_gbp"].to_numpy()
         n = areas.height
@@ -265,9 +275,23 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    step("local resources")
+    fy = years["financial_year"].to_list()
+    need_index = None
+    if spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need" \
+            and spec.need.method == "age_cost_curve":
+        need_index = area_frame(data, spec, "ltla").select("area_code", "need_index")
+    local = local_resources(data, spec.local_tax, params.level, fy, need_index=need_index,
+                            precept_file=params.precept_rates, bases_file=params.local_bases)
+    extra = None
+    if spec.local_tax.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
+        codes = area_frame(data, spec, params.level)["area_code"].to_list()
+        n_full = local.array("notional_local_resources", codes, fy).sum(axis=1) * 100
+        per_year = round_half_up(local.degree * n_full)
+        extra = np.concatenate([[per_year[0]], per_year])
     step("need, targets and transition")
     if not spec.streams:
-        settlements = [_allocate(data, spec, params, years, growth)]
+        settlements = [_allocate(data, spec, params, years, growth, extra=extra)]
     else:
         done: dict[str, Settlement] = {}
         for st in sorted(spec.streams, key=lambda s: s.linked_to is not None):  # linked streams after their link
@@ -276,11 +300,27 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
                                       done.get(st.linked_to) if st.linked_to else None)
         settlements = [done[st.name] for st in spec.streams]
     step("local tax and grants")
-    return _finish(data, spec, params, years, growth, settlements)
+    return _finish(data, spec, params, years, growth, settlements, local)
+
+
+def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: LocalTax) -> np.ndarray:
+    """Grants after the version's negative-grant rule, still summing to the same total each year: a tariff leaves
+    negative grants (the area pays in); a floor at zero or a minimum grant per head is met by scaling back every
+    other area's grant above its floor, solved exactly as the transition floors are."""
+    if rule.negative_grants == "tariff":
+        return grant
+    floor = (np.zeros_like(grant, dtype=np.float64) if rule.negative_grants == "floor_at_zero"
+             else np.ceil(rule.minimum_grant_per_head.value * 100 * population)[None, :] * np.ones(grant.shape))
+    if not (grant < floor).any():
+        return grant
+    total = grant.sum(axis=1)
+    alloc, _ = solve_bounded(grant.astype(np.float64), floor, np.full(grant.shape, np.inf), total)
+    rounded, _ = round_to_pence(alloc, floor, np.full(grant.shape, np.inf), total)
+    return rounded
 
 
 def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
-            settlements: list[Settlement]) -> RunResult:
+            settlements: list[Settlement], local) -> RunResult:
     """Pool the streams, deduct local tax, price in real terms, and assemble the output tables."""
     first = settlements[0]
     areas = first.areas
@@ -308,20 +348,23 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
     else:
         bound_label = _label(first.transition.bound)
         years_to_target = first.transition.years_to_target
-    # local tax on the pool: notional council tax of each area, from the version's rule
-    notional_base, band_d = notional_local_tax_base(data.lazy("council_tax"), spec.local_tax)
-    notional_lvl = roll_up(notional_base, data.lazy("area_lookup"), params.level, ["notional_local_tax_base"])
-    base_n = areas.lazy().select("area_code").join(notional_lvl, on="area_code", how="left", maintain_order="left"
-                                                   ).collect()["notional_local_tax_base"].to_numpy()
-    lt_factor = year_factors(spec.local_tax, years)["local_tax_factor"].to_numpy()
-    notional_f = base_n[None, :] * lt_factor[:, None] * 100
-    notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=1)))
-    grant = allocation + guarantee - notional
+    # local resources on the pool (money in pence, each published figure rounded once to its own total)
+    codes, fy = areas["area_code"].to_list(), years["financial_year"].to_list()
+    pence = lambda a: largest_remainder(a * 100, round_half_up((a * 100).sum(axis=1)))  # noqa: E731
+    n_full = local.array("notional_local_resources", codes, fy)
+    notional_full = pence(n_full)
+    notional = pence(local.degree[:, None] * n_full)
+    yields = {c: pence(local.array(c, codes, fy)) for c in
+              ("council_tax_yield", "precept_flex_yield", "health_tax_yield", "business_rates_discount")}
+    pop = areas["population"].to_numpy()
+    raw_grant = allocation + guarantee - notional
+    grant = negative_grant_policy(raw_grant, pop, spec.local_tax)
+    local_yield = yields["council_tax_yield"] + yields["health_tax_yield"] - yields["business_rates_discount"]
+    spending_power = grant + local_yield
     deflator = index_levels(growth, spec.control_total.inflation_index, params.price_base,
                             years["financial_year"].to_list())["index_level"].to_numpy()
     real_f = grant / deflator[:, None]
     grant_real = largest_remainder(real_f, round_half_up(real_f.sum(axis=1)))
-    pop = areas["population"].to_numpy()
     per_head = round_half_up(grant / pop[None, :])
 
     flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731  (year-major, areas in code order)
@@ -339,6 +382,12 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
             years_to_target=pl.Series(np.tile(years_to_target, params.years)).fill_nan(None),
             guarantee_payment=pl.Series(flat(guarantee)),
             notional_local_tax=pl.Series(flat(notional)),
+            notional_local_resources=pl.Series(flat(notional_full)),
+            equalisation=pl.Series(flat(-notional)),
+            negative_grant_adjustment=pl.Series(flat(grant - raw_grant)),
+            **{c: pl.Series(flat(v)) for c, v in yields.items()},
+            local_yield=pl.Series(flat(local_yield)),
+            spending_power=pl.Series(flat(spending_power)),
             grant=pl.Series(flat(grant)),
             grant_real=pl.Series(flat(grant_real)),
             grant_per_head=pl.Series(flat(per_head)),
@@ -363,11 +412,14 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         .select([c.name for c in STREAMS])
         for s in settlements])
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    recon = reconcile(allocations, settlements, targets.sum(axis=1), released, spec)
+    recon = reconcile(allocations, settlements, targets.sum(axis=1), released, spec, extra_checks(
+        allocations, spec, settlements))
     fy = years["financial_year"].to_list()
     bounds = np.stack([s.transition.bound for s in settlements])
     policies = {
-        "notional_band_d_gbp": round(band_d, 6),
+        "notional_band_d_gbp": local.notional_band_d,
+        "equalisation_degree": dict(zip(fy, map(float, local.degree))),
+        **local.policies,
         "base_year_total_gbp": sum(s.base_year_total for s in settlements) / 100,
         "start_total_gbp": int(path["control_total"][0]) / 100,
         "start_allocation_year": path["financial_year"][0],
@@ -382,8 +434,26 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
     return RunResult(allocations, need, recon, path, policies, streams=streams)
 
 
+def extra_checks(alloc: pl.DataFrame, spec, settlements: list[Settlement]) -> list[tuple]:
+    """Local-tax identities: adjustments net to zero; spending power = grant + local yield; on the grant basis,
+    grants sum to the grant control total."""
+    sums = alloc.group_by("financial_year", maintain_order=True).agg(
+        pl.col("negative_grant_adjustment").sum(), pl.col("grant").sum(), pl.col("local_yield").sum(),
+        pl.col("spending_power").sum(), pl.col("notional_local_tax").sum(), pl.col("control_total").first())
+    rows = []
+    for r in sums.iter_rows(named=True):
+        y = r["financial_year"]
+        rows += [(y, "sum of negative-grant adjustments = 0", 0, r["negative_grant_adjustment"]),
+                 (y, "sum of spending power = grants + local yield", r["grant"] + r["local_yield"],
+                  r["spending_power"])]
+        if spec.local_tax.basis == "grant":
+            rows.append((y, "sum of grant = grant control total (envelope - equalised notional resources)",
+                         r["control_total"] - r["notional_local_tax"], r["grant"]))
+    return rows
+
+
 def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals: np.ndarray, released: np.ndarray,
-              spec) -> pl.DataFrame:
+              spec, extra: list[tuple] = ()) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),
@@ -423,6 +493,7 @@ def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals:
                 rows.append((y, f"stream {s.name}: its allocations = its own control total - released",
                              int(s.path["control_total"][i + 1]) - int(s.transition.released[i]),
                              int(s.transition.allocation[i].sum())))
+    rows += list(extra)
     by_name = {s.name: s for s in settlements}
     for st in spec.streams:
         if st.linked_to:  # linked growth: the stream grows exactly as its link does, year by year

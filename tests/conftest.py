@@ -72,6 +72,7 @@ def synthetic_dataset(n_areas: int = 6, seed: int = 0, population_scale: float =
     tb = rng.uniform(5e3, 2e5, n_areas)
     council_tax = pl.DataFrame({"area_code": codes, "tax_base_band_d": tb, "tax_base_band_d_2023_24": tb * 0.99,
                                 "band_d_billing": rng.uniform(1500, 2200, n_areas),
+                                "band_d_billing_2023_24": rng.uniform(1400, 2100, n_areas),
                                 "band_d_social_care_authority": rng.uniform(1500, 2200, n_areas),
                                 "band_d_area": rng.uniform(1800, 2500, n_areas),
                                 "asc_precept_increment_band_d": rng.uniform(25, 40, n_areas)})

@@ -40,7 +40,7 @@ FAULTS = {
                            "share_for_devolved_services = { value = 1.399,", "local_tax",
                            "share_for_devolved_services must be between 0 and 1"),
     "source neither listed nor assumption": ('source = "ctr-2024-25, referendum', 'source = "somebody, referendum',
-                                             "local_tax.band_d_growth.source", "names no source"),
+                                             "local_tax.core_increase.source", "names no source"),
     "assumption without a reason": ('real_growth = { value = 0.02, unit = "real growth per year", source = '
                                     '"assumption: below', 'real_growth = { value = 0.02, unit = "real growth per '
                                     'year", source = "assumption", note = "x", old = "assumption: below',

@@ -319,25 +319,79 @@ class Ledger(Strict):
         return self
 
 
+class Precept(Strict):
+    """The adult social care precept each area adds to Band D each year (Localis 2016: freedom to set it in line
+    with local need). `uniform`: every area at default_rate; `tied_to_need`: default_rate x the area's need index;
+    a user file (`--precept-rates`) sets rates per area. Rates above the cap are an error, or are capped and
+    reported, as `above_cap` says; 0 opts out."""
+
+    default_rate: Quantity
+    cap: Quantity
+    rule: Literal["uniform", "tied_to_need"] = "uniform"
+    above_cap: Literal["error", "cap_with_warning"] = "error"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Precept:
+        if not 0 <= self.default_rate.value <= self.cap.value <= 1:
+            raise ValueError("precept rates must satisfy 0 <= default_rate <= cap <= 1 (100%)")
+        return self
+
+
+class HealthTax(Strict):
+    """A devolved local health tax (Localis 2016): per resident, per Band D equivalent, or a rate on a
+    user-supplied income base (`--local-bases`, column income_base)."""
+
+    basis: Literal["per_head", "per_band_d", "income_rate"]
+    rate: Quantity
+
+    @model_validator(mode="after")
+    def _ranges(self) -> HealthTax:
+        if self.rate.value < 0 or (self.basis == "income_rate" and self.rate.value > 1):
+            raise ValueError("health tax rate must be >= 0 (and <= 1 as a rate on income)")
+        return self
+
+
 class LocalTax(Strict):
+    """What places raise themselves, and how much of it the grant assumes (equalisation).
+
+    Notional resources N = tax base x notional Band D x the share of council tax funding the devolved services.
+    `basis = "spending"`: the control total is the spending envelope and grant = allocation - e x N.
+    `basis = "grant"`: the control total T is the grant total; the envelope shared by need is T + e x sum(N), and
+    grant = allocation - e x N, so grants sum to T. Band D grows each year by the core increase plus the adult
+    social care precept, added not compounded, rounded down to the penny."""
+
     rule: Literal["notional_council_tax", "none"]
+    basis: Literal["spending", "grant"] = "spending"
     notional_band_d: Literal["national_average"] | Quantity = "national_average"
     band_d_column: str = "band_d_social_care_authority"
     share_for_devolved_services: Quantity | None = None
     equalisation: Quantity | None = None
+    equalisation_phasing_years: Quantity | None = None
+    tax_base_projection: Literal["fixed", "observed"] = "fixed"
     tax_base_growth: Quantity | None = None
-    band_d_growth: Quantity | None = None
+    core_increase: Quantity | None = None
+    precept: Precept | None = None
+    negative_grants: Literal["tariff", "floor_at_zero", "minimum_grant"] = "tariff"
+    minimum_grant_per_head: Quantity | None = None
+    health_tax: HealthTax | None = None
+    business_rates_discount_per_head: Quantity | None = None
     price_year: FinancialYear = "2024/25"
 
     @model_validator(mode="after")
     def _complete(self) -> LocalTax:
         if self.rule == "notional_council_tax":
-            for f in ("share_for_devolved_services", "equalisation", "tax_base_growth", "band_d_growth"):
+            for f in ("share_for_devolved_services", "equalisation", "core_increase", "precept"):
                 if getattr(self, f) is None:
                     raise ValueError(f"rule notional_council_tax needs '{f}'")
+            if self.tax_base_projection == "fixed" and self.tax_base_growth is None:
+                raise ValueError("tax_base_projection fixed needs 'tax_base_growth'")
             for f in ("share_for_devolved_services", "equalisation"):
                 if not 0 <= getattr(self, f).value <= 1:
                     raise ValueError(f"{f} must be between 0 and 1")
+        if self.negative_grants == "minimum_grant" and self.minimum_grant_per_head is None:
+            raise ValueError("negative_grants minimum_grant needs 'minimum_grant_per_head'")
+        if self.rule == "none" and self.basis == "grant":
+            raise ValueError("basis grant needs a local tax rule")
         return self
 
 
@@ -376,6 +430,9 @@ class FormulaSpec(Strict):
                     raise ValueError(f"stream {st.name}: link to a stream whose growth is its own, not another link")
             if self.baseline.source != "baseline_table":
                 raise ValueError("streams take their baselines from the baseline table")
+            if self.local_tax.basis == "grant":
+                raise ValueError("local_tax basis grant is not available with streams (which stream would carry "
+                                 "the equalised resources?); use basis spending")
         if self.baseline.allocation_round is not None:
             if parse_year(self.control_total.base_year) != parse_year(self.baseline.allocation_round) - 1:
                 raise ValueError(f"control_total.base_year must be the year before baseline.allocation_round "

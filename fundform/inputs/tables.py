@@ -88,6 +88,8 @@ COUNCIL_TAX = TableContract(
         Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24", min=0),
         Column("band_d_billing", "float", "GBP per Band D dwelling", "billing authority's average Band D incl. "
                "adult social care precept, excl. parish precepts (line 9)", min=0, min_exclusive=True),
+        Column("band_d_billing_2023_24", "float", "GBP per Band D dwelling", "the same for 2023-24 (line 9, "
+               "previous year)", min=0, min_exclusive=True),
         Column("band_d_social_care_authority", "float", "GBP per Band D dwelling", "average Band D of the "
                "authority responsible for adult social care and public health: the county precept in two-tier "
                "areas, the authority's own elsewhere", min=0, min_exclusive=True),
@@ -137,6 +139,19 @@ BASELINE = TableContract(
                "earlier years uprated by the national growth of the line, see data/README.md)"),
     ),
     key=("area_code",),
+)
+
+COUNCIL_TAX_BANDS = TableContract(
+    name="council_tax_bands",
+    description="Area council tax by valuation band A..H, for a dwelling of two adults, 2024-25. Optional: checks the "
+    "band ratios (A = 6/9 .. H = 18/9 of Band D).",
+    source="DLUHC Council Tax levels set by local authorities in England 2024-25, Table 8",
+    vintage="2024-25",
+    columns=(AREA, Column("band", "str", "A..H", "valuation band"),
+             Column("area_council_tax", "float", "GBP per dwelling", "area council tax incl. parish and major precepts",
+                    min=0, min_exclusive=True)),
+    key=("area_code", "band"),
+    required=False,
 )
 
 WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0)  # noqa
@@ -196,7 +211,7 @@ NHS_ICB_ALLOCATIONS = TableContract(
 
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE,
-                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS)
+                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
 LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3.0"  # 1.1: guarantee_payment, years_to_target; 1.2: need components; 1.3: streams
+SCHEMA_VERSION = "1.4.0"  # 1.1: guarantee, years_to_target; 1.2: need components; 1.3: streams; 1.4: local tax
 MONEY = pa.decimal128(20, 2)
 
 
@@ -52,8 +52,23 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
                  "rule's pace to come within 0.1% of target (same on every row of an area; null if never)",
                  nullable=True),
     money("guarantee_payment", "no-area-worse-off top-up paid as extra money, outside the control total (0 if none)"),
-    money("notional_local_tax", "notional council tax deducted (tax base x notional Band D x share x equalisation)"),
-    money("grant", "allocation + guarantee payment - notional local tax: what the centre pays"),
+    money("notional_local_tax", "equalised notional resources deducted: e x notional_local_resources"),
+    money("notional_local_resources", "tax base x notional Band D x the share of council tax funding the "
+          "devolved services (before the equalisation degree)"),
+    money("equalisation", "the equalisation adjustment to the grant: -notional_local_tax"),
+    money("negative_grant_adjustment", "change made by the version's negative-grant rule (floor at zero, minimum "
+          "grant); nets to 0 each year; 0 under a tariff"),
+    money("council_tax_yield", "what the area actually raises in council tax for the devolved services"),
+    money("precept_flex_yield", "the part of council_tax_yield due to the area's precept rate differing from the "
+          "default"),
+    money("health_tax_yield", "a devolved local health tax's yield (0 if none)"),
+    money("business_rates_discount", "cost of business-rates discounts for qualifying employers (reduces local "
+          "resources; 0 if none)"),
+    money("local_yield", "council_tax_yield + health_tax_yield - business_rates_discount"),
+    money("grant", "allocation + guarantee payment - notional local tax + negative-grant adjustment: what the "
+          "centre pays (negative: a tariff the area pays in)"),
+    money("spending_power", "grant + local_yield: what the area has to spend (it keeps what it raises above the "
+          "notional level)"),
     money("grant_real", "grant at the run's price base year, deflated by the run's index", real=True),
     money("grant_per_head", "grant / population, rounded to the penny", unit="GBP per head"),
 )
