@@ -28,7 +28,7 @@ from fundform.settlement.money import largest_remainder
 
 BOUND_NONE, BOUND_FLOOR, BOUND_CEILING = 0, -1, 1
 _BISECTION_STEPS = 200
-_AT_BOUND_PENCE = 0.5  # within half a penny of a bound, an area is at it once rounded
+_AT_BOUND_PENCE = 1e-3  # float noise: an area this close to its (whole-pence) bound is at it
 
 
 TARGET_TOLERANCE = 0.001  # an area within 0.1% of its target has reached it, for years_to_target
@@ -73,11 +73,11 @@ def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np
 
     lo_sum = np.where(b > 0, lower, np.clip(u, lower, upper))
     hi_sum = np.where(b > 0, upper, np.clip(u, lower, upper))
-    if np.any(lo_sum.sum(axis=-1) > total + _AT_BOUND_PENCE):
+    if np.any(lo_sum.sum(axis=-1) > total):  # bounds and totals are whole pence: compare exactly
         short = (lo_sum.sum(axis=-1) - total).max()
         raise InfeasiblePolicy(f"the floors cost more than the control total: meeting every floor needs "
                                f"GBP {short / 100:,.2f} more than the total. Lower the floor or raise the total.")
-    if np.any(hi_sum.sum(axis=-1) < total - _AT_BOUND_PENCE):
+    if np.any(hi_sum.sum(axis=-1) < total):
         raise InfeasiblePolicy("the ceilings stop the control total being spent: every area at its ceiling "
                                "still sums to less than the total. Raise the ceiling.")
     lam_hi = np.ones(total.shape)
@@ -122,6 +122,8 @@ def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, tota
     free_sum = free_vals.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(free_sum != 0, free_vals * (remaining[..., None] / free_sum), 0.0)
+    if np.any((free.sum(axis=-1) == 0) & (remaining != 0)):
+        raise InfeasiblePolicy("every area is held at a floor or ceiling and they do not add to the total")
     pennies = largest_remainder(scaled, remaining, eligible=free)
     out = np.where(free, pennies, fixed.astype(np.int64)).astype(np.int64)
     return out, bound
