@@ -75,6 +75,11 @@ def run(
     index: Annotated[Optional[list[str]], typer.Option("--index", help="NAME=FILE.csv: replace (or add) the index "
                                                        "series NAME with a CSV of financial_year, growth, source, "
                                                        "vintage. Repeatable; recorded in the manifest.")] = None,
+    precept_rates: Annotated[Optional[Path], typer.Option(help="CSV of area_code, rate: each authority's adult social "
+                                                          "care precept rate (0 opts out), within the version's cap.")
+                             ] = None,
+    local_bases: Annotated[Optional[Path], typer.Option(help="CSV of area_code, income_base, business_rates_discount "
+                                                        "(GBP): bases for local taxes the bundled data lacks.")] = None,
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/<run id>/.",
                                                     show_default=False)] = None,
@@ -101,7 +106,8 @@ def run(
         s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
                           price_base_year=price_base_year)
         params = RunParameters(level=s.level, start_year=s.start_year, years=s.years,
-                               price_base_year=s.price_base_year)
+                               price_base_year=s.price_base_year, precept_rates=precept_rates,
+                               local_bases=local_bases)
         show = not (quiet or json_out)
         with err.status("starting", spinner="dots") if show else _null() as status:
             def progress(msg: str) -> None:

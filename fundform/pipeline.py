@@ -18,7 +18,7 @@ from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
 from fundform.geography import roll_up
-from fundform.inputs.dataset import Dataset, load_dataset
+from fundform.inputs.dataset import Dataset, load_dataset, sha256_file
 from fundform.inputs.tables import LEVELS
 from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
@@ -524,7 +524,9 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
         formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
                  "scenario": Path(formula.scenario).name if formula.scenario else None},
-        inputs=[{"table": f.table, "file": f.path.name, "sha256": f.sha256, "rows": f.rows} for f in data.files],
+        inputs=[{"table": f.table, "file": f.path.name, "sha256": f.sha256, "rows": f.rows} for f in data.files]
+        + [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
+           for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases)) if path],
         parameters=params.as_dict(),
         overrides=[o.as_dict() for o in formula.overrides],
         policies=result.policies,

@@ -40,7 +40,8 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
     OutputColumn("need_index", pa.float64(), "ratio", "need-weighted population per head relative to England (1 = "
                  "national average)"),
     OutputColumn("target_share", pa.float64(), "ratio", "the area's share of national need; sums to 1"),
-    money("control_total", "the year's control total for all areas (repeated on each row)"),
+    money("control_total", "the year's total shared by need, all areas (repeated on each row); on a grant-basis "
+          "version, the grant total plus the equalised notional resources"),
     money("target_allocation", "target share x control total: where the formula would put the area"),
     money("baseline", "today's funding uprated uniformly to the year: baseline share x control total"),
     money("previous_allocation", "the allocation the year started from (last year's, or the baseline year's)"),
