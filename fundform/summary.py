@@ -58,4 +58,4 @@ def print_summary(result: RunResult, console: Console) -> None:
         console.print(mt)
     if result.out_dir:
         console.print(f"Outputs written to [bold]{result.out_dir}[/bold] (allocations.parquet, need.parquet, "
-                      "reconciliation.parquet, manifest.json)")
+                      "reconciliation.parquet, streams.parquet, manifest.json)")
