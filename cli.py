@@ -92,6 +92,10 @@ def run(
                                                            "[default: the start year]", show_default=False)] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML settings file (keys as the options, with data_dir "
                                                   "and out_root); FUNDFORM_* variables override it.")] = None,
+    with_report: Annotated[bool, typer.Option("--report", help="Also write report.html into the output folder.")
+                           ] = False,
+    record: Annotated[bool, typer.Option("--record/--no-record", help="Record the run in the run warehouse "
+                                         "(FUNDFORM_WAREHOUSE, default out/fundform.duckdb).")] = True,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -120,9 +124,12 @@ def run(
                 name, file = item.split("=", 1)
                 index_files[name.strip()] = Path(file.strip())
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
-                                  sets=tuple(set_ or ()), index_files=index_files)
+                                  sets=tuple(set_ or ()), index_files=index_files,
+                                  warehouse=s.warehouse if record else None)
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
+    if with_report:
+        _write_report(str(result.out_dir), None, None, None, data, quiet=quiet or json_out)
     if json_out:
         out.print_json(json.dumps({"run_id": result.manifest["run_id"], "out_dir": str(result.out_dir),
                                    "formula": result.manifest["formula"], "parameters": params.as_dict(),
@@ -358,6 +365,295 @@ def ledger_cmd(
         out.print(t)
     if failing.height:
         raise typer.Exit(1)
+
+
+def _settings():
+    from fundform.config import load_settings
+
+    return load_settings()
+
+
+@app.command()
+def runs(json_out: JsonOpt = False) -> None:
+    """List the runs recorded in the run warehouse."""
+    from rich.table import Table
+
+    from fundform.outputs.warehouse import list_runs
+
+    try:
+        rows = list_runs(_settings().warehouse)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title=f"{len(rows)} run(s)")
+    for c in ["run id", "formula", "version", "scenario", "level", "years", "created", "output"]:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(r["run_id"], r["formula_id"], r["formula_version"], r["scenario"] or "", r["level"],
+                  f"{r['start_year']} +{r['years']}", r["created_at"] or "", r["out_dir"])
+    out.print(t)
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="SQL over the warehouse tables runs, allocations, streams, "
+                                             "reconciliation, waterfall; read_parquet() reads any output file.")],
+        json_out: JsonOpt = False) -> None:
+    """Query the run warehouse (DuckDB) and the Parquet outputs."""
+    from rich.table import Table
+
+    from fundform.outputs.warehouse import query as run_query
+
+    query_text = query
+    try:
+        cols, rows = run_query(_settings().warehouse, query_text)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str))
+        return
+    t = Table()
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows[:1000]:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    out.print(t)
+    if len(rows) > 1000:
+        out.print(f"({len(rows)} rows; first 1000 shown; use --json for all)")
+
+
+@app.command()
+def export(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "parquet",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/<run id>-<format>]",
+                                                    show_default=False)] = None,
+    hive: Annotated[Optional[Path], typer.Option(help="Also add the run's allocations to this Hive-partitioned "
+                                                 "dataset (formula_id=/financial_year=).")] = None,
+) -> None:
+    """Export a run's tables as CSV files, an Excel workbook, or Parquet (optionally into a Hive dataset)."""
+    from fundform.outputs.export import export_hive, export_run
+    from fundform.outputs.warehouse import find_run
+
+    try:
+        s = _settings()
+        run_dir = find_run(run_ref, s.warehouse, s.out_root)
+        run_id = json.loads((run_dir / "manifest.json").read_text())["run_id"]
+        target = export_run(run_dir, fmt, out_dir or s.out_root / f"{run_id}-{fmt}")
+        extra = export_hive(run_dir, hive) if hive else []
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    out.print(f"exported run {run_id} as {fmt} to {target}" + (f"; {len(extra)} partition file(s) in {hive}"
+                                                              if extra else ""))
+
+
+def _run_or_compute(ref: str, s, params, data_dir: Path):
+    """A run's allocations by folder or id, else a formula or scenario computed now on the given data."""
+    import polars as pl
+
+    from fundform.outputs.warehouse import find_run
+
+    try:
+        run_dir = find_run(ref, s.warehouse, s.out_root)
+        return pl.read_parquet(run_dir / "allocations.parquet"), ref
+    except FundformError:
+        pass
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs.schema import ALLOCATIONS
+    from fundform.outputs.write import to_arrow
+    from fundform.pipeline import compute
+
+    result = compute(load_dataset(data_dir), resolve_formula(ref), params)
+    return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), ref
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[str, typer.Argument(help="A run (folder or id), or a formula id or scenario file to run now.")],
+    b: Annotated[str, typer.Argument(help="The same, for the other side.")],
+    level: Annotated[str, typer.Option(help="Level, when computing a formula now.")] = "ltla",
+    start_year: Annotated[str, typer.Option(help="First year, when computing a formula now.")] = "2026/27",
+    years: Annotated[int, typer.Option(help="Years, when computing a formula now.")] = 5,
+    data: DataOpt = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the comparison as Parquet here. "
+                                                     "[default: out/compare-<A>-<B>.parquet]", show_default=False)
+                        ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Who gains and who loses between two runs, versions or scenarios: per area and year the change in grant, per
+    head and in percent; winners and losers counted and summed; the biggest movers; the change by deprivation
+    decile."""
+    import polars as pl
+    from rich.table import Table
+
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs import compare as cmp
+    from fundform.outputs.schema import COMPARE
+    from fundform.outputs.write import to_arrow, write_parquet
+    from fundform.paths import default_data_dir
+    from fundform.pipeline import RunParameters
+
+    try:
+        s = _settings()
+        data_dir = data or default_data_dir()
+        params = RunParameters(level=level, start_year=start_year, years=years)
+        alloc_a, _ = _run_or_compute(a, s, params, data_dir)
+        alloc_b, _ = _run_or_compute(b, s, params, data_dir)
+        deciles = cmp.deprivation_deciles(load_dataset(data_dir), alloc_a["area_level"][0])
+        table = cmp.compare(alloc_a, alloc_b, deciles)
+        summ, dec = cmp.summary(table), cmp.by_decile(table)
+        safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
+        target = out_file or s.out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".parquet.tmp")
+        write_parquet(to_arrow(table, COMPARE, None, {"a": a, "b": b}), tmp)
+        tmp.replace(target)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    last = table["financial_year"].max()
+    movers = table.filter(pl.col("financial_year") == last).sort("change_per_head")
+    if json_out:
+        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "summary": summ.to_dicts(),
+                                   "deciles": dec.to_dicts(),
+                                   "biggest_gains": movers.tail(5).reverse().to_dicts(),
+                                   "biggest_losses": movers.head(5).to_dicts()}, default=str))
+        return
+    t = Table(title=f"{a} -> {b}: winners and losers")
+    for c in ["year", "winners", "gains", "losers", "losses", "change in total"]:
+        t.add_column(c, justify="right")
+    for r in summ.iter_rows(named=True):
+        t.add_row(r["financial_year"], str(r["winners"]), f"£{r['gains'] / 1e11:,.3f}bn", str(r["losers"]),
+                  f"£{r['losses'] / 1e11:,.3f}bn", f"£{r['change_in_total'] / 1e11:,.3f}bn")
+    out.print(t)
+    t = Table(title=f"Change per head by deprivation decile, {last} (1 = most deprived)")
+    for c in ["decile", "areas", "change per head"]:
+        t.add_column(c, justify="right")
+    for r in dec.filter(pl.col("financial_year") == last).iter_rows(named=True):
+        t.add_row(str(r["imd_decile"]), str(r["areas"]), f"£{r['change_per_head']:,.2f}")
+    out.print(t)
+    for title, frame in [("Biggest gains per head", movers.tail(5).reverse()), ("Biggest losses per head",
+                                                                                 movers.head(5))]:
+        t = Table(title=f"{title}, {last}")
+        for c in ["area", "change per head", "change"]:
+            t.add_column(c, justify="left" if c == "area" else "right")
+        for r in frame.iter_rows(named=True):
+            t.add_row(f"{r['area_name']} ({r['area_code']})", f"£{r['change_per_head'] / 100:,.2f}",
+                      f"{r['change_pct']:+.2f}%")
+        out.print(t)
+    out.print(f"comparison written to {target}")
+
+
+@app.command()
+def explain(
+    area: Annotated[str, typer.Argument(help="Area code (or a unique part of its name).")],
+    run_ref: Annotated[Optional[str], typer.Option("--run", help="A run's folder or id. Without it, the formula is "
+                                                   "run now.")] = None,
+    formula: Annotated[str, typer.Option(help="Formula or scenario, when computing now.")] = "fundform-needs",
+    level: Annotated[str, typer.Option(help="Level, when computing now.")] = "ltla",
+    start_year: Annotated[str, typer.Option(help="First year, when computing now.")] = "2026/27",
+    years: Annotated[int, typer.Option(help="Years, when computing now.")] = 5,
+    year: Annotated[Optional[str], typer.Option(help="One financial year, or 'all'. [default: the first]",
+                                                show_default=False)] = None,
+    data: DataOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The waterfall of one area's grant: an equal share per head, what age adds, what each need indicator adds,
+    the transition (floor, ceiling, convergence), the local tax deduction, to the grant, to the penny."""
+    import polars as pl
+    from rich.table import Table
+
+    try:
+        if run_ref:
+            from fundform.outputs.warehouse import find_run
+
+            s = _settings()
+            w = pl.read_parquet(find_run(run_ref, s.warehouse, s.out_root) / "waterfall.parquet").with_columns(
+                pl.col("amount", "cumulative").cast(pl.Float64) * 100)
+        else:
+            from fundform.formula.scenario import resolve_formula
+            from fundform.inputs.dataset import load_dataset
+            from fundform.paths import default_data_dir
+            from fundform.pipeline import RunParameters, compute
+
+            r = compute(load_dataset(data or default_data_dir()), resolve_formula(formula),
+                        RunParameters(level=level, start_year=start_year, years=years))
+            w = r.waterfall
+        match = w.filter((pl.col("area_code") == area) | pl.col("area_name").str.to_lowercase().str.contains(
+            area.lower(), literal=True))
+        names = match.select("area_code", "area_name").unique()
+        if names.height == 0:
+            raise FundformError(f"no area matches '{area}'")
+        if names.height > 1:
+            raise FundformError(f"'{area}' matches {names.height} areas: "
+                                + ", ".join(f"{c} {n}" for c, n in names.sort("area_code").rows()[:10]))
+        chosen = year or match["financial_year"].min()
+        if chosen != "all":
+            match = match.filter(pl.col("financial_year") == chosen)
+            if match.height == 0:
+                raise FundformError(f"no year {chosen} in the run")
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps(match.with_columns(amount_gbp=pl.col("amount") / 100,
+                                                     cumulative_gbp=pl.col("cumulative") / 100)
+                                  .drop("amount", "cumulative").to_dicts()))
+        return
+    for (fy,), part in match.group_by("financial_year", maintain_order=True):
+        t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}")
+        for c in ["step", "adds", "running total"]:
+            t.add_column(c, justify="left" if c == "step" else "right")
+        for r in part.sort("step_order").iter_rows(named=True):
+            t.add_row(r["step"], f"£{r['amount'] / 100:,.2f}", f"£{r['cumulative'] / 100:,.2f}")
+        t.add_row("[bold]grant[/bold]", "", f"[bold]£{part['cumulative'][-1] / 100:,.2f}[/bold]")
+        out.print(t)
+
+
+@app.command()
+def report(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file. [default: <run folder>/report.html]",
+                                                     show_default=False)] = None,
+    compare_with: Annotated[Optional[str], typer.Option("--compare", help="Another run (folder or id) to show "
+                                                        "winners and losers against.")] = None,
+    area: Annotated[Optional[str], typer.Option(help="Area code for the waterfall chart. [default: the biggest "
+                                                "gainer]", show_default=False)] = None,
+    data: DataOpt = None,
+) -> None:
+    """Write a self-contained HTML report of a run: headline numbers, charts (inline SVG, works offline) and a
+    table of areas."""
+    _write_report(run_ref, out_file, compare_with, area, data)
+
+
+def _write_report(run_ref, out_file, compare_with, area, data, quiet=False) -> None:
+    import polars as pl
+
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs import compare as cmp
+    from fundform.outputs.report import write_report
+    from fundform.outputs.warehouse import find_run
+    from fundform.paths import default_data_dir
+
+    try:
+        s = _settings()
+        run_dir = find_run(run_ref, s.warehouse, s.out_root)
+        alloc = pl.read_parquet(run_dir / "allocations.parquet")
+        level = alloc["area_level"][0]
+        try:
+            deciles = cmp.deprivation_deciles(load_dataset(data or default_data_dir()), level)
+        except FundformError:
+            deciles = None
+        comparison = None
+        if compare_with:
+            other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
+            comparison = cmp.compare(other, alloc, deciles)
+        target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
+                              comparison=comparison)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if not quiet:
+        out.print(f"report written to {target}")
 
 
 @app.command()

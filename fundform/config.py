@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     formula: str = "fundform-needs"
     data_dir: Path = default_data_dir()
     out_root: Path = Path("out")
+    warehouse: Path = Path("out/fundform.duckdb")
     level: str = "ltla"
     start_year: str = "2026/27"
     years: int = 5

@@ -24,7 +24,9 @@ from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
 from fundform.outputs.manifest import build_manifest, with_volatile
-from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION, STREAMS
+from fundform.explain import need_steps, waterfall
+from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION, STREAMS, WATERFALL
+from fundform.outputs.warehouse import record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
@@ -76,6 +78,7 @@ class RunResult:
     manifest: dict = field(default_factory=dict)
     out_dir: Path | None = None
     streams: pl.DataFrame | None = None
+    waterfall: pl.DataFrame | None = None
 
 
 WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",
@@ -222,7 +225,7 @@ class Settlement:
     transition: TransitionResult
     rule: Transition
     base_year_total: int
-
+    spec: object = None
 
 def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
               name: str = "all", link: Settlement | None = None, extra: np.ndarray | None = None) -> Settlement:
@@ -248,7 +251,7 @@ def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, g
     ct = path["control_total"].to_numpy()[1:]
     tr = run_transition(si.start, si.targets, ct, spec.transition, years["financial_year"].to_list(),
                         baselines=si.baselines, growth=si.growth, inflation=si.inflation)
-    return Settlement(name, areas, path, si.targets, si.baselines, tr, spec.transition, base_year_total)
+    return Settlement(name, areas, path, si.targets, si.baselines, tr, spec.transition, base_year_total, spec)
 
 
 def stream_spec(spec, stream):
@@ -412,6 +415,8 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         .select([c.name for c in STREAMS])
         for s in settlements])
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
+    steps = waterfall(allocations, need_steps(data, settlements[0].spec if len(settlements) == 1 else spec,
+                                              params.level, areas, pooled=len(settlements) > 1))
     recon = reconcile(allocations, settlements, targets.sum(axis=1), released, spec, extra_checks(
         allocations, spec, settlements))
     fy = years["financial_year"].to_list()
@@ -431,7 +436,7 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         "areas_at_floor": {y: int((bounds[:, i] == BOUND_FLOOR).any(axis=0).sum()) for i, y in enumerate(fy)},
         "areas_at_ceiling": {y: int((bounds[:, i] == BOUND_CEILING).any(axis=0).sum()) for i, y in enumerate(fy)},
     }
-    return RunResult(allocations, need, recon, path, policies, streams=streams)
+    return RunResult(allocations, need, recon, path, policies, streams=streams, waterfall=steps)
 
 
 def extra_checks(alloc: pl.DataFrame, spec, settlements: list[Settlement]) -> list[tuple]:
@@ -510,7 +515,7 @@ def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals:
 
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
-        index_files: dict[str, Path] | None = None) -> RunResult:
+        index_files: dict[str, Path] | None = None, warehouse: Path | None = None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
@@ -545,7 +550,11 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
             "need.parquet": to_arrow(result.need, NEED, None, meta),
             "reconciliation.parquet": to_arrow(result.reconciliation, RECONCILIATION, None, meta),
             "streams.parquet": to_arrow(result.streams, STREAMS, None, meta),
+            "waterfall.parquet": to_arrow(result.waterfall, WATERFALL, None, meta),
             "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True) + "\n",
         }
         result.out_dir = atomic_write_dir(target, files)
+        if warehouse is not None:
+            step("recording in the run warehouse")
+            record_run(warehouse, result.out_dir)
     return result

@@ -17,6 +17,17 @@ from fundform.pipeline import RunParameters, compute
 DATA = PROJECT_ROOT / "data" / "default"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_outputs(tmp_path_factory):
+    """CLI runs in tests record into a temporary warehouse and output root, never into the checkout."""
+    import os
+
+    root = tmp_path_factory.mktemp("fundform-out")
+    os.environ["FUNDFORM_WAREHOUSE"] = str(root / "fundform.duckdb")
+    os.environ["FUNDFORM_OUT_ROOT"] = str(root)
+    yield root
+
+
 @pytest.fixture(scope="session")
 def bundled() -> Dataset:
     return load_dataset(DATA)

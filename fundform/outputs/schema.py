@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.4.0"  # 1.1: guarantee, years_to_target; 1.2: need components; 1.3: streams; 1.4: local tax
+SCHEMA_VERSION = "1.5.0"  # 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax; 1.5 waterfall
 MONEY = pa.decimal128(20, 2)
 
 
@@ -116,7 +116,37 @@ STREAMS: tuple[OutputColumn, ...] = (
     OutputColumn("transition_bound", pa.string(), "text", "'floor', 'ceiling' or 'none' in the stream"),
 )
 
-TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION, "streams": STREAMS}
+WATERFALL: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+    OutputColumn("step_order", pa.int32(), "count", "order of the step, from 1"),
+    OutputColumn("step", pa.string(), "text", "equal share per head, age, each need indicator (or need weighting), "
+                 "transition, guarantee payment, local tax deduction, negative-grant rule"),
+    money("amount", "what the step adds to the area's money (negative: takes away)"),
+    money("cumulative", "running total after the step; after the last step, the grant"),
+)
+
+COMPARE: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement"),
+    OutputColumn("population", pa.float64(), "persons", "population (side A)"),
+    money("grant_a", "grant in run A"),
+    money("grant_b", "grant in run B"),
+    OutputColumn("imd_decile", pa.int32(), "decile", "deprivation decile of the area (1 = most deprived; "
+                 "population-weighted IMD score)", nullable=True),
+    money("change", "grant_b - grant_a"),
+    money("change_per_head", "change / population, to the penny", unit="GBP per head"),
+    OutputColumn("change_pct", pa.float64(), "percent", "change / |grant_a| x 100"),
+)
+
+TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION, "streams": STREAMS,
+          "waterfall": WATERFALL, "compare": COMPARE}
 
 
 def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:

@@ -40,8 +40,9 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
 
 
-def atomic_write_dir(target: Path, files: dict[str, pa.Table | str]) -> Path:
-    """Write name -> Arrow table (Parquet) or text into `target`, replacing any earlier content only on success."""
+def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> Path:
+    """Write name -> Arrow table (Parquet), text or bytes into `target`, replacing any earlier content only on
+    success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
@@ -52,6 +53,8 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str]) -> Path:
         for name, content in files.items():
             if isinstance(content, pa.Table):
                 write_parquet(content, tmp / name)
+            elif isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
             else:
                 (tmp / name).write_text(content)
         for f in tmp.iterdir():  # durable before it becomes visible

@@ -1,0 +1,66 @@
+"""Why an area gets what it gets: the waterfall from an equal share per head to its grant, step by step.
+
+The need steps are shares of the year's target total as the formula adds one thing at a time: population alone,
+then the age cost curve, then each need indicator in the version's order (each share is the need-weighted
+population with the multipliers so far, as a share of England's). Each step is the change in the area's share,
+in pence, with the last need step landing exactly on the published target allocation. Then the money steps: the
+transition (allocation - target), any guarantee payment, the local tax deduction and any negative-grant adjustment.
+Every step is a difference of exact pence figures, so the steps add up to the grant to the penny.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from fundform.geography import roll_up
+from fundform.inputs.dataset import Dataset
+from fundform.need.weighted_population import need_weighted_population
+from fundform.settlement.money import round_half_up
+
+
+def need_steps(data: Dataset, spec, level: str, areas: pl.DataFrame, pooled: bool) -> list[tuple[str, np.ndarray]]:
+    """(step name, cumulative share of the target total) for each need step, areas in `areas` order."""
+    pop = areas["population"].to_numpy()
+    steps = [("equal share per head", pop / pop.sum())]
+    if pooled or spec.need.method != "age_cost_curve" or spec.baseline.target_shares != "need":
+        label = "need (pooled across streams)" if pooled else "need weighting"
+        return steps + [(label, areas["target_share"].to_numpy())]
+    tables = {name: data.lazy(name) for name in data.tables}
+    order = areas.select("area_code")
+    indicators = spec.need.indicators
+    for k in range(len(indicators) + 1):
+        nwp = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, indicators[:k], tables)
+        col = "age_weighted_population" if k == 0 else "need_weighted_population"
+        by_level = roll_up(nwp, data.lazy("area_lookup"), level, [col]).collect()
+        v = order.join(by_level, on="area_code", how="left", maintain_order="left")[col].to_numpy()
+        steps.append(("age" if k == 0 else indicators[k - 1].name.replace("_", " "), v / v.sum()))
+    return steps
+
+
+def waterfall(allocations: pl.DataFrame, steps: list[tuple[str, np.ndarray]]) -> pl.DataFrame:
+    """Long table: one row per area, year and step, with the step's amount and the running total (int pence)."""
+    years = allocations["financial_year"].unique(maintain_order=True).to_list()
+    frames = []
+    for y in years:
+        a = allocations.filter(pl.col("financial_year") == y)  # areas in code order, as the steps
+        total = a["target_allocation"].sum()
+        cumulative = [round_half_up(share * total) for _, share in steps]
+        cumulative[-1] = a["target_allocation"].to_numpy()  # the need steps land exactly on the target
+        money = [("transition", a["allocation"] - a["target_allocation"]),
+                 ("guarantee payment", a["guarantee_payment"]),
+                 ("local tax deduction", -a["notional_local_tax"]),
+                 ("negative-grant rule", a["negative_grant_adjustment"])]
+        running = cumulative[-1]
+        for _, amount in money:
+            running = running + amount.to_numpy()
+            cumulative.append(running)
+        names = [n for n, _ in steps] + [n for n, _ in money]
+        prev = np.zeros(a.height, dtype=np.int64)
+        for i, (name, cum) in enumerate(zip(names, cumulative)):
+            cum = np.asarray(cum, dtype=np.int64)
+            frames.append(a.select("area_code", "area_name", "area_level", "financial_year", "year_index").with_columns(
+                step_order=pl.lit(i + 1, dtype=pl.Int32), step=pl.lit(name),
+                amount=pl.Series(cum - prev), cumulative=pl.Series(cum)))
+            prev = cum
+    return pl.concat(frames).sort("year_index", "area_code", "step_order")

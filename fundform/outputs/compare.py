@@ -1,0 +1,59 @@
+"""Comparing two runs (or two versions or scenarios on the same data): who gains, who loses, by how much.
+
+Per area and year: each side's grant, the change, per head and in percent, and the area's deprivation decile. The
+summary counts and sums winners and losers; gains minus losses equals the change in the total, to the penny.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fundform.errors import FundformError
+from fundform.geography import roll_up
+from fundform.inputs.dataset import Dataset
+from fundform.numeric import fixed_sum
+
+
+def deprivation_deciles(data: Dataset, level: str) -> pl.DataFrame:
+    """Each area's population-weighted IMD average score at the level, and its decile (1 = most deprived)."""
+    pop = data.lazy("population").group_by("area_code").agg(population=fixed_sum(pl.col("population")))
+    ltla = pop.join(data.lazy("deprivation"), on="area_code").select(
+        "area_code", "population", weighted=pl.col("imd_average_score") * pl.col("population"))
+    lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["population", "weighted"]).collect()
+    return lvl.select("area_code", imd_score=pl.col("weighted") / pl.col("population")).with_columns(
+        imd_decile=((pl.col("imd_score").rank("ordinal", descending=True) - 1) * 10 // pl.len() + 1).cast(pl.Int32))
+
+
+def compare(a: pl.DataFrame, b: pl.DataFrame, deciles: pl.DataFrame | None) -> pl.DataFrame:
+    """Two allocations tables (money in pounds, as written) -> one row per area and year."""
+    keys = ["area_code", "financial_year"]
+    if a.select(keys).sort(keys).equals(b.select(keys).sort(keys)) is False:
+        raise FundformError("the two runs cover different areas or years: compare runs at the same level and years")
+    if a["area_level"][0] != b["area_level"][0]:
+        raise FundformError(f"the runs are at different levels ({a['area_level'][0]}, {b['area_level'][0]})")
+    pence = lambda c: (pl.col(c) * 100).cast(pl.Int64)  # noqa: E731
+    j = a.select(*keys, "area_name", "area_level", "year_index", "population", grant_a=pence("grant")).join(
+        b.select(*keys, grant_b=pence("grant")), on=keys, how="inner").sort("year_index", "area_code")
+    if deciles is not None:
+        j = j.join(deciles.select("area_code", "imd_decile"), on="area_code", how="left")
+    else:
+        j = j.with_columns(imd_decile=pl.lit(None, dtype=pl.Int32))
+    return j.with_columns(change=pl.col("grant_b") - pl.col("grant_a")).with_columns(
+        change_per_head=(pl.col("change") / pl.col("population")).round(0).cast(pl.Int64),
+        change_pct=pl.col("change") / pl.col("grant_a").abs() * 100,
+    )
+
+
+def summary(table: pl.DataFrame) -> pl.DataFrame:
+    """Per year: winners and losers counted and summed; their difference is the change in the total."""
+    return table.group_by("financial_year", maintain_order=True).agg(
+        winners=(pl.col("change") > 0).sum(), gains=pl.col("change").filter(pl.col("change") > 0).sum(),
+        losers=(pl.col("change") < 0).sum(), losses=-pl.col("change").filter(pl.col("change") < 0).sum(),
+        unchanged=(pl.col("change") == 0).sum(), total_a=pl.col("grant_a").sum(), total_b=pl.col("grant_b").sum(),
+    ).with_columns(change_in_total=pl.col("total_b") - pl.col("total_a"))
+
+
+def by_decile(table: pl.DataFrame) -> pl.DataFrame:
+    return table.filter(pl.col("imd_decile").is_not_null()).group_by("financial_year", "imd_decile").agg(
+        areas=pl.len(), population=pl.col("population").sum(), change=pl.col("change").sum(),
+    ).with_columns(change_per_head=pl.col("change") / pl.col("population") / 100).sort("financial_year", "imd_decile")

@@ -1,0 +1,119 @@
+"""Exporting a run's tables as CSV, as an Excel workbook, as Parquet, or into a Hive-partitioned Parquet dataset.
+
+Every format carries the same tables. CSV and Excel carry money as exact two-place decimals; the workbook has one
+formatted sheet per table (pounds formatted, headers frozen) and a sheet with the manifest. A Hive-partitioned
+dataset accumulates many runs' allocations under formula_id=<id>/financial_year=<YYYY-YY>/<run id>.parquet (the
+year's slash becomes a hyphen in directory names), for Treasury models that read a whole dataset at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from fundform.errors import FundformError
+from fundform.outputs.schema import MONEY, TABLES
+from fundform.outputs.write import atomic_write_dir, write_parquet
+
+FORMATS = ("csv", "xlsx", "parquet")
+
+
+def run_tables(run_dir: Path) -> dict[str, Path]:
+    return {name: run_dir / f"{name}.parquet" for name in TABLES if (run_dir / f"{name}.parquet").exists()}
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows += _flatten(v, key + ".")
+        else:
+            rows.append((key, json.dumps(v) if isinstance(v, list) else str(v)))
+    return rows
+
+
+def export_run(run_dir: Path, fmt: str, out_dir: Path) -> Path:
+    if fmt not in FORMATS:
+        raise FundformError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
+    tables = run_tables(run_dir)
+    manifest_text = (run_dir / "manifest.json").read_text()
+    files: dict[str, object] = {"manifest.json": manifest_text}
+    if fmt == "parquet":
+        for name, path in tables.items():
+            files[f"{name}.parquet"] = pq.read_table(path)
+    elif fmt == "csv":
+        for name, path in tables.items():
+            files[f"{name}.csv"] = pl.read_parquet(path).write_csv()
+    else:
+        files["fundform.xlsx"] = _workbook(tables, json.loads(manifest_text))
+    return atomic_write_dir(out_dir, files)
+
+
+def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
+    import io
+
+    import xlsxwriter
+
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    head = wb.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1, "text_wrap": True, "valign": "top"})
+    gbp = wb.add_format({"num_format": "£#,##0.00;[Red]-£#,##0.00"})
+    num = wb.add_format({"num_format": "#,##0.######"})
+    for name, path in tables.items():
+        table = pq.read_table(path)
+        ws = wb.add_worksheet(name[:31])
+        frame = pl.from_arrow(table)
+        for j, field in enumerate(table.schema):
+            unit = (field.metadata or {}).get(b"unit", b"").decode()
+            ws.write(0, j, f"{field.name}\n({unit})" if unit else field.name, head)
+            money = field.type == MONEY
+            ws.set_column(j, j, 16 if money else max(10, min(40, len(field.name) + 2)), gbp if money else None)
+            values = frame[field.name].to_list()
+            for i, v in enumerate(values, start=1):  # the workbook is written cell by cell; xlsxwriter has no bulk API
+                if v is None:
+                    continue
+                if money:
+                    ws.write_number(i, j, float(v), gbp)  # Excel holds doubles; exact decimals are in CSV/Parquet
+                elif isinstance(v, (int, float)):
+                    ws.write_number(i, j, v, num)
+                else:
+                    ws.write_string(i, j, str(v))
+        ws.freeze_panes(1, 0)
+        ws.autofilter(0, 0, frame.height, len(table.schema) - 1)
+    ws = wb.add_worksheet("manifest")
+    ws.write_row(0, 0, ["key", "value"], head)
+    for i, (k, v) in enumerate(_flatten(manifest), start=1):
+        ws.write_string(i, 0, k)
+        ws.write_string(i, 1, v)
+    ws.set_column(0, 0, 45)
+    ws.set_column(1, 1, 90)
+    wb.close()
+    return buf.getvalue()
+
+
+def export_hive(run_dir: Path, dataset: Path) -> list[Path]:
+    """Add this run's allocations to a Hive-partitioned dataset (by formula and financial year)."""
+    table = pq.read_table(run_dir / "allocations.parquet")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    frame = pl.from_arrow(table)
+    written = []
+    for year in frame["financial_year"].unique().sort().to_list():
+        part = Path(dataset) / f"formula_id={manifest['formula']['id']}" / f"financial_year={year.replace('/', '-')}"
+        part.mkdir(parents=True, exist_ok=True)
+        target = part / f"{manifest['run_id']}.parquet"
+        tmp = part / f".{manifest['run_id']}.parquet.tmp-{os.getpid()}"
+        idx = [i for i, y in enumerate(table.column("financial_year").to_pylist()) if y == year]
+        write_parquet(table.take(idx).drop_columns(["financial_year"]), tmp)  # the partition holds the year
+        tmp.replace(target)
+        written.append(target)
+    return written
+
+
+def copy_run(run_dir: Path, target: Path) -> None:
+    shutil.copytree(run_dir, target)

@@ -1,0 +1,228 @@
+"""A report a person would read: one self-contained HTML page per run, charts drawn as inline SVG.
+
+Nothing is fetched from the network: no scripts, fonts or styles from elsewhere. The page's one small script only
+checks that the charts are present and marks the page as rendered (the headless-browser test reads that mark).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+W, H, PAD = 640, 360, 56
+BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
+
+
+def _num(v: float) -> str:
+    a = abs(v)
+    if a >= 1e9:
+        return f"{v / 1e9:,.1f}bn"
+    if a >= 1e6:
+        return f"{v / 1e6:,.1f}m"
+    if a >= 1e3:
+        return f"{v / 1e3:,.1f}k"
+    return f"{v:,.2f}".rstrip("0").rstrip(".") if a < 10 else f"{v:,.0f}"
+
+
+def _frame(title: str, xlabel: str, ylabel: str, body: list[str], chart_id: str) -> str:
+    return (f'<figure><svg class="chart" id="{chart_id}" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+            f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{html.escape(title)}</title>'
+            f'<text x="{W / 2}" y="18" text-anchor="middle" class="t">{html.escape(title)}</text>'
+            f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle" class="l">{html.escape(xlabel)}</text>'
+            f'<text x="14" y="{H / 2}" text-anchor="middle" class="l" transform="rotate(-90 14 {H / 2})">'
+            f'{html.escape(ylabel)}</text>' + "".join(body) + "</svg></figure>")
+
+
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: a + (v - lo) / span * (b - a)
+
+
+def _yaxis(lo: float, hi: float, sy) -> list[str]:
+    out = []
+    for v in np.linspace(lo, hi, 5):
+        y = sy(v)
+        out.append(f'<line x1="{PAD}" x2="{W - 16}" y1="{y:.1f}" y2="{y:.1f}" class="g"/>'
+                   f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end" class="k">{_num(v)}</text>')
+    return out
+
+
+def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    xlo, xhi, ylo, yhi = xs.min(), xs.max(), ys.min(), ys.max()
+    sx, sy = _scale(xlo, xhi, PAD + 6, W - 24), _scale(ylo, yhi, H - PAD, 34)
+    body = _yaxis(ylo, yhi, sy)
+    for v in np.linspace(xlo, xhi, 5):
+        body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:.2f}</text>')
+    for x, y, n in zip(xs, ys, names):
+        body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{BLUE}" fill-opacity="0.6">'
+                    f'<title>{html.escape(str(n))}: {x:.3f}, £{y:,.0f}</title></circle>')
+    return _frame(title, xlabel, ylabel, body, chart_id)
+
+
+def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
+    values = np.asarray(values, float)
+    lo, hi = min(0.0, values.min()), max(0.0, values.max())
+    sy = _scale(lo, hi, H - PAD, 34)
+    n = len(values)
+    bw = (W - PAD - 24) / max(n, 1)
+    body = _yaxis(lo, hi, sy)
+    for i, (lab, v) in enumerate(zip(labels, values)):
+        x = PAD + 6 + i * bw
+        y0, y1 = sorted((sy(0), sy(v)))
+        c = (colors[i] if colors else (GREEN if v >= 0 else RED))
+        body.append(f'<rect x="{x + 1:.1f}" y="{y0:.1f}" width="{max(bw - 2, 1):.1f}" height="{max(y1 - y0, 0.5):.1f}" '
+                    f'fill="{c}"><title>{html.escape(str(lab))}: {_num(v)}</title></rect>')
+        if n <= 14:  # labels wrap onto two lines under their bar
+            words = str(lab).split()
+            half = (len(words) + 1) // 2
+            for li, part in enumerate([" ".join(words[:half]), " ".join(words[half:])]):
+                if part:
+                    body.append(f'<text x="{x + bw / 2:.1f}" y="{H - PAD + 14 + 11 * li}" text-anchor="middle" '
+                                f'class="k">{html.escape(part)}</text>')
+    body.append(f'<line x1="{PAD}" x2="{W - 16}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#333"/>')
+    return _frame(title, xlabel, ylabel, body, chart_id)
+
+
+def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> str:
+    allv = np.concatenate([np.asarray(v, float) for v in series.values()])
+    lo, hi = allv.min() * 0.98, allv.max() * 1.02
+    sx, sy = _scale(0, max(len(xlabels) - 1, 1), PAD + 20, W - 40), _scale(lo, hi, H - PAD, 34)
+    body = _yaxis(lo, hi, sy)
+    for i, lab in enumerate(xlabels):
+        body.append(f'<text x="{sx(i):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{lab}</text>')
+    for k, (name, vals) in enumerate(series.items()):
+        c = [BLUE, ORANGE, GREY][k % 3]
+        pts = " ".join(f"{sx(i):.1f},{sy(v):.1f}" for i, v in enumerate(vals))
+        body.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2.5"/>')
+        body.append(f'<text x="{W - 190}" y="{40 + 16 * k}" class="k" style="fill:{c}">&#9632; '
+                    f'{html.escape(name)}</text>')
+    return _frame(title, "financial year", ylabel, body, chart_id)
+
+
+def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) -> str:
+    allv = np.concatenate(list(series.values()))
+    edges = np.linspace(np.quantile(allv, 0.005), np.quantile(allv, 0.995), bins + 1)
+    counts = {k: np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0] for k, v in series.items()}
+    hi = max(c.max() for c in counts.values())
+    sx, sy = _scale(edges[0], edges[-1], PAD + 6, W - 24), _scale(0, hi, H - PAD, 34)
+    body = _yaxis(0, hi, sy)
+    for v in np.linspace(edges[0], edges[-1], 5):
+        body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:+.0%}</text>')
+    for k, (name, c) in enumerate(counts.items()):
+        col = [GREY, BLUE][k % 2]
+        for i, n in enumerate(c):
+            x0, x1 = sx(edges[i]), sx(edges[i + 1])
+            body.append(f'<rect x="{x0:.1f}" y="{sy(n):.1f}" width="{max(x1 - x0 - 1, 1):.1f}" '
+                        f'height="{sy(0) - sy(n):.1f}" fill="{col}" fill-opacity="0.55"/>')
+        body.append(f'<text x="{W - 210}" y="{40 + 16 * k}" class="k" style="fill:{col}">&#9632; '
+                    f'{html.escape(name)}</text>')
+    return _frame(title, xlabel, "areas", body, chart_id)
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
+color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}.cards{display:flex;gap:1rem;
+flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;min-width:180px}.card b{display:block;
+font-size:1.3rem}.charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #e3e3ea;border-radius:6px}
+svg .t{font-size:14px;font-weight:600}svg .l{font-size:12px;fill:#444}svg .k{font-size:10px;fill:#555}
+svg .g{stroke:#eee}table{border-collapse:collapse;font-size:.85rem;width:100%}th,td{border-bottom:1px solid #eee;
+padding:3px 6px;text-align:right}th{background:#f3f5f9;position:sticky;top:0}td:first-child,th:first-child{
+text-align:left}.muted{color:#666;font-size:.85rem}"""
+
+CHECK = """<script>
+window.onerror=function(m){document.body.dataset.error=String(m);};
+document.addEventListener('DOMContentLoaded',function(){var n=document.querySelectorAll('svg.chart').length;
+var ok=true;document.querySelectorAll('svg.chart').forEach(function(s){if(s.getBBox().width<=0)ok=false;});
+document.body.dataset.charts=String(n);if(ok&&n>=5&&!document.body.dataset.error)document.body.dataset.rendered='ok';});
+</script>"""
+
+
+def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str | None = None,
+                 comparison: pl.DataFrame | None = None) -> str:
+    run_dir = Path(run_dir)
+    m = json.loads((run_dir / "manifest.json").read_text())
+    a = pl.read_parquet(run_dir / "allocations.parquet").with_columns(
+        pl.col(pl.Decimal).cast(pl.Float64))
+    w = pl.read_parquet(run_dir / "waterfall.parquet").with_columns(pl.col(pl.Decimal).cast(pl.Float64))
+    years = a["financial_year"].unique().sort().to_list()
+    first, last = a.filter(pl.col("financial_year") == years[0]), a.filter(pl.col("financial_year") == years[-1])
+    per_year = a.group_by("financial_year").agg(pl.col("grant").sum(), pl.col("grant_real").sum(),
+                                                pl.col("allocation").sum(),
+                                                floor=(pl.col("transition_bound") == "floor").sum()).sort(
+        "financial_year")
+    pb = m["parameters"]["price_base_year"]
+    change = last.with_columns(ch=(pl.col("allocation") - pl.col("baseline")) / pl.col("population")).sort("ch")
+    area_code = area or change["area_code"][-1]
+    wf = w.filter((pl.col("area_code") == area_code) & (pl.col("financial_year") == years[0])).sort("step_order")
+    charts = [
+        scatter(first["need_index"], first["grant_per_head"], first["area_name"],
+                f"Need index and grant per head, {years[0]}", "need index (1 = England)", "grant per head (£)", "c1"),
+        histograms({"before transition (today's funding)": ((first["baseline"] - first["target_allocation"])
+                                                             / first["target_allocation"]).to_numpy(),
+                    f"after transition ({years[-1]})": last["distance_from_target"].to_numpy()},
+                   "Distance from target, before and after transition", "distance from target", "c2"),
+        lines(years, {"grant (cash)": per_year["grant"].to_list(), f"grant ({pb} prices)": per_year["grant_real"]
+                      .to_list()}, "The five-year path: total grant", "£", "c3"),
+        bars(wf["step"].to_list(), wf["amount"].to_list(),
+             f"Waterfall: {wf['area_name'][0] if wf.height else area_code}, {years[0]}", "step", "£", "c5"),
+    ]
+    if comparison is not None:
+        dec = comparison.filter(pl.col("financial_year") == years[-1]).group_by("imd_decile").agg(
+            (pl.col("change").sum() / pl.col("population").sum()).alias("pp")).sort("imd_decile")
+        charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
+                              f"Winners and losers of the comparison by deprivation decile, {years[-1]}",
+                              "deprivation decile (D1 most deprived)", "change per head (£)", "c4"))
+    elif deciles is not None:
+        dec = change.join(deciles, on="area_code").group_by("imd_decile").agg(
+            ((pl.col("allocation") - pl.col("baseline")).sum() / pl.col("population").sum()).alias("pp")
+        ).sort("imd_decile")
+        charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
+                              f"Winners and losers against today's funding, {years[-1]}, by deprivation decile",
+                              "deprivation decile (D1 most deprived)", "change per head (£)", "c4"))
+    else:
+        top = pl.concat([change.head(8), change.tail(8)])
+        charts.insert(3, bars(top["area_name"].to_list(), top["ch"].to_list(),
+                              f"Biggest losers and gainers against today's funding, {years[-1]}", "area",
+                              "change per head (£)", "c4"))
+    cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
+             (f"grant {years[0]}", f"£{first['grant'].sum() / 1e9:,.2f}bn"),
+             (f"grant {years[-1]}", f"£{last['grant'].sum() / 1e9:,.2f}bn"),
+             (f"grant {years[-1]}, {pb} prices", f"£{last['grant_real'].sum() / 1e9:,.2f}bn"),
+             ("areas at a floor, first year", str(per_year["floor"][0])),
+             ("reconciliation", "all identities hold" if pl.read_parquet(run_dir / "reconciliation.parquet")
+              ["holds"].all() else "FAILED")]
+    rows = "".join(
+        f"<tr><td>{html.escape(r['area_name'])} <span class=muted>{r['area_code']}</span></td>"
+        f"<td>{r['population']:,.0f}</td><td>{r['need_index']:.3f}</td><td>£{r['target_allocation']:,.0f}</td>"
+        f"<td>£{r['allocation']:,.0f}</td><td>{r['distance_from_target']:+.2%}</td><td>{r['transition_bound']}</td>"
+        f"<td>£{r['grant']:,.0f}</td><td>£{r['grant_per_head']:,.2f}</td></tr>"
+        for r in last.sort("area_code").iter_rows(named=True))
+    f = m["formula"]
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>fundform run {m['run_id']}</title>
+<style>{CSS}</style></head><body>
+<h1>{html.escape(f['id'])} {html.escape(f['version'])}: needs-based grants, {years[0]} to {years[-1]}</h1>
+<p class="muted">Run {m['run_id']} · formula sha256 {f['sha256'][:12]} · level {m['parameters']['level']} ·
+{len(m['overrides'])} override(s) · fundform {m['engine']['version']} · money in pounds, cash unless marked; real
+terms at {pb} prices.</p>
+<div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards)}</div>
+<h2>Charts</h2><div class="charts">{''.join(charts)}</div>
+<h2>Areas, {years[-1]}</h2><table><thead><tr><th>area</th><th>population</th><th>need index</th><th>target</th>
+<th>allocation</th><th>distance from target</th><th>bound</th><th>grant</th><th>grant per head</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<p class="muted">Generated by fundform from {run_dir.name}; every figure is in the run's Parquet outputs, whose
+schema is in docs/output-schema.md.</p>{CHECK}</body></html>
+"""
+
+
+def write_report(run_dir: Path, target: Path, **kwargs) -> Path:
+    text = build_report(run_dir, **kwargs)
+    tmp = Path(target).with_suffix(".html.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    return Path(target)

@@ -1,0 +1,113 @@
+"""The run warehouse: every run's manifest, allocations, streams and reconciliation in one DuckDB file.
+
+Recording a run is one transaction: a failure part-way leaves no rows of that run. Re-recording the same run id
+replaces its rows (runs are deterministic: the same id means the same output). `fundform sql` runs a query against
+the warehouse, where DuckDB can also read any Parquet output directly (read_parquet('out/*/allocations.parquet')).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from fundform.errors import FundformError
+
+RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall")
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if read_only and not path.exists():
+        raise FundformError(f"no run warehouse at {path}: run `fundform run` first (or set FUNDFORM_WAREHOUSE)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        raise FundformError(f"{path}: the run warehouse is in use by another process ({e}); try again") from e
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, formula_id VARCHAR, formula_version VARCHAR, formula_sha256 VARCHAR,
+        scenario VARCHAR, level VARCHAR, start_year VARCHAR, years INTEGER, out_dir VARCHAR, created_at VARCHAR,
+        manifest JSON)""")
+    for table in RUN_TABLES:
+        f = out_dir / f"{table}.parquet"
+        if f.exists():  # the table takes the output contract's columns, with the run id first
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT ''::VARCHAR AS run_id, * "
+                        f"FROM read_parquet(?) LIMIT 0", [str(f)])
+
+
+def record_run(warehouse: Path, out_dir: Path) -> str:
+    """Record the run written to out_dir; returns its run id."""
+    out_dir = Path(out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    run_id = manifest["run_id"]
+    con = connect(warehouse)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        _ensure_tables(con, out_dir)
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        p = manifest["parameters"]
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            run_id, manifest["formula"]["id"], manifest["formula"]["version"], manifest["formula"]["sha256"],
+            manifest["formula"].get("scenario"), p["level"], p["start_year"], p["years"], str(out_dir.resolve()),
+            manifest.get("created_at"), json.dumps(manifest)])
+        for table in RUN_TABLES:
+            f = out_dir / f"{table}.parquet"
+            if f.exists():
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                con.execute(f"INSERT INTO {table} BY NAME SELECT ? AS run_id, * FROM read_parquet(?)",
+                            [run_id, str(f)])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+    return run_id
+
+
+def list_runs(warehouse: Path) -> list[dict]:
+    con = connect(warehouse, read_only=True)
+    try:
+        cur = con.execute("SELECT run_id, formula_id, formula_version, scenario, level, start_year, years, "
+                          "created_at, out_dir FROM runs ORDER BY created_at, run_id")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def query(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    con = connect(warehouse, read_only=True)
+    try:
+        cur = con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+    except duckdb.Error as e:
+        raise FundformError(f"query failed: {e}") from None
+    finally:
+        con.close()
+
+
+def find_run(ref: str, warehouse: Path, out_root: Path) -> Path:
+    """A run by folder, or by id (its folder from the warehouse, else out_root/<id>)."""
+    p = Path(ref)
+    if (p / "allocations.parquet").exists():
+        return p
+    if Path(warehouse).exists():
+        con = connect(warehouse, read_only=True)
+        try:
+            row = con.execute("SELECT out_dir FROM runs WHERE run_id = ? OR run_id LIKE ? ORDER BY run_id LIMIT 2",
+                              [ref, f"{ref}%"]).fetchall()
+        except duckdb.Error:
+            row = []
+        finally:
+            con.close()
+        if len(row) == 1 and (Path(row[0][0]) / "allocations.parquet").exists():
+            return Path(row[0][0])
+    if (Path(out_root) / ref / "allocations.parquet").exists():
+        return Path(out_root) / ref
+    raise FundformError(f"no run '{ref}': give a run's output folder or its id (see `fundform runs`)")
