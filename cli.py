@@ -1,7 +1,8 @@
 """The `fundform` command.
 
-Exit codes: 0 success; 1 invalid input, spec or policy (the message says what and where); 2 usage error;
-3 internal error (a bug: rerun with --debug for the traceback and report it).
+Exit codes: 0 success; 1 invalid input, spec or policy (the message says what and where), or a batch in which
+some run failed; 2 usage error; 3 internal error (a bug: rerun with --debug for the traceback and report it);
+4 another batch holds the output folder's lock.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from fundform.paths import PROJECT_ROOT
 app = typer.Typer(
     name="fundform",
     help="Needs-based block grants for devolved health and care: five-year, inflation-linked, exact to the penny.\n\n"
-    "Exit codes: 0 success, 1 invalid input, 2 usage error, 3 internal error.",
+    "Exit codes: 0 success, 1 invalid input (or a batch with a failed run), 2 usage error, 3 internal error, "
+    "4 output folder locked by another batch.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -654,6 +656,45 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False) -> N
         fail(e)
     if not quiet:
         out.print(f"report written to {target}")
+
+
+@app.command()
+def batch(
+    spec: Annotated[Path, typer.Argument(help="Batch spec (TOML): output, data, and [[runs]] with formula, levels, "
+                                         "start_year, years, set.")],
+    force: Annotated[bool, typer.Option("--force", help="Redo runs that are already complete.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would run; run nothing.")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a batch: skips runs already complete with unchanged inputs (their id is a hash of everything that
+    determines them), writes each run atomically, survives being killed, and refuses to share an output folder with
+    another batch. Exit 1 if any run failed, 4 if the folder is locked."""
+    from rich.table import Table
+
+    from fundform.batch import run_batch
+
+    try:
+        with err.status("batch", spinner="dots") if not (quiet or json_out) else _null() as status:
+            summary = run_batch(spec, force=force, dry_run=dry_run,
+                                progress=(lambda m: status.update(m)) if status is not None else None)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    failed = summary["counts"]["failed"]
+    if json_out:
+        out.print_json(json.dumps(summary))
+    elif not quiet:
+        t = Table(title=f"batch {spec}: {summary['counts']['done']} done, {summary['counts']['skipped']} skipped, "
+                        f"{failed} failed in {summary['seconds']:.2f}s")
+        for c in ["run", "run id", "status", "seconds", "error"]:
+            t.add_column(c, overflow="fold")
+        for r in summary["runs"]:
+            t.add_row(escape(r["run"]), r.get("run_id", ""), r["status"], f"{r['seconds']:.2f}",
+                      escape(r.get("error", "")))
+        out.print(t)
+        out.print(f"summary: {summary['output']}/batch-summary.json; log: {summary['output']}/batch.log.jsonl")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -18,8 +18,8 @@ from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
 from fundform.geography import roll_up
-from fundform.inputs.dataset import Dataset, load_dataset, sha256_file
-from fundform.inputs.tables import LEVELS
+from fundform.inputs.dataset import Dataset, find_table_file, load_dataset, sha256_file
+from fundform.inputs.tables import CONTRACTS, LEVELS
 from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
@@ -513,30 +513,54 @@ def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals:
         holds=pl.col("expected") == pl.col("actual"))
 
 
+@dataclass
+class RunPlan:
+    """What a run will be, known before computing anything: its resolved formula, its inputs' hashes, its id."""
+
+    formula: object
+    inputs: list[dict]
+    parameters: dict
+    run_id: str
+    core: dict
+
+
+def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tuple[str, ...] = (),
+             index_files: dict[str, Path] | None = None) -> RunPlan:
+    formula = resolve_formula(formula_ref, sets, index_files=index_files)
+    inputs = []
+    for name in CONTRACTS:
+        path = find_table_file(Path(data_dir), name)
+        if path is not None:
+            inputs.append({"table": name, "file": path.name, "sha256": sha256_file(path)})
+    inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
+               for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases))
+               if path and Path(path).is_file()]
+    core = build_manifest(
+        formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
+                 "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
+                 "scenario": Path(formula.scenario).name if formula.scenario else None},
+        inputs=inputs, parameters=params.as_dict(), overrides=[o.as_dict() for o in formula.overrides],
+        policies={}, data_dir=str(data_dir))
+    return RunPlan(formula, inputs, params.as_dict(), core["run_id"], core)
+
+
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
-        index_files: dict[str, Path] | None = None, warehouse: Path | None = None) -> RunResult:
+        index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
+        plan: RunPlan | None = None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
     step = progress or (lambda _msg: None)
     step("reading the formula version")
-    formula = resolve_formula(formula_ref, sets, index_files=index_files)
+    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
+    formula = plan.formula
     step("reading and checking the input data")
     data = load_dataset(data_dir)
+    rows = {f.table: f.rows for f in data.files}
     result = compute(data, formula, params, progress)
-    manifest = build_manifest(
-        formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
-                 "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
-                 "scenario": Path(formula.scenario).name if formula.scenario else None},
-        inputs=[{"table": f.table, "file": f.path.name, "sha256": f.sha256, "rows": f.rows} for f in data.files]
-        + [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
-           for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases)) if path],
-        parameters=params.as_dict(),
-        overrides=[o.as_dict() for o in formula.overrides],
-        policies=result.policies,
-        data_dir=str(data_dir),
-    )
+    manifest = {**plan.core, "inputs": [{**i, **({"rows": rows[i["table"]]} if i["table"] in rows else {})}
+                                        for i in plan.inputs], "policies": result.policies}
     result.manifest = manifest
     if not result.reconciliation["holds"].all():
         bad = result.reconciliation.filter(~pl.col("holds"))

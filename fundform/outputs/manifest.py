@@ -1,7 +1,8 @@
 """The run manifest: what determined a run's output, and a run id derived from it.
 
-The run id is a hash of the formula file, the input files, the parameters and the engine version, so the same
-inputs give the same id and the same bytes in every Parquet file. Only `created_at` (kept out of the Parquet
+The run id is a hash of the formula file and overrides, the input files, the parameters and the engine and package
+versions: everything that determines the output and nothing it computed, so it is known before a run (a batch skips
+runs already done) and the same inputs give the same id and the same bytes in every Parquet file. Only `created_at` (kept out of the Parquet
 metadata and out of the hash) and `data_dir` differ between two identical runs.
 """
 
@@ -37,11 +38,17 @@ def build_manifest(*, formula: dict, inputs: list[dict], parameters: dict, overr
         "inputs": inputs,
         "parameters": parameters,
         "overrides": overrides,
-        "policies": policies,
         "packages": package_versions(),
     }
-    run_id = hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
-    return {"run_id": run_id, **core}
+    return {"run_id": run_id_of(core), **core, "policies": policies}
+
+
+def run_id_of(core: dict) -> str:
+    """The hash of what determines a run's output (not of what it computed), so it is known before running."""
+    keys = ("engine", "formula", "parameters", "overrides", "packages")
+    ident = {k: core[k] for k in keys} | {"inputs": [{k: i[k] for k in ("table", "file", "sha256")}
+                                                     for i in core["inputs"]]}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def with_volatile(manifest: dict, data_dir: str) -> dict:

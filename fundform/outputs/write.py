@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -60,6 +61,8 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> 
         for f in tmp.iterdir():  # durable before it becomes visible
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
+        if os.environ.get("FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"):  # failpoint for crash tests: a kill lands here
+            time.sleep(float(os.environ["FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"]))
         old = None
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}"

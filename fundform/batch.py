@@ -1,0 +1,194 @@
+"""Batch runs: idempotent, crash-safe, resumable.
+
+A batch spec (TOML) lists runs: a formula or scenario, overrides, a data folder, output levels, years. Each run's id
+is a hash of everything that determines its output (data files, resolved formula and overrides, parameters, engine
+and package versions: see outputs/manifest.py), known before running. A run whose folder `<output>/<run id>` already
+holds a manifest is complete and byte-identical to what a rerun would write, so it is skipped (`--force` redoes it);
+a scheduled batch therefore recomputes exactly the runs whose inputs changed.
+
+Each run is written to a temporary folder and renamed into place when complete (outputs/write.py); a batch killed
+at any point leaves at most a temporary folder, which the next batch removes before it starts. A lock file stops a
+second batch writing the same output folder (it exits with code 4 and says which process holds the lock). One
+failing run does not stop the others; the batch exits 1 if any failed. Every event is a JSON line in
+`<output>/batch.log.jsonl`; the summary is `<output>/batch-summary.json`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import tomllib
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fundform.errors import FundformError
+from fundform.inputs.tables import LEVELS
+from fundform.paths import default_data_dir
+
+LOCK_NAME = ".batch.lock"
+
+
+class BatchBusy(FundformError):
+    """Another batch holds the output folder's lock."""
+
+    exit_code = 4
+
+
+class RunSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    formula: str
+    name: str | None = None
+    levels: list[str] = Field(default_factory=lambda: ["ltla"], min_length=1)
+    start_year: str = "2026/27"
+    years: int = Field(default=5, ge=1, le=20)
+    set: list[str] = Field(default_factory=list)
+    data: str | None = None
+
+
+class BatchSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = "out/batch"
+    data: str | None = None
+    record: bool = True
+    runs: list[RunSpec] = Field(min_length=1)
+
+
+@dataclass
+class Job:
+    label: str
+    formula: str
+    level: str
+    start_year: str
+    years: int
+    sets: tuple[str, ...]
+    data_dir: Path
+
+
+def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
+    path = Path(path)
+    if not path.is_file():
+        raise FundformError(f"{path}: batch spec not found")
+    try:
+        spec = BatchSpec.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as e:
+        raise FundformError(f"{path}: not valid TOML ({e})") from None
+    except ValidationError as e:
+        lines = [f"{path}: invalid batch spec"] + [
+            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise FundformError("\n".join(lines)) from None
+    base = path.parent
+
+    def resolve(p: str | None, default: Path) -> Path:
+        return default if p is None else (Path(p) if Path(p).is_absolute() else base / p)
+
+    jobs = []
+    for i, r in enumerate(spec.runs):
+        for level in r.levels:
+            if level not in LEVELS:
+                raise FundformError(f"{path}: runs.{i}.levels: unknown level '{level}' (known: {', '.join(LEVELS)})")
+            formula = r.formula if not r.formula.endswith(".toml") else str(resolve(r.formula, base))
+            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level, r.start_year, r.years, tuple(r.set),
+                            resolve(r.data or spec.data, default_data_dir())))
+    return spec, jobs, resolve(spec.output, base)
+
+
+class Lock:
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_NAME
+        self.fh = None
+
+    def __enter__(self) -> Lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            raise BatchBusy(f"another batch is writing {self.path.parent} (lock held by pid {holder}); "
+                            "this one did nothing") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def clean_stale(folder: Path) -> list[str]:
+    """Temporary folders left by a killed batch (only ever written under the lock, so none is live now)."""
+    removed = []
+    for p in folder.iterdir():
+        if p.is_dir() and p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
+
+
+def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None) -> dict:
+    from fundform.pipeline import RunParameters, plan_run, run
+
+    spec, jobs, output = read_spec(spec_path)
+    output.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _m: None)
+    results = []
+    with Lock(output):
+        log = (output / "batch.log.jsonl").open("a")
+
+        def event(**kw) -> None:
+            log.write(json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), **kw}) + "\n")
+            log.flush()
+
+        started = time.perf_counter()
+        event(event="start", spec=str(spec_path), jobs=len(jobs), pid=os.getpid(), force=force)
+        stale = clean_stale(output)
+        if stale:
+            event(event="cleaned", folders=stale)
+        for job in jobs:
+            t0 = time.perf_counter()
+            row = {"run": job.label, "formula": job.formula, "level": job.level}
+            try:
+                params = RunParameters(level=job.level, start_year=job.start_year, years=job.years)
+                plan = plan_run(job.formula, job.data_dir, params, job.sets)
+                row["run_id"] = plan.run_id
+                target = output / plan.run_id
+                if (target / "manifest.json").exists() and not force:
+                    row["status"] = "skipped (complete, inputs unchanged)"
+                elif dry_run:
+                    row["status"] = "would run"
+                else:
+                    say(f"running {job.label}")
+                    run(job.formula, job.data_dir, params, target, output, sets=job.sets, plan=plan,
+                        warehouse=output / "fundform.duckdb" if spec.record else None)
+                    row["status"] = "done"
+            except Exception as e:  # noqa: BLE001 - one failing run must not stop the others
+                row["status"] = "failed"
+                row["error"] = str(e) if isinstance(e, FundformError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, FundformError):
+                    row["traceback"] = traceback.format_exc()
+            row["seconds"] = round(time.perf_counter() - t0, 3)
+            event(event=row["status"].split(" ")[0], **{k: v for k, v in row.items() if k != "status"})
+            results.append(row)
+        summary = {"spec": str(spec_path), "output": str(output), "seconds": round(time.perf_counter() - started, 3),
+                   "runs": results,
+                   "counts": {s: sum(1 for r in results if r["status"].split(" ")[0] == s)
+                              for s in ("done", "skipped", "failed", "would")}}
+        tmp = output / "batch-summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(output / "batch-summary.json")
+        event(event="end", **summary["counts"], seconds=summary["seconds"])
+        log.close()
+    return summary
