@@ -621,14 +621,16 @@ def report(
                                                         "winners and losers against.")] = None,
     area: Annotated[Optional[str], typer.Option(help="Area code for the waterfall chart. [default: the biggest "
                                                 "gainer]", show_default=False)] = None,
+    sweep_dir: Annotated[Optional[Path], typer.Option("--sweep", help="A sweep's output folder to chart beside the "
+                                                      "run (same formula and level).")] = None,
     data: DataOpt = None,
 ) -> None:
     """Write a self-contained HTML report of a run: headline numbers, charts (inline SVG, works offline) and a
     table of areas."""
-    _write_report(run_ref, out_file, compare_with, area, data)
+    _write_report(run_ref, out_file, compare_with, area, data, sweep_dir=sweep_dir)
 
 
-def _write_report(run_ref, out_file, compare_with, area, data, quiet=False) -> None:
+def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None) -> None:
     import polars as pl
 
     from fundform.inputs.dataset import load_dataset
@@ -651,7 +653,7 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False) -> N
             other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
             comparison = cmp.compare(other, alloc, deciles)
         target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
-                              comparison=comparison)
+                              comparison=comparison, sweep_dir=sweep_dir)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if not quiet:
@@ -695,6 +697,71 @@ def batch(
         out.print(f"summary: {summary['output']}/batch-summary.json; log: {summary['output']}/batch.log.jsonl")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    param: Annotated[list[str], typer.Option("--param", help="PATH=LO:HI (uniform draws) or PATH=V1,V2,... (a grid), "
+                                             "e.g. need.indicators.deprivation.elasticity=0.1:0.4. Repeatable.")],
+    formula: Annotated[str, typer.Option(help="Formula or scenario to vary.")] = "fundform-needs",
+    draws: Annotated[Optional[int], typer.Option(help="Number of random scenarios (with LO:HI parameters).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random draws (reproducible).")] = 20261122,
+    level: Annotated[str, typer.Option(help="Output level.")] = "ltla",
+    start_year: Annotated[str, typer.Option(help="First financial year.")] = "2026/27",
+    years: Annotated[int, typer.Option(help="Number of years.")] = 5,
+    data: DataOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-<hash>]",
+                                                    show_default=False)] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Vary a version's numbers over a grid or seeded random draws, all scenarios at once: per area and year the
+    grant's distribution (min, p5, median, p95, max), how often it sits at a floor, and which parameter moves it
+    most. Writes sweep.parquet, sensitivity.parquet, scenarios.parquet and manifest.json."""
+    import hashlib
+
+    from rich.table import Table
+
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs.write import atomic_write_dir
+    from fundform.paths import default_data_dir
+    from fundform.pipeline import RunParameters
+    from fundform.sweep import parse_parameters, run_sweep
+
+    try:
+        names, values = parse_parameters(param, draws, seed)
+        f = resolve_formula(formula)
+        params = RunParameters(level=level, start_year=start_year, years=years)
+        ds = load_dataset(data or default_data_dir())
+        with err.status("sweep", spinner="dots") if not (quiet or json_out) else _null() as status:
+            res = run_sweep(ds, f, params, names, values,
+                            progress=(lambda msg: status.update(msg)) if status is not None else None)
+        manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
+                                "resolved_sha256": f.resolved_sha256},
+                    "parameters": params.as_dict(), "swept": param, "draws": draws, "seed": seed,
+                    "scenarios": int(values.shape[0]),
+                    "inputs": [{"table": x.table, "file": x.path.name, "sha256": x.sha256} for x in ds.files]}
+        ident = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+        target = atomic_write_dir(out_dir or _settings().out_root / f"sweep-{ident}", {
+            "sweep.parquet": res.stats.to_arrow(), "sensitivity.parquet": res.sensitivity.to_arrow(),
+            "scenarios.parquet": res.scenarios.to_arrow(),
+            "manifest.json": json.dumps({"sweep_id": ident, **manifest}, indent=2, sort_keys=True) + "\n"})
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"out_dir": str(target), "scenarios": int(values.shape[0]),
+                                   "sensitivity": res.sensitivity.to_dicts()}))
+        return
+    if quiet:
+        return
+    t = Table(title=f"{values.shape[0]:,} scenarios of {f.spec.id}: which parameters move grants most")
+    for c in ["rank", "parameter", "mean |rank correlation| with grant"]:
+        t.add_column(c)
+    for r in res.sensitivity.iter_rows(named=True):
+        t.add_row(str(r["rank"]), r["parameter"], f"{r['mean_abs_rank_correlation']:.3f}")
+    out.print(t)
+    out.print(f"sweep written to {target}")
 
 
 @app.command()

@@ -78,6 +78,13 @@ class RuleContext:
     growth: np.ndarray
     year: int  # 1 for the first year of the settlement
     rule: Transition
+    values: dict | None = None  # per-scenario parameter arrays (a sweep), overriding the rule's own values
+
+    def value(self, name: str):
+        """A rule parameter: the sweep's array for it (one value per scenario) or the rule's own number."""
+        if self.values and name in self.values:
+            return self.values[name]
+        return getattr(self.rule, name).value
 
 
 @transition_rule("convergence")
@@ -87,16 +94,17 @@ def convergence(ctx: RuleContext) -> np.ndarray:
     previous x growth sums to this year's total; targets sum to it by construction; so the result does too
     (budget neutral before any floor or ceiling)."""
     grown = ctx.previous * ctx.growth
-    return grown + ctx.rule.gap_closed_per_year.value * (ctx.target - grown)
+    return grown + ctx.value("gap_closed_per_year") * (ctx.target - grown)
 
 
-def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition) -> np.ndarray:
+def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleContext | None = None) -> np.ndarray:
     """NHS England's convergence percentage for a distance from target d = (allocation - target) / target measured
     after base growth: below target, a fraction of the gap capped at max_gain; above target, a fraction of the way
     to target (d / (1 + d) lands on it) capped at max_reduction."""
-    gain = np.minimum(rule.gain_gap_closed.value * np.maximum(-dft, 0.0), rule.max_gain.value)
-    cut = np.minimum(rule.reduction_gap_closed.value * np.maximum(dft, 0.0) / (1.0 + np.maximum(dft, 0.0)),
-                     rule.max_reduction.value)
+    v = ctx.value if ctx is not None else (lambda name: getattr(rule, name).value)
+    gain = np.minimum(v("gain_gap_closed") * np.maximum(-dft, 0.0), v("max_gain"))
+    cut = np.minimum(v("reduction_gap_closed") * np.maximum(dft, 0.0) / (1.0 + np.maximum(dft, 0.0)),
+                     v("max_reduction"))
     return np.where(dft < 0, gain, -cut)
 
 
@@ -106,12 +114,12 @@ def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     grown = ctx.previous * ctx.growth
     with np.errstate(divide="ignore", invalid="ignore"):
         dft = np.where(ctx.target > 0, grown / ctx.target - 1.0, 0.0)
-    return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule))
+    return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule, ctx))
 
 
 @transition_rule("phasing")
 def phasing(ctx: RuleContext) -> np.ndarray:
     """A straight-line blend from today's funding (uprated) to target: after k of N years, k/N of the way (the Fair
     Funding Review's thirds are N = 3)."""
-    w = min(ctx.year / ctx.rule.phasing_years.value, 1.0)
+    w = np.minimum(ctx.year / np.asarray(ctx.value("phasing_years")), 1.0)
     return (1.0 - w) * ctx.baseline + w * ctx.target

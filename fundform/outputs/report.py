@@ -125,6 +125,22 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
     return _frame(title, xlabel, "areas", body, chart_id)
 
 
+def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
+    """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle."""
+    order = np.argsort(mids, kind="stable")
+    lows, mids, highs = (np.asarray(a, float)[order] for a in (lows, mids, highs))
+    names = [names[i] for i in order]
+    lo, hi = lows.min(), highs.max()
+    sx, sy = _scale(0, max(len(mids) - 1, 1), PAD + 6, W - 24), _scale(lo, hi, H - PAD, 34)
+    body = _yaxis(lo, hi, sy)
+    for i, (a, m, b, n) in enumerate(zip(lows, mids, highs, names)):
+        x = sx(i)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
+                    f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
+                    f'median £{m:,.0f}, 5-95%: £{a:,.0f} to £{b:,.0f}</title></circle>')
+    return _frame(title, "areas, by median", ylabel, body, chart_id)
+
+
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
 color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}.cards{display:flex;gap:1rem;
 flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;min-width:180px}.card b{display:block;
@@ -143,7 +159,7 @@ document.body.dataset.charts=String(n);if(ok&&n>=5&&!document.body.dataset.error
 
 
 def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str | None = None,
-                 comparison: pl.DataFrame | None = None) -> str:
+                 comparison: pl.DataFrame | None = None, sweep_dir: Path | None = None) -> str:
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     a = pl.read_parquet(run_dir / "allocations.parquet").with_columns(
@@ -189,6 +205,15 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         charts.insert(3, bars(top["area_name"].to_list(), top["ch"].to_list(),
                               f"Biggest losers and gainers against today's funding, {years[-1]}", "area",
                               "change per head (£)", "c4"))
+    if sweep_dir is not None:
+        sw = pl.read_parquet(Path(sweep_dir) / "sweep.parquet")
+        sm = json.loads((Path(sweep_dir) / "manifest.json").read_text())
+        fin = sw.filter(pl.col("financial_year") == sw["financial_year"].max()).join(
+            last.select("area_code", "population"), on="area_code", how="inner")
+        per = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
+        charts.append(ranges(per("grant_p5"), per("grant_median"), per("grant_p95"), fin["area_name"].to_list(),
+                             f"Sweep of {sm['scenarios']:,} scenarios: grant per head, 5th to 95th percentile, "
+                             f"{fin['financial_year'][0]}", "grant per head (£)", "c6"))
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
              (f"grant {years[0]}", f"£{first['grant'].sum() / 1e9:,.2f}bn"),
              (f"grant {years[-1]}", f"£{last['grant'].sum() / 1e9:,.2f}bn"),

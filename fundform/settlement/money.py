@@ -35,9 +35,17 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
     frac = values - base
     if eligible is not None:
         frac = np.where(eligible, frac, -1.0)
-    order = np.argsort(-frac, axis=-1, kind="stable")
-    ranks = np.argsort(order, axis=-1, kind="stable")  # each area's place in the queue for a penny
-    return base + (ranks < short[..., None]).astype(np.int64)
+    # the `short` largest remainders get a penny; ties at the threshold go to the earlier areas (code order).
+    # A threshold from one sort of the remainders, not an argsort: the same result, much faster on many rows.
+    desc = -np.sort(-frac, axis=-1)
+    k = np.clip(short, 1, n if np.ndim(n) == 0 else None)[..., None] - 1
+    threshold = np.where(short[..., None] > 0, np.take_along_axis(desc, np.asarray(k, dtype=np.int64), axis=-1),
+                         np.inf)
+    above = frac > threshold
+    ties = frac == threshold
+    room = short[..., None] - above.sum(axis=-1, keepdims=True)
+    give = above | (ties & (np.cumsum(ties, axis=-1) <= room))
+    return base + give.astype(np.int64)
 
 
 def apportion(total: np.ndarray | int, weights: np.ndarray) -> np.ndarray:

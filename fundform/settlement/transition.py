@@ -46,17 +46,20 @@ class TransitionResult:
     years_to_target: np.ndarray  # (areas,) float: further years at the rule's pace to come within 0.1% of target
 
 
-def floor_pence(previous: np.ndarray, rule: Transition, inflation: np.ndarray | float = 0.0) -> np.ndarray:
+def floor_pence(previous: np.ndarray, rule: Transition, inflation: np.ndarray | float = 0.0,
+                rate: np.ndarray | float | None = None) -> np.ndarray:
     """The least an area may get, in whole pence: rounded up, so a floor is never missed by a fraction of a penny.
     A real-terms floor also grows with the year's inflation. (The 1e-6 pence allowance absorbs float noise in
     previous x (1 + rate) for exact products.)"""
     real = (1.0 + np.asarray(inflation)) if rule.floor_basis == "real" else 1.0
-    return np.ceil(previous * (1.0 + rule.floor.value) * real - 1e-6)
+    rate = rule.floor.value if rate is None else rate
+    return np.ceil(previous * (1.0 + rate) * real - 1e-6)
 
 
-def ceiling_pence(previous: np.ndarray, rule: Transition) -> np.ndarray:
+def ceiling_pence(previous: np.ndarray, rule: Transition, rate: np.ndarray | float | None = None) -> np.ndarray:
     """The most an area may get, in whole pence: rounded down."""
-    return np.floor(previous * (1.0 + rule.ceiling.value) + 1e-6)
+    rate = rule.ceiling.value if rate is None else rate
+    return np.floor(previous * (1.0 + rate) + 1e-6)
 
 
 def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndarray
@@ -80,6 +83,13 @@ def solve_bounded(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np
     if np.any(hi_sum.sum(axis=-1) < total):
         raise InfeasiblePolicy("the ceilings stop the control total being spent: every area at its ceiling "
                                "still sums to less than the total. Raise the ceiling.")
+    if not np.isfinite(upper).any():  # no ceilings: the sum is linear in lambda over [0, 1]; solve it directly
+        at_lo = b <= 0
+        free_b = np.where(at_lo, 0.0, b).sum(axis=-1)
+        fixed = np.where(at_lo, np.clip(u, lower, upper), 0.0).sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = np.where(free_b > 0, (np.where(at_lo, 0.0, u).sum(axis=-1) + fixed - total) / free_b, 0.0)
+        return np.clip(u - lam[..., None] * b, lower, upper), lam
     lam_hi = np.ones(total.shape)
     lam_lo = -np.ones(total.shape)
     for _ in range(64):  # widen until the sum at lam_lo reaches the total (ceilings may need a large lift)
@@ -159,13 +169,15 @@ def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition
 
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition,
                    years: list[str] | None = None, baselines: np.ndarray | None = None,
-                   growth: np.ndarray | None = None, inflation: np.ndarray | None = None) -> TransitionResult:
+                   growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
+                   values: dict[str, np.ndarray] | None = None) -> TransitionResult:
     """Run the settlement year by year.
 
     start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
     funding uprated): (..., years, areas) int pence; totals: (..., years) int pence. growth: optional (..., years,
     areas) per-area base growth factors (default: this year's total over last year's allocations, the same for
-    all); inflation: (years,) growth of the version's index, for real-terms floors."""
+    all); inflation: (years,) growth of the version's index, for real-terms floors. values: per-scenario arrays
+    (..., 1) of rule parameters (gap_closed_per_year, floor, ceiling, ...) for a sweep."""
     fn = TRANSITION_RULES[rule.rule]
     n_years = targets.shape[-2]
     baselines = targets if baselines is None else baselines
@@ -179,12 +191,14 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         g = (growth[..., t, :] if growth is not None else (total / prev.sum(axis=-1))[..., None])
         ctx = RuleContext(previous=p, target=targets[..., t, :].astype(np.float64),
                           baseline=baselines[..., t, :].astype(np.float64), growth=np.asarray(g, dtype=np.float64),
-                          year=t + 1, rule=rule)
+                          year=t + 1, rule=rule, values=values)
         u = fn(ctx)
-        lower = floor_pence(p, rule, inflation[t]) if rule.floor is not None else np.full_like(p, -np.inf)
+        v = values or {}
+        lower = (floor_pence(p, rule, inflation[t], v.get("floor")) if rule.floor is not None
+                 else np.full_like(p, -np.inf))
         if rule.guarantee is not None and rule.guarantee.funding == "within_total":
             lower = np.maximum(lower, start_f)
-        upper = ceiling_pence(p, rule) if rule.ceiling is not None else np.full_like(p, np.inf)
+        upper = ceiling_pence(p, rule, v.get("ceiling")) if rule.ceiling is not None else np.full_like(p, np.inf)
         label = years[t] if years else f"year {t + 1}"
         if rule.budget_neutral:
             try:
@@ -213,5 +227,6 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         previous=stack(out["prev"]), allocation=stack(out["alloc"]), bound=stack(out["bound"]),
         unconstrained=stack(out["uncons"]), scale_back=np.stack(out["lam"], axis=-1), guarantee=stack(out["guar"]),
         released=np.stack(out["released"], axis=-1).astype(np.int64),
-        years_to_target=years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rule),
+        years_to_target=(years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rule)
+                         if values is None else np.full(prev.shape, np.nan)),
     )

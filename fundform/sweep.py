@@ -1,0 +1,206 @@
+"""Sweeps: thousands of variants of a formula's numbers, computed at once along a scenario axis.
+
+Each swept parameter gets one value per scenario (a grid of listed values, or seeded uniform draws between bounds).
+Need, control totals, the transition (with its floors solved exactly per scenario) and local tax are computed as
+arrays of shape (scenarios, years, areas): the same code and the same exact-pence rounding as `fundform run`, with a
+leading axis, not a run per scenario in a Python loop. Per area and year the result is the distribution of the
+grant (min, 5th percentile, median, 95th percentile, max), how often the area is held at a floor, and which
+parameter its grant is most sensitive to (rank correlation across scenarios).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fundform.errors import FundformError
+from fundform.formula.components import INDICATOR_TRANSFORMS
+from fundform.formula.spec import format_year, parse_year
+from fundform.inputs.dataset import Dataset
+from fundform.localtax.resources import local_resources
+from fundform.need.weighted_population import age_weighted_population, age_weights
+from fundform.numeric import fixed_sum
+from fundform.settlement.control_total import index_growth, settlement_years
+from fundform.settlement.money import apportion, largest_remainder, round_half_up
+from fundform.settlement.transition import BOUND_FLOOR, run_transition
+
+SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.elasticity$"),
+             re.compile(r"^transition\.(gap_closed_per_year|floor|ceiling)$"),
+             re.compile(r"^control_total\.real_growth$"),
+             re.compile(r"^local_tax\.(equalisation|share_for_devolved_services)$"))
+
+
+@dataclass
+class SweepResult:
+    stats: pl.DataFrame
+    sensitivity: pl.DataFrame
+    scenarios: pl.DataFrame
+    grants: np.ndarray  # (scenarios, years, areas) int pence
+    bounds: np.ndarray  # (scenarios, years, areas) int8
+
+
+def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+    """`path=lo:hi` (uniform draws, needs --draws) or `path=v1,v2,...` (a grid). Returns names and (S, P) values."""
+    if not exprs:
+        raise FundformError("give at least one --param PATH=LO:HI or PATH=V1,V2,...")
+    names, grids, ranges = [], [], []
+    for e in exprs:
+        if "=" not in e:
+            raise FundformError(f"--param '{e}': expected PATH=LO:HI or PATH=V1,V2,...")
+        path, spec = (x.strip() for x in e.split("=", 1))
+        if not any(p.match(path) for p in SWEEPABLE):
+            raise FundformError(f"--param {path}: not a sweepable parameter (elasticities, gap_closed_per_year, "
+                                "floor, ceiling, real_growth, equalisation, share_for_devolved_services)")
+        names.append(path)
+        try:
+            if ":" in spec:
+                lo, hi = (float(x) for x in spec.split(":"))
+                ranges.append((lo, hi))
+                grids.append(None)
+            else:
+                grids.append([float(x) for x in spec.split(",")])
+                ranges.append(None)
+        except ValueError:
+            raise FundformError(f"--param {path}: '{spec}' is not LO:HI or a list of numbers") from None
+    if any(r is not None for r in ranges):
+        if any(g is not None for g in grids):
+            raise FundformError("mix of ranges and grids: give every parameter as LO:HI (random draws) or every one "
+                                "as a list (a grid)")
+        if not draws:
+            raise FundformError("random draws need --draws N")
+        rng = np.random.default_rng(seed)
+        return names, np.column_stack([rng.uniform(lo, hi, draws) for lo, hi in ranges])
+    return names, np.array(list(itertools.product(*grids)), dtype=np.float64)
+
+
+def _matrix(data: Dataset, level: str, codes: list[str]) -> np.ndarray:
+    """(lower-tier areas, level areas) apportionment shares, rows in lower-tier code order."""
+    ltla = data["areas"].sort("area_code")["area_code"].to_list()
+    lk = data["area_lookup"].filter(pl.col("level") == level)
+    m = np.zeros((len(ltla), len(codes)))
+    ri, ci = {c: i for i, c in enumerate(ltla)}, {c: i for i, c in enumerate(codes)}
+    for a, t, s in lk.select("area_code", "target_code", "share").iter_rows():
+        m[ri[a], ci[t]] += s
+    return m
+
+
+def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
+              progress=None) -> SweepResult:
+    from fundform.pipeline import area_frame, negative_grant_policy
+
+    say = progress or (lambda _m: None)
+    spec = formula.spec
+    if spec.streams or spec.need.method != "age_cost_curve" or spec.baseline.source != "baseline_table":
+        raise FundformError("sweeps cover single-grant versions whose need is an age cost curve with indicators "
+                            f"(not {spec.id}: streams, practice-based need or published NHS baselines)")
+    known = {i.name for i in spec.need.indicators}
+    for n in names:
+        if n.startswith("need.indicators.") and n.split(".")[2] not in known:
+            raise FundformError(f"--param {n}: {spec.id} has no indicator '{n.split('.')[2]}' ({', '.join(known)})")
+        if n in ("transition.floor", "transition.ceiling") and getattr(spec.transition, n.split(".")[1]) is None:
+            raise FundformError(f"--param {n}: {spec.id} has no {n.split('.')[1]} to vary")
+    S = values.shape[0]
+    col = {n: values[:, i] for i, n in enumerate(names)}
+    get = lambda path, default: col.get(path, np.full(S, default))  # noqa: E731
+
+    say("need across scenarios")
+    areas = area_frame(data, spec, params.level)  # the level's areas, baseline and population (not swept)
+    codes = areas["area_code"].to_list()
+    m = _matrix(data, params.level, codes)
+    ltla = data["areas"].sort("area_code").select("area_code")
+    base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(spec.need.age_cost_curve))
+                     .collect(), on="area_code", how="left")
+    awp, pop = base["age_weighted_population"].to_numpy(), base["population"].to_numpy()
+    nwp = np.broadcast_to(awp, (S, awp.size)).copy()
+    for ind in spec.need.indicators:
+        v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
+        national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
+                                                                  / fixed_sum(pl.col("p"))).item())
+        e = get(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
+        long = pl.DataFrame({"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, v.len())})
+        mult = long.select(INDICATOR_TRANSFORMS[ind.transform](pl.col("value"), pl.lit(national), pl.col("e"))
+                           ).to_series().to_numpy().reshape(S, v.len())
+        lo = ind.min_multiplier.value if ind.min_multiplier else -np.inf
+        hi = ind.max_multiplier.value if ind.max_multiplier else np.inf
+        nwp *= np.clip(mult, lo, hi)
+    nwp_lvl = nwp @ m
+    shares = nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
+
+    say("control totals and targets")
+    years = settlement_years(params.start_year, params.years)
+    fy = years["financial_year"].to_list()
+    growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    base_year = parse_year(spec.control_total.base_year)
+    all_years = [format_year(parse_year(params.start_year) - 1)] + fy
+    infl = np.array([np.prod([1 + growth[format_year(t)] for t in range(base_year + 1, parse_year(y) + 1)])
+                     for y in all_years])
+    n_years = np.array([parse_year(y) - base_year for y in all_years])
+    real = get("control_total.real_growth", spec.control_total.real_growth.value)
+    base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
+    totals = round_half_up(base_total * infl[None, :] * (1 + real[:, None]) ** n_years[None, :])  # (S, Y+1)
+    lt = spec.local_tax
+    local = local_resources(data, lt, params.level, fy)
+    n_full = local.array("notional_local_resources", codes, fy) * 100  # (Y, n) pence, floats
+    e = get("local_tax.equalisation", lt.equalisation.value if lt.equalisation else 0.0)
+    share0 = lt.share_for_devolved_services.value if lt.share_for_devolved_services else 1.0
+    share = get("local_tax.share_for_devolved_services", share0)
+    k = np.arange(1, params.years + 1)
+    phase = (np.minimum(k / lt.equalisation_phasing_years.value, 1.0) if lt.equalisation_phasing_years
+             else np.ones(params.years))
+    degree = (e * share / share0)[:, None] * phase[None, :]  # (S, Y): N scales with the share
+    if lt.basis == "grant":
+        extra = round_half_up(degree * n_full.sum(axis=1)[None, :])
+        totals = totals + np.concatenate([extra[:, :1], extra], axis=1)
+    ct = totals[:, 1:]
+    baseline_w = areas["baseline_gbp"].to_numpy()
+    targets = apportion(ct, np.broadcast_to(shares[:, None, :], (S, params.years, len(codes))))
+    baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, len(codes))))
+    start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, len(codes))))
+
+    say("transition across scenarios")
+    rule = spec.transition
+    swept = {k: get(f"transition.{k}", getattr(rule, k).value)[:, None]
+             for k in ("gap_closed_per_year", "floor", "ceiling") if getattr(rule, k) is not None}
+    inflation = np.array([growth.get(y, 0.0) for y in fy])
+    tr = run_transition(start, targets, ct, rule, fy, baselines=baselines, inflation=inflation, values=swept)
+
+    say("local tax and grants")
+    notional_f = degree[:, :, None] * n_full[None, :, :]
+    notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=-1)))
+    grant = tr.allocation + tr.guarantee - notional
+    if lt.negative_grants != "tariff":
+        lvl_pop = areas["population"].to_numpy()
+        grant = np.stack([negative_grant_policy(grant[:, t, :], lvl_pop, lt) for t in range(params.years)], axis=1)
+
+    say("distributions and sensitivity")
+    q = np.percentile(grant, [0, 5, 50, 95, 100], axis=0) / 100.0  # (5, Y, n) pounds
+    at_floor = (tr.bound == BOUND_FLOOR).mean(axis=0)
+    rank = lambda a: np.argsort(np.argsort(a, axis=0, kind="stable"), axis=0, kind="stable").astype(float)  # noqa
+    g_rank = rank(grant[:, -1, :])
+    g_rank -= g_rank.mean(axis=0)
+    rho = np.zeros((len(names), len(codes)))
+    for i in range(len(names)):  # a handful of parameters; each correlation is vectorised over areas
+        p_rank = rank(values[:, i])
+        p_rank -= p_rank.mean()
+        denom = np.sqrt((p_rank ** 2).sum() * (g_rank ** 2).sum(axis=0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho[i] = np.where(denom > 0, (p_rank[:, None] * g_rank).sum(axis=0) / denom, 0.0)
+    top = np.abs(rho).argmax(axis=0)
+    grid = years.join(areas.select("area_code", "area_name"), how="cross").sort("year_index", "area_code")
+    flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
+    stats = grid.with_columns(
+        area_level=pl.lit(params.level),
+        **{f"grant_{k}": pl.Series(flat(q[i])) for i, k in enumerate(("min", "p5", "median", "p95", "max"))},
+        at_floor_share=pl.Series(flat(at_floor)),
+        top_parameter=pl.Series(np.tile(np.array(names)[top], params.years)),
+        top_parameter_rank_correlation=pl.Series(np.tile(rho[top, np.arange(len(codes))], params.years)),
+    )
+    sensitivity = pl.DataFrame({"parameter": names, "mean_abs_rank_correlation": np.abs(rho).mean(axis=1)}).sort(
+        "mean_abs_rank_correlation", descending=True).with_row_index("rank", offset=1)
+    scenarios = pl.DataFrame({"scenario": np.arange(S), **{n: values[:, i] for i, n in enumerate(names)},
+                              "total_grant_last_year": grant[:, -1, :].sum(axis=1) / 100})
+    return SweepResult(stats, sensitivity, scenarios, grant, tr.bound)

@@ -1,0 +1,63 @@
+"""Sweeps compute the same numbers as direct runs, all scenarios at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fundform.errors import FundformError
+from fundform.formula.scenario import resolve_formula
+from fundform.pipeline import RunParameters, compute
+from fundform.sweep import parse_parameters, run_sweep
+
+PARAMS = RunParameters(level="region", years=3)
+
+
+def direct(bundled, sets, params=PARAMS) -> np.ndarray:
+    r = compute(bundled, resolve_formula("fundform-needs", sets), params)
+    return r.allocations.sort("year_index", "area_code")["grant"].to_numpy().reshape(params.years, -1)
+
+
+def test_each_scenario_equals_a_direct_run_with_its_parameters(bundled, needs_formula):
+    exprs = ["need.indicators.deprivation.elasticity=0.1,0.4", "transition.floor=-0.02,0.005",
+             "local_tax.equalisation=0.5,1.0"]
+    names, values = parse_parameters(exprs, None, 0)
+    res = run_sweep(bundled, needs_formula, PARAMS, names, values)
+    for s, row in enumerate(values):
+        sets = [f"{n}={v}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets  # to the penny (one tie may differ)
+
+
+def test_median_of_a_sweep_is_the_run_at_the_median_parameter(bundled, needs_formula):
+    names, values = parse_parameters(["control_total.real_growth=0.0,0.01,0.02,0.03,0.04"], None, 0)
+    res = run_sweep(bundled, needs_formula, PARAMS, names, values)
+    med = direct(bundled, ["control_total.real_growth=0.02"])
+    got = (res.stats.sort("year_index", "area_code")["grant_median"].to_numpy() * 100).reshape(PARAMS.years, -1)
+    assert np.abs(got - med).max() <= 1
+    assert res.sensitivity["parameter"][0] == "control_total.real_growth"
+
+
+def test_random_draws_are_seeded_and_reproducible(bundled, needs_formula):
+    exprs = ["need.indicators.preventable_mortality.elasticity=0.0:0.3", "transition.gap_closed_per_year=0.1:0.5"]
+    a = run_sweep(bundled, needs_formula, PARAMS, *parse_parameters(exprs, 50, 7))
+    b = run_sweep(bundled, needs_formula, PARAMS, *parse_parameters(exprs, 50, 7))
+    c = run_sweep(bundled, needs_formula, PARAMS, *parse_parameters(exprs, 50, 8))
+    assert (a.grants == b.grants).all() and a.stats.equals(b.stats)
+    assert not (a.grants == c.grants).all()
+    s = a.stats
+    assert ((s["grant_min"] <= s["grant_p5"]) & (s["grant_p5"] <= s["grant_median"])
+            & (s["grant_median"] <= s["grant_p95"]) & (s["grant_p95"] <= s["grant_max"])).all()
+    assert ((s["at_floor_share"] >= 0) & (s["at_floor_share"] <= 1)).all()
+
+
+@pytest.mark.parametrize("exprs, draws, formula, message", [
+    (["need.age_cost_curve=1:2"], 5, "fundform-needs", "not a sweepable parameter"),
+    (["transition.floor=-0.01:0", "control_total.real_growth=0.01,0.02"], 5, "fundform-needs", "mix of ranges"),
+    (["transition.floor=-0.01:0"], None, "fundform-needs", "need --draws"),
+    (["need.indicators.poverty.elasticity=0:1"], 5, "fundform-needs", "no indicator 'poverty'"),
+    (["transition.floor=-0.01:0"], 5, "hdc-2021", "single-grant versions"),
+])
+def test_sweep_errors(bundled, exprs, draws, formula, message):
+    with pytest.raises(FundformError, match=message):
+        names, values = parse_parameters(exprs, draws, 0)
+        run_sweep(bundled, resolve_formula(formula), PARAMS, names, values)
