@@ -18,7 +18,7 @@ from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
 from fundform.geography import roll_up
-from fundform.inputs.dataset import Dataset, find_table_file, load_dataset, sha256_file
+from fundform.inputs.dataset import Dataset, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, LEVELS
 from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
@@ -278,6 +278,10 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    if data["population"].height > 200_000:  # small-area or finer input: need uses area x sex x age, sum it once
+        pop = data["population"].group_by("area_code", "sex", "age").agg(fixed_sum(pl.col("population")).alias(
+            "population")).sort("area_code", "sex", "age")
+        data = Dataset(data.directory, {**data.tables, "population": pop}, data.files)
     step("local resources")
     fy = years["financial_year"].to_list()
     need_index = None
@@ -529,9 +533,9 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
     formula = resolve_formula(formula_ref, sets, index_files=index_files)
     inputs = []
     for name in CONTRACTS:
-        path = find_table_file(Path(data_dir), name)
-        if path is not None:
-            inputs.append({"table": name, "file": path.name, "sha256": sha256_file(path)})
+        for path in table_sources(Path(data_dir), name):
+            rel = path.name if path.parent == Path(data_dir) else f"{path.parent.name}/{path.name}"
+            inputs.append({"table": name, "file": rel, "sha256": sha256_file(path)})
     inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
                for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases))
                if path and Path(path).is_file()]
@@ -557,9 +561,10 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     formula = plan.formula
     step("reading and checking the input data")
     data = load_dataset(data_dir)
-    rows = {f.table: f.rows for f in data.files}
+    rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
+            for f in data.files}
     result = compute(data, formula, params, progress)
-    manifest = {**plan.core, "inputs": [{**i, **({"rows": rows[i["table"]]} if i["table"] in rows else {})}
+    manifest = {**plan.core, "inputs": [{**i, **({"rows": rows[i["file"]]} if i["file"] in rows else {})}
                                         for i in plan.inputs], "policies": result.policies}
     result.manifest = manifest
     if not result.reconciliation["holds"].all():

@@ -4,6 +4,7 @@ the same population summed to authorities first."""
 import numpy as np
 import polars as pl
 
+from fundform.errors import InvalidInput
 from fundform.inputs.dataset import load_dataset
 from fundform.pipeline import RunParameters, compute
 from tests.conftest import synthetic_dataset, write_dataset
@@ -22,3 +23,38 @@ def test_million_row_small_area_input_matches_authority_input(needs_formula, tmp
     diff = (a.allocations["allocation"] - b.allocations["allocation"]).abs()
     assert diff.max() <= 1  # at most a penny where a remainder tie falls the other way
     assert a.reconciliation["holds"].all()
+
+
+def test_person_level_chunks_give_the_authority_level_results(needs_formula, tmp_path):
+    """One row per person, in Parquet chunks under population/: counted in the plan, same numbers."""
+    whole = synthetic_dataset(n_areas=12, seed=3, population_scale=0.05)
+    counts = whole["population"].with_columns(pl.col("population").round(0))
+    whole = type(whole)(whole.directory, {**whole.tables, "population": counts}, ())
+    folder = write_dataset(whole, tmp_path / "persons")
+    (folder / "population.parquet").unlink()
+    persons = counts.filter(pl.col("population") > 0).select(
+        pl.all().repeat_by(pl.col("population").cast(pl.UInt32))).explode(pl.all()).drop("population")
+    assert persons.height > 10_000
+    (folder / "population").mkdir()
+    half = persons.height // 2
+    persons.head(half).write_parquet(folder / "population" / "part-0.parquet")
+    persons.tail(persons.height - half).write_parquet(folder / "population" / "part-1.parquet")
+    loaded = load_dataset(folder)
+    a = compute(loaded, needs_formula, RunParameters(level="icb"))
+    b = compute(whole, needs_formula, RunParameters(level="icb"))
+    assert (a.allocations["grant"] - b.allocations["grant"]).abs().max() <= 1
+    assert a.allocations["population"].sum() == b.allocations["population"].sum()
+
+
+def test_person_level_faults_are_named(tmp_path):
+    folder = write_dataset(synthetic_dataset(n_areas=3, seed=1), tmp_path / "p")
+    (folder / "population.parquet").unlink()
+    (folder / "population").mkdir()
+    pl.DataFrame({"area_code": ["E06000000", "E06000001"], "sex": ["F", "X"], "age": [40, 120]}).write_parquet(
+        folder / "population" / "part-0.parquet")
+    try:
+        load_dataset(folder)
+        raise AssertionError("expected InvalidInput")
+    except InvalidInput as e:
+        text = str(e)
+    assert "population/, column 'sex'" in text and "population/, column 'age'" in text and "E06000001" in text

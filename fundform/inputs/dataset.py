@@ -42,6 +42,12 @@ class Dataset:
         return self.tables[name].lazy()
 
 
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -56,6 +62,53 @@ def find_table_file(directory: Path, name: str) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def table_sources(directory: Path, name: str) -> list[Path]:
+    """The files that hold a table: <name>.parquet or <name>.csv, or (population only) a folder <name>/ of Parquet
+    chunks."""
+    one = find_table_file(directory, name)
+    if one is not None:
+        return [one]
+    folder = directory / name
+    if name == "population" and folder.is_dir():
+        return sorted(folder.glob("*.parquet"))
+    return []
+
+
+def read_population_chunks(files: list[Path], folder: str) -> tuple[pl.DataFrame, list[Problem]]:
+    """Person-level (one row per person) or pre-counted population chunks, counted by area, sex and age in one
+    streaming pass over the files; the raw rows' own faults are counted in the same pass."""
+    lf = pl.scan_parquet(files)
+    cols = lf.collect_schema().names()
+    problems = [Problem(folder, c, "column is missing", f"a column '{c}' in every chunk")
+                for c in ("area_code", "sex", "age") if c not in cols]
+    if problems:
+        return pl.DataFrame(), problems
+    weight = pl.col("population").cast(pl.Float64) if "population" in cols else pl.lit(1.0)
+    bad = {"area_code": pl.col("area_code").is_null(), "sex": ~pl.col("sex").is_in(list(SEXES)).fill_null(False),
+           "age": ~pl.col("age").cast(pl.Int64, strict=False).is_between(0, 90).fill_null(False)}
+    if "population" in cols:
+        bad["population"] = (weight < 0).fill_null(True)
+    counts = lf.select([e.sum().alias(k) for k, e in bad.items()]).collect(engine="streaming").row(0, named=True)
+    for col, n in counts.items():
+        if n:
+            sample = lf.filter(bad[col]).head(10).collect()
+            labels = tuple(f"({r.get('area_code')}/{r.get('sex')}/{r.get('age')})" for r in sample.iter_rows(named=True))
+            problems.append(Problem(folder, col, f"{n} row(s) with a missing or invalid value", {
+                "area_code": "an authority code", "sex": "F or M", "age": "0..90",
+                "population": "a number >= 0"}[col], labels + ((f"... {n - len(labels)} more",) if n > 10 else ())))
+    if problems:
+        return pl.DataFrame(), problems
+    total = weight.sum() if "population" in cols else pl.len().cast(pl.Float64)  # person rows: count them
+    counted = (lf.group_by("area_code", "sex", "age").agg(population=total)
+               .with_columns(pl.col("age").cast(pl.Int64)).collect(engine="streaming"))
+    if "population" not in cols:  # one row per person: a cell nobody is in is a count of zero, not a gap
+        grid = (counted.select("area_code").unique().join(pl.DataFrame({"sex": list(SEXES)}), how="cross")
+                .join(pl.DataFrame({"age": list(range(AGES))}, schema={"age": pl.Int64}), how="cross"))
+        counted = grid.join(counted, on=["area_code", "sex", "age"], how="left").with_columns(
+            pl.col("population").fill_null(0.0))
+    return counted.sort("area_code", "sex", "age"), []
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -74,7 +127,17 @@ def load_dataset(directory: Path) -> Dataset:
     tables: dict[str, pl.DataFrame] = {}
     files: list[InputFile] = []
     for name, contract in CONTRACTS.items():
-        path = find_table_file(directory, name)
+        sources = table_sources(directory, name)
+        if name == "population" and sources and sources[0].parent.name == "population":
+            counted, chunk_problems = read_population_chunks(sources, "population/")
+            problems += chunk_problems
+            files += [InputFile(name, f, sha256_file(f), pq_rows(f)) for f in sources]
+            if not chunk_problems:
+                checked, table_problems = check_table(counted, contract, "population/ (counted)")
+                problems += table_problems
+                tables[name] = checked
+            continue
+        path = sources[0] if sources else None
         if path is None:
             if not contract.required:
                 continue
@@ -92,8 +155,9 @@ def load_dataset(directory: Path) -> Dataset:
         files.append(InputFile(name, path, sha256_file(path), raw.height))
         if checked is not None:
             tables[name] = checked
-    problems += cross_table_problems(tables, {f.table: f.path.name for f in files})
-    problems += nhs_problems(tables, {f.table: f.path.name for f in files})
+    names = {f.table: (f.path.name if f.path.parent == directory else f"{f.path.parent.name}/") for f in files}
+    problems += cross_table_problems(tables, names)
+    problems += nhs_problems(tables, names)
     if problems:
         raise InvalidInput(problems, str(directory))
     return Dataset(directory, tables, tuple(files))
