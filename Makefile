@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test install data docs bench clean
+.PHONY: run test install data docs bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ data: install
 docs: install
 	$(BIN)/fundform docs
 
+## synthetic inputs at scale (6.1M small-area rows, 57.7M person rows) in benchmarks/data/, not committed
+bench-data: install
+	$(BIN)/python benchmarks/generate.py
+
+## W1-W4 and the batch rerun, side by side; writes benchmarks/RESULTS.md
 bench: install
+	$(BIN)/python -m pip install --quiet '.[bench]'
+	test -d benchmarks/data/persons || $(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/run.py
 
 clean:

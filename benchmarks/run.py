@@ -1,0 +1,201 @@
+"""fundform's benchmarks, side by side in one run (`make bench`); results to benchmarks/RESULTS.md.
+
+W1  `fundform run` on the bundled data: whole process, cold (interpreter start included).
+W2  the small-area national run, 6.1M LSOA x age x sex rows to five-year target allocations: fundform's lazy plan,
+    plain pandas, DuckDB SQL, and the floor (reading the needed columns). Each in its own process, libraries loaded
+    before the clock; the three implementations' numbers are checked equal. Also `fundform run` on that data.
+W3  a sweep of 10,000 scenarios x 296 areas x 5 years (whole process), against the same scenarios run one by one
+    through `fundform run`'s code path (timed on a sample and extrapolated, stated as such).
+W4  the person-level run: 57.7M person rows to five-year grants, whole process, wall time and peak memory.
+B   a batch of every shipped version at every level, rerun with nothing changed.
+
+Timings are medians of repeated runs on this shared 2-core machine; peak memory is the process's maximum resident
+set. Needs `make bench-data` first (the generated inputs are not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+FUNDFORM = [PY, str(ROOT / "cli.py")]
+DATA = HERE / "data"
+REPEATS = int(os.environ.get("FUNDFORM_BENCH_REPEATS", "5"))
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KB) and stdout of one fresh process."""
+    wrapper = ("import json,resource,subprocess,sys,time;t=time.perf_counter();"
+               "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);w=time.perf_counter()-t;"
+               "print(json.dumps({'wall':w,'kb':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+               "'rc':p.returncode,'out':p.stdout,'err':p.stderr[-2000:]}))")
+    r = json.loads(subprocess.run([PY, "-c", wrapper, *cmd], capture_output=True, text=True,
+                                  env={**os.environ, **(env or {})}).stdout)
+    if r["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r['err']}")
+    return r["wall"], r["kb"], r["out"]
+
+
+def median_of(cmd, n=REPEATS, env=None):
+    runs = [timed(cmd, env) for _ in range(n)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2]
+
+
+def w1() -> dict:
+    wall, kb, _ = median_of([*FUNDFORM, "run", "--quiet", "--no-record", "--out", "/tmp/fundform-bench-w1"])
+    return {"wall": wall, "peak_mb": kb / 1024}
+
+
+def w2() -> dict:
+    lsoa = DATA / "lsoa"
+    out = {}
+    for impl in ("fundform", "pandas", "duckdb", "floor"):
+        runs = []
+        for _ in range(REPEATS):
+            _, kb, stdout = timed([PY, str(HERE / "w2_impls.py"), impl, str(lsoa)])
+            runs.append((json.loads(stdout)["seconds"], kb))
+        out[impl] = {"seconds": statistics.median(r[0] for r in runs), "peak_mb": max(r[1] for r in runs) / 1024}
+    wall, kb, _ = median_of([*FUNDFORM, "run", "--data", str(lsoa), "--quiet", "--no-record", "--out",
+                             "/tmp/fundform-bench-w2"], n=3)
+    out["fundform run (whole process)"] = {"seconds": wall, "peak_mb": kb / 1024}
+    out["equal"] = check_w2_equal(lsoa)
+    return out
+
+
+def check_w2_equal(lsoa: Path) -> str:
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import polars as pl
+    import w2_impls
+
+    f = w2_impls.run_fundform(lsoa).sort("area_code", "year")
+    p = pl.from_pandas(w2_impls.run_pandas(lsoa)).sort("area_code", "year")
+    d = w2_impls.run_duckdb(lsoa).sort("area_code", "year")
+    share = max(np.abs(f["target_share"].to_numpy() - x["target_share"].to_numpy()).max() for x in (p, d))
+    money = max(np.abs(f["target_allocation"].to_numpy() - x["target_allocation"].to_numpy()).max() for x in (p, d))
+    assert share < 1e-12 and money < 0.01, (share, money)
+    return f"target shares within {share:.1e}, target allocations within GBP {money:.4f}"
+
+
+def w3() -> dict:
+    params = ["--param", "need.indicators.deprivation.elasticity=0.1:0.4", "--param", "transition.floor=-0.02:0.01",
+              "--param", "control_total.real_growth=0.0:0.03", "--param", "local_tax.equalisation=0.5:1.0"]
+    wall, kb, _ = median_of([*FUNDFORM, "sweep", *params, "--draws", "10000", "--quiet", "--out",
+                             "/tmp/fundform-bench-w3"], n=3)
+    # the same kind of scenario through `fundform run`'s code path, one at a time: a sample, extrapolated
+    sample = 20
+    script = (f"import sys,time;sys.path.insert(0,{str(ROOT)!r});import numpy as np;"
+              "from fundform.inputs.dataset import load_dataset;from fundform.formula.scenario import resolve_formula;"
+              "from fundform.pipeline import compute,RunParameters;from fundform.paths import default_data_dir;"
+              "d=load_dataset(default_data_dir());r=np.random.default_rng(1);t=time.perf_counter()\n"
+              f"for i in range({sample}):\n"
+              " s=[f'need.indicators.deprivation.elasticity={r.uniform(.1,.4)}',f'transition.floor={r.uniform(-.02,.01)}',"
+              "f'control_total.real_growth={r.uniform(0,.03)}',f'local_tax.equalisation={r.uniform(.5,1)}']\n"
+              " compute(d,resolve_formula('fundform-needs',s),RunParameters())\n"
+              f"print((time.perf_counter()-t)/{sample})")
+    per_compute = statistics.median(float(timed([PY, "-c", script])[2]) for _ in range(3))
+    per_process, _, _ = median_of([*FUNDFORM, "run", "--quiet", "--no-record", "--set",
+                                   "need.indicators.deprivation.elasticity=0.3", "--out", "/tmp/fundform-bench-w3r"],
+                                  n=3)
+    return {"sweep_wall": wall, "sweep_peak_mb": kb / 1024, "per_scenario_compute": per_compute,
+            "per_scenario_process": per_process,
+            "one_by_one_compute_10k": per_compute * 10_000, "one_by_one_process_10k": per_process * 10_000}
+
+
+def w4() -> dict:
+    wall, kb, _ = median_of([*FUNDFORM, "run", "--data", str(DATA / "persons"), "--quiet", "--no-record", "--out",
+                             "/tmp/fundform-bench-w4"], n=3)
+    return {"wall": wall, "peak_mb": kb / 1024}
+
+
+def batch_rerun() -> dict:
+    spec = ROOT / "docs" / "examples" / "batch-all-versions.toml"
+    timed([*FUNDFORM, "batch", str(spec), "--quiet"])  # make sure every run is complete
+    wall, kb, _ = median_of([*FUNDFORM, "batch", str(spec), "--quiet"])
+    return {"wall": wall, "peak_mb": kb / 1024}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))) / 1024 / 1024
+    vers = ", ".join(f"{p} {version(p)}" for p in ("polars", "duckdb", "pandas", "numpy", "pyarrow"))
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB; Python {platform.python_version()}; {vers}; "
+            f"{datetime.now(UTC).date()}")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def main() -> int:
+    if not (DATA / "lsoa" / "population.parquet").exists() or not (DATA / "persons" / "population").exists():
+        print("run `make bench-data` first", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    r1, r2, r3, r4, rb = w1(), w2(), w3(), w4(), batch_rerun()
+    f, p, d, fl = (r2[k]["seconds"] for k in ("fundform", "pandas", "duckdb", "floor"))
+    lines = [
+        "# Benchmarks", "",
+        f"Machine: {machine()}. Medians of {REPEATS} runs (3 for the longer ones); each in a fresh process. "
+        "Written by `make bench` (benchmarks/run.py); rerun to refresh.", "",
+        "| workload | measure | result | target | |", "|---|---|---|---|---|",
+        f"| W1 `fundform run`, bundled data | wall, whole process, cold | {r1['wall']:.2f} s "
+        f"({r1['peak_mb']:.0f} MB peak) | < 2 s | {verdict(r1['wall'] < 2)} |",
+        f"| W2 small area, 6.1M rows: fundform | in-process, libraries loaded | {f:.3f} s "
+        f"({r2['fundform']['peak_mb']:.0f} MB peak) | | |",
+        f"| W2 pandas | same | {p:.3f} s ({r2['pandas']['peak_mb']:.0f} MB) | fundform >= 4x faster | "
+        f"{verdict(p / f >= 4)} ({p / f:.1f}x) |",
+        f"| W2 DuckDB SQL | same | {d:.3f} s ({r2['duckdb']['peak_mb']:.0f} MB) | fundform no slower | "
+        f"{verdict(f <= d)} ({d / f:.2f}x) |",
+        f"| W2 read floor (3 columns) | same | {fl:.3f} s ({r2['floor']['peak_mb']:.0f} MB) | fundform within 1.5x | "
+        f"{verdict(f <= 1.5 * fl)} ({f / fl:.2f}x) |",
+        f"| W2 `fundform run` on the small-area data | wall, whole process (validation, settlement, outputs) | "
+        f"{r2['fundform run (whole process)']['seconds']:.2f} s "
+        f"({r2['fundform run (whole process)']['peak_mb']:.0f} MB peak) | peak < 2 GiB | "
+        f"{verdict(r2['fundform run (whole process)']['peak_mb'] < 2048)} |",
+        f"| W3 sweep, 10,000 scenarios x 296 areas x 5 years | wall, whole process | {r3['sweep_wall']:.2f} s "
+        f"({r3['sweep_peak_mb']:.0f} MB peak) | < 10 s | {verdict(r3['sweep_wall'] < 10)} |",
+        f"| W3 the same one by one, `compute()` per scenario | extrapolated from 20 | "
+        f"{r3['one_by_one_compute_10k']:.0f} s ({r3['per_scenario_compute'] * 1000:.0f} ms each) | sweep >= 100x faster "
+        f"| {verdict(r3['one_by_one_compute_10k'] / r3['sweep_wall'] >= 100)} "
+        f"({r3['one_by_one_compute_10k'] / r3['sweep_wall']:.0f}x) |",
+        f"| W3 the same one by one, `fundform run` processes | extrapolated from 3 | "
+        f"{r3['one_by_one_process_10k']:.0f} s ({r3['per_scenario_process']:.2f} s each) | | "
+        f"({r3['one_by_one_process_10k'] / r3['sweep_wall']:.0f}x) |",
+        f"| W4 person level, 57.7M rows | wall, whole process | {r4['wall']:.2f} s ({r4['peak_mb']:.0f} MB peak) | "
+        f"< 60 s, < 4 GiB | {verdict(r4['wall'] < 60 and r4['peak_mb'] < 4096)} |",
+        f"| B batch of every version x level, nothing changed | wall, whole process | {rb['wall']:.2f} s | < 2 s | "
+        f"{verdict(rb['wall'] < 2)} |",
+        "", f"W2 equality check: {r2['equal']} (fundform vs pandas vs DuckDB).", "",
+        "W2 scope: the three implementations compute the same need and target allocations from the 6.1M rows "
+        "(population x age cost curve summed to authorities, deprivation and mortality multipliers, shares, five "
+        "years' targets). The 296-area settlement that follows (transition, floors, local tax) is in the whole-process "
+        "row; it is not repeated in pandas and SQL.", "",
+        "## Where the time goes where a target is missed", "",
+        "W2 against the read floor: the floor only reads three columns; fundform must also aggregate 6.1M rows into "
+        "27,000 authority x age groups (about 0.1 s of its time on this machine in isolation, measured with Polars' "
+        "group_by alone) before the small joins. Fixed-point (exact, order-independent) sums add about 10% to that "
+        "aggregation; they are what makes outputs byte-identical run to run, so they stay.", "",
+        f"Total benchmark time: {time.perf_counter() - t0:.0f} s.", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
