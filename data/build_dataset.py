@@ -51,6 +51,26 @@ REGION_ABBREVIATIONS = {  # council tax returns' region column -> ONS region cod
     "E": "E12000006", "L": "E12000007", "SE": "E12000008", "SW": "E12000009",
 }
 
+# Mayoral combined authorities with GSS codes from before 2024, and their constituent members in 2024 (each CA's
+# establishment order as amended; ONS Combined Authorities names and codes). The North East (2024), York and North
+# Yorkshire and East Midlands CAs, created in 2023-24, are left to user deal-area files (docs/examples).
+COMBINED_AUTHORITIES = {
+    "E47000001": ("Greater Manchester", ["E08000001", "E08000002", "E08000003", "E08000004", "E08000005",
+                                         "E08000006", "E08000007", "E08000008", "E08000009", "E08000010"]),
+    "E47000002": ("South Yorkshire", ["E08000016", "E08000017", "E08000018", "E08000019"]),
+    "E47000003": ("West Yorkshire", ["E08000032", "E08000033", "E08000034", "E08000035", "E08000036"]),
+    "E47000004": ("Liverpool City Region", ["E06000006", "E08000011", "E08000012", "E08000013", "E08000014",
+                                            "E08000015"]),
+    "E47000006": ("Tees Valley", ["E06000001", "E06000002", "E06000003", "E06000004", "E06000005"]),
+    "E47000007": ("West Midlands", ["E08000025", "E08000026", "E08000027", "E08000028", "E08000029", "E08000030",
+                                    "E08000031"]),
+    "E47000008": ("Cambridgeshire and Peterborough", ["E07000008", "E07000009", "E07000010", "E07000011",
+                                                      "E07000012", "E06000031"]),
+    "E47000009": ("West of England", ["E06000022", "E06000023", "E06000025"]),
+}
+EFFECTIVE_FROM = {"ltla": "2023/24", "utla": "2023/24", "region": "2023/24", "icb": "2022/23",
+                  "nhs-region": "2022/23", "ca": "2024/25"}
+
 OUTTURN_YEAR = "2024-25"
 NHS_YEAR = "2024/25"
 
@@ -290,14 +310,25 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
         .select("area_code", level=pl.lit("nhs-region"), target_code="nhs_region", target_name="nhs_region_name",
                 share=pl.col("pop") / pl.col("pop").sum().over("area_code"))
     )
-    out = pl.concat([ltla, utla_l, region, icb, nhs], how="vertical_relaxed").sort("level", "area_code", "target_code")
+    members = {m: (ca, name) for ca, (name, ms) in COMBINED_AUTHORITIES.items() for m in ms}
+    ca = areas.select(
+        "area_code", level=pl.lit("ca"),
+        target_code=pl.col("area_code").replace_strict({m: c for m, (c, _) in members.items()}, default=pl.col(
+            "area_code")),
+        target_name=pl.col("area_code").replace_strict({m: n for m, (_, n) in members.items()}, default=pl.col(
+            "area_name")),
+        share=pl.lit(1.0))
+    out = (pl.concat([ltla, utla_l, region, icb, nhs, ca], how="vertical_relaxed")
+           .with_columns(effective_from=pl.col("level").replace_strict(EFFECTIVE_FROM))
+           .sort("level", "area_code", "target_code"))
     codes = set(areas["area_code"])
-    for level in ["ltla", "utla", "region", "icb", "nhs-region"]:
+    for level in ["ltla", "utla", "region", "icb", "nhs-region", "ca"]:
         part = out.filter(pl.col("level") == level)
         require_all(f"area_lookup[{level}]", part.unique("area_code"), codes)
         if part["target_name"].null_count():
             raise BuildError(f"area_lookup[{level}]: target without a name")
-    expected = {"ltla": 296, "utla": 153, "region": 9, "icb": 42, "nhs-region": 7}
+    expected = {"ltla": 296, "utla": 153, "region": 9, "icb": 42, "nhs-region": 7,
+                "ca": 296 - sum(len(ms) for _, ms in COMBINED_AUTHORITIES.values()) + len(COMBINED_AUTHORITIES)}
     for level, n in expected.items():
         got = out.filter(pl.col("level") == level)["target_code"].n_unique()
         if got != n:
@@ -493,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
               "| table | rows |", "|---|---|"]
     report += [f"| {k} | {v.height} |" for k, v in tables.items()]
     report += ["", "## Policies applied", ""] + [f"- {n}" for n in m_notes + b_notes]
+    report += ["", "## Combined authorities (level ca; every other authority stands as itself)", ""]
+    report += [f"- {c} {n}: {', '.join(ms)}" for c, (n, ms) in COMBINED_AUTHORITIES.items()]
     report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]
     report += [f"- {new} {name}: from {', '.join(olds)}" for new, (name, olds) in REORGANISATIONS_2023.items()]
     (out / "BUILD_REPORT.md").write_text("\n".join(report) + "\n")

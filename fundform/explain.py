@@ -64,3 +64,43 @@ def waterfall(allocations: pl.DataFrame, steps: list[tuple[str, np.ndarray]]) ->
                 amount=pl.Series(cum - prev), cumulative=pl.Series(cum)))
             prev = cum
     return pl.concat(frames).sort("year_index", "area_code", "step_order")
+
+
+def cohort_budgets(data: Dataset, spec, level: str, allocations: pl.DataFrame) -> pl.DataFrame:
+    """Each cohort's part of every area's grant: its share of the area's age-weighted population (the version's age
+    cost curve), the rest of the grant in 'rest'; the parts add to the grant to the penny (largest remainder).
+    Empty where need has no age detail (practice-based need)."""
+    from fundform.need.weighted_population import age_weights
+    from fundform.numeric import fixed_sum
+    from fundform.outputs.schema import COHORTS
+    from fundform.settlement.money import largest_remainder  # noqa: F401 (used below)
+
+    cohorts = spec.cohorts
+    if spec.need.method != "age_cost_curve" or not cohorts:
+        return pl.DataFrame(schema={"area_code": pl.String, "area_name": pl.String, "area_level": pl.String,
+                                    "financial_year": pl.String, "year_index": pl.Int32, "cohort": pl.String,
+                                    "ages": pl.String, "share": pl.Float64, "amount": pl.Int64})
+    w = age_weights(spec.need.age_cost_curve)
+    by_age = data.lazy("population").group_by("area_code", "age").agg(fixed_sum(pl.col("population")).alias("p"))
+    tagged = by_age.join(w.lazy(), on="age").with_columns(awp=pl.col("p") * pl.col("age_weight"))
+    cols = {c.name: pl.col("age").is_between(c.age_from, c.age_to) for c in cohorts}
+    ltla = tagged.group_by("area_code").agg(
+        fixed_sum(pl.col("awp")).alias("total"),
+        *[fixed_sum(pl.when(cond).then(pl.col("awp")).otherwise(0.0)).alias(n) for n, cond in cols.items()])
+    lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["total", *cols]).collect()
+    a = allocations.sort("year_index", "area_code")
+    order = a.filter(pl.col("year_index") == 1).select("area_code").join(lvl, on="area_code", how="left")
+    shares = np.stack([order[n].to_numpy() / order["total"].to_numpy() for n in cols], axis=-1)  # (areas, C)
+    shares = np.concatenate([shares, 1 - shares.sum(axis=-1, keepdims=True)], axis=-1)  # + rest
+    years = a["year_index"].n_unique()
+    grant = a["grant"].to_numpy().reshape(years, -1)
+    parts = largest_remainder(grant[..., None] * shares[None, :, :], grant)  # (years, areas, C+1)
+    names = [c.name for c in cohorts] + ["rest"]
+    ages = [f"{c.age_from}-{c.age_to}" if c.age_to < 90 else f"{c.age_from}+" for c in cohorts] + ["other"]
+    k = len(names)
+    base = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
+    return (base.select(pl.all().repeat_by(k)).explode(pl.all())
+            .with_columns(cohort=pl.Series(names * a.height), ages=pl.Series(ages * a.height),
+                          share=pl.Series(np.tile(shares.reshape(-1), years)),
+                          amount=pl.Series(parts.reshape(-1)))
+            .select([c.name for c in COHORTS]))

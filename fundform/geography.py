@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from fundform.errors import FundformError
@@ -17,7 +19,7 @@ def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: lis
     additive quantities (populations, pounds, weighted populations) may be rolled up; ratios are recomputed.
     `by` keeps further keys (e.g. financial_year) apart."""
     by = by or []
-    if level not in LEVELS:
+    if level not in LEVELS and not level.startswith("deal:"):
         raise FundformError(f"unknown level '{level}' (known: {', '.join(LEVELS)})")
     lk = lookup.filter(pl.col("level") == level).select("area_code", "target_code", "target_name", "share")
     return (
@@ -28,3 +30,69 @@ def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: lis
         .rename({"target_code": "area_code", "target_name": "area_name"})
         .sort("area_code", *by)
     )
+
+
+def deal_contract():
+    from fundform.inputs.contracts import Column, TableContract
+
+    return TableContract(
+        name="deal areas", description="A user's deal areas: which authorities (or parts of them) each deal covers.",
+        source="the user", vintage="-",
+        columns=(Column("area_code", "str", "GSS code", "lower-tier authority (2024 code)"),
+                 Column("deal_code", "str", "code", "the deal area"),
+                 Column("deal_name", "str", "text", "the deal area's name"),
+                 Column("share", "float", "ratio", "share of the authority in the deal area", min=0, max=1,
+                        min_exclusive=True)),
+        key=("area_code", "deal_code"), covers_every_area=False)
+
+
+def deal_level_name(path: Path) -> str:
+    return f"deal:{Path(path).name}"
+
+
+def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
+    """Lookup rows for a user deal-area file: each listed authority's shares must sum to 1 (no double counting, no
+    part left out); authorities the file does not list stand as themselves."""
+    from fundform.errors import InvalidInput, Problem
+    from fundform.inputs.contracts import _row_labels, check_table
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput([Problem(str(path), "", "file not found", "a CSV of area_code, deal_code, deal_name, "
+                                    "share")])
+    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), deal_contract(), path.name)
+    if frame is not None:
+        names = dict(zip(areas["area_code"], areas["area_name"]))
+        unknown = frame.with_row_index("__row").filter(~pl.col("area_code").is_in(list(names)))
+        if unknown.height:
+            problems.append(Problem(path.name, "area_code", f"{unknown.height} code(s) not among the authorities",
+                                    "2024 lower-tier authority codes", _row_labels(unknown, ["area_code"])))
+        sums = frame.group_by("area_code").agg(pl.col("share").sum()).filter((pl.col("share") - 1).abs() > 1e-9)
+        if sums.height:
+            labels = tuple(f"{c} {names.get(c, '?')} sums to {s:g}" for c, s in sums.sort("area_code").rows())
+            problems.append(Problem(path.name, "share", f"{sums.height} authority(ies) whose shares do not sum to 1",
+                                    "each authority's shares across deal areas to sum to 1 (no double counting, "
+                                    "nothing left out)", labels))
+        many = frame.group_by("deal_code").agg(pl.col("deal_name").n_unique()).filter(pl.col("deal_name") > 1)
+        if many.height:
+            problems.append(Problem(path.name, "deal_name", "a deal code with more than one name",
+                                    "one name per deal_code", tuple(many["deal_code"].to_list())))
+    if problems:
+        raise InvalidInput(problems, str(path))
+    level = deal_level_name(path)
+    listed = frame.select("area_code", level=pl.lit(level), target_code="deal_code", target_name="deal_name",
+                          share="share")
+    rest = areas.filter(~pl.col("area_code").is_in(frame["area_code"].unique().to_list())).select(
+        "area_code", level=pl.lit(level), target_code="area_code", target_name="area_name", share=pl.lit(1.0))
+    return pl.concat([listed, rest]).sort("area_code", "target_code")
+
+
+def with_level(data, level: str, deal_file: Path | None):
+    """The dataset with the run's level in its lookup: a deal-area file's rows added when the level is one."""
+    if deal_file is None:
+        return data
+    from fundform.inputs.dataset import Dataset
+
+    rows = deal_lookup(deal_file, data["areas"])
+    lk = pl.concat([data["area_lookup"].select(rows.columns), rows])
+    return Dataset(data.directory, {**data.tables, "area_lookup": lk}, data.files)

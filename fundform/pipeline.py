@@ -17,15 +17,15 @@ from fundform.errors import FundformError
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import format_year, parse_year
-from fundform.geography import roll_up
+from fundform.geography import deal_level_name, roll_up, with_level
 from fundform.inputs.dataset import Dataset, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, LEVELS
 from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
 from fundform.outputs.manifest import build_manifest, with_volatile
-from fundform.explain import need_steps, waterfall
-from fundform.outputs.schema import ALLOCATIONS, NEED, RECONCILIATION, STREAMS, WATERFALL
+from fundform.explain import cohort_budgets, need_steps, waterfall
+from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
 from fundform.outputs.warehouse import record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
@@ -43,9 +43,16 @@ class RunParameters:
     price_base_year: str | None = None  # default: the first settlement year
     precept_rates: Path | None = None  # CSV area_code, rate: per-area adult social care precept rates
     local_bases: Path | None = None  # CSV area_code, income_base, business_rates_discount
+    deal_path: Path | None = None  # set from level "deal:<path>": the user's deal-area file
     def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise FundformError(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)})")
+        if self.level.startswith("deal:") and self.deal_path is None:
+            path = Path(self.level[5:])
+            if not path.is_file():
+                raise FundformError(f"deal-area file {path} not found")
+            object.__setattr__(self, "deal_path", path)
+            object.__setattr__(self, "level", deal_level_name(path))  # outputs name the level by the file's name
+        elif self.level not in LEVELS and self.deal_path is None:
+            raise FundformError(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)}, or deal:FILE.csv)")
         try:
             parse_year(self.start_year)
             if self.price_base_year:
@@ -54,6 +61,10 @@ class RunParameters:
             raise FundformError(str(e)) from None
         if not 1 <= self.years <= 20:
             raise FundformError(f"--years must be between 1 and 20, got {self.years}")
+
+    @property
+    def deal_file(self) -> Path | None:
+        return self.deal_path
 
     @property
     def price_base(self) -> str:
@@ -79,6 +90,7 @@ class RunResult:
     out_dir: Path | None = None
     streams: pl.DataFrame | None = None
     waterfall: pl.DataFrame | None = None
+    cohorts: pl.DataFrame | None = None
 
 
 WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",
@@ -278,6 +290,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    data = with_level(data, params.level, params.deal_file)
     if data["population"].height > 200_000:  # small-area or finer input: need uses area x sex x age, sum it once
         pop = data["population"].group_by("area_code", "sex", "age").agg(fixed_sum(pl.col("population")).alias(
             "population")).sort("area_code", "sex", "age")
@@ -440,7 +453,8 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         "areas_at_floor": {y: int((bounds[:, i] == BOUND_FLOOR).any(axis=0).sum()) for i, y in enumerate(fy)},
         "areas_at_ceiling": {y: int((bounds[:, i] == BOUND_CEILING).any(axis=0).sum()) for i, y in enumerate(fy)},
     }
-    return RunResult(allocations, need, recon, path, policies, streams=streams, waterfall=steps)
+    cohorts = cohort_budgets(data, spec, params.level, allocations)
+    return RunResult(allocations, need, recon, path, policies, streams=streams, waterfall=steps, cohorts=cohorts)
 
 
 def extra_checks(alloc: pl.DataFrame, spec, settlements: list[Settlement]) -> list[tuple]:
@@ -537,8 +551,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
             rel = path.name if path.parent == Path(data_dir) else f"{path.parent.name}/{path.name}"
             inputs.append({"table": name, "file": rel, "sha256": sha256_file(path)})
     inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
-               for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases))
-               if path and Path(path).is_file()]
+               for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases),
+                                  ("deal_areas", params.deal_file)) if path and Path(path).is_file()]
     core = build_manifest(
         formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
@@ -580,6 +594,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
             "reconciliation.parquet": to_arrow(result.reconciliation, RECONCILIATION, None, meta),
             "streams.parquet": to_arrow(result.streams, STREAMS, None, meta),
             "waterfall.parquet": to_arrow(result.waterfall, WATERFALL, None, meta),
+            "cohorts.parquet": to_arrow(result.cohorts, COHORTS, None, meta),
             "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True) + "\n",
         }
         result.out_dir = atomic_write_dir(target, files)

@@ -302,6 +302,22 @@ class Stream(Strict):
         return self
 
 
+class Cohort(Strict):
+    """An age cohort's pooled budget (Localis 'Unblocking', 2015): its share of each area's grant is its share of
+    the area's age-weighted population."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    age_from: int = Field(ge=0, le=90, alias="from")
+    age_to: int = Field(ge=0, le=90, alias="to")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+DEFAULT_COHORTS = [Cohort(name="prevention_40_55", title="Prevention budget, ages 40-55", age_from=40, age_to=55),
+                   Cohort(name="care_85_plus", title="Care budget, ages 85 and over", age_from=85, age_to=90)]
+
+
 class Ledger(Strict):
     """Medium-term budgets (Localis 2016): each area's five-year budget is balanced over the settlement, not each
     year; an underspend is carried forward and an overspend borrowed against later years, within these limits (as
@@ -410,6 +426,7 @@ class FormulaSpec(Strict):
     local_tax: LocalTax
     ledger: Ledger = Field(default_factory=Ledger)
     streams: list[Stream] = Field(default_factory=list)
+    cohorts: list[Cohort] = Field(default_factory=lambda: list(DEFAULT_COHORTS))
 
     @model_validator(mode="after")
     def _references(self) -> FormulaSpec:
@@ -433,6 +450,12 @@ class FormulaSpec(Strict):
             if self.local_tax.basis == "grant":
                 raise ValueError("local_tax basis grant is not available with streams (which stream would carry "
                                  "the equalised resources?); use basis spending")
+        names = [c.name for c in self.cohorts]
+        if len(names) != len(set(names)) or "rest" in names:
+            raise ValueError("cohort names must be unique and not 'rest'")
+        ages = [a for c in self.cohorts for a in range(c.age_from, c.age_to + 1)]
+        if len(ages) != len(set(ages)) or any(c.age_to < c.age_from for c in self.cohorts):
+            raise ValueError("cohorts must not overlap, and each must end at or after its start")
         if self.baseline.allocation_round is not None:
             if parse_year(self.control_total.base_year) != parse_year(self.baseline.allocation_round) - 1:
                 raise ValueError(f"control_total.base_year must be the year before baseline.allocation_round "

@@ -14,7 +14,7 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.inputs.contracts import _row_labels, check_table
-from fundform.inputs.tables import CONTRACTS, LEVELS
+from fundform.inputs.tables import CONTRACTS, LEVELS, REQUIRED_LEVELS
 
 SHARE_TOLERANCE = 1e-9
 AGES = 91  # 0..89 and 90+
@@ -212,12 +212,14 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str])
                                     f"shares of each authority within a level to sum to 1 (within {SHARE_TOLERANCE:g})",
                                     _row_labels(bad, ["area_code"])))
         unknown_levels = sorted(set(lk["level"].unique().to_list()) - set(LEVELS))
-        for level in LEVELS:
+        present_levels = set(lk["level"].unique().to_list())
+        for level in [lv for lv in LEVELS if lv in REQUIRED_LEVELS or lv in present_levels]:
             covered = lk.filter(pl.col("level") == level).select("area_code").unique()
             missing = area_set.join(covered, on="area_code", how="anti")
             if missing.height:
                 problems.append(Problem(file, "level", f"{missing.height} authority(ies) not mapped at level '{level}'",
-                                        f"every authority mapped at every level ({', '.join(LEVELS)})",
+                                        f"every authority mapped at every level it has ({', '.join(LEVELS)}; ca "
+                                        "optional)",
                                         _row_labels(missing, ["area_code"])))
         if unknown_levels:
             problems.append(Problem(file, "level", f"unknown level(s) {unknown_levels}", f"one of {', '.join(LEVELS)}"))

@@ -110,12 +110,15 @@ AREA_LOOKUP = TableContract(
     vintage="2024 boundaries; ICBs as of July 2022",
     columns=(
         AREA,
-        Column("level", "str", "text", "output level: ltla, utla, region, icb, nhs-region"),
+        Column("level", "str", "text", "output level: ltla, utla, region, icb, nhs-region, ca (combined "
+               "authorities, each other authority as itself)"),
         Column("target_code", "str", "code", "code of the area at that level (GSS; ODS Qxx for ICBs, Yxx for NHS "
                "regions)"),
         Column("target_name", "str", "text", "name of the area at that level"),
         Column("share", "float", "ratio", "share of the authority apportioned to the target area", min=0,
                max=1, min_exclusive=True),
+        Column("effective_from", "str", "financial year", "first year the mapping holds (boundaries, ICBs from "
+               "July 2022, combined authority membership)", required=False),
     ),
     key=("area_code", "level", "target_code"),
 )
@@ -214,7 +217,8 @@ CONTRACTS: dict[str, TableContract] = {
                         PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
-LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")
+LEVELS = ("ltla", "utla", "region", "icb", "nhs-region", "ca")
+REQUIRED_LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")  # ca (combined authorities) is optional
 
 
 def dictionary_markdown() -> str:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.5.0"  # 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax; 1.5 waterfall
+SCHEMA_VERSION = "1.6.0"  # 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+# 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
 
@@ -129,6 +130,18 @@ WATERFALL: tuple[OutputColumn, ...] = (
     money("cumulative", "running total after the step; after the last step, the grant"),
 )
 
+COHORTS: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement"),
+    OutputColumn("cohort", pa.string(), "text", "cohort name (e.g. prevention_40_55, care_85_plus), or 'rest'"),
+    OutputColumn("ages", pa.string(), "years", "the cohort's ages, e.g. 40-55; 90 means 90 and over"),
+    OutputColumn("share", pa.float64(), "ratio", "the cohort's share of the area's age-weighted population"),
+    money("amount", "the cohort's part of the grant; an area's cohorts and 'rest' add to its grant to the penny"),
+)
+
 COMPARE: tuple[OutputColumn, ...] = (
     OutputColumn("area_code", pa.string(), "code", "area code"),
     OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
@@ -146,7 +159,7 @@ COMPARE: tuple[OutputColumn, ...] = (
 )
 
 TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION, "streams": STREAMS,
-          "waterfall": WATERFALL, "compare": COMPARE}
+          "waterfall": WATERFALL, "cohorts": COHORTS, "compare": COMPARE}
 
 
 def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:

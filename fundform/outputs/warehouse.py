@@ -14,7 +14,7 @@ import duckdb
 
 from fundform.errors import FundformError
 
-RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall")
+RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall", "cohorts")
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

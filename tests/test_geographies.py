@@ -1,0 +1,110 @@
+"""Geographies: roll-ups reconcile, combined authorities, ICB apportionment, deal areas, receiving bodies, cohorts."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from fundform.errors import InvalidInput
+from fundform.formula.scenario import resolve_formula
+from fundform.geography import deal_lookup
+from fundform.inputs.tables import LEVELS
+from fundform.pipeline import RunParameters, compute
+
+runner = CliRunner()
+GM = ["E08000001", "E08000002", "E08000003", "E08000004", "E08000005", "E08000006", "E08000007", "E08000008",
+      "E08000009", "E08000010"]
+
+
+@pytest.fixture(scope="module")
+def by_level(bundled, needs_formula):
+    return {lv: compute(bundled, needs_formula, RunParameters(level=lv)) for lv in LEVELS}
+
+
+def test_every_level_adds_up_to_the_national_total(by_level):
+    ltla = by_level["ltla"].allocations
+    for lv, r in by_level.items():
+        a = r.allocations
+        for col in ("allocation", "target_allocation", "grant", "notional_local_tax"):
+            assert a.group_by("year_index").agg(pl.col(col).sum()).sort("year_index")[col].to_list() == \
+                ltla.group_by("year_index").agg(pl.col(col).sum()).sort("year_index")[col].to_list(), (lv, col)
+        assert a["need_weighted_population"].sum() == pytest.approx(ltla["need_weighted_population"].sum(),
+                                                                     rel=1e-12)
+
+
+def test_greater_manchester_is_the_sum_of_its_ten_boroughs(by_level):
+    ca = by_level["ca"].allocations.filter(pl.col("area_code") == "E47000001")
+    boroughs = by_level["ltla"].allocations.filter(pl.col("area_code").is_in(GM))
+    sums = boroughs.group_by("year_index").agg(pl.col("need_weighted_population", "population",
+                                                      "target_allocation").sum()).sort("year_index")
+    ca = ca.sort("year_index")
+    assert ca["need_weighted_population"].to_list() == pytest.approx(sums["need_weighted_population"].to_list(),
+                                                                     rel=1e-12)
+    assert ca["population"].to_list() == sums["population"].to_list()
+    assert ((ca["target_allocation"] - sums["target_allocation"]).abs() <= len(GM)).all()  # pence of rounding
+    # the transition applies to the body that receives the money: GM's grant is its own, not its boroughs' sum
+    grants = by_level["ltla"].allocations.filter(pl.col("area_code").is_in(GM)).group_by("year_index").agg(
+        pl.col("grant").sum()).sort("year_index")
+    assert (ca["grant"] != grants["grant"]).any()
+
+
+def test_an_authority_split_between_icbs_is_apportioned_by_the_published_shares(bundled, by_level):
+    lk = bundled["area_lookup"].filter((pl.col("level") == "icb") & (pl.col("area_code") == "E06000064"))
+    ltla_pop = by_level["ltla"].need.filter(pl.col("area_code") == "E06000064")["population"].item()
+    icb_pop = by_level["icb"].need.select("area_code", "population")
+    # every ICB's population is the sum of its authorities' populations times their shares
+    expected = bundled["area_lookup"].filter(pl.col("level") == "icb").join(
+        by_level["ltla"].need.select("area_code", "population"), on="area_code").group_by("target_code").agg(
+        (pl.col("population") * pl.col("share")).sum().alias("p"))
+    j = icb_pop.join(expected, left_on="area_code", right_on="target_code")
+    assert j.height == 42 and (j["population"] - j["p"]).abs().max() < 1e-6
+    assert lk.height == 2 and sum(lk["share"]) == pytest.approx(1.0) and ltla_pop > 0
+
+
+def test_a_deal_file_with_a_share_of_0_8_is_rejected_naming_the_council(bundled, tmp_path):
+    f = tmp_path / "deals.csv"
+    pl.DataFrame({"area_code": ["E08000003", "E08000001"], "deal_code": ["D1", "D1"], "deal_name": ["Deal", "Deal"],
+                  "share": [0.8, 1.0]}).write_csv(f)
+    with pytest.raises(InvalidInput) as e:
+        deal_lookup(f, bundled["areas"])
+    assert "E08000003 Manchester sums to 0.8" in str(e.value) and "deals.csv, column 'share'" in str(e.value)
+    r = runner.invoke(app, ["run", "--level", f"deal:{f}", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "Manchester" in r.output and not (tmp_path / "o").exists()
+
+
+def test_a_deal_area_run_funds_every_authority_once(bundled, needs_formula, tmp_path):
+    f = tmp_path / "deals.csv"
+    pl.DataFrame({"area_code": GM[:3] + ["E06000064", "E06000064"], "deal_code": ["D1"] * 3 + ["D1", "D2"],
+                  "deal_name": ["North"] * 4 + ["Lakes"], "share": [1.0, 1.0, 1.0, 0.5, 0.5]}).write_csv(f)
+    r = compute(bundled, needs_formula, RunParameters(level=f"deal:{f}"))
+    a = r.allocations.filter(pl.col("year_index") == 1)
+    assert a.height == 296 - 4 + 2 and a["area_level"][0] == "deal:deals.csv"
+    assert a["population"].sum() == pytest.approx(57_690_323)
+    assert r.reconciliation["holds"].all()
+
+
+def test_levels_command_shows_both_figures(tmp_path):
+    r = runner.invoke(app, ["levels", "E47000001", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["members"] == GM
+    first = d["years"][0]
+    assert first["need_weighted_population"] == pytest.approx(first["need_weighted_population_members"], rel=1e-12)
+
+
+def test_cohorts_add_up_to_the_pooled_grant(bundled):
+    for formula, level in (("fundform-needs", "ltla"), ("hdc-2021", "ca")):
+        r = compute(bundled, resolve_formula(formula), RunParameters(level=level))
+        c = r.cohorts
+        assert set(c["cohort"].unique()) == {"prevention_40_55", "care_85_plus", "rest"}
+        s = c.group_by("area_code", "financial_year").agg(pl.col("amount").sum(), pl.col("share").sum())
+        j = s.join(r.allocations.select("area_code", "financial_year", "grant"), on=["area_code", "financial_year"])
+        assert (j["amount"] == j["grant"]).all() and (j["share"] - 1).abs().max() < 1e-12
+    # cohorts are configurable: a scenario can set its own
+    r = compute(bundled, resolve_formula("fundform-needs", [
+        'cohorts=[{name="under_5", title="Early years", from=0, to=4}]']), RunParameters(years=1))
+    assert set(r.cohorts["cohort"].unique()) == {"under_5", "rest"}
