@@ -106,7 +106,7 @@ def test_export_formats(run_dir, tmp_path, fmt, files):
         with zipfile.ZipFile(tmp_path / fmt / "fundform.xlsx") as z:
             sheets = re.findall(r'<sheet name="([^"]+)"', z.read("xl/workbook.xml").decode())
             styles = z.read("xl/styles.xml").decode()
-        assert sheets == ["allocations", "need", "reconciliation", "streams", "waterfall", "manifest"]
+        assert sheets == ["allocations", "need", "reconciliation", "streams", "waterfall", "cohorts", "manifest"]
         assert "£#,##0.00" in styles  # pounds formatted
 
 
