@@ -68,6 +68,19 @@ COMBINED_AUTHORITIES = {
                                                       "E07000012", "E06000031"]),
     "E47000009": ("West of England", ["E06000022", "E06000023", "E06000025"]),
 }
+# Local authority reorganisations since 2019: each old district merged whole into a new authority (no splits at
+# district level). The 2019 changes predate the IoD2019 codes, so their population weights are not in the data.
+CODE_CHANGES = [
+    (2019, "E06000058", "Bournemouth, Christchurch and Poole", ["E06000028", "E06000029", "E07000048"]),
+    (2019, "E06000059", "Dorset", ["E07000049", "E07000050", "E07000051", "E07000052", "E07000053"]),
+    (2019, "E07000244", "East Suffolk", ["E07000205", "E07000206"]),
+    (2019, "E07000245", "West Suffolk", ["E07000201", "E07000204"]),
+    (2019, "E07000246", "Somerset West and Taunton", ["E07000190", "E07000191"]),
+    (2020, "E06000060", "Buckinghamshire", ["E07000004", "E07000005", "E07000006", "E07000007"]),
+    (2021, "E06000061", "North Northamptonshire", ["E07000150", "E07000152", "E07000153", "E07000156"]),
+    (2021, "E06000062", "West Northamptonshire", ["E07000151", "E07000154", "E07000155"]),
+] + [(2023, new, name, olds) for new, (name, olds) in REORGANISATIONS_2023.items()]
+
 EFFECTIVE_FROM = {"ltla": "2023/24", "utla": "2023/24", "region": "2023/24", "icb": "2022/23",
                   "nhs-region": "2022/23", "ca": "2024/25"}
 
@@ -480,6 +493,36 @@ def build_icb_allocations(src: Path) -> pl.DataFrame:
     return out
 
 
+def build_code_changes(src: Path) -> pl.DataFrame:
+    """Old district -> successor authority, with each old district's population (IoD2019 denominators, mid-2015)
+    as the weight for averaging rates and scores; null where the old code predates the IoD2019 geography."""
+    den = pl.read_csv(src / "deprivation/lsoa-2019/File_6_-_IoD2019_Population_Denominators.csv.gz",
+                      infer_schema_length=0)
+    c = den.columns
+    pop = den.select(lad=pl.col(c[2]), name=pl.col(c[3]), p=pl.col(c[4]).str.replace_all(",", "").cast(pl.Float64)
+                     ).group_by("lad", "name").agg(pl.col("p").sum())
+    rows = [(y, old, new, name) for y, new, name, olds in CODE_CHANGES for old in olds]
+    out = (pl.DataFrame(rows, schema=["change_year", "old_code", "new_code", "new_name"], orient="row")
+           .with_columns(pl.col("change_year").cast(pl.Int32))
+           .join(pop.rename({"lad": "old_code", "name": "old_name", "p": "population_weight"}), on="old_code",
+                 how="left")
+           .with_columns(weight_source=pl.when(pl.col("population_weight").is_null()).then(pl.lit("not available"))
+                         .otherwise(pl.lit("IoD2019 population denominators, mid-2015")))
+           .select("change_year", "old_code", "old_name", "new_code", "new_name", "population_weight",
+                   "weight_source").sort("change_year", "old_code"))
+    return out
+
+
+def build_iod2019(src: Path) -> pl.DataFrame:
+    """IoD2019 local authority summaries on 2019 codes (317 districts): an input on an older boundary vintage."""
+    iod = pl.read_csv(src / "deprivation/IoD2019_lad.csv").filter(pl.col("index_domain") == "Index of Multiple Deprivation")
+    return iod.select(area_code="lad19cd",
+                      imd_average_score=pl.col("average_score").cast(pl.Float64),
+                      imd_rank_average_score=pl.col("rank_average_score").cast(pl.Int32),
+                      imd_proportion_bottom_decile=pl.col("proportion_bottom_decile").cast(pl.Float64),
+                      imd_average_rank=pl.col("average_rank").cast(pl.Float64)).sort("area_code")
+
+
 def write(df: pl.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".parquet.tmp")
     df.write_parquet(tmp, compression="zstd", compression_level=9, statistics=True)
@@ -508,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline, b_notes = build_baseline(src, areas, utla, population, lookup)
         practices = build_practices(src, codes)
         bands = build_council_tax_bands(src, codes)
+        changes = build_code_changes(src)
+        iod2019 = build_iod2019(src)
         icb_allocations = build_icb_allocations(src)
     except BuildError as e:
         print(f"build_dataset: {e}", file=sys.stderr)
@@ -516,10 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         "areas": areas, "population": population, "deprivation": deprivation,
         "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
         "practice_weighted_population": practices, "nhs_icb_allocations": icb_allocations,
-        "council_tax_bands": bands,
+        "council_tax_bands": bands, "code_changes": changes,
     }
     for name, df in tables.items():
         write(df, out / f"{name}.parquet")
+    vintages = out.parent / "vintages"
+    vintages.mkdir(exist_ok=True)
+    write(iod2019, vintages / "deprivation_iod2019_lad19.parquet")
     report = ["# Build report", "", "Written by `data/build_dataset.py`; regenerate with `make data`.", "",
               "| table | rows |", "|---|---|"]
     report += [f"| {k} | {v.height} |" for k, v in tables.items()]

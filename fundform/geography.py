@@ -95,4 +95,4 @@ def with_level(data, level: str, deal_file: Path | None):
 
     rows = deal_lookup(deal_file, data["areas"])
     lk = pl.concat([data["area_lookup"].select(rows.columns), rows])
-    return Dataset(data.directory, {**data.tables, "area_lookup": lk}, data.files)
+    return Dataset(data.directory, {**data.tables, "area_lookup": lk}, data.files, data.conversions)

@@ -294,7 +294,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     if data["population"].height > 200_000:  # small-area or finer input: need uses area x sex x age, sum it once
         pop = data["population"].group_by("area_code", "sex", "age").agg(fixed_sum(pl.col("population")).alias(
             "population")).sort("area_code", "sex", "age")
-        data = Dataset(data.directory, {**data.tables, "population": pop}, data.files)
+        data = Dataset(data.directory, {**data.tables, "population": pop}, data.files, data.conversions)
     step("local resources")
     fy = years["financial_year"].to_list()
     need_index = None
@@ -446,6 +446,7 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         "start_total_gbp": int(path["control_total"][0]) / 100,
         "start_allocation_year": path["financial_year"][0],
         "streams": [s.name for s in settlements],
+        "boundary_conversions": list(data.conversions),
         "transition_scale_back": {f"{s.name} {y}" if len(settlements) > 1 else y: float(v)
                                   for s in settlements for y, v in zip(fy, s.transition.scale_back)},
         "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(fy, released)},

@@ -31,6 +31,7 @@ class Column:
     max: float | None = None
     min_exclusive: bool = False
     required: bool = True
+    combine: str | None = None  # boundary conversion: mean (population-weighted), sum, same, converted, rank:<col>
 
     def expectation(self) -> str:
         parts = [{"str": "text", "int": "a whole number", "float": "a number"}[self.dtype]]

@@ -6,6 +6,7 @@ problem found in every table. Nothing downstream runs on unchecked data.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import polars as pl
 from fundform.errors import InvalidInput, Problem
 from fundform.inputs.contracts import _row_labels, check_table
 from fundform.inputs.tables import CONTRACTS, LEVELS, REQUIRED_LEVELS
+from fundform.inputs.vintages import aggregate_small_areas, convert
 
 SHARE_TOLERANCE = 1e-9
 AGES = 91  # 0..89 and 90+
@@ -34,6 +36,7 @@ class Dataset:
     directory: Path
     tables: dict[str, pl.DataFrame]
     files: tuple[InputFile, ...]
+    conversions: tuple[dict, ...] = ()  # boundary conversions applied on load
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         return self.tables[name]
@@ -126,6 +129,7 @@ def load_dataset(directory: Path) -> Dataset:
                                     + ", ".join(CONTRACTS))], str(directory))
     tables: dict[str, pl.DataFrame] = {}
     files: list[InputFile] = []
+    small_notes: list[dict] = []
     for name, contract in CONTRACTS.items():
         sources = table_sources(directory, name)
         if name == "population" and sources and sources[0].parent.name == "population":
@@ -150,17 +154,35 @@ def load_dataset(directory: Path) -> Dataset:
             problems.append(Problem(path.name, "", f"cannot be read ({type(e).__name__}: {e})",
                                     "a readable Parquet or CSV file"))
             continue
-        checked, table_problems = check_table(raw, contract, path.name)
+        small = "small_area_code" in raw.columns and contract.key == ("area_code",) and contract.covers_every_area
+        checked, table_problems = check_table(raw.drop("small_area_population", strict=False) if small else raw,
+                                              contract if not small else dataclasses.replace(
+                                                  contract, finer_grain_key="small_area_code"), path.name)
         problems += table_problems
+        if small and checked is not None and not table_problems:  # need inputs finer than the authority
+            checked, notes, small_problems = aggregate_small_areas(
+                checked.with_columns(small_area_population=raw["small_area_population"]
+                                     if "small_area_population" in raw.columns else None), contract, path.name)
+            problems += small_problems
+            small_notes.extend(notes)
         files.append(InputFile(name, path, sha256_file(path), raw.height))
         if checked is not None:
             tables[name] = checked
     names = {f.table: (f.path.name if f.path.parent == directory else f"{f.path.parent.name}/") for f in files}
+    conversions = list(small_notes)
+    if "areas" in tables:  # inputs on older boundary vintages, converted by their contracts' rules
+        current = set(tables["areas"]["area_code"].to_list())
+        for name, contract in CONTRACTS.items():
+            if name in tables and contract.key == ("area_code",) and contract.covers_every_area and name != "areas":
+                tables[name], applied, conv_problems = convert(tables[name], contract, tables.get("code_changes"),
+                                                               current, names.get(name, name))
+                conversions += applied
+                problems += conv_problems
     problems += cross_table_problems(tables, names)
     problems += nhs_problems(tables, names)
     if problems:
         raise InvalidInput(problems, str(directory))
-    return Dataset(directory, tables, tuple(files))
+    return Dataset(directory, tables, tuple(files), tuple(conversions))
 
 
 def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list[Problem]:

@@ -51,10 +51,13 @@ DEPRIVATION = TableContract(
     columns=(
         AREA,
         Column("imd_average_score", "float", "IMD score", "population-weighted average of LSOA IMD scores "
-               "(higher is more deprived)", min=0, min_exclusive=True),
-        Column("imd_rank_average_score", "int", "rank", "rank of the average score, 1 = most deprived", min=1),
+               "(higher is more deprived)", min=0, min_exclusive=True, combine="mean"),
+        Column("imd_rank_average_score", "int", "rank", "rank of the average score, 1 = most deprived", min=1,
+               combine="rank:imd_average_score"),
         Column("imd_proportion_bottom_decile", "float", "ratio", "share of LSOAs in the most deprived 10% "
-               "nationally", min=0, max=1),
+               "nationally", min=0, max=1, combine="mean"),
+        Column("imd_average_rank", "float", "rank", "population-weighted average of LSOA ranks (1 = most deprived)",
+               min=1, required=False, combine="mean"),
     ),
     key=("area_code",),
 )
@@ -67,10 +70,11 @@ PREVENTABLE_MORTALITY = TableContract(
     columns=(
         AREA,
         Column("preventable_mortality_rate", "float", "deaths per 100,000 (age-standardised)",
-               "preventable mortality rate, persons under 75", min=0, min_exclusive=True),
-        Column("preventable_mortality_year", "int", "calendar year", "year of the rate", min=2000, max=2100),
+               "preventable mortality rate, persons under 75", min=0, min_exclusive=True, combine="mean"),
+        Column("preventable_mortality_year", "int", "calendar year", "year of the rate", min=2000, max=2100,
+               combine="same"),
         Column("preventable_mortality_source", "str", "text", "'observed', or 'substituted from <code>' where the "
-               "published value is suppressed (the policy is in data/README.md)"),
+               "published value is suppressed (the policy is in data/README.md)", combine="converted"),
     ),
     key=("area_code",),
 )
@@ -212,9 +216,31 @@ NHS_ICB_ALLOCATIONS = TableContract(
     required=False,
 )
 
+CODE_CHANGES = TableContract(
+    name="code_changes",
+    description="Local authority reorganisations since 2019: each old district and the authority it merged into, "
+    "with its population as the weight for averaging rates and scores. Optional: lets inputs on older codes be "
+    "converted (the run lists each conversion).",
+    source="The Bournemouth, Dorset and Poole, East/West Suffolk, Somerset West and Taunton (2019), Buckinghamshire "
+    "(2020), Northamptonshire (2021), Cumbria, North Yorkshire and Somerset (2023) structural change orders; weights "
+    "from the IoD2019 population denominators (mid-2015)",
+    vintage="changes 2019-2023",
+    columns=(Column("change_year", "int", "year", "year the change took effect (April)", min=2000, max=2100),
+             Column("old_code", "str", "GSS code", "the old district"),
+             Column("old_name", "str", "text", "its name, where the IoD2019 geography has it", nullable=True),
+             Column("new_code", "str", "GSS code", "the authority it merged into"),
+             Column("new_name", "str", "text", "that authority's name"),
+             Column("population_weight", "float", "persons", "the old district's population (null where it "
+                    "predates the IoD2019 geography)", min=0, nullable=True),
+             Column("weight_source", "str", "text", "where the weight comes from")),
+    key=("old_code",),
+    covers_every_area=False,
+    required=False,
+)
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE,
-                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS)
+                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS, CODE_CHANGES)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
 LEVELS = ("ltla", "utla", "region", "icb", "nhs-region", "ca")
