@@ -37,6 +37,13 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
 STATE = {"debug": False}
 
 
+def write_frame(frame, path: Path) -> None:
+    """A table written whole or not at all: to a temporary file, then renamed."""
+    tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(path)
+
+
 def fail(e: BaseException) -> None:
     if isinstance(e, FundformError):
         err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
@@ -295,9 +302,7 @@ def places(
         spec = resolve_formula(formula).spec
         table = place_need(load_dataset(data or default_data_dir()), spec, read_places(file), file.name)
         if out_file:
-            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
-            table.write_parquet(tmp)
-            tmp.replace(out_file)
+            write_frame(table, out_file)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
@@ -343,9 +348,7 @@ def ledger_cmd(
         check_coverage(acts, allocations, actuals.name)
         table = ledger(allocations, acts, spec.ledger)
         if out_file:
-            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
-            table.write_parquet(tmp)
-            tmp.replace(out_file)
+            write_frame(table, out_file)
     except Exception as e:  # noqa: BLE001
         fail(e)
     per_area = table.group_by("area_code", "area_name", maintain_order=True).agg(

@@ -57,5 +57,5 @@ def print_summary(result: RunResult, console: Console) -> None:
                        f"{r['change_pct']:+.2f}%")
         console.print(mt)
     if result.out_dir:
-        console.print(f"Outputs written to [bold]{result.out_dir}[/bold] (allocations.parquet, need.parquet, "
-                      "reconciliation.parquet, streams.parquet, manifest.json)")
+        files = ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
+        console.print(f"Outputs written to [bold]{result.out_dir}[/bold] ({files})")
