@@ -190,7 +190,7 @@ def formulas_list(json_out: JsonOpt = False) -> None:
 
     rows = []
     try:
-        for ident, path in available_formulas().items():
+        for path in available_formulas().values():
             f = load_formula_file(path)
             rows.append({"id": f.spec.id, "version": f.spec.version, "title": f.spec.title,
                          "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources]})

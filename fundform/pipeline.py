@@ -119,9 +119,9 @@ def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
     if practices.select(pl.len()).collect().item() == 0:
         raise FundformError(f"practice_weighted_population has no rows for weights_year {spec.need.weights_year}")
     cols = ["population", "need_weighted_population", *WP_COMPONENTS]
-    frame = practices.select("practice_code", "area_code", "icb_code", "nhs_region_code",
+    frame = practices.select("practice_code", "area_code", "icb_code", "nhs_region_code", *WP_COMPONENTS,
                              population="registered_population",
-                             need_weighted_population=spec.need.weighted_population_column, *WP_COMPONENTS)
+                             need_weighted_population=spec.need.weighted_population_column)
     if level in ("icb", "nhs-region"):
         key = "icb_code" if level == "icb" else "nhs_region_code"
         names = data.lazy("area_lookup").filter(pl.col("level") == level).select(

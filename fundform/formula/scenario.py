@@ -109,8 +109,7 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
     value, and its source becomes the override's origin."""
     parts = path.split(".")
     node = data
-    for i, key in enumerate(parts[:-1]):
-        # growth tables are keyed by financial year: a missing year may be added, anything else must exist
+    for key in parts[:-1]:
         node = _child(node, key, path, create=False)
     last = parts[-1]
     if isinstance(node, list) and _named(node):

@@ -55,9 +55,9 @@ def place_need(data: Dataset, spec: FormulaSpec, places: pl.DataFrame, file: str
     return (
         practices.join(places, on="practice_code", how="inner").sort("place_code", "practice_code")
         .group_by("place_code", "place_name", maintain_order=True)
-        .agg(practices=pl.len(), icb_codes=pl.col("icb_code").unique().sort().str.join(","),
-             population=fixed_sum(pl.col("registered_population")),
-             need_weighted_population=fixed_sum(pl.col(wp)), *[fixed_sum(pl.col(c)).alias(c) for c in COMPONENTS])
+        .agg(pl.len().alias("practices"), pl.col("icb_code").unique().sort().str.join(",").alias("icb_codes"),
+             fixed_sum(pl.col("registered_population")).alias("population"),
+             fixed_sum(pl.col(wp)).alias("need_weighted_population"), *[fixed_sum(pl.col(c)).alias(c) for c in COMPONENTS])
         .with_columns(need_index=(pl.col("need_weighted_population") / pl.col("population")) / (national[0] / national[1]),
                       share_of_england=pl.col("need_weighted_population") / national[0])
         .sort("place_code")
