@@ -108,8 +108,9 @@ def run(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations.parquet,
-    need.parquet, reconciliation.parquet and manifest.json. Writes nothing if any input or rule is invalid."""
+    """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations, need,
+    streams, waterfall, cohorts and reconciliation (Parquet) and manifest.json, and records the run in the warehouse.
+    Writes nothing if any input or rule is invalid."""
     from fundform.config import load_settings
     from fundform.pipeline import RunParameters
     from fundform.pipeline import run as run_pipeline
