@@ -54,13 +54,11 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
     """Lookup rows for a user deal-area file: each listed authority's shares must sum to 1 (no double counting, no
     part left out); authorities the file does not list stand as themselves."""
     from fundform.errors import InvalidInput, Problem
-    from fundform.inputs.contracts import _row_labels, check_table
+    from fundform.inputs.contracts import _row_labels
+    from fundform.inputs.dataset import check_user_file
 
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInput([Problem(str(path), "", "file not found", "a CSV of area_code, deal_code, deal_name, "
-                                    "share")])
-    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), deal_contract(), path.name)
+    frame, problems = check_user_file(path, deal_contract())
     if frame is not None:
         names = dict(zip(areas["area_code"], areas["area_name"]))
         unknown = frame.with_row_index("__row").filter(~pl.col("area_code").is_in(list(names)))

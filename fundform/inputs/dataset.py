@@ -121,6 +121,24 @@ def _read(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema_length=0)
 
 
+def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Problem]]:
+    """A user's own table (CSV or Parquet) read and checked against its contract: the checked frame and any
+    problems, for the caller to add its own checks to before raising."""
+    path = Path(path)
+    if not path.is_file():
+        return None, [Problem(str(path), "", "file not found",
+                              f"a CSV or Parquet file with columns {', '.join(contract.required_columns)}")]
+    return check_table(_read(path), contract, path.name)
+
+
+def read_user_file(path: Path, contract) -> pl.DataFrame:
+    """check_user_file, raising InvalidInput on any problem."""
+    frame, problems = check_user_file(path, contract)
+    if problems:
+        raise InvalidInput(problems, str(path))
+    return frame
+
+
 def load_dataset(directory: Path) -> Dataset:
     directory = Path(directory)
     problems: list[Problem] = []

@@ -27,8 +27,8 @@ import polars as pl
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import LocalTax, Quantity, parse_year
 from fundform.geography import roll_up
-from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
-from fundform.inputs.dataset import Dataset
+from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.dataset import Dataset, check_user_file
 from fundform.numeric import fixed_sum
 
 PRECEPT_RATES = TableContract(
@@ -85,9 +85,7 @@ def referendum_band_d(band_d: np.ndarray, core: float, precept: np.ndarray | flo
 
 def read_user_table(path: Path, contract: TableContract, codes: set[str]) -> pl.DataFrame:
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInput([Problem(str(path), "", "file not found", f"a CSV of {contract.description.lower()}")])
-    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), contract, path.name)
+    frame, problems = check_user_file(path, contract)
     if frame is not None:
         unknown = frame.with_row_index("__row").filter(~pl.col("area_code").is_in(list(codes)))
         if unknown.height:

@@ -9,8 +9,8 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import FormulaSpec
-from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
-from fundform.inputs.dataset import Dataset
+from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.dataset import Dataset, read_user_file
 from fundform.numeric import fixed_sum
 
 PLACES = TableContract(
@@ -29,13 +29,7 @@ COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_matern
 
 
 def read_places(path: Path) -> pl.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInput([Problem(str(path), "", "file not found", "a CSV of practice_code, place_code, place_name")])
-    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), PLACES, path.name)
-    if problems:
-        raise InvalidInput(problems, str(path))
-    return frame
+    return read_user_file(path, PLACES)
 
 
 def place_need(data: Dataset, spec: FormulaSpec, places: pl.DataFrame, file: str = "places") -> pl.DataFrame:

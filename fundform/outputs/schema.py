@@ -29,6 +29,15 @@ def money(name: str, description: str, unit: str = "GBP", real: bool = False) ->
     return OutputColumn(name, MONEY, unit, description, real)
 
 
+# the keys of every per-area, per-year table after allocations
+AREA_YEAR: tuple[OutputColumn, ...] = (
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("area_name", pa.string(), "text", "area name"),
+    OutputColumn("area_level", pa.string(), "text", "output level"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+)
+
 ALLOCATIONS: tuple[OutputColumn, ...] = (
     OutputColumn("area_code", pa.string(), "code", "area code at the output level (GSS; ODS for ICBs and NHS regions)"),
     OutputColumn("area_name", pa.string(), "text", "area name"),
@@ -76,9 +85,7 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
 )
 
 NEED: tuple[OutputColumn, ...] = (
-    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
-    OutputColumn("area_name", pa.string(), "text", "area name"),
-    OutputColumn("area_level", pa.string(), "text", "output level"),
+    *AREA_YEAR[:3],
     OutputColumn("population", pa.float64(), "persons", "resident population"),
     OutputColumn("age_weighted_population", pa.float64(), "persons", "population weighted by the age cost curve "
                  "(null where need comes from practice weighted populations)", nullable=True),
@@ -102,11 +109,7 @@ RECONCILIATION: tuple[OutputColumn, ...] = (
 )
 
 STREAMS: tuple[OutputColumn, ...] = (
-    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
-    OutputColumn("area_name", pa.string(), "text", "area name"),
-    OutputColumn("area_level", pa.string(), "text", "output level"),
-    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
-    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+    *AREA_YEAR,
     OutputColumn("stream", pa.string(), "text", "funding stream ('all' for a version without streams)"),
     money("control_total", "the stream's control total for the year"),
     money("target_allocation", "the stream's target: its need share x its control total"),
@@ -118,11 +121,7 @@ STREAMS: tuple[OutputColumn, ...] = (
 )
 
 WATERFALL: tuple[OutputColumn, ...] = (
-    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
-    OutputColumn("area_name", pa.string(), "text", "area name"),
-    OutputColumn("area_level", pa.string(), "text", "output level"),
-    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
-    OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
+    *AREA_YEAR,
     OutputColumn("step_order", pa.int32(), "count", "order of the step, from 1"),
     OutputColumn("step", pa.string(), "text", "equal share per head, age, each need indicator (or need weighting), "
                  "transition, guarantee payment, local tax deduction, negative-grant rule"),
@@ -131,11 +130,7 @@ WATERFALL: tuple[OutputColumn, ...] = (
 )
 
 COHORTS: tuple[OutputColumn, ...] = (
-    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
-    OutputColumn("area_name", pa.string(), "text", "area name"),
-    OutputColumn("area_level", pa.string(), "text", "output level"),
-    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
-    OutputColumn("year_index", pa.int32(), "count", "year of the settlement"),
+    *AREA_YEAR,
     OutputColumn("cohort", pa.string(), "text", "cohort name (e.g. prevention_40_55, care_85_plus), or 'rest'"),
     OutputColumn("ages", pa.string(), "years", "the cohort's ages, e.g. 40-55; 90 means 90 and over"),
     OutputColumn("share", pa.float64(), "ratio", "the cohort's share of the area's age-weighted population"),

@@ -15,7 +15,8 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import Ledger
-from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
+from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.dataset import read_user_file
 from fundform.settlement.money import round_half_up
 
 ACTUALS = TableContract(
@@ -30,14 +31,7 @@ ACTUALS = TableContract(
 
 
 def read_actuals(path: Path) -> pl.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInput([Problem(str(path), "", "file not found", "a CSV of area_code, financial_year, spending")])
-    raw = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=0)
-    frame, problems = check_table(raw, ACTUALS, path.name)
-    if problems:
-        raise InvalidInput(problems, str(path))
-    return frame
+    return read_user_file(path, ACTUALS)
 
 
 def check_coverage(actuals: pl.DataFrame, allocations: pl.DataFrame, file: str) -> None:
