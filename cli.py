@@ -32,8 +32,10 @@ app = typer.Typer(
 formulas_app = typer.Typer(help="List and show formula versions.", no_args_is_help=True)
 app.add_typer(formulas_app, name="formulas")
 
-out = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+# Messages never wrap (soft_wrap): a path or an error cut mid-line cannot be pasted back or matched by a
+# script. Tables still lay out to the terminal's width, or 132 columns when the output is not a terminal.
+out = Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
 STATE = {"debug": False}
 
 
