@@ -218,7 +218,7 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.formula.spec import iter_quantities
+    from fundform.formula.spec import iter_age_curves, iter_quantities
 
     try:
         f = resolve_formula(formula_id)
@@ -239,6 +239,13 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     for path, q in iter_quantities(s):
         t.add_row(path, f"{q.value:g}", q.unit, q.source)
     out.print(t)
+    for path, curve in iter_age_curves(s):
+        t = Table(title=f"Age cost curve {path} ({curve.unit})", caption=f"source: {curve.source}")
+        for c in ["key", "ages", "weight"]:
+            t.add_column(c, overflow="fold")
+        for b in curve.bands:
+            t.add_row(f"{path}.bands.{b.age_from}-{b.age_to}.weight", f"{b.age_from}-{b.age_to}", f"{b.weight:g}")
+        out.print(t)
     t = Table(title="Sources")
     for c in ["id", "title", "publisher"]:
         t.add_column(c, overflow="fold")
@@ -708,7 +715,11 @@ def batch(
 @app.command()
 def sweep(
     param: Annotated[list[str], typer.Option("--param", help="PATH=LO:HI (uniform draws) or PATH=V1,V2,... (a grid), "
-                                             "e.g. need.indicators.deprivation.elasticity=0.1:0.4. Repeatable.")],
+                                             "e.g. need.indicators.deprivation.elasticity=0.1:0.4 or "
+                                             "need.age_cost_curve.bands.85-90.weight=4,6,8. Sweepable: age band "
+                                             "weights, indicator elasticities and min/max multipliers, "
+                                             "transition gap, floor and ceiling, real growth, equalisation, "
+                                             "share for devolved services. Repeatable.")],
     formula: Annotated[str, typer.Option(help="Formula or scenario to vary.")] = "fundform-needs",
     draws: Annotated[Optional[int], typer.Option(help="Number of random scenarios (with LO:HI parameters).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (reproducible).")] = 20261122,

@@ -28,7 +28,8 @@ from fundform.settlement.control_total import index_growth, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
 from fundform.settlement.transition import BOUND_FLOOR, run_transition
 
-SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.elasticity$"),
+SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(elasticity|min_multiplier|max_multiplier)$"),
+             re.compile(r"^need\.age_cost_curve\.bands\.\d+-\d+\.weight$"),
              re.compile(r"^transition\.(gap_closed_per_year|floor|ceiling)$"),
              re.compile(r"^control_total\.real_growth$"),
              re.compile(r"^local_tax\.(equalisation|share_for_devolved_services)$"))
@@ -53,8 +54,9 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
             raise FundformError(f"--param '{e}': expected PATH=LO:HI or PATH=V1,V2,...")
         path, spec = (x.strip() for x in e.split("=", 1))
         if not any(p.match(path) for p in SWEEPABLE):
-            raise FundformError(f"--param {path}: not a sweepable parameter (elasticities, gap_closed_per_year, "
-                                "floor, ceiling, real_growth, equalisation, share_for_devolved_services)")
+            raise FundformError(f"--param {path}: not a sweepable parameter (age band weights, indicator "
+                                "elasticities and multiplier bounds, gap_closed_per_year, floor, ceiling, "
+                                "real_growth, equalisation, share_for_devolved_services)")
         names.append(path)
         try:
             if ":" in spec:
@@ -88,6 +90,26 @@ def _matrix(data: Dataset, level: str, codes: list[str]) -> np.ndarray:
     return m
 
 
+def band_population(data: Dataset, bands, ltla: pl.DataFrame) -> np.ndarray:
+    """(bands, lower-tier areas): population in each age band, areas in lower-tier code order (exact sums)."""
+    band_of_age = {a: i for i, b in enumerate(bands) for a in range(b.age_from, b.age_to + 1)}
+    by_band = (data.lazy("population").with_columns(band=pl.col("age").replace_strict(band_of_age,
+                                                                                       return_dtype=pl.Int32))
+               .group_by("area_code", "band").agg(fixed_sum(pl.col("population"))).collect())
+    out = np.zeros((len(bands), ltla.height))
+    rows = ltla.with_row_index("i").join(by_band, on="area_code", how="inner")
+    out[rows["band"].to_numpy(), rows["i"].to_numpy()] = rows["population"].to_numpy()
+    return out
+
+
+def get_band_weights(get, bands, band_keys: list[str], S: int) -> np.ndarray:
+    """(S, bands) the age cost curve's weights per scenario, swept bands varying."""
+    w = np.column_stack([get(f"need.age_cost_curve.bands.{k}.weight", b.weight) for k, b in zip(band_keys, bands)])
+    if (w <= 0).any():
+        raise FundformError("an age band weight must be above 0 in every scenario")
+    return w
+
+
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
               progress=None) -> SweepResult:
     from fundform.pipeline import area_frame, negative_grant_policy
@@ -98,9 +120,14 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         raise FundformError("sweeps cover single-grant versions whose need is an age cost curve with indicators "
                             f"(not {spec.id}: streams, practice-based need or published NHS baselines)")
     known = {i.name for i in spec.need.indicators}
+    bands = spec.need.age_cost_curve.bands
+    band_keys = [f"{b.age_from}-{b.age_to}" for b in bands]
     for n in names:
         if n.startswith("need.indicators.") and n.split(".")[2] not in known:
             raise FundformError(f"--param {n}: {spec.id} has no indicator '{n.split('.')[2]}' ({', '.join(known)})")
+        if n.startswith("need.age_cost_curve.") and n.split(".")[3] not in band_keys:
+            raise FundformError(f"--param {n}: {spec.id} has no age band '{n.split('.')[3]}' "
+                                f"(bands: {', '.join(band_keys)})")
         if n in ("transition.floor", "transition.ceiling") and getattr(spec.transition, n.split(".")[1]) is None:
             raise FundformError(f"--param {n}: {spec.id} has no {n.split('.')[1]} to vary")
     S = values.shape[0]
@@ -115,7 +142,11 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(spec.need.age_cost_curve))
                      .collect(), on="area_code", how="left")
     awp, pop = base["age_weighted_population"].to_numpy(), base["population"].to_numpy()
-    nwp = np.broadcast_to(awp, (S, awp.size)).copy()
+    swept_bands = [f"need.age_cost_curve.bands.{k}.weight" in col for k in band_keys]
+    if any(swept_bands):  # weights vary: (S, bands) weights x (bands, areas) population in each band
+        nwp = get_band_weights(get, bands, band_keys, S) @ band_population(data, bands, ltla)
+    else:  # the run's own sums, so an unswept curve gives the run's figures to the bit
+        nwp = np.broadcast_to(awp, (S, awp.size)).copy()
     for ind in spec.need.indicators:
         v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
         national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
@@ -124,8 +155,14 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         long = pl.DataFrame({"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, v.len())})
         mult = long.select(INDICATOR_TRANSFORMS[ind.transform](pl.col("value"), pl.lit(national), pl.col("e"))
                            ).to_series().to_numpy().reshape(S, v.len())
-        lo = ind.min_multiplier.value if ind.min_multiplier else -np.inf
-        hi = ind.max_multiplier.value if ind.max_multiplier else np.inf
+        lo = get(f"need.indicators.{ind.name}.min_multiplier",
+                 ind.min_multiplier.value if ind.min_multiplier else -np.inf)[:, None]
+        hi = get(f"need.indicators.{ind.name}.max_multiplier",
+                 ind.max_multiplier.value if ind.max_multiplier else np.inf)[:, None]
+        if (lo > hi).any():
+            bad = int(np.flatnonzero((lo > hi)[:, 0])[0])
+            raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad, 0]:g} is above its "
+                                f"max_multiplier {hi[bad, 0]:g}")
         nwp *= np.clip(mult, lo, hi)
     nwp_lvl = nwp @ m
     shares = nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)

@@ -69,13 +69,35 @@ def test_overriding_one_years_index_growth_does_not_freeze_later_years(bundled):
 @pytest.mark.parametrize("expr, message", [
     ("transition.flor=0.1", r"transition.flor: unknown key"),
     ("transitio.floor=0.1", "no key 'transitio'"),
-    ("need.indicators.poverty.elasticity=0.1", "no item named 'poverty'"),
+    ("need.indicators.poverty.elasticity=0.1", "no item 'poverty' here"),
+    ("need.age_cost_curve.bands.85-89.weight=5", r"no item '85-89' here \(known: 0-4, 5-14,"),
+    ("need.age_cost_curve.bands.85-90.weight=0", "greater than 0"),
     ("transition.gap_closed_per_year=1.5", "gap_closed_per_year must be between 0 and 1"),
     ("transition.floor", "expected key.path=value"),
 ])
 def test_bad_overrides_are_rejected_with_the_path(expr, message):
     with pytest.raises(SpecError, match=message):
         resolve_formula("fundform-needs", [expr])
+
+
+def test_an_age_band_weight_is_addressed_by_its_ages_in_set_and_in_scenario_files(bundled, tmp_path):
+    by_set = resolve_formula("fundform-needs", ["need.age_cost_curve.bands.85-90.weight=9.5"])
+    f = tmp_path / "older.toml"
+    f.write_text('extends = "fundform-needs"\ntitle = "t"\ndescription = "d"\n'
+                 '[need.age_cost_curve.bands."85-90"]\nweight = 9.5\n')
+    by_file = resolve_formula(str(f))
+    base = resolve_formula("fundform-needs")
+    for changed in (by_set, by_file):
+        assert [(p, b) for p, _, b in diff_specs(base.spec, changed.spec)] == [
+            ("need.age_cost_curve.bands.85-90.weight", 9.5)]
+        assert changed.spec.need.age_cost_curve.bands[-1].weight == 9.5
+    assert [o.path for o in by_file.overrides] == ["need.age_cost_curve.bands.85-90.weight"]
+    # need is linear in the curve: scaling every band by the same factor changes no share
+    doubled = [f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight={2 * b.weight}"
+               for b in base.spec.need.age_cost_curve.bands]
+    a = compute(bundled, base, RunParameters()).need["target_share"].to_numpy()
+    b = compute(bundled, resolve_formula("fundform-needs", doubled), RunParameters()).need["target_share"].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 def test_scenario_extending_an_unknown_formula(tmp_path):

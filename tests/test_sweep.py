@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from fundform.errors import FundformError
@@ -26,6 +27,24 @@ def test_each_scenario_equals_a_direct_run_with_its_parameters(bundled, needs_fo
     for s, row in enumerate(values):
         sets = [f"{n}={v}" for n, v in zip(names, row)]
         assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets  # to the penny (one tie may differ)
+
+
+def test_age_weights_and_multiplier_bounds_sweep_like_direct_runs(bundled, needs_formula):
+    # the weights are the most debated numbers in a needs formula: each swept band weight and multiplier cap gives
+    # what `fundform run --set` gives with the same values
+    exprs = ["need.age_cost_curve.bands.85-90.weight=4.0,9.0", "need.age_cost_curve.bands.0-4.weight=1.0,2.0",
+             "need.indicators.deprivation.max_multiplier=1.1,1.4"]
+    names, values = parse_parameters(exprs, None, 0)
+    res = run_sweep(bundled, needs_formula, PARAMS, names, values)
+    for s, row in enumerate(values):
+        sets = [f"{n}={v}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets
+    # a heavier oldest band moves money toward the oldest region (the South West), away from London
+    older = {tuple(r): s for s, r in enumerate(values)}
+    light, heavy = res.grants[older[(4.0, 1.0, 1.4)]], res.grants[older[(9.0, 1.0, 1.4)]]
+    codes = res.stats.filter(pl.col("year_index") == 1).sort("area_code")["area_code"].to_list()
+    assert heavy[-1, codes.index("E12000009")] > light[-1, codes.index("E12000009")]
+    assert heavy[-1, codes.index("E12000007")] < light[-1, codes.index("E12000007")]
 
 
 def test_median_of_a_sweep_is_the_run_at_the_median_parameter(bundled, needs_formula):
@@ -55,6 +74,10 @@ def test_random_draws_are_seeded_and_reproducible(bundled, needs_formula):
     (["transition.floor=-0.01:0", "control_total.real_growth=0.01,0.02"], 5, "fundform-needs", "mix of ranges"),
     (["transition.floor=-0.01:0"], None, "fundform-needs", "need --draws"),
     (["need.indicators.poverty.elasticity=0:1"], 5, "fundform-needs", "no indicator 'poverty'"),
+    (["need.age_cost_curve.bands.85-89.weight=1:2"], 5, "fundform-needs", "no age band '85-89'"),
+    (["need.age_cost_curve.bands.0-4.weight=-1:2"], 50, "fundform-needs", "must be above 0"),
+    (["need.indicators.deprivation.min_multiplier=1.2:1.6", "need.indicators.deprivation.max_multiplier=1.0:1.3"],
+     50, "fundform-needs", "is above its max_multiplier"),
     (["transition.floor=-0.01:0"], 5, "hdc-2021", "single-grant versions"),
 ])
 def test_sweep_errors(bundled, exprs, draws, formula, message):

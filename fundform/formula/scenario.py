@@ -67,19 +67,44 @@ def read_toml(path: Path) -> dict:
         raise SpecError(f"{path}: not valid TOML ({e})") from e
 
 
-def _named(items: list) -> bool:
-    return all(isinstance(i, dict) and "name" in i for i in items)
+def item_key(item: Any) -> str | None:
+    """How a list item is addressed in a dotted path: by its name (a source by its id), or an age band by its
+    range ('85-90')."""
+    if not isinstance(item, dict):
+        return None
+    for k in ("name", "id"):
+        if k in item:
+            return str(item[k])
+    if "from" in item and "to" in item:
+        return f"{item['from']}-{item['to']}"
+    return None
+
+
+def _keyed(items: list) -> bool:
+    return bool(items) and all(item_key(i) is not None for i in items)
+
+
+def _all_named(items: list) -> bool:
+    return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
+
+
+def _identity(item: dict) -> set[str]:
+    for k in ("name", "id"):
+        if k in item:
+            return {k}
+    return {"from", "to"}
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted path -> leaf value; items of named lists are addressed by name."""
+    """Dotted path -> leaf value; list items are addressed by name, age bands by their range."""
     out: dict[str, Any] = {}
     if isinstance(data, dict):
         for k, v in data.items():
             out.update(flatten(v, f"{prefix}{k}."))
-    elif isinstance(data, list) and data and _named(data):
+    elif isinstance(data, list) and _keyed(data):
         for item in data:
-            out.update(flatten({k: v for k, v in item.items() if k != "name"}, f"{prefix}{item['name']}."))
+            ident = _identity(item)
+            out.update(flatten({k: v for k, v in item.items() if k not in ident}, f"{prefix}{item_key(item)}."))
     else:
         out[prefix[:-1]] = data
     return out
@@ -92,11 +117,11 @@ def _child(node: Any, key: str, path: str, create: bool) -> Any:
                 raise SpecError(f"override {path}: no key '{key}' here (known: {', '.join(map(str, node))})")
             node[key] = {}
         return node[key]
-    if isinstance(node, list) and _named(node):
+    if isinstance(node, list) and _keyed(node):
         for item in node:
-            if item["name"] == key:
+            if item_key(item) == key:
                 return item
-        raise SpecError(f"override {path}: no item named '{key}' (known: {', '.join(i['name'] for i in node)})")
+        raise SpecError(f"override {path}: no item '{key}' here (known: {', '.join(map(item_key, node))})")
     raise SpecError(f"override {path}: '{key}' is below a value, not a table")
 
 
@@ -112,7 +137,7 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
     for key in parts[:-1]:
         node = _child(node, key, path, create=False)
     last = parts[-1]
-    if isinstance(node, list) and _named(node):
+    if isinstance(node, list) and _keyed(node):
         node = _child(node, last, path, create=False)
         last = "value"
     if not isinstance(node, dict):
@@ -139,13 +164,20 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
             merge(base[k], v, origin, path + ".")
             if is_quantity and "source" not in v:
                 base[k]["source"] = _override_source(origin)
-        elif isinstance(v, list) and isinstance(base[k], list) and _named(v) and _named(base[k]):
+        elif isinstance(v, list) and isinstance(base[k], list) and _all_named(v) and _all_named(base[k]):
             by_name = {i["name"]: i for i in base[k]}
             for item in v:
                 if item["name"] not in by_name:
                     raise SpecError(f"scenario key {path}: no item named '{item['name']}'")
                 merge(by_name[item["name"]], {kk: vv for kk, vv in item.items() if kk != "name"}, origin,
                       f"{path}.{item['name']}.")
+        elif isinstance(v, dict) and isinstance(base[k], list) and _keyed(base[k]):
+            # a table keyed like a dotted path: [need.age_cost_curve.bands."85-90"] or [need.indicators.deprivation]
+            by_key = {item_key(i): i for i in base[k]}
+            for key, sub in v.items():
+                if key not in by_key or not isinstance(sub, dict):
+                    raise SpecError(f"scenario key {path}.{key}: no item '{key}' here (known: {', '.join(by_key)})")
+                merge(by_key[key], sub, origin, f"{path}.{key}.")
         elif is_quantity:
             base[k]["value"] = v
             base[k]["source"] = _override_source(origin)

@@ -500,3 +500,13 @@ def iter_quantities(model: BaseModel, prefix: str = ""):
             for k, item in value.items():
                 if isinstance(item, BaseModel):
                     yield from iter_quantities(item, f"{path}.{k}.")
+
+
+def iter_age_curves(spec: BaseModel, prefix: str = ""):
+    """Every age cost curve in a spec (the pooled need's and each stream's) with its dotted key path; a band's
+    weight is addressed as `<path>.bands.<from>-<to>.weight` by --set, scenarios, diffs and sweeps."""
+    need = getattr(spec, "need", None)
+    if need is not None and need.age_cost_curve is not None:
+        yield f"{prefix}need.age_cost_curve", need.age_cost_curve
+    for stream in getattr(spec, "streams", None) or []:
+        yield from iter_age_curves(stream, f"{prefix}streams.{stream.name}.")
