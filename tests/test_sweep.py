@@ -19,26 +19,28 @@ def direct(bundled, sets, params=PARAMS) -> np.ndarray:
     return r.allocations.sort("year_index", "area_code")["grant"].to_numpy().reshape(params.years, -1)
 
 
-def test_each_scenario_equals_a_direct_run_with_its_parameters(bundled, needs_formula):
-    exprs = ["need.indicators.deprivation.elasticity=0.1,0.4", "transition.floor=-0.02,0.005",
-             "local_tax.equalisation=0.5,1.0"]
+def sweep_matching_direct_runs(bundled, formula, exprs):
+    """A grid sweep whose every scenario is checked against a direct run with the same --set values."""
     names, values = parse_parameters(exprs, None, 0)
-    res = run_sweep(bundled, needs_formula, PARAMS, names, values)
+    res = run_sweep(bundled, formula, PARAMS, names, values)
     for s, row in enumerate(values):
         sets = [f"{n}={v}" for n, v in zip(names, row)]
         assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets  # to the penny (one tie may differ)
+    return res, values
+
+
+def test_each_scenario_equals_a_direct_run_with_its_parameters(bundled, needs_formula):
+    sweep_matching_direct_runs(bundled, needs_formula, [
+        "need.indicators.deprivation.elasticity=0.1,0.4", "transition.floor=-0.02,0.005",
+        "local_tax.equalisation=0.5,1.0"])
 
 
 def test_age_weights_and_multiplier_bounds_sweep_like_direct_runs(bundled, needs_formula):
     # the weights are the most debated numbers in a needs formula: each swept band weight and multiplier cap gives
     # what `fundform run --set` gives with the same values
-    exprs = ["need.age_cost_curve.bands.85-90.weight=4.0,9.0", "need.age_cost_curve.bands.0-4.weight=1.0,2.0",
-             "need.indicators.deprivation.max_multiplier=1.1,1.4"]
-    names, values = parse_parameters(exprs, None, 0)
-    res = run_sweep(bundled, needs_formula, PARAMS, names, values)
-    for s, row in enumerate(values):
-        sets = [f"{n}={v}" for n, v in zip(names, row)]
-        assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets
+    res, values = sweep_matching_direct_runs(bundled, needs_formula, [
+        "need.age_cost_curve.bands.85-90.weight=4.0,9.0", "need.age_cost_curve.bands.0-4.weight=1.0,2.0",
+        "need.indicators.deprivation.max_multiplier=1.1,1.4"])
     # a heavier oldest band moves money toward the oldest region (the South West), away from London
     older = {tuple(r): s for s, r in enumerate(values)}
     light, heavy = res.grants[older[(4.0, 1.0, 1.4)]], res.grants[older[(9.0, 1.0, 1.4)]]
