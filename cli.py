@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from fundform import __version__
 from fundform.errors import FundformError, InvalidInput
+from fundform.outputs.text import gbp, gbp_bn, gbp_pence
 from fundform.paths import PROJECT_ROOT
 
 app = typer.Typer(
@@ -373,9 +374,9 @@ def ledger_cmd(
         for c in ["area", "allocated", "spent", "balance", "forfeited", "status"]:
             t.add_column(c, justify="left" if c in ("area", "status") else "right")
         for r in (failing if failing.height else per_area).head(20).iter_rows(named=True):
-            t.add_row(f"{r['area_name']} ({r['area_code']})", f"£{r['allocation'] / 100:,.2f}",
-                      f"£{r['spending'] / 100:,.2f}", f"£{(r['allocation'] - r['spending']) / 100:,.2f}",
-                      f"£{r['forfeited'] / 100:,.2f}", r["status"] + (f" ({r['first_breach_year']})"
+            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['allocation']),
+                      gbp_pence(r['spending']), gbp_pence(r['allocation'] - r['spending']),
+                      gbp_pence(r['forfeited']), r["status"] + (f" ({r['first_breach_year']})"
                                                                       if r["first_breach_year"] else ""))
         out.print(t)
     if failing.height:
@@ -539,14 +540,14 @@ def compare_cmd(
     for c in ["year", "winners", "gains", "losers", "losses", "change in total"]:
         t.add_column(c, justify="right")
     for r in summ.iter_rows(named=True):
-        t.add_row(r["financial_year"], str(r["winners"]), f"£{r['gains'] / 1e11:,.3f}bn", str(r["losers"]),
-                  f"£{r['losses'] / 1e11:,.3f}bn", f"£{r['change_in_total'] / 1e11:,.3f}bn")
+        t.add_row(r["financial_year"], str(r["winners"]), gbp_bn(r['gains']), str(r["losers"]),
+                  gbp_bn(r['losses']), gbp_bn(r['change_in_total']))
     out.print(t)
     t = Table(title=f"Change per head by deprivation decile, {last} (1 = most deprived)")
     for c in ["decile", "areas", "change per head"]:
         t.add_column(c, justify="right")
     for r in dec.filter(pl.col("financial_year") == last).iter_rows(named=True):
-        t.add_row(str(r["imd_decile"]), str(r["areas"]), f"£{r['change_per_head']:,.2f}")
+        t.add_row(str(r["imd_decile"]), str(r["areas"]), gbp(r['change_per_head']))
     out.print(t)
     for title, frame in [("Biggest gains per head", movers.tail(5).reverse()), ("Biggest losses per head",
                                                                                  movers.head(5))]:
@@ -554,7 +555,7 @@ def compare_cmd(
         for c in ["area", "change per head", "change"]:
             t.add_column(c, justify="left" if c == "area" else "right")
         for r in frame.iter_rows(named=True):
-            t.add_row(f"{r['area_name']} ({r['area_code']})", f"£{r['change_per_head'] / 100:,.2f}",
+            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['change_per_head']),
                       f"{r['change_pct']:+.2f}%")
         out.print(t)
     out.print(f"comparison written to {target}")
@@ -620,8 +621,8 @@ def explain(
         for c in ["step", "adds", "running total"]:
             t.add_column(c, justify="left" if c == "step" else "right")
         for r in part.sort("step_order").iter_rows(named=True):
-            t.add_row(r["step"], f"£{r['amount'] / 100:,.2f}", f"£{r['cumulative'] / 100:,.2f}")
-        t.add_row("[bold]grant[/bold]", "", f"[bold]£{part['cumulative'][-1] / 100:,.2f}[/bold]")
+            t.add_row(r["step"], gbp_pence(r['amount']), gbp_pence(r['cumulative']))
+        t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(part['cumulative'][-1])}[/bold]")
         out.print(t)
 
 
@@ -826,10 +827,10 @@ def levels(
     for c in ["year", "need-weighted pop.", "members", "target", "members' targets", "grant", "members' grants"]:
         t.add_column(c, justify="right")
     for r in rows.iter_rows(named=True):
-        gbp = lambda v: f"£{float(v) / 100:,.2f}"  # noqa: E731  (computed money is in pence)
+        money = lambda v: gbp_pence(float(v))  # noqa: E731  (computed money is in pence)
         t.add_row(r["financial_year"], f"{r['need_weighted_population']:,.0f}",
-                  f"{r['need_weighted_population_members']:,.0f}", gbp(r["target_allocation"]),
-                  gbp(r["target_allocation_members"]), gbp(r["grant"]), gbp(r["grant_members"]))
+                  f"{r['need_weighted_population_members']:,.0f}", money(r["target_allocation"]),
+                  money(r["target_allocation_members"]), money(r["grant"]), money(r["grant_members"]))
     out.print(t)
 
 

@@ -6,16 +6,11 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from fundform.outputs.text import gbp, gbp_bn, gbp_pence
 from fundform.pipeline import RunResult
 
 
-def pounds(pence: int) -> str:
-    sign = "-" if pence < 0 else ""
-    return f"{sign}£{abs(pence) / 100:,.2f}"
-
-
-def bn(pence: int) -> str:
-    return f"£{pence / 1e11:,.3f}bn"
+pounds, bn = gbp_pence, gbp_bn
 
 
 def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -53,7 +48,7 @@ def print_summary(result: RunResult, console: Console) -> None:
         for col in ["area", "code", "need index", "change per head", "change"]:
             mt.add_column(col, justify="left" if col in ("area", "code") else "right")
         for r in frame.iter_rows(named=True):
-            mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", f"£{r['change_per_head']:,.2f}",
+            mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", gbp(r['change_per_head']),
                        f"{r['change_pct']:+.2f}%")
         console.print(mt)
     if result.out_dir:

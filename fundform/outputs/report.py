@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from fundform.outputs.text import gbp
+
 W, H, PAD = 640, 360, 56
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
 
@@ -61,7 +63,7 @@ def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
         body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:.2f}</text>')
     for x, y, n in zip(xs, ys, names):
         body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{BLUE}" fill-opacity="0.6">'
-                    f'<title>{html.escape(str(n))}: {x:.3f}, £{y:,.0f}</title></circle>')
+                    f'<title>{html.escape(str(n))}: {x:.3f}, {gbp(y, 0)}</title></circle>')
     return _frame(title, xlabel, ylabel, body, chart_id)
 
 
@@ -137,7 +139,7 @@ def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
         x = sx(i)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
                     f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
-                    f'median £{m:,.0f}, 5-95%: £{a:,.0f} to £{b:,.0f}</title></circle>')
+                    f'median {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
     return _frame(title, "areas, by median", ylabel, body, chart_id)
 
 
@@ -215,17 +217,17 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                              f"Sweep of {sm['scenarios']:,} scenarios: grant per head, 5th to 95th percentile, "
                              f"{fin['financial_year'][0]}", "grant per head (£)", "c6"))
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
-             (f"grant {years[0]}", f"£{first['grant'].sum() / 1e9:,.2f}bn"),
-             (f"grant {years[-1]}", f"£{last['grant'].sum() / 1e9:,.2f}bn"),
-             (f"grant {years[-1]}, {pb} prices", f"£{last['grant_real'].sum() / 1e9:,.2f}bn"),
+             (f"grant {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
+             (f"grant {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
+             (f"grant {years[-1]}, {pb} prices", f"{gbp(last['grant_real'].sum() / 1e9)}bn"),
              ("areas at a floor, first year", str(per_year["floor"][0])),
              ("reconciliation", "all identities hold" if pl.read_parquet(run_dir / "reconciliation.parquet")
               ["holds"].all() else "FAILED")]
     rows = "".join(
         f"<tr><td>{html.escape(r['area_name'])} <span class=muted>{r['area_code']}</span></td>"
-        f"<td>{r['population']:,.0f}</td><td>{r['need_index']:.3f}</td><td>£{r['target_allocation']:,.0f}</td>"
-        f"<td>£{r['allocation']:,.0f}</td><td>{r['distance_from_target']:+.2%}</td><td>{r['transition_bound']}</td>"
-        f"<td>£{r['grant']:,.0f}</td><td>£{r['grant_per_head']:,.2f}</td></tr>"
+        f"<td>{r['population']:,.0f}</td><td>{r['need_index']:.3f}</td><td>{gbp(r['target_allocation'], 0)}</td>"
+        f"<td>{gbp(r['allocation'], 0)}</td><td>{r['distance_from_target']:+.2%}</td><td>{r['transition_bound']}</td>"
+        f"<td>{gbp(r['grant'], 0)}</td><td>{gbp(r['grant_per_head'])}</td></tr>"
         for r in last.sort("area_code").iter_rows(named=True))
     f = m["formula"]
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
