@@ -35,6 +35,19 @@ SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(elasticity|min_mu
              re.compile(r"^local_tax\.(equalisation|share_for_devolved_services)$"))
 
 
+STREAM = re.compile(r"^streams\.([a-z][a-z0-9_]*)\.(.+)$")
+
+
+def sweepable(path: str) -> bool:
+    """A version's parameter the sweep can vary; a stream's own need, transition or real growth likewise
+    (`streams.adult_social_care.need.indicators.deprivation.elasticity`, `streams.nhs_core.real_growth`)."""
+    stream = STREAM.match(path)
+    if stream:
+        rest = stream.group(2)
+        return rest == "real_growth" or (not rest.startswith("local_tax.") and sweepable(rest))
+    return any(p.match(path) for p in SWEEPABLE)
+
+
 @dataclass
 class SweepResult:
     stats: pl.DataFrame
@@ -53,10 +66,11 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
         if "=" not in e:
             raise FundformError(f"--param '{e}': expected PATH=LO:HI or PATH=V1,V2,...")
         path, spec = (x.strip() for x in e.split("=", 1))
-        if not any(p.match(path) for p in SWEEPABLE):
+        if not sweepable(path):
             raise FundformError(f"--param {path}: not a sweepable parameter (age band weights, indicator "
                                 "elasticities and multiplier bounds, gap_closed_per_year, floor, ceiling, "
-                                "real_growth, equalisation, share_for_devolved_services)")
+                                "real_growth, equalisation, share_for_devolved_services; a stream's own ones "
+                                "as streams.NAME.PATH)")
         names.append(path)
         try:
             if ":" in spec:
@@ -102,72 +116,106 @@ def band_population(data: Dataset, bands, ltla: pl.DataFrame) -> np.ndarray:
     return out
 
 
-def get_band_weights(get, bands, band_keys: list[str], S: int) -> np.ndarray:
-    """(S, bands) the age cost curve's weights per scenario, swept bands varying."""
-    w = np.column_stack([get(f"need.age_cost_curve.bands.{k}.weight", b.weight) for k, b in zip(band_keys, bands)])
-    if (w <= 0).any():
-        raise FundformError("an age band weight must be above 0 in every scenario")
-    return w
+def stream_path(stream, path: str) -> str:
+    """Where a stream's parameter lives: its own need, transition or real growth where it has one, else the
+    version's (so `need.indicators.deprivation.elasticity` moves every stream that shares the version's need)."""
+    if stream is None:
+        return path
+    own = {"need": stream.need is not None, "transition": stream.transition is not None,
+           "control_total": stream.real_growth is not None}
+    if not own.get(path.split(".")[0], False):
+        return path
+    if path == "control_total.real_growth":
+        return f"streams.{stream.name}.real_growth"
+    return f"streams.{stream.name}.{path}"
 
 
-def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
-              progress=None) -> SweepResult:
-    from fundform.pipeline import area_frame, negative_grant_policy
-
-    say = progress or (lambda _m: None)
-    spec = formula.spec
-    if spec.streams or spec.need.method != "age_cost_curve" or spec.baseline.source != "baseline_table":
-        raise FundformError("sweeps cover single-grant versions whose need is an age cost curve with indicators "
-                            f"(not {spec.id}: streams, practice-based need or published NHS baselines)")
-    known = {i.name for i in spec.need.indicators}
-    bands = spec.need.age_cost_curve.bands
-    band_keys = [f"{b.age_from}-{b.age_to}" for b in bands]
+def _check_names(spec, names: list[str]) -> None:
+    """Every swept path names a parameter this version has, and a stream's path one that stream owns."""
+    streams = {st.name: st for st in spec.streams}
     for n in names:
-        if n.startswith("need.indicators.") and n.split(".")[2] not in known:
-            raise FundformError(f"--param {n}: {spec.id} has no indicator '{n.split('.')[2]}' ({', '.join(known)})")
-        if n.startswith("need.age_cost_curve.") and n.split(".")[3] not in band_keys:
-            raise FundformError(f"--param {n}: {spec.id} has no age band '{n.split('.')[3]}' "
-                                f"(bands: {', '.join(band_keys)})")
-        if n in ("transition.floor", "transition.ceiling") and getattr(spec.transition, n.split(".")[1]) is None:
-            raise FundformError(f"--param {n}: {spec.id} has no {n.split('.')[1]} to vary")
-    S = values.shape[0]
-    col = {n: values[:, i] for i, n in enumerate(names)}
-    get = lambda path, default: col.get(path, np.full(S, default))  # noqa: E731
+        st, path = None, n
+        if n.startswith("streams."):
+            parts = n.split(".")
+            if parts[1] not in streams:
+                raise FundformError(f"--param {n}: {spec.id} has no stream '{parts[1]}' "
+                                    f"({', '.join(streams) or 'no streams'})")
+            st = streams[parts[1]]
+            path = ".".join(parts[2:])
+            path = "control_total.real_growth" if path == "real_growth" else path
+            if stream_path(st, path) != n:
+                raise FundformError(f"--param {n}: stream {st.name} takes this from the version; vary {path}")
+        need = (st.need if st is not None and st.need is not None else spec.need)
+        rule = (st.transition if st is not None and st.transition is not None else spec.transition)
+        if path.startswith("need.indicators."):
+            known = {i.name for i in need.indicators}
+            if path.split(".")[2] not in known:
+                raise FundformError(f"--param {n}: {spec.id} has no indicator '{path.split('.')[2]}' here "
+                                    f"({', '.join(sorted(known)) or 'none'})")
+        if path.startswith("need.age_cost_curve."):
+            band_keys = [f"{b.age_from}-{b.age_to}" for b in need.age_cost_curve.bands]
+            if path.split(".")[3] not in band_keys:
+                raise FundformError(f"--param {n}: {spec.id} has no age band '{path.split('.')[3]}' here "
+                                    f"(bands: {', '.join(band_keys)})")
+        if path in ("transition.floor", "transition.ceiling") and getattr(rule, path.split(".")[1]) is None:
+            raise FundformError(f"--param {n}: {spec.id} has no {path.split('.')[1]} to vary")
 
-    say("need across scenarios")
-    areas = area_frame(data, spec, params.level)  # the level's areas, baseline and population (not swept)
-    codes = areas["area_code"].to_list()
-    m = _matrix(data, params.level, codes)
-    ltla = data["areas"].sort("area_code").select("area_code")
-    base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(spec.need.age_cost_curve))
+
+@dataclass
+class _StreamSweep:
+    totals: np.ndarray  # (S, Y+1) pence: the year before and each year
+    base_total: int
+    paid: np.ndarray  # (S, Y, n) pence: allocation + guarantee
+    bound: np.ndarray  # (S, Y, n)
+
+
+def _sweep_need(data: Dataset, need, level: str, ltla: pl.DataFrame, m: np.ndarray, get, stream, S: int
+                ) -> np.ndarray:
+    """(S, areas of the level) target shares."""
+    at = lambda path, default: get(stream_path(stream, path), default)  # noqa: E731
+    bands = need.age_cost_curve.bands
+    band_keys = [f"{b.age_from}-{b.age_to}" for b in bands]
+    base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(need.age_cost_curve))
                      .collect(), on="area_code", how="left")
     awp, pop = base["age_weighted_population"].to_numpy(), base["population"].to_numpy()
-    swept_bands = [f"need.age_cost_curve.bands.{k}.weight" in col for k in band_keys]
-    if any(swept_bands):  # weights vary: (S, bands) weights x (bands, areas) population in each band
-        nwp = get_band_weights(get, bands, band_keys, S) @ band_population(data, bands, ltla)
+    weights = np.column_stack([at(f"need.age_cost_curve.bands.{k}.weight", b.weight)
+                               for k, b in zip(band_keys, bands)])
+    if (weights != np.array([b.weight for b in bands])[None, :]).any():
+        if (weights <= 0).any():
+            raise FundformError("an age band weight must be above 0 in every scenario")
+        nwp = weights @ band_population(data, bands, ltla)  # (S, bands) x (bands, areas)
     else:  # the run's own sums, so an unswept curve gives the run's figures to the bit
         nwp = np.broadcast_to(awp, (S, awp.size)).copy()
-    for ind in spec.need.indicators:
+    for ind in need.indicators:
         v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
         national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
                                                                   / fixed_sum(pl.col("p"))).item())
-        e = get(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
+        e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
         long = pl.DataFrame({"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, v.len())})
         mult = long.select(INDICATOR_TRANSFORMS[ind.transform](pl.col("value"), pl.lit(national), pl.col("e"))
                            ).to_series().to_numpy().reshape(S, v.len())
-        lo = get(f"need.indicators.{ind.name}.min_multiplier",
-                 ind.min_multiplier.value if ind.min_multiplier else -np.inf)[:, None]
-        hi = get(f"need.indicators.{ind.name}.max_multiplier",
-                 ind.max_multiplier.value if ind.max_multiplier else np.inf)[:, None]
+        lo = at(f"need.indicators.{ind.name}.min_multiplier",
+                ind.min_multiplier.value if ind.min_multiplier else -np.inf)[:, None]
+        hi = at(f"need.indicators.{ind.name}.max_multiplier",
+                ind.max_multiplier.value if ind.max_multiplier else np.inf)[:, None]
         if (lo > hi).any():
             bad = int(np.flatnonzero((lo > hi)[:, 0])[0])
             raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad, 0]:g} is above its "
                                 f"max_multiplier {hi[bad, 0]:g}")
         nwp *= np.clip(mult, lo, hi)
     nwp_lvl = nwp @ m
-    shares = nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
+    return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 
-    say("control totals and targets")
+
+def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, m: np.ndarray, stream=None,
+                  link: _StreamSweep | None = None, extra=None) -> _StreamSweep:
+    """One stream (or the whole single-grant version) across all scenarios: the same steps as the run's
+    `_allocate`, with a leading scenario axis. `extra` (S, Y+1) pence is added to the total shared by need."""
+    from fundform.pipeline import area_frame
+
+    at = lambda path, default: get(stream_path(stream, path), default)  # noqa: E731
+    areas = area_frame(data, spec, params.level)  # the level's areas, baseline and population (not swept)
+    shares = _sweep_need(data, spec.need, params.level, ltla, m, get, stream, S)
     years = settlement_years(params.start_year, params.years)
     fy = years["financial_year"].to_list()
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
@@ -176,9 +224,50 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     infl = np.array([np.prod([1 + growth[format_year(t)] for t in range(base_year + 1, parse_year(y) + 1)])
                      for y in all_years])
     n_years = np.array([parse_year(y) - base_year for y in all_years])
-    real = get("control_total.real_growth", spec.control_total.real_growth.value)
     base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
-    totals = round_half_up(base_total * infl[None, :] * (1 + real[:, None]) ** n_years[None, :])  # (S, Y+1)
+    if link is not None:  # growth locked to another stream's: the same cumulative factors, scenario by scenario
+        totals = round_half_up(base_total * (link.totals / link.base_total))
+    else:
+        real = at("control_total.real_growth", spec.control_total.real_growth.value)
+        totals = round_half_up(base_total * infl[None, :] * (1 + real[:, None]) ** n_years[None, :])  # (S, Y+1)
+    if extra is not None:
+        totals = totals + extra
+    ct = totals[:, 1:]
+    n = areas.height
+    baseline_w = areas["baseline_gbp"].to_numpy()
+    targets = apportion(ct, np.broadcast_to(shares[:, None, :], (S, params.years, n)))
+    baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, n)))
+    start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, n)))
+    rule = spec.transition
+    swept = {k: at(f"transition.{k}", getattr(rule, k).value)[:, None]
+             for k in ("gap_closed_per_year", "floor", "ceiling") if getattr(rule, k) is not None}
+    inflation = np.array([growth.get(y, 0.0) for y in fy])
+    tr = run_transition(start, targets, ct, rule, fy, baselines=baselines, inflation=inflation, values=swept)
+    return _StreamSweep(totals, base_total, tr.allocation + tr.guarantee, tr.bound)
+
+
+def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
+              progress=None) -> SweepResult:
+    """Every scenario of a single-grant or multi-stream version whose need is an age cost curve."""
+    from fundform.pipeline import area_frame, negative_grant_policy, stream_spec
+
+    say = progress or (lambda _m: None)
+    spec = formula.spec
+    needs = [spec.need] + [st.need for st in spec.streams if st.need is not None]
+    if any(nd.method != "age_cost_curve" for nd in needs) or spec.baseline.source != "baseline_table":
+        raise FundformError("sweeps cover versions whose need is an age cost curve with indicators "
+                            f"(not {spec.id}: practice-based need or published NHS baselines)")
+    _check_names(spec, names)
+    S = values.shape[0]
+    col = {n: values[:, i] for i, n in enumerate(names)}
+    get = lambda path, default: col.get(path, np.full(S, default, dtype=float))  # noqa: E731
+
+    areas = area_frame(data, spec, params.level)
+    codes = areas["area_code"].to_list()
+    m = _matrix(data, params.level, codes)
+    ltla = data["areas"].sort("area_code").select("area_code")
+    years = settlement_years(params.start_year, params.years)
+    fy = years["financial_year"].to_list()
     lt = spec.local_tax
     local = local_resources(data, lt, params.level, fy)
     n_full = local.array("notional_local_resources", codes, fy) * 100  # (Y, n) pence, floats
@@ -189,33 +278,36 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     phase = (np.minimum(k / lt.equalisation_phasing_years.value, 1.0) if lt.equalisation_phasing_years
              else np.ones(params.years))
     degree = (e * share / share0)[:, None] * phase[None, :]  # (S, Y): N scales with the share
-    if lt.basis == "grant":
-        extra = round_half_up(degree * n_full.sum(axis=1)[None, :])
-        totals = totals + np.concatenate([extra[:, :1], extra], axis=1)
-    ct = totals[:, 1:]
-    baseline_w = areas["baseline_gbp"].to_numpy()
-    targets = apportion(ct, np.broadcast_to(shares[:, None, :], (S, params.years, len(codes))))
-    baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, len(codes))))
-    start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, len(codes))))
 
-    say("transition across scenarios")
-    rule = spec.transition
-    swept = {k: get(f"transition.{k}", getattr(rule, k).value)[:, None]
-             for k in ("gap_closed_per_year", "floor", "ceiling") if getattr(rule, k) is not None}
-    inflation = np.array([growth.get(y, 0.0) for y in fy])
-    tr = run_transition(start, targets, ct, rule, fy, baselines=baselines, inflation=inflation, values=swept)
+    if not spec.streams:
+        say("need, control totals and transition across scenarios")
+        extra = None
+        if lt.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
+            per_year = round_half_up(degree * n_full.sum(axis=1)[None, :])
+            extra = np.concatenate([per_year[:, :1], per_year], axis=1)
+        parts = [_sweep_stream(data, spec, params, get, S, ltla, m, extra=extra)]
+    else:
+        done: dict[str, _StreamSweep] = {}
+        for st in sorted(spec.streams, key=lambda x: x.linked_to is not None):  # linked streams after their link
+            say(f"stream {st.name} across scenarios")
+            done[st.name] = _sweep_stream(data, stream_spec(spec, st), params, get, S, ltla, m, stream=st,
+                                          link=done.get(st.linked_to) if st.linked_to else None)
+        parts = [done[st.name] for st in spec.streams]
+    paid = sum(p.paid for p in parts)
+    # held at a floor: in any stream (the area's money is being protected somewhere)
+    at_floor_any = np.any(np.stack([p.bound == BOUND_FLOOR for p in parts]), axis=0)
 
     say("local tax and grants")
     notional_f = degree[:, :, None] * n_full[None, :, :]
     notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=-1)))
-    grant = tr.allocation + tr.guarantee - notional
+    grant = paid - notional
     if lt.negative_grants != "tariff":
         lvl_pop = areas["population"].to_numpy()
         grant = np.stack([negative_grant_policy(grant[:, t, :], lvl_pop, lt) for t in range(params.years)], axis=1)
 
     say("distributions and sensitivity")
     q = np.percentile(grant, [0, 5, 50, 95, 100], axis=0) / 100.0  # (5, Y, n) pounds
-    at_floor = (tr.bound == BOUND_FLOOR).mean(axis=0)
+    at_floor = at_floor_any.mean(axis=0)
     rank = lambda a: np.argsort(np.argsort(a, axis=0, kind="stable"), axis=0, kind="stable").astype(float)  # noqa
     g_rank = rank(grant[:, -1, :])
     g_rank -= g_rank.mean(axis=0)
@@ -240,4 +332,5 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         "mean_abs_rank_correlation", descending=True).with_row_index("rank", offset=1)
     scenarios = pl.DataFrame({"scenario": np.arange(S), **{n: values[:, i] for i, n in enumerate(names)},
                               "total_grant_last_year": grant[:, -1, :].sum(axis=1) / 100})
-    return SweepResult(stats, sensitivity, scenarios, grant, tr.bound)
+    bound = np.where(at_floor_any, BOUND_FLOOR, parts[0].bound) if len(parts) > 1 else parts[0].bound
+    return SweepResult(stats, sensitivity, scenarios, grant, bound)

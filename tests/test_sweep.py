@@ -14,8 +14,8 @@ from fundform.sweep import parse_parameters, run_sweep
 PARAMS = RunParameters(level="region", years=3)
 
 
-def direct(bundled, sets, params=PARAMS) -> np.ndarray:
-    r = compute(bundled, resolve_formula("fundform-needs", sets), params)
+def direct(bundled, sets, params=PARAMS, formula="fundform-needs") -> np.ndarray:
+    r = compute(bundled, resolve_formula(formula, sets), params)
     return r.allocations.sort("year_index", "area_code")["grant"].to_numpy().reshape(params.years, -1)
 
 
@@ -25,7 +25,7 @@ def sweep_matching_direct_runs(bundled, formula, exprs):
     res = run_sweep(bundled, formula, PARAMS, names, values)
     for s, row in enumerate(values):
         sets = [f"{n}={v}" for n, v in zip(names, row)]
-        assert np.abs(res.grants[s] - direct(bundled, sets)).max() <= 1, sets  # to the penny (one tie may differ)
+        assert np.abs(res.grants[s] - direct(bundled, sets, formula=formula.spec.id)).max() <= 1, sets  # to the penny
     return res, values
 
 
@@ -47,6 +47,18 @@ def test_age_weights_and_multiplier_bounds_sweep_like_direct_runs(bundled, needs
     codes = res.stats.filter(pl.col("year_index") == 1).sort("area_code")["area_code"].to_list()
     assert heavy[-1, codes.index("E12000009")] > light[-1, codes.index("E12000009")]
     assert heavy[-1, codes.index("E12000007")] < light[-1, codes.index("E12000007")]
+
+
+def test_stream_versions_sweep_each_stream_like_direct_runs(bundled):
+    # hdc-2021: four streams, each with its own control total; the adult social care stream has its own need,
+    # the others the version's. A version-level weight moves the streams that share it, a stream's own weight
+    # only its stream, and the pooled grant of every scenario is what `fundform run --set` gives.
+    hdc = resolve_formula("hdc-2021")
+    res, values = sweep_matching_direct_runs(bundled, hdc, [
+        "need.indicators.deprivation.elasticity=0.1,0.4",
+        "streams.adult_social_care.need.age_cost_curve.bands.85-90.weight=20,50",
+        "transition.floor=-0.01,0.0", "control_total.real_growth=0.0,0.03"])  # the other streams follow nhs_core
+    assert res.grants.shape == (len(values), PARAMS.years, 9)
 
 
 def test_median_of_a_sweep_is_the_run_at_the_median_parameter(bundled, needs_formula):
@@ -80,7 +92,13 @@ def test_random_draws_are_seeded_and_reproducible(bundled, needs_formula):
     (["need.age_cost_curve.bands.0-4.weight=-1:2"], 50, "fundform-needs", "must be above 0"),
     (["need.indicators.deprivation.min_multiplier=1.2:1.6", "need.indicators.deprivation.max_multiplier=1.0:1.3"],
      50, "fundform-needs", "is above its max_multiplier"),
-    (["transition.floor=-0.01:0"], 5, "hdc-2021", "single-grant versions"),
+    (["control_total.real_growth=0:0.02"], 5, "nhs-icb-2024", "practice-based need"),
+    (["streams.mental_health.real_growth=0:0.02"], 5, "hdc-2021", "no stream 'mental_health'"),
+    (["streams.nhs_core.need.indicators.deprivation.elasticity=0:1"], 5, "hdc-2021",
+     "stream nhs_core takes this from the version; vary need.indicators.deprivation.elasticity"),
+    (["streams.public_health.need.indicators.deprivation.elasticity=0:1"], 5, "hdc-2021",
+     "no indicator 'deprivation' here"),
+    (["streams.nhs_core.local_tax.equalisation=0:1"], 5, "hdc-2021", "not a sweepable parameter"),
 ])
 def test_sweep_errors(bundled, exprs, draws, formula, message):
     with pytest.raises(FundformError, match=message):
