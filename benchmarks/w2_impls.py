@@ -119,10 +119,11 @@ IMPLS = {"fundform": run_fundform, "pandas": run_pandas, "duckdb": run_duckdb, "
 
 
 def checksum(result) -> float:
-    try:
-        return float(result["target_allocation"].sum())
-    except Exception:  # the floor returns the raw columns
-        return float(result["population"].sum())
+    """Exact sum, independent of row order (the implementations return rows in different orders)."""
+    import math
+
+    col = "target_allocation" if "target_allocation" in result.columns else "population"  # the floor: raw columns
+    return math.fsum(result[col].to_list())
 
 
 IMPORTS = {"fundform": ["polars", "fundform.need.weighted_population", "fundform.formula.scenario"],
