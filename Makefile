@@ -36,7 +36,7 @@ bench-data: install
 
 ## W1-W4 and the batch rerun, side by side; writes benchmarks/RESULTS.md
 bench: install
-	$(BIN)/python -m pip install --quiet '.[bench]'
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	test -d benchmarks/data/persons || $(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/run.py
 

@@ -114,3 +114,10 @@ def test_formulas_diff_and_validate_commands():
     assert {"path": "need.indicators.deprivation.elasticity.value", "a": 0.25, "b": 0.35} in rows
     v = runner.invoke(app, ["formulas", "validate", str(SCENARIO)])
     assert v.exit_code == 0 and "1 override" in v.output
+
+
+def test_a_missing_formula_folder_says_how_to_fix_it(monkeypatch, tmp_path):
+    # e.g. a non-editable install, which leaves formulas/ behind in the checkout
+    monkeypatch.setenv("FUNDFORM_FORMULAS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(SpecError, match=r"formula folder not found: .*nowhere.*pip install -e \."):
+        resolve_formula("fundform-needs")

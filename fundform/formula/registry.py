@@ -83,6 +83,10 @@ def load_formula_file(path: Path) -> LoadedFormula:
 
 def available_formulas(directory: Path | None = None) -> dict[str, Path]:
     directory = directory or formulas_dir()
+    if not directory.is_dir():
+        raise SpecError(f"formula folder not found: {directory}. The formula versions ship beside the package in its "
+                        "checkout: install it with `pip install -e .` (as `make run` does), or set "
+                        "FUNDFORM_FORMULAS_DIR")
     return {p.stem: p for p in sorted(directory.glob("*.toml"))}
 
 
