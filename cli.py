@@ -214,17 +214,33 @@ def formulas_list(json_out: JsonOpt = False) -> None:
 
 @formulas_app.command("show")
 def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
-                  json_out: JsonOpt = False) -> None:
+                  json_out: JsonOpt = False,
+                  assumptions: Annotated[bool, typer.Option(
+                      "--assumptions", help="Only the numbers that rest, wholly or partly, on the project's "
+                      "assumptions rather than a published source: the ones to replace first.")] = False) -> None:
     """Show a formula version (or a scenario, resolved): every number with its unit and source."""
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.formula.spec import iter_age_curves, iter_quantities
+    from fundform.formula.spec import assumed_numbers, count_numbers, iter_age_curves, iter_quantities
 
     try:
         f = resolve_formula(formula_id)
     except Exception as e:  # noqa: BLE001
         fail(e)
+    if assumptions:
+        rows = assumed_numbers(f.spec)
+        total = count_numbers(f.spec)
+        if json_out:
+            out.print_json(json.dumps({"formula": f.spec.id, "numbers": total, "assumed": rows}))
+            return
+        t = Table(title=f"{f.spec.id}: {len(rows)} of {total} numbers rest on assumptions")
+        for c in ["key", "value", "unit", "source"]:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(r["path"], f"{r['value']:g}", r["unit"], r["source"])
+        out.print(t)
+        return
     if json_out:
         out.print_json(json.dumps({"sha256": f.sha256, "overrides": [o.as_dict() for o in f.overrides],
                                    **f.spec.model_dump(mode="json", by_alias=True)}))

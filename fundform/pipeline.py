@@ -16,7 +16,7 @@ import polars as pl
 from fundform.errors import FundformError
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
-from fundform.formula.spec import format_year, parse_year
+from fundform.formula.spec import assumed_numbers, format_year, parse_year
 from fundform.geography import deal_level_name, roll_up, with_level
 from fundform.inputs.dataset import Dataset, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, LEVELS
@@ -559,7 +559,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
                  "scenario": Path(formula.scenario).name if formula.scenario else None},
         inputs=inputs, parameters=params.as_dict(), overrides=[o.as_dict() for o in formula.overrides],
-        policies={}, data_dir=str(data_dir))
+        policies={}, data_dir=str(data_dir),
+        assumptions=[{"path": a["path"], "value": a["value"]} for a in assumed_numbers(formula.spec)])
     return RunPlan(formula, inputs, params.as_dict(), core["run_id"], core)
 
 

@@ -121,3 +121,27 @@ def test_a_missing_formula_folder_says_how_to_fix_it(monkeypatch, tmp_path):
     monkeypatch.setenv("FUNDFORM_FORMULAS_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(SpecError, match=r"formula folder not found: .*nowhere.*pip install -e \."):
         resolve_formula("fundform-needs")
+
+
+def test_assumed_numbers_are_listed_and_follow_overrides_and_index_files(tmp_path):
+    # every listed number says it is an assumption; a published number is not listed until a --set replaces it;
+    # a user's index file is cited as a source of its own, so the placeholder deflator leaves the list
+    shown = runner.invoke(app, ["formulas", "show", "fundform-needs", "--assumptions", "--json"])
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(shown.output)
+    assert listed["assumed"] and all("assumption" in r["source"].lower() for r in listed["assumed"])
+    paths = {r["path"] for r in listed["assumed"]}
+    assert "local_tax.tax_base_growth" not in paths  # sourced: CTR 2024-25
+    assert {"need.indicators.deprivation.elasticity", "need.age_cost_curve.bands.85-90.weight",
+            "indices.gdp_deflator.growth.2027/28"} <= paths
+    assert len(paths) < listed["numbers"]
+
+    index = PROJECT_ROOT / "docs" / "examples" / "gdp_deflator_example.csv"
+    r = runner.invoke(app, ["run", "--quiet", "--no-record", "--out", str(tmp_path / "r"),
+                            "--set", "local_tax.tax_base_growth=0.01", "--index", f"gdp_deflator={index}"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    in_run = {a["path"]: a["value"] for a in manifest["assumptions"]}
+    assert in_run["local_tax.tax_base_growth"] == 0.01
+    assert not any(p.startswith("indices.gdp_deflator.") for p in in_run)
+    assert in_run["need.indicators.deprivation.elasticity"] == 0.25

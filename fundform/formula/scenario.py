@@ -226,9 +226,15 @@ def read_index_file(name: str, path: Path) -> dict:
     if problems:
         raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
     return {"description": f"{name} from {path.name}", "unit": "growth per year",
-            "source": f"assumption: user index file {path.name}: {frame['source'][0]}",
+            "source": f"{index_source_id(name)}: {frame['source'][0]}",
             "vintage": frame["vintage"][0],
             "growth": dict(zip(frame["financial_year"].to_list(), frame["growth"].to_list()))}
+
+
+def index_source_id(name: str) -> str:
+    """The [[sources]] id under which a user's index file is cited: the file, its hash and its own stated source
+    become the citation, so a loaded OBR vintage counts as sourced, not as the project's assumption."""
+    return f"index-file-{name.replace('_', '-')}"
 
 
 def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory: Path | None = None,
@@ -270,6 +276,9 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         old = data.setdefault("indices", {}).get(name)
         data["indices"][name] = series
         digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+        data.setdefault("sources", []).append({
+            "id": index_source_id(name), "title": series["source"].split(": ", 1)[1],
+            "publisher": f"user index file {Path(file).name}", "note": f"sha256 {digest}, vintage {series['vintage']}"})
         overrides.append(Override(f"indices.{name}", "series in the formula file" if old else None,
                                   f"{Path(file).name} (sha256 {digest}, vintage {series['vintage']})", "--index"))
     for expr in sets:

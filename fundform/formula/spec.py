@@ -510,3 +510,25 @@ def iter_age_curves(spec: BaseModel, prefix: str = ""):
         yield f"{prefix}need.age_cost_curve", need.age_cost_curve
     for stream in getattr(spec, "streams", None) or []:
         yield from iter_age_curves(stream, f"{prefix}streams.{stream.name}.")
+
+
+def assumed_numbers(spec: BaseModel) -> list[dict]:
+    """Every number whose source is, wholly or in part, the project's assumption (its source says so), with its
+    path, value, unit and source; an age curve's bands share the curve's source."""
+    rows = [{"path": path, "value": q.value, "unit": q.unit, "source": q.source}
+            for path, q in iter_quantities(spec) if "assumption" in q.source.lower()]
+    for path, curve in iter_age_curves(spec):
+        if "assumption" in curve.source.lower():
+            rows += [{"path": f"{path}.bands.{b.age_from}-{b.age_to}.weight", "value": b.weight, "unit": curve.unit,
+                      "source": curve.source} for b in curve.bands]
+    for name, index in (getattr(spec, "indices", None) or {}).items():
+        if index.growth is not None and "assumption" in index.source.lower():
+            rows += [{"path": f"indices.{name}.growth.{y}", "value": g, "unit": index.unit,
+                      "source": f"{index.source} (vintage {index.vintage})"} for y, g in index.growth.items()]
+    return rows
+
+
+def count_numbers(spec: BaseModel) -> int:
+    """How many numbers a spec states: quantities, age band weights and index growth rates."""
+    return (sum(1 for _ in iter_quantities(spec)) + sum(len(c.bands) for _, c in iter_age_curves(spec))
+            + sum(len(i.growth or {}) for i in (getattr(spec, "indices", None) or {}).values()))

@@ -31,7 +31,10 @@ def package_versions() -> dict[str, str]:
 
 
 def build_manifest(*, formula: dict, inputs: list[dict], parameters: dict, overrides: list, policies: dict,
-                   data_dir: str) -> dict:
+                   data_dir: str, assumptions: list[dict] | None = None) -> dict:
+    """`assumptions`: the numbers of the resolved formula that rest on the project's assumptions (path and value),
+    so a reader of the outputs sees which figures are not from a published source. Determined by the formula, so
+    kept out of the run id's hash (the formula's hash already covers it)."""
     core = {
         "engine": {"name": "fundform", "version": __version__, "output_schema": SCHEMA_VERSION},
         "formula": formula,
@@ -40,7 +43,7 @@ def build_manifest(*, formula: dict, inputs: list[dict], parameters: dict, overr
         "overrides": overrides,
         "packages": package_versions(),
     }
-    return {"run_id": run_id_of(core), **core, "policies": policies}
+    return {"run_id": run_id_of(core), **core, "assumptions": assumptions or [], "policies": policies}
 
 
 def run_id_of(core: dict) -> str:
