@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from fundform.errors import FundformError
@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     start_year: str = "2026/27"
     years: int = 5
     price_base_year: str | None = None
+    warehouse_wait: float = Field(60.0, ge=0, description="seconds to wait for another process's lock on the warehouse")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -47,9 +48,13 @@ def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
         cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
                                                                    "toml_file": str(config_file)}})
     try:
-        return cls(**{k: v for k, v in cli.items() if v is not None})
+        settings = cls(**{k: v for k, v in cli.items() if v is not None})
     except ValidationError as e:
         where = f" in {config_file} or the FUNDFORM_* environment" if config_file else " in the FUNDFORM_* environment"
         lines = [f"invalid settings{where}:"] + [
             f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
         raise FundformError("\n".join(lines)) from None
+    from fundform.outputs.warehouse import set_wait  # every connection to the warehouse waits this long for a lock
+
+    set_wait(settings.warehouse_wait)
+    return settings

@@ -90,6 +90,31 @@ def test_warehouse_records_runs_atomically_and_answers_sql(tmp_path, monkeypatch
     assert json.loads(n.output) == [{"n": 0}] and len(list_runs(wh)) == 2
 
 
+def test_a_run_waits_for_another_process_holding_the_warehouse(run_dir, tmp_path):
+    # DuckDB lets one process write a file at a time: a run finishing while a batch records must wait, not fail
+    import subprocess
+    import sys
+    import time
+
+    from fundform.errors import FundformError
+
+    wh = tmp_path / "wh.duckdb"
+    duckdb.connect(str(wh)).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(float(sys.argv[2]))", str(wh), "2"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FundformError, match="still in use by another process after 0.2 s"):
+            record_run(wh, run_dir, wait=0.2)
+        t = time.monotonic()
+        run_id = record_run(wh, run_dir, wait=30)  # succeeds once the other process lets go
+        assert time.monotonic() - t > 0.5
+    finally:
+        holder.wait(timeout=30)
+    assert [r["run_id"] for r in list_runs(wh)] == [run_id]
+
+
 @pytest.mark.parametrize("fmt, files", [("csv", {"allocations.csv", "waterfall.csv", "manifest.json"}),
                                         ("xlsx", {"fundform.xlsx", "manifest.json"}),
                                         ("parquet", {"allocations.parquet", "manifest.json"})])

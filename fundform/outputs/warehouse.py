@@ -8,6 +8,7 @@ the warehouse, where DuckDB can also read any Parquet output directly (read_parq
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -17,15 +18,35 @@ from fundform.errors import FundformError
 RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall", "cohorts")
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+WAIT_SECONDS = 60.0  # how long to wait for another process's lock on the warehouse (setting warehouse_wait)
+
+
+def set_wait(seconds: float) -> None:
+    global WAIT_SECONDS
+    WAIT_SECONDS = float(seconds)
+
+
+def connect(path: Path, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse. DuckDB lets one process write a database file at a time, so a run finishing
+    while another records (a scheduled batch and an analyst's run, say) waits for the lock, with backoff, for up to
+    `wait` seconds (default: the warehouse_wait setting) instead of failing at once."""
     path = Path(path)
     if read_only and not path.exists():
         raise FundformError(f"no run warehouse at {path}: run `fundform run` first (or set FUNDFORM_WAREHOUSE)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as e:
-        raise FundformError(f"{path}: the run warehouse is in use by another process ({e}); try again") from e
+    wait = WAIT_SECONDS if wait is None else wait
+    deadline, delay = time.monotonic() + wait, 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise FundformError(f"{path}: cannot open the run warehouse ({e})") from e
+            if time.monotonic() + delay > deadline:
+                raise FundformError(f"{path}: the run warehouse is still in use by another process after {wait:g} s "
+                                    f"({e}); try again, or raise FUNDFORM_WAREHOUSE_WAIT") from e
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
@@ -40,12 +61,12 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
                         f"FROM read_parquet(?) LIMIT 0", [str(f)])
 
 
-def record_run(warehouse: Path, out_dir: Path) -> str:
+def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str:
     """Record the run written to out_dir; returns its run id."""
     out_dir = Path(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     run_id = manifest["run_id"]
-    con = connect(warehouse)
+    con = connect(warehouse, wait=wait)
     try:
         con.execute("BEGIN TRANSACTION")
         _ensure_tables(con, out_dir)
