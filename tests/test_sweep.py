@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fundform.errors import FundformError
 from fundform.formula.scenario import resolve_formula
@@ -104,3 +106,18 @@ def test_sweep_errors(bundled, exprs, draws, formula, message):
     with pytest.raises(FundformError, match=message):
         names, values = parse_parameters(exprs, draws, 0)
         run_sweep(bundled, resolve_formula(formula), PARAMS, names, values)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(formula=st.sampled_from(["fundform-needs", "hdc-2021"]), seed=st.integers(0, 2**31 - 1))
+def test_random_draws_of_any_sweepable_kind_match_direct_runs(bundled, formula, seed):
+    # a draw mixing a need weight, an age band, a multiplier cap, the pace and the floor: whatever the values, the
+    # scenario axis gives what the run's own code path gives
+    exprs = ["need.indicators.deprivation.elasticity=0.0:0.6", "need.age_cost_curve.bands.75-84.weight=2.0:6.0",
+             "need.indicators.deprivation.max_multiplier=1.1:1.8", "transition.gap_closed_per_year=0.05:0.9",
+             "transition.floor=-0.03:0.005"]
+    names, values = parse_parameters(exprs, 2, seed)
+    res = run_sweep(bundled, resolve_formula(formula), PARAMS, names, values)
+    for s, row in enumerate(values):
+        sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets, formula=formula)).max() <= 1, sets
