@@ -29,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring wrapped in the source reads as one paragraph, not broken lines
 )
 formulas_app = typer.Typer(help="List and show formula versions.", no_args_is_help=True)
 app.add_typer(formulas_app, name="formulas")
@@ -38,6 +39,8 @@ app.add_typer(formulas_app, name="formulas")
 out = Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
 STATE = {"debug": False}
+LEVEL_HELP = ("Output level: ltla (lower-tier councils), utla (upper-tier), region, icb, nhs-region, ca (combined "
+              "authorities), or deal:FILE.csv (your own deal areas).")
 
 
 def write_frame(frame, path: Path) -> None:
@@ -78,8 +81,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but
 
 @app.command()
 def run(
-    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/<id>.toml), a formula file, or "
-                                                  "a scenario file (extends = \"<id>\"). [default: fundform-needs]",
+    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/ID.toml), a formula file, or "
+                                                  "a scenario file (extends = \"ID\"). [default: fundform-needs]",
                                                   show_default=False)] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value, e.g. "
                                                       "transition.floor=-0.01 or need.indicators.deprivation."
@@ -93,10 +96,9 @@ def run(
     local_bases: Annotated[Optional[Path], typer.Option(help="CSV of area_code, income_base, business_rates_discount "
                                                         "(GBP): bases for local taxes the bundled data lacks.")] = None,
     data: DataOpt = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/<run id>/.",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/RUN_ID/.",
                                                     show_default=False)] = None,
-    level: Annotated[Optional[str], typer.Option(help="Output level: ltla, utla, region, icb, nhs-region. "
-                                                "[default: ltla]", show_default=False)] = None,
+    level: Annotated[Optional[str], typer.Option(help=f"{LEVEL_HELP} [default: ltla]", show_default=False)] = None,
     start_year: Annotated[Optional[str], typer.Option(help="First financial year, e.g. 2026/27. [default: 2026/27]",
                                                       show_default=False)] = None,
     years: Annotated[Optional[int], typer.Option(help="Number of years. [default: 5]", show_default=False)] = None,
@@ -459,7 +461,7 @@ def sql(query: Annotated[str, typer.Argument(help="SQL over the warehouse tables
 def export(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "parquet",
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/<run id>-<format>]",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/RUN_ID-FORMAT]",
                                                     show_default=False)] = None,
     hive: Annotated[Optional[Path], typer.Option(help="Also add the run's allocations to this Hive-partitioned "
                                                  "dataset (formula_id=/financial_year=).")] = None,
@@ -505,12 +507,12 @@ def _run_or_compute(ref: str, s, params, data_dir: Path):
 def compare_cmd(
     a: Annotated[str, typer.Argument(help="A run (folder or id), or a formula id or scenario file to run now.")],
     b: Annotated[str, typer.Argument(help="The same, for the other side.")],
-    level: Annotated[str, typer.Option(help="Level, when computing a formula now.")] = "ltla",
+    level: Annotated[str, typer.Option(help=f"{LEVEL_HELP} When computing a formula now.")] = "ltla",
     start_year: Annotated[str, typer.Option(help="First year, when computing a formula now.")] = "2026/27",
     years: Annotated[int, typer.Option(help="Years, when computing a formula now.")] = 5,
     data: DataOpt = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the comparison as Parquet here. "
-                                                     "[default: out/compare-<A>-<B>.parquet]", show_default=False)
+                                                     "[default: out/compare-A-B.parquet]", show_default=False)
                         ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -583,7 +585,7 @@ def explain(
     run_ref: Annotated[Optional[str], typer.Option("--run", help="A run's folder or id. Without it, the formula is "
                                                    "run now.")] = None,
     formula: Annotated[str, typer.Option(help="Formula or scenario, when computing now.")] = "fundform-needs",
-    level: Annotated[str, typer.Option(help="Level, when computing now.")] = "ltla",
+    level: Annotated[str, typer.Option(help=f"{LEVEL_HELP} When computing now.")] = "ltla",
     start_year: Annotated[str, typer.Option(help="First year, when computing now.")] = "2026/27",
     years: Annotated[int, typer.Option(help="Years, when computing now.")] = 5,
     year: Annotated[Optional[str], typer.Option(help="One financial year, or 'all'. [default: the first]",
@@ -645,7 +647,7 @@ def explain(
 @app.command()
 def report(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file. [default: <run folder>/report.html]",
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file. [default: the run folder/report.html]",
                                                      show_default=False)] = None,
     compare_with: Annotated[Optional[str], typer.Option("--compare", help="Another run (folder or id) to show "
                                                         "winners and losers against.")] = None,
@@ -740,11 +742,11 @@ def sweep(
     formula: Annotated[str, typer.Option(help="Formula or scenario to vary.")] = "fundform-needs",
     draws: Annotated[Optional[int], typer.Option(help="Number of random scenarios (with LO:HI parameters).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (reproducible).")] = 20261122,
-    level: Annotated[str, typer.Option(help="Output level.")] = "ltla",
+    level: Annotated[str, typer.Option(help=LEVEL_HELP)] = "ltla",
     start_year: Annotated[str, typer.Option(help="First financial year.")] = "2026/27",
     years: Annotated[int, typer.Option(help="Number of years.")] = 5,
     data: DataOpt = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-<hash>]",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-HASH]",
                                                     show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -50,3 +50,15 @@ def test_readme_commands_exist_in_the_cli():
                                text=True, check=True).stdout
     for c in commands:
         assert c in help_text, c
+
+
+def test_help_names_every_level_and_keeps_placeholders():
+    # the option help is rendered as Markdown: a placeholder like <id> would vanish as an HTML tag
+    from fundform.inputs.tables import LEVELS
+
+    for command in (["run"], ["sweep"], ["explain"]):
+        text = " ".join(runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output.split())
+        for level in (*LEVELS, "deal:FILE.csv"):
+            assert level in text, (command, level)
+    text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert "formulas/ID.toml" in text and "out/RUN_ID/" in text
