@@ -18,8 +18,8 @@ from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers, format_year, parse_year
 from fundform.geography import deal_level_name, roll_up, with_level
-from fundform.inputs.dataset import Dataset, load_dataset, sha256_file, table_sources
-from fundform.inputs.tables import CONTRACTS, LEVELS
+from fundform.inputs.dataset import Dataset, indicator_files, load_dataset, sha256_file, table_sources
+from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX, LEVELS
 from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
@@ -290,6 +290,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    check_indicator_tables(spec, data)
     data = with_level(data, params.level, params.deal_file)
     if data["population"].height > 200_000:  # small-area or finer input: need uses area x sex x age, sum it once
         pop = data["population"].group_by("area_code", "sex", "age").agg(fixed_sum(pl.col("population")).alias(
@@ -321,6 +322,25 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         settlements = [done[st.name] for st in spec.streams]
     step("local tax and grants")
     return _finish(data, spec, params, years, growth, settlements, local)
+
+
+def check_indicator_tables(spec, data: Dataset) -> None:
+    """Each indicator of the version (and of its streams) reads a table the dataset has, and a numeric column of it:
+    a user's own table (indicators/<name>) can only be checked once the dataset is loaded."""
+    needs = [("need", spec.need)] + [(f"streams.{st.name}.need", st.need) for st in spec.streams if st.need]
+    problems = []
+    for prefix, need in needs:
+        for ind in need.indicators:
+            frame = data.tables.get(ind.table)
+            if frame is None:
+                problems.append(f"{prefix}.indicators.{ind.name} reads table '{ind.table}', which {data.directory} "
+                                f"does not have (expected {ind.table}.parquet or {ind.table}.csv there)")
+            elif ind.column not in frame.columns or not frame.schema[ind.column].is_numeric():
+                cols = [c for c, t in frame.schema.items() if t.is_numeric()]
+                problems.append(f"{prefix}.indicators.{ind.name} reads column '{ind.column}' of '{ind.table}', which "
+                                f"has no such numeric column (numeric columns: {', '.join(cols) or 'none'})")
+    if problems:
+        raise FundformError(f"{spec.id}: indicators without their data\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: LocalTax) -> np.ndarray:
@@ -551,6 +571,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
         for path in table_sources(Path(data_dir), name):
             rel = path.name if path.parent == Path(data_dir) else f"{path.parent.name}/{path.name}"
             inputs.append({"table": name, "file": rel, "sha256": sha256_file(path)})
+    inputs += [{"table": f"{INDICATOR_PREFIX}{path.stem}", "file": f"{INDICATOR_PREFIX}{path.name}",
+                "sha256": sha256_file(path)} for path in indicator_files(Path(data_dir))]
     inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
                for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases),
                                   ("deal_areas", params.deal_file)) if path and Path(path).is_file()]

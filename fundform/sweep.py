@@ -249,7 +249,7 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
               progress=None) -> SweepResult:
     """Every scenario of a single-grant or multi-stream version whose need is an age cost curve."""
-    from fundform.pipeline import area_frame, negative_grant_policy, stream_spec
+    from fundform.pipeline import area_frame, check_indicator_tables, negative_grant_policy, stream_spec
 
     say = progress or (lambda _m: None)
     spec = formula.spec
@@ -258,6 +258,7 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         raise FundformError("sweeps cover versions whose need is an age cost curve with indicators "
                             f"(not {spec.id}: practice-based need or published NHS baselines)")
     _check_names(spec, names)
+    check_indicator_tables(spec, data)
     S = values.shape[0]
     col = {n: values[:, i] for i, n in enumerate(names)}
     get = lambda path, default: col.get(path, np.full(S, default, dtype=float))  # noqa: E731

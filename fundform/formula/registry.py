@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from fundform.errors import SpecError
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
 from fundform.formula.spec import FormulaSpec
-from fundform.inputs.tables import CONTRACTS
+from fundform.inputs.tables import CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX
 from fundform.paths import formulas_dir
 
 
@@ -38,16 +38,23 @@ def check_references(spec: FormulaSpec, path: Path) -> None:
     """What pydantic cannot know: component names and input columns."""
     load_plugins()
     problems = []
-    for i, ind in enumerate(spec.need.indicators):
-        where = f"need.indicators.{i}"
-        if ind.transform not in INDICATOR_TRANSFORMS:
-            problems.append(f"{where}.transform: unknown component '{ind.transform}' "
-                            f"(known: {', '.join(sorted(INDICATOR_TRANSFORMS))})")
-        contract = CONTRACTS.get(ind.table)
-        if contract is None:
-            problems.append(f"{where}.table: unknown input table '{ind.table}' (known: {', '.join(CONTRACTS)})")
-        elif ind.column not in {c.name for c in contract.columns if c.dtype in ('int', 'float')}:
-            problems.append(f"{where}.column: '{ind.column}' is not a numeric column of table '{ind.table}'")
+    needs = [("need", spec.need)] + [(f"streams.{st.name}.need", st.need) for st in spec.streams if st.need]
+    for prefix, need in needs:
+        for ind in need.indicators:
+            where = f"{prefix}.indicators.{ind.name}"
+            if ind.transform not in INDICATOR_TRANSFORMS:
+                problems.append(f"{where}.transform: unknown component '{ind.transform}' "
+                                f"(known: {', '.join(sorted(INDICATOR_TRANSFORMS))})")
+            if ind.table.startswith(INDICATOR_PREFIX):  # the dataset's own indicator table: checked when it loads
+                if not INDICATOR_NAME.match(ind.table.removeprefix(INDICATOR_PREFIX)):
+                    problems.append(f"{where}.table: '{ind.table}' is not indicators/<name> (lower case, digits, _)")
+                continue
+            contract = CONTRACTS.get(ind.table)
+            if contract is None:
+                problems.append(f"{where}.table: unknown input table '{ind.table}' (known: {', '.join(CONTRACTS)}, "
+                                f"or indicators/<name> for a table of your own)")
+            elif ind.column not in {c.name for c in contract.columns if c.dtype in ('int', 'float')}:
+                problems.append(f"{where}.column: '{ind.column}' is not a numeric column of table '{ind.table}'")
     if spec.transition.rule not in TRANSITION_RULES:
         problems.append(f"transition.rule: unknown component '{spec.transition.rule}' "
                         f"(known: {', '.join(sorted(TRANSITION_RULES))})")

@@ -167,8 +167,13 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
         elif isinstance(v, list) and isinstance(base[k], list) and _all_named(v) and _all_named(base[k]):
             by_name = {i["name"]: i for i in base[k]}
             for item in v:
+                if item["name"] not in by_name and "table" in item:  # a whole new indicator, validated with the rest
+                    base[k].append(copy.deepcopy(item))
+                    continue
                 if item["name"] not in by_name:
-                    raise SpecError(f"scenario key {path}: no item named '{item['name']}'")
+                    raise SpecError(f"scenario key {path}: no item named '{item['name']}' (known: "
+                                    f"{', '.join(by_name)}; a new indicator gives its table, column, transform and "
+                                    "elasticity)")
                 merge(by_name[item["name"]], {kk: vv for kk, vv in item.items() if kk != "name"}, origin,
                       f"{path}.{item['name']}.")
         elif isinstance(v, dict) and isinstance(base[k], list) and _keyed(base[k]):

@@ -51,8 +51,8 @@ class TableContract:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     covers_every_area: bool = True
-    finer_grain_key: str | None = None
-    required: bool = True  # optional tables are checked when present  # an optional column that, when present, joins the key (small areas)
+    finer_grain_key: str | None = None  # an optional column that, when present, joins the key (small areas)
+    required: bool = True  # optional tables are checked when present
     notes: tuple[str, ...] = field(default=())
 
     def column(self, name: str) -> Column:

@@ -15,7 +15,8 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.inputs.contracts import _row_labels, check_table
-from fundform.inputs.tables import CONTRACTS, LEVELS, REQUIRED_LEVELS
+from fundform.inputs.tables import (CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX, LEVELS, REQUIRED_LEVELS,
+                                    indicator_contract)
 from fundform.inputs.vintages import aggregate_small_areas, convert
 
 SHARE_TOLERANCE = 1e-9
@@ -65,6 +66,12 @@ def find_table_file(directory: Path, name: str) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def indicator_files(directory: Path) -> list[Path]:
+    """The user's own indicator tables: every Parquet or CSV file in the dataset's indicators/ folder."""
+    folder = Path(directory) / INDICATOR_PREFIX.rstrip("/")
+    return sorted(p for p in folder.glob("*") if p.suffix in (".parquet", ".csv")) if folder.is_dir() else []
 
 
 def table_sources(directory: Path, name: str) -> list[Path]:
@@ -186,7 +193,36 @@ def load_dataset(directory: Path) -> Dataset:
         files.append(InputFile(name, path, sha256_file(path), raw.height))
         if checked is not None:
             tables[name] = checked
-    names = {f.table: (f.path.name if f.path.parent == directory else f"{f.path.parent.name}/") for f in files}
+    contracts = dict(CONTRACTS)
+    for path in indicator_files(directory):  # the user's own indicator tables, checked like the others
+        label = f"{INDICATOR_PREFIX}{path.name}"
+        if not INDICATOR_NAME.match(path.stem):
+            problems.append(Problem(label, "", "not a usable table name", "a name of lower-case letters, digits and "
+                                    "underscores, starting with a letter"))
+            continue
+        name = f"{INDICATOR_PREFIX}{path.stem}"
+        if name in contracts:
+            problems.append(Problem(label, "", "a second file for the same table", f"one of {path.stem}.parquet or "
+                                    f"{path.stem}.csv in {INDICATOR_PREFIX}"))
+            continue
+        try:
+            raw = _read(path)
+        except Exception as e:  # noqa: BLE001  unreadable file: report it with the others
+            problems.append(Problem(label, "", f"cannot be read ({type(e).__name__}: {e})",
+                                    "a readable Parquet or CSV file"))
+            continue
+        contracts[name] = indicator_contract(path.stem, raw.columns)
+        if len(contracts[name].columns) == 1 or "area_code" not in raw.columns:
+            problems.append(Problem(label, "", "no area_code or no indicator column",
+                                    "columns area_code and at least one numeric indicator"))
+            continue
+        checked, table_problems = check_table(raw, contracts[name], label)
+        problems += table_problems
+        files.append(InputFile(name, path, sha256_file(path), raw.height))
+        if checked is not None:
+            tables[name] = checked
+    names = {f.table: (f.path.name if f.path.parent == directory else f"{INDICATOR_PREFIX}{f.path.name}"
+                       if f.table.startswith(INDICATOR_PREFIX) else f"{f.path.parent.name}/") for f in files}
     conversions = list(small_notes)
     if "areas" in tables:  # inputs on older boundary vintages, converted by their contracts' rules
         current = set(tables["areas"]["area_code"].to_list())
@@ -196,14 +232,15 @@ def load_dataset(directory: Path) -> Dataset:
                                                                current, names.get(name, name))
                 conversions += applied
                 problems += conv_problems
-    problems += cross_table_problems(tables, names)
+    problems += cross_table_problems(tables, names, contracts)
     problems += nhs_problems(tables, names)
     if problems:
         raise InvalidInput(problems, str(directory))
     return Dataset(directory, tables, tuple(files), tuple(conversions))
 
 
-def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list[Problem]:
+def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
+                         contracts: dict | None = None) -> list[Problem]:
     """Coverage of areas across tables, complete population grids, lookup shares that sum to 1."""
     problems: list[Problem] = []
     if "areas" not in tables:
@@ -216,7 +253,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str])
         file = names.get(name, name)
         present = frame.select("area_code").unique()
         missing = area_set.join(present, on="area_code", how="anti")
-        if missing.height and CONTRACTS[name].covers_every_area:
+        if missing.height and (contracts or CONTRACTS)[name].covers_every_area:
             problems.append(Problem(file, "area_code", f"{missing.height} authority(ies) of the areas table absent",
                                     "every authority in areas to appear", _row_labels(missing, ["area_code"])))
         unknown = frame.with_row_index("__row").join(areas, on="area_code", how="anti")

@@ -1,11 +1,13 @@
 """The input tables of a fundform dataset: one contract per table.
 
 This module is the single source of the data dictionary (``data/DICTIONARY.md`` is generated from it by
-``fundform dictionary``, and a test fails if the committed file drifts). A user dataset is a folder holding these
-tables as ``<name>.parquet`` or ``<name>.csv``.
+``fundform docs``, and a test fails if the committed file drifts). A user dataset is a folder holding these
+tables as ``<name>.parquet`` or ``<name>.csv``, and may add its own indicator tables under ``indicators/``.
 """
 
 from __future__ import annotations
+
+import re
 
 from fundform.inputs.contracts import Column, TableContract
 
@@ -247,10 +249,34 @@ LEVELS = ("ltla", "utla", "region", "icb", "nhs-region", "ca")
 REQUIRED_LEVELS = ("ltla", "utla", "region", "icb", "nhs-region")  # ca (combined authorities) is optional
 
 
+INDICATOR_PREFIX = "indicators/"
+INDICATOR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+TEXT_COLUMNS = ("source", "vintage", "note")  # an indicator file may document itself in these text columns
+
+
+def indicator_contract(name: str, columns: list[str]) -> TableContract:
+    """The contract of a user's own indicator table, `indicators/<name>.parquet|csv` in a dataset folder: one row
+    per authority, every other column a positive number (a cost adjustment, a sparsity or rurality index, another
+    need measure) that a formula version uses through `table = "indicators/<name>"`."""
+    numeric = [c for c in columns if c != "area_code" and c not in TEXT_COLUMNS]
+    text = [c for c in columns if c in TEXT_COLUMNS]
+    return TableContract(
+        name=f"{INDICATOR_PREFIX}{name}",
+        description="A need indicator of your own (for example an area cost adjustment or a sparsity index).",
+        source="the file's own source column, if given", vintage="the file's own vintage column, if given",
+        columns=(AREA, *(Column(c, "float", "as supplied", "indicator value; a formula uses its ratio to the "
+                                "population-weighted national value", min=0, min_exclusive=True, combine="mean")
+                         for c in numeric),
+                 *(Column(c, "str", "text", "documentation of the indicator", nullable=True, required=False)
+                   for c in text)),
+        key=("area_code",),
+    )
+
+
 def dictionary_markdown() -> str:
     """The data dictionary, generated from the contracts above."""
     out = ["# Data dictionary", "",
-           "Generated from `fundform/inputs/tables.py` by `fundform dictionary`; do not edit by hand. "
+           "Generated from `fundform/inputs/tables.py` by `fundform docs`; do not edit by hand. "
            "A dataset folder holds each table as `<name>.parquet` or `<name>.csv`.", ""]
     for c in CONTRACTS.values():
         out += [f"## {c.name}", "", c.description, "",
@@ -262,4 +288,13 @@ def dictionary_markdown() -> str:
             out.append(f"| `{col.name}` | {col.dtype} | {col.unit} | {'yes' if col.required else 'no'} | "
                        f"{col.expectation()} | {col.description} |")
         out.append("")
+    out += ["## indicators/<name> (your own indicators)", "",
+            "Any further need indicator, one file per table in the dataset's `indicators/` folder "
+            "(`indicators/<name>.parquet` or `.csv`; name in lower case, digits and underscores), used by a formula "
+            "version as `table = \"indicators/<name>\"` with one of its columns. Checked like every other table: ",
+            "",
+            "- Key: area_code; covers every area: yes (on current codes; no boundary conversion)",
+            "- Every column but `area_code` is a number > 0, not missing, except the optional text columns "
+            + ", ".join(f"`{c}`" for c in TEXT_COLUMNS) + ".",
+            "- Its file and SHA-256 are listed in each run's manifest like the other inputs.", ""]
     return "\n".join(out)
