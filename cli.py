@@ -812,43 +812,28 @@ def levels(
     """The comparison of levels: a body's grant computed for it as one area (transition from its own baseline)
     against the sum of its members' grants computed authority by authority. Need adds up exactly; the transition,
     applied to the body that receives the money, need not."""
-    import polars as pl
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
+    from fundform.geography import compare_levels
     from fundform.inputs.dataset import load_dataset
     from fundform.paths import default_data_dir
-    from fundform.pipeline import RunParameters, compute
 
     try:
-        ds = load_dataset(data or default_data_dir())
-        f = resolve_formula(formula)
-        body = compute(ds, f, RunParameters(level=level)).allocations.filter(pl.col("area_code") == area)
-        if body.height == 0:
-            raise FundformError(f"no area {area} at level {level}")
-        lk = ds["area_lookup"].filter((pl.col("level") == body["area_level"][0]) & (pl.col("target_code") == area))
-        ltla = compute(ds, f, RunParameters(level="ltla")).allocations.join(
-            lk.select("area_code", "share"), on="area_code", how="inner")
-        cols = ["need_weighted_population", "target_allocation", "allocation", "grant"]
-        members = ltla.group_by("financial_year").agg(
-            [(pl.col(c).cast(pl.Float64) * pl.col("share")).sum().alias(c) for c in cols]).sort("financial_year")
-        rows = body.sort("financial_year").select("financial_year", *cols).join(
-            members, on="financial_year", suffix="_members")
+        name, members, rows = compare_levels(load_dataset(data or default_data_dir()), resolve_formula(formula), area,
+                                             level)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
-        out.print_json(json.dumps({"area": area, "members": lk["area_code"].to_list(), "years": rows.to_dicts()},
-                                  default=str))
+        out.print_json(json.dumps({"area": area, "members": members, "years": rows.to_dicts()}, default=str))
         return
-    t = Table(title=f"{body['area_name'][0]} ({area}): as one body, and as the sum of its "
-                    f"{lk.height} members (pounds)")
+    t = Table(title=f"{name} ({area}): as one body, and as the sum of its {len(members)} members (pounds)")
     for c in ["year", "need-weighted pop.", "members", "target", "members' targets", "grant", "members' grants"]:
         t.add_column(c, justify="right")
     for r in rows.iter_rows(named=True):
-        money = lambda v: gbp_pence(float(v))  # noqa: E731  (computed money is in pence)
         t.add_row(r["financial_year"], f"{r['need_weighted_population']:,.0f}",
-                  f"{r['need_weighted_population_members']:,.0f}", money(r["target_allocation"]),
-                  money(r["target_allocation_members"]), money(r["grant"]), money(r["grant_members"]))
+                  f"{r['need_weighted_population_members']:,.0f}", gbp_pence(r["target_allocation"]),
+                  gbp_pence(r["target_allocation_members"]), gbp_pence(r["grant"]), gbp_pence(r["grant_members"]))
     out.print(t)
 
 

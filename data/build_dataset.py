@@ -51,9 +51,10 @@ REGION_ABBREVIATIONS = {  # council tax returns' region column -> ONS region cod
     "E": "E12000006", "L": "E12000007", "SE": "E12000008", "SW": "E12000009",
 }
 
-# Mayoral combined authorities with GSS codes from before 2024, and their constituent members in 2024 (each CA's
-# establishment order as amended; ONS Combined Authorities names and codes). The North East (2024), York and North
-# Yorkshire and East Midlands CAs, created in 2023-24, are left to user deal-area files (docs/examples).
+# Mayoral combined authorities and their constituent members in 2024 (each CA's establishment order as amended;
+# ONS Combined Authorities names and codes). The eight with codes from before 2024 are listed by lower-tier member;
+# the three created in 2023-24 by upper-tier member (UPPER_TIER_COMBINED_AUTHORITIES below), expanded to districts
+# through the upper-tier lookup with each council's name checked.
 COMBINED_AUTHORITIES = {
     "E47000001": ("Greater Manchester", ["E08000001", "E08000002", "E08000003", "E08000004", "E08000005",
                                          "E08000006", "E08000007", "E08000008", "E08000009", "E08000010"]),
@@ -67,6 +68,14 @@ COMBINED_AUTHORITIES = {
     "E47000008": ("Cambridgeshire and Peterborough", ["E07000008", "E07000009", "E07000010", "E07000011",
                                                       "E07000012", "E06000031"]),
     "E47000009": ("West of England", ["E06000022", "E06000023", "E06000025"]),
+}
+UPPER_TIER_COMBINED_AUTHORITIES = {  # code: (name, {upper-tier member code: its name})
+    "E47000012": ("York and North Yorkshire", {"E06000014": "York", "E06000065": "North Yorkshire"}),
+    "E47000013": ("East Midlands", {"E06000015": "Derby", "E06000018": "Nottingham", "E10000007": "Derbyshire",
+                                    "E10000024": "Nottinghamshire"}),
+    "E47000014": ("North East", {"E06000047": "County Durham", "E06000057": "Northumberland",
+                                 "E08000021": "Newcastle upon Tyne", "E08000022": "North Tyneside",
+                                 "E08000023": "South Tyneside", "E08000024": "Sunderland", "E08000037": "Gateshead"}),
 }
 # Local authority reorganisations since 2019: each old district merged whole into a new authority (no splits at
 # district level). The 2019 changes predate the IoD2019 codes, so their population weights are not in the data.
@@ -323,7 +332,17 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
         .select("area_code", level=pl.lit("nhs-region"), target_code="nhs_region", target_name="nhs_region_name",
                 share=pl.col("pop") / pl.col("pop").sum().over("area_code"))
     )
+    for code, (name, councils) in UPPER_TIER_COMBINED_AUTHORITIES.items():
+        found = utla_l.filter(pl.col("target_code").is_in(list(councils))).unique("target_code")
+        seen = dict(zip(found["target_code"].to_list(), found["target_name"].to_list()))
+        if seen != councils:
+            raise BuildError(f"combined authority {code} {name}: upper-tier members {councils} do not match the "
+                             f"lookup ({seen})")
+        districts = utla_l.filter(pl.col("target_code").is_in(list(councils)))["area_code"].sort().to_list()
+        COMBINED_AUTHORITIES[code] = (name, districts)  # with the others, for the checks below and the report
     members = {m: (ca, name) for ca, (name, ms) in COMBINED_AUTHORITIES.items() for m in ms}
+    if len(members) != sum(len(ms) for _, ms in COMBINED_AUTHORITIES.values()):
+        raise BuildError("an authority is listed in two combined authorities")
     ca = areas.select(
         "area_code", level=pl.lit("ca"),
         target_code=pl.col("area_code").replace_strict({m: c for m, (c, _) in members.items()}, default=pl.col(

@@ -14,25 +14,32 @@ import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError
+from fundform.explain import cohort_budgets, need_steps, waterfall
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
-from fundform.formula.spec import assumed_numbers, format_year, parse_year
+from fundform.formula.spec import Baseline, LocalTax, Transition, assumed_numbers, format_year, parse_year
 from fundform.geography import deal_level_name, roll_up, with_level
 from fundform.inputs.dataset import Dataset, indicator_files, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX, LEVELS
-from fundform.numeric import fixed_sum
 from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import need_weighted_population, target_shares
+from fundform.numeric import fixed_sum
 from fundform.outputs.manifest import build_manifest, with_volatile
-from fundform.explain import cohort_budgets, need_steps, waterfall
 from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
 from fundform.outputs.warehouse import record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
-from fundform.formula.spec import Baseline, LocalTax, Transition
-from fundform.settlement.transition import (BOUND_CEILING, BOUND_FLOOR, TransitionResult, ceiling_pence,
-                                             floor_pence, round_to_pence, run_transition, solve_bounded)
+from fundform.settlement.transition import (
+    BOUND_CEILING,
+    BOUND_FLOOR,
+    TransitionResult,
+    ceiling_pence,
+    floor_pence,
+    round_to_pence,
+    run_transition,
+    solve_bounded,
+)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from rich.table import Table
 from fundform.outputs.text import gbp, gbp_bn, gbp_pence
 from fundform.pipeline import RunResult
 
-
 pounds, bn = gbp_pence, gbp_bn
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from fundform.inputs.tables import CONTRACTS, LEVELS
 
-EXPECTED_AREAS = {"ltla": 296, "utla": 153, "region": 9, "icb": 42, "nhs-region": 7, "ca": 296 - 46 + 8}
+EXPECTED_AREAS = {"ltla": 296, "utla": 153, "region": 9, "icb": 42, "nhs-region": 7, "ca": 296 - 72 + 11}  # 72 districts in 11 CAs
 
 
 def test_every_table_covers_the_296_authorities(bundled):

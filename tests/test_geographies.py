@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import polars as pl
 import pytest
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.errors import InvalidInput
 from fundform.formula.scenario import resolve_formula
-from fundform.geography import deal_lookup
+from fundform.geography import compare_levels, deal_lookup
 from fundform.inputs.tables import LEVELS
+from fundform.paths import PROJECT_ROOT
 from fundform.pipeline import RunParameters, compute
 
 runner = CliRunner()
@@ -94,6 +96,31 @@ def test_levels_command_shows_both_figures(tmp_path):
     assert d["members"] == GM
     first = d["years"][0]
     assert first["need_weighted_population"] == pytest.approx(first["need_weighted_population_members"], rel=1e-12)
+
+
+def test_the_documented_greater_manchester_figures_are_what_the_engine_computes(bundled):
+    # docs/geographies.md quotes the body-vs-boroughs comparison; recompute every figure it states
+    text = " ".join((PROJECT_ROOT / "docs" / "geographies.md").read_text().split())
+    m = re.search(r"differ by GBP ([\d.]+)m in 2026/27 \(GBP ([\d,.]+)m as one body against GBP ([\d,.]+)m as ten "
+                  r"boroughs\) and by GBP ([\d.]+)m in 2030/31", text)
+    assert m, "the comparison sentence in docs/geographies.md changed shape"
+    diff1, body1, members1, diff5 = (float(g.replace(",", "")) for g in m.groups())
+    name, members, rows = compare_levels(bundled, resolve_formula("fundform-needs"), "E47000001")
+    assert name == "Greater Manchester" and members == GM
+    pounds_m = lambda pence: round(pence / 1e8, 2)  # noqa: E731
+    first, last = rows.row(0, named=True), rows.row(-1, named=True)
+    assert (pounds_m(first["grant"]), pounds_m(first["grant_members"])) == (body1, members1)
+    assert pounds_m(first["grant"] - first["grant_members"]) == diff1
+    assert pounds_m(last["grant"] - last["grant_members"]) == diff5
+    assert abs(first["target_allocation"] - first["target_allocation_members"]) <= 1  # a penny
+
+
+def test_a_deal_area_compares_with_its_members(bundled):
+    deals = PROJECT_ROOT / "docs" / "examples" / "deal-areas-example.csv"
+    name, members, rows = compare_levels(bundled, resolve_formula("fundform-needs"), "D0001", f"deal:{deals}")
+    assert name == "Hull and East Yorkshire" and members == ["E06000010", "E06000011"]
+    assert rows["need_weighted_population"].to_numpy() == pytest.approx(
+        rows["need_weighted_population_members"].to_numpy(), rel=1e-12)
 
 
 def test_cohorts_add_up_to_the_pooled_grant(bundled):

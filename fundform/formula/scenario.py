@@ -25,9 +25,9 @@ import polars as pl
 from pydantic import ValidationError
 
 from fundform.errors import Problem, SpecError
-from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
 from fundform.formula.registry import LoadedFormula, _format_validation, available_formulas, check_references
 from fundform.formula.spec import FormulaSpec
+from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
 
 SCENARIO_KEYS = {"extends", "title", "description"}
 

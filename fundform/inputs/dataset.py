@@ -15,8 +15,14 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.inputs.contracts import _row_labels, check_table
-from fundform.inputs.tables import (CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX, LEVELS, REQUIRED_LEVELS,
-                                    indicator_contract)
+from fundform.inputs.tables import (
+    CONTRACTS,
+    INDICATOR_NAME,
+    INDICATOR_PREFIX,
+    LEVELS,
+    REQUIRED_LEVELS,
+    indicator_contract,
+)
 from fundform.inputs.vintages import aggregate_small_areas, convert
 
 SHARE_TOLERANCE = 1e-9

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from fundform.numeric import fixed_sum
-
 from fundform.formula.components import INDICATOR_TRANSFORMS
 from fundform.formula.spec import AgeCostCurve, Indicator
+from fundform.numeric import fixed_sum
 
 
 def age_weights(curve: AgeCostCurve) -> pl.DataFrame:
