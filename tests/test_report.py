@@ -33,6 +33,16 @@ def test_report_is_self_contained(report):
     assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 5  # SVG namespaces only
 
 
+def test_report_lists_the_numbers_resting_on_assumptions(report):
+    import json
+
+    manifest = json.loads((report.parent / "manifest.json").read_text())
+    text = report.read_text()
+    assert f"{len(manifest['assumptions'])} of the version's numbers are the project's assumptions" in text
+    for a in manifest["assumptions"]:
+        assert f"<td>{a['path']}</td>" in text
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium; it "
                     "could not be installed on this machine)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
