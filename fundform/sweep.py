@@ -148,10 +148,13 @@ def _check_names(spec, names: list[str]) -> None:
         need = (st.need if st is not None and st.need is not None else spec.need)
         rule = (st.transition if st is not None and st.transition is not None else spec.transition)
         if path.startswith("need.indicators."):
-            known = {i.name for i in need.indicators}
-            if path.split(".")[2] not in known:
-                raise FundformError(f"--param {n}: {spec.id} has no indicator '{path.split('.')[2]}' here "
+            known = {i.name: i for i in need.indicators}
+            name, key = path.split(".")[2], path.split(".")[3]
+            if name not in known:
+                raise FundformError(f"--param {n}: {spec.id} has no indicator '{name}' here "
                                     f"({', '.join(sorted(known)) or 'none'})")
+            if getattr(known[name], key) is None:  # as --set: a bound the version does not state cannot be varied
+                raise FundformError(f"--param {n}: indicator {name} of {spec.id} has no {key} to vary")
         if path.startswith("need.age_cost_curve."):
             band_keys = [f"{b.age_from}-{b.age_to}" for b in need.age_cost_curve.bands]
             if path.split(".")[3] not in band_keys:

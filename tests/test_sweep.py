@@ -91,6 +91,8 @@ def test_random_draws_are_seeded_and_reproducible(bundled, needs_formula):
     (["transition.floor=-0.01:0"], None, "fundform-needs", "need --draws"),
     (["need.indicators.poverty.elasticity=0:1"], 5, "fundform-needs", "no indicator 'poverty'"),
     (["need.age_cost_curve.bands.85-89.weight=1:2"], 5, "fundform-needs", "no age band '85-89'"),
+    (["need.indicators.preventable_mortality.min_multiplier=0.8:0.9"], 5, "fundform-needs",
+     "indicator preventable_mortality of fundform-needs has no min_multiplier to vary"),
     (["need.age_cost_curve.bands.0-4.weight=-1:2"], 50, "fundform-needs", "must be above 0"),
     (["need.indicators.deprivation.min_multiplier=1.2:1.6", "need.indicators.deprivation.max_multiplier=1.0:1.3"],
      50, "fundform-needs", "is above its max_multiplier"),
