@@ -736,9 +736,10 @@ def sweep(
     param: Annotated[list[str], typer.Option("--param", help="PATH=LO:HI (uniform draws) or PATH=V1,V2,... (a grid), "
                                              "e.g. need.indicators.deprivation.elasticity=0.1:0.4 or "
                                              "need.age_cost_curve.bands.85-90.weight=4,6,8. Sweepable: age band "
-                                             "weights, indicator elasticities and min/max multipliers, "
-                                             "transition gap, floor and ceiling, real growth, equalisation, "
-                                             "share for devolved services. Repeatable.")],
+                                             "weights, indicator elasticities and min/max multipliers, the "
+                                             "transition's numbers (gap_closed_per_year, NHS convergence caps, "
+                                             "phasing_years, floor, ceiling), real growth, equalisation, share for "
+                                             "devolved services; a stream's own as streams.NAME.PATH. Repeatable.")],
     formula: Annotated[str, typer.Option(help="Formula or scenario to vary.")] = "fundform-needs",
     draws: Annotated[Optional[int], typer.Option(help="Number of random scenarios (with LO:HI parameters).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (reproducible).")] = 20261122,

@@ -1,5 +1,8 @@
 """Sweeps: thousands of variants of a formula's numbers, computed at once along a scenario axis.
 
+Any version: single-grant, in funding streams (each stream swept, then pooled before local tax), or an NHS round
+(published baselines and targets fixed, its pace of change varied).
+
 Each swept parameter gets one value per scenario (a grid of listed values, or seeded uniform draws between bounds).
 Need, control totals, the transition (with its floors solved exactly per scenario) and local tax are computed as
 arrays of shape (scenarios, years, areas): the same code and the same exact-pence rounding as `fundform run`, with a
@@ -30,11 +33,14 @@ from fundform.settlement.transition import BOUND_FLOOR, run_transition
 
 SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(elasticity|min_multiplier|max_multiplier)$"),
              re.compile(r"^need\.age_cost_curve\.bands\.\d+-\d+\.weight$"),
-             re.compile(r"^transition\.(gap_closed_per_year|floor|ceiling)$"),
+             re.compile(r"^transition\.(gap_closed_per_year|gain_gap_closed|max_gain|reduction_gap_closed|"
+                        r"max_reduction|phasing_years|floor|ceiling)$"),
              re.compile(r"^control_total\.real_growth$"),
              re.compile(r"^local_tax\.(equalisation|share_for_devolved_services)$"))
 
 
+TRANSITION_NUMBERS = ("gap_closed_per_year", "gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction",
+                      "phasing_years", "floor", "ceiling")
 STREAM = re.compile(r"^streams\.([a-z][a-z0-9_]*)\.(.+)$")
 
 
@@ -68,7 +74,7 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
         path, spec = (x.strip() for x in e.split("=", 1))
         if not sweepable(path):
             raise FundformError(f"--param {path}: not a sweepable parameter (age band weights, indicator "
-                                "elasticities and multiplier bounds, gap_closed_per_year, floor, ceiling, "
+                                "elasticities and multiplier bounds, transition.{" + ",".join(TRANSITION_NUMBERS) + "}, "
                                 "real_growth, equalisation, share_for_devolved_services; a stream's own ones "
                                 "as streams.NAME.PATH)")
         names.append(path)
@@ -147,6 +153,12 @@ def _check_names(spec, names: list[str]) -> None:
                 raise FundformError(f"--param {n}: stream {st.name} takes this from the version; vary {path}")
         need = (st.need if st is not None and st.need is not None else spec.need)
         rule = (st.transition if st is not None and st.transition is not None else spec.transition)
+        if path.startswith("need.") and need.method != "age_cost_curve":
+            raise FundformError(f"--param {n}: {spec.id}'s need is NHS England's practice weighted populations, "
+                                "which have no weights of fundform's to vary")
+        if path == "control_total.real_growth" and spec.baseline.source != "baseline_table":
+            raise FundformError(f"--param {n}: {spec.id} grows each ICB's published baseline by the round's own base "
+                                "growth; vary the pace of change (transition.*) instead")
         if path.startswith("need.indicators."):
             known = {i.name: i for i in need.indicators}
             name, key = path.split(".")[2], path.split(".")[3]
@@ -160,8 +172,8 @@ def _check_names(spec, names: list[str]) -> None:
             if path.split(".")[3] not in band_keys:
                 raise FundformError(f"--param {n}: {spec.id} has no age band '{path.split('.')[3]}' here "
                                     f"(bands: {', '.join(band_keys)})")
-        if path in ("transition.floor", "transition.ceiling") and getattr(rule, path.split(".")[1]) is None:
-            raise FundformError(f"--param {n}: {spec.id} has no {path.split('.')[1]} to vary")
+        if path.startswith("transition.") and getattr(rule, path.split(".")[1], None) is None:
+            raise FundformError(f"--param {n}: {spec.id}'s {rule.rule} rule has no {path.split('.')[1]} to vary")
 
 
 @dataclass
@@ -214,14 +226,30 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
                   link: _StreamSweep | None = None, extra=None) -> _StreamSweep:
     """One stream (or the whole single-grant version) across all scenarios: the same steps as the run's
     `_allocate`, with a leading scenario axis. `extra` (S, Y+1) pence is added to the total shared by need."""
-    from fundform.pipeline import area_frame
+    from fundform.pipeline import area_frame, settlement_inputs
 
     at = lambda path, default: get(stream_path(stream, path), default)  # noqa: E731
     areas = area_frame(data, spec, params.level)  # the level's areas, baseline and population (not swept)
-    shares = _sweep_need(data, spec.need, params.level, ltla, m, get, stream, S)
     years = settlement_years(params.start_year, params.years)
     fy = years["financial_year"].to_list()
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    rule = spec.transition
+    swept = {k: at(f"transition.{k}", getattr(rule, k).value)[:, None]
+             for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None}
+    inflation = np.array([growth.get(y, 0.0) for y in fy])
+    n = areas.height
+    if spec.baseline.source != "baseline_table":
+        # a published NHS round: its baselines, per-ICB base growth and targets are the run's own (nothing here is
+        # swept), the same for every scenario; the pace of change is what varies
+        si = settlement_inputs(areas, spec, params, growth, years)
+        totals = np.broadcast_to(si.path["control_total"].to_numpy(), (S, params.years + 1))
+        tr = run_transition(np.broadcast_to(si.start, (S, n)), np.broadcast_to(si.targets, (S, params.years, n)),
+                            totals[:, 1:], rule, fy, baselines=np.broadcast_to(si.baselines, (S, params.years, n)),
+                            growth=si.growth, inflation=inflation, values=swept)
+        return _StreamSweep(totals, int(totals[0, 0]), tr.allocation + tr.guarantee, tr.bound)
+    shares = (_sweep_need(data, spec.need, params.level, ltla, m, get, stream, S)
+              if spec.need.method == "age_cost_curve"
+              else np.broadcast_to(areas["target_share"].to_numpy(), (S, n)))  # practice weighted: not swept
     base_year = parse_year(spec.control_total.base_year)
     all_years = [format_year(parse_year(params.start_year) - 1)] + fy
     infl = np.array([np.prod([1 + growth[format_year(t)] for t in range(base_year + 1, parse_year(y) + 1)])
@@ -236,30 +264,22 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
     if extra is not None:
         totals = totals + extra
     ct = totals[:, 1:]
-    n = areas.height
     baseline_w = areas["baseline_gbp"].to_numpy()
     targets = apportion(ct, np.broadcast_to(shares[:, None, :], (S, params.years, n)))
     baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, n)))
     start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, n)))
-    rule = spec.transition
-    swept = {k: at(f"transition.{k}", getattr(rule, k).value)[:, None]
-             for k in ("gap_closed_per_year", "floor", "ceiling") if getattr(rule, k) is not None}
-    inflation = np.array([growth.get(y, 0.0) for y in fy])
     tr = run_transition(start, targets, ct, rule, fy, baselines=baselines, inflation=inflation, values=swept)
     return _StreamSweep(totals, base_total, tr.allocation + tr.guarantee, tr.bound)
 
 
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
               progress=None) -> SweepResult:
-    """Every scenario of a single-grant or multi-stream version whose need is an age cost curve."""
+    """Every scenario of a version: single-grant, in streams, or an NHS round (whose pace of change varies)."""
     from fundform.pipeline import area_frame, check_indicator_tables, negative_grant_policy, stream_spec
 
     say = progress or (lambda _m: None)
     spec = formula.spec
-    needs = [spec.need] + [st.need for st in spec.streams if st.need is not None]
-    if any(nd.method != "age_cost_curve" for nd in needs) or spec.baseline.source != "baseline_table":
-        raise FundformError("sweeps cover versions whose need is an age cost curve with indicators "
-                            f"(not {spec.id}: practice-based need or published NHS baselines)")
+
     _check_names(spec, names)
     check_indicator_tables(spec, data)
     S = values.shape[0]

@@ -63,6 +63,21 @@ def test_stream_versions_sweep_each_stream_like_direct_runs(bundled):
     assert res.grants.shape == (len(values), PARAMS.years, 9)
 
 
+def test_an_nhs_round_sweeps_its_pace_of_change_like_direct_runs(bundled):
+    # nhs-icb-2024: published baselines and targets stay the round's own; the convergence caps vary
+    params = RunParameters(level="icb", start_year="2024/25", years=1)
+    names, values = parse_parameters(["transition.max_gain=0.001,0.002", "transition.max_reduction=0.005,0.0136",
+                                      "transition.gain_gap_closed=0.05,0.1"], None, 0)
+    res = run_sweep(bundled, resolve_formula("nhs-icb-2024"), params, names, values)
+    assert res.grants.shape == (8, 1, 42)
+    for s, row in enumerate(values):
+        sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets, params, "nhs-icb-2024")).max() <= 1, sets
+    # a deeper cut for ICBs over target moves money away from them: never more for anyone over target
+    deep, shallow = res.grants[values[:, 1] == 0.0136], res.grants[values[:, 1] == 0.005]
+    assert (deep.sum(axis=(1, 2)) <= shallow.sum(axis=(1, 2))).all()
+
+
 def test_median_of_a_sweep_is_the_run_at_the_median_parameter(bundled, needs_formula):
     names, values = parse_parameters(["control_total.real_growth=0.0,0.01,0.02,0.03,0.04"], None, 0)
     res = run_sweep(bundled, needs_formula, PARAMS, names, values)
@@ -96,7 +111,9 @@ def test_random_draws_are_seeded_and_reproducible(bundled, needs_formula):
     (["need.age_cost_curve.bands.0-4.weight=-1:2"], 50, "fundform-needs", "must be above 0"),
     (["need.indicators.deprivation.min_multiplier=1.2:1.6", "need.indicators.deprivation.max_multiplier=1.0:1.3"],
      50, "fundform-needs", "is above its max_multiplier"),
-    (["control_total.real_growth=0:0.02"], 5, "nhs-icb-2024", "practice-based need"),
+    (["control_total.real_growth=0:0.02"], 5, "nhs-icb-2024", "vary the pace of change"),
+    (["need.indicators.deprivation.elasticity=0:1"], 5, "nhs-icb-2024", "practice weighted populations"),
+    (["transition.gap_closed_per_year=0:1"], 5, "nhs-icb-2024", "nhs_convergence rule has no gap_closed_per_year"),
     (["streams.mental_health.real_growth=0:0.02"], 5, "hdc-2021", "no stream 'mental_health'"),
     (["streams.nhs_core.need.indicators.deprivation.elasticity=0:1"], 5, "hdc-2021",
      "stream nhs_core takes this from the version; vary need.indicators.deprivation.elasticity"),

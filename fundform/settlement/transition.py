@@ -213,9 +213,12 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
             bound = np.where(np.isfinite(lower) & (u <= lower), BOUND_FLOOR,
                              np.where(np.isfinite(upper) & (u >= upper), BOUND_CEILING, BOUND_NONE)).astype(np.int8)
             lam = np.zeros(np.shape(total))
-            if np.any(rounded.sum(axis=-1) > total):
-                raise InfeasiblePolicy(f"{label}: the rule allocates more than the control total and is not budget "
-                                       "neutral: raise the total or make the rule budget neutral")
+            over = rounded.sum(axis=-1) > total
+            if np.any(over):
+                which = (f" (scenario(s) {', '.join(map(str, np.flatnonzero(over)[:10]))}"
+                         f"{', ...' if over.sum() > 10 else ''})" if np.ndim(over) else "")
+                raise InfeasiblePolicy(f"{label}: the rule allocates more than the control total{which} and is not "
+                                       "budget neutral: raise the total or make the rule budget neutral")
         guar = (np.maximum(start_f - rounded, 0).astype(np.int64)
                 if rule.guarantee is not None and rule.guarantee.funding == "additional" else np.zeros_like(rounded))
         for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("lam", lam),
