@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test install data docs bench bench-data clean
+.PHONY: run test lint install data docs bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/fundform run
 
-## the test suite (installs the dev extras)
-test: install
+## the test suite (installs the dev extras), after the lint
+test: lint
 	$(BIN)/python -m pytest
+
+## pyflakes-level faults (unused or undefined names) and import order: ruff, configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check .
 
 ## rebuild data/default from ../shared/data (maintainers; the engine never reads ../shared)
 data: install
