@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -55,3 +56,19 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1360,1150",
                     f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("lo, hi", [(-208, 85), (0.68, 1.43), (138.8e9, 167.8e9), (-142.3e6, 414.5e6), (0, 82),
+                                    (1600, 3500), (-0.26, 0.48), (0.001, 0.0013)])
+def test_chart_ticks_are_round_numbers_inside_the_range(lo, hi):
+    from fundform.outputs.report import _nice
+
+    ticks = _nice(lo, hi)
+    assert 3 <= len(ticks) <= 7
+    assert ticks.min() >= lo - 1e-12 * abs(lo) and ticks.max() <= hi + 1e-12 * abs(hi)
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** np.floor(np.log10(step))
+    assert any(abs(mantissa - m) < 1e-9 for m in (1, 2, 2.5, 5))
+    np.testing.assert_allclose(np.diff(ticks), step)
+    if lo < 0 < hi:
+        assert 0.0 in ticks

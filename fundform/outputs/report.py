@@ -40,6 +40,19 @@ def _frame(title: str, xlabel: str, ylabel: str, body: list[str], chart_id: str)
             f'{html.escape(ylabel)}</text>' + "".join(body) + "</svg></figure>")
 
 
+def _nice(lo: float, hi: float, n: int = 5) -> np.ndarray:
+    """Round tick values (1, 2, 2.5 or 5 x 10^k apart) inside [lo, hi], about n of them, 0 among them if in range."""
+    span = hi - lo
+    if not np.isfinite(span) or span <= 0:
+        return np.array([lo])
+    raw = span / n
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda st: abs(np.log(st / raw)))
+    first = np.ceil(lo / step - 1e-9) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks)
+
+
 def _scale(lo: float, hi: float, a: float, b: float):
     span = (hi - lo) or 1.0
     return lambda v: a + (v - lo) / span * (b - a)
@@ -47,7 +60,7 @@ def _scale(lo: float, hi: float, a: float, b: float):
 
 def _yaxis(lo: float, hi: float, sy) -> list[str]:
     out = []
-    for v in np.linspace(lo, hi, 5):
+    for v in _nice(lo, hi):
         y = sy(v)
         out.append(f'<line x1="{PAD}" x2="{W - 16}" y1="{y:.1f}" y2="{y:.1f}" class="g"/>'
                    f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end" class="k">{_num(v)}</text>')
@@ -59,7 +72,7 @@ def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
     xlo, xhi, ylo, yhi = xs.min(), xs.max(), ys.min(), ys.max()
     sx, sy = _scale(xlo, xhi, PAD + 6, W - 24), _scale(ylo, yhi, H - PAD, 34)
     body = _yaxis(ylo, yhi, sy)
-    for v in np.linspace(xlo, xhi, 5):
+    for v in _nice(xlo, xhi):
         body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:.2f}</text>')
     for x, y, n in zip(xs, ys, names):
         body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{BLUE}" fill-opacity="0.6">'
@@ -114,7 +127,7 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
     hi = max(c.max() for c in counts.values())
     sx, sy = _scale(edges[0], edges[-1], PAD + 6, W - 24), _scale(0, hi, H - PAD, 34)
     body = _yaxis(0, hi, sy)
-    for v in np.linspace(edges[0], edges[-1], 5):
+    for v in _nice(edges[0], edges[-1]):
         body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:+.0%}</text>')
     for k, (name, c) in enumerate(counts.items()):
         col = [GREY, BLUE][k % 2]
