@@ -17,7 +17,7 @@ from fundform.errors import FundformError
 from fundform.explain import cohort_budgets, need_steps, waterfall
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
-from fundform.formula.spec import Baseline, LocalTax, Transition, assumed_numbers, format_year, parse_year
+from fundform.formula.spec import Baseline, LocalTax, Transition, assumed_numbers, format_year, iter_needs, parse_year
 from fundform.geography import deal_level_name, roll_up, with_level
 from fundform.inputs.dataset import Dataset, indicator_files, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX, LEVELS
@@ -334,9 +334,8 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
 def check_indicator_tables(spec, data: Dataset) -> None:
     """Each indicator of the version (and of its streams) reads a table the dataset has, and a numeric column of it:
     a user's own table (indicators/<name>) can only be checked once the dataset is loaded."""
-    needs = [("need", spec.need)] + [(f"streams.{st.name}.need", st.need) for st in spec.streams if st.need]
     problems = []
-    for prefix, need in needs:
+    for prefix, need in iter_needs(spec):
         for ind in need.indicators:
             frame = data.tables.get(ind.table)
             if frame is None:

@@ -6,10 +6,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from fundform.outputs.text import gbp, gbp_bn, gbp_pence
+from fundform.outputs.text import gbp, gbp_bn
 from fundform.pipeline import RunResult
-
-pounds, bn = gbp_pence, gbp_bn
 
 
 def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -36,8 +34,9 @@ def print_summary(result: RunResult, console: Console) -> None:
                 f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
         t.add_column(col, justify="right")
     for r in per_year.iter_rows(named=True):
-        t.add_row(r["financial_year"], bn(r["control_total"]), bn(r["allocation"]), bn(r["notional_local_tax"]),
-                  bn(r["grant"]), bn(r["grant_real"]), str(r["at_floor"]), str(r["at_ceiling"]))
+        t.add_row(r["financial_year"], gbp_bn(r["control_total"]), gbp_bn(r["allocation"]),
+                  gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]), str(r["at_floor"]),
+                  str(r["at_ceiling"]))
     console.print(t)
     gain, lose = movers(result)
     year = a["financial_year"].max()

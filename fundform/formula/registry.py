@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from fundform.errors import SpecError
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.spec import FormulaSpec
+from fundform.formula.spec import FormulaSpec, iter_needs
 from fundform.inputs.tables import CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX
 from fundform.paths import formulas_dir
 
@@ -38,8 +38,7 @@ def check_references(spec: FormulaSpec, path: Path) -> None:
     """What pydantic cannot know: component names and input columns."""
     load_plugins()
     problems = []
-    needs = [("need", spec.need)] + [(f"streams.{st.name}.need", st.need) for st in spec.streams if st.need]
-    for prefix, need in needs:
+    for prefix, need in iter_needs(spec):
         for ind in need.indicators:
             where = f"{prefix}.indicators.{ind.name}"
             if ind.transform not in INDICATOR_TRANSFORMS:

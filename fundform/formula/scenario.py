@@ -67,17 +67,19 @@ def read_toml(path: Path) -> dict:
         raise SpecError(f"{path}: not valid TOML ({e})") from e
 
 
-def item_key(item: Any) -> str | None:
-    """How a list item is addressed in a dotted path: by its name (a source by its id), or an age band by its
-    range ('85-90')."""
-    if not isinstance(item, dict):
-        return None
-    for k in ("name", "id"):
-        if k in item:
-            return str(item[k])
-    if "from" in item and "to" in item:
-        return f"{item['from']}-{item['to']}"
+def _key_fields(item: Any) -> tuple[str, ...] | None:
+    """The fields that address a list item in a dotted path: its name, a source's id, or an age band's range."""
+    if isinstance(item, dict):
+        for fields in (("name",), ("id",), ("from", "to")):
+            if all(f in item for f in fields):
+                return fields
     return None
+
+
+def item_key(item: Any) -> str | None:
+    """How a list item is addressed in a dotted path: 'deprivation', 'ons-mye-2023', or an age band '85-90'."""
+    fields = _key_fields(item)
+    return None if fields is None else "-".join(str(item[f]) for f in fields)
 
 
 def _keyed(items: list) -> bool:
@@ -88,13 +90,6 @@ def _all_named(items: list) -> bool:
     return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
 
 
-def _identity(item: dict) -> set[str]:
-    for k in ("name", "id"):
-        if k in item:
-            return {k}
-    return {"from", "to"}
-
-
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     """Dotted path -> leaf value; list items are addressed by name, age bands by their range."""
     out: dict[str, Any] = {}
@@ -103,8 +98,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, f"{prefix}{k}."))
     elif isinstance(data, list) and _keyed(data):
         for item in data:
-            ident = _identity(item)
-            out.update(flatten({k: v for k, v in item.items() if k not in ident}, f"{prefix}{item_key(item)}."))
+            fields = _key_fields(item)
+            out.update(flatten({k: v for k, v in item.items() if k not in fields}, f"{prefix}{item_key(item)}."))
     else:
         out[prefix[:-1]] = data
     return out

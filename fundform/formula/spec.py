@@ -502,14 +502,20 @@ def iter_quantities(model: BaseModel, prefix: str = ""):
                     yield from iter_quantities(item, f"{path}.{k}.")
 
 
-def iter_age_curves(spec: BaseModel, prefix: str = ""):
+def iter_needs(spec: BaseModel):
+    """The version's need and each stream's own, with their dotted key paths."""
+    yield "need", spec.need
+    for stream in spec.streams:
+        if stream.need is not None:
+            yield f"streams.{stream.name}.need", stream.need
+
+
+def iter_age_curves(spec: BaseModel):
     """Every age cost curve in a spec (the pooled need's and each stream's) with its dotted key path; a band's
     weight is addressed as `<path>.bands.<from>-<to>.weight` by --set, scenarios, diffs and sweeps."""
-    need = getattr(spec, "need", None)
-    if need is not None and need.age_cost_curve is not None:
-        yield f"{prefix}need.age_cost_curve", need.age_cost_curve
-    for stream in getattr(spec, "streams", None) or []:
-        yield from iter_age_curves(stream, f"{prefix}streams.{stream.name}.")
+    for path, need in iter_needs(spec):
+        if need.age_cost_curve is not None:
+            yield f"{path}.age_cost_curve", need.age_cost_curve
 
 
 def assumed_numbers(spec: BaseModel) -> list[dict]:
