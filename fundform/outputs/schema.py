@@ -41,7 +41,8 @@ AREA_YEAR: tuple[OutputColumn, ...] = (
 ALLOCATIONS: tuple[OutputColumn, ...] = (
     OutputColumn("area_code", pa.string(), "code", "area code at the output level (GSS; ODS for ICBs and NHS regions)"),
     OutputColumn("area_name", pa.string(), "text", "area name"),
-    OutputColumn("area_level", pa.string(), "text", "output level: ltla, utla, region, icb or nhs-region"),
+    OutputColumn("area_level", pa.string(), "text", "output level: ltla, utla, region, icb, nhs-region, ca or "
+                 "deal:FILE.csv"),
     OutputColumn("financial_year", pa.string(), "financial year", "financial year, e.g. 2026/27"),
     OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
     OutputColumn("population", pa.float64(), "persons", "resident population (mid-2023), apportioned to the area"),
