@@ -543,8 +543,12 @@ def build_iod2019(src: Path) -> pl.DataFrame:
 
 
 def write(df: pl.DataFrame, path: Path) -> None:
+    """Parquet with page checksums (a corrupted page is refused on load, not read as other values)."""
+    import pyarrow.parquet as pq
+
     tmp = path.with_suffix(".parquet.tmp")
-    df.write_parquet(tmp, compression="zstd", compression_level=9, statistics=True)
+    pq.write_table(df.to_arrow(), tmp, compression="zstd", compression_level=9, write_statistics=True,
+                   write_page_checksum=True)
     tmp.replace(path)
 
 
@@ -596,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]
     report += [f"- {new} {name}: from {', '.join(olds)}" for new, (name, olds) in REORGANISATIONS_2023.items()]
     (out / "BUILD_REPORT.md").write_text("\n".join(report) + "\n")
+    from fundform.inputs.dataset import write_checksums
+
+    write_checksums(out)  # every table file's SHA-256, checked at each load: a corrupted file is refused by name
     print("\n".join(report))
     return 0
 

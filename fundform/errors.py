@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, field
 
 
@@ -49,3 +51,37 @@ class SpecError(FundformError):
 
 class InfeasiblePolicy(FundformError):
     """The stated transition rules cannot all hold at once (for example floors that cost more than the total)."""
+
+
+# The operating system's reasons that are about the machine, not the input or the code: no permission, a full or
+# read-only disk, a quota, an I/O fault. They are reported as such (exit 5), never as internal errors.
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO,
+                                errno.EMFILE, errno.ENFILE, errno.ENOTDIR, errno.EISDIR, errno.ETXTBSY,
+                                errno.EBUSY, errno.ENAMETOOLONG, errno.EXDEV})
+DISK_FULL_WORDS = ("no space left on device", "disk quota exceeded", "read-only file system", "permission denied",
+                   "input/output error")
+
+
+class EnvironmentFailure(FundformError):
+    """The machine refused: permission denied, a full or read-only disk, a quota, an I/O error. Exit code 5. The
+    message names the path and the operating system's reason; nothing partial is left behind."""
+
+    exit_code = 5
+
+
+def environment_failure(e: BaseException, doing: str) -> EnvironmentFailure | None:
+    """The environmental failure `e` stands for, as a message naming the path and the reason, or None if `e` is not
+    environmental (then it is the caller's to handle)."""
+    if isinstance(e, EnvironmentFailure):
+        return e
+    if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+        where = e.filename or ""
+        reason = e.strerror or os.strerror(e.errno)
+        return EnvironmentFailure(f"{doing}{' ' + str(where) if where else ''}: {reason} (errno {errno.errorcode.get(e.errno, e.errno)}). "
+                                  "This is the machine refusing, not a fault in the input: free space, fix the "
+                                  "permissions or choose another folder, then rerun")
+    text = str(e).lower()
+    if type(e).__module__.startswith("duckdb") and any(w in text for w in DISK_FULL_WORDS):
+        return EnvironmentFailure(f"{doing}: {str(e).splitlines()[0]}. This is the machine refusing, not a fault in "
+                                  "the input: free space or fix the permissions, then rerun")
+    return None

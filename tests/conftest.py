@@ -51,9 +51,11 @@ def default_run(bundled, needs_formula):
 
 @pytest.fixture
 def data_copy(tmp_path) -> Path:
-    """A writable copy of the bundled dataset, to break."""
+    """A writable copy of the bundled dataset, to break: a user's own dataset, so without the bundled checksum
+    manifest (which would refuse any change; tests/test_reliability_corpus.py checks that it does)."""
     target = tmp_path / "data"
     shutil.copytree(DATA, target)
+    (target / "CHECKSUMS.sha256").unlink()
     return target
 
 
@@ -86,7 +88,7 @@ def synthetic_dataset(n_areas: int = 6, seed: int = 0, population_scale: float =
     mortality = pl.DataFrame({"area_code": codes, "preventable_mortality_rate": rng.uniform(90, 300, n_areas),
                               "preventable_mortality_year": [2022] * n_areas,
                               "preventable_mortality_source": ["observed"] * n_areas})
-    tb = rng.uniform(5e3, 2e5, n_areas)
+    tb = base.sum(axis=(1, 2)) * rng.uniform(0.25, 0.6, n_areas)  # Band D equivalents per resident, as observed
     council_tax = pl.DataFrame({"area_code": codes, "tax_base_band_d": tb, "tax_base_band_d_2023_24": tb * 0.99,
                                 "band_d_billing": rng.uniform(1500, 2200, n_areas),
                                 "band_d_billing_2023_24": rng.uniform(1400, 2100, n_areas),

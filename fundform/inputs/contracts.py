@@ -32,14 +32,53 @@ class Column:
     min_exclusive: bool = False
     required: bool = True
     combine: str | None = None  # boundary conversion: mean (population-weighted), sum, same, converted, rank:<col>
+    pattern: str | None = None  # text columns: a regular expression every value must match
+    pattern_text: str = ""  # what the pattern means, for the message ("a financial year like 2024/25")
+    uniform: bool = False  # one value for the whole table (a table's year, say)
+    plausible: Plausible | None = None  # a soft bound on each value: refused unless the run allows implausible input
 
     def expectation(self) -> str:
         parts = [{"str": "text", "int": "a whole number", "float": "a number"}[self.dtype]]
+        if self.pattern_text:
+            parts = [self.pattern_text]
         if self.min is not None:
             parts.append(f"{'>' if self.min_exclusive else '>='} {self.min:g}")
         if self.max is not None:
             parts.append(f"<= {self.max:g}")
         return " ".join(parts) + ("" if self.nullable else ", not missing")
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """A plausibility bound: values outside [lo, hi] are almost certainly a mistake (a unit slip, a column shifted, a
+    corrupted file), though not impossible. They are refused with the bound and where it comes from (`why`), unless
+    the run is told to allow implausible input (--allow-implausible), which its manifest records."""
+
+    lo: float | None
+    hi: float | None
+    why: str
+
+    def text(self) -> str:
+        rng = (f"between {self.lo:,g} and {self.hi:,g}" if self.lo is not None and self.hi is not None
+               else f">= {self.lo:,g}" if self.lo is not None else f"<= {self.hi:,g}")
+        return f"{rng} (plausibility bound: {self.why}; --allow-implausible overrides it)"
+
+
+# Source types a column may be stored as: exact, never a coercion that changes meaning (a boolean is not a number,
+# a float is not a whole number). CSV cells arrive as text and are parsed strictly.
+_INTEGER_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+_FLOAT_TYPES = (pl.Float32, pl.Float64)
+
+
+def _type_accepts(declared: str, actual: pl.DataType) -> bool:
+    if actual == pl.Null:  # an all-missing column: the null check names it
+        return True
+    if declared == "str":
+        return actual in (pl.String, pl.Categorical) or isinstance(actual, pl.Enum)
+    if declared == "int":
+        return actual == pl.String or any(actual == t for t in _INTEGER_TYPES)
+    return (actual == pl.String or any(actual == t for t in _INTEGER_TYPES + _FLOAT_TYPES)
+            or isinstance(actual, pl.Decimal))
 
 
 @dataclass(frozen=True)
@@ -68,24 +107,33 @@ def _row_labels(frame: pl.DataFrame, key: list[str]) -> tuple[str, ...]:
     if frame.height == 0:
         return ()
     cols = [k for k in key if k in frame.columns]
-    labels = frame.head(MAX_ROWS_LISTED).select(
-        pl.format("row {} ({})", pl.col("__row") + 1, pl.concat_str([pl.col(c).cast(pl.String) for c in cols],
-                                                                      separator="/", ignore_nulls=False).fill_null("?"))
-        if cols else pl.format("row {}", pl.col("__row") + 1)
-    ).to_series().to_list()
+    keys = pl.concat_str([pl.col(c).cast(pl.String).fill_null("?") for c in cols], separator="/") if cols else None
+    if "__row" not in frame.columns:  # not a row of a file (an area absent from it, a group): named by key alone
+        labels = frame.head(MAX_ROWS_LISTED).select(keys).to_series().to_list()
+    else:  # the row's number in the file: 1 = the first data row (line 2 of a CSV, after its header)
+        labels = frame.head(MAX_ROWS_LISTED).select(
+            pl.format("row {} ({})", pl.col("__row") + 1, keys) if cols else pl.format("row {}", pl.col("__row") + 1)
+        ).to_series().to_list()
     more = frame.height - len(labels)
     return tuple(labels) + ((f"... {more} more",) if more > 0 else ())
 
 
-def check_table(frame: pl.DataFrame, contract: TableContract, file: str) -> tuple[pl.DataFrame | None, list[Problem]]:
+def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
+                warnings: list[Problem] | None = None) -> tuple[pl.DataFrame | None, list[Problem]]:
     """Check a table against its contract. Returns the table cast to the declared types (or None if its columns
-    are unusable) and the list of problems found."""
+    are unusable) and the list of problems found. Values outside a column's plausibility bound are problems too,
+    unless a `warnings` list is given (the run allows implausible input): then they are added there instead."""
     problems: list[Problem] = []
     present = set(frame.columns)
     for col in contract.columns:
         if col.required and col.name not in present:
             problems.append(Problem(file, col.name, "column is missing",
                                     f"a column '{col.name}' ({col.description}, {col.unit})"))
+        elif col.name in present and not _type_accepts(col.dtype, frame.schema[col.name]):
+            problems.append(Problem(file, col.name, f"stored as {frame.schema[col.name]}, which is not "
+                                    f"{col.expectation().split(',')[0]}",
+                                    f"{col.expectation()} (a {col.dtype} column; values are never coerced from "
+                                    "another type)"))
     if problems:
         return None, problems
 
@@ -114,6 +162,16 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str) -> tupl
             if col.max is not None:
                 bad = bad | (cast > col.max)
             checks[f"{col.name}|range"] = (col, "range", bad.fill_null(False))
+            if col.plausible is not None:
+                implausible = pl.lit(False)
+                if col.plausible.lo is not None:
+                    implausible = implausible | (cast < col.plausible.lo)
+                if col.plausible.hi is not None:
+                    implausible = implausible | (cast > col.plausible.hi)
+                checks[f"{col.name}|plausible"] = (col, "plausible", implausible.fill_null(False) & ~bad.fill_null(False))
+        if col.pattern is not None:
+            checks[f"{col.name}|pattern"] = (col, "pattern", (~c.cast(pl.String).str.contains(col.pattern))
+                                             .fill_null(False))
     counts = frame.select([e.sum().alias(k) for k, (_, _, e) in checks.items()]).row(0, named=True) if checks else {}
     if any(counts.values()):
         indexed = frame.with_row_index("__row")
@@ -123,8 +181,19 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str) -> tupl
             col, kind, expr = checks[k]
             rows = _row_labels(indexed.filter(expr), key)
             what = {"type": f"{n} value(s) are not {col.expectation().split(',')[0]}",
-                    "null": f"{n} missing value(s)", "range": f"{n} value(s) out of range"}[kind]
-            problems.append(Problem(file, col.name, what, col.expectation(), rows))
+                    "null": f"{n} missing value(s)", "range": f"{n} value(s) out of range",
+                    "pattern": f"{n} value(s) not {col.pattern_text or 'of the expected form'}",
+                    "plausible": f"{n} implausible value(s)"}[kind]
+            expected = col.plausible.text() if kind == "plausible" else col.expectation()
+            problem = Problem(file, col.name, what, expected, rows)
+            (warnings if kind == "plausible" and warnings is not None else problems).append(problem)
+    for col in contract.columns:
+        if col.uniform and col.name in present and frame[col.name].n_unique() > 1:
+            values = frame[col.name].unique(maintain_order=True).cast(pl.String).fill_null("missing").to_list()
+            first = frame[col.name][0]
+            odd = frame.with_row_index("__row").filter(pl.col(col.name).ne_missing(first))
+            problems.append(Problem(file, col.name, f"{len(values)} different values ({', '.join(values[:5])})",
+                                    "one value for the whole table", _row_labels(odd, key)))
     if casts:
         frame = frame.with_columns(**casts)
     if all(k in present for k in key):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from fundform.errors import InvalidInput, Problem
+from fundform.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
 from fundform.inputs.contracts import _row_labels, check_table
 from fundform.inputs.tables import (
     CONTRACTS,
@@ -44,6 +44,7 @@ class Dataset:
     tables: dict[str, pl.DataFrame]
     files: tuple[InputFile, ...]
     conversions: tuple[dict, ...] = ()  # boundary conversions applied on load
+    implausible: tuple[str, ...] = ()  # plausibility bounds the run was told to allow, as rendered problems
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         return self.tables[name]
@@ -66,12 +67,74 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+CHECKSUMS = "CHECKSUMS.sha256"  # `sha256sum` format: "<hex>  <file>" per line; the bundled dataset ships one
+
+
+class ReadFailure(Exception):
+    """A table file that cannot be read as a table: carries the problems, each naming the file and rows."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(p.render() for p in problems))
+
+
 def find_table_file(directory: Path, name: str) -> Path | None:
     for ext in (".parquet", ".csv"):
         p = directory / f"{name}{ext}"
         if p.is_file():
             return p
     return None
+
+
+def duplicate_table_files(directory: Path, name: str) -> list[Path]:
+    """Every file that claims to be table `name`: more than one is an error (which would be read is a guess)."""
+    found = [directory / f"{name}{ext}" for ext in (".parquet", ".csv") if (directory / f"{name}{ext}").is_file()]
+    if name == "population" and (directory / name).is_dir() and any((directory / name).glob("*.parquet")):
+        found.append(directory / name)
+    return found if len(found) > 1 else []
+
+
+def write_checksums(directory: Path) -> Path:
+    """Write the dataset's checksum manifest (every table file, in sha256sum format), checked at every load."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".parquet", ".csv"))
+    lines = [f"{sha256_file(p)}  {p.relative_to(directory).as_posix()}" for p in files]
+    target = directory / CHECKSUMS
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(target)
+    return target
+
+
+def checksum_problems(directory: Path, hashes: dict[str, str]) -> list[Problem]:
+    """A dataset that carries a checksum manifest must match it: a corrupted or edited file is refused, naming it.
+    `hashes` maps each table file read (relative path) to its SHA-256."""
+    path = Path(directory) / CHECKSUMS
+    if not path.is_file():
+        return []
+    how = (f"the files as built, with their SHA-256 in {CHECKSUMS}. A file that differs is corrupt or was edited "
+           f"after the build: rebuild it (make data), or, if you changed it on purpose, this is now your own "
+           f"dataset: delete {CHECKSUMS} or rewrite it (sha256sum)")
+    listed: dict[str, str] = {}
+    problems = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            problems.append(Problem(CHECKSUMS, "", f"line {i} is not '<sha256>  <file>'", "sha256sum format"))
+            continue
+        listed[parts[1].strip().lstrip("*")] = parts[0].lower()
+    for file, digest in sorted(hashes.items()):
+        if file not in listed:
+            problems.append(Problem(file, "", f"not listed in {CHECKSUMS}", how))
+        elif listed[file] != digest:
+            problems.append(Problem(file, "", f"SHA-256 {digest[:16]}... differs from {CHECKSUMS} "
+                                    f"({listed[file][:16]}...)", how))
+    for file in sorted(set(listed) - set(hashes)):
+        if not (Path(directory) / file).is_file():
+            problems.append(Problem(file, "", f"listed in {CHECKSUMS} but missing", how))
+    return problems
 
 
 def indicator_files(directory: Path) -> list[Path]:
@@ -92,15 +155,41 @@ def table_sources(directory: Path, name: str) -> list[Path]:
     return []
 
 
-def read_population_chunks(files: list[Path], folder: str) -> tuple[pl.DataFrame, list[Problem]]:
+def read_population_chunks(files: list[Path], folder: str, hashed: list[InputFile] | None = None
+                           ) -> tuple[pl.DataFrame, list[Problem]]:
     """Person-level (one row per person) or pre-counted population chunks, counted by area, sex and age in one
-    streaming pass over the files; the raw rows' own faults are counted in the same pass."""
-    lf = pl.scan_parquet(files)
-    cols = lf.collect_schema().names()
-    problems = [Problem(folder, c, "column is missing", f"a column '{c}' in every chunk")
-                for c in ("area_code", "sex", "age") if c not in cols]
+    streaming pass over the files; the raw rows' own faults are counted in the same pass. The same rows twice are
+    refused: two chunk files with identical content, a pre-counted cell in more than one row, or (where chunks carry
+    a person_id) one person twice."""
+    problems: list[Problem] = []
+    by_hash: dict[str, list[str]] = {}
+    for f in hashed or []:
+        by_hash.setdefault(f.sha256, []).append(f.path.name)
+    for names in by_hash.values():
+        if len(names) > 1:
+            problems.append(Problem(folder + ", ".join(names), "", f"{len(names)} chunk files with identical content",
+                                    "each person (or cell) in one chunk only: identical chunks would count them twice"))
+    try:
+        lf = pl.scan_parquet(files)
+        cols = lf.collect_schema().names()
+    except Exception as e:  # noqa: BLE001  a corrupt chunk: reported, never an internal error
+        return pl.DataFrame(), problems + [Problem(folder, "", f"a chunk cannot be read ({type(e).__name__}: "
+                                                   f"{str(e).splitlines()[0][:200]})", "readable Parquet chunks "
+                                                   "with the same columns")]
+    problems += [Problem(folder, c, "column is missing", f"a column '{c}' in every chunk")
+                 for c in ("area_code", "sex", "age") if c not in cols]
     if problems:
         return pl.DataFrame(), problems
+    key = ["person_id"] if "person_id" in cols else (["area_code", "sex", "age"] + (
+        ["small_area_code"] if "small_area_code" in cols else []) if "population" in cols else None)
+    if key is not None:
+        n, distinct = lf.select(pl.len(), pl.struct(key).n_unique()).collect(engine="streaming").row(0)
+        if distinct < n:
+            dup = lf.filter(pl.struct(key).is_duplicated()).head(10).collect()
+            labels = tuple("/".join(str(r[k]) for k in key) for r in dup.iter_rows(named=True))
+            return pl.DataFrame(), [Problem(folder, ",".join(key), f"{n - distinct} row(s) repeat a key already "
+                                            "given (in this or another chunk)", f"one row per {' x '.join(key)} "
+                                            "across all chunks", labels)]
     weight = pl.col("population").cast(pl.Float64) if "population" in cols else pl.lit(1.0)
     bad = {"area_code": pl.col("area_code").is_null(), "sex": ~pl.col("sex").is_in(list(SEXES)).fill_null(False),
            "age": ~pl.col("age").cast(pl.Int64, strict=False).is_between(0, 90).fill_null(False)}
@@ -127,11 +216,95 @@ def read_population_chunks(files: list[Path], folder: str) -> tuple[pl.DataFrame
     return counted.sort("area_code", "sex", "age"), []
 
 
-def _read(path: Path) -> pl.DataFrame:
+def read_csv_strict(path: Path, label: str | None = None) -> pl.DataFrame:
+    """A CSV read as text, every cell as written (numbers are parsed and checked by the contract), refusing what a
+    lenient reader would guess at: duplicated or empty header names, rows with too few or too many fields (named by
+    row and line), text that is not UTF-8. Blank lines are skipped; an empty cell is missing."""
+    import csv
+
+    label = label or path.name
+    problems: list[Problem] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise ReadFailure([Problem(label, "", "the file is empty", "a header row naming the columns, then "
+                                           "one row per record")])
+            header = [h.strip() for h in header]
+            dups = sorted({h for h in header if header.count(h) > 1})
+            if dups:
+                problems.append(Problem(label, ",".join(dups), "column name(s) appear more than once in the header",
+                                        "each column once (which copy is meant is a guess)"))
+            if any(h == "" for h in header):
+                problems.append(Problem(label, "", f"{header.count('')} column(s) without a name in the header",
+                                        "a name for every column"))
+            ragged: list[str] = []
+            n_ragged = 0
+            rows: list[list[str]] = []
+            row_no = 0
+            for row in reader:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                row_no += 1
+                if len(row) != len(header):
+                    n_ragged += 1
+                    if len(ragged) < 10:
+                        ragged.append(f"row {row_no} (line {reader.line_num}: {len(row)} field(s))")
+                    continue
+                rows.append(row)
+    except UnicodeDecodeError as e:
+        raise ReadFailure([Problem(label, "", f"not UTF-8 text ({e.reason} at byte {e.start})",
+                                   "a UTF-8 CSV file")]) from None
+    except csv.Error as e:
+        raise ReadFailure([Problem(label, "", f"not a well-formed CSV file ({e})",
+                                   "comma-separated values, quotes closed")]) from None
+    if n_ragged:
+        hint = " (the header looks separated by ';')" if len(header) == 1 and ";" in header[0] else ""
+        problems.append(Problem(label, "", f"{n_ragged} row(s) with a different number of fields from the header"
+                                f"{hint}", f"{len(header)} comma-separated fields on every row, as in the header",
+                                tuple(ragged) + ((f"... {n_ragged - len(ragged)} more",) if n_ragged > 10 else ())))
+    if problems:
+        raise ReadFailure(problems)
+    cols = list(zip(*rows)) if rows else [()] * len(header)
+    return pl.DataFrame({h: pl.Series(h, [v if v.strip() != "" else None for v in col], dtype=pl.String)
+                         for h, col in zip(header, cols)})
+
+
+def read_parquet_strict(path: Path, label: str | None = None) -> pl.DataFrame:
+    """A Parquet file read exactly: duplicate column names refused, page checksums verified where the writer
+    stored them (a corrupted page is an error, not changed values)."""
+    import pyarrow.parquet as pq
+
+    label = label or path.name
+    names = pq.read_schema(path).names
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise ReadFailure([Problem(label, ",".join(dups), "column name(s) appear more than once",
+                                   "each column once (which copy is meant is a guess)")])
+    return pl.from_arrow(pq.read_table(path, page_checksum_verification=True))
+
+
+def _read(path: Path, label: str | None = None) -> pl.DataFrame:
     if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    # CSV: read codes as text so '01' style codes survive; numbers are cast (and checked) by the contract
-    return pl.read_csv(path, infer_schema_length=0)
+        return read_parquet_strict(path, label)
+    # CSV: read as text so '01' style codes survive; numbers are parsed (and checked) by the contract
+    return read_csv_strict(path, label)
+
+
+def read_table_file(path: Path, label: str) -> tuple[pl.DataFrame | None, list[Problem]]:
+    """Read one table file; a file that cannot be read gives problems naming it, never an exception."""
+    try:
+        return _read(path, label), []
+    except ReadFailure as e:
+        return None, e.problems
+    except OSError as e:
+        if e.errno in ENVIRONMENT_ERRNOS:
+            raise
+        return None, [Problem(label, "", f"cannot be read ({e.strerror or e})", "a readable Parquet or CSV file")]
+    except Exception as e:  # noqa: BLE001  a corrupt file: reported with the others
+        return None, [Problem(label, "", f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                              "a readable, uncorrupted Parquet or CSV file")]
 
 
 def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Problem]]:
@@ -141,7 +314,10 @@ def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Pro
     if not path.is_file():
         return None, [Problem(str(path), "", "file not found",
                               f"a CSV or Parquet file with columns {', '.join(contract.required_columns)}")]
-    return check_table(_read(path), contract, path.name)
+    raw, problems = read_table_file(path, path.name)
+    if raw is None:
+        return None, problems
+    return check_table(raw, contract, path.name)
 
 
 def read_user_file(path: Path, contract) -> pl.DataFrame:
@@ -152,9 +328,13 @@ def read_user_file(path: Path, contract) -> pl.DataFrame:
     return frame
 
 
-def load_dataset(directory: Path) -> Dataset:
+def load_dataset(directory: Path, allow_implausible: bool = False) -> Dataset:
+    """Read and check every table of a dataset folder. Raises InvalidInput with every problem found; values outside
+    a plausibility bound are problems too unless `allow_implausible`, when they are kept in `Dataset.implausible`
+    (and so in the run's manifest)."""
     directory = Path(directory)
     problems: list[Problem] = []
+    warnings: list[Problem] | None = [] if allow_implausible else None
     if not directory.is_dir():
         raise InvalidInput([Problem(str(directory), "", "data folder not found", "a folder holding the tables "
                                     + ", ".join(CONTRACTS))], str(directory))
@@ -162,13 +342,21 @@ def load_dataset(directory: Path) -> Dataset:
     files: list[InputFile] = []
     small_notes: list[dict] = []
     for name, contract in CONTRACTS.items():
+        twins = duplicate_table_files(directory, name)
+        if twins:
+            problems.append(Problem(", ".join(p.name + ("/" if p.is_dir() else "") for p in twins), "",
+                                    f"{len(twins)} files for the one table '{name}'",
+                                    f"exactly one of {name}.parquet, {name}.csv" + (" or a folder population/ of "
+                                    "chunks" if name == "population" else "") + " (which is meant would be a guess)"))
+            continue
         sources = table_sources(directory, name)
         if name == "population" and sources and sources[0].parent.name == "population":
-            counted, chunk_problems = read_population_chunks(sources, "population/")
+            chunk_files = [InputFile(name, f, sha256_file(f), pq_rows(f)) for f in sources]
+            files += chunk_files
+            counted, chunk_problems = read_population_chunks(sources, "population/", chunk_files)
             problems += chunk_problems
-            files += [InputFile(name, f, sha256_file(f), pq_rows(f)) for f in sources]
             if not chunk_problems:
-                checked, table_problems = check_table(counted, contract, "population/ (counted)")
+                checked, table_problems = check_table(counted, contract, "population/ (counted)", warnings)
                 problems += table_problems
                 tables[name] = checked
             continue
@@ -179,16 +367,15 @@ def load_dataset(directory: Path) -> Dataset:
             problems.append(Problem(f"{name}.parquet", "", "file not found",
                                     f"a table '{name}' as {name}.parquet or {name}.csv in {directory}"))
             continue
-        try:
-            raw = _read(path)
-        except Exception as e:  # unreadable file: report it with the others
-            problems.append(Problem(path.name, "", f"cannot be read ({type(e).__name__}: {e})",
-                                    "a readable Parquet or CSV file"))
+        raw, read_problems = read_table_file(path, path.name)
+        files.append(InputFile(name, path, sha256_file(path), raw.height if raw is not None else 0))
+        if raw is None:
+            problems += read_problems
             continue
         small = "small_area_code" in raw.columns and contract.key == ("area_code",) and contract.covers_every_area
         checked, table_problems = check_table(raw.drop("small_area_population", strict=False) if small else raw,
                                               contract if not small else dataclasses.replace(
-                                                  contract, finer_grain_key="small_area_code"), path.name)
+                                                  contract, finer_grain_key="small_area_code"), path.name, warnings)
         problems += table_problems
         if small and checked is not None and not table_problems:  # need inputs finer than the authority
             checked, notes, small_problems = aggregate_small_areas(
@@ -196,7 +383,6 @@ def load_dataset(directory: Path) -> Dataset:
                                      if "small_area_population" in raw.columns else None), contract, path.name)
             problems += small_problems
             small_notes.extend(notes)
-        files.append(InputFile(name, path, sha256_file(path), raw.height))
         if checked is not None:
             tables[name] = checked
     contracts = dict(CONTRACTS)
@@ -211,24 +397,24 @@ def load_dataset(directory: Path) -> Dataset:
             problems.append(Problem(label, "", "a second file for the same table", f"one of {path.stem}.parquet or "
                                     f"{path.stem}.csv in {INDICATOR_PREFIX}"))
             continue
-        try:
-            raw = _read(path)
-        except Exception as e:  # noqa: BLE001  unreadable file: report it with the others
-            problems.append(Problem(label, "", f"cannot be read ({type(e).__name__}: {e})",
-                                    "a readable Parquet or CSV file"))
+        raw, read_problems = read_table_file(path, label)
+        files.append(InputFile(name, path, sha256_file(path), raw.height if raw is not None else 0))
+        if raw is None:
+            problems += read_problems
             continue
         contracts[name] = indicator_contract(path.stem, raw.columns)
         if len(contracts[name].columns) == 1 or "area_code" not in raw.columns:
             problems.append(Problem(label, "", "no area_code or no indicator column",
                                     "columns area_code and at least one numeric indicator"))
             continue
-        checked, table_problems = check_table(raw, contracts[name], label)
+        checked, table_problems = check_table(raw, contracts[name], label, warnings)
         problems += table_problems
-        files.append(InputFile(name, path, sha256_file(path), raw.height))
         if checked is not None:
             tables[name] = checked
     names = {f.table: (f.path.name if f.path.parent == directory else f"{INDICATOR_PREFIX}{f.path.name}"
                        if f.table.startswith(INDICATOR_PREFIX) else f"{f.path.parent.name}/") for f in files}
+    problems = checksum_problems(directory, {f.path.relative_to(directory).as_posix(): f.sha256 for f in files}) \
+        + problems
     conversions = list(small_notes)
     if "areas" in tables:  # inputs on older boundary vintages, converted by their contracts' rules
         current = set(tables["areas"]["area_code"].to_list())
@@ -238,31 +424,113 @@ def load_dataset(directory: Path) -> Dataset:
                                                                current, names.get(name, name))
                 conversions += applied
                 problems += conv_problems
-    problems += cross_table_problems(tables, names, contracts)
+    problems += cross_table_problems(tables, names, contracts, {c["table"] for c in conversions if "table" in c})
     problems += nhs_problems(tables, names)
+    hard, soft = plausibility_problems(tables, names)
+    problems += hard
+    if warnings is None:
+        problems += soft
+    else:
+        warnings += soft
     if problems:
         raise InvalidInput(problems, str(directory))
-    return Dataset(directory, tables, tuple(files), tuple(conversions))
+    return Dataset(directory, tables, tuple(files), tuple(conversions),
+                   tuple(w.render() for w in (warnings or [])))
+
+
+# Bounds on quantities derived from two tables, per authority: (name, lo, hi, why).
+POPULATION_PER_AREA = (1_000, 3_000_000, "lower-tier authorities in mid-2023 held 2,229 (Isles of Scilly) to "
+                       "1,166,049 (Birmingham) residents (ONS MYE2); the bound allows a third of the smallest and "
+                       "two and a half times the largest")
+POPULATION_TOTAL_MAX = (None, 80_000_000, "England's population was 57.7m in mid-2023 and is projected at 60.2m in "
+                        "2030 (ONS 2022-based projections); no set of English authorities holds 80m")
+BASELINE_PER_HEAD = (200, 20_000, "today's health and care funding was GBP 1,838 to GBP 3,734 per resident across "
+                     "authorities in 2024/25 (NHS England allocations and MHCLG outturn over ONS population)")
+TAX_BASE_PER_HEAD = (0.05, 2.0, "council tax bases were 0.21 to 0.67 Band D equivalents per resident in 2024-25 (CTR "
+                     "Table 9 over ONS population)")
+
+
+def _bound_problem(frame: pl.DataFrame, value: str, bound: tuple, file: str, column: str, what: str,
+                   unit: str) -> Problem | None:
+    lo, hi, why = bound
+    bad = frame.filter(((pl.col(value) < lo) if lo is not None else pl.lit(False))
+                       | ((pl.col(value) > hi) if hi is not None else pl.lit(False)))
+    if not bad.height:
+        return None
+    rng = f"between {lo:,g} and {hi:,g}" if lo is not None and hi is not None else f"<= {hi:,g}"
+    labels = tuple(f"{r['area_code']} ({r[value]:,.4g} {unit})" for r in bad.head(50).iter_rows(named=True))
+    return Problem(file, column, f"{bad.height} authority(ies) with an implausible {what}",
+                   f"{what} {rng} {unit} (plausibility bound: {why}; --allow-implausible overrides it)",
+                   labels + ((f"... {bad.height - 50} more",) if bad.height > 50 else ()))
+
+
+def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> tuple[list[Problem],
+                                                                                          list[Problem]]:
+    """Checks across tables, per authority. Hard: what no run can compute (an authority with no residents, no
+    funding at all). Soft (plausibility bounds, each with where it comes from): population per authority and in
+    total, today's funding per resident, the tax base per resident."""
+    hard: list[Problem] = []
+    soft: list[Problem] = []
+    if "population" not in tables:
+        return hard, soft
+    pop_file = names.get("population", "population")
+    per_area = tables["population"].group_by("area_code").agg(population=pl.col("population").sum()).sort("area_code")
+    empty = per_area.filter(pl.col("population") <= 0)
+    if empty.height:
+        hard.append(Problem(pop_file, "population", f"{empty.height} authority(ies) with no residents at all",
+                            "a population > 0 for every authority (need per head and grant per head divide by it)",
+                            _row_labels(empty, ["area_code"])))
+    p = _bound_problem(per_area, "population", POPULATION_PER_AREA, pop_file, "population", "population",
+                       "residents")
+    soft += [p] if p else []
+    total = float(per_area["population"].sum())
+    if total > POPULATION_TOTAL_MAX[1]:
+        soft.append(Problem(pop_file, "population", f"a total population of {total:,.0f}",
+                            f"a total <= {POPULATION_TOTAL_MAX[1]:,} (plausibility bound: {POPULATION_TOTAL_MAX[2]}; "
+                            "--allow-implausible overrides it)"))
+    if "baseline" in tables:
+        from fundform.inputs.tables import BASELINE_COMPONENTS
+
+        b_file = names.get("baseline", "baseline")
+        base = tables["baseline"].select("area_code", total=pl.sum_horizontal(*BASELINE_COMPONENTS))
+        if float(base["total"].sum()) <= 0:
+            hard.append(Problem(b_file, ",".join(BASELINE_COMPONENTS), "today's funding is zero in every authority",
+                                "some funding to start the settlement from (the control total grows from it)"))
+        per_head = base.join(per_area, on="area_code").filter(pl.col("population") > 0).with_columns(
+            per_head=pl.col("total") / pl.col("population"))
+        p = _bound_problem(per_head, "per_head", BASELINE_PER_HEAD, b_file, ",".join(BASELINE_COMPONENTS),
+                           "funding per resident", "GBP")
+        soft += [p] if p else []
+    if "council_tax" in tables:
+        tb = tables["council_tax"].select("area_code", "tax_base_band_d").join(per_area, on="area_code").filter(
+            pl.col("population") > 0).with_columns(per_head=pl.col("tax_base_band_d") / pl.col("population"))
+        p = _bound_problem(tb, "per_head", TAX_BASE_PER_HEAD, names.get("council_tax", "council_tax"),
+                           "tax_base_band_d", "tax base per resident", "Band D equivalents")
+        soft += [p] if p else []
+    return hard, soft
 
 
 def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
-                         contracts: dict | None = None) -> list[Problem]:
-    """Coverage of areas across tables, complete population grids, lookup shares that sum to 1."""
+                         contracts: dict | None = None, converted: set[str] = frozenset()) -> list[Problem]:
+    """Coverage of areas across tables, complete population grids, lookup shares that sum to 1. A row of a file is
+    named by its row number in that file (1 = the first data row) and its key; an area absent from a file, or a
+    group of rows, by its key alone. Row numbers are not given for tables converted from older codes (their rows
+    were merged)."""
     problems: list[Problem] = []
     if "areas" not in tables:
         return problems
-    areas = tables["areas"].select("area_code").unique()
-    area_set = areas.with_row_index("__row")
+    areas = tables["areas"].select("area_code").unique(maintain_order=True)
     for name, frame in tables.items():
         if name == "areas" or "area_code" not in frame.columns:
             continue
         file = names.get(name, name)
         present = frame.select("area_code").unique()
-        missing = area_set.join(present, on="area_code", how="anti")
+        missing = areas.join(present, on="area_code", how="anti", maintain_order="left").sort("area_code")
         if missing.height and (contracts or CONTRACTS)[name].covers_every_area:
             problems.append(Problem(file, "area_code", f"{missing.height} authority(ies) of the areas table absent",
                                     "every authority in areas to appear", _row_labels(missing, ["area_code"])))
-        unknown = frame.with_row_index("__row").join(areas, on="area_code", how="anti")
+        rows = frame if name in converted else frame.with_row_index("__row")
+        unknown = rows.join(areas, on="area_code", how="anti", maintain_order="left")
         if unknown.height:
             problems.append(Problem(file, "area_code", f"{unknown.height} row(s) with codes not in the areas table",
                                     "codes listed in areas", _row_labels(unknown, ["area_code"])))
@@ -272,12 +540,12 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         grid = pop.group_by("area_code", "sex", "age").agg().group_by("area_code").agg(
             n=pl.len(), sexes=pl.col("sex").n_unique()
         )
-        incomplete = grid.filter((pl.col("n") != AGES * len(SEXES)) | (pl.col("sexes") != len(SEXES)))
+        incomplete = grid.filter((pl.col("n") != AGES * len(SEXES)) | (pl.col("sexes") != len(SEXES))).sort("area_code")
         if incomplete.height:
             problems.append(Problem(names.get("population", "population"), "age,sex",
                                     f"{incomplete.height} authority(ies) without a full age-sex grid",
                                     f"ages 0..90 for each of sexes {', '.join(SEXES)} ({AGES * len(SEXES)} cells)",
-                                    _row_labels(incomplete.with_row_index("__row"), ["area_code"])))
+                                    _row_labels(incomplete, ["area_code"])))
         bad_sex = pop.with_row_index("__row").filter(~pl.col("sex").is_in(list(SEXES)))
         if bad_sex.height:
             problems.append(Problem(names.get("population", "population"), "sex", f"{bad_sex.height} unknown sex code(s)",
@@ -286,7 +554,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
     if "area_lookup" in tables:
         lk = tables["area_lookup"]
         file = names.get("area_lookup", "area_lookup")
-        sums = lk.group_by("area_code", "level").agg(share=pl.col("share").sum()).with_row_index("__row")
+        sums = lk.group_by("area_code", "level").agg(share=pl.col("share").sum()).sort("area_code", "level")
         bad = sums.filter((pl.col("share") - 1.0).abs() > SHARE_TOLERANCE).with_columns(
             area_code=pl.format("{} {} sums to {}", "area_code", "level", pl.col("share").round(12))
         )
@@ -298,7 +566,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         present_levels = set(lk["level"].unique().to_list())
         for level in [lv for lv in LEVELS if lv in REQUIRED_LEVELS or lv in present_levels]:
             covered = lk.filter(pl.col("level") == level).select("area_code").unique()
-            missing = area_set.join(covered, on="area_code", how="anti")
+            missing = areas.join(covered, on="area_code", how="anti").sort("area_code")
             if missing.height:
                 problems.append(Problem(file, "level", f"{missing.height} authority(ies) not mapped at level '{level}'",
                                         f"every authority mapped at every level it has ({', '.join(LEVELS)}; ca "
@@ -309,7 +577,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         names_per_code = lk.group_by("level", "target_code").agg(n=pl.col("target_name").n_unique()).filter(pl.col("n") > 1)
         if names_per_code.height:
             problems.append(Problem(file, "target_name", "an area code carries more than one name",
-                                    "one name per target code", _row_labels(names_per_code.with_row_index("__row"),
+                                    "one name per target code", _row_labels(names_per_code.sort("level", "target_code"),
                                                                            ["level", "target_code"])))
     return problems
 
@@ -322,7 +590,7 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
     icbs = tables["area_lookup"].filter(pl.col("level") == "icb").select(icb_code="target_code").unique()
     for name in ("practice_weighted_population", "nhs_icb_allocations"):
         if name in tables:
-            unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti")
+            unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")
             if unknown.height:
                 problems.append(Problem(names.get(name, name), "icb_code", f"{unknown.height} row(s) with ICB codes "
                                         "not in the area lookup", "ICB codes of area_lookup level 'icb'",

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import re
 
-from fundform.inputs.contracts import Column, TableContract
+from fundform.inputs.contracts import Column, Plausible, TableContract
 
 AREA = Column("area_code", "str", "GSS code", "lower-tier local authority code, 2024 boundaries (E06/E07/E08/E09)")
+FY = dict(pattern=r"^\d{4}/\d{2}$", pattern_text="a financial year like 2024/25")
+
+# Hard limits that keep arithmetic exact (money in int64 pence, sums over every area) and plausibility bounds that
+# catch unit slips and corrupted files. Each bound says where it comes from; the observed ranges are those of the
+# bundled 2024/25 dataset (data/default) and its published sources.
+MAX_GBP = 1e12  # one area's one component: GBP 1 trillion (England's whole health and care spend is ~GBP 0.25trn)
+MAX_PERSONS = 1e9  # one row of population: more than any country's
+BAND_D = Plausible(20, 10_000, "Band D in England 2024-25 ranged from GBP 115 (City of London, billing) to GBP 2,543 "
+                   "(area incl. parishes), CTR Table 9; the bound allows four times the highest")
+PER_HEAD_NOTE = "checked per head of the population table, see dataset.plausibility_problems"
 
 AREAS = TableContract(
     name="areas",
@@ -37,7 +47,9 @@ POPULATION = TableContract(
         AREA,
         Column("sex", "str", "F or M", "sex: F (female) or M (male)"),
         Column("age", "int", "years", "single year of age; 90 means 90 and over", min=0, max=90),
-        Column("population", "float", "persons", "usual residents", min=0),
+        Column("population", "float", "persons", "usual residents", min=0, max=MAX_PERSONS,
+               plausible=Plausible(None, 1_000_000, "the largest single-age, single-sex cell of any authority in "
+                                   "mid-2023 was 11,565 (ONS MYE2)")),
         Column("small_area_code", "str", "code", "optional small area (LSOA, practice) inside the authority",
                required=False),
     ),
@@ -53,7 +65,9 @@ DEPRIVATION = TableContract(
     columns=(
         AREA,
         Column("imd_average_score", "float", "IMD score", "population-weighted average of LSOA IMD scores "
-               "(higher is more deprived)", min=0, min_exclusive=True, combine="mean"),
+               "(higher is more deprived)", min=0, min_exclusive=True, max=100, combine="mean",
+               plausible=Plausible(0.5, 90, "authority average IMD scores ran from 5.9 to 43.5 (IoD2025); LSOA "
+                                   "scores lie within 0.5-95")),
         Column("imd_rank_average_score", "int", "rank", "rank of the average score, 1 = most deprived", min=1,
                combine="rank:imd_average_score"),
         Column("imd_proportion_bottom_decile", "float", "ratio", "share of LSOAs in the most deprived 10% "
@@ -72,7 +86,9 @@ PREVENTABLE_MORTALITY = TableContract(
     columns=(
         AREA,
         Column("preventable_mortality_rate", "float", "deaths per 100,000 (age-standardised)",
-               "preventable mortality rate, persons under 75", min=0, min_exclusive=True, combine="mean"),
+               "preventable mortality rate, persons under 75", min=0, min_exclusive=True, max=100_000,
+               combine="mean", plausible=Plausible(10, 2_000, "authority rates in 2022 ran from 79 to 295 per "
+                                                   "100,000 (OHID Fingertips 93721)")),
         Column("preventable_mortality_year", "int", "calendar year", "year of the rate", min=2000, max=2100,
                combine="same"),
         Column("preventable_mortality_source", "str", "text", "'observed', or 'substituted from <code>' where the "
@@ -90,19 +106,23 @@ COUNCIL_TAX = TableContract(
     columns=(
         AREA,
         Column("tax_base_band_d", "float", "Band D equivalent dwellings", "council tax base for tax setting, "
-               "2024-25 (line 7)", min=0),
-        Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24", min=0),
+               "2024-25 (line 7); checked per head too", min=0, max=MAX_PERSONS),
+        Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24", min=0,
+               max=MAX_PERSONS),
         Column("band_d_billing", "float", "GBP per Band D dwelling", "billing authority's average Band D incl. "
-               "adult social care precept, excl. parish precepts (line 9)", min=0, min_exclusive=True),
+               "adult social care precept, excl. parish precepts (line 9)", min=0, min_exclusive=True, max=MAX_GBP,
+               plausible=BAND_D),
         Column("band_d_billing_2023_24", "float", "GBP per Band D dwelling", "the same for 2023-24 (line 9, "
-               "previous year)", min=0, min_exclusive=True),
+               "previous year)", min=0, min_exclusive=True, max=MAX_GBP, plausible=BAND_D),
         Column("band_d_social_care_authority", "float", "GBP per Band D dwelling", "average Band D of the "
                "authority responsible for adult social care and public health: the county precept in two-tier "
-               "areas, the authority's own elsewhere", min=0, min_exclusive=True),
+               "areas, the authority's own elsewhere", min=0, min_exclusive=True, max=MAX_GBP, plausible=BAND_D),
         Column("band_d_area", "float", "GBP per Band D dwelling", "area Band D incl. parish and all major "
-               "precepts (line 17)", min=0, min_exclusive=True),
+               "precepts (line 17)", min=0, min_exclusive=True, max=MAX_GBP, plausible=BAND_D),
         Column("asc_precept_increment_band_d", "float", "GBP per Band D dwelling", "the 2024-25 INCREMENT of the "
-               "adult social care precept (not the cumulative precept since 2016-17)", min=0),
+               "adult social care precept (not the cumulative precept since 2016-17)", min=0, max=MAX_GBP,
+               plausible=Plausible(None, 500, "the 2024-25 increments were GBP 0-41 (2% of Band D plus the "
+                                   "flexibility carried forward); GBP 500 would be a rise of about 25%")),
     ),
     key=("area_code",),
 )
@@ -124,7 +144,7 @@ AREA_LOOKUP = TableContract(
         Column("share", "float", "ratio", "share of the authority apportioned to the target area", min=0,
                max=1, min_exclusive=True),
         Column("effective_from", "str", "financial year", "first year the mapping holds (boundaries, ICBs from "
-               "July 2022, combined authority membership)", required=False),
+               "July 2022, combined authority membership)", required=False, **FY),
     ),
     key=("area_code", "level", "target_code"),
 )
@@ -138,14 +158,19 @@ BASELINE = TableContract(
     vintage="2024/25",
     columns=(
         AREA,
-        Column("baseline_year", "str", "financial year", "year of the baseline, e.g. 2024/25"),
-        Column("nhs_core", "float", "GBP", "ICB core recurrent allocation apportioned to the authority", min=0),
+        Column("baseline_year", "str", "financial year", "year of the baseline, e.g. 2024/25: one year for the "
+               "whole table, the year the version's control total grows from (control_total.base_year)", **FY,
+               uniform=True),
+        Column("nhs_core", "float", "GBP", "ICB core recurrent allocation apportioned to the authority", min=0,
+               max=MAX_GBP),
         Column("nhs_primary_medical", "float", "GBP", "ICB primary medical care recurrent allocation apportioned",
-               min=0),
-        Column("adult_social_care", "float", "GBP", "net current expenditure on adult social care", min=0),
-        Column("public_health", "float", "GBP", "net current expenditure on public health", min=0),
+               min=0, max=MAX_GBP),
+        Column("adult_social_care", "float", "GBP", "net current expenditure on adult social care", min=0,
+               max=MAX_GBP),
+        Column("public_health", "float", "GBP", "net current expenditure on public health", min=0, max=MAX_GBP),
         Column("council_spending_source_year", "str", "financial year", "outturn year used (latest submitted; "
-               "earlier years uprated by the national growth of the line, see data/README.md)"),
+               "earlier years uprated by the national growth of the line, see data/README.md)",
+               pattern=r"^\d{4}-\d{2}$", pattern_text="a financial year like 2024-25"),
     ),
     key=("area_code",),
 )
@@ -163,7 +188,8 @@ COUNCIL_TAX_BANDS = TableContract(
     required=False,
 )
 
-WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0)  # noqa
+WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0,  # noqa
+                               max=MAX_PERSONS)
 
 PRACTICE_WEIGHTED_POPULATION = TableContract(
     name="practice_weighted_population",
@@ -174,13 +200,16 @@ PRACTICE_WEIGHTED_POPULATION = TableContract(
     vintage="weights for 2023/24 and 2024/25; registered population projections for 2022/23; 2021 districts mapped "
     "to 2024 codes",
     columns=(
-        Column("weights_year", "str", "financial year", "allocation year the weights were published for"),
+        Column("weights_year", "str", "financial year", "allocation year the weights were published for", **FY),
         Column("practice_code", "str", "ODS code", "GP practice code"),
         Column("practice_name", "str", "text", "GP practice name"),
         AREA,
         Column("icb_code", "str", "ODS code", "ICB of the practice (Qxx)"),
         Column("nhs_region_code", "str", "ODS code", "NHS region of the practice (Yxx)"),
-        Column("registered_population", "float", "persons", "registered patients (projection)", min=0),
+        Column("registered_population", "float", "persons", "registered patients (projection)", min=0,
+               max=MAX_PERSONS, plausible=Plausible(None, 500_000, "the largest English practice lists are about "
+                                                    "100,000 patients (NHS Digital, patients registered at a GP "
+                                                    "practice)")),
         WP("wp_general_acute", "general and acute"), WP("wp_community", "community services"),
         WP("wp_mental_health", "mental health"), WP("wp_maternity", "maternity"),
         WP("wp_health_inequalities", "health inequalities (avoidable mortality)"), WP("wp_prescribing", "prescribing"),
@@ -200,17 +229,17 @@ NHS_ICB_ALLOCATIONS = TableContract(
     source="NHS England, ICB allocations 2023/24 to 2024/25 (core allocations sheets, GBP thousands converted to GBP)",
     vintage="allocation rounds 2023/24 (base 2022/23) and 2024/25 (base 2023/24)",
     columns=(
-        Column("allocation_round", "str", "financial year", "the year allocated"),
+        Column("allocation_round", "str", "financial year", "the year allocated", **FY),
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),
         Column("nhs_region_code", "str", "ODS code", "NHS region (Yxx)"),
-        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0),
+        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0, max=MAX_GBP),
         Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (2024/25 round: inc. COVID)",
-               min=0),
+               min=0, max=MAX_GBP),
         Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published"),
-        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1),
-        Column("convergence", "float", "ratio", "the round's convergence adjustment, as published", min=-1),
-        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0),
+        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1, max=10),
+        Column("convergence", "float", "ratio", "the round's convergence adjustment, as published", min=-1, max=10),
+        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0, max=MAX_GBP),
         Column("post_convergence_distance_from_target", "float", "ratio", "distance from target after convergence"),
     ),
     key=("allocation_round", "icb_code"),
@@ -233,7 +262,7 @@ CODE_CHANGES = TableContract(
              Column("new_code", "str", "GSS code", "the authority it merged into"),
              Column("new_name", "str", "text", "that authority's name"),
              Column("population_weight", "float", "persons", "the old district's population (null where it "
-                    "predates the IoD2019 geography)", min=0, nullable=True),
+                    "predates the IoD2019 geography)", min=0, nullable=True, max=MAX_PERSONS),
              Column("weight_source", "str", "text", "where the weight comes from")),
     key=("old_code",),
     covers_every_area=False,
@@ -265,7 +294,8 @@ def indicator_contract(name: str, columns: list[str]) -> TableContract:
         description="A need indicator of your own (for example an area cost adjustment or a sparsity index).",
         source="the file's own source column, if given", vintage="the file's own vintage column, if given",
         columns=(AREA, *(Column(c, "float", "as supplied", "indicator value; a formula uses its ratio to the "
-                                "population-weighted national value", min=0, min_exclusive=True, combine="mean")
+                                "population-weighted national value", min=0, min_exclusive=True, max=1e12,
+                                combine="mean")
                          for c in numeric),
                  *(Column(c, "str", "text", "documentation of the indicator", nullable=True, required=False)
                    for c in text)),
@@ -285,8 +315,11 @@ def dictionary_markdown() -> str:
                 f"- Required: {'yes' if c.required else 'no (used by the versions that need it)'}", "",
                 "| column | type | unit | required | allowed | description |", "|---|---|---|---|---|---|"]
         for col in c.columns:
+            allowed = col.expectation() + ("; one value for the whole table" if col.uniform else "")
+            if col.plausible:
+                allowed += f"; plausible {col.plausible.text().split(' (')[0]} ({col.plausible.why})"
             out.append(f"| `{col.name}` | {col.dtype} | {col.unit} | {'yes' if col.required else 'no'} | "
-                       f"{col.expectation()} | {col.description} |")
+                       f"{allowed} | {col.description} |")
         out.append("")
     out += ["## indicators/<name> (your own indicators)", "",
             "Any further need indicator, one file per table in the dataset's `indicators/` folder "
@@ -296,5 +329,16 @@ def dictionary_markdown() -> str:
             "- Key: area_code; covers every area: yes (on current codes; no boundary conversion)",
             "- Every column but `area_code` is a number > 0, not missing, except the optional text columns "
             + ", ".join(f"`{c}`" for c in TEXT_COLUMNS) + ".",
-            "- Its file and SHA-256 are listed in each run's manifest like the other inputs.", ""]
+            "- Its file and SHA-256 are listed in each run's manifest like the other inputs.", "",
+            "## Checks across tables", "",
+            "- Keys are unique after boundary conversion: an authority given on an old and its current code is "
+            "refused, naming both rows.",
+            "- Exactly one file per table; a CSV's header names each column once and every row has as many fields.",
+            "- Types are exact: a boolean is not a number, a fractional number is not a whole number, nothing is "
+            "coerced.",
+            "- A dataset folder holding `CHECKSUMS.sha256` (the bundled one does) must match it file for file.",
+            "- Hard: every authority has residents; today's funding is not zero everywhere.",
+            "- Plausibility, per authority (refused unless `--allow-implausible`, which the manifest records): "
+            "population 1,000 to 3,000,000 and 80m in all; today's funding GBP 200 to GBP 20,000 per resident; "
+            "tax base 0.05 to 2 Band D equivalents per resident. Reasons in `docs/reliability.md`.", ""]
     return "\n".join(out)

@@ -41,6 +41,16 @@ def convert(frame: pl.DataFrame, contract: TableContract, changes: pl.DataFrame 
         return frame, [], []
     weights = dict(zip(changes["old_code"], changes["population_weight"]))
     problems = []
+    # keys must be unique after conversion too: an authority given on its old codes and on its new code would be
+    # counted twice (its population doubled, say). Both rows are named, by their row in the file.
+    rows = {code: i + 1 for i, code in enumerate(frame["area_code"].to_list())}
+    clashes = [f"row {rows[o]} ({o}, converted to {mapping[o]}) and row {rows[mapping[o]]} ({mapping[o]})"
+               for o in convertible if mapping[o] in codes]
+    if clashes:
+        problems.append(Problem(file, "area_code", f"{len(clashes)} authority(ies) given on both an old and the "
+                                "current boundary vintage", "each authority once: either its old codes (converted) "
+                                "or its current code, not both", tuple(clashes)))
+        return frame, [], problems
     no_rule = [c.name for c in contract.columns if c.name != "area_code" and c.name in frame.columns
                and c.combine is None]
     if no_rule:
