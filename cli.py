@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 invalid input, spec or policy (the message says what and where), or a batch in which
 some run failed; 2 usage error; 3 internal error (a bug: rerun with --debug for the traceback and report it);
-4 another batch holds the output folder's lock.
+4 another batch holds the output folder's lock; 5 the machine refused (permission denied, disk full, read-only).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ app = typer.Typer(
     name="fundform",
     help="Needs-based block grants for devolved health and care: five-year, inflation-linked, exact to the penny.\n\n"
     "Exit codes: 0 success, 1 invalid input (or a batch with a failed run), 2 usage error, 3 internal error, "
-    "4 output folder locked by another batch.",
+    "4 output folder locked by another batch, 5 the machine refused (permission denied, disk full, read-only).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -51,6 +51,11 @@ def write_frame(frame, path: Path) -> None:
 
 
 def fail(e: BaseException) -> None:
+    from fundform.errors import environment_failure
+
+    env = environment_failure(e, "the machine refused")  # permission, full or read-only disk: exit 5, not a bug
+    if env is not None:
+        e = env
     if isinstance(e, FundformError):
         err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code)
@@ -77,6 +82,9 @@ DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder 
                                                  "dataset, data/default).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result for scripts instead of tables.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+ImplausibleOpt = Annotated[bool, typer.Option("--allow-implausible", help="Accept input values outside their "
+                                              "plausibility bounds (docs/reliability.md); the run's manifest lists "
+                                              "each one. Hard limits still apply.")]
 
 
 @app.command()
@@ -110,6 +118,7 @@ def run(
                            ] = False,
     record: Annotated[bool, typer.Option("--record/--no-record", help="Record the run in the run warehouse "
                                          "(FUNDFORM_WAREHOUSE, default out/fundform.duckdb).")] = True,
+    allow_implausible: ImplausibleOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -126,7 +135,7 @@ def run(
                           price_base_year=price_base_year)
         params = RunParameters(level=s.level, start_year=s.start_year, years=s.years,
                                price_base_year=s.price_base_year, precept_rates=precept_rates,
-                               local_bases=local_bases)
+                               local_bases=local_bases, allow_implausible=allow_implausible)
         show = not (quiet or json_out)
         with err.status("starting", spinner="dots") if show else _null() as status:
             def progress(msg: str) -> None:
@@ -163,14 +172,14 @@ class _null:
 
 
 @app.command()
-def validate(data: DataOpt = None, json_out: JsonOpt = False) -> None:
+def validate(data: DataOpt = None, allow_implausible: ImplausibleOpt = False, json_out: JsonOpt = False) -> None:
     """Check a dataset folder against every table contract and report every problem at once (exit 1 if any)."""
     from fundform.inputs.dataset import load_dataset
     from fundform.paths import default_data_dir
 
     directory = data or default_data_dir()
     try:
-        ds = load_dataset(directory)
+        ds = load_dataset(directory, allow_implausible=allow_implausible)
     except InvalidInput as e:
         if json_out:
             out.print_json(json.dumps({"valid": False, "data_dir": str(directory), "problems": [
@@ -182,9 +191,13 @@ def validate(data: DataOpt = None, json_out: JsonOpt = False) -> None:
         fail(e)
     if json_out:
         out.print_json(json.dumps({"valid": True, "data_dir": str(directory),
-                                   "tables": {f.table: f.rows for f in ds.files}}))
+                                   "tables": {f.table: f.rows for f in ds.files},
+                                   "implausible_allowed": list(ds.implausible)}))
     else:
-        out.print(f"[green]valid[/green]: {directory} ({', '.join(f'{f.table} {f.rows} rows' for f in ds.files)})")
+        for w in ds.implausible:
+            err.print(f"[yellow]allowed (--allow-implausible):[/yellow] {escape(w)}", highlight=False)
+        out.print(f"[green]valid[/green]: {escape(str(directory))} "
+                  f"({', '.join(f'{f.table} {f.rows} rows' for f in ds.files)})")
 
 
 @formulas_app.command("list")
@@ -192,14 +205,20 @@ def formulas_list(json_out: JsonOpt = False) -> None:
     """List the formula versions in formulas/."""
     from rich.table import Table
 
-    from fundform.formula.registry import available_formulas, load_formula_file
+    from fundform.formula.registry import available_formulas
+    from fundform.formula.scenario import resolve_formula
 
     rows = []
     try:
-        for path in available_formulas().values():
-            f = load_formula_file(path)
-            rows.append({"id": f.spec.id, "version": f.spec.version, "title": f.spec.title,
-                         "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources]})
+        for stem, path in available_formulas().items():
+            try:  # one broken or misplaced file is listed as such; the others are still listed
+                f = resolve_formula(str(path))
+            except FundformError as e:
+                rows.append({"id": stem, "file": path.name, "invalid": str(e).splitlines()[0]})
+                continue
+            rows.append({"id": stem if f.scenario else f.spec.id, "version": f.spec.version, "title": f.spec.title,
+                         "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources],
+                         **({"extends": f.spec.id} if f.scenario else {})})
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
@@ -209,8 +228,12 @@ def formulas_list(json_out: JsonOpt = False) -> None:
     for c in ["id", "version", "title", "effective years", "sources"]:
         t.add_column(c)
     for r in rows:
+        if "invalid" in r:
+            t.add_row(escape(r["id"]), "", f"[red]invalid[/red]: {escape(r['invalid'])}", "", "")
+            continue
         ys = r["effective_years"]
-        t.add_row(r["id"], r["version"], r["title"], f"{ys[0]} to {ys[-1]}", ", ".join(r["sources"]))
+        title = r["title"] + (f" (scenario of {r['extends']})" if "extends" in r else "")
+        t.add_row(escape(r["id"]), r["version"], escape(title), f"{ys[0]} to {ys[-1]}", ", ".join(r["sources"]))
     out.print(t)
 
 
@@ -441,7 +464,8 @@ def sql(query: Annotated[str, typer.Argument(help="SQL over the warehouse tables
 
     query_text = query
     try:
-        cols, rows = run_query(_settings().warehouse, query_text)
+        s = _settings()
+        cols, rows = run_query(s.warehouse, query_text, readable=[s.out_root])
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
@@ -468,12 +492,13 @@ def export(
 ) -> None:
     """Export a run's tables as CSV files, an Excel workbook, or Parquet (optionally into a Hive dataset)."""
     from fundform.outputs.export import export_hive, export_run
+    from fundform.outputs.manifest import read_run_manifest
     from fundform.outputs.warehouse import find_run
 
     try:
         s = _settings()
         run_dir = find_run(run_ref, s.warehouse, s.out_root)
-        run_id = json.loads((run_dir / "manifest.json").read_text())["run_id"]
+        run_id = read_run_manifest(run_dir)["run_id"]  # checked: it names the export's folder
         target = export_run(run_dir, fmt, out_dir or s.out_root / f"{run_id}-{fmt}")
         extra = export_hive(run_dir, hive) if hive else []
     except Exception as e:  # noqa: BLE001
@@ -709,6 +734,7 @@ def batch(
     from fundform.batch import run_batch
 
     try:
+        _settings()  # FUNDFORM_WAREHOUSE_WAIT and the other settings apply to a batch's runs too
         with err.status("batch", spinner="dots") if not (quiet or json_out) else _null() as status:
             summary = run_batch(spec, force=force, dry_run=dry_run,
                                 progress=(lambda m: status.update(m)) if status is not None else None)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import time
 import tomllib
 import traceback
@@ -28,7 +27,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fundform.errors import FundformError
+from fundform.errors import EnvironmentFailure, FundformError, environment_failure
+from fundform.failpoints import failpoint
 from fundform.inputs.tables import LEVELS
 from fundform.paths import default_data_dir
 
@@ -129,16 +129,15 @@ class Lock:
 
 
 def clean_stale(folder: Path) -> list[str]:
-    """Temporary folders left by a killed batch (only ever written under the lock, so none is live now)."""
-    removed = []
-    for p in folder.iterdir():
-        if p.is_dir() and p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return removed
+    """What a killed batch left: temporary folders removed, an output moved aside mid-swap restored (see
+    outputs.write.recover_leftovers; only dead processes' leftovers are touched)."""
+    from fundform.outputs.write import recover_leftovers
+
+    return recover_leftovers(folder)
 
 
 def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None) -> dict:
+    from fundform.outputs.warehouse import is_recorded, record_run
     from fundform.pipeline import RunParameters, plan_run, run
 
     spec, jobs, output = read_spec(spec_path)
@@ -165,16 +164,26 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
                 plan = plan_run(job.formula, job.data_dir, params, job.sets)
                 row["run_id"] = plan.run_id
                 target = output / plan.run_id
+                warehouse = output / "fundform.duckdb" if spec.record else None
                 if (target / "manifest.json").exists() and not force:
                     row["status"] = "skipped (complete, inputs unchanged)"
+                    # a run killed after writing and before recording (or a lock timeout) is complete on disk but
+                    # not in the warehouse: record it now, so the two always agree
+                    if warehouse is not None and not dry_run and not is_recorded(warehouse, plan.run_id):
+                        record_run(warehouse, target)
+                        row["status"] = "skipped (complete, inputs unchanged); recorded in the warehouse now"
                 elif dry_run:
                     row["status"] = "would run"
                 else:
                     say(f"running {job.label}")
                     run(job.formula, job.data_dir, params, target, output, sets=job.sets, plan=plan,
-                        warehouse=output / "fundform.duckdb" if spec.record else None)
+                        warehouse=warehouse)
                     row["status"] = "done"
+                    failpoint("batch.after_run", target)
             except Exception as e:  # noqa: BLE001 - one failing run must not stop the others
+                e = environment_failure(e, "the machine refused") or e
+                if isinstance(e, EnvironmentFailure):
+                    raise e from None  # a full disk or a lost permission fails every later run too: stop, say so
                 row["status"] = "failed"
                 row["error"] = str(e) if isinstance(e, FundformError) else f"{type(e).__name__}: {e}"
                 if not isinstance(e, FundformError):

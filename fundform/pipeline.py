@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fundform.errors import FundformError
+from fundform.errors import FundformError, InvalidInput, Problem
 from fundform.explain import cohort_budgets, need_steps, waterfall
+from fundform.failpoints import failpoint
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import Baseline, LocalTax, Transition, assumed_numbers, format_year, iter_needs, parse_year
@@ -51,6 +52,8 @@ class RunParameters:
     precept_rates: Path | None = None  # CSV area_code, rate: per-area adult social care precept rates
     local_bases: Path | None = None  # CSV area_code, income_base, business_rates_discount
     deal_path: Path | None = None  # set from level "deal:<path>": the user's deal-area file
+    allow_implausible: bool = False  # inputs outside plausibility bounds run (and are listed in the manifest)
+
     def __post_init__(self) -> None:
         if self.level.startswith("deal:") and self.deal_path is None:
             path = Path(self.level[5:])
@@ -83,6 +86,8 @@ class RunParameters:
         for name in ("precept_rates", "local_bases"):
             if getattr(self, name) is not None:
                 out[name] = Path(getattr(self, name)).name
+        if self.allow_implausible:  # only when set, so every other run keeps its id
+            out["allow_implausible"] = True
         return out
 
 
@@ -159,8 +164,24 @@ def _published_nhs_baseline(data: Dataset, spec, level: str) -> pl.LazyFrame:
              base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
 
 
+def check_baseline_year(data: Dataset, spec) -> None:
+    """The baseline table's year must be the year the version's control total grows from: a 2023/24 baseline under
+    a version that grows from 2024/25 would be a year of growth short, silently."""
+    uses_table = spec.baseline.source == "baseline_table"
+    if not uses_table or "baseline" not in data.tables or "baseline_year" not in data["baseline"].columns:
+        return
+    years = sorted(data["baseline"]["baseline_year"].unique().to_list())
+    if years != [spec.control_total.base_year]:
+        file = next((f.path.name for f in data.files if f.table == "baseline"), "baseline")
+        raise InvalidInput([Problem(file, "baseline_year", f"holds {', '.join(map(str, years))}",
+                                    f"{spec.control_total.base_year}, the year {spec.id}'s control total grows from "
+                                    "(control_total.base_year); give the baseline of that year, or a version or "
+                                    "--set control_total.base_year that matches the data")], str(data.directory))
+
+
 def area_frame(data: Dataset, spec, level: str) -> pl.DataFrame:
     """One row per area of the level: need, target share, today's funding, the local tax base."""
+    check_baseline_year(data, spec)
     if spec.need.method == "age_cost_curve":
         need = _need_from_age_curve(data, spec, level).with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(c) for c in WP_COMPONENTS])
@@ -473,6 +494,7 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         "start_allocation_year": path["financial_year"][0],
         "streams": [s.name for s in settlements],
         "boundary_conversions": list(data.conversions),
+        **({"implausible_inputs_allowed": list(data.implausible)} if data.implausible else {}),
         "transition_scale_back": {f"{s.name} {y}" if len(settlements) > 1 else y: float(v)
                                   for s in settlements for y, v in zip(fy, s.transition.scale_back)},
         "released_by_transition_gbp": {y: int(v) / 100 for y, v in zip(fy, released)},
@@ -604,10 +626,11 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
     formula = plan.formula
     step("reading and checking the input data")
-    data = load_dataset(data_dir)
+    data = load_dataset(data_dir, allow_implausible=params.allow_implausible)
     rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
             for f in data.files}
     result = compute(data, formula, params, progress)
+    failpoint("run.after_compute", out_dir)
     manifest = {**plan.core, "inputs": [{**i, **({"rows": rows[i["file"]]} if i["file"] in rows else {})}
                                         for i in plan.inputs], "policies": result.policies}
     result.manifest = manifest
@@ -625,7 +648,9 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
             "streams.parquet": to_arrow(result.streams, STREAMS, None, meta),
             "waterfall.parquet": to_arrow(result.waterfall, WATERFALL, None, meta),
             "cohorts.parquet": to_arrow(result.cohorts, COHORTS, None, meta),
-            "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True) + "\n",
+            # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
+            "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True,
+                                        allow_nan=False) + "\n",
         }
         result.out_dir = atomic_write_dir(target, files)
         if warehouse is not None:

@@ -72,7 +72,7 @@ def test_overriding_one_years_index_growth_does_not_freeze_later_years(bundled):
     ("need.indicators.poverty.elasticity=0.1", "no item 'poverty' here"),
     ("need.age_cost_curve.bands.85-89.weight=5", r"no item '85-89' here \(known: 0-4, 5-14,"),
     ("need.age_cost_curve.bands.85-90.weight=0", "greater than 0"),
-    ("transition.gap_closed_per_year=1.5", "gap_closed_per_year must be between 0 and 1"),
+    ("transition.gap_closed_per_year=1.5", "transition.gap_closed_per_year: 1.5 is out of range: expected >= 0 and <= 1"),
     ("transition.floor", "expected key.path=value"),
 ])
 def test_bad_overrides_are_rejected_with_the_path(expr, message):

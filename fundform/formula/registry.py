@@ -77,8 +77,13 @@ def load_formula_file(path: Path) -> LoadedFormula:
     raw = path.read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML ({e})") from e
+    if "extends" in data:
+        raise SpecError(f"{path}: a scenario (extends = {data['extends']!r}), not a formula version: use it as "
+                        "--formula FILE, or `fundform formulas validate` it")
     try:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:

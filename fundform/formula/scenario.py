@@ -62,7 +62,9 @@ def read_toml(path: Path) -> dict:
     if not path.is_file():
         raise SpecError(f"{path}: file not found")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML ({e})") from e
 
@@ -237,38 +239,67 @@ def index_source_id(name: str) -> str:
     return f"index-file-{name.replace('_', '-')}"
 
 
+def extends_chain(start: Path, known: dict[str, Path]) -> tuple[Path, list[tuple[Path, dict]]]:
+    """Follow `extends` from a file to the formula version it rests on: (the version's file, the scenarios from
+    the one nearest the version to `start`). A scenario may extend a version or another scenario (by id in
+    formulas/, or by a path relative to itself); a cycle is named as one."""
+    chain: list[tuple[Path, dict]] = []
+    seen: list[Path] = []
+    path = Path(start)
+    while True:
+        resolved = path.resolve()
+        if resolved in seen:
+            names = [p.stem for p in seen] + [path.stem]
+            raise SpecError(f"{start}: extends cycle: {' -> '.join(names)} (a scenario must rest on a formula "
+                            "version in the end)")
+        seen.append(resolved)
+        data = read_toml(path)
+        if "extends" not in data:
+            return path, list(reversed(chain))
+        ext = data["extends"]
+        if not isinstance(ext, str) or not ext.strip():
+            raise SpecError(f"{path}: extends must name one formula version or scenario (text, e.g. "
+                            f"extends = \"fundform-needs\"), got {type(ext).__name__} {ext!r}")
+        chain.append((path, data))
+        if ext in known:
+            path = known[ext]
+        elif ext.endswith(".toml") and (path.parent / ext).is_file():
+            path = path.parent / ext
+        else:
+            raise SpecError(f"{path}: extends unknown formula '{ext}' (available: {', '.join(known)}, or a scenario "
+                            "file's path relative to this one)")
+
+
 def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory: Path | None = None,
                     index_files: dict[str, Path] | None = None) -> ResolvedFormula:
     """A formula id, a formula file or a scenario file, with --set overrides and --index files applied,
     validated. An index file replaces (or adds) the named index series."""
     known = available_formulas(directory)
     ref_path = Path(ref)
-    scenario_data: dict | None = None
-    scenario_name = None
     if ref_path.suffix == ".toml" and ref_path.exists():
-        data = read_toml(ref_path)
-        if "extends" in data:
-            scenario_data, scenario_name = data, str(ref_path)
-            base_ref = data["extends"]
-            if base_ref not in known:
-                raise SpecError(f"{ref_path}: extends unknown formula '{base_ref}' (available: {', '.join(known)})")
-            base_path = known[base_ref]
-        else:
-            base_path = ref_path
+        start = ref_path
     elif ref in known:
-        base_path = known[ref]
+        start = known[ref]
     else:
         raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'})")
+    base_path, chain = extends_chain(start, known)
+    scenario_name = str(chain[-1][0]) if chain else None
+    scenario_data = chain[-1][1] if chain else None
 
     raw = base_path.read_bytes()
     base = read_toml(base_path)
     data = copy.deepcopy(base)
     overrides: list[Override] = []
-    if scenario_data is not None:
-        patch = {k: v for k, v in scenario_data.items() if k not in SCENARIO_KEYS}
-        origin_name = f"scenario {Path(scenario_name).name}"
-        merge(data, patch, origin_name)
-        before, after = flatten(base), flatten(data)
+    for path, scenario in chain:  # the base's own scenario first, the file named last
+        patch = {k: v for k, v in scenario.items() if k not in SCENARIO_KEYS}
+        origin_name = f"scenario {Path(path).name}"
+        before = flatten(data)
+        try:
+            merge(data, patch, origin_name)
+        except (TypeError, KeyError, AttributeError, ValueError) as e:  # a patch whose shape the version lacks
+            raise SpecError(f"{path}: a key does not fit the shape of the formula it extends ({type(e).__name__}: "
+                            f"{e}); expected the same tables and lists as the formula file") from None
+        after = flatten(data)
         overrides += [Override(p, before.get(p), after[p], origin_name)
                       for p in sorted(after) if before.get(p) != after[p] and not p.endswith(".source")]
     for name, file in (index_files or {}).items():
@@ -283,9 +314,15 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
                                   f"{Path(file).name} (sha256 {digest}, vintage {series['vintage']})", "--index"))
     for expr in sets:
         path, value = parse_set(expr)
-        old = set_path(data, path, value, f"--set {path}")
+        if not path or any(not part for part in path.split(".")):
+            raise SpecError(f"--set '{expr}': '{path}' is not a dotted key path (e.g. transition.floor)")
+        try:
+            old = set_path(data, path, value, f"--set {path}")
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
+            raise SpecError(f"--set '{expr}': cannot set {path} here ({type(e).__name__}: {e}); see `fundform "
+                            "formulas show` for the key paths") from None
         overrides.append(Override(path, old, value, "--set"))
-    origin = scenario_name or str(base_path)
+    origin = (scenario_name or str(base_path)) + (f" with {', '.join('--set ' + e for e in sets)}" if sets else "")
     try:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
 
@@ -32,13 +32,18 @@ FinancialYear = Annotated[str, Field(pattern=r"^\d{4}/\d{2}$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused everywhere: no run can compute with them, and JSON cannot hold them
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+QUANTITY_LIMIT = 1e13  # no number of a formula is larger in magnitude (GBP 10 trillion; rates are far smaller)
 
 
 class Quantity(Strict):
-    """A number with its unit and where it comes from."""
+    """A number with its unit and where it comes from. Finite and within +/-1e13 always; each field that holds a
+    quantity declares its own range too (`Bounded`), checked before anything runs."""
 
-    value: float
+    value: float = Field(ge=-QUANTITY_LIMIT, le=QUANTITY_LIMIT)
     unit: str = Field(min_length=1)
     source: str = Field(min_length=1)
 
@@ -48,6 +53,34 @@ class Quantity(Strict):
         if v.lower().startswith("assumption") and not re.match(r"(?i)^assumption:\s*\S.{4,}", v):
             raise ValueError("an assumption needs a one-line reason: 'assumption: <why this value>'")
         return v
+
+
+def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = ""):
+    def check(q):
+        if q is None:
+            return q
+        v = q.value if isinstance(q, Quantity) else q
+        below = lo is not None and (v <= lo if lo_open else v < lo)
+        above = hi is not None and v > hi
+        if below or above:
+            rng = (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + \
+                  (" and " if lo is not None and hi is not None else "") + (f"<= {hi:g}" if hi is not None else "")
+            raise ValueError(f"{v:g} is out of range: expected {rng}{' (' + what + ')' if what else ''}")
+        return q
+    return AfterValidator(check)
+
+
+def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = ""):  # noqa: N802
+    """A quantity field with its declared range: `Annotated[Quantity, Bounded(0, 1)]`."""
+    return _bounded(lo, hi, lo_open, what)
+
+
+Share = Annotated[Quantity, Bounded(0, 1, what="a share")]
+Growth = Annotated[Quantity, Bounded(-0.5, 1.0, what="growth per year, as index series")]
+Change = Annotated[Quantity, Bounded(-1, 10, lo_open=True, what="a year-on-year change: above -100%, at most +1000%")]
+Years = Annotated[Quantity, Bounded(1, 50, what="a number of years")]
+Multiplier = Annotated[Quantity, Bounded(0, 100, lo_open=True, what="a need multiplier")]
+PerHead = Annotated[Quantity, Bounded(0, 100_000, what="GBP per head")]
 
 
 class Source(Strict):
@@ -61,9 +94,9 @@ class Source(Strict):
 class AgeBand(Strict):
     age_from: int = Field(ge=0, le=90, alias="from")
     age_to: int = Field(ge=0, le=90, alias="to")
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, le=1e6)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class AgeCostCurve(Strict):
@@ -95,9 +128,9 @@ class Indicator(Strict):
     column: str
     transform: str
     national: Literal["population_weighted_mean"] = "population_weighted_mean"
-    elasticity: Quantity
-    min_multiplier: Quantity | None = None
-    max_multiplier: Quantity | None = None
+    elasticity: Annotated[Quantity, Bounded(0, 10, what="an elasticity: 1 is proportional, 10 already extreme")]
+    min_multiplier: Multiplier | None = None
+    max_multiplier: Multiplier | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Indicator:
@@ -170,7 +203,7 @@ class Baseline(Strict):
 
 class IndexComponent(Strict):
     index: str
-    weight: Quantity
+    weight: Share
 
 
 class IndexSeries(Strict):
@@ -211,10 +244,10 @@ class IndexSeries(Strict):
 
 
 class ControlTotal(Strict):
-    base: Literal["baseline"] | Quantity = "baseline"
+    base: Literal["baseline"] | Annotated[Quantity, Bounded(0, QUANTITY_LIMIT, lo_open=True, what="GBP")] = "baseline"
     base_year: FinancialYear
     inflation_index: str
-    real_growth: Quantity
+    real_growth: Growth
 
     @field_validator("base_year")
     @classmethod
@@ -244,18 +277,18 @@ class Transition(Strict):
 
     rule: str
     # convergence: uniform growth of last year's allocation plus a fixed fraction of the gap to target
-    gap_closed_per_year: Quantity | None = None
+    gap_closed_per_year: Share | None = None
     # nhs_convergence: NHS England's pace of change (see docs/nhs-convergence.md)
-    gain_gap_closed: Quantity | None = None
-    max_gain: Quantity | None = None
-    reduction_gap_closed: Quantity | None = None
-    max_reduction: Quantity | None = None
+    gain_gap_closed: Share | None = None
+    max_gain: Share | None = None
+    reduction_gap_closed: Share | None = None
+    max_reduction: Share | None = None
     # phasing: a straight-line blend from today's funding (uprated) to target over N years
-    phasing_years: Quantity | None = None
+    phasing_years: Years | None = None
     budget_neutral: bool = True
     parameters: dict[str, Quantity] = Field(default_factory=dict)
-    floor: Quantity | None = None
-    ceiling: Quantity | None = None
+    floor: Change | None = None
+    ceiling: Change | None = None
     floor_basis: Literal["cash", "real"] = "cash"
     guarantee: Guarantee | None = None
 
@@ -291,7 +324,7 @@ class Stream(Strict):
     title: str
     baseline_components: list[BaselineComponent] = Field(min_length=1)
     need: Need | None = None
-    real_growth: Quantity | None = None
+    real_growth: Growth | None = None
     linked_to: str | None = None
     transition: Transition | None = None
 
@@ -311,7 +344,7 @@ class Cohort(Strict):
     age_from: int = Field(ge=0, le=90, alias="from")
     age_to: int = Field(ge=0, le=90, alias="to")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 DEFAULT_COHORTS = [Cohort(name="prevention_40_55", title="Prevention budget, ages 40-55", age_from=40, age_to=55),
@@ -323,8 +356,8 @@ class Ledger(Strict):
     year; an underspend is carried forward and an overspend borrowed against later years, within these limits (as
     a share of the year's allocation). No limit means none applies."""
 
-    carry_forward_limit: Quantity | None = None
-    borrowing_limit: Quantity | None = None
+    carry_forward_limit: Annotated[Quantity, Bounded(0, 10, what="a share of the year's allocation")] | None = None
+    borrowing_limit: Annotated[Quantity, Bounded(0, 10, what="a share of the year's allocation")] | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> Ledger:
@@ -341,8 +374,8 @@ class Precept(Strict):
     a user file (`--precept-rates`) sets rates per area. Rates above the cap are an error, or are capped and
     reported, as `above_cap` says; 0 opts out."""
 
-    default_rate: Quantity
-    cap: Quantity
+    default_rate: Share
+    cap: Share
     rule: Literal["uniform", "tied_to_need"] = "uniform"
     above_cap: Literal["error", "cap_with_warning"] = "error"
 
@@ -358,7 +391,7 @@ class HealthTax(Strict):
     user-supplied income base (`--local-bases`, column income_base)."""
 
     basis: Literal["per_head", "per_band_d", "income_rate"]
-    rate: Quantity
+    rate: Annotated[Quantity, Bounded(0, 100_000, what="GBP per head or per Band D, or a rate on income")]
 
     @model_validator(mode="after")
     def _ranges(self) -> HealthTax:
@@ -378,19 +411,21 @@ class LocalTax(Strict):
 
     rule: Literal["notional_council_tax", "none"]
     basis: Literal["spending", "grant"] = "spending"
-    notional_band_d: Literal["national_average"] | Quantity = "national_average"
+    notional_band_d: Literal["national_average"] | Annotated[Quantity, Bounded(0, 100_000, lo_open=True,
+                                                                                what="GBP per Band D")] = \
+        "national_average"
     band_d_column: str = "band_d_social_care_authority"
-    share_for_devolved_services: Quantity | None = None
-    equalisation: Quantity | None = None
-    equalisation_phasing_years: Quantity | None = None
+    share_for_devolved_services: Share | None = None
+    equalisation: Share | None = None
+    equalisation_phasing_years: Years | None = None
     tax_base_projection: Literal["fixed", "observed"] = "fixed"
-    tax_base_growth: Quantity | None = None
-    core_increase: Quantity | None = None
+    tax_base_growth: Growth | None = None
+    core_increase: Growth | None = None
     precept: Precept | None = None
     negative_grants: Literal["tariff", "floor_at_zero", "minimum_grant"] = "tariff"
-    minimum_grant_per_head: Quantity | None = None
+    minimum_grant_per_head: PerHead | None = None
     health_tax: HealthTax | None = None
-    business_rates_discount_per_head: Quantity | None = None
+    business_rates_discount_per_head: PerHead | None = None
     price_year: FinancialYear = "2024/25"
 
     @model_validator(mode="after")

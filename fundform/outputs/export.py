@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from fundform.errors import FundformError
+from fundform.outputs.manifest import read_run_manifest
 from fundform.outputs.schema import MONEY, TABLES
 from fundform.outputs.write import atomic_write_dir, write_parquet
 
@@ -100,7 +101,7 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
 def export_hive(run_dir: Path, dataset: Path) -> list[Path]:
     """Add this run's allocations to a Hive-partitioned dataset (by formula and financial year)."""
     table = pq.read_table(run_dir / "allocations.parquet")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_run_manifest(run_dir)
     frame = pl.from_arrow(table)
     written = []
     for year in frame["financial_year"].unique().sort().to_list():

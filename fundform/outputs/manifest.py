@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fundform import __version__
+from fundform.errors import FundformError
 from fundform.outputs.schema import SCHEMA_VERSION
 
 PACKAGES = ("polars", "pyarrow", "numpy", "pydantic", "duckdb")
@@ -57,3 +60,25 @@ def run_id_of(core: dict) -> str:
 def with_volatile(manifest: dict, data_dir: str) -> dict:
     """The manifest as written to manifest.json: adds where the data was read from and when the run was made."""
     return {**manifest, "data_dir": data_dir, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+FORMULA_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def read_run_manifest(run_dir: Path) -> dict:
+    """A run folder's manifest, with the fields that become file names checked: a run id, a formula id. A manifest
+    edited to hold '../..' or another path cannot make an export write outside its folder."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise FundformError(f"{path}: not a readable run manifest ({e})") from None
+    run_id = manifest.get("run_id") if isinstance(manifest, dict) else None
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise FundformError(f"{path}: run_id {run_id!r} is not a run id (16 hex digits): the manifest was edited or "
+                            "is not fundform's")
+    formula_id = (manifest.get("formula") or {}).get("id")
+    if not isinstance(formula_id, str) or not FORMULA_ID.match(formula_id):
+        raise FundformError(f"{path}: formula id {formula_id!r} is not a formula id (lower case, digits, '-')")
+    return manifest

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from fundform.failpoints import failpoint
 from fundform.outputs.text import gbp
 
 W, H, PAD = 640, 360, 56
@@ -69,6 +70,8 @@ def _yaxis(lo: float, hi: float, sy) -> list[str]:
 
 def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    if not xs.size:
+        return _empty(title, chart_id)
     xlo, xhi, ylo, yhi = xs.min(), xs.max(), ys.min(), ys.max()
     sx, sy = _scale(xlo, xhi, PAD + 6, W - 24), _scale(ylo, yhi, H - PAD, 34)
     body = _yaxis(ylo, yhi, sy)
@@ -82,6 +85,8 @@ def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
 
 def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
     values = np.asarray(values, float)
+    if not values.size:
+        return _empty(title, chart_id)
     lo, hi = min(0.0, values.min()), max(0.0, values.max())
     sy = _scale(lo, hi, H - PAD, 34)
     n = len(values)
@@ -104,13 +109,21 @@ def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
     return _frame(title, xlabel, ylabel, body, chart_id)
 
 
+def _empty(title: str, chart_id: str) -> str:
+    """A chart with nothing to draw says so (and still counts as drawn), rather than failing the report."""
+    return _frame(title, "", "", [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="l">no data to '
+                                  'show for this run</text>'], chart_id)
+
+
 def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> str:
     allv = np.concatenate([np.asarray(v, float) for v in series.values()])
+    if not allv.size:
+        return _empty(title, chart_id)
     lo, hi = allv.min() * 0.98, allv.max() * 1.02
     sx, sy = _scale(0, max(len(xlabels) - 1, 1), PAD + 20, W - 40), _scale(lo, hi, H - PAD, 34)
     body = _yaxis(lo, hi, sy)
     for i, lab in enumerate(xlabels):
-        body.append(f'<text x="{sx(i):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{lab}</text>')
+        body.append(f'<text x="{sx(i):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{html.escape(str(lab))}</text>')
     for k, (name, vals) in enumerate(series.items()):
         c = [BLUE, ORANGE, GREY][k % 3]
         pts = " ".join(f"{sx(i):.1f},{sy(v):.1f}" for i, v in enumerate(vals))
@@ -122,6 +135,9 @@ def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> s
 
 def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) -> str:
     allv = np.concatenate(list(series.values()))
+    allv = allv[np.isfinite(allv)]
+    if not allv.size:
+        return _empty(title, chart_id)
     edges = np.linspace(np.quantile(allv, 0.005), np.quantile(allv, 0.995), bins + 1)
     counts = {k: np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0] for k, v in series.items()}
     hi = max(c.max() for c in counts.values())
@@ -142,6 +158,8 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
 
 def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
     """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle."""
+    if not len(mids):
+        return _empty(title, chart_id)
     order = np.argsort(mids, kind="stable")
     lows, mids, highs = (np.asarray(a, float)[order] for a in (lows, mids, highs))
     names = [names[i] for i in order]
@@ -208,7 +226,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
                               f"Winners and losers of the comparison by deprivation decile, {years[-1]}",
                               "deprivation decile (D1 most deprived)", "change per head (£)", "c4"))
-    elif deciles is not None:
+    elif deciles is not None and change.join(deciles, on="area_code").height == change.height:
         dec = change.join(deciles, on="area_code").group_by("imd_decile").agg(
             ((pl.col("allocation") - pl.col("baseline")).sum() / pl.col("population").sum()).alias("pp")
         ).sort("imd_decile")
@@ -237,9 +255,9 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
              ("reconciliation", "all identities hold" if pl.read_parquet(run_dir / "reconciliation.parquet")
               ["holds"].all() else "FAILED")]
     rows = "".join(
-        f"<tr><td>{html.escape(r['area_name'])} <span class=muted>{r['area_code']}</span></td>"
+        f"<tr><td>{html.escape(str(r['area_name']))} <span class=muted>{html.escape(str(r['area_code']))}</span></td>"
         f"<td>{r['population']:,.0f}</td><td>{r['need_index']:.3f}</td><td>{gbp(r['target_allocation'], 0)}</td>"
-        f"<td>{gbp(r['allocation'], 0)}</td><td>{r['distance_from_target']:+.2%}</td><td>{r['transition_bound']}</td>"
+        f"<td>{gbp(r['allocation'], 0)}</td><td>{r['distance_from_target']:+.2%}</td><td>{html.escape(str(r['transition_bound']))}</td>"
         f"<td>{gbp(r['grant'], 0)}</td><td>{gbp(r['grant_per_head'])}</td></tr>"
         for r in last.sort("area_code").iter_rows(named=True))
     f = m["formula"]
@@ -251,18 +269,19 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                    f"<thead><tr><th>parameter</th><th>value</th></tr></thead><tbody>{assumed_rows}</tbody></table>"
                    "</details>") if assumed else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>fundform run {m['run_id']}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>fundform run {html.escape(str(m['run_id']))}</title>
 <style>{CSS}</style></head><body>
 <h1>{html.escape(f['id'])} {html.escape(f['version'])}: needs-based grants, {years[0]} to {years[-1]}</h1>
-<p class="muted">Run {m['run_id']} · formula sha256 {f['sha256'][:12]} · level {m['parameters']['level']} ·
-{len(m['overrides'])} override(s) · fundform {m['engine']['version']} · money in pounds, cash unless marked; real
-terms at {pb} prices.</p>
+<p class="muted">Run {html.escape(str(m['run_id']))} · formula sha256 {html.escape(str(f['sha256'])[:12])} · level
+{html.escape(str(m['parameters']['level']))} ·
+{len(m['overrides'])} override(s) · fundform {html.escape(str(m['engine']['version']))} · money in pounds, cash
+unless marked; real terms at {html.escape(str(pb))} prices.</p>
 <div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards)}</div>
 <h2>Charts</h2><div class="charts">{''.join(charts)}</div>
 <h2>Areas, {years[-1]}</h2><table><thead><tr><th>area</th><th>population</th><th>need index</th><th>target</th>
 <th>allocation</th><th>distance from target</th><th>bound</th><th>grant</th><th>grant per head</th></tr></thead>
 <tbody>{rows}</tbody></table>{assumptions}
-<p class="muted">Generated by fundform from {run_dir.name}; every figure is in the run's Parquet outputs, whose
+<p class="muted">Generated by fundform from {html.escape(run_dir.name)}; every figure is in the run's Parquet outputs, whose
 schema is in docs/output-schema.md.</p>{CHECK}</body></html>
 """
 
@@ -270,6 +289,11 @@ schema is in docs/output-schema.md.</p>{CHECK}</body></html>
 def write_report(run_dir: Path, target: Path, **kwargs) -> Path:
     text = build_report(run_dir, **kwargs)
     tmp = Path(target).with_suffix(".html.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    try:
+        failpoint("report.write", tmp)
+        tmp.write_text(text)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # whole or not at all
+        raise
     return Path(target)

@@ -8,12 +8,14 @@ the warehouse, where DuckDB can also read any Parquet output directly (read_parq
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import duckdb
 
-from fundform.errors import FundformError
+from fundform.errors import FundformError, environment_failure
+from fundform.failpoints import failpoint
 
 RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall", "cohorts")
 
@@ -26,21 +28,29 @@ def set_wait(seconds: float) -> None:
     WAIT_SECONDS = float(seconds)
 
 
-def connect(path: Path, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False, wait: float | None = None,
+            config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """A connection to the warehouse. DuckDB lets one process write a database file at a time, so a run finishing
     while another records (a scheduled batch and an analyst's run, say) waits for the lock, with backoff, for up to
     `wait` seconds (default: the warehouse_wait setting) instead of failing at once."""
     path = Path(path)
     if read_only and not path.exists():
         raise FundformError(f"no run warehouse at {path}: run `fundform run` first (or set FUNDFORM_WAREHOUSE)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise (environment_failure(e, "cannot create the run warehouse's folder") or e) from None
     wait = WAIT_SECONDS if wait is None else wait
     deadline, delay = time.monotonic() + wait, 0.05
     while True:
+        failpoint("warehouse.wait", path)
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as e:
             if "lock" not in str(e).lower():
+                env = environment_failure(e, f"cannot open the run warehouse {path}")
+                if env is not None:
+                    raise env from None
                 raise FundformError(f"{path}: cannot open the run warehouse ({e})") from e
             if time.monotonic() + delay > deadline:
                 raise FundformError(f"{path}: the run warehouse is still in use by another process after {wait:g} s "
@@ -61,11 +71,48 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
                         f"FROM read_parquet(?) LIMIT 0", [str(f)])
 
 
+def _create(warehouse: Path, out_dir: Path) -> None:
+    """A new warehouse is built beside its final name and linked into place only when its tables exist: a failure
+    (a full disk, say) leaves no warehouse rather than an empty one. If another process created it meanwhile, its
+    file is kept and this one discarded."""
+    tmp = warehouse.parent / f".{warehouse.name}.tmp-{os.getpid()}"
+    for leftover in (tmp, Path(f"{tmp}.wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _ensure_tables(con, out_dir)
+            failpoint("warehouse.create", tmp)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        try:
+            os.link(tmp, warehouse)  # never replaces: another process's new warehouse wins
+        except FileExistsError:
+            pass
+    except Exception as e:
+        env = environment_failure(e, f"cannot create the run warehouse {warehouse}")
+        if env is not None:
+            raise env from None
+        raise
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
+
+
 def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str:
-    """Record the run written to out_dir; returns its run id."""
+    """Record the run written to out_dir, in one transaction; returns its run id. A failure of the machine is
+    raised as EnvironmentFailure naming the warehouse; the warehouse then holds none of this run's rows."""
     out_dir = Path(out_dir)
+    warehouse = Path(warehouse)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     run_id = manifest["run_id"]
+    if not warehouse.exists():
+        try:
+            warehouse.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise (environment_failure(e, "cannot create the run warehouse's folder") or e) from None
+        _create(warehouse, out_dir)
     con = connect(warehouse, wait=wait)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -76,6 +123,7 @@ def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str
             run_id, manifest["formula"]["id"], manifest["formula"]["version"], manifest["formula"]["sha256"],
             manifest["formula"].get("scenario"), p["level"], p["start_year"], p["years"], str(out_dir.resolve()),
             manifest.get("created_at"), json.dumps(manifest)])
+        failpoint("warehouse.recording", warehouse)
         for table in RUN_TABLES:
             f = out_dir / f"{table}.parquet"
             if f.exists():
@@ -83,12 +131,31 @@ def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str
                 con.execute(f"INSERT INTO {table} BY NAME SELECT ? AS run_id, * FROM read_parquet(?)",
                             [run_id, str(f)])
         con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
+    except Exception as e:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        env = environment_failure(e, f"cannot record the run in the warehouse {warehouse}")
+        if env is not None:
+            raise env from None
         raise
     finally:
         con.close()
     return run_id
+
+
+def is_recorded(warehouse: Path, run_id: str) -> bool:
+    """Whether the warehouse holds the run (a batch skipping a complete run checks this, and records it if not)."""
+    if not Path(warehouse).exists():
+        return False
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+    except duckdb.CatalogException:  # a warehouse without tables yet
+        return False
+    finally:
+        con.close()
 
 
 def list_runs(warehouse: Path) -> list[dict]:
@@ -98,14 +165,44 @@ def list_runs(warehouse: Path) -> list[dict]:
                           "created_at, out_dir FROM runs ORDER BY created_at, run_id")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
+    except duckdb.CatalogException:  # a warehouse with no tables (an older version's interrupted creation)
+        return []
     finally:
         con.close()
 
 
-def query(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    con = connect(warehouse, read_only=True)
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def sandboxed(warehouse: Path, readable: list[Path]) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for analysts' SQL: the warehouse opened read-only, no extensions installed or
+    loaded, the file system closed except the folders in `readable` (the run outputs, for read_parquet), and the
+    configuration locked so a query cannot reopen any of it."""
+    con = connect(warehouse, read_only=True, config={"autoinstall_known_extensions": "false",
+                                                     "autoload_known_extensions": "false"})
+    dirs = ", ".join("'" + str(Path(d).resolve()).replace("'", "''") + "/'" for d in readable)
+    con.execute(f"SET allowed_directories = [{dirs}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def query(warehouse: Path, sql: str, readable: list[Path] | None = None) -> tuple[list[str], list[tuple]]:
+    """Run an analyst's query: SELECT (with WITH, UNION...) and EXPLAIN only, sandboxed (see `sandboxed`)."""
+    con = sandboxed(warehouse, readable or [])
     try:
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as e:
+            raise FundformError(f"query failed: {e}") from None
+        refused = sorted({st.type.name for st in statements if st.type.name not in READ_ONLY_STATEMENTS})
+        if refused or not statements:
+            raise FundformError(f"fundform sql runs read-only queries ({', '.join(READ_ONLY_STATEMENTS)}) over the "
+                                f"warehouse and the run outputs; refused: {', '.join(refused) or 'an empty query'}. "
+                                "Use `fundform export` to write files")
         cur = con.execute(sql)
+        if cur.description is None:
+            return [], []
         return [d[0] for d in cur.description], cur.fetchall()
     except duckdb.Error as e:
         raise FundformError(f"query failed: {e}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fundform.errors import environment_failure
+from fundform.failpoints import failpoint
 from fundform.outputs.schema import MONEY, OutputColumn, arrow_schema
 
 MANIFEST_KEY = b"fundform"
@@ -41,17 +44,70 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
 
 
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def recover_leftovers(folder: Path) -> list[str]:
+    """Put right what a killed writer left in `folder`: its temporary folder (`.NAME.tmp-PID`) is removed, and an
+    earlier output it had moved aside (`.NAME.old-PID`) is restored to NAME if the new one never arrived, else
+    removed. Only leftovers of processes no longer running are touched. Returns what was done."""
+    done = []
+    if not Path(folder).is_dir():
+        return done
+    for p in sorted(Path(folder).iterdir()):
+        m = LEFTOVER.match(p.name)
+        if not m or pid_alive(int(m["pid"])):
+            continue
+        final = p.parent / m["name"]
+        if m["kind"] == "old" and not final.exists():
+            p.rename(final)
+            done.append(f"restored {final.name} from {p.name}")
+        else:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            done.append(f"removed {p.name}")
+    return done
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> Path:
     """Write name -> Arrow table (Parquet), text or bytes into `target`, replacing any earlier content only on
-    success."""
+    success. First puts right what killed writers left beside it (recover_leftovers). A failure of the machine (disk
+    full, permission denied, read-only) is raised as EnvironmentFailure naming the path; any failure leaves the
+    earlier content in place and no temporary folder."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
-        for name, content in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover_leftovers(target.parent)
+    except OSError as e:
+        raise (environment_failure(e, "cannot write the output folder") or e) from None
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = None
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for i, (name, content) in enumerate(files.items()):
+            if i == len(files) // 2:
+                failpoint("write.mid", tmp / name)
             if isinstance(content, pa.Table):
                 write_parquet(content, tmp / name)
             elif isinstance(content, bytes):
@@ -61,17 +117,24 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> 
         for f in tmp.iterdir():  # durable before it becomes visible
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
-        if os.environ.get("FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"):  # failpoint for crash tests: a kill lands here
+        if os.environ.get("FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"):  # older name of the write.before_rename failpoint
             time.sleep(float(os.environ["FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"]))
-        old = None
+        failpoint("write.before_rename", target)
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             target.rename(old)
+            failpoint("write.between_renames", target)
         tmp.rename(target)
+        _fsync_dir(target.parent)
         if old is not None:
             shutil.rmtree(old)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not target.exists():
+            old.rename(target)  # the swap failed half way: the earlier output goes back
+        env = environment_failure(e, "cannot write") if isinstance(e, Exception) else None
+        if env is not None:
+            raise env from None
         raise
     return target
 
