@@ -30,6 +30,9 @@ def _format_validation(path: Path, err: ValidationError) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not part of the formula schema)"
+        elif e["type"] in ("model_type", "dict_type") and isinstance(e.get("input"), (int, float)):
+            msg += ("; a number the version does not state yet needs its unit and source: "
+                    "{ value = ..., unit = \"...\", source = \"assumption: <why>\" }")
         lines.append(f"  - {loc}: {msg}")
     return "\n".join(lines)
 

@@ -296,6 +296,8 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         before = flatten(data)
         try:
             merge(data, patch, origin_name)
+        except SpecError as e:
+            raise SpecError(f"{path}: {e}") from None
         except (TypeError, KeyError, AttributeError, ValueError) as e:  # a patch whose shape the version lacks
             raise SpecError(f"{path}: a key does not fit the shape of the formula it extends ({type(e).__name__}: "
                             f"{e}); expected the same tables and lists as the formula file") from None

@@ -43,7 +43,7 @@ class Quantity(Strict):
     """A number with its unit and where it comes from. Finite and within +/-1e13 always; each field that holds a
     quantity declares its own range too (`Bounded`), checked before anything runs."""
 
-    value: float = Field(ge=-QUANTITY_LIMIT, le=QUANTITY_LIMIT)
+    value: float = Field(ge=-QUANTITY_LIMIT, le=QUANTITY_LIMIT, strict=True)  # strict: true/false is not a number
     unit: str = Field(min_length=1)
     source: str = Field(min_length=1)
 
@@ -94,7 +94,7 @@ class Source(Strict):
 class AgeBand(Strict):
     age_from: int = Field(ge=0, le=90, alias="from")
     age_to: int = Field(ge=0, le=90, alias="to")
-    weight: float = Field(gt=0, le=1e6)
+    weight: float = Field(gt=0, le=1e6, strict=True)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
@@ -214,7 +214,7 @@ class IndexSeries(Strict):
     unit: Literal["growth per year"]
     source: str = Field(min_length=1)
     vintage: str = Field(min_length=1)
-    growth: dict[FinancialYear, float] | None = None
+    growth: dict[FinancialYear, Annotated[float, Field(strict=True)]] | None = None
     composite: list[IndexComponent] | None = None
 
     @field_validator("growth")

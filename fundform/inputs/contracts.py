@@ -42,10 +42,17 @@ class Column:
         if self.pattern_text:
             parts = [self.pattern_text]
         if self.min is not None:
-            parts.append(f"{'>' if self.min_exclusive else '>='} {self.min:g}")
+            parts.append(f"{'>' if self.min_exclusive else '>='} {_num(self.min)}")
         if self.max is not None:
-            parts.append(f"<= {self.max:g}")
+            parts.append(f"<= {_num(self.max)}")
         return " ".join(parts) + ("" if self.nullable else ", not missing")
+
+
+def _num(x: float) -> str:
+    """1000000 -> '1,000,000', 2000 -> '2000', 0.05 -> '0.05': bounds as a person writes them."""
+    if float(x).is_integer() and abs(x) < 1e16:
+        return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.0f}"
+    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,8 @@ class Plausible:
     why: str
 
     def text(self) -> str:
-        rng = (f"between {self.lo:,g} and {self.hi:,g}" if self.lo is not None and self.hi is not None
-               else f">= {self.lo:,g}" if self.lo is not None else f"<= {self.hi:,g}")
+        rng = (f"between {_num(self.lo)} and {_num(self.hi)}" if self.lo is not None and self.hi is not None
+               else f">= {_num(self.lo)}" if self.lo is not None else f"<= {_num(self.hi)}")
         return f"{rng} (plausibility bound: {self.why}; --allow-implausible overrides it)"
 
 

@@ -36,10 +36,9 @@ def connect(path: Path, read_only: bool = False, wait: float | None = None,
     path = Path(path)
     if read_only and not path.exists():
         raise FundformError(f"no run warehouse at {path}: run `fundform run` first (or set FUNDFORM_WAREHOUSE)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise (environment_failure(e, "cannot create the run warehouse's folder") or e) from None
+    from fundform.outputs.write import ensure_folder
+
+    ensure_folder(path.parent, "the run warehouse's folder")
     wait = WAIT_SECONDS if wait is None else wait
     deadline, delay = time.monotonic() + wait, 0.05
     while True:
@@ -108,10 +107,9 @@ def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str
     manifest = json.loads((out_dir / "manifest.json").read_text())
     run_id = manifest["run_id"]
     if not warehouse.exists():
-        try:
-            warehouse.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise (environment_failure(e, "cannot create the run warehouse's folder") or e) from None
+        from fundform.outputs.write import ensure_folder
+
+        ensure_folder(warehouse.parent, "the run warehouse's folder")
         _create(warehouse, out_dir)
     con = connect(warehouse, wait=wait)
     try:

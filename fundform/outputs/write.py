@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fundform.errors import environment_failure
+from fundform.errors import EnvironmentFailure, environment_failure
 from fundform.failpoints import failpoint
 from fundform.outputs.schema import MONEY, OutputColumn, arrow_schema
 
@@ -44,7 +44,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=True)
 
 
-LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?P<companion>\.wal)?$")
 
 
 def pid_alive(pid: int) -> bool:
@@ -71,7 +71,7 @@ def recover_leftovers(folder: Path) -> list[str]:
         if not m or pid_alive(int(m["pid"])):
             continue
         final = p.parent / m["name"]
-        if m["kind"] == "old" and not final.exists():
+        if m["kind"] == "old" and not m["companion"] and not final.exists():
             p.rename(final)
             done.append(f"restored {final.name} from {p.name}")
         else:
@@ -88,14 +88,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_folder(folder: Path, what: str) -> None:
+    """Create `folder` (and its parents), or say in the machine's terms why it cannot be: a path through a file, no
+    permission, a read-only or full disk are environmental failures naming the path."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise EnvironmentFailure(f"cannot create {what} {folder}: {parent} is a file, not a folder (choose "
+                                         "another path)")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise (environment_failure(e, f"cannot create {what}") or e) from None
+
+
 def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> Path:
     """Write name -> Arrow table (Parquet), text or bytes into `target`, replacing any earlier content only on
     success. First puts right what killed writers left beside it (recover_leftovers). A failure of the machine (disk
     full, permission denied, read-only) is raised as EnvironmentFailure naming the path; any failure leaves the
     earlier content in place and no temporary folder."""
     target = Path(target)
+    ensure_folder(target.parent, "the output folder")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         recover_leftovers(target.parent)
     except OSError as e:
         raise (environment_failure(e, "cannot write the output folder") or e) from None
