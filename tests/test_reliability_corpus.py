@@ -326,6 +326,7 @@ def earlier_output(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
     out = tmp_path / "out" / "earlier"
     out.mkdir(parents=True)
     (out / "allocations.parquet").write_bytes(b"the earlier run's bytes")
+    (out / "manifest.json").write_text('{"run_id": "0123456789abcdef"}\n')
     return out, {p.name: p.read_bytes() for p in out.iterdir()}
 
 
@@ -711,6 +712,25 @@ def test_environmental_failures_exit_5_and_leave_nothing(case, tmp_path, monkeyp
         assert listed.exit_code == 0 and listed.output.strip() in ("[]", ""), listed.output
     else:
         assert not any(warehouse.parent.glob(".*tmp*")) if warehouse.parent.exists() else True
+
+
+@pytest.mark.parametrize("kind", ["a file", "a folder of someone's documents", "a dataset"])
+def test_an_output_path_that_fundform_did_not_write_is_never_replaced(kind, tmp_path, monkeypatch):
+    """--out naming a file, a folder of documents or the dataset itself is refused; not a byte of it changes."""
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    target = tmp_path / "target"
+    if kind == "a file":
+        target.write_text("a user's file")
+    elif kind == "a dataset":
+        shutil.copytree(DATA, target)
+    else:
+        target.mkdir()
+        (target / "thesis.docx").write_text("years of work")
+    before = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["run", "--out", str(target), "--years", "1"])
+    assert_clean_failure(result, 1, (str(target), "nothing was written"))
+    after = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
 
 
 def test_an_output_folder_under_a_file_is_an_environmental_failure(tmp_path, monkeypatch):

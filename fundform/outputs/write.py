@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fundform.errors import EnvironmentFailure, environment_failure
+from fundform.errors import EnvironmentFailure, FundformError, environment_failure
 from fundform.failpoints import failpoint
 from fundform.outputs.schema import MONEY, OutputColumn, arrow_schema
 
@@ -104,12 +104,31 @@ def ensure_folder(folder: Path, what: str) -> None:
         raise (environment_failure(e, f"cannot create {what}") or e) from None
 
 
+def check_replaceable(target: Path) -> None:
+    """fundform replaces only what it wrote: an output folder may be new, empty, or an earlier fundform output (it
+    holds a manifest.json). A file, or a folder of anything else (a dataset, someone's documents), is refused before
+    anything is written, never moved aside or deleted."""
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise FundformError(f"the output path {target} is {'a link' if target.is_symlink() else 'a file'}, not a "
+                            "folder fundform wrote: choose a new folder (nothing was written)")
+    entries = [p.name for p in target.iterdir()]
+    if entries and "manifest.json" not in entries:
+        shown = ", ".join(sorted(entries)[:5]) + (" ..." if len(entries) > 5 else "")
+        raise FundformError(f"the output folder {target} holds files fundform did not write ({shown}); it replaces "
+                            "only an empty folder or an earlier output of its own (one with manifest.json): choose "
+                            "a new folder (nothing was written)")
+
+
 def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> Path:
     """Write name -> Arrow table (Parquet), text or bytes into `target`, replacing any earlier content only on
     success. First puts right what killed writers left beside it (recover_leftovers). A failure of the machine (disk
     full, permission denied, read-only) is raised as EnvironmentFailure naming the path; any failure leaves the
     earlier content in place and no temporary folder."""
     target = Path(target)
+    check_replaceable(target)
     ensure_folder(target.parent, "the output folder")
     try:
         recover_leftovers(target.parent)
