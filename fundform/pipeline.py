@@ -134,6 +134,15 @@ def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
     frame = practices.select("practice_code", "area_code", "icb_code", "nhs_region_code", *WP_COMPONENTS,
                              population="registered_population",
                              need_weighted_population=spec.need.weighted_population_column)
+    zero = (frame.group_by("icb_code").agg(pl.col("need_weighted_population").sum())
+            .filter(pl.col("need_weighted_population") <= 0).collect())
+    if zero.height:
+        raise InvalidInput([Problem(next((f.path.name for f in data.files if f.table == "practice_weighted_population"),
+                                         "practice_weighted_population"), spec.need.weighted_population_column,
+                                    f"{zero.height} ICB(s) whose practices have no weighted population in "
+                                    f"{spec.need.weights_year}", "a weighted population > 0 for every ICB (its "
+                                    "target share is its share of the total)", tuple(zero["icb_code"].sort()))],
+                           str(data.directory))
     if level in ("icb", "nhs-region"):
         key = "icb_code" if level == "icb" else "nhs_region_code"
         names = data.lazy("area_lookup").filter(pl.col("level") == level).select(

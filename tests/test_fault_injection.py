@@ -201,3 +201,29 @@ def test_processes_running_and_batching_into_one_root_lose_no_record(tmp_path):
     assert len(ids) == 5
     assert set(recorded(out / "fundform.duckdb")) == ids == set(complete_folders(out))
     assert leftovers(out) == []
+
+
+def test_every_failpoint_is_placed_in_the_code_and_documented():
+    from fundform.failpoints import POINTS
+    from fundform.paths import PROJECT_ROOT
+
+    source = "".join(p.read_text() for p in (PROJECT_ROOT / "fundform").rglob("*.py"))
+    doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text()
+    for point in POINTS:
+        assert f'failpoint("{point}"' in source, f"{point} is never called"
+        assert f"`{point}`" in doc, f"{point} is not in docs/reliability.md"
+
+
+def test_the_documented_derived_bounds_are_the_codes():
+    from fundform.inputs import dataset as ds
+    from fundform.inputs.contracts import _num
+    from fundform.paths import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text().replace(",", "")
+    _num = (lambda f: lambda x: f(x).replace(",", ""))(_num)  # noqa: E731  prose may or may not group digits
+    assert f"{_num(ds.POPULATION_PER_AREA[0])} to {_num(ds.POPULATION_PER_AREA[1])}" in doc
+    assert f"GBP {_num(ds.BASELINE_PER_HEAD[0])} to GBP {_num(ds.BASELINE_PER_HEAD[1])}" in doc
+    for lo, hi, _ in ds.COMPONENT_PER_HEAD.values():
+        assert f"GBP {_num(lo)} to GBP {_num(hi)}" in doc
+    assert f"{_num(ds.TAX_BASE_PER_HEAD[0])} to {_num(ds.TAX_BASE_PER_HEAD[1])} Band D" in doc
+    assert f"| {_num(ds.TAX_BASE_GROWTH[0])} to {_num(ds.TAX_BASE_GROWTH[1])} |" in doc

@@ -122,6 +122,10 @@ class DataCase:
     validate_ok: bool = False  # faults only a version can see (a baseline year), which `validate` cannot
     keep_checksums: bool = False
     code: int = 1
+    args: tuple[str, ...] = ()  # the run's own arguments (a version that reads the table), if not the default
+
+
+NHS = ("--formula", "nhs-icb-2024", "--level", "icb", "--start-year", "2024/25", "--years", "1")
 
 
 DATA_CASES: dict[str, DataCase] = {
@@ -201,7 +205,7 @@ DATA_CASES: dict[str, DataCase] = {
                                ("council_tax.parquet", "'tax_base_band_d'", "tax base per resident",
                                 "Band D equivalents")),
     "negative tax base": DataCase(set_cell("council_tax", "tax_base_band_d", -5.0),
-                                  ("council_tax.parquet", "'tax_base_band_d'", "out of range", ">= 0")),
+                                  ("council_tax.parquet", "'tax_base_band_d'", "out of range", "> 0")),
     "population x1000": DataCase(scale("population", "population", 1000),
                                  ("population.parquet", "'population'", "implausible", "ONS")),
     "one authority's population x1000": DataCase(scale("population", "population", 1000, only_first_area=True),
@@ -294,6 +298,22 @@ DATA_CASES: dict[str, DataCase] = {
         ("indicators/acf.csv", "'acf'", "> 0")),
     "code change weight negative": DataCase(set_cell("code_changes", "population_weight", -10.0),
                                             ("code_changes.parquet", "'population_weight'", ">= 0")),
+    "2023-24 tax base of zero": DataCase(set_cell("council_tax", "tax_base_band_d_2023_24", 0.0),
+                                         ("council_tax.parquet", "'tax_base_band_d_2023_24'", "> 0", "row 1")),
+    "2023-24 tax base a thousandth of 2024-25": DataCase(scale("council_tax", "tax_base_band_d_2023_24", 0.001),
+                                                         ("council_tax.parquet", "'tax_base_band_d_2023_24'",
+                                                          "ratio of the 2024-25 to the 2023-24 tax base")),
+    "social care and public health zero everywhere": DataCase(edit("baseline", lambda df: df.with_columns(
+        adult_social_care=0.0, public_health=0.0)), ("baseline.parquet", "'adult_social_care'", "'public_health'",
+                                                     "296 authority(ies)", "MHCLG outturn")),
+    "NHS core left empty in one authority": DataCase(set_cell("baseline", "nhs_core", 0.0, row=7),
+                                                     ("baseline.parquet", "'nhs_core'", "implausible")),
+    "weighted populations all zero": DataCase(edit("practice_weighted_population", lambda df: df.with_columns(
+        wp_core=0.0)), ("practice_weighted_population.parquet", "'wp_core'", "no weighted population", "QE1"),
+        validate_ok=True, args=NHS),
+    "published baselines zero": DataCase(edit("nhs_icb_allocations", lambda df: df.with_columns(
+        adjusted_recurrent_baseline=0.0)), ("nhs_icb_allocations.parquet", "'adjusted_recurrent_baseline'", "> 0"),
+        args=NHS),
     # the bundled dataset's checksum manifest
     "bundled copy with an edited value": DataCase(scale("baseline", "nhs_core", 1.01), (
         "baseline.parquet", "differs from CHECKSUMS.sha256"), keep_checksums=True),
@@ -352,7 +372,7 @@ def test_broken_data_is_refused_by_run_and_validate(case, broken, tmp_path, monk
     warehouse = tmp_path / "wh" / "fundform.duckdb"
     monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(warehouse))
     out, before = earlier_output(tmp_path)
-    result = runner.invoke(app, ["run", "--data", str(d), "--out", str(out)])
+    result = runner.invoke(app, ["run", "--data", str(d), "--out", str(out), *c.args])
     assert_clean_failure(result, c.code, c.expect)
     assert_nothing_written(out, before, warehouse)
     checked = runner.invoke(app, ["validate", "--data", str(d)])

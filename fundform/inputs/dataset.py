@@ -446,6 +446,19 @@ POPULATION_TOTAL_MAX = (None, 80_000_000, "England's population was 57.7m in mid
                         "2030 (ONS 2022-based projections); no set of English authorities holds 80m")
 BASELINE_PER_HEAD = (200, 20_000, "today's health and care funding was GBP 1,838 to GBP 3,734 per resident across "
                      "authorities in 2024/25 (NHS England allocations and MHCLG outturn over ONS population)")
+COMPONENT_PER_HEAD = {  # per resident, 2024/25: observed range, and the bound (about a quarter of the lowest, three
+    # or more times the highest); a component that is zero in an authority is almost always a column left empty
+    "nhs_core": (300, 10_000, "NHS core allocations were GBP 1,160 to GBP 2,766 per resident across authorities in "
+                 "2024/25"),
+    "nhs_primary_medical": (30, 1_500, "primary medical care allocations were GBP 126 to GBP 305 per resident in "
+                            "2024/25"),
+    "adult_social_care": (20, 5_000, "adult social care net expenditure was GBP 192 to GBP 912 per resident in "
+                          "2024-25 (MHCLG outturn)"),
+    "public_health": (3, 1_000, "public health net expenditure was GBP 33 to GBP 198 per resident in 2024-25 "
+                      "(MHCLG outturn)"),
+}
+TAX_BASE_GROWTH = (0.5, 2.0, "tax bases changed by -3.3% to +6.4% between 2023-24 and 2024-25 (CTR Table 9); the "
+                   "bound allows halving or doubling")
 TAX_BASE_PER_HEAD = (0.05, 2.0, "council tax bases were 0.21 to 0.67 Band D equivalents per resident in 2024-25 (CTR "
                      "Table 9 over ONS population)")
 
@@ -501,11 +514,21 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
         p = _bound_problem(per_head, "per_head", BASELINE_PER_HEAD, b_file, ",".join(BASELINE_COMPONENTS),
                            "funding per resident", "GBP")
         soft += [p] if p else []
+        parts = tables["baseline"].join(per_area, on="area_code").filter(pl.col("population") > 0)
+        for comp, bound in COMPONENT_PER_HEAD.items():
+            p = _bound_problem(parts.with_columns(per_head=pl.col(comp) / pl.col("population")), "per_head", bound,
+                               b_file, comp, f"{comp.replace('_', ' ')} per resident", "GBP")
+            soft += [p] if p else []
     if "council_tax" in tables:
         tb = tables["council_tax"].select("area_code", "tax_base_band_d").join(per_area, on="area_code").filter(
             pl.col("population") > 0).with_columns(per_head=pl.col("tax_base_band_d") / pl.col("population"))
         p = _bound_problem(tb, "per_head", TAX_BASE_PER_HEAD, names.get("council_tax", "council_tax"),
                            "tax_base_band_d", "tax base per resident", "Band D equivalents")
+        soft += [p] if p else []
+        growth = tables["council_tax"].filter(pl.col("tax_base_band_d_2023_24") > 0).with_columns(
+            ratio=pl.col("tax_base_band_d") / pl.col("tax_base_band_d_2023_24"))
+        p = _bound_problem(growth, "ratio", TAX_BASE_GROWTH, names.get("council_tax", "council_tax"),
+                           "tax_base_band_d_2023_24", "ratio of the 2024-25 to the 2023-24 tax base", "")
         soft += [p] if p else []
     return hard, soft
 

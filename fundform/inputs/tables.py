@@ -106,8 +106,9 @@ COUNCIL_TAX = TableContract(
     columns=(
         AREA,
         Column("tax_base_band_d", "float", "Band D equivalent dwellings", "council tax base for tax setting, "
-               "2024-25 (line 7); checked per head too", min=0, max=MAX_PERSONS),
-        Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24", min=0,
+               "2024-25 (line 7); checked per head too", min=0, min_exclusive=True, max=MAX_PERSONS),
+        Column("tax_base_band_d_2023_24", "float", "Band D equivalent dwellings", "the same for 2023-24 (the "
+               "observed projection divides by it; checked against 2024-25 too)", min=0, min_exclusive=True,
                max=MAX_PERSONS),
         Column("band_d_billing", "float", "GBP per Band D dwelling", "billing authority's average Band D incl. "
                "adult social care precept, excl. parish precepts (line 9)", min=0, min_exclusive=True, max=MAX_GBP,
@@ -233,13 +234,13 @@ NHS_ICB_ALLOCATIONS = TableContract(
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),
         Column("nhs_region_code", "str", "ODS code", "NHS region (Yxx)"),
-        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0, max=MAX_GBP),
+        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0, min_exclusive=True, max=MAX_GBP),
         Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (2024/25 round: inc. COVID)",
-               min=0, max=MAX_GBP),
+               min=0, min_exclusive=True, max=MAX_GBP),
         Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published"),
         Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1, max=10),
         Column("convergence", "float", "ratio", "the round's convergence adjustment, as published", min=-1, max=10),
-        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0, max=MAX_GBP),
+        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0, min_exclusive=True, max=MAX_GBP),
         Column("post_convergence_distance_from_target", "float", "ratio", "distance from target after convergence"),
     ),
     key=("allocation_round", "icb_code"),
@@ -339,6 +340,9 @@ def dictionary_markdown() -> str:
             "- A dataset folder holding `CHECKSUMS.sha256` (the bundled one does) must match it file for file.",
             "- Hard: every authority has residents; today's funding is not zero everywhere.",
             "- Plausibility, per authority (refused unless `--allow-implausible`, which the manifest records): "
-            "population 1,000 to 3,000,000 and 80m in all; today's funding GBP 200 to GBP 20,000 per resident; "
-            "tax base 0.05 to 2 Band D equivalents per resident. Reasons in `docs/reliability.md`.", ""]
+            "population 1,000 to 3,000,000 and 80m in all; today's funding GBP 200 to GBP 20,000 per resident, and "
+            "each component within its own range per resident (NHS core GBP 300-10,000, primary medical care GBP "
+            "30-1,500, adult social care GBP 20-5,000, public health GBP 3-1,000); tax base 0.05 to 2 Band D "
+            "equivalents per resident, and within half to double its 2023-24 value. Reasons in "
+            "`docs/reliability.md`.", ""]
     return "\n".join(out)

@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from fundform.errors import FundformError
+from fundform.failpoints import failpoint
 from fundform.outputs.manifest import read_run_manifest
 from fundform.outputs.schema import MONEY, TABLES
 from fundform.outputs.write import atomic_write_dir, write_parquet
@@ -53,6 +54,7 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path) -> Path:
             files[f"{name}.csv"] = pl.read_parquet(path).write_csv()
     else:
         files["fundform.xlsx"] = _workbook(tables, json.loads(manifest_text))
+    failpoint("export.write", out_dir)
     return atomic_write_dir(out_dir, files)
 
 

@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from fundform.errors import FundformError
+
 PENCE_PER_POUND = 100
 
 
 def round_half_up(x: np.ndarray | float) -> np.ndarray:
     """Round pence values to whole pence, halves away from zero (the accounting convention)."""
     x = np.asarray(x, dtype=np.float64)
+    check_finite(x)
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+PENCE_LIMIT = 2.0 ** 62  # int64 pence with headroom for sums
+
+
+def check_finite(x: np.ndarray) -> None:
+    """Money is never rounded from a NaN, an infinity or an amount beyond int64 pence: say so instead of casting
+    garbage. Validation refuses the inputs that lead here; this is the last line, should a new path reach it."""
+    bad = ~np.isfinite(x) | (np.abs(np.where(np.isfinite(x), x, 0.0)) > PENCE_LIMIT)
+    if np.any(bad):
+        raise FundformError(f"{int(bad.sum())} computed amount(s) are not finite pence (a division by zero or an "
+                            "overflow from an input the checks let through): check the inputs for zeros or extreme "
+                            "values, and report the dataset so the check can be added")
 
 
 def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.ndarray | None = None) -> np.ndarray:
@@ -25,6 +41,7 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
     float values must already sum to the total within a few pence (they do: they are shares of it). Entries where
     `eligible` is False keep floor(value) and never take a penny."""
     values = np.asarray(values, dtype=np.float64)
+    check_finite(values)
     total = np.asarray(total, dtype=np.int64)
     base = np.floor(values).astype(np.int64)
     short = total - base.sum(axis=-1)
