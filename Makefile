@@ -30,7 +30,7 @@ lint: install
 data: install
 	$(BIN)/python data/build_dataset.py
 
-## regenerate data/DICTIONARY.md and docs/output-schema.md from the code
+## regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/ and docs/assumptions.md from the code
 docs: install
 	$(BIN)/fundform docs
 

@@ -320,6 +320,35 @@ def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula fil
     out.print(t)
 
 
+@formulas_app.command("method")
+def formulas_method(
+    formula_id: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value. "
+                                                      "Repeatable.")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the Markdown to this file instead of "
+                                                     "printing it.")] = None,
+) -> None:
+    """The version's method: every step as an equation in the order the engine applies it, each symbol tied to its
+    input column or parameter (unit, value, source), the rounding points and the reconciliation checks. The shipped
+    versions' are in docs/method/."""
+    from fundform.formula.scenario import resolve_formula
+    from fundform.method import method_markdown
+
+    try:
+        f = resolve_formula(formula_id, tuple(set_ or ()))
+        text = method_markdown(f.spec, f.scenario or str(f.path.name), f.overrides)
+        if out_file is not None:
+            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(out_file)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out.print(f"method written to {escape(str(out_file))}")
+
+
 @formulas_app.command("validate")
 def formulas_validate(file: Annotated[Path, typer.Argument(help="A formula or scenario TOML file.")]) -> None:
     """Check a formula or scenario file: every fault named with its key path (exit 1 if any)."""
@@ -867,12 +896,22 @@ def levels(
 @app.command()
 def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the generated files are out of date.")]
          = False) -> None:
-    """Regenerate data/DICTIONARY.md and docs/output-schema.md from the code's contracts."""
+    """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md and docs/assumptions.md from the
+    code's contracts and the formula versions."""
+    from fundform.formula.registry import available_formulas, load_formula
     from fundform.inputs.tables import dictionary_markdown
+    from fundform.method import method_markdown
     from fundform.outputs.schema import schema_markdown
 
     targets = {PROJECT_ROOT / "data" / "DICTIONARY.md": dictionary_markdown(),
                PROJECT_ROOT / "docs" / "output-schema.md": schema_markdown()}
+    for version in available_formulas():  # one method document per shipped version
+        targets[PROJECT_ROOT / "docs" / "method" / f"{version}.md"] = method_markdown(
+            load_formula(version).spec, f"formulas/{version}.toml")
+    from fundform.method import assumptions_markdown
+
+    targets[PROJECT_ROOT / "docs" / "assumptions.md"] = assumptions_markdown(
+        [load_formula(v).spec for v in available_formulas()])
     stale = [p for p, text in targets.items() if not p.exists() or p.read_text() != text]
     if check:
         if stale:

@@ -22,24 +22,34 @@ TransitionRule = Callable[["RuleContext"], np.ndarray]
 
 INDICATOR_TRANSFORMS: dict[str, IndicatorTransform] = {}
 TRANSITION_RULES: dict[str, TransitionRule] = {}
+# Each component's definition as an equation, stated beside its code (the method documents print these; a test
+# evaluates each equation against the function). Symbols: for a transform, x the area's value, X the
+# population-weighted national value, e the elasticity, m the multiplier; for a rule, A the area's allocation last
+# year, G its growth factor this year, T its target this year, B today's funding uprated to this year, k the year of
+# the settlement (1 = first), u the unconstrained allocation.
+EQUATIONS: dict[str, str] = {}
 _plugins_loaded = False
 
 
-def indicator_transform(name: str) -> Callable[[IndicatorTransform], IndicatorTransform]:
-    """Register f(value, national, elasticity) -> multiplier expression."""
+def indicator_transform(name: str, equation: str | None = None) -> Callable[[IndicatorTransform], IndicatorTransform]:
+    """Register f(value, national, elasticity) -> multiplier expression (with its equation, for the method)."""
 
     def register(f: IndicatorTransform) -> IndicatorTransform:
         INDICATOR_TRANSFORMS[name] = f
+        if equation:
+            EQUATIONS[name] = equation
         return f
 
     return register
 
 
-def transition_rule(name: str) -> Callable[[TransitionRule], TransitionRule]:
+def transition_rule(name: str, equation: str | None = None) -> Callable[[TransitionRule], TransitionRule]:
     """Register f(ctx: RuleContext) -> this year's unconstrained allocation (float pence, last axis = areas)."""
 
     def register(f: TransitionRule) -> TransitionRule:
         TRANSITION_RULES[name] = f
+        if equation:
+            EQUATIONS[name] = equation
         return f
 
     return register
@@ -54,13 +64,13 @@ def load_plugins() -> None:
     _plugins_loaded = True
 
 
-@indicator_transform("ratio_power")
+@indicator_transform("ratio_power", "m = (x / X) ^ e")
 def ratio_power(value: pl.Expr, national: pl.Expr, elasticity: float) -> pl.Expr:
     """(value / national value) ** elasticity: a constant-elasticity multiplier, 1 at the national value."""
     return (value / national).pow(elasticity)
 
 
-@indicator_transform("ratio_linear")
+@indicator_transform("ratio_linear", "m = 1 + e * (x / X - 1)")
 def ratio_linear(value: pl.Expr, national: pl.Expr, elasticity: float) -> pl.Expr:
     """1 + elasticity x (value / national value - 1): NHS England's style of weighted adjustment."""
     return 1.0 + elasticity * (value / national - 1.0)
@@ -87,7 +97,7 @@ class RuleContext:
         return getattr(self.rule, name).value
 
 
-@transition_rule("convergence")
+@transition_rule("convergence", "u = A*G + f * (T - A*G)    (f = gap_closed_per_year)")
 def convergence(ctx: RuleContext) -> np.ndarray:
     """Uniform growth of last year's allocation, plus a fixed fraction of the remaining gap to target.
 
@@ -108,7 +118,8 @@ def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleConte
     return np.where(dft < 0, gain, -cut)
 
 
-@transition_rule("nhs_convergence")
+@transition_rule("nhs_convergence", "d = A*G / T - 1 (0 where T = 0);  c = min(gain_gap_closed * (-d), max_gain) if d < 0,"
+                 " else -min(reduction_gap_closed * d / (1 + d), max_reduction);  u = A*G * (1 + c)")
 def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     """Base growth, then a convergence percentage that depends on the distance from target (see above)."""
     grown = ctx.previous * ctx.growth
@@ -117,7 +128,7 @@ def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule, ctx))
 
 
-@transition_rule("phasing")
+@transition_rule("phasing", "w = min(k / N, 1)  (N = phasing_years);  u = (1 - w) * B + w * T")
 def phasing(ctx: RuleContext) -> np.ndarray:
     """A straight-line blend from today's funding (uprated) to target: after k of N years, k/N of the way (the Fair
     Funding Review's thirds are N = 3)."""

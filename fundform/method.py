@@ -1,0 +1,405 @@
+"""The method document of a formula version: every step as an equation, in the order the engine applies it, each
+symbol tied to its input column or parameter (with unit, value and source), the rounding points, the first-year
+rule, floors and ceilings, the local-tax arithmetic and what the reconciliation checks.
+
+Written from the version's spec and the components' own equations (``components.EQUATIONS``), so it cannot drift
+from the code: ``docs/method/<id>.md`` is this text for each shipped version (``fundform docs`` writes them, a test
+fails when they differ), and ``fundform formulas method ID|FILE [--set ...]`` prints it for any version or scenario.
+``tests/test_method.py`` re-derives the default version's allocations from these equations alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
+from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year
+from fundform.inputs.tables import CONTRACTS
+
+
+def _q(q: Quantity | None) -> str:
+    return "none" if q is None else f"{q.value:g} ({q.unit}; source: {q.source})"
+
+
+def _v(q: Quantity | None) -> str:
+    return "none" if q is None else f"{q.value:g}"
+
+
+def _col(table: str, column: str) -> str:
+    contract = CONTRACTS.get(table)
+    if contract is None:
+        return f"`{table}.{column}`"
+    col = next((c for c in contract.columns if c.name == column), None)
+    unit = f", {col.unit}" if col else ""
+    return f"`{table}.{column}`{unit}"
+
+
+def _equation(name: str, kind: str) -> str:
+    if name in EQUATIONS:
+        return EQUATIONS[name]
+    fn = (INDICATOR_TRANSFORMS if kind == "transform" else TRANSITION_RULES).get(name)
+    doc = inspect.getdoc(fn) if fn else None
+    return f"(a plugin component without a stated equation; its description: {doc or 'none'})"
+
+
+def _index_rows(spec: FormulaSpec, years: list[str]) -> list[str]:
+    from fundform.settlement.control_total import cumulative_growth, index_growth
+
+    ct = spec.control_total
+    growth = index_growth(spec.indices, ct.inflation_index)
+    rows = ["| year | index growth g | index level I (1 at the base year) | real factor R | I x R |", "|---|---|---|---|---|"]
+    for y in years:
+        try:
+            i = cumulative_growth(growth, ct.base_year, y, ct.inflation_index)
+        except Exception:  # noqa: BLE001  a year the index does not cover: the run refuses it too
+            rows.append(f"| {y} | not given | - | - | - |")
+            continue
+        r = (1 + ct.real_growth.value) ** (parse_year(y) - parse_year(ct.base_year))
+        rows.append(f"| {y} | {growth.get(y, 0.0):g} | {i:.10f} | {r:.10f} | {i * r:.10f} |")
+    return rows
+
+
+def _need_section(need, title: str, n: int) -> list[str]:
+    out = [f"## {n}. {title}", ""]
+    if need.method == "practice_weighted_population":
+        out += [
+            f"Need is NHS England's needs-weighted registered population per GP practice, column "
+            f"`practice_weighted_population.{need.weighted_population_column}` for `weights_year = "
+            f"{need.weights_year}` (source: {need.source}). Registered patients "
+            "(`registered_population`) are the population.",
+            "",
+            "```",
+            "N_a = sum over practices p in a of wp_p        P_a = sum over practices p in a of registered_population_p",
+            "```",
+            "",
+            "At level `icb` (`nhs-region`) a practice belongs to its own `icb_code` (`nhs_region_code`); at council "
+            "levels, to its `area_code`, rolled up through the area lookup as in step 2. Sums are exact (128-bit "
+            "fixed point at 1e-12 of a person).",
+            "",
+        ]
+        return out
+    curve = need.age_cost_curve
+    out += [
+        f"Population `P[i,s,a]` is `population.population` (persons) for lower-tier authority `i`, sex `s`, single year "
+        "of age `a` (90 = 90 and over), summed over sex and any small areas first. The age cost curve gives each "
+        f"age its band's weight `w(a)` ({curve.unit}; source: {curve.source}):",
+        "",
+        "| ages | weight w(a) |",
+        "|---|---|",
+        *[f"| {b.age_from}-{b.age_to} | {b.weight:g} |" for b in curve.bands],
+        "",
+        "```",
+        "P_i = sum over s, a of P[i,s,a]",
+        "W_i = sum over a of (sum over s of P[i,s,a]) * w(a)          (age-weighted population)",
+        "```",
+        "",
+    ]
+    if need.indicators:
+        out += ["Each need indicator `j` turns an authority's value `x_ij` into a multiplier `m_ij`, relative to the "
+                "population-weighted national value over all authorities of the dataset:", "",
+                "```", "X_j = (sum over i of x_ij * P_i) / (sum over i of P_i)", "```", ""]
+        for ind in need.indicators:
+            bounds = []
+            if ind.min_multiplier is not None:
+                bounds.append(f"at least {_v(ind.min_multiplier)}")
+            if ind.max_multiplier is not None:
+                bounds.append(f"at most {_v(ind.max_multiplier)}")
+            out += [f"- **{ind.name}**: `x` = {_col(ind.table, ind.column)}; transform `{ind.transform}`: "
+                    f"`{_equation(ind.transform, 'transform')}` with `e` = {_q(ind.elasticity)}"
+                    + (f"; then bounded: {' and '.join(bounds)} (`m = min(max(m, lo), hi)`, after the transform; "
+                       f"lower bound source: {ind.min_multiplier.source if ind.min_multiplier else '-'})"
+                       if bounds else "; not bounded") + "."]
+        out += [""]
+    product = " * ".join(f"m_i,{ind.name}" for ind in need.indicators) or "1"
+    out += ["```", f"N_i = W_i * {product}          (need-weighted population)", "```", ""]
+    return out
+
+
+def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) -> str:
+    """The method document of a (resolved) formula version."""
+    load_plugins()
+    t = spec.transition
+    lt = spec.local_tax
+    ct = spec.control_total
+    first = spec.effective_years[0]
+    year0 = format_year(parse_year(first) - 1)
+    years = [year0, *spec.effective_years]
+    out = [f"# Method: {spec.id} {spec.version}", "",
+           f"*{spec.title}.* Generated by `fundform formulas method {spec.id}` from "
+           f"{origin or 'the formula file'} and the components' own equations: do not edit by hand. Every number "
+           "below is the version's own, with its unit and source; money is in pence unless it says pounds.", ""]
+    if overrides:
+        out += ["Overrides applied to the version: " + "; ".join(f"`{o.path}` {o.old!r} -> {o.new!r} ({o.origin})"
+                                                               for o in overrides) + ".", ""]
+    out += [spec.summary.strip(), "",
+            "Notation: `i` a lower-tier authority (the unit of account), `a` an area of the run's output level, `y` a "
+            "financial year, `k` the year of the settlement (1 = its first year). `round(x)` rounds half away from "
+            "zero to a whole penny; `floor`/`ceil` round down/up; `floor_penny(x) = floor(100 * x + 0.000000001) / "
+            "100` pounds (down to the penny; the 1e-9 absorbs float noise in exact products); `apportion(T, w)` "
+            "splits whole pence `T` in "
+            "proportion to weights `w` exactly (largest remainder, defined in step 10). Sums of inputs are exact "
+            "(128-bit fixed point at 1e-12 of the unit), so they do not depend on row order.", ""]
+    n = 1
+    needs = [("need", spec.need)] if not spec.streams else (
+        [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None])
+    out += _need_section(spec.need, "Need" + (" (the version's; a stream without its own uses it)" if spec.streams
+                                              else ""), n)
+    for path, need in needs[1:]:
+        n += 1
+        out += _need_section(need, f"Need of stream {path.split('.')[1]}", n)
+    n += 1
+    out += [f"## {n}. Areas of the output level and target shares", "",
+            "An authority's quantities reach the areas of the run's level through the area lookup: `s_ia` = "
+            "`area_lookup.share` for `level` = the run's level (1 where the authority lies wholly in the area; the "
+            "shares of one authority sum to 1). Only additive quantities are rolled up; ratios are recomputed.", "",
+            "```",
+            "N_a = sum over i of s_ia * N_i        P_a = sum over i of s_ia * P_i",
+            "tau_a = N_a / sum over a' of N_a'          (target share)",
+            "need_index_a = (N_a / P_a) / ((sum of N) / (sum of P))",
+            "```", ""]
+    if spec.baseline.target_shares == "published_fair_shares":
+        out += ["This version takes its target shares from the published round instead: `tau_a = FST_a / sum of "
+                "FST`, `FST` = `nhs_icb_allocations.fair_shares_target` summed to the area.", ""]
+    n += 1
+    b = spec.baseline
+    if b.source == "baseline_table":
+        comps = b.components if not spec.streams else [c for s in spec.streams for c in s.baseline_components]
+        out += [f"## {n}. Today's funding", "",
+                "Today's funding `F_i` is the sum of the baseline table's components "
+                + ", ".join(_col("baseline", c) for c in comps) + " (GBP, cash) for authority `i`, in "
+                f"`baseline.baseline_year`, which must equal the control total's base year {ct.base_year} (a run "
+                "with another year is refused). `F_a = sum over i of s_ia * F_i`.", ""]
+    else:
+        out += [f"## {n}. Today's funding: the published round", "",
+                f"The round `{b.allocation_round}` of `nhs_icb_allocations`: each ICB's published adjusted recurrent "
+                "baseline (GBP) of the year before, summed to the area, `F_a`. Its base growth is "
+                + ("each ICB's published `base_growth` in the round's year: `G_a = (sum of baseline * (1 + base_growth))"
+                   " / (sum of baseline)` over the area's ICBs" if b.base_growth == "published" else "uniform")
+                + "; the targets' total is "
+                + ("the published fair shares targets' total `sum of FST`" if b.target_total == "published_fair_shares"
+                   else "the control total") + ".", ""]
+    n += 1
+    idx = spec.indices[ct.inflation_index]
+    composite = ""
+    if idx.composite:
+        composite = (" It is a composite: `g_y = " + " + ".join(f"{c.weight.value:g} * g_{c.index}"
+                                                               for c in idx.composite) + "` (weights' sources: "
+                     + "; ".join(f"{c.index}: {c.weight.source}" for c in idx.composite) + ").")
+    out += [f"## {n}. Control total", "",
+            f"Base year `y0` = {ct.base_year}; index `{ct.inflation_index}` ({idx.description}; source: {idx.source}; "
+            f"vintage {idx.vintage}), growth `g_y` into year `y` from the year before.{composite} Real growth `r` = "
+            f"{_q(ct.real_growth)}. Inflation and real growth multiply:", "",
+            "```",
+            "I_y = product over t = y0+1 .. y of (1 + g_t)          R_y = (1 + r) ^ (y - y0)",
+            ]
+    if b.source == "baseline_table":
+        out += ["B = round(100 * sum over a of F_a)                (pence; from the unrounded sum in pounds)",
+                "CT_y = round(B * I_y * R_y)",
+                "```", "",
+                f"So the first settlement year {first} is {parse_year(first) - parse_year(ct.base_year)} year(s) of "
+                f"growth from the base year {ct.base_year}: the control total grows through every year between, "
+                f"{year0} (the year before the settlement) included. For this version:", ""]
+    else:
+        out += ["```", "",
+                "For a published round the control total is the sum of each area's start grown by its own factors "
+                "(step 6). The uniform factor of a later year is `I_y * R_y / (I_{y-1} * R_{y-1})`.", ""]
+    out += _index_rows(spec, years) + [""]
+    n += 1
+    out += [f"## {n}. The year before the settlement, targets and today's funding uprated", ""]
+    if b.source == "baseline_table":
+        out += ["The settlement starts from today's funding uprated to the year before it (the first-year rule): "
+                f"`A_0` is the allocation of {year0} (for a run starting in {first}; in general the year before the "
+                "run's start year), and year 1's floors and ceilings are measured from it, not from the cash "
+                f"baseline of {ct.base_year}.", "",
+                "```",
+                "A_0,a = apportion(CT_{year before}, F_a)",
+                "T_y,a = apportion(CT_y, tau_a)              (target allocation)",
+                "BU_y,a = apportion(CT_y, F_a)               (today's funding uprated: phasing starts from it)",
+                "```", ""]
+    else:
+        out += ["```",
+                "A_0,a = round(100 * F_a)",
+                "C_y,a = product over years 1..k of G_a,k    (G_a,1 the area's published base growth; later years "
+                "uniform)",
+                "CT_y = round(sum over a of A_0,a * C_y,a)",
+                "T_y = apportion(round(100 * TT * sum over a of tau_a * C_y,a), tau_a * C_y,a)   (TT the targets' "
+                "total in pounds)",
+                "BU_y = apportion(CT_y, A_0,a * C_y,a)",
+                "```", "",
+                f"A run of this version must start in the round's year, {b.allocation_round}.", ""]
+    if spec.local_tax.basis == "grant":
+        out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
+                "total plus the equalised notional resources of step 8: `CT_y + round(d_k * 100 * sum over a of "
+                "N_y,a)` (the year before uses year 1's), so that grants sum to the grant total.", ""]
+    n += 1
+    rule_params = {name: getattr(t, name) for name in ("gap_closed_per_year", "gain_gap_closed", "max_gain",
+                                                         "reduction_gap_closed", "max_reduction", "phasing_years")
+                   if getattr(t, name) is not None}
+    out += [f"## {n}. Transition, year by year", "",
+            "Each year starts from last year's allocation in whole pence, `A = A_{k-1}`. The growth factor is "
+            + ("each area's own (step 6) in the round's year and uniform after" if b.base_growth == "published"
+               else "uniform, `G_k = CT_k / sum over a of A_{k-1},a`") + f". The rule `{t.rule}` gives the "
+            "unconstrained allocation:", "",
+            "```", _equation(t.rule, "rule"), "```", "",
+            *[f"- `{k}` = {_q(q)}" for k, q in rule_params.items()],
+            *[f"- `{k}` = {_q(q)} (plugin parameter)" for k, q in t.parameters.items()],
+            ""]
+    floor_txt = ("none" if t.floor is None else
+                 f"`L_a = ceil(A_a * (1 + {_v(t.floor)})" + (" * (1 + g_k)" if t.floor_basis == "real" else "")
+                 + " - 0.000001)` pence: " + _q(t.floor) + (", in real terms (grown by the index)"
+                                                            if t.floor_basis == "real" else ", in cash"))
+    ceil_txt = ("none" if t.ceiling is None else
+                f"`U_a = floor(A_a * (1 + {_v(t.ceiling)}) + 0.000001)` pence: {_q(t.ceiling)}")
+    out += ["Floors and ceilings bound the year-on-year change, each rounded so it is never missed by a fraction "
+            "of a penny:", "", f"- Floor: {floor_txt}.", f"- Ceiling: {ceil_txt}."]
+    if t.guarantee is not None:
+        out += [f"- Guarantee ({t.guarantee.kind}, {t.guarantee.funding}; source: {t.guarantee.source}): "
+                + ("the floor is at least `A_0,a`." if t.guarantee.funding == "within_total" else
+                   "a payment `max(A_0,a - A_k,a, 0)` on top of the total, in `guarantee_payment`.")]
+    out += [""]
+    if t.budget_neutral:
+        out += ["The floors, the ceilings and the total are solved together, exactly: the one number `lambda` with",
+                "", "```",
+                "sum over a of clip(u_a - lambda * h_a, L_a, U_a) = CT_k,   h_a = max(u_a - L_a, 0) (|u_a| without a "
+                "floor)", "```", "",
+                "so every area's headroom above its floor is scaled back by the same share (`transition_scale_back` "
+                "in the manifest) and no floor is broken by the rescaling. If the floors alone cost more than `CT_k` "
+                "(or the ceilings cannot spend it) the run stops and says by how much. Then money is rounded once: "
+                "an area within 0.001p of its floor (ceiling) gets exactly `L_a` (`U_a`) and is reported as held "
+                "there; the other areas share what is left, `CT_k - sum of the bound areas`, in proportion to their "
+                "unrounded allocations, by `apportion`. So `sum of A_k = CT_k` to the penny.", ""]
+    else:
+        out += ["This rule is not budget neutral: `A_k,a = clip(u_a, L_a, U_a)` rounded half up to the penny (bound "
+                "areas exactly at their bound); what it does not allocate, `CT_k - sum of A_k`, is released from the "
+                "total and reported (`released_by_transition_gbp`), never spread.", ""]
+    n += 1
+    out += [f"## {n}. Local resources and the grant", ""]
+    if lt.rule == "none":
+        out += ["This version deducts no local resources: `grant = A_k` (plus any guarantee payment).", ""]
+    else:
+        p0 = lt.price_year
+        projection = (f"`t_i,q = t_i * (1 + {lt.tax_base_growth.value:g}) ^ (q - {p0})`: {_q(lt.tax_base_growth)}"
+                      if lt.tax_base_projection == "fixed" else
+                      f"`t_i,q = t_i * (t_i / t23_i) ^ (q - {p0})`, each authority's own growth from 2023-24 "
+                      f"({_col('council_tax', 'tax_base_band_d_2023_24')}) to 2024-25")
+        nbd = (f"`NB_{p0} = floor_penny(sum of t_i * D_i / sum of t_i)`, the tax-base-weighted national average"
+               if not isinstance(lt.notional_band_d, Quantity) else f"`NB_{p0}` = {_q(lt.notional_band_d)}")
+        prec = lt.precept
+        out += [f"`local_tax.price_year` = {p0} is the year of the council tax data: Band D and the tax base move "
+                "from it through every year to the settlement's last.", "",
+                f"- `t_i` = {_col('council_tax', 'tax_base_band_d')}; `D_i` = {_col('council_tax', lt.band_d_column)}.",
+                f"- Notional Band D: {nbd}; each later year `NB_q = floor_penny(NB_(q-1) * (1 + c + rho))` "
+                f"(the referendum arithmetic: the core increase `c` = {_q(lt.core_increase)} and the adult social "
+                f"care precept `rho` = {_q(prec.default_rate)} are added, not compounded, and Band D is rounded "
+                "down to the penny every year).",
+                f"- Precept rule `{prec.rule}` (cap {_q(prec.cap)}, above the cap: {prec.above_cap}): "
+                + ("every authority at the default rate." if prec.rule == "uniform" else
+                   "each authority's rate is the default rate times its need index (step 2, at lower tier), "
+                   "capped.") + " An authority's own Band D moves the same way at its own rate; the difference is "
+                "`precept_flex_yield`.",
+                f"- Tax base: {projection}.",
+                f"- Share of council tax funding the devolved services `sigma` = {_q(lt.share_for_devolved_services)}.",
+                f"- Equalisation degree `e` = {_q(lt.equalisation)}"
+                + (f", phased in: `d_k = e * min(k / {_v(lt.equalisation_phasing_years)}, 1)`"
+                   if lt.equalisation_phasing_years is not None else "; `d_k = e` every year") + ".", "",
+                "```",
+                "N_i,q = t_i,q * NB_q * sigma                 (notional local resources, pounds; rolled up to N_a)",
+                "NT_k = apportion(round(100 * d_k * sum over a of N_a,k), 100 * d_k * N_a,k)   (notional local tax)",
+                "grant_k,a = A_k,a + guarantee_k,a - NT_k,a",
+                "```", "",
+                f"Basis `{lt.basis}`: " + ("the control total is the spending envelope." if lt.basis == "spending" else
+                                           "the control total is the grant total (see step 6)."),
+                f"Negative grants: `{lt.negative_grants}`" + (
+                    " (a negative grant stands: the area pays in)." if lt.negative_grants == "tariff" else
+                    " (grants below zero are raised to zero, every other grant's headroom scaled back exactly as "
+                    "floors are, so the year's total is unchanged)." if lt.negative_grants == "floor_at_zero" else
+                    f" (every grant at least {_q(lt.minimum_grant_per_head)} per resident, rounded up to the penny, "
+                    "met by scaling back the others' headroom exactly, total unchanged)."), ""]
+        extras = []
+        if lt.health_tax is not None:
+            extras.append(f"a local health tax, basis `{lt.health_tax.basis}`, rate {_q(lt.health_tax.rate)}")
+        if lt.business_rates_discount_per_head is not None:
+            extras.append(f"a business-rates discount of {_q(lt.business_rates_discount_per_head)}")
+        if extras:
+            out += ["Local yields also include " + "; ".join(extras) + ". `local_yield = council tax yield + health "
+                    "tax - business-rates discount`; `spending_power = grant + local_yield`.", ""]
+        else:
+            out += ["`local_yield = council tax yield (t_i,q * own Band D * sigma)`; `spending_power = grant + "
+                    "local_yield`.", ""]
+    if spec.streams:
+        n += 1
+        out += [f"## {n}. Funding streams", "",
+                "Steps 1-7 run for each stream on its own: its own need (or the version's), its own today's funding "
+                "(its baseline components), control total and transition. A stream's allocation is pooled with the "
+                "others' before local tax, which applies to the pool (step 8).", ""]
+        for s in spec.streams:
+            growth = (f"grows with stream `{s.linked_to}`: `CT_s,y = round(B_s * CT_{s.linked_to},y / "
+                      f"B_{s.linked_to})`" if s.linked_to else
+                      f"real growth {_q(s.real_growth)}" if s.real_growth else "the version's real growth")
+            out += [f"- **{s.name}** ({s.title}): components {', '.join(s.baseline_components)}; "
+                    f"need {'its own (above)' if s.need else 'the version'}'s; {growth}; transition "
+                    f"`{(s.transition or t).rule}`."]
+        out += [""]
+    n += 1
+    out += [f"## {n}. Real terms, per head, cohorts", "",
+            "Real-terms grants are at the run's price base year `pb` (default: its first year), deflated by the "
+            "version's index: `grant_real_k = apportion(round(sum of grant_k / D_k), grant_k / D_k)`, "
+            "`D_k = I_k / I_pb`. Grant per head: `round(grant_k,a / P_a)` pence. Each age cohort's part of the grant "
+            "(" + ", ".join(f"{c.name} {c.age_from}-{c.age_to}" for c in spec.cohorts)
+            + ") is its share of the area's age-weighted population, the rest in `rest`, adding to the grant.", ""]
+    n += 1
+    out += [f"## {n}. Rounding points and `apportion`", "",
+            "Money is whole pence (int64); each published figure is rounded once:", "",
+            "1. the base total `B` and each year's control total `CT_y` (round half away from zero);",
+            "2. `A_0`, targets `T_y` and today's funding uprated `BU_y`: `apportion`;",
+            "3. each year's allocation: bound areas exactly at their (whole-penny) bound, the rest by `apportion`;",
+            "4. Band D, every year: down to the penny;",
+            "5. notional local tax, real-terms grants: `apportion` of each year's rounded total; grant per head: "
+            "round half away from zero.", "",
+            "`apportion(T, w)`: each part is `floor(T * w_a / sum of w)` pence; the pennies still missing from `T` "
+            "go one each to the parts with the largest fractional remainders, ties to the earlier area code. The "
+            "parts sum to `T` exactly. Convergence aims at the whole-penny targets; the control total grows from "
+            "the unrounded base sum, so `B` may differ by a few pence from the sum of the areas' rounded baselines.",
+            ""]
+    n += 1
+    out += [f"## {n}. What the reconciliation checks", "",
+            "Every run checks, per year and exactly in pence (`reconciliation.parquet`; a run whose check fails "
+            "writes nothing):", "",
+            "- sum of allocation = control total - released by a non-neutral rule;",
+            "- sum of target allocation = target total; sum of today's funding uprated = control total;",
+            "- sum of grant = allocations + guarantee payments - notional local tax;",
+            "- total shortfall below floors = 0; total excess above ceilings = 0;",
+            "- negative-grant adjustments net to 0; spending power = grants + local yield"
+            + ("; grants = the grant control total" if lt.basis == "grant" else "") + ";"]
+    if spec.streams:
+        out += ["- each stream's allocations = its own control total (parity: none funds another); a linked stream's "
+                "control total grows exactly with its link;"]
+    out += ["- each area's waterfall steps add to its grant; the cohorts add to the grant.", ""]
+    n += 1
+    out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | source |", "|---|---|---|---|"]
+    out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.source} |" for path, q in iter_quantities(spec)]
+    out += ["", "Age band weights are in step 1, index growth by year in step 5. Sources:", ""]
+    out += [f"- `{s.id}`: {s.title}, {s.publisher}" + (f" ({s.url})" if s.url else "") + (f". {s.note}" if s.note
+                                                                                           else "")
+            for s in spec.sources]
+    out += [""]
+    return "\n".join(out)
+
+
+def assumptions_markdown(specs: list[FormulaSpec]) -> str:
+    """The assumptions log (Aqua Book): every number of every shipped version that rests, wholly or in part, on the
+    project's assumption rather than a published figure, with its reason. `fundform formulas show ID --assumptions`
+    lists the same for one version or scenario; every run's manifest carries its own list."""
+    from fundform.formula.spec import assumed_numbers, count_numbers
+
+    out = ["# Assumptions log", "",
+           "Generated by `fundform docs` from the formula versions (`fundform formulas show ID --assumptions` gives "
+           "one version's, for a scenario too); do not edit by hand. Every number below is the project's assumption, "
+           "wholly or in part: its source says why the value was chosen and what would replace it. Each run's "
+           "`manifest.json` lists the assumptions it rests on, and the HTML report shows them.", "",
+           "| version | numbers stated | of which assumed |", "|---|---|---|"]
+    out += [f"| {s.id} | {count_numbers(s)} | {len(assumed_numbers(s))} |" for s in specs]
+    for s in specs:
+        out += ["", f"## {s.id} {s.version}", "", "| parameter | value | unit | reason |", "|---|---|---|---|"]
+        out += [f"| `{a['path']}` | {a['value']:g} | {a['unit']} | {a['source']} |" for a in assumed_numbers(s)]
+    return "\n".join(out) + "\n"

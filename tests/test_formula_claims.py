@@ -1,0 +1,131 @@
+"""Every effect or figure a formula file states in a source or comment is computed here and checked, so a claim
+cannot go stale when the data or the number changes. A new claim (a source saying "gives", "so", "=", "closes",
+"within"...) fails `test_every_stated_effect_is_checked_here` until a check is added below."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+
+from fundform.formula.registry import available_formulas
+from fundform.formula.scenario import resolve_formula
+from fundform.formula.spec import iter_quantities
+from fundform.paths import PROJECT_ROOT
+from tests.conftest import DATA
+
+CLAIM = re.compile(r"\bgives\b|\bso\b|=|\bcloses?\b|\bwithin\b|\bmaximum\b|\bminimum\b|\bland on\b", re.I)
+
+
+def quantity(ref: str, path: str):
+    return dict(iter_quantities(resolve_formula(ref).spec))[path]
+
+
+def deprivation_effect(elasticity: float, lo: float, hi: float) -> dict:
+    """The deprivation multiplier across the bundled authorities, as need computes it."""
+    pop = pl.read_parquet(DATA / "population.parquet").group_by("area_code").agg(pl.col("population").sum())
+    dep = (pl.read_parquet(DATA / "deprivation.parquet").join(pop, on="area_code")
+           .join(pl.read_parquet(DATA / "areas.parquet"), on="area_code"))
+    national = (dep["imd_average_score"] * dep["population"]).sum() / dep["population"].sum()
+    dep = dep.with_columns(m=((pl.col("imd_average_score") / national) ** elasticity).clip(lo, hi)).sort("m")
+    ranked = dep.sort("imd_average_score", descending=True).with_columns(
+        cum=pl.col("population").cum_sum() / pl.col("population").sum())
+    mean = lambda f: (f["m"] * f["population"]).sum() / f["population"].sum()  # noqa: E731
+    top, bottom = ranked.filter(pl.col("cum") <= 0.1), ranked.filter(pl.col("cum") > 0.9)
+    return {"low": (dep["area_name"][0], dep["m"][0]), "high": (dep["area_name"][-1], dep["m"][-1]),
+            "spread": dep["m"][-1] / dep["m"][0], "deciles": mean(top) / mean(bottom)}
+
+
+@pytest.mark.parametrize("version", ["fundform-needs", "hdc-2021"])
+def test_the_deprivation_elasticity_claim(version):
+    ind = next(i for i in resolve_formula(version).spec.need.indicators if i.name == "deprivation")
+    eff = deprivation_effect(ind.elasticity.value, ind.min_multiplier.value, ind.max_multiplier.value)
+    src = ind.elasticity.source
+    assert f"from {eff['low'][1]:.2f} ({eff['low'][0]}) to {eff['high'][1]:.2f} ({eff['high'][0]})" in src, src
+    assert f"{round((eff['spread'] - 1) * 100)}% more need per head for the most deprived authority" in src, eff
+    assert f"{round((eff['deciles'] - 1) * 100)}% between the most and the least deprived tenths" in src, eff
+
+
+def test_a_fifth_a_year_closes_two_thirds_of_a_gap_in_five_years():
+    q = quantity("fundform-needs", "transition.gap_closed_per_year")
+    assert "two-thirds of any gap closes within the five-year settlement" in q.source
+    assert abs((1 - (1 - q.value) ** 5) - 2 / 3) < 0.01  # 0.672
+
+
+def test_reform_pace_closes_a_third_in_the_first_stage():
+    q = quantity("reform-2017", "transition.gap_closed_per_year")
+    assert "1 - (2/3)^(1/5)" in q.source and "closes a third of the gap in the first stage" in q.source
+    assert abs((1 - (2 / 3) ** (1 / 5)) - q.value) < 1e-4  # 0.077892, stated to 4 places (truncated)
+    assert abs(1 - (1 - q.value) ** 5 - 1 / 3) < 5e-4  # 33.32% of the gap in five years
+
+
+@pytest.mark.parametrize("version", ["fundform-needs", "hdc-2021", "localis-2016"])
+def test_the_share_of_council_tax_is_the_outturn_ratio(version):
+    q = quantity(version, "local_tax.share_for_devolved_services")
+    assert "29.35 / 73.58" in q.source
+    assert round(29.35 / 73.58, 3) == q.value
+
+
+@pytest.mark.parametrize("version", ["fundform-needs", "hdc-2021"])
+def test_the_tax_base_growth_is_the_published_change(version):
+    q = quantity(version, "local_tax.tax_base_growth")
+    assert "19,093,162 to 19,317,386" in q.source
+    assert round(19_317_386 / 19_093_162 - 1, 4) == q.value
+
+
+def published(round_: str) -> pl.DataFrame:
+    return pl.read_parquet(DATA / "nhs_icb_allocations.parquet").filter(pl.col("allocation_round") == round_)
+
+
+def test_the_nhs_pace_of_change_numbers_are_the_published_rounds():
+    r24 = published("2024/25")
+    assert quantity("nhs-icb-2024", "transition.max_gain").value == pytest.approx(r24["convergence"].max())
+    assert quantity("nhs-icb-2024", "transition.max_reduction").value == pytest.approx(-r24["convergence"].min())
+    r23 = published("2023/24")
+    scen = str(PROJECT_ROOT / "formulas" / "scenarios" / "nhs-icb-2023.toml")
+    assert quantity(scen, "transition.max_reduction").value == pytest.approx(-r23["convergence"].min())
+    gain = quantity("nhs-icb-2024", "transition.gain_gap_closed")
+    under = r24.filter((pl.col("distance_from_target") < 0) & (pl.col("convergence") < r24["convergence"].max()))
+    ratios = (under["convergence"] / -under["distance_from_target"]).to_numpy()
+    assert "1/15" in gain.source and abs(gain.value - 1 / 15) < 1e-9
+    assert len(ratios) >= 3 and abs(ratios - 1 / 15).max() < 5e-6
+    land = quantity("nhs-icb-2024", "transition.reduction_gap_closed")
+    assert "within 0.006%" in land.source
+    over = r24.filter((pl.col("distance_from_target") > 0) & (pl.col("convergence") > r24["convergence"].min()))
+    assert over.height >= 1 and over["post_convergence_distance_from_target"].abs().max() < 0.00006
+
+
+def test_localis_health_tax_is_zero_until_a_place_sets_one():
+    q = quantity("localis-2016", "local_tax.health_tax.rate")
+    assert "so 0 until a place sets one" in q.source and q.value == 0
+
+
+# where each stated effect is checked (the NHS weights' fair-shares claim: tests/test_nhs_reproduction.py)
+CHECKED = {
+    ("fundform-needs", "need.indicators.deprivation.elasticity"), ("hdc-2021", "need.indicators.deprivation.elasticity"),
+    ("fundform-needs", "transition.gap_closed_per_year"), ("reform-2017", "transition.gap_closed_per_year"),
+    ("fundform-needs", "local_tax.share_for_devolved_services"), ("hdc-2021", "local_tax.share_for_devolved_services"),
+    ("localis-2016", "local_tax.share_for_devolved_services"), ("fundform-needs", "local_tax.tax_base_growth"),
+    ("hdc-2021", "local_tax.tax_base_growth"), ("nhs-icb-2024", "transition.gain_gap_closed"),
+    ("nhs-icb-2024", "transition.max_gain"), ("nhs-icb-2024", "transition.max_reduction"),
+    ("nhs-icb-2024", "transition.reduction_gap_closed"), ("nhs-icb-2023.toml", "transition.max_reduction"),
+    ("nhs-icb-2024", "need.source"), ("localis-2016", "local_tax.health_tax.rate"),
+}
+
+
+def test_every_stated_effect_is_checked_here():
+    refs = list(available_formulas()) + [str(p) for p in (PROJECT_ROOT / "formulas" / "scenarios").glob("*.toml")]
+    unchecked = []
+    for ref in refs:
+        f = resolve_formula(ref)
+        name = ref.rsplit("/", 1)[-1] if ref.endswith(".toml") else ref
+        texts = {path: q.source for path, q in iter_quantities(f.spec)}
+        texts["need.source"] = f.spec.need.source or ""
+        for o in f.overrides:  # a scenario's own claims are those of the numbers it changes
+            texts = {k: v for k, v in texts.items() if k.startswith(o.path.rsplit(".value", 1)[0])} | {}
+        for path, text in texts.items():
+            if CLAIM.search(text.split(":", 1)[-1] if text.startswith("assumption") else text) and \
+                    (name, path) not in CHECKED and not text.lower().startswith("assumption: value set by"):
+                unchecked.append(f"{name} {path}: {text}")
+    assert not unchecked, "claims without a check:\n" + "\n".join(unchecked)
