@@ -55,7 +55,9 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
           "version, the grant total plus the equalised notional resources"),
     money("target_allocation", "target share x control total: where the formula would put the area"),
     money("baseline", "today's funding uprated uniformly to the year: baseline share x control total"),
-    money("previous_allocation", "the allocation the year started from (last year's, or the baseline year's)"),
+    money("previous_allocation", "the allocation the year started from: last year's; in the first year, today's "
+          "funding uprated to the year before the settlement (that year's control total shared by baseline; floors "
+          "are measured from it: docs/method/)"),
     money("allocation", "the allocation after the transition rule; sums to the control total to the penny"),
     OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target"),
     OutputColumn("transition_bound", pa.string(), "text", "'floor' or 'ceiling' where the area is held at a bound "
