@@ -27,7 +27,7 @@ from fundform.need.weighted_population import need_weighted_population, target_s
 from fundform.numeric import fixed_sum
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
-from fundform.outputs.warehouse import record_run
+from fundform.outputs.warehouse import check_usable, record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.settlement.control_total import control_total_path, index_growth, index_levels, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
@@ -631,6 +631,8 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
     step = progress or (lambda _msg: None)
+    if write and warehouse is not None:
+        check_usable(warehouse)
     step("reading the formula version")
     plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
     formula = plan.formula

@@ -453,6 +453,10 @@ SPEC_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "age band gap": (formula_with("{ from = 5, to = 14, weight = 0.6 }", "{ from = 6, to = 14, weight = 0.6 }"),
                      ("gaps at [5]",)),
     "version not semver": (formula_with('version = "1.0.0"', 'version = "one"'), ("version",)),
+    "a source id twice": (formula_with('id = "iod-2025"', 'id = "ons-mye-2023"'), ("source ids must be unique",
+                                                                                 "ons-mye-2023")),
+    "years as text, not a list": (formula_with('effective_years = ["2026/27", "2027/28", "2028/29", "2029/30", '
+                                               '"2030/31"]', 'effective_years = "2026/27"'), ("effective_years",)),
 }
 
 
@@ -575,6 +579,22 @@ CLI_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
     "precept rates file missing": (lambda t: ["--precept-rates", str(t / "none.csv")], ("none.csv", "not found")),
     "deal file missing": (lambda t: ["--level", f"deal:{t / 'deal.csv'}"], ("deal.csv", "not found")),
     "config file missing": (lambda t: ["--config", str(t / "none.toml")], ("none.toml", "not found")),
+    "deal share above 1": (lambda t: (t.joinpath("deal.csv").write_text(
+        "area_code,deal_code,deal_name,share\nE06000001,D1,Deal,1.5\n"), ["--level", f"deal:{t / 'deal.csv'}"])[1],
+        ("deal.csv", "'share'", "row 1")),
+    "deal on an unknown code": (lambda t: (t.joinpath("deal.csv").write_text(
+        "area_code,deal_code,deal_name,share\nE06999999,D1,Deal,1\n"), ["--level", f"deal:{t / 'deal.csv'}"])[1],
+        ("deal.csv", "'area_code'", "E06999999")),
+    "deal file ragged": (lambda t: (t.joinpath("deal.csv").write_text(
+        "area_code,deal_code,deal_name,share\nE06000001,D1,Deal,1,9\n"), ["--level", f"deal:{t / 'deal.csv'}"])[1],
+        ("deal.csv", "row 1 (line 2")),
+    "precept rate as text": (lambda t: (t.joinpath("p.csv").write_text("area_code,rate\nE06000001,abc\n"),
+                                        ["--formula", "localis-2016", "--precept-rates", str(t / "p.csv")])[1],
+                             ("p.csv", "'rate'", "row 1")),
+    "precept rate twice": (lambda t: (t.joinpath("p.csv").write_text("area_code,rate\nE06000001,0.01\n"
+                                                                     "E06000001,0.02\n"),
+                                      ["--formula", "localis-2016", "--precept-rates", str(t / "p.csv")])[1],
+                           ("p.csv", "share a key")),
     "local bases with text": (lambda t: (t.joinpath("lb.csv").write_text(
         "area_code,income_base,business_rates_discount\nE06000001,lots,0\n"), ["--local-bases", str(t / "lb.csv")])[1],
         ("lb.csv", "'income_base'")),
@@ -590,6 +610,24 @@ def test_bad_command_line_arguments_are_refused(case, tmp_path, monkeypatch):
     result = runner.invoke(app, ["run", "--out", str(out), *make(tmp_path)])
     assert_clean_failure(result, 1, expect)
     assert_nothing_written(out, before, warehouse)
+
+
+@pytest.mark.parametrize("kind", ["not a DuckDB file", "a folder", "under a file"])
+def test_a_warehouse_that_cannot_record_is_refused_before_anything_is_written(kind, tmp_path, monkeypatch):
+    warehouse = tmp_path / "wh.duckdb"
+    if kind == "not a DuckDB file":
+        warehouse.write_text("notes, not a database")
+    elif kind == "a folder":
+        warehouse.mkdir()
+    else:
+        (tmp_path / "file").write_text("x")
+        warehouse = tmp_path / "file" / "wh.duckdb"
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(warehouse))
+    out, before = earlier_output(tmp_path)
+    result = runner.invoke(app, ["run", "--out", str(out), "--years", "1"])
+    assert_clean_failure(result, 1, (str(warehouse), "nothing was written"))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
 
 
 def test_a_bad_setting_in_the_environment_is_refused(tmp_path, monkeypatch):

@@ -467,6 +467,10 @@ class FormulaSpec(Strict):
     def _references(self) -> FormulaSpec:
         for y in self.effective_years:
             parse_year(y)
+        ids = [s.id for s in self.sources]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"source ids must be unique (a number's source would be ambiguous): "
+                             f"{sorted({i for i in ids if ids.count(i) > 1})} given more than once")
         if self.streams:
             names = [st.name for st in self.streams]
             if len(set(names)) != len(names):

@@ -143,6 +143,23 @@ def record_run(warehouse: Path, out_dir: Path, wait: float | None = None) -> str
     return run_id
 
 
+def check_usable(warehouse: Path) -> None:
+    """Before a run computes anything: the warehouse it will record into opens (an existing file must be a DuckDB
+    database, a path must not run through a file), so a run never writes its outputs and then fails to record."""
+    warehouse = Path(warehouse)
+    for parent in warehouse.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FundformError(f"the run warehouse {warehouse} lies under {parent}, which is a file: set "
+                                    "FUNDFORM_WAREHOUSE to a path in a folder (nothing was written)")
+            break
+    if warehouse.exists():
+        try:
+            connect(warehouse, read_only=True).close()
+        except FundformError as e:
+            raise type(e)(f"{e} (nothing was written)") from None
+
+
 def is_recorded(warehouse: Path, run_id: str) -> bool:
     """Whether the warehouse holds the run (a batch skipping a complete run checks this, and records it if not)."""
     if not Path(warehouse).exists():
