@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fundform import __version__
-from fundform.errors import FundformError, InvalidInput
+from fundform.errors import FundformError, InvalidInput, UsageProblem
 from fundform.outputs.text import gbp, gbp_bn, gbp_pence
 from fundform.paths import PROJECT_ROOT
 
@@ -67,15 +67,19 @@ def fail(e: BaseException) -> None:
     raise typer.Exit(3)
 
 
+def _print_version(value: bool) -> None:
+    if value:  # eager: answered before Typer asks for a command
+        out.print(f"fundform {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     STATE["debug"] = debug
-    if version:
-        out.print(f"fundform {__version__}")
-        raise typer.Exit(0)
 
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the bundled England "
@@ -144,7 +148,7 @@ def run(
             index_files = {}
             for item in index or ():
                 if "=" not in item:
-                    raise FundformError(f"--index '{item}': expected NAME=FILE.csv")
+                    raise UsageProblem(f"--index '{item}': expected NAME=FILE.csv")
                 name, file = item.split("=", 1)
                 index_files[name.strip()] = Path(file.strip())
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
@@ -668,14 +672,12 @@ def explain(
             r = compute(load_dataset(data or default_data_dir()), resolve_formula(formula),
                         RunParameters(level=level, start_year=start_year, years=years))
             w = r.waterfall
-        match = w.filter((pl.col("area_code") == area) | pl.col("area_name").str.to_lowercase().str.contains(
-            area.lower(), literal=True))
-        names = match.select("area_code", "area_name").unique()
-        if names.height == 0:
-            raise FundformError(f"no area matches '{area}'")
-        if names.height > 1:
-            raise FundformError(f"'{area}' matches {names.height} areas: "
-                                + ", ".join(f"{c} {n}" for c, n in names.sort("area_code").rows()[:10]))
+        from fundform.geography import match_area
+        from fundform.paths import default_data_dir
+
+        lookup_file = Path(data or default_data_dir()) / "area_lookup.parquet"
+        lookup = pl.read_parquet(lookup_file) if lookup_file.is_file() else None
+        match = match_area(w, area, w["area_level"][0] if "area_level" in w.columns else level, lookup)
         chosen = year or match["financial_year"].min()
         if chosen != "all":
             match = match.filter(pl.col("financial_year") == chosen)

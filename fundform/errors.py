@@ -85,3 +85,11 @@ def environment_failure(e: BaseException, doing: str) -> EnvironmentFailure | No
         return EnvironmentFailure(f"{doing}: {str(e).splitlines()[0]}. This is the machine refusing, not a fault in "
                                   "the input: free space or fix the permissions, then rerun")
     return None
+
+
+class UsageProblem(FundformError):
+    """An option given a value it cannot take (an unknown level, a year that is not a financial year, a number of
+    years out of range, a malformed NAME=FILE): the way the command was called, not the data. Exit code 2, as a
+    command-line parser's own usage errors."""
+
+    exit_code = 2

@@ -116,3 +116,29 @@ def compare_levels(data, formula, area: str, level: str = "ca") -> tuple[str, li
     rows = body.sort("financial_year").select("financial_year", *cols).join(
         members, on="financial_year", suffix="_members")
     return body["area_name"][0], lk["area_code"].to_list(), rows
+
+
+def match_area(frame: pl.DataFrame, query: str, level: str, lookup: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The rows of `frame` (area_code, area_name, ...) for the area a person named: its code, its exact name (any
+    case), or a part of its name that only one area holds. No match names the levels where the name is an area, so
+    "NHS Lincolnshire ICB" at lower tier says to use --level icb; several matches are listed."""
+    names = frame.select("area_code", "area_name").unique().sort("area_code")
+    q = query.strip().lower()
+    for cond in (pl.col("area_code").str.to_lowercase() == q, pl.col("area_name").str.to_lowercase() == q,
+                 pl.col("area_name").str.to_lowercase().str.contains(q, literal=True)):
+        hit = names.filter(cond)
+        if hit.height == 1:
+            return frame.filter(pl.col("area_code") == hit["area_code"][0])
+        if hit.height > 1:
+            raise FundformError(f"'{query}' matches {hit.height} areas at level {level}: "
+                                + ", ".join(f"{c} {n}" for c, n in hit.rows()[:10])
+                                + (" ..." if hit.height > 10 else "") + "; give the code or the whole name")
+    elsewhere = []
+    if lookup is not None:
+        lk = lookup.filter(pl.col("level") != level).select("level", "target_code", "target_name").unique()
+        found = lk.filter((pl.col("target_code").str.to_lowercase() == q)
+                          | pl.col("target_name").str.to_lowercase().str.contains(q, literal=True))
+        elsewhere = sorted({f"{r['target_name']} ({r['target_code']}) at --level {r['level']}"
+                            for r in found.iter_rows(named=True)})
+    hint = ("; it is an area of another level: " + ", ".join(elsewhere[:5])) if elsewhere else ""
+    raise FundformError(f"no area at level {level} matches '{query}'{hint}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fundform.errors import FundformError, InvalidInput, Problem
+from fundform.errors import FundformError, InvalidInput, Problem, UsageProblem
 from fundform.explain import cohort_budgets, need_steps, waterfall
 from fundform.failpoints import failpoint
 from fundform.formula.registry import LoadedFormula
@@ -62,15 +62,15 @@ class RunParameters:
             object.__setattr__(self, "deal_path", path)
             object.__setattr__(self, "level", deal_level_name(path))  # outputs name the level by the file's name
         elif self.level not in LEVELS and self.deal_path is None:
-            raise FundformError(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)}, or deal:FILE.csv)")
+            raise UsageProblem(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)}, or deal:FILE.csv)")
         try:
             parse_year(self.start_year)
             if self.price_base_year:
                 parse_year(self.price_base_year)
         except ValueError as e:
-            raise FundformError(str(e)) from None
+            raise UsageProblem(str(e)) from None
         if not 1 <= self.years <= 20:
-            raise FundformError(f"--years must be between 1 and 20, got {self.years}")
+            raise UsageProblem(f"--years must be between 1 and 20, got {self.years}")
 
     @property
     def deal_file(self) -> Path | None:

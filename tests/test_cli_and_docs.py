@@ -37,9 +37,9 @@ def test_settings_precedence_cli_over_env_over_file(tmp_path, monkeypatch):
 def test_exit_codes_usage_and_invalid_input(tmp_path):
     assert runner.invoke(app, ["run", "--no-such-option"]).exit_code == 2
     bad_level = runner.invoke(app, ["run", "--level", "parish", "--out", str(tmp_path / "o")])
-    assert bad_level.exit_code == 1 and "unknown level 'parish'" in bad_level.output
+    assert bad_level.exit_code == 2 and "unknown level 'parish'" in bad_level.output  # a usage error
     bad_year = runner.invoke(app, ["run", "--start-year", "2026/28", "--out", str(tmp_path / "o")])
-    assert bad_year.exit_code == 1 and "2026/28" in bad_year.output
+    assert bad_year.exit_code == 2 and "2026/28" in bad_year.output
 
 
 def test_readme_commands_exist_in_the_cli():
