@@ -407,7 +407,8 @@ def places(
 @app.command("ledger")
 def ledger_cmd(
     actuals: Annotated[Path, typer.Argument(help="CSV (or Parquet) of area_code, financial_year, spending (GBP).")],
-    run_dir: Annotated[Path, typer.Option("--run", help="A run's output folder (holds allocations.parquet).")],
+    run_ref: Annotated[str, typer.Option("--run", metavar="RUN", help="A run's output folder or its id (as every "
+                                         "command takes; see `fundform runs`).")],
     formula: Annotated[Optional[str], typer.Option(help="Version whose ledger limits apply. [default: the run's]",
                                                    show_default=False)] = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the ledger as Parquet here.")] = None,
@@ -420,13 +421,13 @@ def ledger_cmd(
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
+    from fundform.outputs.warehouse import find_run
     from fundform.settlement.ledger import check_coverage, ledger, read_actuals
 
     try:
-        alloc_path = run_dir / "allocations.parquet"
-        if not alloc_path.is_file():
-            raise FundformError(f"{run_dir}: no allocations.parquet (give the output folder of a fundform run)")
-        allocations = pl.read_parquet(alloc_path)
+        s = _settings()
+        run_dir = find_run(run_ref, s.warehouse, s.out_root)
+        allocations = pl.read_parquet(run_dir / "allocations.parquet")
         manifest = json.loads((run_dir / "manifest.json").read_text())
         spec = resolve_formula(formula or manifest["formula"]["id"]).spec
         acts = read_actuals(actuals)

@@ -36,3 +36,19 @@ def test_explain_points_to_the_level_where_a_name_is_an_area():
     result = runner.invoke(app, ["explain", "NHS Lincolnshire ICB", "--years", "1"])
     assert result.exit_code == 1
     assert "--level icb" in result.output and "QJM" in result.output
+
+
+def test_ledger_takes_a_run_id_and_names_the_level_the_actuals_are_for(tmp_path, monkeypatch):
+    import json
+
+    from fundform.paths import PROJECT_ROOT
+
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    actuals = str(PROJECT_ROOT / "docs" / "examples" / "actuals_example.csv")
+    ltla = json.loads(runner.invoke(app, ["run", "--json"]).output)["run_id"]
+    wrong = runner.invoke(app, ["ledger", actuals, "--run", ltla])
+    assert wrong.exit_code == 1 and "look like codes of level region" in wrong.output, wrong.output
+    region = json.loads(runner.invoke(app, ["run", "--level", "region", "--json"]).output)["run_id"]
+    right = runner.invoke(app, ["ledger", actuals, "--run", region[:8], "--json"])
+    assert '"areas": 9' in right.output, right.output

@@ -41,8 +41,15 @@ def check_coverage(actuals: pl.DataFrame, allocations: pl.DataFrame, file: str) 
     a = actuals.with_row_index("__row")
     unknown_area = a.join(run_keys.select("area_code").unique(), on="area_code", how="anti")
     if unknown_area.height:
-        problems.append(Problem(file, "area_code", f"{unknown_area.height} row(s) for areas not in the run",
-                                "area codes of the run's level", _row_labels(unknown_area, ["area_code"])))
+        level = allocations["area_level"][0] if "area_level" in allocations.columns else "the run's"
+        kinds = {"E12": "region", "E47": "ca", "Q": "icb", "Y": "nhs-region"}
+        guess = sorted({next((lv for p, lv in kinds.items() if c.startswith(p)), "") for c in unknown_area["area_code"]}
+                       - {""})
+        hint = (f"; these look like codes of level {', '.join(guess)}: run at that level (fundform run --level "
+                f"{guess[0]}) and give that run") if guess and guess[0] != level else ""
+        problems.append(Problem(file, "area_code", f"{unknown_area.height} row(s) for areas not in the run (level "
+                                f"{level}){hint}", f"area codes of the run's level, {level}",
+                                _row_labels(unknown_area, ["area_code"])))
     unknown_year = a.join(run_keys.select("financial_year").unique(), on="financial_year", how="anti")
     if unknown_year.height:
         problems.append(Problem(file, "financial_year", f"{unknown_year.height} row(s) for years outside the run",
