@@ -110,10 +110,12 @@ def run(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/RUN_ID/.",
                                                     show_default=False)] = None,
-    level: Annotated[Optional[str], typer.Option(help=f"{LEVEL_HELP} [default: ltla]", show_default=False)] = None,
-    start_year: Annotated[Optional[str], typer.Option(help="First financial year, e.g. 2026/27. [default: 2026/27]",
-                                                      show_default=False)] = None,
-    years: Annotated[Optional[int], typer.Option(help="Number of years. [default: 5]", show_default=False)] = None,
+    level: Annotated[Optional[str], typer.Option(help=f"{LEVEL_HELP} [default: the version's, ltla unless it says "
+                                                 "(the NHS versions: icb)]", show_default=False)] = None,
+    start_year: Annotated[Optional[str], typer.Option(help="First financial year, e.g. 2026/27. [default: the "
+                                                      "version's first effective year]", show_default=False)] = None,
+    years: Annotated[Optional[int], typer.Option(help="Number of years. [default: the version's effective years, "
+                                                 "5 for the policy versions]", show_default=False)] = None,
     price_base_year: Annotated[Optional[str], typer.Option(help="Price base of real-terms columns. "
                                                            "[default: the start year]", show_default=False)] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML settings file (keys as the options, with data_dir "
@@ -137,7 +139,13 @@ def run(
     try:
         s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
                           price_base_year=price_base_year)
-        params = RunParameters(level=s.level, start_year=s.start_year, years=s.years,
+        from fundform.formula.scenario import resolve_formula
+        from fundform.formula.spec import run_defaults
+
+        level0, start0, years0 = run_defaults(resolve_formula(s.formula, tuple(set_ or ())).spec)
+        pick = lambda given, default: default if given is None else given  # noqa: E731  (0 years is an error, not unset)
+        params = RunParameters(level=pick(s.level, level0), start_year=pick(s.start_year, start0),
+                               years=pick(s.years, years0),
                                price_base_year=s.price_base_year, precept_rates=precept_rates,
                                local_bases=local_bases, allow_implausible=allow_implausible)
         show = not (quiet or json_out)
@@ -303,24 +311,33 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
 @formulas_app.command("diff")
 def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
                   b: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
+                  prose: Annotated[bool, typer.Option("--prose", help="Also list differences of text: sources, "
+                                                      "titles, units, descriptions.")] = False,
                   json_out: JsonOpt = False) -> None:
-    """Every parameter that differs between two versions (or scenarios), with both values."""
+    """Every parameter that differs between two versions (or scenarios), with both values: the numbers first, then
+    the rules and settings; differences of text (sources, titles, units) with --prose."""
     from rich.table import Table
 
-    from fundform.formula.scenario import diff_specs, resolve_formula
+    from fundform.formula.scenario import diff_kind, diff_specs, resolve_formula
 
     try:
         rows = diff_specs(resolve_formula(a).spec, resolve_formula(b).spec)
     except Exception as e:  # noqa: BLE001
         fail(e)
+    order = {"number": 0, "setting": 1, "text": 2}
+    kinds = sorted(((diff_kind(p, x, y), p, x, y) for p, x, y in rows), key=lambda r: (order[r[0]], r[1]))
     if json_out:
-        out.print_json(json.dumps([{"path": p, "a": x, "b": y} for p, x, y in rows]))
+        out.print_json(json.dumps([{"path": p, "kind": k, "a": x, "b": y} for k, p, x, y in kinds]))
         return
-    t = Table(title=f"{a} -> {b}: {len(rows)} difference(s)")
+    shown = [r for r in kinds if prose or r[0] != "text"]
+    counts = {k: sum(1 for r in kinds if r[0] == k) for k in order}
+    t = Table(title=f"{a} -> {b}: {counts['number']} number(s) and {counts['setting']} setting(s) differ"
+                    + (f"; {counts['text']} text difference(s) not shown (--prose)" if counts["text"] and not prose
+                       else ""))
     for c in ["key", a, b]:
-        t.add_column(c, overflow="fold")
-    for p, x, y in rows:
-        t.add_row(p, "" if x is None else str(x), "" if y is None else str(y))
+        t.add_column(escape(c), overflow="fold")
+    for _k, p, x, y in shown:
+        t.add_row(escape(p), "" if x is None else escape(str(x)), "" if y is None else escape(str(y)))
     out.print(t)
 
 
@@ -759,17 +776,19 @@ def batch(
     quiet: QuietOpt = False,
 ) -> None:
     """Run a batch: skips runs already complete with unchanged inputs (their id is a hash of everything that
-    determines them), writes each run atomically, survives being killed, and refuses to share an output folder with
-    another batch. Exit 1 if any run failed, 4 if the folder is locked."""
+    determines them), writes each run atomically, records it in the run warehouse (FUNDFORM_WAREHOUSE) that `runs`
+    and `report` read, survives being killed, and refuses to share an output folder with another batch. Exit 1 if
+    any run failed, 4 if the folder is locked, 5 if the machine refused."""
     from rich.table import Table
 
     from fundform.batch import run_batch
 
     try:
-        _settings()  # FUNDFORM_WAREHOUSE_WAIT and the other settings apply to a batch's runs too
+        s = _settings()  # FUNDFORM_WAREHOUSE(_WAIT) and the other settings apply to a batch's runs too
         with err.status("batch", spinner="dots") if not (quiet or json_out) else _null() as status:
             summary = run_batch(spec, force=force, dry_run=dry_run,
-                                progress=(lambda m: status.update(m)) if status is not None else None)
+                                progress=(lambda m: status.update(m)) if status is not None else None,
+                                warehouse=s.warehouse)
     except Exception as e:  # noqa: BLE001
         fail(e)
     failed = summary["counts"]["failed"]

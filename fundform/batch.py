@@ -46,9 +46,9 @@ class RunSpec(BaseModel):
 
     formula: str
     name: str | None = None
-    levels: list[str] = Field(default_factory=lambda: ["ltla"], min_length=1)
-    start_year: str = "2026/27"
-    years: int = Field(default=5, ge=1, le=20)
+    levels: list[str] | None = Field(default=None, min_length=1)  # default: the version's own
+    start_year: str | None = None  # default: the version's first effective year
+    years: int | None = Field(default=None, ge=1, le=20)  # default: the version's effective years
     set: list[str] = Field(default_factory=list)
     data: str | None = None
 
@@ -90,13 +90,24 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
     def resolve(p: str | None, default: Path) -> Path:
         return default if p is None else (Path(p) if Path(p).is_absolute() else base / p)
 
+    from fundform.formula.scenario import resolve_formula
+    from fundform.formula.spec import run_defaults
+
     jobs = []
     for i, r in enumerate(spec.runs):
-        for level in r.levels:
+        formula = r.formula if not r.formula.endswith(".toml") else str(resolve(r.formula, base))
+        level0, start0, years0 = (None, None, None)
+        if r.levels is None or r.start_year is None or r.years is None:
+            try:
+                level0, start0, years0 = run_defaults(resolve_formula(formula, tuple(r.set)).spec)
+            except FundformError as e:
+                raise FundformError(f"{path}: runs.{i}: {e}") from None
+        for level in r.levels or [level0]:
             if level not in LEVELS:
                 raise FundformError(f"{path}: runs.{i}.levels: unknown level '{level}' (known: {', '.join(LEVELS)})")
-            formula = r.formula if not r.formula.endswith(".toml") else str(resolve(r.formula, base))
-            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level, r.start_year, r.years, tuple(r.set),
+            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level,
+                            start0 if r.start_year is None else r.start_year, years0 if r.years is None else r.years,
+                            tuple(r.set),
                             resolve(r.data or spec.data, default_data_dir())))
     return spec, jobs, resolve(spec.output, base)
 
@@ -136,11 +147,19 @@ def clean_stale(folder: Path) -> list[str]:
     return recover_leftovers(folder)
 
 
-def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None) -> dict:
+def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None,
+              warehouse: Path | None = None) -> dict:
+    """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
+    the one every other command reads, unless the spec says record = false."""
     from fundform.outputs.warehouse import is_recorded, record_run
     from fundform.pipeline import RunParameters, plan_run, run
 
     spec, jobs, output = read_spec(spec_path)
+    if warehouse is None:
+        from fundform.config import load_settings
+
+        warehouse = load_settings().warehouse
+    record_into = Path(warehouse)
     output.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _m: None)
     results = []
@@ -164,7 +183,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
                 plan = plan_run(job.formula, job.data_dir, params, job.sets)
                 row["run_id"] = plan.run_id
                 target = output / plan.run_id
-                warehouse = output / "fundform.duckdb" if spec.record else None
+                warehouse = record_into if spec.record else None
                 if (target / "manifest.json").exists() and not force:
                     row["status"] = "skipped (complete, inputs unchanged)"
                     # a run killed after writing and before recording (or a lock timeout) is complete on disk but

@@ -22,9 +22,10 @@ class Settings(BaseSettings):
     data_dir: Path = default_data_dir()
     out_root: Path = Path("out")
     warehouse: Path = Path("out/fundform.duckdb")
-    level: str = "ltla"
-    start_year: str = "2026/27"
-    years: int = 5
+    # unset: the formula version's own (its default level, its first effective year, its effective years)
+    level: str | None = None
+    start_year: str | None = None
+    years: int | None = None
     price_base_year: str | None = None
     warehouse_wait: float = Field(60.0, ge=0, description="seconds to wait for another process's lock on the warehouse")
 

@@ -132,6 +132,8 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
         out += ["Overrides applied to the version: " + "; ".join(f"`{o.path}` {o.old!r} -> {o.new!r} ({o.origin})"
                                                                for o in overrides) + ".", ""]
     out += [spec.summary.strip(), "",
+            f"A run of this version is at level `{spec.default_level}`, from {first} for "
+            f"{len(spec.effective_years)} year(s) ({', '.join(spec.effective_years)}), unless told otherwise.", "",
             "Notation: `i` a lower-tier authority (the unit of account), `a` an area of the run's output level, `y` a "
             "financial year, `k` the year of the settlement (1 = its first year). `round(x)` rounds half away from "
             "zero to a whole penny; `floor`/`ceil` round down/up; `floor_penny(x) = floor(100 * x + 0.000000001) / "

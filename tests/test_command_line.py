@@ -52,3 +52,75 @@ def test_ledger_takes_a_run_id_and_names_the_level_the_actuals_are_for(tmp_path,
     region = json.loads(runner.invoke(app, ["run", "--level", "region", "--json"]).output)["run_id"]
     right = runner.invoke(app, ["ledger", actuals, "--run", region[:8], "--json"])
     assert '"areas": 9' in right.output, right.output
+
+
+def test_excel_export_writes_booleans_readable_manifest_and_no_empty_columns(tmp_path, monkeypatch):
+    import re
+    import zipfile
+
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["run", "--out", str(run_dir), "--years", "1", "-q"]).exit_code == 0
+    result = runner.invoke(app, ["export", str(run_dir), "--format", "xlsx", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / "x" / "fundform.xlsx") as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+        sheets = {n: z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")}
+    assert "wp_general_acute" not in strings  # a version without NHS components: no empty columns
+    assert "[{" not in strings and '{"' not in strings  # the manifest is rows, not raw JSON
+    assert "inputs.0.file" in strings and "inputs.0.sha256" in strings
+    # reconciliation's `holds` column: Excel booleans (t="b"), not the number 1
+    assert any(re.search(r't="b"><v>1</v>', x) for x in sheets.values())
+
+
+def test_a_version_supplies_its_own_level_and_years(tmp_path, monkeypatch):
+    import json
+
+    import polars as pl
+
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    result = runner.invoke(app, ["run", "--formula", "nhs-icb-2024", "--out", str(tmp_path / "nhs"), "--json"])
+    assert result.exit_code == 0, result.output
+    params = json.loads(result.output)["parameters"]
+    assert (params["level"], params["start_year"], params["years"]) == ("icb", "2024/25", 1)
+    assert pl.read_parquet(tmp_path / "nhs" / "allocations.parquet").height == 42
+    # the policy versions keep theirs: lower tier, 2026/27, five years
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "needs"), "--json"])
+    params = json.loads(result.output)["parameters"]
+    assert (params["level"], params["start_year"], params["years"]) == ("ltla", "2026/27", 5)
+    # a batch run that names no level or years takes the version's too
+    (tmp_path / "b.toml").write_text('output = "b"\n[[runs]]\nformula = "nhs-icb-2024"\n')
+    batch = runner.invoke(app, ["batch", str(tmp_path / "b.toml"), "--json"])
+    assert batch.exit_code == 0, batch.output
+    assert json.loads(batch.output)["runs"][0]["run"] == "nhs-icb-2024 [icb]"
+
+
+def test_batch_runs_are_seen_by_runs_and_report(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    (tmp_path / "b.toml").write_text('output = "batch"\n[[runs]]\nformula = "fundform-needs"\nyears = 1\n')
+    batch = runner.invoke(app, ["batch", str(tmp_path / "b.toml"), "--json"])
+    assert batch.exit_code == 0, batch.output
+    run_id = json.loads(batch.output)["runs"][0]["run_id"]
+    listed = runner.invoke(app, ["runs", "--json"])
+    assert run_id in listed.output
+    report = runner.invoke(app, ["report", run_id, "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "r.html").exists()
+
+
+def test_formulas_diff_shows_numbers_first_and_prose_on_request():
+    import json
+
+    rows = json.loads(runner.invoke(app, ["formulas", "diff", "fundform-needs", "reform-2017", "--json"]).output)
+    kinds = [r["kind"] for r in rows]
+    assert kinds == sorted(kinds, key=["number", "setting", "text"].index)  # numbers, then settings, then text
+    assert {"path": "need.indicators.deprivation.elasticity.value", "kind": "number", "a": 0.25, "b": 0.35} in rows
+    short = runner.invoke(app, ["formulas", "diff", "fundform-needs", "reform-2017"], env={"COLUMNS": "200"}).output
+    full = runner.invoke(app, ["formulas", "diff", "fundform-needs", "reform-2017", "--prose"],
+                         env={"COLUMNS": "200"}).output
+    assert "text difference(s) not shown (--prose)" in short
+    assert ".source" not in short and ".source" in full
+    assert short.count("\n") < full.count("\n")

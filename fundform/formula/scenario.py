@@ -335,6 +335,20 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     return ResolvedFormula(spec, base_path, hashlib.sha256(raw).hexdigest(), tuple(overrides), scenario_name)
 
 
+PROSE_KEYS = ("source", "title", "summary", "description", "note", "publisher", "unit", "vintage", "url")
+
+
+def diff_kind(path: str, a: Any, b: Any) -> str:
+    """'number' (a value or a weight), 'text' (a source, title, unit or description) or 'setting' (a rule, a basis,
+    a year, a flag): how `formulas diff` orders and filters a difference."""
+    if path.rsplit(".", 1)[-1] in PROSE_KEYS or path.startswith("sources."):
+        return "text"
+    values = [v for v in (a, b) if v is not None]
+    if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "number"
+    return "setting"
+
+
 def diff_specs(a: FormulaSpec, b: FormulaSpec) -> list[tuple[str, Any, Any]]:
     """Every parameter that differs between two versions: (path, value in a, value in b)."""
     fa = flatten(a.model_dump(mode="json", by_alias=True))

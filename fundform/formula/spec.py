@@ -446,12 +446,21 @@ class LocalTax(Strict):
         return self
 
 
+def run_defaults(spec: FormulaSpec) -> tuple[str, str, int]:
+    """(level, start year, years) of a run of `spec` that names none: its default level, its first effective year,
+    and its effective years (at most 20)."""
+    return spec.default_level, spec.effective_years[0], min(len(spec.effective_years), 20)
+
+
 class FormulaSpec(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     title: str
     summary: str
     effective_years: list[FinancialYear] = Field(min_length=1)
+    # the level a run of this version takes when none is given (the NHS versions start from ICB baselines); a run
+    # also starts in the version's first effective year and runs through its last unless told otherwise
+    default_level: Literal["ltla", "utla", "region", "icb", "nhs-region", "ca"] = "ltla"
     sources: list[Source] = Field(default_factory=list)
     need: Need
     baseline: Baseline = Field(default_factory=Baseline)

@@ -29,14 +29,19 @@ def run_tables(run_dir: Path) -> dict[str, Path]:
     return {name: run_dir / f"{name}.parquet" for name in TABLES if (run_dir / f"{name}.parquet").exists()}
 
 
-def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
-    rows = []
-    for k, v in d.items():
+def _flatten(d: dict | list, prefix: str = "") -> list[tuple[str, object]]:
+    """The manifest as key, value rows a person reads in a spreadsheet: nested tables and lists of records become
+    dotted keys (inputs.0.file), a list of plain values one comma-separated cell, never raw JSON."""
+    rows: list[tuple[str, object]] = []
+    items = d.items() if isinstance(d, dict) else enumerate(d)
+    for k, v in items:
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            rows += _flatten(v, key + ".")
+        if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v)):
+            rows += _flatten(v, key + ".") if v else [(key, "")]
+        elif isinstance(v, list):
+            rows.append((key, ", ".join(str(x) for x in v)))
         else:
-            rows.append((key, json.dumps(v) if isinstance(v, list) else str(v)))
+            rows.append((key, v))
     return rows
 
 
@@ -70,8 +75,13 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     num = wb.add_format({"num_format": "#,##0.######"})
     for name, path in tables.items():
         table = pq.read_table(path)
-        ws = wb.add_worksheet(name[:31])
         frame = pl.from_arrow(table)
+        # a column with no value in this run (the NHS components of a version without them) is left out of the
+        # workbook; the CSV and Parquet exports keep every column of the output contract
+        empty = [c for c in frame.columns if frame[c].null_count() == frame.height and frame.height]
+        table = table.drop_columns(empty)
+        frame = frame.drop(empty)
+        ws = wb.add_worksheet(name[:31])
         for j, field in enumerate(table.schema):
             unit = (field.metadata or {}).get(b"unit", b"").decode()
             ws.write(0, j, f"{field.name}\n({unit})" if unit else field.name, head)
@@ -83,6 +93,8 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
                     continue
                 if money:
                     ws.write_number(i, j, float(v), gbp)  # Excel holds doubles; exact decimals are in CSV/Parquet
+                elif isinstance(v, bool):  # before numbers: a bool is an int to Python, TRUE/FALSE to Excel
+                    ws.write_boolean(i, j, v)
                 elif isinstance(v, (int, float)):
                     ws.write_number(i, j, v, num)
                 else:
@@ -93,7 +105,12 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     ws.write_row(0, 0, ["key", "value"], head)
     for i, (k, v) in enumerate(_flatten(manifest), start=1):
         ws.write_string(i, 0, k)
-        ws.write_string(i, 1, v)
+        if isinstance(v, bool):
+            ws.write_boolean(i, 1, v)
+        elif isinstance(v, (int, float)):
+            ws.write_number(i, 1, v)
+        elif v is not None:
+            ws.write_string(i, 1, str(v))
     ws.set_column(0, 0, 45)
     ws.set_column(1, 1, 90)
     wb.close()
