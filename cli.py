@@ -86,6 +86,57 @@ DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder 
                                                  "dataset, data/default).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result for scripts instead of tables.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+FormulaOpt = Annotated[Optional[str], typer.Option("--formula", help="Formula version id (formulas/ID.toml), a formula "
+                                                  "file, or a scenario file (extends = \"ID\"). [default: "
+                                                  "fundform-needs, or FUNDFORM_FORMULA]", show_default=False)]
+LevelOpt = Annotated[Optional[str], typer.Option("--level", help=f"{LEVEL_HELP} [default: the version's, ltla unless it "
+                                                 "says (the NHS versions: icb)]", show_default=False)]
+StartYearOpt = Annotated[Optional[str], typer.Option("--start-year", help="First financial year, e.g. 2026/27. "
+                                                     "[default: the version's first effective year]",
+                                                     show_default=False)]
+YearsOpt = Annotated[Optional[int], typer.Option("--years", help="Number of years. [default: the version's effective "
+                                                 "years, 5 for the policy versions]", show_default=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value, e.g. "
+                                                     "transition.floor=-0.01 or need.indicators.deprivation."
+                                                     "elasticity=0.3. Repeatable; recorded in the manifest.")]
+IndexOpt = Annotated[Optional[list[str]], typer.Option("--index", help="NAME=FILE.csv: replace (or add) the index "
+                                                       "series NAME with a CSV of financial_year, growth, source, "
+                                                       "vintage. Repeatable; recorded in the manifest.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file (keys as the options, with "
+                                                   "data_dir and out_root); FUNDFORM_* variables override it.")]
+
+
+def _index_files(index: list[str] | None) -> dict[str, Path]:
+    files = {}
+    for item in index or ():
+        if "=" not in item:
+            raise UsageProblem(f"--index '{item}': expected NAME=FILE.csv")
+        name, file = item.split("=", 1)
+        files[name.strip()] = Path(file.strip())
+    return files
+
+
+def _setup(formula=None, data=None, level=None, start_year=None, years=None, config=None, sets=None, index=None,
+           price_base_year=None, **extra):
+    """The options every computing command shares, meaning the same everywhere: settings (options, then
+    FUNDFORM_*, then --config, then defaults), the index files, and the run parameters, where what is unset is the
+    version's own (its default level, first effective year and effective years). Returns (settings, parameters,
+    index files)."""
+    from fundform.config import load_settings
+    from fundform.formula.scenario import resolve_formula
+    from fundform.formula.spec import run_defaults
+    from fundform.pipeline import RunParameters
+
+    s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
+                      price_base_year=price_base_year)
+    index_files = _index_files(index)
+    level0, start0, years0 = run_defaults(resolve_formula(s.formula, tuple(sets or ()), index_files=index_files).spec)
+    pick = lambda given, default: default if given is None else given  # noqa: E731  (0 years is an error, not unset)
+    params = RunParameters(level=pick(s.level, level0), start_year=pick(s.start_year, start0),
+                           years=pick(s.years, years0), price_base_year=s.price_base_year, **extra)
+    return s, params, index_files
+
+
 ImplausibleOpt = Annotated[bool, typer.Option("--allow-implausible", help="Accept input values outside their "
                                               "plausibility bounds (docs/reliability.md); the run's manifest lists "
                                               "each one. Hard limits still apply.")]
@@ -93,15 +144,9 @@ ImplausibleOpt = Annotated[bool, typer.Option("--allow-implausible", help="Accep
 
 @app.command()
 def run(
-    formula: Annotated[Optional[str], typer.Option(help="Formula version id (formulas/ID.toml), a formula file, or "
-                                                  "a scenario file (extends = \"ID\"). [default: fundform-needs]",
-                                                  show_default=False)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one parameter: key.path=value, e.g. "
-                                                      "transition.floor=-0.01 or need.indicators.deprivation."
-                                                      "elasticity=0.3. Repeatable; recorded in the manifest.")] = None,
-    index: Annotated[Optional[list[str]], typer.Option("--index", help="NAME=FILE.csv: replace (or add) the index "
-                                                       "series NAME with a CSV of financial_year, growth, source, "
-                                                       "vintage. Repeatable; recorded in the manifest.")] = None,
+    formula: FormulaOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
     precept_rates: Annotated[Optional[Path], typer.Option(help="CSV of area_code, rate: each authority's adult social "
                                                           "care precept rate (0 opts out), within the version's cap.")
                              ] = None,
@@ -110,16 +155,12 @@ def run(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/RUN_ID/.",
                                                     show_default=False)] = None,
-    level: Annotated[Optional[str], typer.Option(help=f"{LEVEL_HELP} [default: the version's, ltla unless it says "
-                                                 "(the NHS versions: icb)]", show_default=False)] = None,
-    start_year: Annotated[Optional[str], typer.Option(help="First financial year, e.g. 2026/27. [default: the "
-                                                      "version's first effective year]", show_default=False)] = None,
-    years: Annotated[Optional[int], typer.Option(help="Number of years. [default: the version's effective years, "
-                                                 "5 for the policy versions]", show_default=False)] = None,
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
     price_base_year: Annotated[Optional[str], typer.Option(help="Price base of real-terms columns. "
                                                            "[default: the start year]", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML settings file (keys as the options, with data_dir "
-                                                  "and out_root); FUNDFORM_* variables override it.")] = None,
+    config: ConfigOpt = None,
     with_report: Annotated[bool, typer.Option("--report", help="Also write report.html into the output folder.")
                            ] = False,
     record: Annotated[bool, typer.Option("--record/--no-record", help="Record the run in the run warehouse "
@@ -131,34 +172,18 @@ def run(
     """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations, need,
     streams, waterfall, cohorts and reconciliation (Parquet) and manifest.json, and records the run in the warehouse.
     Writes nothing if any input or rule is invalid."""
-    from fundform.config import load_settings
-    from fundform.pipeline import RunParameters
     from fundform.pipeline import run as run_pipeline
     from fundform.summary import print_summary
 
     try:
-        s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
-                          price_base_year=price_base_year)
-        from fundform.formula.scenario import resolve_formula
-        from fundform.formula.spec import run_defaults
-
-        level0, start0, years0 = run_defaults(resolve_formula(s.formula, tuple(set_ or ())).spec)
-        pick = lambda given, default: default if given is None else given  # noqa: E731  (0 years is an error, not unset)
-        params = RunParameters(level=pick(s.level, level0), start_year=pick(s.start_year, start0),
-                               years=pick(s.years, years0),
-                               price_base_year=s.price_base_year, precept_rates=precept_rates,
-                               local_bases=local_bases, allow_implausible=allow_implausible)
+        s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index,
+                                        price_base_year, precept_rates=precept_rates, local_bases=local_bases,
+                                        allow_implausible=allow_implausible)
         show = not (quiet or json_out)
         with err.status("starting", spinner="dots") if show else _null() as status:
             def progress(msg: str) -> None:
                 if status is not None:
                     status.update(msg)
-            index_files = {}
-            for item in index or ():
-                if "=" not in item:
-                    raise UsageProblem(f"--index '{item}': expected NAME=FILE.csv")
-                name, file = item.split("=", 1)
-                index_files[name.strip()] = Path(file.strip())
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
                                   warehouse=s.warehouse if record else None)
@@ -184,7 +209,8 @@ class _null:
 
 
 @app.command()
-def validate(data: DataOpt = None, allow_implausible: ImplausibleOpt = False, json_out: JsonOpt = False) -> None:
+def validate(data: DataOpt = None, allow_implausible: ImplausibleOpt = False, json_out: JsonOpt = False,
+             quiet: QuietOpt = False) -> None:
     """Check a dataset folder against every table contract and report every problem at once (exit 1 if any)."""
     from fundform.inputs.dataset import load_dataset
     from fundform.paths import default_data_dir
@@ -205,7 +231,7 @@ def validate(data: DataOpt = None, allow_implausible: ImplausibleOpt = False, js
         out.print_json(json.dumps({"valid": True, "data_dir": str(directory),
                                    "tables": {f.table: f.rows for f in ds.files},
                                    "implausible_allowed": list(ds.implausible)}))
-    else:
+    elif not quiet:
         for w in ds.implausible:
             err.print(f"[yellow]allowed (--allow-implausible):[/yellow] {escape(w)}", highlight=False)
         out.print(f"[green]valid[/green]: {escape(str(directory))} "
@@ -430,6 +456,7 @@ def ledger_cmd(
                                                    show_default=False)] = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the ledger as Parquet here.")] = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """The medium-term ledger: each year's under- or overspend against a run's allocations, the balance carried
     within the settlement (within the version's carry-forward and borrowing limits), and whether each area balances
@@ -460,7 +487,7 @@ def ledger_cmd(
     failing = per_area.filter(pl.col("status") != "balances")
     if json_out:
         out.print_json(json.dumps({"areas": per_area.height, "not_balancing": failing.to_dicts()}))
-    else:
+    elif not quiet:
         t = Table(title=f"Medium-term ledger: {per_area.height - failing.height} of {per_area.height} areas balance "
                         f"over {table['financial_year'].n_unique()} years")
         for c in ["area", "allocated", "spent", "balance", "forfeited", "status"]:
@@ -540,6 +567,8 @@ def export(
                                                     show_default=False)] = None,
     hive: Annotated[Optional[Path], typer.Option(help="Also add the run's allocations to this Hive-partitioned "
                                                  "dataset (formula_id=/financial_year=).")] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Export a run's tables as CSV files, an Excel workbook, or Parquet (optionally into a Hive dataset)."""
     from fundform.outputs.export import export_hive, export_run
@@ -554,12 +583,28 @@ def export(
         extra = export_hive(run_dir, hive) if hive else []
     except Exception as e:  # noqa: BLE001
         fail(e)
-    out.print(f"exported run {run_id} as {fmt} to {target}" + (f"; {len(extra)} partition file(s) in {hive}"
-                                                              if extra else ""))
+    if json_out:
+        out.print_json(json.dumps({"run_id": run_id, "format": fmt, "out": str(target),
+                                   "hive_files": [str(x) for x in extra]}))
+    elif not quiet:
+        out.print(f"exported run {run_id} as {fmt} to {escape(str(target))}"
+                  + (f"; {len(extra)} partition file(s) in {escape(str(hive))}" if extra else ""))
 
 
-def _run_or_compute(ref: str, s, params, data_dir: Path):
-    """A run's allocations by folder or id, else a formula or scenario computed now on the given data."""
+def _is_run(ref: str, s) -> bool:
+    from fundform.outputs.warehouse import find_run
+
+    try:
+        find_run(ref, s.warehouse, s.out_root)
+        return True
+    except FundformError:
+        return False
+
+
+def _run_or_compute(ref: str, s, params, data_dir: Path, sets: tuple[str, ...] = (),
+                    index_files: dict | None = None):
+    """A run's allocations by folder or id, else a formula or scenario computed now on the given data, with the
+    command's --set and --index applied."""
     import polars as pl
 
     from fundform.outputs.warehouse import find_run
@@ -575,7 +620,7 @@ def _run_or_compute(ref: str, s, params, data_dir: Path):
     from fundform.outputs.write import to_arrow
     from fundform.pipeline import compute
 
-    result = compute(load_dataset(data_dir), resolve_formula(ref), params)
+    result = compute(load_dataset(data_dir), resolve_formula(ref, sets, index_files=index_files), params)
     return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), ref
 
 
@@ -583,14 +628,18 @@ def _run_or_compute(ref: str, s, params, data_dir: Path):
 def compare_cmd(
     a: Annotated[str, typer.Argument(help="A run (folder or id), or a formula id or scenario file to run now.")],
     b: Annotated[str, typer.Argument(help="The same, for the other side.")],
-    level: Annotated[str, typer.Option(help=f"{LEVEL_HELP} When computing a formula now.")] = "ltla",
-    start_year: Annotated[str, typer.Option(help="First year, when computing a formula now.")] = "2026/27",
-    years: Annotated[int, typer.Option(help="Years, when computing a formula now.")] = 5,
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
     data: DataOpt = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the comparison as Parquet here. "
                                                      "[default: out/compare-A-B.parquet]", show_default=False)
                         ] = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Who gains and who loses between two runs, versions or scenarios: per area and year the change in grant, per
     head and in percent; winners and losers counted and summed; the biggest movers; the change by deprivation
@@ -602,15 +651,15 @@ def compare_cmd(
     from fundform.outputs import compare as cmp
     from fundform.outputs.schema import COMPARE
     from fundform.outputs.write import to_arrow, write_parquet
-    from fundform.paths import default_data_dir
-    from fundform.pipeline import RunParameters
 
     try:
         s = _settings()
-        data_dir = data or default_data_dir()
-        params = RunParameters(level=level, start_year=start_year, years=years)
-        alloc_a, _ = _run_or_compute(a, s, params, data_dir)
-        alloc_b, _ = _run_or_compute(b, s, params, data_dir)
+        computed = [ref for ref in (a, b) if not _is_run(ref, s)]  # the sides computed now share the options
+        s, params, index_files = _setup(computed[0] if computed else None, data, level, start_year, years, config,
+                                        set_, index)
+        data_dir = s.data_dir
+        alloc_a, _ = _run_or_compute(a, s, params, data_dir, tuple(set_ or ()), index_files)
+        alloc_b, _ = _run_or_compute(b, s, params, data_dir, tuple(set_ or ()), index_files)
         deciles = cmp.deprivation_deciles(load_dataset(data_dir), alloc_a["area_level"][0])
         table = cmp.compare(alloc_a, alloc_b, deciles)
         summ, dec = cmp.summary(table), cmp.by_decile(table)
@@ -622,6 +671,8 @@ def compare_cmd(
         tmp.replace(target)
     except Exception as e:  # noqa: BLE001
         fail(e)
+    if quiet:
+        return
     last = table["financial_year"].max()
     movers = table.filter(pl.col("financial_year") == last).sort("change_per_head")
     if json_out:
@@ -660,10 +711,13 @@ def explain(
     area: Annotated[str, typer.Argument(help="Area code (or a unique part of its name).")],
     run_ref: Annotated[Optional[str], typer.Option("--run", help="A run's folder or id. Without it, the formula is "
                                                    "run now.")] = None,
-    formula: Annotated[str, typer.Option(help="Formula or scenario, when computing now.")] = "fundform-needs",
-    level: Annotated[str, typer.Option(help=f"{LEVEL_HELP} When computing now.")] = "ltla",
-    start_year: Annotated[str, typer.Option(help="First year, when computing now.")] = "2026/27",
-    years: Annotated[int, typer.Option(help="Years, when computing now.")] = 5,
+    formula: FormulaOpt = None,
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
     year: Annotated[Optional[str], typer.Option(help="One financial year, or 'all'. [default: the first]",
                                                 show_default=False)] = None,
     data: DataOpt = None,
@@ -684,11 +738,12 @@ def explain(
         else:
             from fundform.formula.scenario import resolve_formula
             from fundform.inputs.dataset import load_dataset
-            from fundform.paths import default_data_dir
-            from fundform.pipeline import RunParameters, compute
+            from fundform.pipeline import compute
 
-            r = compute(load_dataset(data or default_data_dir()), resolve_formula(formula),
-                        RunParameters(level=level, start_year=start_year, years=years))
+            s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
+            level = params.level
+            r = compute(load_dataset(s.data_dir), resolve_formula(s.formula, tuple(set_ or ()),
+                                                                   index_files=index_files), params)
             w = r.waterfall
         from fundform.geography import match_area
         from fundform.paths import default_data_dir
@@ -730,10 +785,14 @@ def report(
     sweep_dir: Annotated[Optional[Path], typer.Option("--sweep", help="A sweep's output folder to chart beside the "
                                                       "run (same formula and level).")] = None,
     data: DataOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write a self-contained HTML report of a run: headline numbers, charts (inline SVG, works offline) and a
     table of areas."""
-    _write_report(run_ref, out_file, compare_with, area, data, sweep_dir=sweep_dir)
+    target = _write_report(run_ref, out_file, compare_with, area, data, quiet=quiet or json_out, sweep_dir=sweep_dir)
+    if json_out:
+        out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
 
 
 def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None) -> None:
@@ -763,7 +822,8 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
     except Exception as e:  # noqa: BLE001
         fail(e)
     if not quiet:
-        out.print(f"report written to {target}")
+        out.print(f"report written to {escape(str(target))}")
+    return target
 
 
 @app.command()
@@ -817,12 +877,15 @@ def sweep(
                                              "transition's numbers (gap_closed_per_year, NHS convergence caps, "
                                              "phasing_years, floor, ceiling), real growth, equalisation, share for "
                                              "devolved services; a stream's own as streams.NAME.PATH. Repeatable.")],
-    formula: Annotated[str, typer.Option(help="Formula or scenario to vary.")] = "fundform-needs",
+    formula: FormulaOpt = None,
     draws: Annotated[Optional[int], typer.Option(help="Number of random scenarios (with LO:HI parameters).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random draws (reproducible).")] = 20261122,
-    level: Annotated[str, typer.Option(help=LEVEL_HELP)] = "ltla",
-    start_year: Annotated[str, typer.Option(help="First financial year.")] = "2026/27",
-    years: Annotated[int, typer.Option(help="Number of years.")] = 5,
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-HASH]",
                                                     show_default=False)] = None,
@@ -839,15 +902,13 @@ def sweep(
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
     from fundform.outputs.write import atomic_write_dir
-    from fundform.paths import default_data_dir
-    from fundform.pipeline import RunParameters
     from fundform.sweep import parse_parameters, run_sweep
 
     try:
         names, values = parse_parameters(param, draws, seed)
-        f = resolve_formula(formula)
-        params = RunParameters(level=level, start_year=start_year, years=years)
-        ds = load_dataset(data or default_data_dir())
+        s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
+        f = resolve_formula(s.formula, tuple(set_ or ()), index_files=index_files)
+        ds = load_dataset(s.data_dir)
         with err.status("sweep", spinner="dots") if not (quiet or json_out) else _null() as status:
             res = run_sweep(ds, f, params, names, values,
                             progress=(lambda msg: status.update(msg)) if status is not None else None)
@@ -857,7 +918,7 @@ def sweep(
                     "scenarios": int(values.shape[0]),
                     "inputs": [{"table": x.table, "file": x.path.name, "sha256": x.sha256} for x in ds.files]}
         ident = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
-        target = atomic_write_dir(out_dir or _settings().out_root / f"sweep-{ident}", {
+        target = atomic_write_dir(out_dir or s.out_root / f"sweep-{ident}", {
             "sweep.parquet": res.stats.to_arrow(), "sensitivity.parquet": res.sensitivity.to_arrow(),
             "scenarios.parquet": res.scenarios.to_arrow(),
             "manifest.json": json.dumps({"sweep_id": ident, **manifest}, indent=2, sort_keys=True) + "\n"})
@@ -883,7 +944,12 @@ def levels(
     area: Annotated[str, typer.Argument(help="A receiving body at --level, e.g. E47000001 (Greater Manchester).")],
     level: Annotated[str, typer.Option(help="The receiving body's level: ca, utla, icb, region, nhs-region or "
                                        "deal:FILE.csv.")] = "ca",
-    formula: Annotated[str, typer.Option(help="Formula or scenario.")] = "fundform-needs",
+    formula: FormulaOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
     data: DataOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -895,11 +961,11 @@ def levels(
     from fundform.formula.scenario import resolve_formula
     from fundform.geography import compare_levels
     from fundform.inputs.dataset import load_dataset
-    from fundform.paths import default_data_dir
 
     try:
-        name, members, rows = compare_levels(load_dataset(data or default_data_dir()), resolve_formula(formula), area,
-                                             level)
+        s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
+        name, members, rows = compare_levels(load_dataset(s.data_dir), resolve_formula(
+            s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, params.years)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
@@ -917,7 +983,7 @@ def levels(
 
 @app.command()
 def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the generated files are out of date.")]
-         = False) -> None:
+         = False, quiet: QuietOpt = False) -> None:
     """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md and docs/assumptions.md from the
     code's contracts and the formula versions."""
     from fundform.formula.registry import available_formulas, load_formula
@@ -939,12 +1005,14 @@ def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the gene
         if stale:
             err.print("out of date: " + ", ".join(str(p) for p in stale) + " (run `fundform docs`)")
             raise typer.Exit(1)
-        out.print("generated docs are up to date")
+        if not quiet:
+            out.print("generated docs are up to date")
         return
     for p, text in targets.items():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-        out.print(f"wrote {p}")
+        if not quiet:
+            out.print(f"wrote {p}")
 
 
 if __name__ == "__main__":

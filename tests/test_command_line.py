@@ -124,3 +124,39 @@ def test_formulas_diff_shows_numbers_first_and_prose_on_request():
     assert "text difference(s) not shown (--prose)" in short
     assert ".source" not in short and ".source" in full
     assert short.count("\n") < full.count("\n")
+
+
+def test_computing_commands_share_the_run_options_and_the_versions_defaults(tmp_path, monkeypatch):
+    """--set, --index, --config, --level, --start-year and --years mean the same on explain, compare, sweep and
+    levels as on run: explain with --set gives the run's own numbers for the same --set."""
+    import json
+
+    import polars as pl
+
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    ran = runner.invoke(app, ["run", "--set", "transition.floor=-0.01", "--years", "1", "--out", str(tmp_path / "r"),
+                              "-q"])
+    assert ran.exit_code == 0, ran.output
+    grant = pl.read_parquet(tmp_path / "r" / "allocations.parquet").filter(pl.col("area_code") == "E06000001")["grant"]
+    explained = json.loads(runner.invoke(app, ["explain", "E06000001", "--set", "transition.floor=-0.01", "--years",
+                                               "1", "--json"]).output)
+    assert explained[-1]["cumulative_gbp"] == float(grant[0])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('years = 2\nlevel = "region"\n')
+    compared = runner.invoke(app, ["compare", "fundform-needs", "reform-2017", "--config", str(cfg), "--json"])
+    assert compared.exit_code == 0, compared.output
+    table = pl.read_parquet(json.loads(compared.output)["out"])
+    assert table["financial_year"].n_unique() == 2 and table["area_code"].n_unique() == 9
+    levels = runner.invoke(app, ["levels", "E47000001", "--years", "2", "--json"])
+    assert levels.exit_code == 0 and len(json.loads(levels.output)["years"]) == 2
+    swept = runner.invoke(app, ["sweep", "--param", "transition.floor=-0.01,0", "--years", "1", "--set",
+                                "control_total.real_growth=0.01", "--json"])
+    assert swept.exit_code == 0, swept.output
+    for cmd in (["report", str(tmp_path / "r"), "--json"], ["export", str(tmp_path / "r"), "--format", "csv",
+                                                           "--json", "--out", str(tmp_path / "e")]):
+        result = runner.invoke(app, cmd)
+        assert result.exit_code == 0 and json.loads(result.output), result.output
+    quiet = runner.invoke(app, ["export", str(tmp_path / "r"), "--format", "parquet", "-q", "--out",
+                                str(tmp_path / "e2")])
+    assert quiet.exit_code == 0 and quiet.output == ""

@@ -111,7 +111,7 @@ def test_formulas_diff_and_validate_commands():
     r = runner.invoke(app, ["formulas", "diff", "fundform-needs", str(SCENARIO), "--json"])
     assert r.exit_code == 0
     rows = json.loads(r.output)
-    assert {"path": "need.indicators.deprivation.elasticity.value", "a": 0.25, "b": 0.35} in rows
+    assert {"path": "need.indicators.deprivation.elasticity.value", "kind": "number", "a": 0.25, "b": 0.35} in rows
     v = runner.invoke(app, ["formulas", "validate", str(SCENARIO)])
     assert v.exit_code == 0 and "1 override" in v.output
 
