@@ -118,22 +118,13 @@ def _index_files(index: list[str] | None) -> dict[str, Path]:
 
 def _setup(formula=None, data=None, level=None, start_year=None, years=None, config=None, sets=None, index=None,
            price_base_year=None, **extra):
-    """The options every computing command shares, meaning the same everywhere: settings (options, then
-    FUNDFORM_*, then --config, then defaults), the index files, and the run parameters, where what is unset is the
-    version's own (its default level, first effective year and effective years). Returns (settings, parameters,
-    index files)."""
-    from fundform.config import load_settings
-    from fundform.formula.scenario import resolve_formula
-    from fundform.formula.spec import run_defaults
-    from fundform.pipeline import RunParameters
+    """The options every computing command shares, meaning the same everywhere (fundform.api.parameters, which the
+    Python API uses too): returns (settings, run parameters, index files)."""
+    from fundform.api import parameters
 
-    s = load_settings(config, formula=formula, data_dir=data, level=level, start_year=start_year, years=years,
-                      price_base_year=price_base_year)
-    index_files = _index_files(index)
-    level0, start0, years0 = run_defaults(resolve_formula(s.formula, tuple(sets or ()), index_files=index_files).spec)
-    pick = lambda given, default: default if given is None else given  # noqa: E731  (0 years is an error, not unset)
-    params = RunParameters(level=pick(s.level, level0), start_year=pick(s.start_year, start0),
-                           years=pick(s.years, years0), price_base_year=s.price_base_year, **extra)
+    s, params, index_files, _ = parameters(formula, data=data, level=level, start_year=start_year, years=years,
+                                           set=list(sets or ()), index=_index_files(index), config=config,
+                                           price_base_year=price_base_year, **extra)
     return s, params, index_files
 
 
@@ -198,6 +189,37 @@ def run(
                                    "policies": result.policies}))
     elif not quiet:
         print_summary(result, out)
+
+
+class _progress_bar:
+    """A Rich progress bar on stderr while long work runs (batch runs, ...), only when stderr is a terminal: piped or
+    redirected output gets nothing but the result. Called as progress(message, done, total)."""
+
+    def __init__(self, title: str, silent: bool):
+        self.title = title
+        self.on = not silent and err.is_terminal
+        self.progress = None
+        self.task = None
+
+    def __enter__(self):
+        if self.on:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=err, transient=True)
+            self.progress.__enter__()
+            self.task = self.progress.add_task(self.title, total=None)
+        return self
+
+    def __call__(self, message: str, done: int = 0, total: int = 0) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=escape(message), completed=done, total=total or None,
+                                 refresh=True)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+        return False
 
 
 class _null:
@@ -845,10 +867,8 @@ def batch(
 
     try:
         s = _settings()  # FUNDFORM_WAREHOUSE(_WAIT) and the other settings apply to a batch's runs too
-        with err.status("batch", spinner="dots") if not (quiet or json_out) else _null() as status:
-            summary = run_batch(spec, force=force, dry_run=dry_run,
-                                progress=(lambda m: status.update(m)) if status is not None else None,
-                                warehouse=s.warehouse)
+        with _progress_bar("batch", quiet or json_out) as bar:
+            summary = run_batch(spec, force=force, dry_run=dry_run, progress=bar, warehouse=s.warehouse)
     except Exception as e:  # noqa: BLE001
         fail(e)
     failed = summary["counts"]["failed"]
@@ -902,7 +922,7 @@ def sweep(
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
     from fundform.outputs.write import atomic_write_dir
-    from fundform.sweep import parse_parameters, run_sweep
+    from fundform.sweeps import parse_parameters, run_sweep
 
     try:
         names, values = parse_parameters(param, draws, seed)

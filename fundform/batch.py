@@ -161,7 +161,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
         warehouse = load_settings().warehouse
     record_into = Path(warehouse)
     output.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda _m: None)
+    say = progress or (lambda _m, _done=0, _total=0: None)  # progress(message, runs done, runs in all)
     results = []
     with Lock(output):
         log = (output / "batch.log.jsonl").open("a")
@@ -194,7 +194,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
                 elif dry_run:
                     row["status"] = "would run"
                 else:
-                    say(f"running {job.label}")
+                    say(f"running {job.label}", len(results), len(jobs))
                     run(job.formula, job.data_dir, params, target, output, sets=job.sets, plan=plan,
                         warehouse=warehouse)
                     row["status"] = "done"

@@ -14,7 +14,6 @@ import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError, InvalidInput, Problem, UsageProblem
-from fundform.explain import cohort_budgets, need_steps, waterfall
 from fundform.failpoints import failpoint
 from fundform.formula.registry import LoadedFormula
 from fundform.formula.scenario import resolve_formula
@@ -41,6 +40,7 @@ from fundform.settlement.transition import (
     run_transition,
     solve_bounded,
 )
+from fundform.waterfall import cohort_budgets, need_steps, waterfall
 
 
 @dataclass(frozen=True)

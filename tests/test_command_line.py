@@ -160,3 +160,34 @@ def test_computing_commands_share_the_run_options_and_the_versions_defaults(tmp_
     quiet = runner.invoke(app, ["export", str(tmp_path / "r"), "--format", "parquet", "-q", "--out",
                                 str(tmp_path / "e2")])
     assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_long_work_prints_no_progress_when_piped(tmp_path, monkeypatch):
+    """CliRunner's output is not a terminal: a batch prints its result table and nothing of a progress bar."""
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    (tmp_path / "b.toml").write_text('output = "b"\n[[runs]]\nformula = "fundform-needs"\nyears = 1\n')
+    result = runner.invoke(app, ["batch", str(tmp_path / "b.toml")])
+    assert result.exit_code == 0, result.output
+    assert "1 done" in result.output and "━" not in result.output.split("batch")[0]
+    assert "running fundform-needs" not in result.output
+
+
+def test_progress_bar_draws_on_a_terminal(capsys):
+    """On a terminal (forced here) the bar is shown while work runs, and cleared afterwards."""
+    import io
+
+    from rich.console import Console
+
+    import cli
+
+    buf = io.StringIO()
+    saved = cli.err
+    cli.err = Console(file=buf, force_terminal=True, width=100)
+    try:
+        with cli._progress_bar("batch", silent=False) as bar:
+            bar("running one", 1, 3)
+            cli.err.file.flush()
+            drawn = buf.getvalue()
+    finally:
+        cli.err = saved
+    assert "running one" in drawn and "1/3" in drawn

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fundform.errors import FundformError
 from fundform.formula.scenario import resolve_formula
 from fundform.pipeline import RunParameters, compute
-from fundform.sweep import parse_parameters, run_sweep
+from fundform.sweeps import parse_parameters, run_sweep
 
 PARAMS = RunParameters(level="region", years=3)
 
