@@ -26,9 +26,10 @@ test: lint
 lint: install
 	$(BIN)/ruff check .
 
-## rebuild data/default from ../shared/data (maintainers; the engine never reads ../shared)
+## rebuild data/default and data/maps from ../shared/data (maintainers; the engine never reads ../shared)
 data: install
 	$(BIN)/python data/build_dataset.py
+	$(BIN)/python data/build_maps.py
 
 ## regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/ and docs/assumptions.md from the code
 docs: install

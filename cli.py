@@ -181,7 +181,8 @@ def run(
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
     if with_report:
-        _write_report(str(result.out_dir), None, None, None, data, quiet=quiet or json_out)
+        _write_report(str(result.out_dir), None, None, None, s.data_dir, quiet=quiet or json_out,
+                      deal_file=params.deal_file)
     if json_out:
         out.print_json(json.dumps({"run_id": result.manifest["run_id"], "out_dir": str(result.out_dir),
                                    "formula": result.manifest["formula"], "parameters": params.as_dict(),
@@ -817,7 +818,7 @@ def report(
         out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
 
 
-def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None) -> None:
+def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None, deal_file=None) -> None:
     import polars as pl
 
     from fundform.inputs.dataset import load_dataset
@@ -831,21 +832,40 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
         run_dir = find_run(run_ref, s.warehouse, s.out_root)
         alloc = pl.read_parquet(run_dir / "allocations.parquet")
         level = alloc["area_level"][0]
+        dataset = None
         try:
-            deciles = cmp.deprivation_deciles(load_dataset(data or default_data_dir()), level)
+            dataset = load_dataset(data or default_data_dir())
+            deciles = cmp.deprivation_deciles(dataset, level)
         except FundformError:
             deciles = None
+        member = _membership(dataset, level, deal_file)
         comparison = None
         if compare_with:
             other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
             comparison = cmp.compare(other, alloc, deciles)
         target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
-                              comparison=comparison, sweep_dir=sweep_dir)
+                              comparison=comparison, sweep_dir=sweep_dir, member=member)
     except Exception as e:  # noqa: BLE001
         fail(e)
     if not quiet:
         out.print(f"report written to {escape(str(target))}")
     return target
+
+
+def _membership(dataset, level: str, deal_file=None) -> dict[str, str] | None:
+    """Each lower-tier authority's area at the run's level, for the report's maps (None if not known)."""
+    from fundform.inputs.tables import LEVELS
+    from fundform.outputs.maps import membership
+
+    if deal_file is not None:
+        from fundform.geography import with_level
+
+        dataset = with_level(dataset, f"deal:{deal_file}", Path(deal_file))
+        return membership(dataset["area_lookup"], [lv for lv in dataset["area_lookup"]["level"].unique()
+                                                   if lv not in LEVELS][0])
+    if dataset is None or level not in LEVELS:
+        return None
+    return membership(dataset["area_lookup"], level)
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,10 +31,11 @@ def report(tmp_path_factory):
 
 def test_report_is_self_contained(report):
     text = report.read_text()
-    assert len(re.findall(r'<svg class="chart"', text)) == 5
+    assert len(re.findall(r'<svg class="chart[ "]', text)) == 11  # 5 charts and 6 maps
     # nothing is fetched: no external scripts, styles, fonts or images
     assert not re.search(r'<(script|link|img)[^>]+(src|href)=', text)
-    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 5  # SVG namespaces only
+    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 11  # SVG namespaces only
+    assert "Open Government Licence" in text and "Open Innovations" in text  # the boundaries' attribution
 
 
 def test_report_lists_the_numbers_resting_on_assumptions(report):
@@ -44,14 +48,63 @@ def test_report_lists_the_numbers_resting_on_assumptions(report):
         assert f"<td>{a['path']}</td>" in text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium; it "
-                    "could not be installed on this machine)")
-def test_report_renders_in_headless_chromium(report, tmp_path):
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-                          "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+def need_chromium():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):  # CI installs Debian's chromium (.ci/run): a browser test never skips there
+            pytest.fail("Chromium is not installed in CI: .ci/run installs Debian's chromium")
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+
+
+def rendered(page: str, tmp_path, width: int, name: str) -> dict:
+    """The page's own checks after loading in headless Chromium at `width` px: the <body> data attributes."""
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / name}", "--virtual-time-budget=5000",
+                          f"--window-size={width},1400", "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120).stdout
     body = re.search(r"<body[^>]*>", dom).group(0)
-    assert 'data-rendered="ok"' in body, body  # the page's own check: 5 charts drawn, no script error
-    assert 'data-charts="5"' in body and "data-error" not in body
+    attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body))
+    if "maps" in attrs:
+        attrs["maps"] = json.loads(html.unescape(attrs["maps"]))
+    return attrs
+
+
+@pytest.mark.parametrize("width, columns", [(1280, "2"), (390, "1")])
+def test_report_renders_in_headless_chromium(report, tmp_path, width, columns):
+    need_chromium()
+    page = rendered(report.as_uri(), tmp_path, width, "p")
+    assert page.get("rendered") == "ok" and "error" not in page, page  # no script error, every chart drawn
+    assert page["charts"] == "11"
+    assert page["maps"] == {m: 296 for m in ("m1", "m2", "m3", "m4", "h1", "h2")}  # every area on every map
+    assert page["columns"] == columns  # two columns at 1280 px, one on a phone
+    assert page["rows"] == "296"
+
+
+def test_the_areas_table_sorts_and_filters(report, tmp_path):
+    need_chromium()
+    page = rendered(report.as_uri() + "#selftest", tmp_path, 1280, "s")
+    assert page["sorted"] == "desc"  # two clicks on "grant per head": descending
+    london = sum(1 for name in re.findall(r"<tr><td>([^<]*)<span", report.read_text()) if "lond" in name.lower())
+    assert int(page["filtered"]) == london >= 1  # 'lond': the rows naming London only
+
+
+@pytest.mark.parametrize("level", ["icb", "region", "deal"])
+def test_maps_draw_every_area_of_every_level(level, tmp_path):
+    need_chromium()
+    from fundform.paths import PROJECT_ROOT
+
+    arg = f"deal:{PROJECT_ROOT / 'docs' / 'examples' / 'deal-areas-example.csv'}" if level == "deal" else level
+    r = runner.invoke(app, ["run", "--level", arg, "--out", str(tmp_path / "run"), "--report", "--quiet",
+                            "--no-record", "--years", "1"])
+    assert r.exit_code == 0, r.output
+    import polars as pl
+
+    n = pl.read_parquet(tmp_path / "run" / "allocations.parquet")["area_code"].n_unique()
+    page = rendered((tmp_path / "run" / "report.html").as_uri(), tmp_path, 1280, "l")
+    assert page.get("rendered") == "ok", page
+    assert set(page["maps"].values()) == {n}, (page["maps"], n)
+
+
+def test_report_screenshot(report, tmp_path):
+    need_chromium()
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1360,1150",
                     f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)

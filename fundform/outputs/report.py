@@ -177,7 +177,13 @@ def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
 color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}.cards{display:flex;gap:1rem;
 flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;min-width:180px}.card b{display:block;
-font-size:1.3rem}.charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #e3e3ea;border-radius:6px}
+font-size:1.3rem}.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}
+figure{margin:0;border:1px solid #e3e3ea;border-radius:6px;min-width:0}svg.chart{width:100%;height:auto;display:block}
+@media (max-width:760px){.charts{grid-template-columns:minmax(0,1fr)}body{padding:0 .5rem;margin:1rem auto}
+table{font-size:.75rem}.card{min-width:140px}}th{cursor:pointer}th.asc:after{content:" \\25B2"}
+th.desc:after{content:" \\25BC"}.filter input{font:inherit;padding:2px 6px}
+@media print{.filter{display:none}body{max-width:none;margin:0}.charts{grid-template-columns:1fr 1fr}
+figure{break-inside:avoid}th{position:static}}
 svg .t{font-size:14px;font-weight:600}svg .l{font-size:12px;fill:#444}svg .k{font-size:10px;fill:#555}
 svg .g{stroke:#eee}table{border-collapse:collapse;font-size:.85rem;width:100%}th,td{border-bottom:1px solid #eee;
 padding:3px 6px;text-align:right}th{background:#f3f5f9;position:sticky;top:0}td:first-child,th:first-child{
@@ -185,14 +191,37 @@ text-align:left}.muted{color:#666;font-size:.85rem}"""
 
 CHECK = """<script>
 window.onerror=function(m){document.body.dataset.error=String(m);};
-document.addEventListener('DOMContentLoaded',function(){var n=document.querySelectorAll('svg.chart').length;
+document.addEventListener('DOMContentLoaded',function(){
+var t=document.getElementById('areas'),tb=t.tBodies[0],f=document.getElementById('filter');
+f.addEventListener('input',function(){var q=f.value.toLowerCase();Array.prototype.forEach.call(tb.rows,function(r){
+r.style.display=r.cells[0].textContent.toLowerCase().indexOf(q)>=0?'':'none';});});
+Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){th.addEventListener('click',function(){
+var asc=!th.classList.contains('asc');Array.prototype.forEach.call(t.tHead.rows[0].cells,function(c){
+c.classList.remove('asc','desc');});th.classList.add(asc?'asc':'desc');
+var rows=Array.prototype.slice.call(tb.rows);rows.sort(function(a,b){var x=a.cells[i],y=b.cells[i];
+var u=x.dataset.v,v=y.dataset.v;var d=(u!==undefined&&v!==undefined)?(parseFloat(u)-parseFloat(v)):
+x.textContent.localeCompare(y.textContent);return asc?d:-d;});rows.forEach(function(r){tb.appendChild(r);});});});
+var n=document.querySelectorAll('svg.chart').length;
 var ok=true;document.querySelectorAll('svg.chart').forEach(function(s){if(s.getBBox().width<=0)ok=false;});
+var maps={};document.querySelectorAll('svg.mapsvg').forEach(function(s){var a={};
+s.querySelectorAll('[data-area]').forEach(function(e){a[e.dataset.area]=1;});maps[s.id]=Object.keys(a).length;});
+document.body.dataset.maps=JSON.stringify(maps);document.body.dataset.rows=String(tb.rows.length);
+var g=document.querySelector('.charts');document.body.dataset.columns=String(
+getComputedStyle(g).gridTemplateColumns.split(' ').length);
+if(location.hash==='#selftest'){var ths=t.tHead.rows[0].cells,last=ths[ths.length-1];last.click();last.click();
+var v=Array.prototype.map.call(tb.rows,function(r){return parseFloat(r.cells[ths.length-1].dataset.v);});
+var desc=v.every(function(x,k){return k===0||v[k-1]>=x;});f.value='lond';f.dispatchEvent(new Event('input'));
+var shown=Array.prototype.filter.call(tb.rows,function(r){return r.style.display!=='none';}).length;
+document.body.dataset.sorted=desc?'desc':'no';document.body.dataset.filtered=String(shown);}
 document.body.dataset.charts=String(n);if(ok&&n>=5&&!document.body.dataset.error)document.body.dataset.rendered='ok';});
 </script>"""
 
 
 def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str | None = None,
-                 comparison: pl.DataFrame | None = None, sweep_dir: Path | None = None) -> str:
+                 comparison: pl.DataFrame | None = None, sweep_dir: Path | None = None,
+                 member: dict[str, str] | None = None) -> str:
+    """The report's HTML. `member` maps each lower-tier authority to its area at the run's level (for the maps);
+    without it the maps are left out with a note."""
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     a = pl.read_parquet(run_dir / "allocations.parquet").with_columns(
@@ -247,6 +276,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         charts.append(ranges(per("grant_p5"), per("grant_median"), per("grant_p95"), fin["area_name"].to_list(),
                              f"Sweep of {sm['scenarios']:,} scenarios: grant per head, 5th to 95th percentile, "
                              f"{fin['financial_year'][0]}", "grant per head (£)", "c6"))
+    maps_html = _maps(first, last, change, member, years)
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
              (f"grant {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
              (f"grant {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
@@ -256,9 +286,12 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
               ["holds"].all() else "FAILED")]
     rows = "".join(
         f"<tr><td>{html.escape(str(r['area_name']))} <span class=muted>{html.escape(str(r['area_code']))}</span></td>"
-        f"<td>{r['population']:,.0f}</td><td>{r['need_index']:.3f}</td><td>{gbp(r['target_allocation'], 0)}</td>"
-        f"<td>{gbp(r['allocation'], 0)}</td><td>{r['distance_from_target']:+.2%}</td><td>{html.escape(str(r['transition_bound']))}</td>"
-        f"<td>{gbp(r['grant'], 0)}</td><td>{gbp(r['grant_per_head'])}</td></tr>"
+        f"<td data-v=\"{r['population']}\">{r['population']:,.0f}</td><td data-v=\"{r['need_index']}\">"
+        f"{r['need_index']:.3f}</td><td data-v=\"{r['target_allocation']}\">{gbp(r['target_allocation'], 0)}</td>"
+        f"<td data-v=\"{r['allocation']}\">{gbp(r['allocation'], 0)}</td><td data-v=\"{r['distance_from_target']}\">"
+        f"{r['distance_from_target']:+.2%}</td><td>{html.escape(str(r['transition_bound']))}</td>"
+        f"<td data-v=\"{r['grant']}\">{gbp(r['grant'], 0)}</td><td data-v=\"{r['grant_per_head']}\">"
+        f"{gbp(r['grant_per_head'])}</td></tr>"
         for r in last.sort("area_code").iter_rows(named=True))
     f = m["formula"]
     assumed = m.get("assumptions", [])
@@ -277,13 +310,55 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
 {len(m['overrides'])} override(s) · fundform {html.escape(str(m['engine']['version']))} · money in pounds, cash
 unless marked; real terms at {html.escape(str(pb))} prices.</p>
 <div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards)}</div>
+{maps_html}
 <h2>Charts</h2><div class="charts">{''.join(charts)}</div>
-<h2>Areas, {years[-1]}</h2><table><thead><tr><th>area</th><th>population</th><th>need index</th><th>target</th>
+<h2>Areas, {years[-1]}</h2><p class="filter"><label>Filter areas <input id="filter" type="search"
+placeholder="name or code"></label> <span class="muted">Click a column heading to sort.</span></p>
+<table id="areas"><thead><tr><th>area</th><th>population</th><th>need index</th><th>target</th>
 <th>allocation</th><th>distance from target</th><th>bound</th><th>grant</th><th>grant per head</th></tr></thead>
 <tbody>{rows}</tbody></table>{assumptions}
 <p class="muted">Generated by fundform from {html.escape(run_dir.name)}; every figure is in the run's Parquet outputs, whose
 schema is in docs/output-schema.md.</p>{CHECK}</body></html>
 """
+
+
+def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member: dict[str, str] | None,
+          years: list[str]) -> str:
+    from fundform.outputs import maps
+
+    if not maps.available():
+        return ""
+    if not member:
+        return ('<h2>Maps</h2><p class="muted">The maps need to know which authorities make up each area of this '
+                "run's level; for a deal-area run, write the report with <code>fundform run --level deal:FILE "
+                "--report</code>.</p>")
+    level = str(first["area_level"][0])
+    names = dict(first.select("area_code", "area_name").iter_rows())
+    per_head = dict(first.select("area_code", "grant_per_head").iter_rows())
+    ch = dict(change.select("area_code", "ch").iter_rows())
+    before = dict(first.select("area_code", ((pl.col("baseline") - pl.col("target_allocation"))
+                                             / pl.col("target_allocation") * 100).alias("d")).iter_rows())
+    after = dict(last.select("area_code", (pl.col("distance_from_target") * 100).alias("d")).iter_rows())
+    money = lambda v: gbp(v, 0)  # noqa: E731
+    pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+    figs = [
+        maps.geographic(per_head, names, member, f"Grant per head, {years[0]}", "£ per resident", money, False, "m1"),
+        maps.geographic(ch, names, member, f"Change against today's funding, {years[-1]}", "£ per resident",
+                        money, True, "m2"),
+        maps.geographic(before, names, member, "Distance from target before transition (today's funding)",
+                        "% of target", pct, True, "m3"),
+        maps.geographic(after, names, member, f"Distance from target after transition, {years[-1]}",
+                        "% of target", pct, True, "m4"),
+        maps.hexmap(ch, names, member, level, f"Change against today's funding, {years[-1]} (hex cartogram)",
+                    "£ per resident", money, True, "h1"),
+        maps.hexmap(per_head, names, member, level, f"Grant per head, {years[0]} (hex cartogram)",
+                    "£ per resident", money, False, "h2"),
+    ]
+    return (maps.defs() + f'<h2>Maps</h2><p class="muted">{first.height:,} areas at level {html.escape(level)}; an '
+            "area above lower tier is drawn as its member authorities. Hover for each area's value. Boundaries: "
+            "Office for National Statistics licensed under the Open Government Licence v.3.0, contains OS data "
+            "&copy; Crown copyright and database right 2024; hex cartograms: Open Innovations (MIT).</p>"
+            f'<div class="charts maps">{"".join(figs)}</div>')
 
 
 def write_report(run_dir: Path, target: Path, **kwargs) -> Path:

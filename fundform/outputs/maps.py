@@ -1,0 +1,152 @@
+"""Maps for the report: inline SVG of England at any level, geographic and as a hex cartogram.
+
+The lower-tier authorities' outlines (data/maps/ltla.json, built by data/build_maps.py from ONS boundaries) are
+defined once in the page and reused by every map. An area of a higher level (an upper-tier council, a region, an ICB,
+a combined authority, a deal area) is drawn as the union of its member authorities, all filled with its colour: each
+authority belongs to the area holding the largest share of it. Every drawn shape carries `data-area` and a tooltip
+(`<title>`) with the area's name and value. Palettes are ColorBrewer's colour-blind-safe PuOr (diverging, for
+changes and distances from target) and YlGnBu (sequential, for amounts).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from functools import lru_cache
+
+import polars as pl
+
+from fundform.paths import PROJECT_ROOT
+
+MAPS = PROJECT_ROOT / "data" / "maps"
+DIVERGING = ("#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788")
+SEQUENTIAL = ("#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84")
+
+
+@lru_cache(maxsize=4)
+def _load(name: str) -> dict:
+    return json.loads((MAPS / name).read_text())
+
+
+def available() -> bool:
+    return (MAPS / "ltla.json").is_file()
+
+
+def membership(lookup: pl.DataFrame, level: str) -> dict[str, str]:
+    """Each lower-tier authority's area at `level`: the one holding the largest share of it."""
+    lk = lookup.filter(pl.col("level") == level).sort(["area_code", "share", "target_code"],
+                                                       descending=[False, True, False])
+    return dict(lk.group_by("area_code", maintain_order=True).agg(pl.col("target_code").first()).iter_rows())
+
+
+def defs() -> str:
+    """The authorities' outlines, once per page: <path id="ltla-CODE">."""
+    paths = _load("ltla.json")["paths"]
+    body = "".join(f'<path id="ltla-{html.escape(c)}" d="{d}"/>' for c, d in paths.items())
+    return f'<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>{body}</defs></svg>'
+
+
+def _range(values: dict[str, float | None], diverging: bool) -> tuple[float, float, bool]:
+    """The colour scale's ends: a diverging scale is symmetric about zero and reaches the 95th percentile of the
+    values' size, a sequential one the 2nd to 98th percentiles, so one extreme area does not wash out the rest
+    (values beyond take the end colours; the legend says so). Returns (lo, hi, clipped)."""
+    finite = sorted(v for v in values.values() if v is not None and math.isfinite(v))
+    if not finite:
+        return 0.0, 1.0, False
+    pick = lambda xs, p: xs[min(len(xs) - 1, max(0, int(round(p * (len(xs) - 1)))))]  # noqa: E731
+    if diverging:
+        lim = pick(sorted(abs(v) for v in finite), 0.95) or max(abs(v) for v in finite) or 1.0
+        return -lim, lim, max(abs(v) for v in finite) > lim
+    lo, hi = pick(finite, 0.02), pick(finite, 0.98)
+    if hi <= lo:
+        lo, hi = finite[0], finite[-1]
+    return lo, hi, finite[0] < lo or finite[-1] > hi
+
+
+def _colour(v: float | None, lo: float, hi: float, diverging: bool) -> str:
+    if v is None or not math.isfinite(v):
+        return "#dddddd"
+    if diverging:
+        lim = max(abs(lo), abs(hi)) or 1.0
+        i = int(round((v / lim + 1) / 2 * (len(DIVERGING) - 1)))
+        return DIVERGING[min(max(i, 0), len(DIVERGING) - 1)]
+    span = (hi - lo) or 1.0
+    i = int((v - lo) / span * len(SEQUENTIAL))
+    return SEQUENTIAL[min(max(i, 0), len(SEQUENTIAL) - 1)]
+
+
+def _legend(lo: float, hi: float, diverging: bool, fmt, unit: str, y: float, width: float,
+            clipped: bool = False) -> str:
+    colours = DIVERGING if diverging else SEQUENTIAL
+    w = min(width * 0.6, 260) / len(colours)
+    x0 = 10
+    parts = [f'<rect x="{x0 + i * w:.1f}" y="{y}" width="{w:.1f}" height="10" fill="{c}"/>'
+             for i, c in enumerate(colours)]
+    le, ge = ("\u2264 ", "\u2265 ") if clipped else ("", "")
+    parts.append(f'<text x="{x0}" y="{y + 24}" class="k">{html.escape(le + fmt(lo))}</text>')
+    parts.append(f'<text x="{x0 + len(colours) * w}" y="{y + 24}" class="k" text-anchor="end">'
+                 f'{html.escape(ge + fmt(hi))}</text>')
+    parts.append(f'<text x="{x0 + len(colours) * w + 8}" y="{y + 9}" class="k">{html.escape(unit)}</text>')
+    return '<g class="legend">' + "".join(parts) + "</g>"
+
+
+def geographic(values: dict[str, float | None], names: dict[str, str], member: dict[str, str], title: str,
+               unit: str, fmt, diverging: bool, map_id: str) -> str:
+    """A map of England: each authority's outline filled with its area's colour, the area's tooltip."""
+    vb = _load("ltla.json")["viewBox"]
+    lo, hi, clipped = _range(values, diverging)
+    uses = []
+    for ltla, area in sorted(member.items()):
+        if area not in values:
+            continue
+        v = values[area]
+        tip = f"{names.get(area, area)} ({area}): {fmt(v) if v is not None else 'no value'} {unit}"
+        uses.append(f'<use href="#ltla-{html.escape(ltla)}" data-area="{html.escape(area)}" '
+                    f'fill="{_colour(v, lo, hi, diverging)}"><title>{html.escape(tip)}</title></use>')
+    h = vb[3] + 50
+    return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="{vb[0]} {vb[1] - 30} {vb[2]} {h}" '
+            f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{html.escape(title)}</title>'
+            f'<text x="{vb[0] + 10}" y="{vb[1] - 12}" class="t">{html.escape(title)}</text>'
+            f'<g class="areas" stroke="#ffffff" stroke-width="0.25">{"".join(uses)}</g>'
+            f'<g transform="translate({vb[0]},{vb[1] + vb[3] - 10})">'
+            f'{_legend(lo, hi, diverging, fmt, unit, 0, vb[2], clipped)}</g></svg></figure>')
+
+
+def _hex_points(cx: float, cy: float, r: float) -> str:
+    return " ".join(f"{cx + r * math.cos(math.radians(60 * k - 30)):.1f},{cy + r * math.sin(math.radians(60 * k - 30)):.1f}"
+                    for k in range(6))
+
+
+def hexmap(values: dict[str, float | None], names: dict[str, str], member: dict[str, str], level: str, title: str,
+           unit: str, fmt, diverging: bool, map_id: str) -> str:
+    """A hex cartogram: one equal hexagon per authority (per ICB at level icb), so London reads as well as the
+    shires; an area of a higher level is its members' hexagons."""
+    hexes = _load("icb_hex.json" if level == "icb" else "ltla_hex.json")["hexes"]
+    owner = {c: c for c in hexes} if level == "icb" else member
+    lo, hi, clipped = _range(values, diverging)
+    r = 22.0 if level == "icb" else 11.0
+    w, hgt = math.sqrt(3) * r, 1.5 * r
+    qs = [q for q, _ in hexes.values()]
+    rs = [rr for _, rr in hexes.values()]
+    top = max(rs)
+    cells = []
+    for code, (q, rr) in sorted(hexes.items()):
+        area = owner.get(code)
+        if area is None or area not in values:
+            continue
+        cx = (q - min(qs)) * w + (w / 2 if rr % 2 else 0) + w
+        cy = (top - rr) * hgt + r + 30  # odd-r rows count up from the south
+        v = values[area]
+        tip = f"{names.get(area, area)} ({area}): {fmt(v) if v is not None else 'no value'} {unit}"
+        cells.append(f'<polygon points="{_hex_points(cx, cy, r * 0.98)}" data-area="{html.escape(area)}" '
+                     f'fill="{_colour(v, lo, hi, diverging)}"><title>{html.escape(tip)}</title></polygon>')
+    width = (max(qs) - min(qs) + 2) * w + w
+    height = (top - min(rs) + 1) * hgt + r + 70
+    return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="0 0 {width:.0f} {height:.0f}" '
+            f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{html.escape(title)}</title><text x="10" y="18" class="t">{html.escape(title)}</text>'
+            f'<g class="areas" stroke="#ffffff" stroke-width="0.6">{"".join(cells)}</g>'
+            f'<g transform="translate(0,{height - 36:.0f})">{_legend(lo, hi, diverging, fmt, unit, 0, width, clipped)}'
+            f'</g></svg></figure>')
