@@ -151,7 +151,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
               warehouse: Path | None = None) -> dict:
     """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
     the one every other command reads, unless the spec says record = false."""
-    from fundform.outputs.warehouse import is_recorded, record_run
+    from fundform.outputs.warehouse import record_run, recorded_ids
     from fundform.pipeline import RunParameters, plan_run, run
 
     spec, jobs, output = read_spec(spec_path)
@@ -160,6 +160,12 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
 
         warehouse = load_settings().warehouse
     record_into = Path(warehouse)
+    known: list[set[str]] = []
+
+    def recorded() -> set[str]:  # the warehouse's run ids, read once per batch (one connection, not one a run)
+        if not known:
+            known.append(recorded_ids(record_into))
+        return known[0]
     output.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _m, _done=0, _total=0: None)  # progress(message, runs done, runs in all)
     results = []
@@ -188,8 +194,9 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
                     row["status"] = "skipped (complete, inputs unchanged)"
                     # a run killed after writing and before recording (or a lock timeout) is complete on disk but
                     # not in the warehouse: record it now, so the two always agree
-                    if warehouse is not None and not dry_run and not is_recorded(warehouse, plan.run_id):
+                    if warehouse is not None and not dry_run and plan.run_id not in recorded():
                         record_run(warehouse, target)
+                        recorded().add(plan.run_id)
                         row["status"] = "skipped (complete, inputs unchanged); recorded in the warehouse now"
                 elif dry_run:
                     row["status"] = "would run"

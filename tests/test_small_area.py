@@ -58,3 +58,22 @@ def test_person_level_faults_are_named(tmp_path):
     except InvalidInput as e:
         text = str(e)
     assert "population/, column 'sex'" in text and "population/, column 'age'" in text and "E06000001" in text
+
+
+def test_a_person_in_two_chunks_is_refused_naming_both(tmp_path):
+    """Person rows carry person_id: one person twice (a chunk written twice, overlapping extracts) would be counted
+    twice. Each chunk is checked alone and chunks whose id ranges overlap together."""
+    import pytest
+
+    folder = write_dataset(synthetic_dataset(n_areas=3, seed=1), tmp_path / "p")
+    (folder / "population.parquet").unlink()
+    (folder / "population").mkdir()
+    rows = lambda ids: pl.DataFrame({"person_id": ids, "area_code": ["E06000000"] * len(ids),  # noqa: E731
+                                     "sex": ["F"] * len(ids), "age": [40] * len(ids)})
+    rows([1, 2, 3]).write_parquet(folder / "population" / "a.parquet")
+    rows([10, 11, 3]).write_parquet(folder / "population" / "b.parquet")
+    with pytest.raises(InvalidInput, match=r"1 person_id\(s\) in both a.parquet and b.parquet"):
+        load_dataset(folder)
+    rows([10, 11, 11]).write_parquet(folder / "population" / "b.parquet")
+    with pytest.raises(InvalidInput, match="repeated within chunk b.parquet"):
+        load_dataset(folder)

@@ -163,6 +163,19 @@ def check_usable(warehouse: Path) -> None:
             raise type(e)(f"{e} (nothing was written)") from None
 
 
+def recorded_ids(warehouse: Path) -> set[str]:
+    """Every run id the warehouse holds (empty if there is no warehouse, or it has no tables yet)."""
+    if not Path(warehouse).exists():
+        return set()
+    con = connect(warehouse, read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
+    except duckdb.CatalogException:
+        return set()
+    finally:
+        con.close()
+
+
 def is_recorded(warehouse: Path, run_id: str) -> bool:
     """Whether the warehouse holds the run (a batch skipping a complete run checks this, and records it if not)."""
     if not Path(warehouse).exists():
