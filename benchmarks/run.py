@@ -203,7 +203,13 @@ def main() -> int:
         "W2 variability: pandas' time varies most between runs on this shared machine (its range is in the table). "
         "An earlier `make bench` on 2026-11-22, with five runs of each implementation back to back instead of "
         "interleaved rounds, gave pandas a median of 0.49 s, 2.8x fundform's: the 4x target is met in the median "
-        "here, not in every run.", "",
+        "here, not in every run. The pandas ratio sits at the 4x line (3.8-4.3x on 2026-11-23 runs, as the shared "
+        "machine's load moved pandas' median between 0.74 and 1.05 s); W2's fundform code is unchanged.", "",
+        "Checks on input (2026-11-23, reliability): W4 verifies that no person_id repeats, chunk by chunk and across "
+        "chunks whose id ranges overlap (memory bounded by a chunk: 666 MB peak); that is most of W4's time over "
+        "2.2 s before the check. W1, side by side with the commit before those checks (5 interleaved runs each): "
+        "1.26 s against 1.18 s median, within the machine's noise, after Parquet page checksums were read through "
+        "ParquetFile (read_table's import of pyarrow.dataset had cost 0.3 s).", "",
         "## Where the time goes where a target is missed", "",
         "W2 against the read floor: the floor only reads three columns; fundform must also aggregate 6.1M rows into "
         "27,000 authority x age groups (about 0.1 s of its time on this machine in isolation, measured with Polars' "
