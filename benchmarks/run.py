@@ -203,7 +203,7 @@ def main() -> int:
         "W2 variability: pandas' time varies most between runs on this shared machine (its range is in the table). "
         "An earlier `make bench` on 2026-11-22, with five runs of each implementation back to back instead of "
         "interleaved rounds, gave pandas a median of 0.49 s, 2.8x fundform's: the 4x target is met in the median "
-        "here, not in every run. The pandas ratio sits at the 4x line (3.8-4.3x on 2026-11-23 runs, as the shared "
+        "here, not in every run. The pandas ratio sits at the 4x line (4.0x and 4.3x in two 2026-11-23 runs, as the shared "
         "machine's load moved pandas' median between 0.74 and 1.05 s); W2's fundform code is unchanged.", "",
         "Checks on input (2026-11-23, reliability): W4 verifies that no person_id repeats, chunk by chunk and across "
         "chunks whose id ranges overlap (memory bounded by a chunk: 666 MB peak); that is most of W4's time over "
