@@ -92,6 +92,16 @@ def population_chunks(duplicate: str) -> Callable[[Path], None]:
     return go
 
 
+def small_areas(weight: float) -> Callable[[Path], None]:
+    """Deprivation given for small areas (two per authority), each weighted by `weight` persons."""
+    def go(d: Path) -> None:
+        dep = read(d, "deprivation")
+        write(d, "deprivation", pl.concat([dep.with_columns(small_area_code=pl.col("area_code") + f"-{k}",
+                                                            small_area_population=pl.lit(weight))
+                                           for k in ("a", "b")]))
+    return go
+
+
 def zero_bytes(name: str, count: int = 64) -> Callable[[Path], None]:
     """A corrupted file: `count` bytes zeroed in the middle of the data pages."""
     def go(d: Path) -> None:
@@ -314,6 +324,16 @@ DATA_CASES: dict[str, DataCase] = {
     "published baselines zero": DataCase(edit("nhs_icb_allocations", lambda df: df.with_columns(
         adjusted_recurrent_baseline=0.0)), ("nhs_icb_allocations.parquet", "'adjusted_recurrent_baseline'", "> 0"),
         args=NHS),
+    "small-area weights all zero": DataCase(small_areas(0.0), ("deprivation.parquet", "'small_area_population'",
+                                                               "no population at all", "E06000001")),
+    "small-area weights negative": DataCase(small_areas(-5.0), ("deprivation.parquet", "'small_area_population'",
+                                                                ">= 0", "row 1")),
+    "small-area weights NaN": DataCase(small_areas(float("nan")), ("deprivation.parquet",
+                                                                   "'small_area_population'", "row 1")),
+    "council tax band Z": DataCase(set_cell("council_tax_bands", "band", "Z"), ("council_tax_bands.parquet",
+                                                                                "'band'", "A to H", "row 1")),
+    "council tax band missing": DataCase(edit("council_tax_bands", lambda df: df.filter(pl.col("band") != "H")),
+                                         ("council_tax_bands.parquet", "'band'", "without all eight bands")),
     # the bundled dataset's checksum manifest
     "bundled copy with an edited value": DataCase(scale("baseline", "nhs_core", 1.01), (
         "baseline.parquet", "differs from CHECKSUMS.sha256"), keep_checksums=True),

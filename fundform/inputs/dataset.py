@@ -602,6 +602,14 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
             problems.append(Problem(names.get("population", "population"), "sex", f"{bad_sex.height} unknown sex code(s)",
                                     "F or M", _row_labels(bad_sex, ["area_code", "sex", "age"])))
 
+    if "council_tax_bands" in tables:  # optional, but complete when given: eight bands per authority
+        bands = tables["council_tax_bands"].group_by("area_code").agg(n=pl.col("band").n_unique()).filter(
+            pl.col("n") != 8).sort("area_code")
+        if bands.height:
+            problems.append(Problem(names.get("council_tax_bands", "council_tax_bands"), "band",
+                                    f"{bands.height} authority(ies) without all eight bands",
+                                    "bands A to H for every authority", _row_labels(bands, ["area_code"])))
+
     if "area_lookup" in tables:
         lk = tables["area_lookup"]
         file = names.get("area_lookup", "area_lookup")

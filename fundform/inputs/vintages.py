@@ -107,6 +107,25 @@ def aggregate_small_areas(frame: pl.DataFrame, contract: TableContract, file: st
     if "small_area_population" not in frame.columns:
         return frame, [], [Problem(file, "small_area_population", "column is missing", "each small area's population, "
                                    "to weight its values when they are summed to authorities")]
+    # the weights are checked like any column: numbers >= 0, none missing, and some population in every authority
+    # (a zero total would average by dividing by zero)
+    from fundform.inputs.contracts import Column, TableContract, check_table
+
+    weights = TableContract("small areas", "", "", "", (
+        Column("small_area_code", "str", "code", "small area"), Column("area_code", "str", "GSS code", "authority"),
+        Column("small_area_population", "float", "persons", "the small area's population", min=0, max=1e9)),
+        key=("small_area_code",))
+    frame_w, problems = check_table(frame.select("small_area_code", "area_code", "small_area_population"), weights,
+                                    file)
+    if problems:
+        return frame, [], problems
+    frame = frame.with_columns(small_area_population=frame_w["small_area_population"])
+    empty = frame.group_by("area_code").agg(w=pl.col("small_area_population").sum()).filter(pl.col("w") <= 0)
+    if empty.height:
+        return frame, [], [Problem(file, "small_area_population", f"{empty.height} authority(ies) whose small areas "
+                                   "have no population at all", "a population > 0 in each authority's small areas "
+                                   "(their values are averaged weighted by it)",
+                                   tuple(sorted(empty["area_code"].to_list())[:50]))]
     aggs, problems = [], []
     for c in contract.columns:
         if c.name == "area_code" or c.name not in frame.columns:
