@@ -78,7 +78,10 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
     if not path.is_file():
         raise FundformError(f"{path}: batch spec not found")
     try:
-        spec = BatchSpec.model_validate(tomllib.loads(path.read_text()))
+        spec = BatchSpec.model_validate(tomllib.loads(path.read_bytes().decode("utf-8")))
+    except UnicodeDecodeError as e:
+        raise FundformError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML batch spec") \
+            from None
     except tomllib.TOMLDecodeError as e:
         raise FundformError(f"{path}: not valid TOML ({e})") from None
     except ValidationError as e:

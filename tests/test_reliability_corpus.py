@@ -610,6 +610,15 @@ CLI_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
     "deal file ragged": (lambda t: (t.joinpath("deal.csv").write_text(
         "area_code,deal_code,deal_name,share\nE06000001,D1,Deal,1,9\n"), ["--level", f"deal:{t / 'deal.csv'}"])[1],
         ("deal.csv", "row 1 (line 2")),
+    "index file empty": (lambda t: (t.joinpath("i.csv").write_text(""), ["--index", f"gdp_deflator={t / 'i.csv'}"])[1],
+                         ("i.csv", "the file is empty")),
+    "index file with a column twice": (lambda t: (t.joinpath("i.csv").write_text(
+        "financial_year,growth,growth,source,vintage\n2026/27,0.02,0.03,OBR,x\n"),
+        ["--index", f"gdp_deflator={t / 'i.csv'}"])[1], ("i.csv", "'growth'", "more than once")),
+    "config not TOML": (lambda t: (t.joinpath("c.toml").write_text("years = [\n"), ["--config", str(t / "c.toml")])[1],
+                        ("c.toml", "not valid TOML")),
+    "config not UTF-8": (lambda t: (t.joinpath("c.toml").write_bytes(b"\xff\xfe"), ["--config", str(t / "c.toml")])[1],
+                         ("c.toml", "not UTF-8")),
     "precept rate as text": (lambda t: (t.joinpath("p.csv").write_text("area_code,rate\nE06000001,abc\n"),
                                         ["--formula", "localis-2016", "--precept-rates", str(t / "p.csv")])[1],
                              ("p.csv", "'rate'", "row 1")),
@@ -650,6 +659,13 @@ def test_a_warehouse_that_cannot_record_is_refused_before_anything_is_written(ki
     assert_clean_failure(result, 1, (str(warehouse), "nothing was written"))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_a_batch_spec_that_is_not_utf8_is_refused(tmp_path):
+    (tmp_path / "b.toml").write_bytes(b'output = "b"\n\xff\n')
+    result = runner.invoke(app, ["batch", str(tmp_path / "b.toml")])
+    assert_clean_failure(result, 1, ("b.toml", "not UTF-8"))
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_bad_setting_in_the_environment_is_refused(tmp_path, monkeypatch):

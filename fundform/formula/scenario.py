@@ -216,7 +216,12 @@ def read_index_file(name: str, path: Path) -> dict:
     """A user's index CSV as a formula index series; every problem named by file, column and row."""
     if not path.is_file():
         raise SpecError(f"--index {name}: file {path} not found")
-    frame, problems = check_table(pl.read_csv(path, infer_schema_length=0), INDEX_FILE, path.name)
+    from fundform.inputs.dataset import read_table_file
+
+    raw, problems = read_table_file(path, path.name)  # strict: duplicate headers, ragged rows, encoding, empty
+    if raw is None:
+        raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
+    frame, problems = check_table(raw, INDEX_FILE, path.name)
     if not problems:
         bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
         if bad_years.height:
