@@ -43,11 +43,15 @@ LEVEL_HELP = ("Output level: ltla (lower-tier councils), utla (upper-tier), regi
               "authorities), or deal:FILE.csv (your own deal areas).")
 
 
-def write_frame(frame, path: Path) -> None:
-    """A table written whole or not at all: to a temporary file, then renamed."""
-    tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
+def write_frame(frame, path: Path, what: str = "table") -> None:
+    """A table written whole or not at all, with fundform's metadata key (so a later run may replace it and nothing
+    else is ever overwritten: outputs.write.atomic_write_file)."""
+    from fundform.outputs.write import MANIFEST_KEY, atomic_write_file
+
+    table = frame.to_arrow()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           MANIFEST_KEY: json.dumps({"table": what}).encode()})
+    atomic_write_file(Path(path), table, what)
 
 
 def fail(e: BaseException) -> None:
@@ -408,9 +412,9 @@ def formulas_method(
         f = resolve_formula(formula_id, tuple(set_ or ()))
         text = method_markdown(f.spec, f.scenario or str(f.path.name), f.overrides)
         if out_file is not None:
-            tmp = out_file.with_suffix(out_file.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(out_file)
+            from fundform.outputs.write import atomic_write_file
+
+            atomic_write_file(out_file, text, "method document")
     except Exception as e:  # noqa: BLE001
         fail(e)
     if out_file is None:
@@ -673,7 +677,7 @@ def compare_cmd(
     from fundform.inputs.dataset import load_dataset
     from fundform.outputs import compare as cmp
     from fundform.outputs.schema import COMPARE
-    from fundform.outputs.write import to_arrow, write_parquet
+    from fundform.outputs.write import to_arrow
 
     try:
         s = _settings()
@@ -688,10 +692,9 @@ def compare_cmd(
         summ, dec = cmp.summary(table), cmp.by_decile(table)
         safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
         target = out_file or s.out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".parquet.tmp")
-        write_parquet(to_arrow(table, COMPARE, None, {"a": a, "b": b}), tmp)
-        tmp.replace(target)
+        from fundform.outputs.write import atomic_write_file
+
+        atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
     except Exception as e:  # noqa: BLE001
         fail(e)
     if quiet:

@@ -872,3 +872,32 @@ def test_numbers_in_the_corpus_are_counted():
              + len(SQL_REFUSED) + len(ENV_CASES) + 8)
     assert total >= 100, total
     assert np.isfinite(total)
+
+
+@pytest.mark.parametrize("command", ["report", "ledger", "method", "compare"])
+def test_a_file_output_never_overwrites_what_fundform_did_not_write(command, tmp_path, monkeypatch):
+    """--out naming someone's file is refused, byte for byte untouched; a folder is refused; a missing folder is
+    created; fundform's own earlier file is replaced."""
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    region = tmp_path / "run"
+    assert runner.invoke(app, ["run", "--level", "region", "--out", str(region), "-q"]).exit_code == 0
+    actuals = tmp_path / "actuals.csv"
+    pl.read_parquet(region / "allocations.parquet").select(
+        "area_code", "financial_year", spending=pl.col("allocation").cast(pl.Float64)).write_csv(actuals)
+    args = {"report": ["report", str(region)], "ledger": ["ledger", str(actuals), "--run", str(region)],
+            "method": ["formulas", "method", "fundform-needs"],
+            "compare": ["compare", "fundform-needs", "reform-2017", "--years", "1"]}[command]
+    notes = tmp_path / "notes.md"
+    notes.write_text("years of work")
+    refused = runner.invoke(app, [*args, "--out", str(notes)])
+    assert_clean_failure(refused, 1, ("notes.md", "never overwritten"))
+    assert notes.read_text() == "years of work"
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert_clean_failure(runner.invoke(app, [*args, "--out", str(folder)]), 1, ("is a folder",))
+    fresh = tmp_path / "new" / "dir" / "out.file"
+    for _ in range(2):  # created with its folders, then replaced: it is fundform's own
+        result = runner.invoke(app, [*args, "--out", str(fresh)])
+        assert result.exit_code == 0, result.output
+    assert fresh.exists() and not list(fresh.parent.glob(".*tmp*"))

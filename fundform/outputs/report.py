@@ -362,13 +362,8 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
 
 
 def write_report(run_dir: Path, target: Path, **kwargs) -> Path:
+    from fundform.outputs.write import atomic_write_file
+
     text = build_report(run_dir, **kwargs)
-    tmp = Path(target).with_suffix(".html.tmp")
-    try:
-        failpoint("report.write", tmp)
-        tmp.write_text(text)
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # whole or not at all
-        raise
-    return Path(target)
+    failpoint("report.write", target)
+    return atomic_write_file(Path(target), text, "report")
