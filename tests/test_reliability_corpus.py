@@ -558,6 +558,7 @@ SET_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bool as a number": (("transition.floor=true",), ("transition.floor", "valid number")),
     "bool as an age weight": (("need.age_cost_curve.bands.85-90.weight=false",), ("weight", "valid number")),
     "index year not a year": (("indices.gdp_deflator.growth.2028=0.02",), ("2028",)),
+    "index growth emptied": (("indices.gdp_deflator.growth={}",), ("growth needs at least one year",)),
 }
 
 

@@ -91,6 +91,8 @@ def load_formula_file(path: Path) -> LoadedFormula:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:
         raise SpecError(_format_validation(path, e)) from e
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a validator meeting odd input
+        raise SpecError(f"{path}: invalid formula version ({type(e).__name__}: {e})") from None
     check_references(spec, path)
     return LoadedFormula(spec, path, hashlib.sha256(raw).hexdigest())
 

@@ -334,6 +334,8 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:
         raise SpecError(_format_validation(Path(origin), e)) from e
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a validator meeting odd input
+        raise SpecError(f"{origin}: invalid formula version ({type(e).__name__}: {e})") from None
     check_references(spec, Path(origin))
     if scenario_data is None and ref in known and spec.id != ref:
         raise SpecError(f"{base_path}: id '{spec.id}' does not match its file name '{ref}'")

@@ -222,6 +222,8 @@ class IndexSeries(Strict):
     def _plausible(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         if v is None:
             return v
+        if not v:
+            raise ValueError("growth needs at least one year (e.g. \"2026/27\" = 0.02)")
         years = sorted(parse_year(y) for y in v)
         if years != list(range(years[0], years[-1] + 1)):
             raise ValueError("growth years must be consecutive")
