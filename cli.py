@@ -771,12 +771,11 @@ def explain(
             r = compute(load_dataset(s.data_dir), resolve_formula(s.formula, tuple(set_ or ()),
                                                                    index_files=index_files), params)
             w = r.waterfall
-        from fundform.geography import match_area
+        from fundform.geography import hint_lookup, match_area
         from fundform.paths import default_data_dir
 
-        lookup_file = Path(data or default_data_dir()) / "area_lookup.parquet"
-        lookup = pl.read_parquet(lookup_file) if lookup_file.is_file() else None
-        match = match_area(w, area, w["area_level"][0] if "area_level" in w.columns else level, lookup)
+        match = match_area(w, area, w["area_level"][0] if "area_level" in w.columns else level,
+                           hint_lookup(data or default_data_dir()))
         chosen = year or match["financial_year"].min()
         if chosen != "all":
             match = match.filter(pl.col("financial_year") == chosen)

@@ -154,12 +154,11 @@ def explain(run_: Run | str, area: str) -> pl.DataFrame:
     """One area's waterfall (by code, exact name or a unique part of it): each step of its grant, from an equal
     share per head through age, need, the transition and local tax, in pounds; the steps add to the grant."""
     from fundform.config import load_settings
-    from fundform.geography import match_area
+    from fundform.geography import hint_lookup, match_area
 
     r = run_ if isinstance(run_, Run) else Run.load(run_)
-    lookup_file = Path(load_settings().data_dir) / "area_lookup.parquet"
-    lookup = pl.read_parquet(lookup_file) if lookup_file.is_file() else None
-    return match_area(r.waterfall, area, r._level, lookup).sort("financial_year", "step_order")
+    return match_area(r.waterfall, area, r._level, hint_lookup(load_settings().data_dir)).sort(
+        "financial_year", "step_order")
 
 
 @dataclass

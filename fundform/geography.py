@@ -122,6 +122,14 @@ def compare_levels(data, formula, area: str, level: str = "ca", start_year: str 
     return body["area_name"][0], lk["area_code"].to_list(), rows
 
 
+def hint_lookup(data_dir) -> pl.DataFrame | None:
+    """The dataset's area lookup, for match_area's hint of the level a name belongs to (None if it has none)."""
+    from pathlib import Path
+
+    f = Path(data_dir) / "area_lookup.parquet"
+    return pl.read_parquet(f) if f.is_file() else None
+
+
 def match_area(frame: pl.DataFrame, query: str, level: str, lookup: pl.DataFrame | None = None) -> pl.DataFrame:
     """The rows of `frame` (area_code, area_name, ...) for the area a person named: its code, its exact name (any
     case), or a part of its name that only one area holds. No match names the levels where the name is an area, so

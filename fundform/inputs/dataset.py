@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from fundform.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
-from fundform.inputs.contracts import _num, _row_labels, check_table
+from fundform.inputs.contracts import Plausible, _row_labels, check_table
 from fundform.inputs.tables import (
     CONTRACTS,
     INDICATOR_NAME,
@@ -498,10 +498,9 @@ def _bound_problem(frame: pl.DataFrame, value: str, bound: tuple, file: str, col
                        | ((pl.col(value) > hi) if hi is not None else pl.lit(False)))
     if not bad.height:
         return None
-    rng = f"between {_num(lo)} and {_num(hi)}" if lo is not None and hi is not None else f"<= {_num(hi)}"
     labels = tuple(f"{r['area_code']} ({r[value]:,.4g} {unit})" for r in bad.head(50).iter_rows(named=True))
     return Problem(file, column, f"{bad.height} authority(ies) with an implausible {what}",
-                   f"{what} {rng} {unit} (plausibility bound: {why}; --allow-implausible overrides it)",
+                   f"{what} {Plausible(lo, hi, why).text()}" + (f", in {unit}" if unit else ""),
                    labels + ((f"... {bad.height - 50} more",) if bad.height > 50 else ()))
 
 

@@ -176,19 +176,6 @@ def recorded_ids(warehouse: Path) -> set[str]:
         con.close()
 
 
-def is_recorded(warehouse: Path, run_id: str) -> bool:
-    """Whether the warehouse holds the run (a batch skipping a complete run checks this, and records it if not)."""
-    if not Path(warehouse).exists():
-        return False
-    con = connect(warehouse, read_only=True)
-    try:
-        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
-    except duckdb.CatalogException:  # a warehouse without tables yet
-        return False
-    finally:
-        con.close()
-
-
 def list_runs(warehouse: Path) -> list[dict]:
     con = connect(warehouse, read_only=True)
     try:
