@@ -813,8 +813,8 @@ def report(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a self-contained HTML report of a run: headline numbers, charts (inline SVG, works offline) and a
-    table of areas."""
+    """Write a self-contained HTML report of a run: headline numbers, maps of England at the run's level (geographic
+    and hex cartogram), charts (inline SVG, works offline, printable) and a sortable, filterable table of areas."""
     target = _write_report(run_ref, out_file, compare_with, area, data, quiet=quiet or json_out, sweep_dir=sweep_dir)
     if json_out:
         out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
