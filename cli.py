@@ -759,8 +759,11 @@ def explain(
             from fundform.outputs.warehouse import find_run
 
             s = _settings()
-            w = pl.read_parquet(find_run(run_ref, s.warehouse, s.out_root) / "waterfall.parquet").with_columns(
+            folder = find_run(run_ref, s.warehouse, s.out_root)
+            w = pl.read_parquet(folder / "waterfall.parquet").with_columns(
                 pl.col("amount", "cumulative").cast(pl.Float64) * 100)
+            alloc = pl.read_parquet(folder / "allocations.parquet").with_columns(
+                pl.col("target_allocation", "allocation").cast(pl.Float64) * 100)
         else:
             from fundform.formula.scenario import resolve_formula
             from fundform.inputs.dataset import load_dataset
@@ -771,6 +774,7 @@ def explain(
             r = compute(load_dataset(s.data_dir), resolve_formula(s.formula, tuple(set_ or ()),
                                                                    index_files=index_files), params)
             w = r.waterfall
+            alloc = r.allocations
         from fundform.geography import hint_lookup, match_area
         from fundform.paths import default_data_dir
 
@@ -784,9 +788,11 @@ def explain(
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
-        out.print_json(json.dumps(match.with_columns(amount_gbp=pl.col("amount") / 100,
-                                                     cumulative_gbp=pl.col("cumulative") / 100)
-                                  .drop("amount", "cumulative").to_dicts()))
+        # pounds from whole pence by a correctly rounded division (x / 100 in Python, not x * 0.01)
+        rows = [{**{k: v for k, v in r.items() if k not in ("amount", "cumulative")},
+                 "amount_gbp": int(r["amount"]) / 100, "cumulative_gbp": int(r["cumulative"]) / 100}
+                for r in match.to_dicts()]
+        out.print_json(json.dumps(rows))
         return
     for (fy,), part in match.group_by("financial_year", maintain_order=True):
         t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}")
@@ -795,6 +801,17 @@ def explain(
         for r in part.sort("step_order").iter_rows(named=True):
             t.add_row(r["step"], gbp_pence(r['amount']), gbp_pence(r['cumulative']))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(part['cumulative'][-1])}[/bold]")
+        out.print(t)
+    path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year")
+    if path.height > 1:  # why the share moves within the settlement: each year's population and target
+        t = Table(title="Year by year: population, need share and target")
+        for c in ["year", "population", "growth", "target share", "target", "allocation", "from target"]:
+            t.add_column(c, justify="right")
+        p0 = path["population"][0]
+        for r in path.iter_rows(named=True):
+            t.add_row(r["financial_year"], f"{r['population']:,.0f}", f"{r['population'] / p0 - 1:+.2%}",
+                      f"{r['target_share']:.5%}", gbp_pence(r["target_allocation"]), gbp_pence(r["allocation"]),
+                      f"{r['distance_from_target']:+.2%}")
         out.print(t)
 
 

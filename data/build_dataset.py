@@ -11,6 +11,7 @@ Every choice the published data leaves open is a named constant below, with its 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -94,7 +95,11 @@ EFFECTIVE_FROM = {"ltla": "2023/24", "utla": "2023/24", "region": "2023/24", "ic
                   "nhs-region": "2022/23", "ca": "2024/25"}
 
 OUTTURN_YEAR = "2024-25"
-NHS_YEAR = "2024/25"
+# Today's funding: the NHS core part from the latest published round's recurrent allocations; primary medical care
+# from the latest round in the data (its 2025/26 sheet is not among the published files here); councils' adult
+# social care and public health from the latest outturn. The baseline's year is the NHS core round's.
+NHS_CORE_ROUND = "2025/26"
+NHS_PMC_ROUND = "2024/25"
 
 
 class BuildError(Exception):
@@ -158,6 +163,101 @@ def build_population(src: Path, codes: set[str]) -> pl.DataFrame:
         raise BuildError(f"population: females + males by age do not add to persons all ages for {bad['area_code'].to_list()}")
     require_all("population", out, codes)
     return out
+
+
+# Population by financial year. Year Y/Y+1 takes the mid-Y population: mid-2023 and mid-2024 are ONS estimates,
+# later years are projected. ONS's 2022-based projections exist by region, sex and five-year age only (no complete
+# 2022-based file by authority could be obtained), the 2018-based ones by authority (on 2018 boundaries, persons).
+# Method: start from mid-2024 persons by single year of age per authority, split by sex with the authority's mid-2023
+# female/male ratio at that age; grow each authority x five-year band with the 2018-based authority projection
+# (old districts summed into their successors); then scale each region x sex x five-year band to the 2022-based
+# regional projection, so that regions and England equal the 2022-based totals and authorities keep the 2018-based
+# relative growth within their region.
+POPULATION_PROJECTED_YEARS = list(range(2025, 2036))  # mid-2025 .. mid-2035: 2025/26 .. 2035/36
+PROJECTION_CHECKS = {2026: 59_137_044, 2030: 60_202_257}  # England, 2022-based (issue 13; ONS)
+ENGLAND_TOLERANCE, REGION_TOLERANCE = 0.001, 0.005
+
+
+def _band(age: pl.Expr) -> pl.Expr:
+    return pl.when(age >= 90).then(pl.lit("90+")).otherwise(
+        pl.format("{}-{}", (age // 5) * 5, (age // 5) * 5 + 4))
+
+
+def _successor(code: str) -> str:
+    old_to_new = {old: new for _, new, _, olds in CODE_CHANGES for old in olds}
+    while code in old_to_new:
+        code = old_to_new[code]
+    return code
+
+
+def build_population_by_year(src: Path, codes: set[str], mid2023: pl.DataFrame,
+                             region_of: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Population by financial year x authority x sex x single year of age (see the method above)."""
+    notes = []
+    wide = pl.read_csv(src / "population/mye2_persons_mid2024.csv", infer_schema_length=0).filter(
+        pl.col("Code").is_in(codes))
+    ages = [c for c in wide.columns if c.rstrip("+").isdigit()]
+    persons24 = wide.unpivot(index="Code", on=ages, variable_name="a", value_name="p").select(
+        area_code="Code", age=pl.col("a").str.strip_chars_end("+").cast(pl.Int16),
+        persons=pl.col("p").str.replace_all(",", "").cast(pl.Float64))
+    require_all("population mid-2024", persons24, codes)
+    ratio = mid2023.with_columns(share=pl.col("population") / pl.col("population").sum().over("area_code", "age")
+                                 ).select("area_code", "sex", "age", pl.col("share").fill_nan(0.5))
+    base = persons24.join(ratio, on=["area_code", "age"]).select(
+        "area_code", "sex", "age", population=pl.col("persons") * pl.col("share"))
+    if abs(base["population"].sum() - persons24["persons"].sum()) > 1e-3:
+        raise BuildError("population: the mid-2024 sex split does not add back to persons")
+    snpp18 = pl.read_csv(src / "population-projections/snpp2018_la_persons_5yr.csv", infer_schema_length=0)
+    years = [str(y) for y in [2024, *POPULATION_PROJECTED_YEARS]]
+    la18 = (snpp18.filter(pl.col("CODE").str.starts_with("E0") & (pl.col("AGE GROUP") != "All ages"))
+            .select(code=pl.col("CODE").map_elements(_successor, return_dtype=pl.String), band="AGE GROUP",
+                    **{y: pl.col(y).str.strip_chars().cast(pl.Float64) for y in years})
+            .filter(pl.col("code").is_in(codes))
+            .group_by("code", "band").agg(pl.col(years).sum()))
+    missing = sorted(codes - set(la18["code"]))
+    if missing:
+        raise BuildError(f"population projections: authorities without a 2018-based projection: {missing}")
+    snpp22 = pl.read_csv(src / "population-projections/snpp2022_region_sex_5yr.csv").select(
+        region="code", year="year", sex=pl.col("sex").replace_strict({"female": "F", "male": "M"}),
+        band="age_group", target=pl.col("population").cast(pl.Float64))
+    with_band = base.with_columns(band=_band(pl.col("age"))).join(region_of, on="area_code")
+    frames = [mid2023.select("area_code", financial_year=pl.lit("2023/24"), sex="sex", age="age",
+                             population="population"),
+              base.select("area_code", financial_year=pl.lit("2024/25"), sex="sex", age="age",
+                          population="population")]
+    for y in POPULATION_PROJECTED_YEARS:
+        grown = (with_band.join(la18.select("code", "band", g=pl.col(str(y)) / pl.col("2024")),
+                                left_on=["area_code", "band"], right_on=["code", "band"], how="left")
+                 .with_columns(p=pl.col("population") * pl.col("g")))
+        if grown["p"].null_count():
+            raise BuildError(f"population projections: no 2018-based growth for some authority x band in {y}")
+        raked = (grown.join(snpp22.filter(pl.col("year") == y), on=["region", "sex", "band"], how="left")
+                 .with_columns(p=pl.col("p") * pl.col("target") / pl.col("p").sum().over("region", "sex", "band")))
+        if raked["p"].null_count():
+            raise BuildError(f"population projections: no 2022-based regional total for some region x sex x band in {y}")
+        fy = f"{y}/{(y + 1) % 100:02d}"
+        frames.append(raked.select("area_code", financial_year=pl.lit(fy), sex="sex", age="age", population="p"))
+        # the checks: England and each region against the 2022-based projection (by construction, but checked)
+        eng = raked["p"].sum()
+        eng_target = snpp22.filter(pl.col("year") == y)["target"].sum()
+        if y in PROJECTION_CHECKS and abs(eng / PROJECTION_CHECKS[y] - 1) > ENGLAND_TOLERANCE:
+            raise BuildError(f"population {fy}: England {eng:,.0f} is more than 0.1% from the 2022-based "
+                             f"projection {PROJECTION_CHECKS[y]:,}")
+        if abs(eng / eng_target - 1) > ENGLAND_TOLERANCE:
+            raise BuildError(f"population {fy}: England {eng:,.0f} vs 2022-based {eng_target:,.0f}")
+        reg = raked.group_by("region").agg(pl.col("p").sum()).join(
+            snpp22.filter(pl.col("year") == y).group_by("region").agg(pl.col("target").sum()), on="region")
+        off = reg.filter(((pl.col("p") / pl.col("target")) - 1).abs() > REGION_TOLERANCE)
+        if off.height:
+            raise BuildError(f"population {fy}: regions more than 0.5% from the 2022-based projection: {off.rows()}")
+        if y in PROJECTION_CHECKS:
+            notes.append(f"population {fy}: England {eng:,.0f} (2022-based projection {PROJECTION_CHECKS[y]:,}); "
+                         f"largest regional gap {(reg['p'] / reg['target'] - 1).abs().max():.2e}")
+    out = pl.concat(frames).with_columns(pl.col("age").cast(pl.Int16)).sort("financial_year", "area_code", "sex", "age")
+    notes.append(f"population: {out['financial_year'].n_unique()} financial years "
+                 f"({out['financial_year'].min()} to {out['financial_year'].max()}): mid-2023 and mid-2024 ONS "
+                 "estimates, then 2018-based authority growth constrained to the 2022-based regional projections")
+    return out, notes
 
 
 def build_deprivation(src: Path, codes: set[str]) -> pl.DataFrame:
@@ -369,29 +469,53 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
 
 
 def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, population: pl.DataFrame,
-                   lookup: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+                   lookup: pl.DataFrame, population_by_year: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     notes = []
     codes = set(areas["area_code"])
-    # NHS: 2024/25 ICB core and primary medical care recurrent allocations (GBP thousands), apportioned to authorities
-    # by each authority's share of the ICB's registered patients.
-    core = pl.read_csv(src / "nhs-allocations/ICB_Core_Allocations_2024_25.csv")
-    pmc = pl.read_csv(src / "nhs-allocations/PMC_Allocations_2024_25.csv")
-    nhs = core.select(icb="ICB23", core=pl.col("2024/25 Recurrent allocation (£k)") * 1000).join(
-        pmc.select(icb="ICB23", pmc=pl.col("2024/25 Recurrent allocation (£k)") * 1000), on="icb"
-    )
+    # NHS: the latest published recurrent allocations (core NHS_CORE_ROUND, primary medical care NHS_PMC_ROUND),
+    # attributed to the authorities whose residents they fund: each ICB's allocation shared among the authorities
+    # it serves in proportion to residents x need per head, where residents are the authority's population in the
+    # allocation year split between ICBs by where its patients are registered, and need per head is NHS England's
+    # own weighted population per registered patient of the authority's practices (a rate, so list inflation and
+    # practices that draw patients across a border no longer move money between authorities).
+    core = pl.read_csv(src / f"nhs-allocations/ICB_Core_Allocations_{NHS_CORE_ROUND.replace('/', '_')}.csv",
+                       infer_schema_length=0)
+    core_col = next(c for c in core.columns if c.startswith(f"{NHS_CORE_ROUND} Recurrent allocation (") and
+                    "head" not in c)
+    pmc = pl.read_csv(src / f"nhs-allocations/PMC_Allocations_{NHS_PMC_ROUND.replace('/', '_')}.csv")
+    nhs = (core.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
+           .select(icb="ICB23", core=pl.col(core_col).cast(pl.Float64) * 1000)
+           .join(pmc.select(icb="ICB23", pmc=pl.col(f"{NHS_PMC_ROUND} Recurrent allocation (£k)") * 1000), on="icb"))
+    if nhs.height != 42:
+        raise BuildError(f"baseline: expected 42 ICBs with core and primary medical care allocations, got {nhs.height}")
     long = pl.read_csv(src / "lookups/lad21_icb22_registered_population_long.csv")
-    reg = (
-        long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", pop="registered_pop_2024_25_projection")
-        .group_by("area_code", "icb", maintain_order=True).agg(pl.col("pop").sum())
-        .with_columns(icb_share=pl.col("pop") / pl.col("pop").sum().over("icb"))
-    )
-    nhs_la = (
-        reg.join(nhs, on="icb", how="left")
-        .group_by("area_code", maintain_order=True)
-        .agg(nhs_core=(pl.col("core") * pl.col("icb_share")).sum(), nhs_primary_medical=(pl.col("pmc") * pl.col("icb_share")).sum())
-    )
-    notes.append(f"NHS core + primary medical care {NHS_YEAR} recurrent allocations: "
-                 f"GBP {nhs['core'].sum() / 1e9:.3f}bn + {nhs['pmc'].sum() / 1e9:.3f}bn, apportioned by registered-patient share")
+    split = (long.select(area_code=to_2024_code("la_code"), icb="icb_code_ods", reg="registered_pop_2024_25_projection")
+             .group_by("area_code", "icb", maintain_order=True).agg(pl.col("reg").sum())
+             .with_columns(f=pl.col("reg") / pl.col("reg").sum().over("area_code")))
+    residents = population_by_year.filter(pl.col("financial_year") == NHS_CORE_ROUND).group_by("area_code").agg(
+        residents=pl.col("population").sum())
+    practices = pl.read_csv(src / "nhs-weighted-populations/gp_practice_weighted_populations_2025_26.csv",
+                            infer_schema_length=0)
+    per_head = (practices.select(area_code=to_2024_code("LAD"), reg=pl.col("Population").cast(pl.Float64),
+                                 core=pl.col("Final WP").cast(pl.Float64), pmc=pl.col("Final PMC WP").cast(pl.Float64))
+                .group_by("area_code").agg(core_ph=pl.col("core").sum() / pl.col("reg").sum(),
+                                           pmc_ph=pl.col("pmc").sum() / pl.col("reg").sum()))
+    require_all("baseline need per head (2025/26 practices)", per_head, codes)
+    w = (split.join(residents, on="area_code").join(per_head, on="area_code")
+         .with_columns(w_core=pl.col("residents") * pl.col("f") * pl.col("core_ph"),
+                       w_pmc=pl.col("residents") * pl.col("f") * pl.col("pmc_ph"))
+         .with_columns(s_core=pl.col("w_core") / pl.col("w_core").sum().over("icb"),
+                       s_pmc=pl.col("w_pmc") / pl.col("w_pmc").sum().over("icb")))
+    nhs_la = (w.join(nhs, on="icb", how="left")
+              .group_by("area_code", maintain_order=True)
+              .agg(nhs_core=(pl.col("core") * pl.col("s_core")).sum(),
+                   nhs_primary_medical=(pl.col("pmc") * pl.col("s_pmc")).sum()))
+    for col, total in (("nhs_core", nhs["core"].sum()), ("nhs_primary_medical", nhs["pmc"].sum())):
+        if abs(nhs_la[col].sum() / total - 1) > 1e-12:
+            raise BuildError(f"baseline: {col} attributed to authorities does not add to the ICB total")
+    notes.append(f"NHS core {NHS_CORE_ROUND} + primary medical care {NHS_PMC_ROUND} recurrent allocations: "
+                 f"GBP {nhs['core'].sum() / 1e9:.3f}bn + {nhs['pmc'].sum() / 1e9:.3f}bn, attributed to authorities by "
+                 f"residents (mid-{NHS_CORE_ROUND[:4]}) x NHS England's weighted population per registered patient")
 
     # Councils: net current expenditure on adult social care and public health, OUTTURN_YEAR, upper tier.
     ro = pl.read_csv(src / "la-finance/revenue-outturn/la_revenue_outturn_net_expenditure_2022_23_to_2024_25.csv",
@@ -441,7 +565,8 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
         areas.select("area_code")
         .join(nhs_la, on="area_code", how="left")
         .join(la_lt, on="area_code", how="left")
-        .with_columns(baseline_year=pl.lit(NHS_YEAR))
+        .with_columns(baseline_year=pl.lit(NHS_CORE_ROUND), nhs_core_source_year=pl.lit(NHS_CORE_ROUND),
+                      nhs_primary_medical_source_year=pl.lit(NHS_PMC_ROUND))
         .sort("area_code")
     )
     for col in ["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]:
@@ -449,7 +574,8 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
         if nulls:
             raise BuildError(f"baseline: {col} missing for {nulls}")
     out = out.select("area_code", "baseline_year", "nhs_core", "nhs_primary_medical", "adult_social_care",
-                     "public_health", pl.col("la_source_year").alias("council_spending_source_year"))
+                     "public_health", pl.col("la_source_year").alias("council_spending_source_year"),
+                     "nhs_core_source_year", "nhs_primary_medical_source_year")
     require_all("baseline", out, codes)
     totals = out.select(pl.col(["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]).sum())
     notes.append("Baseline totals (GBP bn): " + ", ".join(f"{k} {v / 1e9:.3f}" for k, v in totals.row(0, named=True).items()))
@@ -463,22 +589,37 @@ PRACTICE_COMPONENTS = {  # NHS England column -> fundform column
 }
 
 
+PRACTICE_FILES = [  # weights year, file, ICB / region / district / list-size / core columns (NHS England's names change)
+    ("2023/24", "gp_practice_weighted_populations_2023_24.csv", "ICS22", "R22", "LAD21", "pop 2022/23", "Final WP"),
+    ("2024/25", "gp_practice_weighted_populations_2024_25.csv", "ICS22", "R22", "LAD21", "pop 2022/23", "Final WP"),
+    ("2025/26", "gp_practice_weighted_populations_2025_26.csv", "ICB", "Rcode", "LAD", "Population", "Final WP"),
+    ("2026/27", "2026-27_to_2028-29/gp_practice_weighted_populations_2026_2027.csv", "ICB", "RCode", "LAD",
+     "Registered Patients", "Core WP"),
+    ("2027/28", "2026-27_to_2028-29/gp_practice_weighted_populations_2027_2028.csv", "ICB", "RCode", "LAD",
+     "Registered Patients", "Core WP"),
+    ("2028/29", "2026-27_to_2028-29/gp_practice_weighted_populations_2028_2029.csv", "ICB", "RCode", "LAD",
+     "Registered Patients", "Core WP"),
+]
+ICB_MERGER_YEAR = "2026/27"  # the 36 ICBs of the 2026 mergers hold from this weights year on
+
+
 def build_practices(src: Path, codes: set[str]) -> pl.DataFrame:
-    """Both practice files (2023/24 and 2024/25 allocations), one row per practice per weights year."""
+    """Every practice file (2023/24 .. 2028/29 weights), one row per practice per weights year."""
     frames = []
-    for year, fname in [("2023/24", "gp_practice_weighted_populations_2023_24.csv"),
-                        ("2024/25", "gp_practice_weighted_populations_2024_25.csv")]:
+    for year, fname, icb, region, lad, listsize, core in PRACTICE_FILES:
         gp = pl.read_csv(src / "nhs-weighted-populations" / fname, infer_schema_length=0)
+        comps = {k: v for k, v in PRACTICE_COMPONENTS.items() if k != "Final WP"} | {core: "wp_core"}
         frames.append(gp.select(
             weights_year=pl.lit(year),
             practice_code="Practice_Code",
             practice_name="GP_Practice_Name",
-            area_code=to_2024_code("LAD21"),
-            icb_code="ICS22",
-            nhs_region_code="R22",
-            registered_population=pl.col("pop 2022/23").cast(pl.Float64),
-            **{new: pl.col(old).cast(pl.Float64) for old, new in PRACTICE_COMPONENTS.items()},
-        ))
+            area_code=to_2024_code(lad),
+            icb_code=icb,
+            nhs_region_code=region,
+            registered_population=pl.col(listsize).cast(pl.Float64),
+            **{new: pl.col(old).cast(pl.Float64) for old, new in comps.items()},
+        ).select("weights_year", "practice_code", "practice_name", "area_code", "icb_code", "nhs_region_code",
+                 "registered_population", *PRACTICE_COMPONENTS.values()))
     out = pl.concat(frames).sort("weights_year", "practice_code")
     unknown = sorted(set(out["area_code"].to_list()) - codes)
     if unknown:
@@ -486,28 +627,63 @@ def build_practices(src: Path, codes: set[str]) -> pl.DataFrame:
     nulls = out.filter(pl.any_horizontal(pl.all().is_null()))
     if nulls.height:
         raise BuildError(f"practices: missing values in {nulls.height} rows, e.g. {nulls.head(3).rows()}")
+    n = dict(out.group_by("weights_year").agg(pl.col("icb_code").n_unique()).sort("weights_year").rows())
+    expected = {y: (36 if y >= ICB_MERGER_YEAR else 42) for y, *_ in PRACTICE_FILES}
+    if n != expected:
+        raise BuildError(f"practices: ICBs per weights year {n}, expected {expected}")
     return out
+
+
+def build_icb_changes(src: Path) -> pl.DataFrame:
+    """The 2026 ICB mergers as a change of vintage: the share of each 2025/26 ICB's weighted population (2025/26
+    weights, over practices present in both years' files) that lies in each 2026/27 ICB. Most ICBs move whole;
+    three are split (Suffolk and North East Essex, Hertfordshire and West Essex, Frimley)."""
+    old = pl.read_csv(src / "nhs-weighted-populations/gp_practice_weighted_populations_2025_26.csv",
+                      infer_schema_length=0).select("Practice_Code", old_code="ICB", old_name="ICBname",
+                                                    w=pl.col("Final WP").cast(pl.Float64))
+    new = pl.read_csv(src / "nhs-weighted-populations/2026-27_to_2028-29/gp_practice_weighted_populations_2026_2027"
+                      ".csv", infer_schema_length=0).select("Practice_Code", new_code="ICB", new_name="ICBname")
+    out = (old.join(new, on="Practice_Code", how="inner")
+           .group_by("old_code", "old_name", "new_code", "new_name").agg(pl.col("w").sum())
+           .with_columns(share=pl.col("w") / pl.col("w").sum().over("old_code"))
+           .select(effective_year=pl.lit(ICB_MERGER_YEAR), old_code="old_code", old_name="old_name",
+                   new_code="new_code", new_name="new_name", share="share")
+           .sort("old_code", "new_code"))
+    if out["old_code"].n_unique() != 42 or out["new_code"].n_unique() != 36:
+        raise BuildError(f"icb_changes: {out['old_code'].n_unique()} old and {out['new_code'].n_unique()} new ICBs, "
+                         "expected 42 and 36")
+    return out
+
+
+ALLOCATION_FILES = {"2023/24": "ICB_Core_Allocations_2023_24.csv", "2024/25": "ICB_Core_Allocations_2024_25.csv",
+                    "2025/26": "ICB_Core_Allocations_2025_26.csv"}
+ALLOCATION_COLUMNS = {  # fundform column: NHS England's header after its year (the order changed in 2025/26)
+    "adjusted_recurrent_baseline": "Adjusted recurrent baseline", "fair_shares_target": "Fair shares target",
+    "distance_from_target": "Distance from target", "base_growth": "Base growth", "convergence": "Convergence",
+    "recurrent_allocation": "Recurrent allocation (", "post_convergence_distance_from_target": "Post-convergence",
+}
 
 
 def build_icb_allocations(src: Path) -> pl.DataFrame:
     """The published ICB core allocation rounds: baseline, fair shares target, base growth, convergence, result."""
     frames = []
-    for rnd, fname in [("2023/24", "ICB_Core_Allocations_2023_24.csv"), ("2024/25", "ICB_Core_Allocations_2024_25.csv")]:
-        d = pl.read_csv(src / "nhs-allocations" / fname)
-        c = d.columns  # fixed positions: the headers carry the year and vary in spacing between rounds
+    for rnd, fname in ALLOCATION_FILES.items():
+        d = pl.read_csv(src / "nhs-allocations" / fname, infer_schema_length=0)
+        c = d.columns
+        d = d.filter(pl.col(c[2]).str.contains(r"^Q[A-Z0-9]{2}$"))  # the ICB rows, not regions or England
+        found = {}
+        for new, head in ALLOCATION_COLUMNS.items():
+            hits = [x for x in c if re.sub(r"\s+", " ", re.sub(r"^\d{4}/\d{2}\s+", "", x)).lower().startswith(
+                head.lower())]
+            if len(hits) != 1:
+                raise BuildError(f"nhs_icb_allocations {fname}: {len(hits)} columns starting '{head}'")
+            found[new] = hits[0]
+        money = ("adjusted_recurrent_baseline", "fair_shares_target", "recurrent_allocation")
         frames.append(d.select(
-            allocation_round=pl.lit(rnd),
-            icb_code=pl.col(c[2]), icb_name=pl.col(c[3]), nhs_region_code=pl.col(c[0]),
-            adjusted_recurrent_baseline=pl.col(c[4]).cast(pl.Float64) * 1000,
-            fair_shares_target=pl.col(c[5]).cast(pl.Float64) * 1000,
-            distance_from_target=pl.col(c[6]).cast(pl.Float64),
-            base_growth=pl.col(c[8]).cast(pl.Float64),
-            convergence=pl.col(c[9]).cast(pl.Float64),
-            recurrent_allocation=pl.col(c[10]).cast(pl.Float64) * 1000,
-            post_convergence_distance_from_target=pl.col(c[12]).cast(pl.Float64),
-        ))
+            allocation_round=pl.lit(rnd), icb_code=pl.col(c[2]), icb_name=pl.col(c[3]), nhs_region_code=pl.col(c[0]),
+            **{k: pl.col(v).cast(pl.Float64) * (1000 if k in money else 1) for k, v in found.items()}))
     out = pl.concat(frames).sort("allocation_round", "icb_code")
-    if out.group_by("allocation_round").len()["len"].to_list() != [42, 42]:
+    if out.group_by("allocation_round").len()["len"].to_list() != [42] * len(ALLOCATION_FILES):
         raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round")
     return out
 
@@ -571,7 +747,10 @@ def main(argv: list[str] | None = None) -> int:
         mortality, m_notes = build_mortality(src, codes)
         council_tax = build_council_tax(src, codes, utla)
         lookup = build_lookup(src, areas, utla)
-        baseline, b_notes = build_baseline(src, areas, utla, population, lookup)
+        regions = lookup.filter(pl.col("level") == "region").select("area_code", region="target_code")
+        population_by_year, p_notes = build_population_by_year(src, codes, population, regions)
+        baseline, b_notes = build_baseline(src, areas, utla, population, lookup, population_by_year)
+        icb_changes = build_icb_changes(src)
         practices = build_practices(src, codes)
         bands = build_council_tax_bands(src, codes)
         changes = build_code_changes(src)
@@ -581,10 +760,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_dataset: {e}", file=sys.stderr)
         return 1
     tables = {
-        "areas": areas, "population": population, "deprivation": deprivation,
+        "areas": areas, "population": population_by_year, "deprivation": deprivation,
         "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
         "practice_weighted_population": practices, "nhs_icb_allocations": icb_allocations,
-        "council_tax_bands": bands, "code_changes": changes,
+        "council_tax_bands": bands, "code_changes": changes, "icb_changes": icb_changes,
     }
     for name, df in tables.items():
         write(df, out / f"{name}.parquet")
@@ -594,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     report = ["# Build report", "", "Written by `data/build_dataset.py`; regenerate with `make data`.", "",
               "| table | rows |", "|---|---|"]
     report += [f"| {k} | {v.height} |" for k, v in tables.items()]
-    report += ["", "## Policies applied", ""] + [f"- {n}" for n in m_notes + b_notes]
+    report += ["", "## Policies applied", ""] + [f"- {n}" for n in p_notes + m_notes + b_notes]
     report += ["", "## Combined authorities (level ca; every other authority stands as itself)", ""]
     report += [f"- {c} {n}: {', '.join(ms)}" for c, (n, ms) in COMBINED_AUTHORITIES.items()]
     report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]

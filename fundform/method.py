@@ -65,7 +65,8 @@ def _need_section(need, title: str, n: int) -> list[str]:
         out += [
             f"Need is NHS England's needs-weighted registered population per GP practice, column "
             f"`practice_weighted_population.{need.weighted_population_column}` for `weights_year = "
-            f"{need.weights_year}` (source: {need.source}). Registered patients "
+            f"{need.weights_year}`" + (" (each settlement year's own weights)" if need.weights_year == "settlement_year"
+                                       else "") + f" (source: {need.source}). Registered patients "
             "(`registered_population`) are the population.",
             "",
             "```",
@@ -81,7 +82,9 @@ def _need_section(need, title: str, n: int) -> list[str]:
     curve = need.age_cost_curve
     out += [
         f"Population `P[i,s,a]` is `population.population` (persons) for lower-tier authority `i`, sex `s`, single year "
-        "of age `a` (90 = 90 and over), summed over sex and any small areas first. The age cost curve gives each "
+        "of age `a` (90 = 90 and over), summed over sex and any small areas first; where the table has a "
+        "`financial_year`, each settlement year `k` takes that year's rows, and every quantity of steps 1-2 (need, "
+        "target shares, population per head) is that year's (`P_k`, `N_k`, `tau_k`). The age cost curve gives each "
         f"age its band's weight `w(a)` ({curve.unit}; source: {curve.source}):",
         "",
         "| ages | weight w(a) |",
@@ -113,6 +116,15 @@ def _need_section(need, title: str, n: int) -> list[str]:
     product = " * ".join(f"m_i,{ind.name}" for ind in need.indicators) or "1"
     out += ["```", f"N_i = W_i * {product}          (need-weighted population)", "```", ""]
     return out
+
+
+def _flat_section(node: dict, prefix: str = ""):
+    """(dotted key, value) of a dated section; a {value, unit, source} number is one value."""
+    for k, v in node.items():
+        if isinstance(v, dict) and "value" not in v:
+            yield from _flat_section(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) -> str:
@@ -172,14 +184,21 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 f"`baseline.baseline_year`, which must equal the control total's base year {ct.base_year} (a run "
                 "with another year is refused). `F_a = sum over i of s_ia * F_i`.", ""]
     else:
-        out += [f"## {n}. Today's funding: the published round", "",
-                f"The round `{b.allocation_round}` of `nhs_icb_allocations`: each ICB's published adjusted recurrent "
-                "baseline (GBP) of the year before, summed to the area, `F_a`. Its base growth is "
-                + ("each ICB's published `base_growth` in the round's year: `G_a = (sum of baseline * (1 + base_growth))"
-                   " / (sum of baseline)` over the area's ICBs" if b.base_growth == "published" else "uniform")
-                + "; the targets' total is "
-                + ("the published fair shares targets' total `sum of FST`" if b.target_total == "published_fair_shares"
-                   else "the control total") + ".", ""]
+        out += [f"## {n}. Today's funding: the published rounds", "",
+                "Each settlement year `y` reads round `y` of `nhs_icb_allocations` where the data holds it (the "
+                "version's rounds start at " + f"`{b.allocation_round}`): per ICB its adjusted recurrent baseline "
+                "`RB_y` (last year's allocation as restated for the round), base growth, fair shares targets `FST` "
+                "of the base year and recurrent allocation `RA_y`, summed to the area (ICBs that later merged or "
+                "split moved to the ICBs of the run's last year by `icb_changes.share`). The start `F_a` is the "
+                "first year's `RB`, or the year before's `RA` where the data holds no round for the first year. "
+                "Base growth is " + ("each ICB's published `base_growth` where the year's round is held (`G_a = "
+                                     "(sum of RB * (1 + base_growth)) / (sum of RB)` over the area's ICBs), else "
+                                     "uniform" if b.base_growth == "published" else "uniform")
+                + "; the targets' total is " + ("the published fair shares targets' total `sum of FST` grown "
+                                                + ("by each ICB's growth" if b.target_growth == "icb" else
+                                                   "by the national growth")
+                                                if b.target_total == "published_fair_shares" else "the year's total")
+                + ".", ""]
     n += 1
     idx = spec.indices[ct.inflation_index]
     composite = ""
@@ -215,20 +234,24 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 f"baseline of {ct.base_year}.", "",
                 "```",
                 "A_0,a = apportion(CT_{year before}, F_a)",
-                "T_y,a = apportion(CT_y, tau_a)              (target allocation)",
+                "T_y,a = apportion(CT_y, tau_y,a)            (target allocation: year y's own need shares)",
                 "BU_y,a = apportion(CT_y, F_a)               (today's funding uprated: phasing starts from it)",
                 "```", ""]
     else:
-        out += ["```",
+        out += ["Year by year, `k` = 1, 2, ... (each year the version as dated for it, step 7):", "",
+                "```",
                 "A_0,a = round(100 * F_a)",
-                "C_y,a = product over years 1..k of G_a,k    (G_a,1 the area's published base growth; later years "
-                "uniform)",
-                "CT_y = round(sum over a of A_0,a * C_y,a)",
-                "T_y = apportion(round(100 * TT * sum over a of tau_a * C_y,a), tau_a * C_y,a)   (TT the targets' "
-                "total in pounds)",
-                "BU_y = apportion(CT_y, A_0,a * C_y,a)",
+                "S_k,a = A_k-1,a + round(100 * RB_k,a) - round(100 * RA_k-1,a)   (restatement: a later year whose "
+                "round is held; else S_k,a = A_k-1,a)",
+                "G_k,a = the round's published growth (base_growth published, round held), else (1 + g_k) * (1 + r)",
+                "CT_k = round(sum over a of S_k,a * G_k,a)",
+                "T_k = apportion(round(100 * FST * sum over a of tau_k,a * G'_k,a), tau_k,a * G'_k,a)   (published "
+                "fair shares; G' = G, or the national sum(RB G)/sum(RB))",
+                "T_k = apportion(CT_k, tau_k,a)                   (otherwise)",
+                "BU_k = apportion(CT_k, S_k,a * G_k,a)",
                 "```", "",
-                f"A run of this version must start in the round's year, {b.allocation_round}.", ""]
+                "A chain of rounds therefore reproduces each published round (its restated baseline replaces the "
+                "previous allocation's published value) and carries a scenario's own differences forward.", ""]
     if spec.local_tax.basis == "grant":
         out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
                 "total plus the equalised notional resources of step 8: `CT_y + round(d_k * 100 * sum over a of "
@@ -378,6 +401,18 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "control total grows exactly with its link;"]
     out += ["- each area's waterfall steps add to its grant; the cohorts add to the grant.", ""]
     n += 1
+    if spec.years:
+        out += [f"## {n}. Values by year", "",
+                "These sections of the version apply from their year on (later ones on top of earlier ones); the "
+                "values above are the version's before the first of them.", "",
+                "| from | key | value | source |", "|---|---|---|---|"]
+        for year, section in sorted(spec.years.items(), key=lambda kv: parse_year(kv[0])):
+            for key, value in _flat_section(section):
+                v = value.get("value") if isinstance(value, dict) else value
+                src = value.get("source", "") if isinstance(value, dict) else ""
+                out.append(f"| {year} | `{key}` | {v} | {src} |")
+        out.append("")
+        n += 1
     out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | source |", "|---|---|---|---|"]
     out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.source} |" for path, q in iter_quantities(spec)]
     out += ["", "Age band weights are in step 1, index growth by year in step 5. Sources:", ""]

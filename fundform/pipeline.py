@@ -122,14 +122,55 @@ def _need_from_age_curve(data: Dataset, spec, level: str) -> pl.LazyFrame:
                    ["population", "age_weighted_population", "need_weighted_population"])
 
 
-def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
+def icb_vintage(data: Dataset, year: str) -> pl.DataFrame | None:
+    """old ICB -> new ICB shares for the changes in force by `year` (None when the data records none): the ICB
+    configuration a run whose last year is `year` reports on."""
+    if "icb_changes" not in data.tables:
+        return None
+    ch = data["icb_changes"].filter(pl.col("effective_year").map_elements(parse_year, return_dtype=pl.Int64)
+                                    <= parse_year(year))
+    return ch if ch.height else None
+
+
+def _to_vintage(frame: pl.LazyFrame, changes: pl.DataFrame | None, key: str, cols: list[str]) -> pl.LazyFrame:
+    """Rows on ICBs that later merged or split, moved to the ICBs of the run's vintage by the recorded shares
+    (additive columns only); rows already on the new ICBs pass unchanged."""
+    if changes is None or key != "icb_code":
+        return frame
+    moves = changes.lazy().select(pl.col("old_code").alias(key), "new_code", "share")
+    return (frame.join(moves, on=key, how="left")
+            .with_columns(pl.coalesce("new_code", key).alias(key),
+                          *[pl.col(c) * pl.col("share").fill_null(1.0) for c in cols])
+            .drop("new_code", "share"))
+
+
+def icb_names(data: Dataset) -> pl.LazyFrame:
+    """ICB code -> name, for the ICBs of the area lookup and any later ones the boundary changes record."""
+    names = data.lazy("area_lookup").filter(pl.col("level") == "icb").select(
+        pl.col("target_code").alias("code"), area_name="target_name").unique(maintain_order=True)
+    if "icb_changes" in data.tables:
+        later = data.lazy("icb_changes").select(pl.col("new_code").alias("code"), area_name="new_name").unique(
+            maintain_order=True)
+        names = pl.concat([names, later.join(names, on="code", how="anti")])
+    return names
+
+
+def _need_from_practices(data: Dataset, spec, level: str, year: str | None = None,
+                         vintage: str | None = None) -> pl.LazyFrame:
     """NHS England's practice weighted populations summed to the level: ICBs and NHS regions directly from each
-    practice's own codes, councils through the practice's authority."""
+    practice's own codes (moved to the ICBs of the run's vintage), councils through the practice's authority. The
+    weights are the version's `weights_year`, or each settlement year's own when that is "settlement_year"."""
     if "practice_weighted_population" not in data.tables:
         raise FundformError(f"{spec.id} needs the optional table practice_weighted_population in {data.directory}")
-    practices = data.lazy("practice_weighted_population").filter(pl.col("weights_year") == spec.need.weights_year)
+    wy = year if spec.need.weights_year == "settlement_year" and year else spec.need.weights_year
+    practices = data.lazy("practice_weighted_population").filter(pl.col("weights_year") == wy)
     if practices.select(pl.len()).collect().item() == 0:
-        raise FundformError(f"practice_weighted_population has no rows for weights_year {spec.need.weights_year}")
+        held = sorted(data["practice_weighted_population"]["weights_year"].unique().to_list())
+        raise InvalidInput([Problem(next((f.path.name for f in data.files if f.table == "practice_weighted_population"),
+                                         "practice_weighted_population"), "weights_year",
+                                    f"no practices for weights year {wy}" + (f" (settlement year {year})" if year else ""),
+                                    f"the weights of every year the run needs (the table holds {', '.join(held)})")],
+                           str(data.directory))
     cols = ["population", "need_weighted_population", *WP_COMPONENTS]
     frame = practices.select("practice_code", "area_code", "icb_code", "nhs_region_code", *WP_COMPONENTS,
                              population="registered_population",
@@ -140,13 +181,15 @@ def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
         raise InvalidInput([Problem(next((f.path.name for f in data.files if f.table == "practice_weighted_population"),
                                          "practice_weighted_population"), spec.need.weighted_population_column,
                                     f"{zero.height} ICB(s) whose practices have no weighted population in "
-                                    f"{spec.need.weights_year}", "a weighted population > 0 for every ICB (its "
+                                    f"{wy}", "a weighted population > 0 for every ICB (its "
                                     "target share is its share of the total)", tuple(zero["icb_code"].sort()))],
                            str(data.directory))
     if level in ("icb", "nhs-region"):
         key = "icb_code" if level == "icb" else "nhs_region_code"
-        names = data.lazy("area_lookup").filter(pl.col("level") == level).select(
-            pl.col("target_code").alias(key), area_name="target_name").unique(maintain_order=True)
+        frame = _to_vintage(frame, icb_vintage(data, vintage) if vintage else None, key, cols)
+        names = (icb_names(data) if level == "icb" else data.lazy("area_lookup").filter(
+            pl.col("level") == level).select(pl.col("target_code").alias("code"), area_name="target_name").unique(
+            maintain_order=True)).rename({"code": key})
         return (frame.sort(key, "practice_code").group_by(key, maintain_order=True)
                 .agg([fixed_sum(pl.col(c)).alias(c) for c in cols])
                 .join(names, on=key, how="left", maintain_order="left").rename({key: "area_code"}).sort("area_code"))
@@ -155,21 +198,28 @@ def _need_from_practices(data: Dataset, spec, level: str) -> pl.LazyFrame:
     return roll_up(by_ltla, data.lazy("area_lookup"), level, cols)
 
 
-def _published_nhs_baseline(data: Dataset, spec, level: str) -> pl.LazyFrame:
-    """Per area: the round's published adjusted recurrent baseline, its base growth factor, and its fair shares
-    targets (for the targets' total)."""
+def published_round(data: Dataset, spec, level: str, round_year: str, vintage: str | None = None
+                    ) -> pl.LazyFrame:
+    """Per area: what NHS England published for the allocation round `round_year` (no rows if the data holds no
+    such round): the adjusted recurrent baseline (last year's allocation as restated for the round), the base
+    growth factor, the base year's fair shares targets and the round's recurrent allocation, on the ICBs of the
+    run's vintage."""
     if "nhs_icb_allocations" not in data.tables:
         raise FundformError(f"{spec.id} needs the optional table nhs_icb_allocations in {data.directory}")
     if level not in ("icb", "nhs-region"):
         raise FundformError(f"{spec.id} starts from NHS England's published ICB baselines: use --level icb or "
                             f"nhs-region (got {level})")
-    rnd = data.lazy("nhs_icb_allocations").filter(pl.col("allocation_round") == spec.baseline.allocation_round)
     key = "icb_code" if level == "icb" else "nhs_region_code"
+    money = ["adjusted_recurrent_baseline", "grown", "fair_shares_target", "recurrent_allocation"]
+    rnd = (data.lazy("nhs_icb_allocations").filter(pl.col("allocation_round") == round_year)
+           .with_columns(grown=pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth"))))
+    rnd = _to_vintage(rnd, icb_vintage(data, vintage) if vintage else None, key, money)
     return (rnd.sort(key, "icb_code").group_by(key, maintain_order=True).agg(
         baseline_gbp=fixed_sum(pl.col("adjusted_recurrent_baseline")),
-        grown=fixed_sum(pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth"))),
+        grown=fixed_sum(pl.col("grown")),
         fair_shares_target_gbp=fixed_sum(pl.col("fair_shares_target")),
-    ).select(pl.col(key).alias("area_code"), "baseline_gbp", "fair_shares_target_gbp",
+        recurrent_allocation_gbp=fixed_sum(pl.col("recurrent_allocation")),
+    ).select(pl.col(key).alias("area_code"), "baseline_gbp", "fair_shares_target_gbp", "recurrent_allocation_gbp",
              base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
 
 
@@ -188,29 +238,62 @@ def check_baseline_year(data: Dataset, spec) -> None:
                                     "--set control_total.base_year that matches the data")], str(data.directory))
 
 
-def area_frame(data: Dataset, spec, level: str) -> pl.DataFrame:
-    """One row per area of the level: need, target share, today's funding, the local tax base."""
+def area_frame(data: Dataset, spec, level: str, year: str | None = None, vintage: str | None = None
+               ) -> pl.DataFrame:
+    """One row per area of the level: need, target share, today's funding, the local tax base. `year`: the
+    settlement year the frame is for (its practice weights and published round, for NHS versions); `vintage`: the
+    last year of the run, whose ICB configuration the frame reports on."""
     check_baseline_year(data, spec)
     if spec.need.method == "age_cost_curve":
         need = _need_from_age_curve(data, spec, level).with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(c) for c in WP_COMPONENTS])
     else:
-        need = _need_from_practices(data, spec, level).with_columns(
+        need = _need_from_practices(data, spec, level, year, vintage).with_columns(
             age_weighted_population=pl.lit(None, dtype=pl.Float64))
     money = _baseline_by_area(data, spec, level)
     frame = need.join(money.drop("area_name"), on="area_code", how="left", maintain_order="left")
-    if spec.baseline.source == "nhs_icb_allocations":
-        frame = frame.drop("baseline_gbp").join(_published_nhs_baseline(data, spec, level), on="area_code",
-                                                how="left", maintain_order="left")
+    published = spec.baseline.source == "nhs_icb_allocations"
+    if published:
+        rnd = year or spec.baseline.allocation_round
+        before = published_round(data, spec, level, format_year(parse_year(rnd) - 1), vintage).select(
+            "area_code", previous_recurrent_gbp="recurrent_allocation_gbp")
+        frame = (frame.drop("baseline_gbp")
+                 .join(published_round(data, spec, level, rnd, vintage), on="area_code", how="left",
+                       maintain_order="left")
+                 .join(before, on="area_code", how="left", maintain_order="left"))
     out = target_shares(frame)
     if spec.baseline.target_shares == "published_fair_shares":
         fst = pl.col("fair_shares_target_gbp")
         out = out.with_columns(target_share=fst / fst.sum())
     out = out.collect()
-    gaps = out.filter(pl.any_horizontal(pl.col("baseline_gbp", "population", "need_weighted_population").is_null()))
+    needed = ["population", "need_weighted_population"] + ([] if published else ["baseline_gbp"])
+    if spec.baseline.target_shares == "published_fair_shares":
+        needed.append("fair_shares_target_gbp")
+    gaps = out.filter(pl.any_horizontal(pl.col(needed).is_null()))
     if gaps.height:
-        raise FundformError(f"areas at level {level} without need or baseline: {gaps['area_code'].to_list()[:10]}")
+        raise FundformError(f"areas at level {level} without need or baseline"
+                            + (f" in {year}" if year else "") + f": {gaps['area_code'].to_list()[:10]}")
     return out
+
+
+def year_frames(data: Dataset, spec, level: str, fy: list[str]) -> list[pl.DataFrame]:
+    """The area frame of each settlement year: that year's inputs (population, practice weights, published round)
+    under the version as it stands that year (its dated sections), on the areas of the run's last year. Computed
+    once when nothing varies by year."""
+    per_year = (data.population_years is not None or bool(spec.years)
+                or spec.baseline.source == "nhs_icb_allocations" or spec.need.weights_year == "settlement_year")
+    if not per_year:
+        one = area_frame(data, spec, level)
+        return [one] * len(fy)
+    vintage = fy[-1]
+    frames = [area_frame(data.for_year(y), spec.at(y), level, y if spec.baseline.source == "nhs_icb_allocations"
+                         or spec.at(y).need.weights_year == "settlement_year" else None, vintage) for y in fy]
+    codes = frames[0]["area_code"]
+    for y, f in zip(fy, frames):
+        if not f["area_code"].equals(codes):
+            raise FundformError(f"the areas of level {level} differ between {fy[0]} and {y}: "
+                                f"{sorted(set(codes) ^ set(f['area_code']))[:10]}")
+    return frames
 
 
 @dataclass
@@ -223,43 +306,127 @@ class SettlementInputs:
     inflation: np.ndarray  # (years,) growth of the version's index
 
 
-def settlement_inputs(areas: pl.DataFrame, spec, params: RunParameters, growth: dict[str, float],
+def share_matrix(frames: list[pl.DataFrame]) -> np.ndarray:
+    """(years, areas) target shares, each year's from that year's frame."""
+    return np.stack([f["target_share"].to_numpy() for f in frames])
+
+
+def settlement_inputs(frames: list[pl.DataFrame], spec, params: RunParameters, growth: dict[str, float],
                       years: pl.DataFrame) -> SettlementInputs:
+    """Control totals, start, targets and uprated baselines of a version whose baseline is the dataset's table:
+    each year's targets are that year's need shares of that year's total."""
+    areas = frames[0]
     n = areas.height
     year0 = format_year(parse_year(params.start_year) - 1)
     all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
     base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
     path = control_total_path(base_total, spec.control_total, growth, all_years)
     inflation = np.array([growth.get(y, 0.0) for y in years["financial_year"]])
-    shares = areas["target_share"].to_numpy()
-    if spec.baseline.source == "baseline_table":
-        totals = path["control_total"].to_numpy()
-        ct = totals[1:]
-        baseline_w = areas["baseline_gbp"].to_numpy()
-        return SettlementInputs(path, apportion(totals[0], baseline_w),
-                                apportion(ct, np.broadcast_to(shares, (params.years, n))),
-                                apportion(ct, np.broadcast_to(baseline_w, (params.years, n))), None, inflation)
-    # a published NHS round: start from each ICB's published baseline; grow it by the ICB's own base growth in the
-    # round's year (uniform index and real growth after it); targets are need shares of the published fair
-    # shares total, growing with each ICB's base growth as NHS England's do
-    if params.start_year != spec.baseline.allocation_round:
-        raise FundformError(f"{spec.id} allocates the {spec.baseline.allocation_round} round: use --start-year "
-                            f"{spec.baseline.allocation_round}")
-    start = round_half_up(areas["baseline_gbp"].to_numpy() * 100)
-    uniform = (path["inflation_factor"].to_numpy()[1:] / path["inflation_factor"].to_numpy()[:-1]
-               * (1 + spec.control_total.real_growth.value))
-    g = np.broadcast_to(uniform[:, None], (params.years, n)).copy()
-    if spec.baseline.base_growth == "published":
-        g[0] = areas["base_growth_factor"].to_numpy()
-    cum = np.cumprod(g, axis=0)
-    ct = round_half_up((start[None, :] * cum).sum(axis=1))
-    path = path.with_columns(control_total=pl.Series(np.concatenate([[start.sum()], ct]).astype(np.int64)))
-    target_base = (areas["fair_shares_target_gbp"].sum() if spec.baseline.target_total == "published_fair_shares"
-                   else areas["baseline_gbp"].sum()) * 100
-    weights = shares[None, :] * cum
-    targets = apportion(round_half_up(target_base * weights.sum(axis=1)), weights)
-    baselines = apportion(ct, start[None, :] * cum)
-    return SettlementInputs(path, start, targets, baselines, g, inflation)
+    totals = path["control_total"].to_numpy()
+    ct = totals[1:]
+    baseline_w = areas["baseline_gbp"].to_numpy()
+    return SettlementInputs(path, apportion(totals[0], baseline_w), apportion(ct, share_matrix(frames)),
+                            apportion(ct, np.broadcast_to(baseline_w, (params.years, n))), None, inflation)
+
+
+@dataclass
+class RoundPath:
+    """A run of published NHS rounds, year by year: what each year started from, its targets and the transition."""
+
+    path: pl.DataFrame
+    targets: np.ndarray  # (..., years, areas) pence
+    baselines: np.ndarray  # (..., years, areas) pence: last year's allocation (restated) grown by base growth
+    transition: TransitionResult
+    rules: list
+    totals: np.ndarray  # (..., years + 1) pence: the start and each year's control total
+
+
+def _cat(results: list[TransitionResult]) -> TransitionResult:
+    by_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-2)  # noqa: E731
+    per_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-1)  # noqa: E731
+    return TransitionResult(previous=by_year("previous"), allocation=by_year("allocation"), bound=by_year("bound"),
+                            unconstrained=by_year("unconstrained"), scale_back=per_year("scale_back"),
+                            guarantee=by_year("guarantee"), released=per_year("released"),
+                            years_to_target=results[-1].years_to_target)
+
+
+def nhs_round_path(frames: list[pl.DataFrame], spec, params: RunParameters, growth: dict[str, float],
+                   years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
+                   held: list[str] | tuple[str, ...] = ()) -> RoundPath:
+    """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
+    the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
+    the version as dated for that year (its weights, target rule and pace of change).
+
+    - start: the first year's published adjusted recurrent baseline;
+    - restatement: in a later year with a published round, last year's allocation moves by what the round's
+      restated baseline added to the previous round's published allocation (pay awards, transfers...), so a chain
+      reproduces each published round and a scenario carries its own differences forward;
+    - base growth: the round's per-ICB growth (base_growth "published"), else the index and real growth;
+    - targets: need shares of the base year's published fair shares total grown by each ICB's or the national
+      growth (target_total "published_fair_shares", where the round is published), else of the year's total;
+    - the year's control total is last year's allocations grown; what convergence does not allocate is released.
+    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`."""
+    fy = years["financial_year"].to_list()
+    areas = frames[0]
+    lead = () if scenarios is None else (scenarios,)
+    if areas["baseline_gbp"].null_count() == 0:  # the round's published (restated) baseline
+        start_gbp = areas["baseline_gbp"].to_numpy()
+    elif areas["previous_recurrent_gbp"].null_count() == 0:  # no round for the year: last year's published allocation
+        start_gbp = areas["previous_recurrent_gbp"].to_numpy()
+    else:
+        raise FundformError(f"{spec.id}: nhs_icb_allocations holds neither the {fy[0]} round nor the year before's "
+                            f"for the run's areas ({areas['baseline_gbp'].null_count()} of {areas.height} have "
+                            "none): start in a year whose round, or the round before, the data holds"
+                            + (f" (rounds held: {', '.join(held)})" if held else ""))
+    start = round_half_up(start_gbp * 100)
+    prev = np.broadcast_to(start, (*lead, start.shape[0])).astype(np.int64)
+    results, targets_all, baselines_all, totals, rules = [], [], [], [], []
+    for t, y in enumerate(fy):
+        sp = spec.at(y)
+        f = frames[t]
+        published = f["baseline_gbp"].null_count() == 0
+        if t > 0 and published and f["previous_recurrent_gbp"].null_count() == 0:
+            restate = round_half_up(f["baseline_gbp"].to_numpy() * 100) - round_half_up(
+                f["previous_recurrent_gbp"].to_numpy() * 100)
+            prev = prev + restate
+        if published and sp.baseline.base_growth == "published":
+            g = f["base_growth_factor"].to_numpy()
+        else:  # no published growth for the year: the version's index and real growth, never a silent zero
+            if y not in growth:
+                raise FundformError(f"{spec.id}: {y} has no published round, so its base growth is the index "
+                                    f"'{spec.control_total.inflation_index}' plus real growth, and the index has no "
+                                    f"growth for {y} (it has {', '.join(sorted(growth))})")
+            g = np.full(f.height, (1 + growth[y]) * (1 + sp.control_total.real_growth.value))
+        grown = prev * g
+        total = round_half_up(grown.sum(axis=-1))
+        shares = f["target_share"].to_numpy()
+        if sp.baseline.target_total == "published_fair_shares" and published:
+            fst = f["fair_shares_target_gbp"].to_numpy()
+            base = f["baseline_gbp"].to_numpy()
+            tg = g if sp.baseline.target_growth == "icb" else np.full(f.height, (base * g).sum() / base.sum())
+            w = shares * tg
+            tgt = apportion(round_half_up(fst.sum() * 100 * w.sum()), w)
+            tgt = np.broadcast_to(tgt, prev.shape)
+        else:
+            tgt = apportion(total, np.broadcast_to(shares, prev.shape))
+        base_t = apportion(total, grown)
+        tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [y],
+                            baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
+                            inflation=np.array([growth.get(y, 0.0)]), values=values, first_year=t + 1)
+        results.append(tr)
+        targets_all.append(tgt)
+        baselines_all.append(base_t)
+        totals.append(total)
+        rules.append(sp.transition)
+        prev = tr.allocation[..., 0, :]
+    year0 = format_year(parse_year(params.start_year) - 1)
+    all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
+    path = control_total_path(int(start.sum()), spec.control_total, growth, all_years)
+    all_totals = np.stack([np.broadcast_to(start.sum(), np.shape(totals[0])), *totals], axis=-1).astype(np.int64)
+    if scenarios is None:
+        path = path.with_columns(control_total=pl.Series(all_totals))
+    return RoundPath(path, np.stack(targets_all, axis=-2), np.stack(baselines_all, axis=-2), _cat(results), rules,
+                     all_totals)
 
 
 @dataclass
@@ -275,16 +442,28 @@ class Settlement:
     rule: Transition
     base_year_total: int
     spec: object = None
+    frames: list = field(default_factory=list)  # each settlement year's area frame
+    rules: list = field(default_factory=list)  # each year's transition rule (dated sections)
+
 
 def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
               name: str = "all", link: Settlement | None = None, extra: np.ndarray | None = None) -> Settlement:
     """Need, targets, control totals and the transition for one version or one stream of it. `extra` (pence, the
     year before and each year) is added to the total shared by need: the equalised local resources of a version
     whose control total is the grant total."""
-    areas = area_frame(data, spec, params.level)
-    si = settlement_inputs(areas, spec, params, growth, years)
+    fy = years["financial_year"].to_list()
+    frames = year_frames(data, spec, params.level, fy)
+    areas = frames[0]
+    base_year_total = int(round_half_up(areas["baseline_gbp"].sum() * 100)) if areas["baseline_gbp"].null_count() \
+        == 0 else 0
+    rules = [spec.at(y).transition for y in fy]
+    if spec.baseline.source == "nhs_icb_allocations":
+        rp = nhs_round_path(frames, spec, params, growth, years, held=sorted(
+            data["nhs_icb_allocations"]["allocation_round"].unique().to_list()))
+        return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
+                          base_year_total, spec, frames, rp.rules)
+    si = settlement_inputs(frames, spec, params, growth, years)
     path = si.path
-    base_year_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
     if link is not None or extra is not None:
         if link is not None:  # growth locked to another stream's: the same cumulative factors from the base year
             factors = link.path["control_total"].to_numpy() / link.base_year_total
@@ -294,13 +473,13 @@ def _allocate(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, g
         totals = path["control_total"].to_numpy()
         weights = areas["baseline_gbp"].to_numpy()
         n = areas.height
-        si = SettlementInputs(path, apportion(totals[0], weights),
-                              apportion(totals[1:], np.broadcast_to(areas["target_share"].to_numpy(), (params.years, n))),
+        si = SettlementInputs(path, apportion(totals[0], weights), apportion(totals[1:], share_matrix(frames)),
                               apportion(totals[1:], np.broadcast_to(weights, (params.years, n))), None, si.inflation)
     ct = path["control_total"].to_numpy()[1:]
-    tr = run_transition(si.start, si.targets, ct, spec.transition, years["financial_year"].to_list(),
-                        baselines=si.baselines, growth=si.growth, inflation=si.inflation)
-    return Settlement(name, areas, path, si.targets, si.baselines, tr, spec.transition, base_year_total, spec)
+    tr = run_transition(si.start, si.targets, ct, rules, fy, baselines=si.baselines, growth=si.growth,
+                        inflation=si.inflation)
+    return Settlement(name, areas, path, si.targets, si.baselines, tr, spec.transition, base_year_total, spec,
+                      frames, rules)
 
 
 def stream_spec(spec, stream):
@@ -329,21 +508,18 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
     check_indicator_tables(spec, data)
     data = with_level(data, params.level, params.deal_file)
-    if data["population"].height > 200_000:  # small-area or finer input: need uses area x sex x age, sum it once
-        pop = data["population"].group_by("area_code", "sex", "age").agg(fixed_sum(pl.col("population")).alias(
-            "population")).sort("area_code", "sex", "age")
+    pop = data.tables["population"]
+    if pop.height > 200_000 and "small_area_code" in pop.columns:  # need uses area x sex x age: sum it once
+        keys = [k for k in ("financial_year", "area_code", "sex", "age") if k in pop.columns]
+        pop = pop.group_by(keys).agg(fixed_sum(pl.col("population")).alias("population")).sort(keys)
         data = Dataset(data.directory, {**data.tables, "population": pop}, data.files, data.conversions)
-    step("local resources")
     fy = years["financial_year"].to_list()
-    need_index = None
-    if spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need" \
-            and spec.need.method == "age_cost_curve":
-        need_index = area_frame(data, spec, "ltla").select("area_code", "need_index")
-    local = local_resources(data, spec.local_tax, params.level, fy, need_index=need_index,
-                            precept_file=params.precept_rates, bases_file=params.local_bases)
+    ref = data.for_year(fy[0])  # what is not computed year by year reads the first settlement year's population
+    step("local resources")
+    local = run_local_resources(ref, spec, params, fy)
     extra = None
     if spec.local_tax.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
-        codes = area_frame(data, spec, params.level)["area_code"].to_list()
+        codes = area_frame(ref, spec, params.level)["area_code"].to_list()
         n_full = local.array("notional_local_resources", codes, fy).sum(axis=1) * 100
         per_year = round_half_up(local.degree * n_full)
         extra = np.concatenate([[per_year[0]], per_year])
@@ -358,7 +534,18 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
                                       done.get(st.linked_to) if st.linked_to else None)
         settlements = [done[st.name] for st in spec.streams]
     step("local tax and grants")
-    return _finish(data, spec, params, years, growth, settlements, local)
+    return _finish(ref, spec, params, years, growth, settlements, local, data)
+
+
+def run_local_resources(ref: Dataset, spec, params: RunParameters, fy: list[str]):
+    """Local resources of a run (and of every scenario of a sweep): a precept tied to need reads each authority's
+    need index from the first settlement year's data."""
+    need_index = None
+    if spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need" \
+            and spec.need.method == "age_cost_curve":
+        need_index = area_frame(ref, spec, "ltla").select("area_code", "need_index")
+    return local_resources(ref, spec.local_tax, params.level, fy, need_index=need_index,
+                           precept_file=params.precept_rates, bases_file=params.local_bases)
 
 
 def check_indicator_tables(spec, data: Dataset) -> None:
@@ -386,7 +573,8 @@ def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: Local
     if rule.negative_grants == "tariff":
         return grant
     floor = (np.zeros_like(grant, dtype=np.float64) if rule.negative_grants == "floor_at_zero"
-             else np.ceil(rule.minimum_grant_per_head.value * 100 * population)[None, :] * np.ones(grant.shape))
+             else np.broadcast_to(np.ceil(rule.minimum_grant_per_head.value * 100 * population), grant.shape)
+             .astype(np.float64))
     if not (grant < floor).any():
         return grant
     total = grant.sum(axis=1)
@@ -396,10 +584,13 @@ def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: Local
 
 
 def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
-            settlements: list[Settlement], local) -> RunResult:
-    """Pool the streams, deduct local tax, price in real terms, and assemble the output tables."""
+            settlements: list[Settlement], local, full: Dataset | None = None) -> RunResult:
+    """Pool the streams, deduct local tax, price in real terms, and assemble the output tables. `data` is the
+    first settlement year's dataset; need, targets and population per head are each year's own."""
     first = settlements[0]
     areas = first.areas
+    fy_list = years["financial_year"].to_list()
+    frames = first.frames or [areas] * len(fy_list)
     codes = areas["area_code"]
     for s in settlements[1:]:
         if not s.areas["area_code"].equals(codes):
@@ -411,13 +602,16 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
     released = total("released")
     path = first.path.with_columns(control_total=pl.Series(sum(s.path["control_total"].to_numpy()
                                                                for s in settlements)))
-    if len(settlements) > 1:  # pooled need: the pooled target share, expressed as persons
-        pop = areas["population"]
-        share = targets[0] / targets[0].sum()
-        areas = areas.with_columns(
-            target_share=pl.Series(share), need_weighted_population=pl.Series(share) * pop.sum(),
-            age_weighted_population=pl.lit(None, dtype=pl.Float64)).with_columns(
-            need_index=pl.col("need_weighted_population") / pop)
+    if len(settlements) > 1:  # pooled need: the pooled target share, expressed as persons, year by year
+        def pooled(frame: pl.DataFrame, t: int) -> pl.DataFrame:
+            pop = frame["population"]
+            share = targets[t] / targets[t].sum()
+            return frame.with_columns(
+                target_share=pl.Series(share), need_weighted_population=pl.Series(share) * pop.sum(),
+                age_weighted_population=pl.lit(None, dtype=pl.Float64)).with_columns(
+                need_index=pl.col("need_weighted_population") / pop)
+        frames = [pooled(f, t) for t, f in enumerate(frames)]
+        areas = frames[0]
         labels = np.stack([_label(s.transition.bound) for s in settlements])
         bound_label = np.where((labels == labels[0]).all(axis=0), labels[0], "streams")
         years_to_target = np.nanmax(np.stack([s.transition.years_to_target for s in settlements]), axis=0)
@@ -432,7 +626,7 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
     notional = pence(local.degree[:, None] * n_full)
     yields = {c: pence(local.array(c, codes, fy)) for c in
               ("council_tax_yield", "precept_flex_yield", "health_tax_yield", "business_rates_discount")}
-    pop = areas["population"].to_numpy()
+    pop = np.stack([f["population"].to_numpy() for f in frames])  # (years, areas): each year's residents
     raw_grant = allocation + guarantee - notional
     grant = negative_grant_policy(raw_grant, pop, spec.local_tax)
     local_yield = yields["council_tax_yield"] + yields["health_tax_yield"] - yields["business_rates_discount"]
@@ -441,12 +635,14 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
                             years["financial_year"].to_list())["index_level"].to_numpy()
     real_f = grant / deflator[:, None]
     grant_real = largest_remainder(real_f, round_half_up(real_f.sum(axis=1)))
-    per_head = round_half_up(grant / pop[None, :])
+    per_head = round_half_up(grant / pop)
 
     flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731  (year-major, areas in code order)
     grid = years.join(areas.select("area_code"), how="cross").sort("year_index", "area_code")
+    by_year = pl.concat([f.with_columns(financial_year=pl.lit(y)) for y, f in zip(fy_list, frames)],
+                        how="diagonal_relaxed")
     allocations = (
-        grid.join(areas, on="area_code", how="left", maintain_order="left")
+        grid.join(by_year, on=["financial_year", "area_code"], how="left", maintain_order="left")
         .join(path.select("financial_year", "control_total"), on="financial_year", how="left", maintain_order="left")
         .with_columns(
             area_level=pl.lit(params.level),
@@ -488,8 +684,13 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         .select([c.name for c in STREAMS])
         for s in settlements])
     need = areas.with_columns(area_level=pl.lit(params.level)).select([c.name for c in NEED])
-    steps = waterfall(allocations, need_steps(data, settlements[0].spec if len(settlements) == 1 else spec,
-                                              params.level, areas, pooled=len(settlements) > 1))
+    need_spec = settlements[0].spec if len(settlements) == 1 else spec
+    by_frame: dict[int, list] = {}  # each year's need steps from its own population (computed once if all alike)
+    for y, f in zip(fy_list, frames):
+        if id(f) not in by_frame:
+            by_frame[id(f)] = need_steps((full or data).for_year(y), need_spec.at(y), params.level, f,
+                                         pooled=len(settlements) > 1)
+    steps = waterfall(allocations, {y: by_frame[id(f)] for y, f in zip(fy_list, frames)})
     recon = reconcile(allocations, settlements, targets.sum(axis=1), released, spec, extra_checks(
         allocations, spec, settlements))
     fy = years["financial_year"].to_list()
@@ -503,6 +704,8 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
         "start_allocation_year": path["financial_year"][0],
         "streams": [s.name for s in settlements],
         "boundary_conversions": list(data.conversions),
+        **population_policy(full or data, areas, fy_list, frames),
+        **baseline_sources(data, spec),
         **({"implausible_inputs_allowed": list(data.implausible)} if data.implausible else {}),
         "transition_scale_back": {f"{s.name} {y}" if len(settlements) > 1 else y: float(v)
                                   for s in settlements for y, v in zip(fy, s.transition.scale_back)},
@@ -513,6 +716,28 @@ def _finish(data: Dataset, spec, params: RunParameters, years: pl.DataFrame, gro
     }
     cohorts = cohort_budgets(data, spec, params.level, allocations)
     return RunResult(allocations, need, recon, path, policies, streams=streams, waterfall=steps, cohorts=cohorts)
+
+
+def population_policy(data: Dataset, areas: pl.DataFrame, fy: list[str], frames: list[pl.DataFrame]) -> dict:
+    """For the manifest: the population of the run's areas in each settlement year, when it varies by year."""
+    if data.population_years is None:
+        return {}
+    return {"population_by_year": {y: round(float(f["population"].sum()), 1) for y, f in zip(fy, frames)},
+            "population_years_in_data": [data.population_years[0], data.population_years[-1]]}
+
+
+def baseline_sources(data: Dataset, spec) -> dict:
+    """For the manifest: the year each of today's funding components comes from, where the data records it."""
+    if spec.baseline.source != "baseline_table" or "baseline" not in data.tables:
+        return {}
+    b = data["baseline"]
+    cols = {"nhs_core": "nhs_core_source_year", "nhs_primary_medical": "nhs_primary_medical_source_year",
+            "adult_social_care": "council_spending_source_year", "public_health": "council_spending_source_year"}
+    out = {}
+    for comp, col in cols.items():
+        if comp in spec.baseline.components and col in b.columns:
+            out[comp] = sorted(b[col].unique().drop_nulls().to_list())
+    return {"baseline_component_years": out} if out else {}
 
 
 def extra_checks(alloc: pl.DataFrame, spec, settlements: list[Settlement]) -> list[tuple]:
@@ -551,11 +776,13 @@ def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals:
     above_ceiling = np.zeros(sums.height)
     for s in settlements:
         prev = s.transition.previous.astype(np.float64)
-        if s.rule.floor is not None:
-            below_floor += np.maximum(floor_pence(prev, s.rule, inflation[:, None]) - s.transition.allocation,
-                                      0).sum(axis=-1)
-        if s.rule.ceiling is not None:
-            above_ceiling += np.maximum(s.transition.allocation - ceiling_pence(prev, s.rule), 0).sum(axis=-1)
+        for i in range(sums.height):  # each year under that year's rule (a version's transition may be dated)
+            rule = s.rules[i] if s.rules else s.rule
+            if rule.floor is not None:
+                below_floor[i] += np.maximum(floor_pence(prev[i], rule, inflation[i]) - s.transition.allocation[i],
+                                             0).sum()
+            if rule.ceiling is not None:
+                above_ceiling[i] += np.maximum(s.transition.allocation[i] - ceiling_pence(prev[i], rule), 0).sum()
     rows = []
     for i, r in enumerate(sums.iter_rows(named=True)):  # a handful of identities per year, not a loop over areas
         y = r["financial_year"]

@@ -24,7 +24,6 @@ from fundform.errors import FundformError
 from fundform.formula.components import INDICATOR_TRANSFORMS
 from fundform.formula.spec import format_year, parse_year
 from fundform.inputs.dataset import Dataset
-from fundform.localtax.resources import local_resources
 from fundform.need.weighted_population import age_weighted_population, age_weights
 from fundform.numeric import fixed_sum
 from fundform.settlement.control_total import index_growth, settlement_years
@@ -226,30 +225,32 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
                   link: _StreamSweep | None = None, extra=None) -> _StreamSweep:
     """One stream (or the whole single-grant version) across all scenarios: the same steps as the run's
     `_allocate`, with a leading scenario axis. `extra` (S, Y+1) pence is added to the total shared by need."""
-    from fundform.pipeline import area_frame, settlement_inputs
+    from fundform.pipeline import nhs_round_path, share_matrix, year_frames
 
     at = lambda path, default: get(stream_path(stream, path), default)  # noqa: E731
-    areas = area_frame(data, spec, params.level)  # the level's areas, baseline and population (not swept)
     years = settlement_years(params.start_year, params.years)
     fy = years["financial_year"].to_list()
+    frames = year_frames(data, spec, params.level, fy)  # each year's need, baseline and population (the run's own)
+    areas = frames[0]
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
+    rules = [spec.at(y).transition for y in fy]
     rule = spec.transition
     swept = {k: at(f"transition.{k}", getattr(rule, k).value)[:, None]
              for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None}
     inflation = np.array([growth.get(y, 0.0) for y in fy])
     n = areas.height
     if spec.baseline.source != "baseline_table":
-        # a published NHS round: its baselines, per-ICB base growth and targets are the run's own (nothing here is
-        # swept), the same for every scenario; the pace of change is what varies
-        si = settlement_inputs(areas, spec, params, growth, years)
-        totals = np.broadcast_to(si.path["control_total"].to_numpy(), (S, params.years + 1))
-        tr = run_transition(np.broadcast_to(si.start, (S, n)), np.broadcast_to(si.targets, (S, params.years, n)),
-                            totals[:, 1:], rule, fy, baselines=np.broadcast_to(si.baselines, (S, params.years, n)),
-                            growth=si.growth, inflation=inflation, values=swept)
-        return _StreamSweep(totals, int(totals[0, 0]), tr.allocation + tr.guarantee, tr.bound)
-    shares = (_sweep_need(data, spec.need, params.level, ltla, m, get, stream, S)
-              if spec.need.method == "age_cost_curve"
-              else np.broadcast_to(areas["target_share"].to_numpy(), (S, n)))  # practice weighted: not swept
+        # published NHS rounds: the run's own year-by-year path (restatements, base growth, targets), with the pace
+        # of change varying across scenarios
+        held = sorted(data.tables["nhs_icb_allocations"]["allocation_round"].unique().to_list())
+        rp = nhs_round_path(frames, spec, params, growth, years, values=swept, scenarios=S, held=held)
+        return _StreamSweep(rp.totals, int(rp.totals[0, 0]), rp.transition.allocation + rp.transition.guarantee,
+                            rp.transition.bound)
+    if spec.need.method == "age_cost_curve":  # each year's need from that year's population
+        shares = np.stack([_sweep_need(data.for_year(y), spec.need, params.level, ltla, m, get, stream, S)
+                           for y in fy], axis=1)  # (S, Y, n)
+    else:  # practice weighted: not swept
+        shares = np.broadcast_to(share_matrix(frames), (S, params.years, n))
     base_year = parse_year(spec.control_total.base_year)
     all_years = [format_year(parse_year(params.start_year) - 1)] + fy
     infl = np.array([np.prod([1 + growth[format_year(t)] for t in range(base_year + 1, parse_year(y) + 1)])
@@ -265,17 +266,23 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
         totals = totals + extra
     ct = totals[:, 1:]
     baseline_w = areas["baseline_gbp"].to_numpy()
-    targets = apportion(ct, np.broadcast_to(shares[:, None, :], (S, params.years, n)))
+    targets = apportion(ct, shares)
     baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, n)))
     start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, n)))
-    tr = run_transition(start, targets, ct, rule, fy, baselines=baselines, inflation=inflation, values=swept)
+    tr = run_transition(start, targets, ct, rules, fy, baselines=baselines, inflation=inflation, values=swept)
     return _StreamSweep(totals, base_total, tr.allocation + tr.guarantee, tr.bound)
 
 
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
               progress=None) -> SweepResult:
     """Every scenario of a version: single-grant, in streams, or an NHS round (whose pace of change varies)."""
-    from fundform.pipeline import area_frame, check_indicator_tables, negative_grant_policy, stream_spec
+    from fundform.pipeline import (
+        check_indicator_tables,
+        negative_grant_policy,
+        run_local_resources,
+        stream_spec,
+        year_frames,
+    )
 
     say = progress or (lambda _m: None)
     spec = formula.spec
@@ -286,14 +293,15 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     col = {n: values[:, i] for i, n in enumerate(names)}
     get = lambda path, default: col.get(path, np.full(S, default, dtype=float))  # noqa: E731
 
-    areas = area_frame(data, spec, params.level)
+    years = settlement_years(params.start_year, params.years)
+    fy = years["financial_year"].to_list()
+    frames = year_frames(data, spec, params.level, fy)
+    areas = frames[0]
     codes = areas["area_code"].to_list()
     m = _matrix(data, params.level, codes)
     ltla = data["areas"].sort("area_code").select("area_code")
-    years = settlement_years(params.start_year, params.years)
-    fy = years["financial_year"].to_list()
     lt = spec.local_tax
-    local = local_resources(data, lt, params.level, fy)
+    local = run_local_resources(data.for_year(fy[0]), spec, params, fy)
     n_full = local.array("notional_local_resources", codes, fy) * 100  # (Y, n) pence, floats
     e = get("local_tax.equalisation", lt.equalisation.value if lt.equalisation else 0.0)
     share0 = lt.share_for_devolved_services.value if lt.share_for_devolved_services else 1.0
@@ -326,8 +334,8 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     notional = largest_remainder(notional_f, round_half_up(notional_f.sum(axis=-1)))
     grant = paid - notional
     if lt.negative_grants != "tariff":
-        lvl_pop = areas["population"].to_numpy()
-        grant = np.stack([negative_grant_policy(grant[:, t, :], lvl_pop, lt) for t in range(params.years)], axis=1)
+        grant = np.stack([negative_grant_policy(grant[:, t, :], frames[t]["population"].to_numpy(), lt)
+                          for t in range(params.years)], axis=1)
 
     say("distributions and sensitivity")
     q = np.percentile(grant, [0, 5, 50, 95, 100], axis=0) / 100.0  # (5, Y, n) pounds

@@ -38,11 +38,14 @@ def need_steps(data: Dataset, spec, level: str, areas: pl.DataFrame, pooled: boo
     return steps
 
 
-def waterfall(allocations: pl.DataFrame, steps: list[tuple[str, np.ndarray]]) -> pl.DataFrame:
-    """Long table: one row per area, year and step, with the step's amount and the running total (int pence)."""
+def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str, np.ndarray]]] | list
+              ) -> pl.DataFrame:
+    """Long table: one row per area, year and step, with the step's amount and the running total (int pence).
+    Need steps are each year's own (that year's population), or one list for every year."""
     years = allocations["financial_year"].unique(maintain_order=True).to_list()
     frames = []
     for y in years:
+        steps = steps_by_year[y] if isinstance(steps_by_year, dict) else steps_by_year
         a = allocations.filter(pl.col("financial_year") == y)  # areas in code order, as the steps
         total = a["target_allocation"].sum()
         cumulative = [round_half_up(share * total) for _, share in steps]

@@ -96,7 +96,7 @@ def synthetic_dataset(n_areas: int = 6, seed: int = 0, population_scale: float =
                                 "band_d_area": rng.uniform(1800, 2500, n_areas),
                                 "asc_precept_increment_band_d": rng.uniform(25, 40, n_areas)})
     totals = base.sum(axis=(1, 2))
-    baseline = pl.DataFrame({"area_code": codes, "baseline_year": ["2024/25"] * n_areas,
+    baseline = pl.DataFrame({"area_code": codes, "baseline_year": ["2025/26"] * n_areas,
                              "nhs_core": totals * rng.uniform(1500, 2200, n_areas),
                              "nhs_primary_medical": totals * 180.0,
                              "adult_social_care": totals * rng.uniform(300, 600, n_areas),

@@ -12,10 +12,11 @@ def test_every_table_covers_the_296_authorities(bundled):
     codes = set(bundled["areas"]["area_code"])
     assert len(codes) == 296
     for name, contract in CONTRACTS.items():
+        frame = bundled.tables[name]
         if contract.covers_every_area:
-            assert set(bundled[name]["area_code"]) == codes, name
-        elif "area_code" in bundled[name].columns:
-            assert set(bundled[name]["area_code"]) <= codes, name
+            assert set(frame["area_code"]) == codes, name
+        elif "area_code" in frame.columns:
+            assert set(frame["area_code"]) <= codes, name
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -28,7 +29,7 @@ def test_lookup_levels_have_the_published_number_of_areas(bundled, level):
 
 def test_published_anchor_figures(bundled):
     # ONS mid-2023: England 57,690,323; Hartlepool 95,366 (data/README.md, population PROVENANCE)
-    pop = bundled["population"]
+    pop = bundled.for_year("2023/24")["population"]
     assert pop["population"].sum() == 57_690_323
     assert pop.filter(pl.col("area_code") == "E06000001")["population"].sum() == 95_366
     ct = bundled["council_tax"].filter(pl.col("area_code") == "E06000001").row(0, named=True)
@@ -48,10 +49,11 @@ def test_suppressed_mortality_is_substituted_and_flagged(bundled):
 
 
 def test_baseline_reproduces_the_published_nhs_totals(bundled):
-    # the 42 published ICB core 2024/25 recurrent allocations sum to GBP 103,817,368k (ICB_Core_Allocations_2024_25);
-    # apportioning them to authorities by registered-patient share loses nothing
+    # the 42 published ICB core 2025/26 recurrent allocations sum to GBP 116,741,038k (ICB_Core_Allocations_2025_26,
+    # ENGLAND row); attributing them to authorities by residents x need per head loses nothing
     b = bundled["baseline"]
-    assert b["nhs_core"].sum() == pytest.approx(103_817_368_000, rel=1e-12)
+    assert b["nhs_core"].sum() == pytest.approx(116_741_038_000, rel=1e-12)
+    assert set(b["nhs_core_source_year"]) == {"2025/26"} and set(b["baseline_year"]) == {"2025/26"}
     assert (b.select(pl.col("nhs_core", "adult_social_care", "public_health").min()).row(0) > (0, 0, 0))
 
 

@@ -24,7 +24,8 @@ def quantity(ref: str, path: str):
 
 def deprivation_effect(elasticity: float, lo: float, hi: float) -> dict:
     """The deprivation multiplier across the bundled authorities, as need computes it."""
-    pop = pl.read_parquet(DATA / "population.parquet").group_by("area_code").agg(pl.col("population").sum())
+    pop = pl.read_parquet(DATA / "population.parquet").filter(pl.col("financial_year") == "2026/27").group_by(
+        "area_code").agg(pl.col("population").sum())
     dep = (pl.read_parquet(DATA / "deprivation.parquet").join(pop, on="area_code")
            .join(pl.read_parquet(DATA / "areas.parquet"), on="area_code"))
     national = (dep["imd_average_score"] * dep["population"]).sum() / dep["population"].sum()
@@ -96,6 +97,39 @@ def test_the_nhs_pace_of_change_numbers_are_the_published_rounds():
     assert over.height >= 1 and over["post_convergence_distance_from_target"].abs().max() < 0.00006
 
 
+def test_the_rounds_of_nhs_icb_2025_state_what_each_published_round_shows():
+    f = resolve_formula("nhs-icb-2025").spec
+    q = lambda year, path: dict(iter_quantities(f.at(year)))[path]  # noqa: E731
+    for year in ("2023/24", "2024/25", "2025/26"):
+        r = published(year)
+        assert q(year, "transition.max_gain").value == pytest.approx(r["convergence"].max(), abs=1e-9)
+        assert q(year, "transition.max_reduction").value == pytest.approx(-r["convergence"].min(), abs=1e-9)
+    # 2023/24: a fifteenth of the gap under target; over target within the cap, d itself comes off (post -d^2)
+    r23 = published("2023/24")
+    under = r23.filter((pl.col("distance_from_target") < 0) & (pl.col("convergence") < r23["convergence"].max()))
+    assert (under["convergence"] / -under["distance_from_target"] - 1 / 15).abs().max() < 5e-6
+    assert "1/15" in q("2023/24", "transition.gain_gap_closed").source
+    over = r23.filter((pl.col("distance_from_target") > 0) & (pl.col("convergence") > r23["convergence"].min()))
+    assert over.height >= 1
+    d = over["distance_from_target"]
+    assert (over["post_convergence_distance_from_target"] + d * d).abs().max() < 1e-6
+    assert f.at("2023/24").transition.reduction_of == "d" and "-d^2" in q("2023/24",
+                                                                           "transition.reduction_gap_closed").source
+    # 2025/26: convergence = -0.2 x the distance after base growth, within +-0.5%
+    r25 = published("2025/26").with_columns(
+        target=pl.col("recurrent_allocation") / (1 + pl.col("post_convergence_distance_from_target")))
+    r25 = r25.with_columns(d=pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth")) / pl.col("target") - 1)
+    free = r25.filter(pl.col("convergence").abs() < 0.005 - 1e-9)
+    assert free.height >= 10 and (free["convergence"] + 0.2 * free["d"]).abs().max() < 1e-6
+    assert f.at("2025/26").transition.reduction_of == "d"
+    r24 = published("2024/25")  # 2024/25: over target within the cap, d / (1 + d) comes off: they land on target
+    land = r24.filter((pl.col("distance_from_target") > 0) & (pl.col("convergence") > r24["convergence"].min()))
+    assert land.height >= 1 and land["post_convergence_distance_from_target"].abs().max() < 0.00006
+    assert "within 0.006%" in q("2024/25", "transition.reduction_gap_closed").source
+    assert q("2025/26", "transition.gain_gap_closed").value == 0.2 == q("2025/26",
+                                                                        "transition.reduction_gap_closed").value
+
+
 def test_localis_health_tax_is_zero_until_a_place_sets_one():
     q = quantity("localis-2016", "local_tax.health_tax.rate")
     assert "so 0 until a place sets one" in q.source and q.value == 0
@@ -111,6 +145,11 @@ CHECKED = {
     ("nhs-icb-2024", "transition.max_gain"), ("nhs-icb-2024", "transition.max_reduction"),
     ("nhs-icb-2024", "transition.reduction_gap_closed"), ("nhs-icb-2023.toml", "transition.max_reduction"),
     ("nhs-icb-2024", "need.source"), ("localis-2016", "local_tax.health_tax.rate"),
+    # nhs-icb-2025, every round: test_the_rounds_of_nhs_icb_2025_state_what_each_published_round_shows; its need
+    # (published targets set the 2023/24 shares; the 2025/26 weights) by the reproductions in tests/test_nhs_rounds.py
+    *((("nhs-icb-2025", f"{pre}transition.{k}") for pre in ("", "years.2024/25.", "years.2025/26.")
+       for k in ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"))),
+    ("nhs-icb-2025", "need.source"),
 }
 
 
@@ -122,6 +161,9 @@ def test_every_stated_effect_is_checked_here():
         name = ref.rsplit("/", 1)[-1] if ref.endswith(".toml") else ref
         texts = {path: q.source for path, q in iter_quantities(f.spec)}
         texts["need.source"] = f.spec.need.source or ""
+        for year in f.spec.years:  # the dated sections' own numbers, as the version stands in that year
+            texts |= {f"years.{year}.{path}": q.source for path, q in iter_quantities(f.spec.at(year))
+                      if q.source != texts.get(path)}
         for o in f.overrides:  # a scenario's own claims are those of the numbers it changes
             texts = {k: v for k, v in texts.items() if k.startswith(o.path.rsplit(".value", 1)[0])} | {}
         for path, text in texts.items():

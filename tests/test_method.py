@@ -112,7 +112,7 @@ def floor_penny(x):
 def year_one_by_the_method() -> pl.DataFrame:
     spec = load_formula("fundform-needs").spec  # the version's numbers, as the method's tables state them
     read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")  # noqa: E731
-    pop = read("population")
+    pop = read("population").filter(pl.col("financial_year") == "2026/27")  # year 1's residents (step 1)
     codes = sorted(set(pop["area_code"]))
     # step 1: need
     weight = {a: b.weight for b in spec.need.age_cost_curve.bands for a in range(b.age_from, b.age_to + 1)}
@@ -136,9 +136,10 @@ def year_one_by_the_method() -> pl.DataFrame:
     # step 4: control total
     B = int(round_half(100 * math.fsum(F)))
     g, r = spec.indices["gdp_deflator"].growth, spec.control_total.real_growth.value
-    I25 = 1 + g["2025/26"]
+    assert spec.control_total.base_year == "2025/26"  # today's funding is 2025/26's: the year before the settlement
+    I25 = 1.0  # the index level of the base year itself
     I26 = I25 * (1 + g["2026/27"])
-    CT0, CT1 = int(round_half(B * I25 * (1 + r) ** 1)), int(round_half(B * I26 * (1 + r) ** 2))
+    CT0, CT1 = int(round_half(B * I25 * (1 + r) ** 0)), int(round_half(B * I26 * (1 + r) ** 1))
     # step 5: the year before, targets
     A0 = apportion(CT0, F)
     T1 = apportion(CT1, tau)
@@ -160,7 +161,7 @@ def year_one_by_the_method() -> pl.DataFrame:
     ct = read("council_tax")
     t, D = ct["tax_base_band_d"].to_numpy(), ct[lt.band_d_column].to_numpy()
     NB = float(floor_penny(math.fsum(t * D) / math.fsum(t)))
-    for _ in ("2025/26", "2026/27"):
+    for _ in ("2025/26", "2026/27"):  # from the council tax data's year (2024-25)
         NB = float(floor_penny(NB * (1 + lt.core_increase.value + lt.precept.default_rate.value)))
     Nloc = t * (1 + lt.tax_base_growth.value) ** 2 * NB * lt.share_for_devolved_services.value
     d = lt.equalisation.value

@@ -193,7 +193,7 @@ DATA_CASES: dict[str, DataCase] = {
                                      ("baseline.parquet", "'baseline_year'", "2 different values",
                                       "one value for the whole table", "row 11")),
     "baseline year not the version's": DataCase(edit("baseline", lambda df: df.with_columns(
-        baseline_year=pl.lit("2023/24"))), ("baseline.parquet", "'baseline_year'", "2024/25",
+        baseline_year=pl.lit("2023/24"))), ("baseline.parquet", "'baseline_year'", "2025/26",
                                            "control_total.base_year"), validate_ok=True),
     "spending source year in the wrong form": DataCase(set_cell("baseline", "council_spending_source_year",
                                                                 "2024/25"),

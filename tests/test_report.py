@@ -31,10 +31,10 @@ def report(tmp_path_factory):
 
 def test_report_is_self_contained(report):
     text = report.read_text()
-    assert len(re.findall(r'<svg class="chart[ "]', text)) == 11  # 5 charts and 6 maps
+    assert len(re.findall(r'<svg class="chart[ "]', text)) == 12  # 6 charts (population by year among them) and 6 maps
     # nothing is fetched: no external scripts, styles, fonts or images
     assert not re.search(r'<(script|link|img)[^>]+(src|href)=', text)
-    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 11  # SVG namespaces only
+    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 12  # SVG namespaces only
     assert "Open Government Licence" in text and "Open Innovations" in text  # the boundaries' attribution
 
 
@@ -72,7 +72,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path, width, columns):
     need_chromium()
     page = rendered(report.as_uri(), tmp_path, width, "p")
     assert page.get("rendered") == "ok" and "error" not in page, page  # no script error, every chart drawn
-    assert page["charts"] == "11"
+    assert page["charts"] == "12"
     assert page["maps"] == {m: 296 for m in ("m1", "m2", "m3", "m4", "h1", "h2")}  # every area on every map
     assert page["columns"] == columns  # two columns at 1280 px, one on a phone
     assert page["rows"] == "296"

@@ -44,7 +44,7 @@ def test_scenario_with_one_changed_weight(bundled, tmp_path):
     # exactly as the weight implies: where neither run's multiplier is at its 0.7-1.4 bound, the share ratio is
     # constant x (IMD score)^(0.35 - 0.25)
     dep = bundled["deprivation"].sort("area_code")["imd_average_score"].to_numpy()
-    pop = bundled["population"].group_by("area_code").agg(pl.col("population").sum()).sort("area_code")["population"]
+    pop = bundled.for_year("2026/27")["population"].group_by("area_code").agg(pl.col("population").sum()).sort("area_code")["population"]
     rel = dep / np.average(dep, weights=pop.to_numpy())
     free = (rel**0.25 > 0.7) & (rel**0.25 < 1.4) & (rel**0.35 > 0.7) & (rel**0.35 < 1.4)
     assert free.sum() > 200

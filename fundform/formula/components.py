@@ -110,16 +110,19 @@ def convergence(ctx: RuleContext) -> np.ndarray:
 def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleContext | None = None) -> np.ndarray:
     """NHS England's convergence percentage for a distance from target d = (allocation - target) / target measured
     after base growth: below target, a fraction of the gap capped at max_gain; above target, a fraction of the way
-    to target (d / (1 + d) lands on it) capped at max_reduction."""
+    to target (reduction_of "d/(1+d)": d / (1 + d) lands on it) or of d itself (reduction_of "d"), capped at
+    max_reduction."""
     v = ctx.value if ctx is not None else (lambda name: getattr(rule, name).value)
     gain = np.minimum(v("gain_gap_closed") * np.maximum(-dft, 0.0), v("max_gain"))
-    cut = np.minimum(v("reduction_gap_closed") * np.maximum(dft, 0.0) / (1.0 + np.maximum(dft, 0.0)),
+    over = np.maximum(dft, 0.0)
+    cut = np.minimum(v("reduction_gap_closed") * (over / (1.0 + over) if rule.reduction_of == "d/(1+d)" else over),
                      v("max_reduction"))
     return np.where(dft < 0, gain, -cut)
 
 
 @transition_rule("nhs_convergence", "d = A*G / T - 1 (0 where T = 0);  c = min(gain_gap_closed * (-d), max_gain) if d < 0,"
-                 " else -min(reduction_gap_closed * d / (1 + d), max_reduction);  u = A*G * (1 + c)")
+                 " else -min(reduction_gap_closed * r(d), max_reduction), r(d) = d / (1 + d) or d (reduction_of);"
+                 "  u = A*G * (1 + c)")
 def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     """Base growth, then a convergence percentage that depends on the distance from target (see above)."""
     grown = ctx.previous * ctx.growth

@@ -9,9 +9,9 @@ values, missing units and unknown components are rejected before anything runs, 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
 
@@ -148,12 +148,13 @@ class Indicator(Strict):
 class Need(Strict):
     """How need is measured. `age_cost_curve`: resident population x an age cost curve x indicator multipliers,
     per lower-tier authority. `practice_weighted_population`: NHS England's needs-weighted registered populations
-    per GP practice (one weights year), summed to any area built from practices."""
+    per GP practice (one weights year, or "settlement_year": each year's own), summed to any area built from
+    practices."""
 
     method: Literal["age_cost_curve", "practice_weighted_population"] = "age_cost_curve"
     age_cost_curve: AgeCostCurve | None = None
     indicators: list[Indicator] = Field(default_factory=list)
-    weights_year: FinancialYear | None = None
+    weights_year: FinancialYear | Literal["settlement_year"] | None = None
     weighted_population_column: str = "wp_core"
     source: str | None = None
 
@@ -187,6 +188,9 @@ class Baseline(Strict):
     target_total: Literal["control_total", "published_fair_shares"] = "control_total"
     # where the weights behind a historic round are not in the data, its published targets can set the shares
     target_shares: Literal["need", "published_fair_shares"] = "need"
+    # published fair shares targets grow into the allocation year by each ICB's own base growth (2024/25 round) or
+    # by the national growth (the same for every ICB); the two agree when base growth is uniform (2025/26)
+    target_growth: Literal["icb", "national"] = "icb"
 
     @model_validator(mode="after")
     def _consistent(self) -> Baseline:
@@ -285,6 +289,9 @@ class Transition(Strict):
     max_gain: Share | None = None
     reduction_gap_closed: Share | None = None
     max_reduction: Share | None = None
+    # what reduction_gap_closed is a share of, for an ICB over target by d: d / (1 + d), the way to target (2023/24
+    # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
+    reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
     # phasing: a straight-line blend from today's funding (uprated) to target over N years
     phasing_years: Years | None = None
     budget_neutral: bool = True
@@ -448,6 +455,42 @@ class LocalTax(Strict):
         return self
 
 
+DATED_SECTIONS = {"need", "baseline", "transition"}
+
+
+def _quantities_keep_sources(node: Any, path: str) -> None:
+    """A dated number states where it comes from: a section that sets a value sets its source too."""
+    if isinstance(node, dict):
+        if "value" in node and "source" not in node:
+            raise ValueError(f"{path}: a dated value needs its own source (value, unit and source)")
+        for k, v in node.items():
+            _quantities_keep_sources(v, f"{path}.{k}")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+_AT: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}  # (id(spec), years) -> (spec, the spec in that year)
+
+
+def _at_cached(spec: FormulaSpec, keys: tuple[str, ...]) -> FormulaSpec:
+    hit = _AT.get((id(spec), keys))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    data = spec.model_dump(mode="python", by_alias=True, exclude={"years"}, exclude_none=True)
+    for y in keys:
+        data = _merge(data, spec.years[y])
+    out = FormulaSpec.model_validate(data)
+    if len(_AT) > 512:
+        _AT.clear()
+    _AT[(id(spec), keys)] = (spec, out)
+    return out
+
+
 def run_defaults(spec: FormulaSpec) -> tuple[str, str, int]:
     """(level, start year, years) of a run of `spec` that names none: its default level, its first effective year,
     and its effective years (at most 20)."""
@@ -473,6 +516,34 @@ class FormulaSpec(Strict):
     ledger: Ledger = Field(default_factory=Ledger)
     streams: list[Stream] = Field(default_factory=list)
     cohorts: list[Cohort] = Field(default_factory=lambda: list(DEFAULT_COHORTS))
+    # dated values: `[years."2025/26".transition]` sets, from that year on, the keys it names (each number with its
+    # own unit and source); a later year's section applies on top of an earlier one's
+    years: dict[FinancialYear, dict[str, Any]] = Field(default_factory=dict)
+
+    def at(self, year: str) -> FormulaSpec:
+        """The version as it stands in `year`: every dated section from that year or before applied in order."""
+        keys = sorted((y for y in self.years if parse_year(y) <= parse_year(year)), key=parse_year)
+        if not keys:
+            return self
+        return _at_cached(self, tuple(keys))
+
+    @model_validator(mode="after")
+    def _dated(self) -> FormulaSpec:
+        for y, section in self.years.items():
+            parse_year(y)
+            odd = sorted(set(section) - DATED_SECTIONS)
+            if odd:
+                raise ValueError(f"years.{y}: only {', '.join(sorted(DATED_SECTIONS))} may vary by year (got "
+                                 f"{', '.join(odd)})")
+            _quantities_keep_sources(section, f"years.{y}")
+        for y in self.years:
+            try:
+                self.at(y)
+            except ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise ValueError(f"years.{y}: {where}: {first['msg']}") from None
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> FormulaSpec:

@@ -98,6 +98,7 @@ class TableContract:
     key: tuple[str, ...]
     covers_every_area: bool = True
     finer_grain_key: str | None = None  # an optional column that, when present, joins the key (small areas)
+    period_key: str | None = None  # an optional column that, when present, joins the key (a year the rows are for)
     required: bool = True  # optional tables are checked when present
     notes: tuple[str, ...] = field(default=())
 
@@ -144,7 +145,8 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
     if problems:
         return None, problems
 
-    key = list(contract.key) + ([contract.finer_grain_key] if contract.finer_grain_key in present else [])
+    key = [*([contract.period_key] if contract.period_key in present else []), *contract.key,
+           *([contract.finer_grain_key] if contract.finer_grain_key in present else [])]
     casts = {}
     for col in contract.columns:
         if col.name in present and frame.schema[col.name] != _POLARS[col.dtype]:

@@ -7,6 +7,7 @@ problem found in every table. Nothing downstream runs on unchecked data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,55 @@ class Dataset:
     implausible: tuple[str, ...] = ()  # plausibility bounds the run was told to allow, as rendered problems
 
     def __getitem__(self, name: str) -> pl.DataFrame:
-        return self.tables[name]
+        frame = self.tables[name]
+        if name == "population" and "financial_year" in frame.columns:  # summing every year would count people
+            raise RuntimeError("internal error: a population by year read without choosing a year (for_year)")
+        return frame
 
     def lazy(self, name: str) -> pl.LazyFrame:
-        return self.tables[name].lazy()
+        return self[name].lazy()
+
+    @functools.cached_property
+    def population_years(self) -> list[str] | None:
+        """The financial years the population is given for, or None when one population serves every year."""
+        pop = self.tables.get("population")
+        if pop is None or "financial_year" not in pop.columns:
+            return None
+        return sorted(pop["financial_year"].unique().to_list())
+
+    @functools.cached_property
+    def _years(self) -> dict[str, Dataset]:
+        return {}
+
+    def for_year(self, year: str) -> Dataset:
+        """The dataset as it stands in one financial year: the population of that year (the table's financial_year
+        column dropped). A dataset without years is the same in every year."""
+        years = self.population_years
+        if years is None:
+            return self
+        if year not in years:
+            file = next((f.path.name for f in self.files if f.table == "population"), "population")
+            raise InvalidInput([Problem(file, "financial_year", f"no population for {year}",
+                                        f"a population for every year the run needs (the file holds "
+                                        f"{years[0]} to {years[-1]})" if len(years) > 1 else
+                                        f"a population for every year the run needs (the file holds {years[0]})")],
+                               str(self.directory))
+        if year not in self._years:  # each year's slice once per dataset (a run reads it several times)
+            pop = self.tables["population"].filter(pl.col("financial_year") == year).drop("financial_year")
+            self._years[year] = dataclasses.replace(self, tables={**self.tables, "population": pop})
+        return self._years[year]
+
+    def reference_year(self, preferred: str | None = None) -> Dataset:
+        """One year's dataset for what is not computed year by year: `preferred` (default: the baseline's year,
+        today) if the population has it, else the latest year before it, else the first year."""
+        years = self.population_years
+        if years is None:
+            return self
+        if preferred is None and "baseline" in self.tables and "baseline_year" in self.tables["baseline"].columns \
+                and self.tables["baseline"].height:
+            preferred = self.tables["baseline"]["baseline_year"][0]
+        before = [y for y in years if preferred is not None and y <= preferred]
+        return self.for_year(preferred if preferred in years else before[-1] if before else years[0])
 
 
 def pq_rows(path: Path) -> int:
@@ -514,16 +560,31 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
     if "population" not in tables:
         return hard, soft
     pop_file = names.get("population", "population")
-    per_area = tables["population"].group_by("area_code").agg(population=pl.col("population").sum()).sort("area_code")
-    empty = per_area.filter(pl.col("population") <= 0)
+    pop = tables["population"]
+    by_year = "financial_year" in pop.columns
+    if by_year:  # sizes are checked in every year; per-head figures against the baseline's year (or the first)
+        sizes = (pop.group_by("financial_year", "area_code").agg(population=pl.col("population").sum())
+                 .sort("financial_year", "area_code").with_columns(area_code=pl.format("{} {}", "area_code",
+                                                                                         "financial_year")))
+        years = sorted(pop["financial_year"].unique().to_list())
+        b_year = (tables["baseline"]["baseline_year"][0] if "baseline" in tables and tables["baseline"].height
+                  and "baseline_year" in tables["baseline"].columns else None)
+        ref = b_year if b_year in years else years[0]
+        per_area = (pop.filter(pl.col("financial_year") == ref).group_by("area_code")
+                    .agg(population=pl.col("population").sum()).sort("area_code"))
+    else:
+        per_area = pop.group_by("area_code").agg(population=pl.col("population").sum()).sort("area_code")
+        sizes = per_area
+    empty = sizes.filter(pl.col("population") <= 0)
     if empty.height:
         hard.append(Problem(pop_file, "population", f"{empty.height} authority(ies) with no residents at all",
                             "a population > 0 for every authority (need per head and grant per head divide by it)",
                             _row_labels(empty, ["area_code"])))
-    p = _bound_problem(per_area, "population", POPULATION_PER_AREA, pop_file, "population", "population",
+    p = _bound_problem(sizes, "population", POPULATION_PER_AREA, pop_file, "population", "population",
                        "residents")
     soft += [p] if p else []
-    total = float(per_area["population"].sum())
+    total = float(sizes.group_by(pl.col("area_code").str.slice(10) if by_year else pl.lit(1))
+                  .agg(pl.col("population").sum())["population"].max())
     if total > POPULATION_TOTAL_MAX[1]:
         soft.append(Problem(pop_file, "population", f"a total population of {total:,.0f}",
                             f"a total <= {POPULATION_TOTAL_MAX[1]:,} (plausibility bound: {POPULATION_TOTAL_MAX[2]}; "
@@ -587,9 +648,20 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
 
     if "population" in tables:
         pop = tables["population"]
-        grid = pop.group_by("area_code", "sex", "age").agg().group_by("area_code").agg(
+        per = ["financial_year"] if "financial_year" in pop.columns else []
+        grid = pop.group_by(*per, "area_code", "sex", "age").agg().group_by(*per, "area_code").agg(
             n=pl.len(), sexes=pl.col("sex").n_unique()
         )
+        if per:  # every year covers every authority, and is labelled "<code> <year>" below
+            n_areas = areas.height
+            short = pop.group_by("financial_year").agg(n=pl.col("area_code").n_unique()).filter(
+                pl.col("n") != n_areas).sort("financial_year")
+            if short.height:
+                problems.append(Problem(names.get("population", "population"), "financial_year",
+                                        f"{short.height} year(s) without every authority",
+                                        f"all {n_areas} authorities of areas in every year",
+                                        tuple(f"{r[0]}: {r[1]} authorities" for r in short.rows())))
+            grid = grid.with_columns(area_code=pl.format("{} {}", "area_code", "financial_year"))
         incomplete = grid.filter((pl.col("n") != AGES * len(SEXES)) | (pl.col("sexes") != len(SEXES))).sort("area_code")
         if incomplete.height:
             problems.append(Problem(names.get("population", "population"), "age,sex",
@@ -641,12 +713,23 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
 
 
 def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list[Problem]:
-    """Practice and ICB tables must use the ICB codes of the area lookup."""
+    """Practice and ICB tables must use the ICB codes of the area lookup, or of a later ICB configuration that
+    icb_changes records; each old ICB's shares in icb_changes sum to 1."""
     problems: list[Problem] = []
     if "area_lookup" not in tables:
         return problems
     icbs = tables["area_lookup"].filter(pl.col("level") == "icb").select(icb_code="target_code").unique()
-    for name in ("practice_weighted_population", "nhs_icb_allocations"):
+    if "icb_changes" in tables:
+        ch = tables["icb_changes"]
+        icbs = pl.concat([icbs, ch.select(icb_code="new_code").unique()]).unique()
+        sums = ch.group_by("effective_year", "old_code").agg(pl.col("share").sum()).filter(
+            (pl.col("share") - 1).abs() > SHARE_TOLERANCE).sort("effective_year", "old_code")
+        if sums.height:
+            problems.append(Problem(names.get("icb_changes", "icb_changes"), "share",
+                                    f"{sums.height} old ICB(s) whose shares do not sum to 1",
+                                    f"the shares of each old ICB to sum to 1 (within {SHARE_TOLERANCE:g})",
+                                    _row_labels(sums, ["effective_year", "old_code"])))
+    for name in ("practice_weighted_population", "nhs_icb_allocations"):  # codes: the lookup's or later ones
         if name in tables:
             unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")
             if unknown.height:

@@ -39,10 +39,15 @@ AREAS = TableContract(
 
 POPULATION = TableContract(
     name="population",
-    description="Resident population by single year of age (90 = 90 and over) and sex. May be given at a finer "
-    "grain: with a `small_area_code` column, rows are small areas inside `area_code` and are summed in the plan.",
-    source="ONS Mid-Year Population Estimates, mid-2023, tables MYE2 (females, males), published 15 July 2024",
-    vintage="mid-2023",
+    description="Resident population by single year of age (90 = 90 and over) and sex. May carry a `financial_year`: "
+    "then every year a run needs must be present, and each settlement year's need and targets are computed from that "
+    "year's population. May be given at a finer grain: with a `small_area_code` column, rows are small areas inside "
+    "`area_code` and are summed in the plan.",
+    source="ONS Mid-Year Population Estimates mid-2023 (MYE2 females and males) and mid-2024 (persons, split by sex "
+    "with each authority's mid-2023 ratio at that age); from mid-2025, ONS 2018-based subnational projections' growth "
+    "per authority and five-year age band, constrained to ONS 2022-based regional projections by sex and age band "
+    "(data/README.md)",
+    vintage="financial year Y/Y+1 = mid-Y: estimates 2023/24-2024/25, projections 2025/26-2035/36",
     columns=(
         AREA,
         Column("sex", "str", "F or M", "sex: F (female) or M (male)"),
@@ -52,9 +57,13 @@ POPULATION = TableContract(
                                    "mid-2023 was 11,565 (ONS MYE2)")),
         Column("small_area_code", "str", "code", "optional small area (LSOA, practice) inside the authority",
                required=False),
+        Column("financial_year", "str", "financial year", "optional: the year the population is for (mid-year of "
+               "its first calendar year, e.g. 2026/27 = mid-2026); without it, one population serves every year",
+               required=False, **FY),
     ),
     key=("area_code", "sex", "age"),
     finer_grain_key="small_area_code",
+    period_key="financial_year",
 )
 
 DEPRIVATION = TableContract(
@@ -153,10 +162,11 @@ AREA_LOOKUP = TableContract(
 BASELINE = TableContract(
     name="baseline",
     description="Today's health and care funding per authority: the starting point of the transition.",
-    source="NHS England ICB allocations 2024/25 (core and primary medical care recurrent allocations) apportioned by "
-    "registered-patient share; MHCLG revenue outturn 2024-25 net current expenditure on adult social care and public "
-    "health for upper-tier authorities, apportioned to districts by mid-2023 population",
-    vintage="2024/25",
+    source="NHS England ICB core recurrent allocations 2025/26 and primary medical care 2024/25, attributed to "
+    "authorities by residents x NHS England's weighted population per registered patient (data/README.md); MHCLG "
+    "revenue outturn 2024-25 net current expenditure on adult social care and public health for upper-tier "
+    "authorities, apportioned to districts by mid-2023 population",
+    vintage="2025/26 (NHS core); each component's own year in its *_source_year column",
     columns=(
         AREA,
         Column("baseline_year", "str", "financial year", "year of the baseline, e.g. 2024/25: one year for the "
@@ -172,6 +182,10 @@ BASELINE = TableContract(
         Column("council_spending_source_year", "str", "financial year", "outturn year used (latest submitted; "
                "earlier years uprated by the national growth of the line, see data/README.md)",
                pattern=r"^\d{4}-\d{2}$", pattern_text="a financial year like 2024-25"),
+        Column("nhs_core_source_year", "str", "financial year", "optional: the NHS allocation round nhs_core comes "
+               "from", required=False, **FY),
+        Column("nhs_primary_medical_source_year", "str", "financial year", "optional: the NHS allocation round "
+               "nhs_primary_medical comes from", required=False, **FY),
     ),
     key=("area_code",),
 )
@@ -197,10 +211,11 @@ PRACTICE_WEIGHTED_POPULATION = TableContract(
     name="practice_weighted_population",
     description="NHS England's needs-weighted registered populations per GP practice, by formula component, for "
     "each allocation year's weights. Optional: needed by versions whose need method is practice_weighted_population.",
-    source="NHS England ICB allocations 2023/24 to 2024/25, practice-level weighted populations as published with the "
-    "ICB place-based allocation tool (nhsx/AIF_Allocation_Tool data/2023_2024.csv and 2024_2025.csv)",
-    vintage="weights for 2023/24 and 2024/25; registered population projections for 2022/23; 2021 districts mapped "
-    "to 2024 codes",
+    source="NHS England ICB allocations, practice-level weighted populations as published with the ICB place-based "
+    "allocation tools (nhsx/AIF_Allocation_Tool 2023/24 and 2024/25; nhsengland/ICB_Allocation_Tool_update 2025/26; "
+    "nhsengland/ICB_Place_Based_Tool_2627-2829 2026/27 to 2028/29)",
+    vintage="weights for 2023/24 to 2028/29 (42 ICBs to 2025/26, the 36 merged ICBs from 2026/27: wp_core is 'Core "
+    "WP' there); 2021 districts mapped to 2024 codes",
     columns=(
         Column("weights_year", "str", "financial year", "allocation year the weights were published for", **FY),
         Column("practice_code", "str", "ODS code", "GP practice code"),
@@ -228,14 +243,17 @@ NHS_ICB_ALLOCATIONS = TableContract(
     description="NHS England's published ICB core allocation rounds: the base year's adjusted recurrent baseline and "
     "fair shares target, each ICB's base growth and convergence, and the recurrent allocation. Optional: used by "
     "versions whose baseline source is nhs_icb_allocations, and by the reproduction test.",
-    source="NHS England, ICB allocations 2023/24 to 2024/25 (core allocations sheets, GBP thousands converted to GBP)",
-    vintage="allocation rounds 2023/24 (base 2022/23) and 2024/25 (base 2023/24)",
+    source="NHS England, ICB allocations 2023/24 to 2024/25 and 2025/26 (core allocations sheets, GBP thousands "
+    "converted to GBP)",
+    vintage="allocation rounds 2023/24 (base 2022/23), 2024/25 (base 2023/24) and 2025/26 (base 2024/25 as restated)",
     columns=(
         Column("allocation_round", "str", "financial year", "the year allocated", **FY),
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),
         Column("nhs_region_code", "str", "ODS code", "NHS region (Yxx)"),
-        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline", min=0, min_exclusive=True, max=MAX_GBP),
+        Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline (the "
+               "previous round's recurrent allocation as restated for this round)", min=0, min_exclusive=True,
+               max=MAX_GBP),
         Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (2024/25 round: inc. COVID)",
                min=0, min_exclusive=True, max=MAX_GBP),
         Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published"),
@@ -271,9 +289,32 @@ CODE_CHANGES = TableContract(
     required=False,
 )
 
+ICB_CHANGES = TableContract(
+    name="icb_changes",
+    description="Changes of ICB boundaries (a vintage): from `effective_year` on, each old ICB's share of its "
+    "weighted population lies in each new ICB. A run whose years cross a change rolls baselines and published "
+    "figures up to the ICBs of its last year. Optional.",
+    source="derived from NHS England's practice weighted populations 2025/26 and 2026/27: each practice's ICB "
+    "before and after the 2026 mergers, shares of 2025/26 Final WP",
+    vintage="the 2026 mergers: 42 ICBs to 36 from 2026/27",
+    columns=(
+        Column("effective_year", "str", "financial year", "first year of the new ICBs", **FY),
+        Column("old_code", "str", "ODS code", "ICB before the change"),
+        Column("old_name", "str", "text", "its name"),
+        Column("new_code", "str", "ODS code", "ICB after the change (Txx for merged ICBs)"),
+        Column("new_name", "str", "text", "its name"),
+        Column("share", "float", "share", "share of the old ICB in the new one (shares of an old ICB sum to 1)",
+               min=0, min_exclusive=True, max=1),
+    ),
+    key=("effective_year", "old_code", "new_code"),
+    covers_every_area=False,
+    required=False,
+)
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE,
-                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS, CODE_CHANGES)
+                        PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS, CODE_CHANGES,
+                        ICB_CHANGES)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
 LEVELS = ("ltla", "utla", "region", "icb", "nhs-region", "ca")

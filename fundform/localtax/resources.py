@@ -60,9 +60,13 @@ class LocalResources:
     degree: np.ndarray  # (years,) the equalisation degree e in each year
     notional_band_d: dict[str, float]
     policies: dict = field(default_factory=dict)
+    applies: bool = True  # False: the version has no local tax (every figure is zero, for any area)
 
     def array(self, column: str, codes: list[str], years: list[str]) -> np.ndarray:
-        """(years, areas) in the given orders; an area absent from the frame is an error, never a zero."""
+        """(years, areas) in the given orders; an area absent from the frame is an error, never a zero (unless the
+        version has no local tax at all: then every area's is zero, also on areas the council tax data lacks)."""
+        if not self.applies:
+            return np.zeros((len(years), len(codes)))
         wide = self.frame.pivot(on="financial_year", index="area_code", values=column)
         got = pl.DataFrame({"area_code": codes}).join(wide, on="area_code", how="left", maintain_order="left")
         arr = got.select(years).to_numpy().T
@@ -206,4 +210,4 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
         **{c: zero[c].reshape(-1) for c in RESOURCE_COLUMNS},
     })
     rolled = roll_up(long.lazy(), data.lazy("area_lookup"), level, list(RESOURCE_COLUMNS), by=["financial_year"])
-    return LocalResources(rolled.collect(), degree, nbd_path, policies)
+    return LocalResources(rolled.collect(), degree, nbd_path, policies, applies=rule.rule != "none")

@@ -16,7 +16,8 @@ from fundform.numeric import fixed_sum
 
 def deprivation_deciles(data: Dataset, level: str) -> pl.DataFrame:
     """Each area's population-weighted IMD average score at the level, and its decile (1 = most deprived)."""
-    pop = data.lazy("population").group_by("area_code").agg(population=fixed_sum(pl.col("population")))
+    pop = data.reference_year().lazy("population").group_by("area_code").agg(
+        population=fixed_sum(pl.col("population")))
     ltla = pop.join(data.lazy("deprivation"), on="area_code").select(
         "area_code", "population", weighted=pl.col("imd_average_score") * pl.col("population"))
     lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["population", "weighted"]).collect()

@@ -167,31 +167,34 @@ def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition
     return np.full(dft.shape, np.nan)
 
 
-def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition,
+def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition | list[Transition],
                    years: list[str] | None = None, baselines: np.ndarray | None = None,
                    growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
-                   values: dict[str, np.ndarray] | None = None) -> TransitionResult:
+                   values: dict[str, np.ndarray] | None = None, first_year: int = 1) -> TransitionResult:
     """Run the settlement year by year.
 
     start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
     funding uprated): (..., years, areas) int pence; totals: (..., years) int pence. growth: optional (..., years,
     areas) per-area base growth factors (default: this year's total over last year's allocations, the same for
     all); inflation: (years,) growth of the version's index, for real-terms floors. values: per-scenario arrays
-    (..., 1) of rule parameters (gap_closed_per_year, floor, ceiling, ...) for a sweep."""
-    fn = TRANSITION_RULES[rule.rule]
+    (..., 1) of rule parameters (gap_closed_per_year, floor, ceiling, ...) for a sweep. `rule` may be one rule per
+    year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first)."""
     n_years = targets.shape[-2]
+    rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
     baselines = targets if baselines is None else baselines
     inflation = np.zeros(n_years) if inflation is None else np.asarray(inflation)
     prev = np.asarray(start, dtype=np.int64)
     start_f = prev.astype(np.float64)
     out: dict[str, list] = {k: [] for k in ("prev", "alloc", "bound", "uncons", "lam", "guar", "released")}
     for t in range(n_years):
+        rule = rules[t]
+        fn = TRANSITION_RULES[rule.rule]
         total = totals[..., t]
         p = prev.astype(np.float64)
         g = (growth[..., t, :] if growth is not None else (total / prev.sum(axis=-1))[..., None])
         ctx = RuleContext(previous=p, target=targets[..., t, :].astype(np.float64),
                           baseline=baselines[..., t, :].astype(np.float64), growth=np.asarray(g, dtype=np.float64),
-                          year=t + 1, rule=rule, values=values)
+                          year=t + first_year, rule=rule, values=values)
         u = fn(ctx)
         v = values or {}
         lower = (floor_pence(p, rule, inflation[t], v.get("floor")) if rule.floor is not None
