@@ -201,3 +201,19 @@ def test_icb_changes_shares_must_sum_to_one(data_copy):
     with pytest.raises(Exception, match="QJG"):
         load_dataset(data_copy)
     shutil.rmtree(data_copy)
+
+
+def test_the_documented_attribution_figures_hold(default_run):
+    """docs/nhs-rounds.md: today's funding's distance from target, 2026/27, attributed by residents."""
+    import re
+
+    from fundform.paths import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "docs" / "nhs-rounds.md").read_text()
+    row = re.search(r"\| by residents x need per head \(after\) \| (.+) \|", text).group(1).split(" | ")
+    a = default_run.allocations.filter(pl.col("financial_year") == "2026/27")
+    v = (a["baseline"].cast(pl.Float64) / a["target_allocation"].cast(pl.Float64) - 1).to_numpy()
+    q = np.quantile(v, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
+    assert [f"{x:+.1%}" for x in q] == row[:7]
+    assert f"{np.abs(v).mean():.1%}" == row[7]
+    assert [str((v > 0.2).sum()), str((v < -0.2).sum())] == row[8:10]
