@@ -280,6 +280,11 @@ def year_frames(data: Dataset, spec, level: str, fy: list[str]) -> list[pl.DataF
     """The area frame of each settlement year: that year's inputs (population, practice weights, published round)
     under the version as it stands that year (its dated sections), on the areas of the run's last year. Computed
     once when nothing varies by year."""
+    return data.memo(("year_frames", spec.model_dump_json(), level, tuple(fy)),
+                     lambda: _year_frames(data, spec, level, fy))
+
+
+def _year_frames(data: Dataset, spec, level: str, fy: list[str]) -> list[pl.DataFrame]:
     per_year = (data.population_years is not None or bool(spec.years)
                 or spec.baseline.source == "nhs_icb_allocations" or spec.need.weights_year == "settlement_year")
     if not per_year:
@@ -412,7 +417,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec, params: RunParameters, grow
         base_t = apportion(total, grown)
         tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [y],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
-                            inflation=np.array([growth.get(y, 0.0)]), values=values, first_year=t + 1)
+                            inflation=np.array([growth.get(y, 0.0)]),
+                            values=values[t] if isinstance(values, list) else values, first_year=t + 1)
         results.append(tr)
         targets_all.append(tgt)
         baselines_all.append(base_t)

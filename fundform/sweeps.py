@@ -60,6 +60,11 @@ class SweepResult:
     scenarios: pl.DataFrame
     grants: np.ndarray  # (scenarios, years, areas) int pence
     bounds: np.ndarray  # (scenarios, years, areas) int8
+    allocations: np.ndarray | None = None  # (scenarios, years, areas) int pence, before local tax
+    targets: np.ndarray | None = None  # (scenarios, years, areas) int pence
+    baselines: np.ndarray | None = None  # (scenarios, years, areas) int pence: today's funding uprated
+    population: np.ndarray | None = None  # (years, areas) residents (registered patients for practice need)
+    areas: pl.DataFrame | None = None  # area_code, area_name in the arrays' order
 
 
 def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[list[str], np.ndarray]:
@@ -181,6 +186,9 @@ class _StreamSweep:
     base_total: int
     paid: np.ndarray  # (S, Y, n) pence: allocation + guarantee
     bound: np.ndarray  # (S, Y, n)
+    allocation: np.ndarray | None = None  # (S, Y, n) pence
+    targets: np.ndarray | None = None  # (S, Y, n) pence
+    baselines: np.ndarray | None = None  # (S, Y, n) pence
 
 
 def _sweep_need(data: Dataset, need, level: str, ltla: pl.DataFrame, m: np.ndarray, get, stream, S: int
@@ -189,21 +197,32 @@ def _sweep_need(data: Dataset, need, level: str, ltla: pl.DataFrame, m: np.ndarr
     at = lambda path, default: get(stream_path(stream, path), default)  # noqa: E731
     bands = need.age_cost_curve.bands
     band_keys = [f"{b.age_from}-{b.age_to}" for b in bands]
-    base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(need.age_cost_curve))
-                     .collect(), on="area_code", how="left")
-    awp, pop = base["age_weighted_population"].to_numpy(), base["population"].to_numpy()
+    key = need.model_dump_json()
+
+    def base_arrays():  # what the scenarios share: derived from the data and the unswept need, computed once
+        base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(need.age_cost_curve))
+                         .collect(), on="area_code", how="left")
+        awp, pop = base["age_weighted_population"].to_numpy(), base["population"].to_numpy()
+        inds = {}
+        for ind in need.indicators:
+            v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
+            national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
+                                                                      / fixed_sum(pl.col("p"))).item())
+            inds[ind.name] = (v, national)
+        return awp, pop, inds
+
+    awp, pop, inds = data.memo(("sweep_need", key), base_arrays)
     weights = np.column_stack([at(f"need.age_cost_curve.bands.{k}.weight", b.weight)
                                for k, b in zip(band_keys, bands)])
     if (weights != np.array([b.weight for b in bands])[None, :]).any():
         if (weights <= 0).any():
             raise FundformError("an age band weight must be above 0 in every scenario")
-        nwp = weights @ band_population(data, bands, ltla)  # (S, bands) x (bands, areas)
+        by_band = data.memo(("band_population", key), lambda: band_population(data, bands, ltla))
+        nwp = weights @ by_band  # (S, bands) x (bands, areas)
     else:  # the run's own sums, so an unswept curve gives the run's figures to the bit
         nwp = np.broadcast_to(awp, (S, awp.size)).copy()
     for ind in need.indicators:
-        v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
-        national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
-                                                                  / fixed_sum(pl.col("p"))).item())
+        v, national = inds[ind.name]
         e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
         long = pl.DataFrame({"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, v.len())})
         mult = long.select(INDICATOR_TRANSFORMS[ind.transform](pl.col("value"), pl.lit(national), pl.col("e"))
@@ -221,8 +240,13 @@ def _sweep_need(data: Dataset, need, level: str, ltla: pl.DataFrame, m: np.ndarr
     return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 
 
+def dated_keys(spec, year: str, section: str) -> set[str]:
+    """The keys of `section` that a dated section of the version sets for `year` or before."""
+    return {k for y, sec in spec.years.items() if parse_year(y) <= parse_year(year) for k in sec.get(section, {})}
+
+
 def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, m: np.ndarray, stream=None,
-                  link: _StreamSweep | None = None, extra=None) -> _StreamSweep:
+                  link: _StreamSweep | None = None, extra=None, names: tuple[str, ...] = ()) -> _StreamSweep:
     """One stream (or the whole single-grant version) across all scenarios: the same steps as the run's
     `_allocate`, with a leading scenario axis. `extra` (S, Y+1) pence is added to the total shared by need."""
     from fundform.pipeline import nhs_round_path, share_matrix, year_frames
@@ -235,8 +259,12 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
     growth = index_growth(spec.indices, spec.control_total.inflation_index)
     rules = [spec.at(y).transition for y in fy]
     rule = spec.transition
-    swept = {k: at(f"transition.{k}", getattr(rule, k).value)[:, None]
-             for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None}
+    # the swept numbers of the rule, year by year: a number the version dates (years."Y".transition) keeps its
+    # dated value from that year on, as `--set transition.X` leaves the dated sections standing
+    chosen = {k for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None
+              and stream_path(stream, f"transition.{k}") in names}
+    swept = [{k: at(f"transition.{k}", getattr(rule, k).value)[:, None] for k in chosen
+              if k not in dated_keys(spec, y, "transition")} for y in fy]
     inflation = np.array([growth.get(y, 0.0) for y in fy])
     n = areas.height
     if spec.baseline.source != "baseline_table":
@@ -245,7 +273,8 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
         held = sorted(data.tables["nhs_icb_allocations"]["allocation_round"].unique().to_list())
         rp = nhs_round_path(frames, spec, params, growth, years, values=swept, scenarios=S, held=held)
         return _StreamSweep(rp.totals, int(rp.totals[0, 0]), rp.transition.allocation + rp.transition.guarantee,
-                            rp.transition.bound)
+                            rp.transition.bound, rp.transition.allocation, np.broadcast_to(rp.targets, (
+                                S, params.years, n)), np.broadcast_to(rp.baselines, (S, params.years, n)))
     if spec.need.method == "age_cost_curve":  # each year's need from that year's population
         shares = np.stack([_sweep_need(data.for_year(y), spec.need, params.level, ltla, m, get, stream, S)
                            for y in fy], axis=1)  # (S, Y, n)
@@ -270,7 +299,7 @@ def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, 
     baselines = apportion(ct, np.broadcast_to(baseline_w, (S, params.years, n)))
     start = apportion(totals[:, 0], np.broadcast_to(baseline_w, (S, n)))
     tr = run_transition(start, targets, ct, rules, fy, baselines=baselines, inflation=inflation, values=swept)
-    return _StreamSweep(totals, base_total, tr.allocation + tr.guarantee, tr.bound)
+    return _StreamSweep(totals, base_total, tr.allocation + tr.guarantee, tr.bound, tr.allocation, targets, baselines)
 
 
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
@@ -298,7 +327,11 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     frames = year_frames(data, spec, params.level, fy)
     areas = frames[0]
     codes = areas["area_code"].to_list()
-    m = _matrix(data, params.level, codes)
+    from fundform.formula.spec import iter_needs
+
+    # the roll-up matrix of a need computed per authority (practice weights are summed to the level directly)
+    m = (data.memo(("matrix", params.level, tuple(codes)), lambda: _matrix(data, params.level, codes))
+         if any(need.method == "age_cost_curve" for _, need in iter_needs(spec)) else None)
     ltla = data["areas"].sort("area_code").select("area_code")
     lt = spec.local_tax
     local = run_local_resources(data.for_year(fy[0]), spec, params, fy)
@@ -317,13 +350,13 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         if lt.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
             per_year = round_half_up(degree * n_full.sum(axis=1)[None, :])
             extra = np.concatenate([per_year[:, :1], per_year], axis=1)
-        parts = [_sweep_stream(data, spec, params, get, S, ltla, m, extra=extra)]
+        parts = [_sweep_stream(data, spec, params, get, S, ltla, m, extra=extra, names=tuple(names))]
     else:
         done: dict[str, _StreamSweep] = {}
         for st in sorted(spec.streams, key=lambda x: x.linked_to is not None):  # linked streams after their link
             say(f"stream {st.name} across scenarios")
             done[st.name] = _sweep_stream(data, stream_spec(spec, st), params, get, S, ltla, m, stream=st,
-                                          link=done.get(st.linked_to) if st.linked_to else None)
+                                          link=done.get(st.linked_to) if st.linked_to else None, names=tuple(names))
         parts = [done[st.name] for st in spec.streams]
     paid = sum(p.paid for p in parts)
     # held at a floor: in any stream (the area's money is being protected somewhere)
@@ -365,4 +398,6 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     scenarios = pl.DataFrame({"scenario": np.arange(S), **{n: values[:, i] for i, n in enumerate(names)},
                               "total_grant_last_year": grant[:, -1, :].sum(axis=1) / 100})
     bound = np.where(at_floor_any, BOUND_FLOOR, parts[0].bound) if len(parts) > 1 else parts[0].bound
-    return SweepResult(stats, sensitivity, scenarios, grant, bound)
+    return SweepResult(stats, sensitivity, scenarios, grant, bound, sum(p.allocation for p in parts),
+                       sum(p.targets for p in parts), sum(p.baselines for p in parts),
+                       np.stack([f["population"].to_numpy() for f in frames]), areas.select("area_code", "area_name"))

@@ -140,3 +140,27 @@ def test_random_draws_of_any_sweepable_kind_match_direct_runs(bundled, formula, 
     for s, row in enumerate(values):
         sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
         assert np.abs(res.grants[s] - direct(bundled, sets, formula=formula)).max() <= 1, sets
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(formula=st.sampled_from(["nhs-icb-2025", "nhs-icb-2026", "localis-2016", "reform-2017"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_random_draws_of_every_other_version_match_direct_runs(bundled, formula, seed):
+    """The rest of the shipped versions, each on its own default run: the chained NHS rounds (whose dated sections
+    keep their own numbers in their years, as --set leaves them), the merged-ICB round, the grant-basis localis
+    version with its precept tied to need, and reform's composite index."""
+    from fundform.formula.spec import run_defaults
+
+    spec = resolve_formula(formula).spec
+    level, start, years = run_defaults(spec)
+    params = RunParameters(level=level, start_year=start, years=years)
+    exprs = {"nhs-icb-2025": ["transition.max_gain=0.0005:0.004", "transition.gain_gap_closed=0.02:0.3"],
+             "nhs-icb-2026": ["transition.max_reduction=0.001:0.01", "transition.reduction_gap_closed=0.05:0.5"],
+             "localis-2016": ["transition.floor=-0.02:0.0", "local_tax.equalisation=0.2:1.0"],
+             "reform-2017": ["need.indicators.deprivation.elasticity=0.1:0.5", "transition.gap_closed_per_year=0.1:0.6"],
+             }[formula]
+    names, values = parse_parameters(exprs, 2, seed)
+    res = run_sweep(bundled, resolve_formula(formula), params, names, values)
+    for s, row in enumerate(values):
+        sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets, params, formula)).max() <= 1, (formula, sets)

@@ -68,6 +68,20 @@ class Dataset:
     def _years(self) -> dict[str, Dataset]:
         return {}
 
+    @functools.cached_property
+    def _memo(self) -> dict:
+        return {}
+
+    def memo(self, key: tuple, compute):
+        """A value derived from this dataset alone (and the key: a version's JSON, a level, years), computed once:
+        a sweep, a live explorer or a run asking again for the same need frames reads them back. The tables are
+        never changed in place, so what was derived stays true."""
+        if key not in self._memo:
+            if len(self._memo) > 256:
+                self._memo.clear()
+            self._memo[key] = compute()
+        return self._memo[key]
+
     def for_year(self, year: str) -> Dataset:
         """The dataset as it stands in one financial year: the population of that year (the table's financial_year
         column dropped). A dataset without years is the same in every year."""

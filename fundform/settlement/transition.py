@@ -170,7 +170,8 @@ def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition | list[Transition],
                    years: list[str] | None = None, baselines: np.ndarray | None = None,
                    growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
-                   values: dict[str, np.ndarray] | None = None, first_year: int = 1) -> TransitionResult:
+                   values: dict[str, np.ndarray] | list[dict] | None = None, first_year: int = 1
+                   ) -> TransitionResult:
     """Run the settlement year by year.
 
     start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
@@ -181,6 +182,8 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
     year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first)."""
     n_years = targets.shape[-2]
     rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
+    # a sweep's values, one dict for every year or one per year (a dated rule keeps its own values in its years)
+    year_values = list(values) if isinstance(values, list | tuple) else [values] * n_years
     baselines = targets if baselines is None else baselines
     inflation = np.zeros(n_years) if inflation is None else np.asarray(inflation)
     prev = np.asarray(start, dtype=np.int64)
@@ -194,9 +197,9 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         g = (growth[..., t, :] if growth is not None else (total / prev.sum(axis=-1))[..., None])
         ctx = RuleContext(previous=p, target=targets[..., t, :].astype(np.float64),
                           baseline=baselines[..., t, :].astype(np.float64), growth=np.asarray(g, dtype=np.float64),
-                          year=t + first_year, rule=rule, values=values)
+                          year=t + first_year, rule=rule, values=year_values[t])
         u = fn(ctx)
-        v = values or {}
+        v = year_values[t] or {}
         lower = (floor_pence(p, rule, inflation[t], v.get("floor")) if rule.floor is not None
                  else np.full_like(p, -np.inf))
         if rule.guarantee is not None and rule.guarantee.funding == "within_total":
