@@ -1041,6 +1041,41 @@ def levels(
 
 
 @app.command()
+def serve(
+    formula: FormulaOpt = None,
+    level: LevelOpt = None,
+    data: DataOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on. The default serves this machine only; another "
+                                      "address exposes the explorer to the network it names.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8765,
+    quiet: QuietOpt = False,
+) -> None:
+    """A live explorer in the browser: choose a version and a level, move the version's numbers on sliders, and
+    the map, the winners and losers, the five-year path and an area's waterfall follow, each figure the engine's
+    own (the same as `fundform run --set` with those values). "Save as scenario" gives the TOML file and the
+    command. Offline: the page fetches nothing but its own server's JSON."""
+    from fundform.explorer import Explorer, serve as run_server
+    from fundform.formula.registry import available_formulas
+
+    try:
+        s = _settings()
+        fid = formula or s.formula
+        if fid not in available_formulas():
+            raise UsageProblem(f"serve explores the shipped versions ({', '.join(sorted(available_formulas()))}); "
+                               f"got '{fid}' (save a scenario from the page, then run it with fundform run)")
+        explorer = Explorer(data or s.data_dir, fid, level or "")
+        explorer.default_level = explorer.params(fid, level or None).level
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if not quiet:
+        out.print(f"fundform explorer on http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        run_server(explorer, host, port, quiet)
+    except OSError as e:
+        fail(e)
+
+
+@app.command()
 def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the generated files are out of date.")]
          = False, quiet: QuietOpt = False) -> None:
     """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md and docs/assumptions.md from the

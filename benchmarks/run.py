@@ -8,6 +8,8 @@ W3  a sweep of 10,000 scenarios x 296 areas x 5 years (whole process), against t
     through `fundform run`'s code path (timed on a sample and extrapolated, stated as such).
 W4  the person-level run: 57.7M person rows to five-year grants, whole process, wall time and peak memory.
 B   a batch of every shipped version at every level, rerun with nothing changed.
+E   the live explorer (`fundform serve`): slider release to updated figures in headless Chromium, lower-tier level;
+    and one scenario through the scenario-axis engine in-process, warm (benchmarks/explorer.py).
 
 Timings are medians of repeated runs on this shared 2-core machine; peak memory is the process's maximum resident
 set. Needs `make bench-data` first (the generated inputs are not committed).
@@ -136,6 +138,11 @@ def batch_rerun() -> dict:
     return {"wall": wall, "peak_mb": kb / 1024}
 
 
+def explorer() -> dict:
+    wall, kb, out = timed([PY, str(HERE / "explorer.py"), "40"])
+    return json.loads(out)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -155,7 +162,8 @@ def main() -> int:
         print("run `make bench-data` first", file=sys.stderr)
         return 1
     t0 = time.perf_counter()
-    r1, r2, r3, r4, rb = w1(), w2(), w3(), w4(), batch_rerun()
+    r1, r2, r3, r4, rb, re_ = w1(), w2(), w3(), w4(), batch_rerun(), explorer()
+    eb, ei = re_["browser"], re_["in_process"]
     f, p, d, fl = (r2[k]["seconds"] for k in ("fundform", "pandas", "duckdb", "floor"))
     span = lambda k: f"[{r2[k]['min']:.3f}-{r2[k]['max']:.3f}]"  # noqa: E731
 
@@ -195,6 +203,11 @@ def main() -> int:
         f"< 60 s, < 4 GiB | {verdict(r4['wall'] < 60 and r4['peak_mb'] < 4096)} |",
         f"| B batch of every version x level, nothing changed | wall, whole process | {rb['wall']:.2f} s | < 2 s | "
         f"{verdict(rb['wall'] < 2)} |",
+        f"| E explorer: slider release to updated figures, 296 areas | headless Chromium, {eb['moves']} moves of six "
+        f"sliders | p50 {eb['p50_ms']:.0f} ms, p95 {eb['p95_ms']:.0f} ms (server p95 {eb['engine_p95_ms']:.0f} ms) | "
+        f"p95 < 150 ms | {verdict(eb['p95_ms'] < 150)} |",
+        f"| E one scenario, scenario-axis engine (S = 1), in-process, warm | 40 scenarios of six numbers | median "
+        f"{ei['median_ms']:.1f} ms, p95 {ei['p95_ms']:.1f} ms | < 25 ms | {verdict(ei['median_ms'] < 25)} |",
         "", f"W2 equality check: {r2['equal']} (fundform vs pandas vs DuckDB).", "",
         "W2 scope: the three implementations compute the same need and target allocations from the 6.1M rows "
         "(population x age cost curve summed to authorities, deprivation and mortality multipliers, shares, five "

@@ -1,0 +1,443 @@
+"""`fundform serve`: a live explorer of a formula version, on the scenario-axis engine.
+
+The page offers a version, a level and one slider per number of the version that the sweep can vary (indicator
+elasticities and multiplier bounds, age-band weights, pace of change, floor and ceiling, real growth,
+equalisation). Releasing a slider asks the server for the scenario: the sweep's code path with one scenario (S = 1),
+so the figures are the engine's own and equal `fundform run --set ...` to the penny (tests/test_explorer.py checks
+it). Everything derived from the data alone (need frames, band populations, local resources) is computed once per
+dataset, so a scenario takes tens of milliseconds, not a whole run. One area's waterfall needs the run's need steps
+and is computed by the run itself (cached), in a second request after the figures.
+
+What the server will not do: read a file a request names (versions are the shipped ids, levels the dataset's),
+write anything (a scenario is returned as text), run anything a user types, or say where its files are (paths are
+removed from error messages). Bad requests get a 4xx JSON body naming the parameter and its bounds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from fundform.errors import FundformError, UsageProblem
+
+MAX_BODY = 64 * 1024  # a request is a few parameters; nothing larger is read
+# What a slider offers for each kind of number (the spec's own bounds still apply on top, as for --set): wide
+# enough for the arguments people have about a formula, narrow enough that a slider is usable.
+RANGES: list[tuple[re.Pattern, float, float, float, str]] = [
+    (re.compile(r"indicators\.[^.]+\.elasticity$"), 0.0, 1.0, 0.01, "need indicator weight"),
+    (re.compile(r"indicators\.[^.]+\.min_multiplier$"), 0.1, 1.0, 0.01, "lowest need multiplier"),
+    (re.compile(r"indicators\.[^.]+\.max_multiplier$"), 1.0, 3.0, 0.01, "highest need multiplier"),
+    (re.compile(r"age_cost_curve\.bands\.[^.]+\.weight$"), 0.1, 60.0, 0.1, "age-band weight"),
+    (re.compile(r"transition\.(gap_closed_per_year|gain_gap_closed|reduction_gap_closed)$"), 0.0, 1.0, 0.01,
+     "pace of change"),
+    (re.compile(r"transition\.(max_gain|max_reduction)$"), 0.0, 0.05, 0.0005, "convergence cap"),
+    (re.compile(r"transition\.phasing_years$"), 1.0, 10.0, 1.0, "years to target"),
+    (re.compile(r"transition\.floor$"), -0.10, 0.05, 0.0025, "floor on the yearly change"),
+    (re.compile(r"transition\.ceiling$"), 0.0, 0.20, 0.0025, "ceiling on the yearly change"),
+    (re.compile(r"real_growth$"), -0.05, 0.10, 0.0025, "real growth a year"),
+    (re.compile(r"local_tax\.(equalisation|share_for_devolved_services)$"), 0.0, 1.0, 0.01, "local tax"),
+]
+
+
+class RequestProblem(UsageProblem):
+    """A bad request: 400 (or the given status) with a JSON body naming what was wrong."""
+
+    def __init__(self, message: str, parameter: str | None = None, bounds: dict | None = None, status: int = 400):
+        super().__init__(message)
+        self.body = {"error": message, **({"parameter": parameter} if parameter else {}),
+                     **({"bounds": bounds} if bounds else {})}
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Slider:
+    path: str
+    label: str
+    value: float
+    lo: float
+    hi: float
+    step: float
+    unit: str
+    source: str
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "label": self.label, "value": self.value, "min": self.lo, "max": self.hi,
+                "step": self.step, "unit": self.unit, "source": self.source}
+
+
+def _candidates(spec) -> list[str]:
+    """Every number of the version a scenario can vary, as --set paths."""
+    from fundform.formula.spec import iter_needs
+    from fundform.sweeps import TRANSITION_NUMBERS, stream_path
+
+    out: list[str] = []
+    for prefix, need in iter_needs(spec):
+        if need.method != "age_cost_curve":
+            continue
+        for ind in need.indicators:
+            out += [f"{prefix}.indicators.{ind.name}.{k}" for k in ("elasticity", "min_multiplier", "max_multiplier")
+                    if getattr(ind, k) is not None]
+        out += [f"{prefix}.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight" for b in need.age_cost_curve.bands]
+    rules = [(None, spec.transition)] + [(st, st.transition) for st in spec.streams if st.transition is not None]
+    for st, rule in rules:
+        out += [stream_path(st, f"transition.{k}") for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None]
+    if spec.baseline.source == "baseline_table":
+        out.append("control_total.real_growth")
+        out += [f"streams.{st.name}.real_growth" for st in spec.streams if st.real_growth is not None]
+    lt = spec.local_tax
+    if lt.rule != "none":
+        out += [f"local_tax.{k}" for k in ("equalisation", "share_for_devolved_services") if getattr(lt, k) is not None]
+    return list(dict.fromkeys(out))
+
+
+def sliders(spec) -> list[Slider]:
+    """The version's own numbers as sliders: value, the range offered, unit and source."""
+    from fundform.formula.scenario import flatten
+    from fundform.sweeps import _check_names, sweepable
+
+    flat = flatten(spec.model_dump(mode="json", by_alias=True, exclude={"years"}))
+    out = []
+    for path in _candidates(spec):
+        if not sweepable(path):
+            continue
+        try:
+            _check_names(spec, [path])
+        except FundformError:
+            continue
+        base = path
+        value = flat.get(f"{base}.value", flat.get(base))
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if ".age_cost_curve.bands." in path:
+            curve = path.split(".bands.")[0]
+            unit, source = flat.get(f"{curve}.unit", ""), flat.get(f"{curve}.source", "")
+        else:
+            unit, source = flat.get(f"{base}.unit", ""), flat.get(f"{base}.source", "")
+        lo, hi, step, label = next(((lo, hi, step, label) for rx, lo, hi, step, label in RANGES if rx.search(path)),
+                                   (min(0.0, value), max(1.0, value * 2), 0.01, "number"))
+        lo, hi = min(lo, float(value)), max(hi, float(value))
+        out.append(Slider(path, label, float(value), lo, hi, step, str(unit), str(source)))
+    return out
+
+
+def _clean(message: str, data_dir: Path) -> str:
+    """An error message as the browser may see it: without the server's paths."""
+    for p in {str(data_dir), str(data_dir.resolve())}:
+        message = message.replace(p, "<data>")
+    return re.sub(r"(/[^\s/:'\"]+){2,}", "<path>", message)
+
+
+class Explorer:
+    """The server's state: one dataset loaded once, the shipped versions, a small cache of full runs."""
+
+    def __init__(self, data_dir: Path, formula: str = "fundform-needs", level: str = "ltla"):
+        from fundform.formula.registry import available_formulas
+        from fundform.inputs.dataset import load_dataset
+
+        self.data_dir = Path(data_dir)
+        self.data = load_dataset(self.data_dir)
+        self.versions = sorted(available_formulas())
+        if formula not in self.versions:
+            raise FundformError(f"unknown formula version '{formula}' (shipped: {', '.join(self.versions)})")
+        self.default_formula, self.default_level = formula, level
+        self._formulas: dict[str, object] = {}
+        self._runs: OrderedDict = OrderedDict()
+        # one scenario at a time, and one full run (a waterfall) at a time beside it: a slow waterfall never holds
+        # up the next slider's figures
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    # -- requests --------------------------------------------------------------------------------------------
+    def formula(self, fid: str):
+        from fundform.formula.scenario import resolve_formula
+
+        if fid not in self.versions:
+            raise RequestProblem(f"unknown formula version '{fid}'", "formula", {"one of": self.versions})
+        if fid not in self._formulas:
+            self._formulas[fid] = resolve_formula(fid)
+        return self._formulas[fid]
+
+    def params(self, fid: str, level: str | None):
+        from fundform.formula.spec import run_defaults
+        from fundform.inputs.tables import LEVELS
+        from fundform.pipeline import RunParameters
+
+        spec = self.formula(fid).spec
+        lvl, start, years = run_defaults(spec)
+        level = level or lvl
+        if level not in LEVELS:
+            raise RequestProblem(f"unknown level '{level}'", "level", {"one of": list(LEVELS)})
+        if spec.baseline.source == "nhs_icb_allocations" and level not in ("icb", "nhs-region"):
+            raise RequestProblem(f"{fid} starts from NHS England's published ICB baselines: choose level icb or "
+                                 "nhs-region", "level", {"one of": ["icb", "nhs-region"]})
+        return RunParameters(level=level, start_year=start, years=years)
+
+    def setup(self, fid: str, level: str | None) -> dict:
+        params = self.params(fid, level)
+        spec = self.formula(fid).spec
+        return {"formula": fid, "title": spec.title, "level": params.level, "start_year": params.start_year,
+                "years": params.years, "versions": self.versions,
+                "levels": (["icb", "nhs-region"] if spec.baseline.source == "nhs_icb_allocations"
+                           else ["ltla", "utla", "region", "icb", "nhs-region", "ca"]),
+                "sliders": [s.as_dict() for s in sliders(spec)]}
+
+    def _values(self, fid: str, raw) -> tuple[dict[str, float], list[Slider]]:
+        """The request's numbers, each a known slider's, a finite number, within the slider's range."""
+        spec = self.formula(fid).spec
+        known = {s.path: s for s in sliders(spec)}
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise RequestProblem("'values' must be an object of parameter: number", "values")
+        out = {}
+        for path, v in raw.items():
+            s = known.get(path)
+            if s is None:
+                raise RequestProblem(f"'{path}' is not a number of {fid} that the explorer can vary", path,
+                                     {"one of": sorted(known)})
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise RequestProblem(f"{path} must be a finite number, got {json.dumps(v)}", path,
+                                     {"min": s.lo, "max": s.hi})
+            if not s.lo <= v <= s.hi:
+                raise RequestProblem(f"{path} = {v:g} is outside {s.lo:g} to {s.hi:g}", path,
+                                     {"min": s.lo, "max": s.hi})
+            out[path] = float(v)
+        return out, list(known.values())
+
+    def _check_spec(self, fid: str, changed: dict[str, float]):
+        """The same validation as `fundform run --set`: a combination the spec refuses is refused here too."""
+        from fundform.errors import SpecError
+        from fundform.formula.scenario import resolve_formula
+
+        try:
+            return resolve_formula(fid, tuple(f"{p}={v!r}" for p, v in changed.items()))
+        except SpecError as e:
+            path = next((p for p in changed if p in str(e)), None)
+            raise RequestProblem(_clean(str(e), self.data_dir), path) from None
+
+    def scenario(self, fid: str, level: str | None, raw_values) -> dict:
+        """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives)."""
+        from fundform.sweeps import run_sweep
+
+        t0 = time.perf_counter()
+        params = self.params(fid, level)
+        values, all_sliders = self._values(fid, raw_values)
+        base = {s.path: s.value for s in all_sliders}
+        changed = {p: v for p, v in values.items() if v != base[p]}
+        self._check_spec(fid, changed)
+        names = list(changed) or [all_sliders[0].path]
+        row = np.array([[changed.get(n, base[n]) for n in names]], dtype=np.float64)
+        with self._lock:
+            try:
+                res = run_sweep(self.data, self.formula(fid), params, names, row)
+            except FundformError as e:
+                raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
+        years = format_years(params.start_year, params.years)
+        grant, alloc = res.grants[0], res.allocations[0]
+        target, base_t, pop = res.targets[0], res.baselines[0], res.population
+        codes = res.areas["area_code"].to_list()
+        names_ = res.areas["area_name"].to_list()
+        last = -1
+        per_head = np.floor(grant / pop + 0.5).astype(np.int64)  # pence, as the run's grant_per_head
+        change_ph = (alloc[last] - base_t[last]) / pop[last] / 100  # pounds per resident
+        dist = (alloc[last] - target[last]) / target[last]
+        order = np.argsort(change_ph, kind="stable")
+        row_of = lambda i: {"code": codes[i], "name": names_[i], "change_per_head": round(float(change_ph[i]), 2),  # noqa
+                            "grant": int(grant[last, i]) / 100, "distance_from_target": float(dist[i])}
+        sets = [f"{p}={v!r}" for p, v in changed.items()]
+        return {
+            "formula": fid, "level": params.level, "years": years,
+            "totals": {"grant": [int(x) / 100 for x in grant.sum(axis=1)],
+                       "allocation": [int(x) / 100 for x in alloc.sum(axis=1)],
+                       "target": [int(x) / 100 for x in target.sum(axis=1)],
+                       "population": [float(x) for x in pop.sum(axis=1)]},
+            "areas": {"code": codes, "name": names_,
+                      "grant": [[int(x) / 100 for x in y] for y in grant],
+                      "grant_per_head": [[int(x) / 100 for x in y] for y in per_head],
+                      "change_per_head": [round(float(x), 2) for x in change_ph],
+                      "distance_from_target": [float(x) for x in dist]},
+            "winners": [row_of(i) for i in order[::-1][:10]],
+            "losers": [row_of(i) for i in order[:10]],
+            "maps": self._maps(params.level, codes, names_, change_ph, dist, years),
+            "set": sets,
+            "command": command(fid, params, sets),
+            "took_ms": round((time.perf_counter() - t0) * 1000, 1),
+        }
+
+    def waterfall(self, fid: str, level: str | None, raw_values, area: str) -> dict:
+        """One area's waterfall, first and last year: the run's own (computed once per scenario, then cached)."""
+        from fundform.pipeline import compute
+
+        params = self.params(fid, level)
+        values, all_sliders = self._values(fid, raw_values)
+        base = {s.path: s.value for s in all_sliders}
+        changed = {p: v for p, v in values.items() if v != base[p]}
+        formula = self._check_spec(fid, changed)
+        key = (fid, params.level, tuple(sorted(changed.items())))
+        with self._run_lock:
+            if key not in self._runs:
+                try:
+                    self._runs[key] = compute(self.data, formula, params)
+                except FundformError as e:
+                    raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
+                while len(self._runs) > 8:
+                    self._runs.popitem(last=False)
+            run = self._runs[key]
+        w = run.waterfall.filter(pl.col("area_code") == area)
+        if w.height == 0:
+            raise RequestProblem(f"no area '{area}' at level {params.level}", "area", None, 404)
+        out = []
+        for (fy,), part in w.group_by("financial_year", maintain_order=True):
+            part = part.sort("step_order")
+            out.append({"year": fy, "steps": [{"step": s, "amount": int(a) / 100} for s, a in
+                                              zip(part["step"], part["amount"])],
+                        "grant": int(part["cumulative"][-1]) / 100})
+        return {"area": area, "name": w["area_name"][0], "years": [out[0], out[-1]] if len(out) > 1 else out}
+
+    def scenario_file(self, fid: str, level: str | None, raw_values) -> dict:
+        """The scenario as a TOML file extending the version, and the equivalent command."""
+        params = self.params(fid, level)
+        values, all_sliders = self._values(fid, raw_values)
+        base = {s.path: s.value for s in all_sliders}
+        changed = {p: v for p, v in values.items() if v != base[p]}
+        self._check_spec(fid, changed)
+        lines = [f'extends = "{fid}"', 'title = "A scenario saved from fundform serve"', "",
+                 f"# fundform run --formula this-file.toml --level {params.level}", ""]
+        lines += [f"{_toml_key(p)} = {v!r}" for p, v in changed.items()]
+        sets = [f"{p}={v!r}" for p, v in changed.items()]
+        return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
+
+    def _maps(self, level: str, codes, names, change_ph, dist, years) -> dict:
+        from fundform.outputs import maps
+        from fundform.outputs.text import gbp
+
+        if not maps.available():
+            return {}
+        member = self.data.memo(("membership", level), lambda: maps.membership(self.data["area_lookup"], level))
+        nm = dict(zip(codes, names))
+        ch = {c: float(v) for c, v in zip(codes, change_ph)}
+        d = {c: float(v) * 100 for c, v in zip(codes, dist)}
+        money = lambda v: gbp(v, 0)  # noqa: E731
+        pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+        return {
+            "change": maps.geographic(ch, nm, member, f"Change against today's funding, {years[-1]}",
+                                      "£ per resident", money, True, "x1"),
+            "distance": maps.geographic(d, nm, member, f"Distance from target after transition, {years[-1]}",
+                                        "% of target", pct, True, "x2"),
+            "hex": maps.hexmap(ch, nm, member, level, f"Change against today's funding, {years[-1]} (hex)",
+                               "£ per resident", money, True, "x3"),
+        }
+
+
+def format_years(start: str, n: int) -> list[str]:
+    from fundform.formula.spec import format_year, parse_year
+
+    return [format_year(parse_year(start) + k) for k in range(n)]
+
+
+def _toml_key(path: str) -> str:
+    """A --set path as a TOML dotted key (an age band's range quoted)."""
+    return ".".join(f'"{p}"' if not re.match(r"^[A-Za-z0-9_]+$", p) else p for p in path.split("."))
+
+
+def command(fid: str, params, sets: list[str]) -> str:
+    parts = ["fundform", "run", "--formula", fid, "--level", params.level, "--start-year", params.start_year,
+             "--years", str(params.years)] + [x for s in sets for x in ("--set", s)]
+    return " ".join(parts)
+
+
+# -- the web application ---------------------------------------------------------------------------------------
+
+def create_app(explorer: Explorer):
+    """The Starlette application: the page, its JSON API, nothing else."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    from fundform.explorer_page import page
+
+    page_html = page(explorer)
+    headers = {"Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline';"
+               " img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+               "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+    async def body(request: Request) -> dict:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise RequestProblem(f"request body over {MAX_BODY // 1024} KiB", None, None, 413)
+        try:
+            data = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RequestProblem("request body is not JSON") from None
+        if not isinstance(data, dict):
+            raise RequestProblem("request body must be a JSON object")
+        for key in ("formula", "level", "area"):
+            if key in data and data[key] is not None and not isinstance(data[key], str):
+                raise RequestProblem(f"'{key}' must be a string", key)
+        return data
+
+    def handle(fn):
+        async def endpoint(request: Request):
+            try:
+                return JSONResponse(await fn(request), headers=headers)
+            except RequestProblem as e:
+                return JSONResponse(e.body, status_code=e.status, headers=headers)
+            except FundformError as e:
+                return JSONResponse({"error": _clean(str(e), explorer.data_dir)}, status_code=422, headers=headers)
+        return endpoint
+
+    async def index(request: Request):
+        return HTMLResponse(page_html, headers=headers)
+
+    async def setup(request: Request):
+        q = request.query_params
+        return await run_in_threadpool(explorer.setup, q.get("formula", explorer.default_formula), q.get("level"))
+
+    async def scenario(request: Request):
+        d = await body(request)  # the computation runs off the event loop: other requests are still answered
+        return await run_in_threadpool(explorer.scenario, d.get("formula", explorer.default_formula), d.get("level"),
+                                       d.get("values"))
+
+    async def waterfall(request: Request):
+        d = await body(request)
+        if not d.get("area"):
+            raise RequestProblem("'area' is needed: an area code of the level", "area")
+        return await run_in_threadpool(explorer.waterfall, d.get("formula", explorer.default_formula),
+                                       d.get("level"), d.get("values"), d["area"])
+
+    async def save(request: Request):
+        d = await body(request)
+        return await run_in_threadpool(explorer.scenario_file, d.get("formula", explorer.default_formula),
+                                       d.get("level"), d.get("values"))
+
+    async def not_found(request: Request, exc):
+        return JSONResponse({"error": f"no such page: {html.escape(request.url.path)[:200]}"}, status_code=404,
+                            headers=headers)
+
+    async def not_allowed(request: Request, exc):
+        return JSONResponse({"error": f"{request.method} is not accepted here"}, status_code=405, headers=headers)
+
+    routes = [Route("/", index), Route("/api/setup", handle(setup)),
+              Route("/api/scenario", handle(scenario), methods=["POST"]),
+              Route("/api/waterfall", handle(waterfall), methods=["POST"]),
+              Route("/api/save", handle(save), methods=["POST"])]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+
+def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning" if quiet else "info",
+                server_header=False, date_header=False)
