@@ -174,11 +174,9 @@ def run(
         s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index,
                                         price_base_year, precept_rates=precept_rates, local_bases=local_bases,
                                         allow_implausible=allow_implausible)
-        show = not (quiet or json_out)
-        with err.status("starting", spinner="dots") if show else _null() as status:
+        with _progress_bar("run", quiet or json_out) as bar:  # a terminal only: piped output gets the result
             def progress(msg: str) -> None:
-                if status is not None:
-                    status.update(msg)
+                bar(msg)
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
                                   warehouse=s.warehouse if record else None)
@@ -224,14 +222,6 @@ class _progress_bar:
     def __exit__(self, *exc):
         if self.progress is not None:
             self.progress.__exit__(*exc)
-        return False
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
         return False
 
 
@@ -968,9 +958,8 @@ def sweep(
         s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
         f = resolve_formula(s.formula, tuple(set_ or ()), index_files=index_files)
         ds = load_dataset(s.data_dir)
-        with err.status("sweep", spinner="dots") if not (quiet or json_out) else _null() as status:
-            res = run_sweep(ds, f, params, names, values,
-                            progress=(lambda msg: status.update(msg)) if status is not None else None)
+        with _progress_bar("sweep", quiet or json_out) as status:
+            res = run_sweep(ds, f, params, names, values, progress=status)
         manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
                                 "resolved_sha256": f.resolved_sha256},
                     "parameters": params.as_dict(), "swept": param, "draws": draws, "seed": seed,
@@ -1054,7 +1043,8 @@ def serve(
     the map, the winners and losers, the five-year path and an area's waterfall follow, each figure the engine's
     own (the same as `fundform run --set` with those values). "Save as scenario" gives the TOML file and the
     command. Offline: the page fetches nothing but its own server's JSON."""
-    from fundform.explorer import Explorer, serve as run_server
+    from fundform.explorer import Explorer
+    from fundform.explorer import serve as run_server
     from fundform.formula.registry import available_formulas
 
     try:

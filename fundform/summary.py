@@ -26,15 +26,16 @@ def print_summary(result: RunResult, console: Console) -> None:
     per_year = a.group_by("financial_year", maintain_order=True).agg(
         pl.col("control_total").first(), pl.col("allocation").sum(), pl.col("notional_local_tax").sum(),
         pl.col("grant").sum(), pl.col("grant_real").sum(), at_floor=(pl.col("transition_bound") == "floor").sum(),
-        at_ceiling=(pl.col("transition_bound") == "ceiling").sum(),
+        at_ceiling=(pl.col("transition_bound") == "ceiling").sum(), residents=pl.col("population").sum(),
     )
     t = Table(title=f"{m['formula']['id']} {m['formula']['version']} · {a['area_level'][0]} · "
                     f"{a['area_code'].n_unique()} areas · run {m['run_id']}")
-    for col in ["year", "control total", "allocated", "notional tax", "grant",
+    for col in ["year", "residents", "control total", "allocated", "notional tax", "grant",
                 f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
         t.add_column(col, justify="right")
     for r in per_year.iter_rows(named=True):
-        t.add_row(r["financial_year"], gbp_bn(r["control_total"]), gbp_bn(r["allocation"]),
+        t.add_row(r["financial_year"], f"{r['residents'] / 1e6:,.2f}m", gbp_bn(r["control_total"]),
+                  gbp_bn(r["allocation"]),
                   gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]), str(r["at_floor"]),
                   str(r["at_ceiling"]))
     console.print(t)
