@@ -178,7 +178,7 @@ def test_progress_bar_draws_on_a_terminal(capsys):
 
     from rich.console import Console
 
-    import cli
+    import fundform.cli as cli
 
     buf = io.StringIO()
     saved = cli.err

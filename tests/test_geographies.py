@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.errors import InvalidInput
 from fundform.formula.scenario import resolve_formula
-from fundform.geography import compare_levels, deal_lookup
+from fundform.geography import deal_lookup
 from fundform.inputs.tables import LEVELS
+from fundform.levels import compare_levels
 from fundform.paths import PROJECT_ROOT
 from fundform.pipeline import RunParameters, compute
 
