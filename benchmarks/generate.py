@@ -38,7 +38,10 @@ def lsoa_counts(areas: list[str], pop: pl.DataFrame, rng: np.random.Generator) -
 
 
 def build_lsoa(data: Path, out: Path, rng: np.random.Generator) -> pl.DataFrame:
-    pop = pl.read_parquet(data / "population.parquet").sort("area_code", "sex", "age")
+    pop = pl.read_parquet(data / "population.parquet")
+    if "financial_year" in pop.columns:  # the mid-2023 estimate: whole persons to split and expand, one year
+        pop = pop.filter(pl.col("financial_year") == "2023/24").drop("financial_year")
+    pop = pop.sort("area_code", "sex", "age")
     areas = sorted(pop["area_code"].unique().to_list())
     counts = lsoa_counts(areas, pop, rng)
     frames, lsoa_rows = [], []

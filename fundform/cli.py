@@ -847,7 +847,7 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
             deciles = cmp.deprivation_deciles(dataset, level)
         except FundformError:
             deciles = None
-        member = _membership(dataset, level, deal_file)
+        member = _membership(dataset, level, deal_file, alloc["area_code"].unique().to_list())
         comparison = None
         if compare_with:
             other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
@@ -861,8 +861,10 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
     return target
 
 
-def _membership(dataset, level: str, deal_file=None) -> dict[str, str] | None:
+def _membership(dataset, level: str, deal_file=None, codes: list[str] | None = None) -> dict[str, str] | None:
     """Each lower-tier authority's area at the run's level, for the report's maps (None if not known)."""
+    import polars as pl
+
     from fundform.inputs.tables import LEVELS
     from fundform.outputs.maps import membership
 
@@ -874,7 +876,9 @@ def _membership(dataset, level: str, deal_file=None) -> dict[str, str] | None:
                                                    if lv not in LEVELS][0])
     if dataset is None or level not in LEVELS:
         return None
-    return membership(dataset["area_lookup"], level)
+    known = set(dataset["area_lookup"].filter(pl.col("level") == level)["target_code"].to_list())
+    later = codes is not None and not set(codes) <= known  # a run on ICBs the lookup predates (the 2026 mergers)
+    return membership(dataset["area_lookup"], level, dataset.tables.get("icb_changes") if later else None)
 
 
 @app.command()

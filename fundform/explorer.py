@@ -323,7 +323,7 @@ class Explorer:
 
         if not maps.available():
             return {}
-        member = self.data.memo(("membership", level), lambda: maps.membership(self.data["area_lookup"], level))
+        member = self.data.memo(("membership", level, tuple(codes)), lambda: self._member(level, codes))
         nm = dict(zip(codes, names))
         ch = {c: float(v) for c, v in zip(codes, change_ph)}
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
@@ -337,6 +337,15 @@ class Explorer:
             "hex": maps.hexmap(ch, nm, member, level, f"Change against today's funding, {years[-1]} (hex)",
                                "£ per resident", money, True, "x3"),
         }
+
+
+    def _member(self, level: str, codes: list[str]) -> dict[str, str]:
+        """Authorities to the run's areas: the ICB changes apply when the run is on ICBs the lookup predates."""
+        from fundform.outputs import maps
+
+        lookup_codes = set(self.data["area_lookup"].filter(pl.col("level") == level)["target_code"].to_list())
+        changes = self.data.tables.get("icb_changes") if not set(codes) <= lookup_codes else None
+        return maps.membership(self.data["area_lookup"], level, changes)
 
 
 def format_years(start: str, n: int) -> list[str]:

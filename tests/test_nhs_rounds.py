@@ -217,3 +217,14 @@ def test_the_documented_attribution_figures_hold(default_run):
     assert [f"{x:+.1%}" for x in q] == row[:7]
     assert f"{np.abs(v).mean():.1%}" == row[7]
     assert [str((v > 0.2).sum()), str((v < -0.2).sum())] == row[8:10]
+
+
+def test_the_36_icbs_of_2026_are_drawn_on_the_maps(bundled):
+    from fundform.outputs.maps import membership
+
+    member = membership(bundled["area_lookup"], "icb", bundled.tables["icb_changes"])
+    new = set(bundled["icb_changes"]["new_code"].to_list())
+    assert len(new) == 36 and new <= set(member.values())  # every merged ICB has authorities to draw
+    assert set(member.values()) <= new
+    old = membership(bundled["area_lookup"], "icb")  # without the changes: the 42 ICBs of the lookup
+    assert len(set(old.values())) == 42

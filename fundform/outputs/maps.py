@@ -33,11 +33,18 @@ def available() -> bool:
     return (MAPS / "ltla.json").is_file()
 
 
-def membership(lookup: pl.DataFrame, level: str) -> dict[str, str]:
-    """Each lower-tier authority's area at `level`: the one holding the largest share of it."""
+def membership(lookup: pl.DataFrame, level: str, icb_changes: pl.DataFrame | None = None) -> dict[str, str]:
+    """Each lower-tier authority's area at `level`: the one holding the largest share of it. At level icb, with the
+    dataset's ICB changes (mergers, splits), an authority belongs to the later ICB that took the largest share of
+    its own, so a run on the 2026 ICBs is drawn on them."""
     lk = lookup.filter(pl.col("level") == level).sort(["area_code", "share", "target_code"],
                                                        descending=[False, True, False])
-    return dict(lk.group_by("area_code", maintain_order=True).agg(pl.col("target_code").first()).iter_rows())
+    out = dict(lk.group_by("area_code", maintain_order=True).agg(pl.col("target_code").first()).iter_rows())
+    if level == "icb" and icb_changes is not None and icb_changes.height:
+        later = dict(icb_changes.sort(["old_code", "share", "new_code"], descending=[False, True, False])
+                     .group_by("old_code", maintain_order=True).agg(pl.col("new_code").first()).iter_rows())
+        return {ltla: later.get(icb, icb) for ltla, icb in out.items()}
+    return out
 
 
 def defs() -> str:
@@ -123,10 +130,12 @@ def hexmap(values: dict[str, float | None], names: dict[str, str], member: dict[
            unit: str, fmt, diverging: bool, map_id: str) -> str:
     """A hex cartogram: one equal hexagon per authority (per ICB at level icb), so London reads as well as the
     shires; an area of a higher level is its members' hexagons."""
-    hexes = _load("icb_hex.json" if level == "icb" else "ltla_hex.json")["hexes"]
-    owner = {c: c for c in hexes} if level == "icb" else member
+    icb_hexes = _load("icb_hex.json")["hexes"]
+    by_icb = level == "icb" and all(a in icb_hexes for a in values)  # ICBs of the hex map's vintage: one hex each
+    hexes = icb_hexes if by_icb else _load("ltla_hex.json")["hexes"]
+    owner = {c: c for c in hexes} if by_icb else member
     lo, hi, clipped = _range(values, diverging)
-    r = 22.0 if level == "icb" else 11.0
+    r = 22.0 if by_icb else 11.0
     w, hgt = math.sqrt(3) * r, 1.5 * r
     qs = [q for q, _ in hexes.values()]
     rs = [rr for _, rr in hexes.values()]
