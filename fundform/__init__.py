@@ -3,13 +3,19 @@
 Where things live:
   inputs/      reading the dataset and checking it against declared contracts
   formula/     formula versions: validated specs, the registry, named components
-  need/        need-weighted populations and target shares
-  settlement/  money between years and areas: control totals, indices, transition rules, exact pence
-  localtax/    notional local tax and other local-resource adjustments
-  geography.py rolling areas up to any level through lookups
+  params.py    run parameters and what a run returns
+  need/        need-weighted populations and target shares; frames.py: each area's need per settlement year
+  baselines.py today's funding: the baseline table or NHS England's published rounds, on a run's ICB vintage
+  settlement/  control totals, indices, transition rules, exact pence; allocate.py (a stream's settlement),
+               rounds.py (NHS rounds year by year)
+  localtax/    notional local tax and local resources; grants.py: how they reach the grant
+  reconcile.py the identities every run must satisfy
+  geography.py rolling areas up to any level through lookups; levels.py a body against its members
   outputs/     the output contract, atomic writes, the run manifest
-  pipeline.py  one run, end to end
-  api.py       the Python API: fundform.run, sweep, compare, explain
+  pipeline.py  `compute`: the list of stages, one allocation end to end
+  runs.py      a run as a whole: plan, load, compute, write, record
+  sweeps.py    thousands of scenarios along a scenario axis; explorer.py the live explorer on it
+  api.py       the Python API: fundform.run, sweep, compare, explain; cli.py the command
 """
 
 __version__ = "0.1.0"

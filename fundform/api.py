@@ -111,7 +111,7 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
     otherwise only computed. The numbers are those `fundform run` writes for the same options."""
     from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
     from fundform.outputs.write import to_arrow
-    from fundform.pipeline import run as run_pipeline
+    from fundform.runs import run as run_pipeline
 
     s, params, index_files, sets = parameters(formula, data=data, level=level, start_year=start_year, years=years,
                                               set=set, index=index, config=config, price_base_year=price_base_year,

@@ -155,7 +155,8 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
     """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
     the one every other command reads, unless the spec says record = false."""
     from fundform.outputs.warehouse import record_run, recorded_ids
-    from fundform.pipeline import RunParameters, plan_run, run
+    from fundform.pipeline import RunParameters
+    from fundform.runs import plan_run, run
 
     spec, jobs, output = read_spec(spec_path)
     if warehouse is None:

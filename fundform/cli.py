@@ -167,7 +167,7 @@ def run(
     """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations, need,
     streams, waterfall, cohorts and reconciliation (Parquet) and manifest.json, and records the run in the warehouse.
     Writes nothing if any input or rule is invalid."""
-    from fundform.pipeline import run as run_pipeline
+    from fundform.runs import run as run_pipeline
     from fundform.summary import print_summary
 
     try:

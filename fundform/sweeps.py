@@ -22,7 +22,7 @@ import polars as pl
 
 from fundform.errors import FundformError
 from fundform.formula.components import INDICATOR_TRANSFORMS
-from fundform.formula.spec import format_year, parse_year
+from fundform.formula.spec import FormulaSpec, format_year, parse_year
 from fundform.inputs.dataset import Dataset
 from fundform.need.weighted_population import age_weighted_population, age_weights
 from fundform.numeric import fixed_sum
@@ -140,7 +140,7 @@ def stream_path(stream, path: str) -> str:
     return f"streams.{stream.name}.{path}"
 
 
-def _check_names(spec, names: list[str]) -> None:
+def _check_names(spec: FormulaSpec, names: list[str]) -> None:
     """Every swept path names a parameter this version has, and a stream's path one that stream owns."""
     streams = {st.name: st for st in spec.streams}
     for n in names:
@@ -240,12 +240,12 @@ def _sweep_need(data: Dataset, need, level: str, ltla: pl.DataFrame, m: np.ndarr
     return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 
 
-def dated_keys(spec, year: str, section: str) -> set[str]:
+def dated_keys(spec: FormulaSpec, year: str, section: str) -> set[str]:
     """The keys of `section` that a dated section of the version sets for `year` or before."""
     return {k for y, sec in spec.years.items() if parse_year(y) <= parse_year(year) for k in sec.get(section, {})}
 
 
-def _sweep_stream(data: Dataset, spec, params, get, S: int, ltla: pl.DataFrame, m: np.ndarray, stream=None,
+def _sweep_stream(data: Dataset, spec: FormulaSpec, params, get, S: int, ltla: pl.DataFrame, m: np.ndarray, stream=None,
                   link: _StreamSweep | None = None, extra=None, names: tuple[str, ...] = ()) -> _StreamSweep:
     """One stream (or the whole single-grant version) across all scenarios: the same steps as the run's
     `_allocate`, with a leading scenario axis. `extra` (S, Y+1) pence is added to the total shared by need."""

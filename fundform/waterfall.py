@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from fundform.formula.spec import FormulaSpec
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
 from fundform.need.weighted_population import need_weighted_population
 from fundform.settlement.money import round_half_up
 
 
-def need_steps(data: Dataset, spec, level: str, areas: pl.DataFrame, pooled: bool) -> list[tuple[str, np.ndarray]]:
+def need_steps(data: Dataset, spec: FormulaSpec, level: str, areas: pl.DataFrame, pooled: bool) -> list[tuple[str, np.ndarray]]:
     """(step name, cumulative share of the target total) for each need step, areas in `areas` order."""
     pop = areas["population"].to_numpy()
     steps = [("equal share per head", pop / pop.sum())]
@@ -30,10 +31,13 @@ def need_steps(data: Dataset, spec, level: str, areas: pl.DataFrame, pooled: boo
     order = areas.select("area_code")
     indicators = spec.need.indicators
     for k in range(len(indicators) + 1):
-        nwp = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, indicators[:k], tables)
         col = "age_weighted_population" if k == 0 else "need_weighted_population"
-        by_level = roll_up(nwp, data.lazy("area_lookup"), level, [col]).collect()
-        v = order.join(by_level, on="area_code", how="left", maintain_order="left")[col].to_numpy()
+        if (k == 0 or k == len(indicators)) and areas[col].null_count() == 0:
+            v = areas[col].to_numpy()  # the area frame's own sums: age alone, and every indicator
+        else:
+            nwp = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, indicators[:k], tables)
+            by_level = roll_up(nwp, data.lazy("area_lookup"), level, [col]).collect()
+            v = order.join(by_level, on="area_code", how="left", maintain_order="left")[col].to_numpy()
         steps.append(("age" if k == 0 else indicators[k - 1].name.replace("_", " "), v / v.sum()))
     return steps
 
@@ -69,7 +73,7 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
     return pl.concat(frames).sort("year_index", "area_code", "step_order")
 
 
-def cohort_budgets(data: Dataset, spec, level: str, allocations: pl.DataFrame) -> pl.DataFrame:
+def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl.DataFrame) -> pl.DataFrame:
     """Each cohort's part of every area's grant: its share of the area's age-weighted population (the version's age
     cost curve), the rest of the grant in 'rest'; the parts add to the grant to the penny (largest remainder).
     Empty where need has no age detail (practice-based need)."""

@@ -13,7 +13,8 @@ import pytest
 from fundform.formula.spec import parse_year
 from fundform.outputs.schema import ALLOCATIONS
 from fundform.outputs.write import read_manifest
-from fundform.pipeline import RunParameters, compute, run
+from fundform.pipeline import RunParameters, compute
+from fundform.runs import run
 from fundform.settlement.control_total import index_levels
 from tests.conftest import DATA
 

@@ -12,10 +12,20 @@ import os
 import time
 from pathlib import Path
 
-import duckdb
-
 from fundform.errors import FundformError, environment_failure
 from fundform.failpoints import failpoint
+
+
+class _DuckDB:
+    """DuckDB, imported when the warehouse is first used: a run that records nothing does not pay for it."""
+
+    def __getattr__(self, name: str):
+        import duckdb as module
+
+        return getattr(module, name)
+
+
+duckdb = _DuckDB()
 
 RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall", "cohorts")
 
