@@ -334,7 +334,9 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
          if any(need.method == "age_cost_curve" for _, need in iter_needs(spec)) else None)
     ltla = data["areas"].sort("area_code").select("area_code")
     lt = spec.local_tax
-    local = run_local_resources(data.for_year(fy[0]), spec, params, fy)
+    # local resources depend on the data and the unswept version alone (the swept degree applies below): once
+    local = data.memo(("local", spec.model_dump_json(), params.level, tuple(fy), str(params.precept_rates),
+                       str(params.local_bases)), lambda: run_local_resources(data.for_year(fy[0]), spec, params, fy))
     n_full = local.array("notional_local_resources", codes, fy) * 100  # (Y, n) pence, floats
     e = get("local_tax.equalisation", lt.equalisation.value if lt.equalisation else 0.0)
     share0 = lt.share_for_devolved_services.value if lt.share_for_devolved_services else 1.0
