@@ -45,7 +45,7 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
                  "deal:FILE.csv"),
     OutputColumn("financial_year", pa.string(), "financial year", "financial year, e.g. 2026/27"),
     OutputColumn("year_index", pa.int32(), "count", "year of the settlement, 1 to N"),
-    OutputColumn("population", pa.float64(), "persons", "resident population (mid-2023), apportioned to the area"),
+    OutputColumn("population", pa.float64(), "persons", "residents in the year (mid-year of its first calendar year; registered patients for practice-based need), apportioned to the area"),
     OutputColumn("need_weighted_population", pa.float64(), "persons", "population weighted by age cost and need "
                  "multipliers"),
     OutputColumn("need_index", pa.float64(), "ratio", "need-weighted population per head relative to England (1 = "
