@@ -26,7 +26,7 @@ from fundform.formula.spec import FormulaSpec, format_year, parse_year
 from fundform.inputs.dataset import Dataset
 from fundform.need.weighted_population import age_weighted_population, age_weights
 from fundform.numeric import fixed_sum
-from fundform.settlement.control_total import index_growth, settlement_years
+from fundform.settlement.control_total import control_totals, index_growth, linked_totals, settlement_years
 from fundform.settlement.money import apportion, largest_remainder, round_half_up
 from fundform.settlement.transition import BOUND_FLOOR, run_transition
 
@@ -280,17 +280,13 @@ def _sweep_stream(data: Dataset, spec: FormulaSpec, params, get, S: int, ltla: p
                            for y in fy], axis=1)  # (S, Y, n)
     else:  # practice weighted: not swept
         shares = np.broadcast_to(share_matrix(frames), (S, params.years, n))
-    base_year = parse_year(spec.control_total.base_year)
     all_years = [format_year(parse_year(params.start_year) - 1)] + fy
-    infl = np.array([np.prod([1 + growth[format_year(t)] for t in range(base_year + 1, parse_year(y) + 1)])
-                     for y in all_years])
-    n_years = np.array([parse_year(y) - base_year for y in all_years])
     base_total = int(round_half_up(areas["baseline_gbp"].sum() * 100))
     if link is not None:  # growth locked to another stream's: the same cumulative factors, scenario by scenario
-        totals = round_half_up(base_total * (link.totals / link.base_total))
-    else:
+        totals = linked_totals(base_total, link.totals, link.base_total)
+    else:  # the run's own control-total path, one per scenario (S, Y+1)
         real = at("control_total.real_growth", spec.control_total.real_growth.value)
-        totals = round_half_up(base_total * infl[None, :] * (1 + real[:, None]) ** n_years[None, :])  # (S, Y+1)
+        totals = control_totals(base_total, spec.control_total, growth, all_years, real)[0]
     if extra is not None:
         totals = totals + extra
     ct = totals[:, 1:]

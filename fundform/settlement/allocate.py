@@ -12,7 +12,7 @@ from fundform.formula.spec import Baseline, FormulaSpec, LocalTax, Transition, f
 from fundform.inputs.dataset import Dataset
 from fundform.need.frames import year_frames
 from fundform.params import RunParameters
-from fundform.settlement.control_total import control_total_path
+from fundform.settlement.control_total import control_total_path, linked_totals
 from fundform.settlement.money import apportion, round_half_up
 from fundform.settlement.rounds import nhs_round_path
 from fundform.settlement.transition import BOUND_CEILING, BOUND_FLOOR, TransitionResult, run_transition
@@ -88,8 +88,8 @@ def _allocate(data: Dataset, spec: FormulaSpec, params: RunParameters, years: pl
     path = si.path
     if link is not None or extra is not None:
         if link is not None:  # growth locked to another stream's: the same cumulative factors from the base year
-            factors = link.path["control_total"].to_numpy() / link.base_year_total
-            path = path.with_columns(control_total=pl.Series(round_half_up(base_year_total * factors)))
+            path = path.with_columns(control_total=pl.Series(linked_totals(
+                base_year_total, link.path["control_total"].to_numpy(), link.base_year_total)))
         if extra is not None:
             path = path.with_columns(control_total=pl.col("control_total") + pl.Series(extra.astype(np.int64)))
         totals = path["control_total"].to_numpy()

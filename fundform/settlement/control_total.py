@@ -52,14 +52,29 @@ def index_levels(growth: dict[str, float], name: str, base_year: str, years: lis
     })
 
 
+def control_totals(base_total_pence, rule: ControlTotal, growth: dict[str, float], years: list[str],
+                   real_growth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The control total of each year (int pence): the base total grown by the index and real growth from the base
+    year, rounded once. With `real_growth` (S,) and a base total (S,) or scalar, one path per scenario (S, years):
+    a run is the case of one. Returns (totals, inflation factors, real factors)."""
+    infl = np.array([cumulative_growth(growth, rule.base_year, y, rule.inflation_index) for y in years])
+    n = np.array([parse_year(y) - parse_year(rule.base_year) for y in years])
+    r = rule.real_growth.value if real_growth is None else np.asarray(real_growth, dtype=np.float64)[:, None]
+    real = (1.0 + r) ** n
+    base = np.asarray(base_total_pence)
+    base = base if base.ndim == 0 else base[:, None]
+    return round_half_up(base * infl * real), infl, real
+
+
+def linked_totals(base_total_pence: int, link_totals: np.ndarray, link_base_total: int) -> np.ndarray:
+    """A stream whose growth is locked to another's: the same cumulative factors from the base year, per year
+    (and per scenario, when the link's totals carry a scenario axis)."""
+    return round_half_up(base_total_pence * (np.asarray(link_totals) / link_base_total))
+
+
 def control_total_path(base_total_pence: int, rule: ControlTotal, growth: dict[str, float], years: pl.DataFrame,
                        ) -> pl.DataFrame:
     """financial_year, inflation_factor, real_factor and control_total (int pence) from the base year."""
-    ys = years["financial_year"].to_list()
-    infl = [cumulative_growth(growth, rule.base_year, y, rule.inflation_index) for y in ys]
-    real = [(1.0 + rule.real_growth.value) ** (parse_year(y) - parse_year(rule.base_year)) for y in ys]
-    return years.with_columns(
-        inflation_factor=pl.Series(infl),
-        real_factor=pl.Series(real),
-        control_total=pl.Series(round_half_up(base_total_pence * np.array(infl) * np.array(real))),
-    )
+    totals, infl, real = control_totals(base_total_pence, rule, growth, years["financial_year"].to_list())
+    return years.with_columns(inflation_factor=pl.Series(infl), real_factor=pl.Series(real),
+                              control_total=pl.Series(totals))
