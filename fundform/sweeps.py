@@ -24,6 +24,7 @@ from fundform.errors import FundformError
 from fundform.formula.components import INDICATOR_TRANSFORMS
 from fundform.formula.spec import FormulaSpec, format_year, parse_year
 from fundform.inputs.dataset import Dataset
+from fundform.localtax.resources import equalisation_degree
 from fundform.need.weighted_population import age_weighted_population, age_weights
 from fundform.numeric import fixed_sum
 from fundform.settlement.control_total import control_totals, index_growth, linked_totals, settlement_years
@@ -337,10 +338,10 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     e = get("local_tax.equalisation", lt.equalisation.value if lt.equalisation else 0.0)
     share0 = lt.share_for_devolved_services.value if lt.share_for_devolved_services else 1.0
     share = get("local_tax.share_for_devolved_services", share0)
-    k = np.arange(1, params.years + 1)
-    phase = (np.minimum(k / lt.equalisation_phasing_years.value, 1.0) if lt.equalisation_phasing_years
-             else np.ones(params.years))
-    degree = (e * share / share0)[:, None] * phase[None, :]  # (S, Y): N scales with the share
+    # the run's own phasing of the degree; notional resources scale with the share of council tax, so a swept
+    # share moves the degree by share / share0 against the resources computed once at share0
+    degree = equalisation_degree(lt, params.years, np.where(share == share0, e, e * share / share0)) \
+        if lt.rule != "none" else np.zeros((S, params.years))
 
     if not spec.streams:
         say("need, control totals and transition across scenarios")

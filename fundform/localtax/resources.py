@@ -77,6 +77,17 @@ class LocalResources:
         return arr
 
 
+def equalisation_degree(rule: LocalTax, n_years: int, e: np.ndarray | float | None = None,
+                        start_year_index: int = 1) -> np.ndarray:
+    """The equalisation degree in each settlement year: e, phased in over equalisation_phasing_years if the version
+    says so. With `e` an array (S,), one row per scenario (S, years): a run is the case of one."""
+    e = rule.equalisation.value if e is None else e
+    k = np.arange(start_year_index, start_year_index + n_years)
+    phase = (np.minimum(k / rule.equalisation_phasing_years.value, 1.0) if rule.equalisation_phasing_years
+             is not None else np.ones(n_years))
+    return np.asarray(e)[..., None] * phase if np.ndim(e) else e * phase
+
+
 def floor_penny(x: np.ndarray) -> np.ndarray:
     """Round down to the penny, as Band D is; the 1e-9 absorbs float noise in exact products."""
     return np.floor(np.asarray(x) * 100 + 1e-9) / 100
@@ -198,12 +209,7 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
                 disc = disc + given.fill_null(0.0).to_numpy()  # absent means no discount scheme in that area
             out["business_rates_discount"].append(disc)
         zero = {c: np.stack(v) for c, v in out.items()}
-        e = rule.equalisation.value
-        if rule.equalisation_phasing_years is not None:
-            k = np.arange(start_year_index, start_year_index + len(years))
-            degree = e * np.minimum(k / rule.equalisation_phasing_years.value, 1.0)
-        else:
-            degree = np.full(len(years), e)
+        degree = equalisation_degree(rule, len(years), start_year_index=start_year_index)
     long = pl.DataFrame({
         "area_code": np.tile(ct["area_code"].to_numpy(), len(years)),
         "financial_year": np.repeat(years, n),
