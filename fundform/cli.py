@@ -863,8 +863,6 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
 
 def _membership(dataset, level: str, deal_file=None, codes: list[str] | None = None) -> dict[str, str] | None:
     """Each lower-tier authority's area at the run's level, for the report's maps (None if not known)."""
-    import polars as pl
-
     from fundform.inputs.tables import LEVELS
     from fundform.outputs.maps import membership
 
@@ -876,9 +874,7 @@ def _membership(dataset, level: str, deal_file=None, codes: list[str] | None = N
                                                    if lv not in LEVELS][0])
     if dataset is None or level not in LEVELS:
         return None
-    known = set(dataset["area_lookup"].filter(pl.col("level") == level)["target_code"].to_list())
-    later = codes is not None and not set(codes) <= known  # a run on ICBs the lookup predates (the 2026 mergers)
-    return membership(dataset["area_lookup"], level, dataset.tables.get("icb_changes") if later else None)
+    return membership(dataset["area_lookup"], level, dataset.tables.get("icb_changes"), codes or [])
 
 
 @app.command()

@@ -225,16 +225,22 @@ class Explorer:
             path = next((p for p in changed if p in str(e)), None)
             raise RequestProblem(_clean(str(e), self.data_dir), path) from None
 
+    def _changed(self, fid: str, raw_values):
+        """The numbers the request changes from the version's own (checked as --set checks them), the version's
+        sliders, and the resolved formula."""
+        values, all_sliders = self._values(fid, raw_values)
+        base = {s.path: s.value for s in all_sliders}
+        changed = {p: v for p, v in values.items() if v != base[p]}
+        return changed, all_sliders, self._check_spec(fid, changed)
+
     def scenario(self, fid: str, level: str | None, raw_values) -> dict:
         """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives)."""
         from fundform.sweeps import run_sweep
 
         t0 = time.perf_counter()
         params = self.params(fid, level)
-        values, all_sliders = self._values(fid, raw_values)
+        changed, all_sliders, _ = self._changed(fid, raw_values)
         base = {s.path: s.value for s in all_sliders}
-        changed = {p: v for p, v in values.items() if v != base[p]}
-        self._check_spec(fid, changed)
         names = list(changed) or [all_sliders[0].path]
         row = np.array([[changed.get(n, base[n]) for n in names]], dtype=np.float64)
         with self._lock:
@@ -279,10 +285,7 @@ class Explorer:
         from fundform.pipeline import compute
 
         params = self.params(fid, level)
-        values, all_sliders = self._values(fid, raw_values)
-        base = {s.path: s.value for s in all_sliders}
-        changed = {p: v for p, v in values.items() if v != base[p]}
-        formula = self._check_spec(fid, changed)
+        changed, _, formula = self._changed(fid, raw_values)
         key = (fid, params.level, tuple(sorted(changed.items())))
         with self._run_lock:
             if key not in self._runs:
@@ -307,10 +310,7 @@ class Explorer:
     def scenario_file(self, fid: str, level: str | None, raw_values) -> dict:
         """The scenario as a TOML file extending the version, and the equivalent command."""
         params = self.params(fid, level)
-        values, all_sliders = self._values(fid, raw_values)
-        base = {s.path: s.value for s in all_sliders}
-        changed = {p: v for p, v in values.items() if v != base[p]}
-        self._check_spec(fid, changed)
+        changed = self._changed(fid, raw_values)[0]
         lines = [f'extends = "{fid}"', 'title = "A scenario saved from fundform serve"', "",
                  f"# fundform run --formula this-file.toml --level {params.level}", ""]
         lines += [f"{_toml_key(p)} = {v!r}" for p, v in changed.items()]
@@ -323,7 +323,8 @@ class Explorer:
 
         if not maps.available():
             return {}
-        member = self.data.memo(("membership", level, tuple(codes)), lambda: self._member(level, codes))
+        member = self.data.memo(("membership", level, tuple(codes)), lambda: maps.membership(
+            self.data["area_lookup"], level, self.data.tables.get("icb_changes"), codes))
         nm = dict(zip(codes, names))
         ch = {c: float(v) for c, v in zip(codes, change_ph)}
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
@@ -337,15 +338,6 @@ class Explorer:
             "hex": maps.hexmap(ch, nm, member, level, f"Change against today's funding, {years[-1]} (hex)",
                                "£ per resident", money, True, "x3"),
         }
-
-
-    def _member(self, level: str, codes: list[str]) -> dict[str, str]:
-        """Authorities to the run's areas: the ICB changes apply when the run is on ICBs the lookup predates."""
-        from fundform.outputs import maps
-
-        lookup_codes = set(self.data["area_lookup"].filter(pl.col("level") == level)["target_code"].to_list())
-        changes = self.data.tables.get("icb_changes") if not set(codes) <= lookup_codes else None
-        return maps.membership(self.data["area_lookup"], level, changes)
 
 
 def format_years(start: str, n: int) -> list[str]:

@@ -597,8 +597,8 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
     p = _bound_problem(sizes, "population", POPULATION_PER_AREA, pop_file, "population", "population",
                        "residents")
     soft += [p] if p else []
-    total = float(sizes.group_by(pl.col("area_code").str.slice(10) if by_year else pl.lit(1))
-                  .agg(pl.col("population").sum())["population"].max())
+    total = float(pop.group_by("financial_year").agg(pl.col("population").sum())["population"].max() if by_year
+                  else per_area["population"].sum())
     if total > POPULATION_TOTAL_MAX[1]:
         soft.append(Problem(pop_file, "population", f"a total population of {total:,.0f}",
                             f"a total <= {POPULATION_TOTAL_MAX[1]:,} (plausibility bound: {POPULATION_TOTAL_MAX[2]}; "

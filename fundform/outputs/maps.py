@@ -33,14 +33,17 @@ def available() -> bool:
     return (MAPS / "ltla.json").is_file()
 
 
-def membership(lookup: pl.DataFrame, level: str, icb_changes: pl.DataFrame | None = None) -> dict[str, str]:
+def membership(lookup: pl.DataFrame, level: str, icb_changes: pl.DataFrame | None = None,
+               codes: list[str] | None = None) -> dict[str, str]:
     """Each lower-tier authority's area at `level`: the one holding the largest share of it. At level icb, with the
     dataset's ICB changes (mergers, splits), an authority belongs to the later ICB that took the largest share of
-    its own, so a run on the 2026 ICBs is drawn on them."""
+    its own, so a run on the 2026 ICBs is drawn on them: always, or (given the run's area `codes`) only when the run
+    is on ICBs the lookup predates."""
     lk = lookup.filter(pl.col("level") == level).sort(["area_code", "share", "target_code"],
                                                        descending=[False, True, False])
     out = dict(lk.group_by("area_code", maintain_order=True).agg(pl.col("target_code").first()).iter_rows())
-    if level == "icb" and icb_changes is not None and icb_changes.height:
+    later = codes is None or not set(codes) <= set(out.values())
+    if level == "icb" and later and icb_changes is not None and icb_changes.height:
         later = dict(icb_changes.sort(["old_code", "share", "new_code"], descending=[False, True, False])
                      .group_by("old_code", maintain_order=True).agg(pl.col("new_code").first()).iter_rows())
         return {ltla: later.get(icb, icb) for ltla, icb in out.items()}
