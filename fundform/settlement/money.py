@@ -27,6 +27,8 @@ PENCE_LIMIT = 2.0 ** 62  # int64 pence with headroom for sums
 def check_finite(x: np.ndarray) -> None:
     """Money is never rounded from a NaN, an infinity or an amount beyond int64 pence: say so instead of casting
     garbage. Validation refuses the inputs that lead here; this is the last line, should a new path reach it."""
+    if x.size == 0 or (x.min() >= -PENCE_LIMIT and x.max() <= PENCE_LIMIT):  # one pass each; a NaN fails both
+        return
     bad = ~np.isfinite(x) | (np.abs(np.where(np.isfinite(x), x, 0.0)) > PENCE_LIMIT)
     if np.any(bad):
         raise FundformError(f"{int(bad.sum())} computed amount(s) are not finite pence (a division by zero or an "
@@ -43,26 +45,33 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
     values = np.asarray(values, dtype=np.float64)
     check_finite(values)
     total = np.asarray(total, dtype=np.int64)
-    base = np.floor(values).astype(np.int64)
+    floor = np.floor(values)
+    frac = values - floor
+    base = floor.astype(np.int64)
     short = total - base.sum(axis=-1)
-    n = values.shape[-1] if eligible is None else np.asarray(eligible).sum(axis=-1)
+    size = values.shape[-1]
+    n = size if eligible is None else np.asarray(eligible).sum(axis=-1)
     if np.any(short < 0) or np.any(short > n):
         raise ArithmeticError(f"largest remainder: parts are {short} pence from the total, more than one penny "
                               "per area: the values were not shares of the total")
-    frac = values - base
     if eligible is not None:
         frac = np.where(eligible, frac, -1.0)
     # the `short` largest remainders get a penny; ties at the threshold go to the earlier areas (code order).
-    # A threshold from one sort of the remainders, not an argsort: the same result, much faster on many rows.
-    desc = -np.sort(-frac, axis=-1)
-    k = np.clip(short, 1, n if np.ndim(n) == 0 else None)[..., None] - 1
-    threshold = np.where(short[..., None] > 0, np.take_along_axis(desc, np.asarray(k, dtype=np.int64), axis=-1),
+    # The threshold is the short-th largest remainder, from one ascending sort (not an argsort: the same result,
+    # much faster on many rows); ineligible entries sort first and are never reached.
+    asc = np.sort(frac, axis=-1)
+    k = np.clip(size - short, 0, size - 1)[..., None]
+    threshold = np.where(short[..., None] > 0, np.take_along_axis(asc, np.asarray(k, dtype=np.int64), axis=-1),
                          np.inf)
     above = frac > threshold
     ties = frac == threshold
     room = short[..., None] - above.sum(axis=-1, keepdims=True)
-    give = above | (ties & (np.cumsum(ties, axis=-1) <= room))
-    return base + give.astype(np.int64)
+    give = above | ties  # the usual case: every tie at the threshold fits
+    crowded = ties.sum(axis=-1) > room[..., 0]  # rows where they do not: the earliest ties, in code order
+    if crowded.any():
+        t = ties[crowded]
+        give[crowded] = above[crowded] | (t & (np.cumsum(t, axis=-1) <= room[crowded]))
+    return base + give
 
 
 def apportion(total: np.ndarray | int, weights: np.ndarray) -> np.ndarray:
