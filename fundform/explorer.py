@@ -76,28 +76,10 @@ class Slider:
 
 
 def _candidates(spec) -> list[str]:
-    """Every number of the version a scenario can vary, as --set paths."""
-    from fundform.formula.spec import iter_needs
-    from fundform.sweeps import TRANSITION_NUMBERS, stream_path
+    """Every number of the version a scenario can vary, as --set paths (the sweep's own list)."""
+    from fundform.sweeps import sweepable_paths
 
-    out: list[str] = []
-    for prefix, need in iter_needs(spec):
-        if need.method != "age_cost_curve":
-            continue
-        for ind in need.indicators:
-            out += [f"{prefix}.indicators.{ind.name}.{k}" for k in ("elasticity", "min_multiplier", "max_multiplier")
-                    if getattr(ind, k) is not None]
-        out += [f"{prefix}.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight" for b in need.age_cost_curve.bands]
-    rules = [(None, spec.transition)] + [(st, st.transition) for st in spec.streams if st.transition is not None]
-    for st, rule in rules:
-        out += [stream_path(st, f"transition.{k}") for k in TRANSITION_NUMBERS if getattr(rule, k, None) is not None]
-    if spec.baseline.source == "baseline_table":
-        out.append("control_total.real_growth")
-        out += [f"streams.{st.name}.real_growth" for st in spec.streams if st.real_growth is not None]
-    lt = spec.local_tax
-    if lt.rule != "none":
-        out += [f"local_tax.{k}" for k in ("equalisation", "share_for_devolved_services") if getattr(lt, k) is not None]
-    return list(dict.fromkeys(out))
+    return sweepable_paths(spec)
 
 
 def sliders(spec) -> list[Slider]:
@@ -105,7 +87,7 @@ def sliders(spec) -> list[Slider]:
     from fundform.formula.scenario import flatten
     from fundform.sweeps import _check_names, sweepable
 
-    flat = flatten(spec.model_dump(mode="json", by_alias=True, exclude={"years"}))
+    flat = flatten(spec.model_dump(mode="json", by_alias=True))
     out = []
     for path in _candidates(spec):
         if not sweepable(path):
@@ -245,7 +227,7 @@ class Explorer:
         row = np.array([[changed.get(n, base[n]) for n in names]], dtype=np.float64)
         with self._lock:
             try:
-                res = run_sweep(self.data, self.formula(fid), params, names, row)
+                res = run_sweep(self.data, self.formula(fid), params, names, row, detail=True)
             except FundformError as e:
                 raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
         years = format_years(params.start_year, params.years)

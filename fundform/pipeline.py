@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -20,18 +21,23 @@ from fundform.formula.registry import LoadedFormula
 from fundform.formula.spec import FormulaSpec
 from fundform.geography import with_level
 from fundform.inputs.dataset import Dataset
-from fundform.localtax.grants import negative_grant_policy, run_local_resources
+from fundform.localtax.grants import (
+    grant_envelope,
+    grants,
+    negative_grant_policy,
+    notional_pence,
+    run_local_resources,
+    scenario_degree,
+)
 from fundform.need.frames import WP_COMPONENTS, area_frame, check_indicator_tables, year_frames  # noqa: F401
 from fundform.numeric import fixed_sum
 from fundform.outputs.schema import ALLOCATIONS, NEED, STREAMS
-from fundform.params import RunParameters, RunResult
+from fundform.params import ONE, RunParameters, RunResult, Scenarios
 from fundform.reconcile import baseline_sources, extra_checks, population_policy, reconcile
 from fundform.settlement.allocate import (  # noqa: F401  (re-exported)
     Settlement,
-    SettlementInputs,
-    _allocate,
     _label,
-    settlement_inputs,
+    allocate_streams,
     share_matrix,
     stream_spec,
 )
@@ -45,16 +51,28 @@ __all__ = ["RunParameters", "RunResult", "compute", "area_frame", "year_frames",
            "check_indicator_tables", "negative_grant_policy", "run_local_resources", "stream_spec"]
 
 
-def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
-            progress: Callable[[str], None] | None = None) -> RunResult:
-    step = progress or (lambda _msg: None)
-    spec = formula.spec
+@dataclass
+class Settled:
+    """Everything before the outputs, for every scenario: the prepared data, the years, the local resources and
+    each scenario's equalisation degree, and the settlement of each stream."""
+
+    data: Dataset  # the run's data at its level (all population years)
+    ref: Dataset  # the first settlement year's
+    years: pl.DataFrame
+    growth: dict[str, float]
+    local: object
+    degree: np.ndarray  # (S, years)
+    settlements: list[Settlement]
+
+
+def prepare(data: Dataset, spec: FormulaSpec, params: RunParameters) -> Dataset:
+    """The checks a version makes of the run's years and the data, and the data at the run's level (a deal file's
+    areas; a small-area population summed to areas once)."""
     years = settlement_years(params.start_year, params.years)
     outside = sorted(set(years["financial_year"]) - set(spec.effective_years))
     if outside:
         raise FundformError(f"{spec.id} {spec.version} is effective for {', '.join(spec.effective_years)}; the run "
                             f"asks for {', '.join(outside)}")
-    growth = index_growth(spec.indices, spec.control_total.inflation_index)
     check_indicator_tables(spec, data)
     data = with_level(data, params.level, params.deal_file)
     pop = data.tables["population"]
@@ -62,28 +80,37 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
         keys = [k for k in ("financial_year", "area_code", "sex", "age") if k in pop.columns]
         pop = pop.group_by(keys).agg(fixed_sum(pl.col("population")).alias("population")).sort(keys)
         data = Dataset(data.directory, {**data.tables, "population": pop}, data.files, data.conversions)
+    return data
+
+
+def settle(data: Dataset, spec: FormulaSpec, params: RunParameters, scen: Scenarios = ONE,
+           progress: Callable[[str], None] | None = None) -> Settled:
+    """The formula's stages for every scenario at once: local resources and the equalisation each scenario
+    applies, then need, control totals and the transition of each stream. A run is one scenario."""
+    step = progress or (lambda _msg: None)
+    data = prepare(data, spec, params)
+    years = settlement_years(params.start_year, params.years)
     fy = years["financial_year"].to_list()
+    growth = index_growth(spec.indices, spec.control_total.inflation_index)
     ref = data.for_year(fy[0])  # what is not computed year by year reads the first settlement year's population
     step("local resources")
     local = run_local_resources(ref, spec, params, fy)
+    degree = scenario_degree(local, spec, params.years, scen)
     extra = None
     if spec.local_tax.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
-        codes = area_frame(ref, spec, params.level)["area_code"].to_list()
-        n_full = local.array("notional_local_resources", codes, fy).sum(axis=1) * 100
-        per_year = round_half_up(local.degree * n_full)
-        extra = np.concatenate([[per_year[0]], per_year])
+        extra = grant_envelope(local, area_frame(ref, spec, params.level)["area_code"].to_list(), fy, degree)
     step("need, targets and transition")
-    if not spec.streams:
-        settlements = [_allocate(data, spec, params, years, growth, extra=extra)]
-    else:
-        done: dict[str, Settlement] = {}
-        for st in sorted(spec.streams, key=lambda s: s.linked_to is not None):  # linked streams after their link
-            step(f"stream {st.name}")
-            done[st.name] = _allocate(data, stream_spec(spec, st), params, years, growth, st.name,
-                                      done.get(st.linked_to) if st.linked_to else None)
-        settlements = [done[st.name] for st in spec.streams]
-    step("local tax and grants")
-    return _finish(ref, spec, params, years, growth, settlements, local, data)
+    settlements = allocate_streams(data, spec, params, years, growth, scen, extra, step)
+    return Settled(data, ref, years, growth, local, degree, settlements)
+
+
+def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
+            progress: Callable[[str], None] | None = None) -> RunResult:
+    """One run: the stages (`settle`, one scenario) and its outputs."""
+    spec = formula.spec
+    st = settle(data, spec, params, ONE, progress)
+    (progress or (lambda _msg: None))("local tax and grants")
+    return _finish(st.ref, spec, params, st.years, st.growth, [s.one() for s in st.settlements], st.local, st.data)
 
 
 def _finish(data: Dataset, spec: FormulaSpec, params: RunParameters, years: pl.DataFrame, growth: dict[str, float],
@@ -124,14 +151,13 @@ def _finish(data: Dataset, spec: FormulaSpec, params: RunParameters, years: pl.D
     # local resources on the pool (money in pence, each published figure rounded once to its own total)
     codes, fy = areas["area_code"].to_list(), years["financial_year"].to_list()
     pence = lambda a: largest_remainder(a * 100, round_half_up((a * 100).sum(axis=1)))  # noqa: E731
-    n_full = local.array("notional_local_resources", codes, fy)
-    notional_full = pence(n_full)
-    notional = pence(local.degree[:, None] * n_full)
+    notional, notional_full = notional_pence(local, codes, fy, np.asarray(local.degree, dtype=np.float64)[None])
+    notional = notional[0]
     yields = {c: pence(local.array(c, codes, fy)) for c in
               ("council_tax_yield", "precept_flex_yield", "health_tax_yield", "business_rates_discount")}
     pop = np.stack([f["population"].to_numpy() for f in frames])  # (years, areas): each year's residents
     raw_grant = allocation + guarantee - notional
-    grant = negative_grant_policy(raw_grant, pop, spec.local_tax)
+    grant = grants(allocation + guarantee, notional, pop, spec.local_tax)
     local_yield = yields["council_tax_yield"] + yields["health_tax_yield"] - yields["business_rates_discount"]
     spending_power = grant + local_yield
     deflator = index_levels(growth, spec.control_total.inflation_index, params.price_base,

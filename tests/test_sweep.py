@@ -164,3 +164,43 @@ def test_random_draws_of_every_other_version_match_direct_runs(bundled, formula,
     for s, row in enumerate(values):
         sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
         assert np.abs(res.grants[s] - direct(bundled, sets, params, formula)).max() <= 1, (formula, sets)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_dated_numbers_sweep_in_their_years_like_direct_runs(bundled, seed):
+    """nhs-icb-2025 dates its 2024/25 and 2025/26 paces of change. Sweeping the 2025/26 round's own numbers
+    (years.2025/26.transition.*) and the undated 2023/24 one together: each scenario is what `--set` of the same
+    paths gives, the dated numbers moving only their own year."""
+    from fundform.formula.spec import run_defaults
+
+    spec = resolve_formula("nhs-icb-2025").spec
+    level, start, years = run_defaults(spec)
+    params = RunParameters(level=level, start_year=start, years=years)
+    exprs = ["years.2025/26.transition.gain_gap_closed=0.05:0.6", "years.2025/26.transition.max_gain=0.001:0.02",
+             "transition.max_gain=0.0005:0.004"]
+    names, values = parse_parameters(exprs, 2, seed)
+    res = run_sweep(bundled, resolve_formula("nhs-icb-2025"), params, names, values)
+    base = direct(bundled, [], params, "nhs-icb-2025")
+    for s, row in enumerate(values):
+        sets = [f"{n}={float(v)!r}" for n, v in zip(names, row)]
+        assert np.abs(res.grants[s] - direct(bundled, sets, params, "nhs-icb-2025")).max() <= 1, sets
+    # only the 2025/26 numbers swept: 2023/24 and 2024/25 are the version's own, to the penny
+    names, values = parse_parameters(exprs[:2], 2, seed)
+    res = run_sweep(bundled, resolve_formula("nhs-icb-2025"), params, names, values)
+    assert (res.grants[:, :2] == base[None, :2]).all()
+    assert (res.grants[:, 2] != base[None, 2]).any()
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("years.2024/25.transition.gain_gap_closed=0:1", "dates no such number"),
+    ("years.2031/32.transition.max_gain=0:1", "dates no such number"),
+])
+def test_a_dated_number_the_version_does_not_date_is_refused(bundled, expr, message):
+    from fundform.formula.spec import run_defaults
+
+    spec = resolve_formula("nhs-icb-2025").spec
+    level, start, years = run_defaults(spec)
+    with pytest.raises(FundformError, match=message):
+        run_sweep(bundled, resolve_formula("nhs-icb-2025"), RunParameters(level=level, start_year=start, years=years),
+                  *parse_parameters([expr], 2, 0))

@@ -322,6 +322,16 @@ class Transition(Strict):
         return self
 
 
+def _quantity_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a model that hold one number (a Quantity): the names --set, sweeps and sliders address."""
+    return tuple(name for name, f in model.model_fields.items()
+                 if "Quantity" in str(f.annotation) and "dict" not in str(f.annotation))
+
+
+# a rule's own numbers (the rule's pace, floor and ceiling), derived from the model
+TRANSITION_NUMBERS = _quantity_fields(Transition)
+
+
 BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
 
 

@@ -1,4 +1,6 @@
-"""How local resources reach the grant: a run's local resources, and the negative-grant policy."""
+"""How local resources reach the grant, for every scenario at once: a run's local resources, the equalisation
+degree each scenario applies, the grant-basis envelope, the notional local tax deducted, and the negative-grant
+policy. A run is the case of one scenario that sets nothing."""
 
 from __future__ import annotations
 
@@ -6,15 +8,23 @@ import numpy as np
 
 from fundform.formula.spec import FormulaSpec, LocalTax
 from fundform.inputs.dataset import Dataset
-from fundform.localtax.resources import local_resources
+from fundform.localtax.resources import equalisation_degree, local_resources
 from fundform.need.frames import area_frame
-from fundform.params import RunParameters
+from fundform.params import ONE, RunParameters, Scenarios
+from fundform.settlement.money import largest_remainder, round_half_up
 from fundform.settlement.transition import round_to_pence, solve_bounded
 
 
 def run_local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]):
     """Local resources of a run (and of every scenario of a sweep): a precept tied to need reads each authority's
     need index from the first settlement year's data."""
+    def compute():
+        return _local_resources(ref, spec, params, fy)
+    return ref.memo(("local", spec.model_dump_json(), params.level, tuple(fy), str(params.precept_rates),
+                     str(params.local_bases)), compute)
+
+
+def _local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]):
     need_index = None
     if spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need" \
             and spec.need.method == "age_cost_curve":
@@ -34,7 +44,47 @@ def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: Local
              .astype(np.float64))
     if not (grant < floor).any():
         return grant
-    total = grant.sum(axis=1)
+    total = grant.sum(axis=-1)
     alloc, _ = solve_bounded(grant.astype(np.float64), floor, np.full(grant.shape, np.inf), total)
     rounded, _ = round_to_pence(alloc, floor, np.full(grant.shape, np.inf), total)
     return rounded
+
+
+def scenario_degree(local, spec: FormulaSpec, n_years: int, scen: Scenarios = ONE) -> np.ndarray:
+    """(S, years) the equalisation degree of each scenario, phased as the version says. Notional resources scale
+    with the share of council tax for devolved services, so a scenario's share moves the degree by share / share0
+    against the resources derived once at the version's share0."""
+    lt = spec.local_tax
+    if lt.rule == "none":
+        return np.zeros((scen.size, n_years))
+    e_path, s_path = "local_tax.equalisation", "local_tax.share_for_devolved_services"
+    if not (scen.sets(spec, None, e_path) or scen.sets(spec, None, s_path)):
+        return np.broadcast_to(np.asarray(local.degree, dtype=np.float64), (scen.size, n_years))
+    e = scen.get(spec, None, e_path, lt.equalisation.value)
+    share0 = lt.share_for_devolved_services.value
+    share = scen.get(spec, None, s_path, share0)
+    return equalisation_degree(lt, n_years, np.where(share == share0, e, e * share / share0))
+
+
+def notional_pence(local, codes: list[str], fy: list[str], degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(notional local tax deducted (S, years, areas), notional resources in full (years, areas)), int pence, each
+    year's figures rounded once to their own total."""
+    n_full = local.array("notional_local_resources", codes, fy)  # (years, areas) GBP
+    a = degree[..., None] * n_full * 100
+    full = n_full * 100
+    return (largest_remainder(a, round_half_up(a.sum(axis=-1))),
+            largest_remainder(full, round_half_up(full.sum(axis=-1))))
+
+
+def grant_envelope(local, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
+    """(S, years + 1) pence: what a version whose control total is the grant total adds to the total shared by
+    need, the equalised local resources (the year before takes the first year's)."""
+    n_full = local.array("notional_local_resources", codes, fy).sum(axis=1) * 100
+    per_year = round_half_up(degree * n_full)
+    return np.concatenate([per_year[:, :1], per_year], axis=1)
+
+
+def grants(paid: np.ndarray, notional: np.ndarray, population: np.ndarray, rule: LocalTax) -> np.ndarray:
+    """(S, years, areas) grants: what need and the transition pay less the notional local tax, after the
+    negative-grant rule (each year still summing to its total)."""
+    return negative_grant_policy(paid - notional, population, rule)
