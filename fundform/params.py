@@ -133,6 +133,12 @@ class Scenarios:
 
     size: int = 1
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    # keep what a run reports beyond the money (each year's uprated baselines, when no rule needs them): a sweep
+    # of thousands of scenarios asks only for the grants
+    detail: bool = True
+    # what one settlement derives from these scenarios and may reuse (streams sharing the version's need share
+    # its scenario shares): filled by the stages, never compared
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     def path(self, spec: FormulaSpec, stream, path: str, year: str | None = None) -> str:
         """Where `path` (as the version names it) is read from for `stream` in `year`."""

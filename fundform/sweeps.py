@@ -201,7 +201,7 @@ def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], va
     """One chunk of scenarios through the run's own stages (need, control totals, transition, local tax)."""
     from fundform.pipeline import settle
 
-    scen = Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)})
+    scen = Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=detail)
     st = settle(data, spec, params, scen, progress)
     codes = st.settlements[0].areas["area_code"].to_list()
     paid = sum(s.transition.allocation + s.transition.guarantee for s in st.settlements)
@@ -273,14 +273,24 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
                                   offset=t * c * len(codes) * 8).reshape(c, len(codes))
         return out
 
+    def rank(a: np.ndarray) -> np.ndarray:
+        """Ranks along the scenario axis (ties in scenario order): one sort, then the inverse permutation."""
+        order = np.argsort(a, axis=0, kind="stable")
+        out = np.empty(a.shape, dtype=np.float64)
+        np.put_along_axis(out, order, np.arange(a.shape[0], dtype=np.float64).reshape((-1,) + (1,) * (a.ndim - 1)),
+                          axis=0)
+        return out
+
     say("distributions and sensitivity")
-    q = np.stack([np.percentile(year_block(t), [0, 5, 50, 95, 100], axis=0) for t in range(n_years)],
-                 axis=1) / 100.0  # (5, Y, n) pounds
+    # each year's percentiles and the last year's ranks side by side (one year at a time when the grants spilled)
+    with ThreadPoolExecutor(max_workers=max(1, n_workers if keep else 1)) as pool:
+        ranked = pool.submit(rank, last)
+        q = np.stack(list(pool.map(lambda t: np.percentile(year_block(t), [0, 5, 50, 95, 100], axis=0),
+                                   range(n_years))), axis=1) / 100.0  # (5, Y, n) pounds
+        g_rank = ranked.result()
     if spill is not None:
         spill.cleanup()
     at_floor = floors / S
-    rank = lambda a: np.argsort(np.argsort(a, axis=0, kind="stable"), axis=0, kind="stable").astype(float)  # noqa
-    g_rank = rank(last)
     g_rank -= g_rank.mean(axis=0)
     rho = np.zeros((len(names), len(codes)))
     for i in range(len(names)):  # a handful of parameters; each correlation is vectorised over areas

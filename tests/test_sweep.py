@@ -204,3 +204,28 @@ def test_a_dated_number_the_version_does_not_date_is_refused(bundled, expr, mess
     with pytest.raises(FundformError, match=message):
         run_sweep(bundled, resolve_formula("nhs-icb-2025"), RunParameters(level=level, start_year=start, years=years),
                   *parse_parameters([expr], 2, 0))
+
+
+def test_chunks_threads_and_spilling_to_disk_change_no_figure(bundled, needs_formula, monkeypatch):
+    """A sweep is settled in chunks on threads, and beyond KEEP scenarios its grants go to disk a chunk at a time:
+    none of that may move a figure. The same 45 scenarios in one chunk, in chunks of 7 on two threads, and spilled
+    give the same statistics; the spilled sweep keeps no per-scenario arrays and leaves no temporary files."""
+    import tempfile
+    from pathlib import Path
+
+    import fundform.sweeps as sw
+
+    names, values = parse_parameters(["need.indicators.deprivation.elasticity=0.1:0.4", "transition.floor=-0.02:0.01",
+                                      "local_tax.equalisation=0.5:1.0"], 45, 3)
+    one = run_sweep(bundled, needs_formula, PARAMS, names, values, workers=1)
+    monkeypatch.setattr(sw, "CHUNK", 7)
+    chunked = run_sweep(bundled, needs_formula, PARAMS, names, values, workers=2)
+    assert (chunked.grants == one.grants).all() and chunked.stats.equals(one.stats)
+    before = set(Path(tempfile.gettempdir()).glob("fundform-sweep-*"))
+    monkeypatch.setattr(sw, "KEEP", 10)
+    spilled = run_sweep(bundled, needs_formula, PARAMS, names, values, workers=2)
+    assert spilled.grants is None and spilled.stats.equals(one.stats) and spilled.scenarios.equals(one.scenarios)
+    assert set(Path(tempfile.gettempdir()).glob("fundform-sweep-*")) == before
+    # and the statistics are those of the grants: the median of each area and year across the 45 scenarios
+    med = np.median(one.grants, axis=0).reshape(-1) / 100
+    assert np.allclose(one.stats.sort("year_index", "area_code")["grant_median"].to_numpy(), med, rtol=0, atol=1e-9)

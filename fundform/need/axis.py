@@ -119,5 +119,10 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             continue
         codes = frames[t]["area_code"].to_list()
         at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
-        out.append(_varied_need(data.for_year(y), need, level_matrix(data, level, codes), at, S))
+        # streams that take the version's need read the same numbers from the same paths: computed once
+        key = ("need_shares", id(data), level, y, need.model_dump_json(),
+               tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
+        if key not in scen.derived:
+            scen.derived[key] = _varied_need(data.for_year(y), need, level_matrix(data, level, codes), at, S)
+        out.append(scen.derived[key])
     return np.stack(out, axis=1)

@@ -109,7 +109,9 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     ct = totals[:, 1:]
     weights = areas["baseline_gbp"].to_numpy()
     targets = apportion(ct, shares)
-    baselines = apportion(ct, np.broadcast_to(weights, (S, len(fy), n)))
+    # today's funding uprated: reported by a run, read by rules that blend from it (phasing, a plugin's)
+    uses = scen.detail or any(r.rule not in ("convergence", "nhs_convergence") for r in rules)
+    baselines = apportion(ct, np.broadcast_to(weights, (S, len(fy), n))) if uses else None
     start = apportion(totals[:, 0], np.broadcast_to(weights, (S, n)))
     inflation = np.array([growth.get(y, 0.0) for y in fy])
     tr = run_transition(start, targets, ct, rules, fy, baselines=baselines, inflation=inflation, values=values)

@@ -63,14 +63,13 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
     k = np.clip(size - short, 0, size - 1)[..., None]
     threshold = np.where(short[..., None] > 0, np.take_along_axis(asc, np.asarray(k, dtype=np.int64), axis=-1),
                          np.inf)
-    above = frac > threshold
-    ties = frac == threshold
-    room = short[..., None] - above.sum(axis=-1, keepdims=True)
-    give = above | ties  # the usual case: every tie at the threshold fits
-    crowded = ties.sum(axis=-1) > room[..., 0]  # rows where they do not: the earliest ties, in code order
+    give = frac >= threshold  # the usual case: every remainder tied at the threshold fits
+    crowded = give.sum(axis=-1) > short  # rows where they do not: the earliest ties, in code order
     if crowded.any():
-        t = ties[crowded]
-        give[crowded] = above[crowded] | (t & (np.cumsum(t, axis=-1) <= room[crowded]))
+        f, th, sh = frac[crowded], threshold[crowded], short[crowded]
+        above, ties = f > th, f == th
+        room = sh[:, None] - above.sum(axis=-1, keepdims=True)
+        give[crowded] = above | (ties & (np.cumsum(ties, axis=-1) <= room))
     return base + give
 
 

@@ -184,19 +184,20 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
     rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
     # a sweep's values, one dict for every year or one per year (a dated rule keeps its own values in its years)
     year_values = list(values) if isinstance(values, list | tuple) else [values] * n_years
-    baselines = targets if baselines is None else baselines
     inflation = np.zeros(n_years) if inflation is None else np.asarray(inflation)
     prev = np.asarray(start, dtype=np.int64)
     start_f = prev.astype(np.float64)
-    out: dict[str, list] = {k: [] for k in ("prev", "alloc", "bound", "uncons", "lam", "guar", "released")}
+    out: dict[str, np.ndarray] = {}  # each output (..., years, areas) or (..., years), filled year by year
     for t in range(n_years):
         rule = rules[t]
         fn = TRANSITION_RULES[rule.rule]
         total = totals[..., t]
         p = prev.astype(np.float64)
         g = (growth[..., t, :] if growth is not None else (total / prev.sum(axis=-1))[..., None])
-        ctx = RuleContext(previous=p, target=targets[..., t, :].astype(np.float64),
-                          baseline=baselines[..., t, :].astype(np.float64), growth=np.asarray(g, dtype=np.float64),
+        target = targets[..., t, :].astype(np.float64)
+        ctx = RuleContext(previous=p, target=target,
+                          baseline=target if baselines is None else baselines[..., t, :].astype(np.float64),
+                          growth=np.asarray(g, dtype=np.float64),
                           year=t + first_year, rule=rule, values=year_values[t])
         u = fn(ctx)
         v = year_values[t] or {}
@@ -227,15 +228,21 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
                                        "budget neutral: raise the total or make the rule budget neutral")
         guar = (np.maximum(start_f - rounded, 0).astype(np.int64)
                 if rule.guarantee is not None and rule.guarantee.funding == "additional" else np.zeros_like(rounded))
-        for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("lam", lam),
-                     ("guar", guar), ("released", total - rounded.sum(axis=-1))):
-            out[k].append(v)
+        for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("guar", guar)):
+            v = np.asarray(v)
+            if k not in out:
+                out[k] = np.empty(v.shape[:-1] + (n_years, v.shape[-1]), dtype=v.dtype)
+            out[k][..., t, :] = v
+        for k, v in (("lam", lam), ("released", total - rounded.sum(axis=-1))):
+            v = np.asarray(v)
+            if k not in out:
+                out[k] = np.empty(v.shape + (n_years,), dtype=np.float64 if k == "lam" else np.int64)
+            out[k][..., t] = v
         prev = rounded
-    stack = lambda xs: np.stack(xs, axis=-2)  # noqa: E731
     return TransitionResult(
-        previous=stack(out["prev"]), allocation=stack(out["alloc"]), bound=stack(out["bound"]),
-        unconstrained=stack(out["uncons"]), scale_back=np.stack(out["lam"], axis=-1), guarantee=stack(out["guar"]),
-        released=np.stack(out["released"], axis=-1).astype(np.int64),
+        previous=out["prev"], allocation=out["alloc"], bound=out["bound"],
+        unconstrained=out["uncons"], scale_back=out["lam"], guarantee=out["guar"],
+        released=out["released"],
         years_to_target=(years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rule)
                          if values is None else np.full(prev.shape, np.nan)),
     )
