@@ -119,7 +119,11 @@ def w3() -> dict:
     # a version in four streams (hdc-2021): four needs, growth links and transitions per scenario
     streams_wall, streams_kb, _ = median_of([*FUNDFORM, "sweep", "--formula", "hdc-2021", *params, "--draws", "10000",
                                              "--quiet", "--out", "/tmp/fundform-bench-w3s"], n=3)
+    # 100,000 scenarios: settled in chunks, the grants spilled to disk a chunk at a time; memory bounded by a chunk
+    big_wall, big_kb, _ = median_of([*FUNDFORM, "sweep", *params, "--draws", "100000", "--quiet", "--out",
+                                     "/tmp/fundform-bench-w3b"], n=1)
     return {"sweep_wall": wall, "sweep_peak_mb": kb / 1024, "per_scenario_compute": per_compute,
+            "big_wall": big_wall, "big_peak_mb": big_kb / 1024,
             "streams_wall": streams_wall, "streams_peak_mb": streams_kb / 1024,
             "per_scenario_process": per_process,
             "one_by_one_compute_10k": per_compute * 10_000, "one_by_one_process_10k": per_process * 10_000}
@@ -174,7 +178,7 @@ def main() -> int:
         "Written by `make bench` (benchmarks/run.py); rerun to refresh.", "",
         "| workload | measure | result | target | |", "|---|---|---|---|---|",
         f"| W1 `fundform run`, bundled data | wall, whole process, cold | {r1['wall']:.2f} s "
-        f"({r1['peak_mb']:.0f} MB peak) | < 2 s | {verdict(r1['wall'] < 2)} |",
+        f"({r1['peak_mb']:.0f} MB peak) | < 1.0 s | {verdict(r1['wall'] < 1.0)} |",
         f"| W2 small area, 6.1M rows: fundform | in-process, libraries loaded | {f:.3f} s {span('fundform')} "
         f"({r2['fundform']['peak_mb']:.0f} MB peak) | | |",
         f"| W2 pandas | same | {p:.3f} s {span('pandas')} ({r2['pandas']['peak_mb']:.0f} MB) | fundform >= 4x faster | "
@@ -189,7 +193,7 @@ def main() -> int:
         f"({r2['fundform run (whole process)']['peak_mb']:.0f} MB peak) | peak < 2 GiB | "
         f"{verdict(r2['fundform run (whole process)']['peak_mb'] < 2048)} |",
         f"| W3 sweep, 10,000 scenarios x 296 areas x 5 years | wall, whole process | {r3['sweep_wall']:.2f} s "
-        f"({r3['sweep_peak_mb']:.0f} MB peak) | < 10 s | {verdict(r3['sweep_wall'] < 10)} |",
+        f"({r3['sweep_peak_mb']:.0f} MB peak) | < 5 s | {verdict(r3['sweep_wall'] < 5)} |",
         f"| W3 the same one by one, `compute()` per scenario | extrapolated from 20 | "
         f"{r3['one_by_one_compute_10k']:.0f} s ({r3['per_scenario_compute'] * 1000:.0f} ms each) | sweep >= 100x faster "
         f"| {verdict(r3['one_by_one_compute_10k'] / r3['sweep_wall'] >= 100)} "
@@ -198,7 +202,9 @@ def main() -> int:
         f"{r3['one_by_one_process_10k']:.0f} s ({r3['per_scenario_process']:.2f} s each) | | "
         f"({r3['one_by_one_process_10k'] / r3['sweep_wall']:.0f}x) |",
         f"| W3 the same sweep of hdc-2021 (four streams) | wall, whole process | {r3['streams_wall']:.2f} s "
-        f"({r3['streams_peak_mb']:.0f} MB peak) | (no target: four transitions a scenario) | |",
+        f"({r3['streams_peak_mb']:.0f} MB peak) | < 10 s | {verdict(r3['streams_wall'] < 10)} |",
+        f"| W3 100,000 scenarios of fundform-needs, in chunks | wall, whole process | {r3['big_wall']:.1f} s "
+        f"({r3['big_peak_mb']:.0f} MB peak) | peak < 2 GiB | {verdict(r3['big_peak_mb'] < 2048)} |",
         f"| W4 person level, 57.7M rows | wall, whole process | {r4['wall']:.2f} s ({r4['peak_mb']:.0f} MB peak) | "
         f"< 60 s, < 4 GiB | {verdict(r4['wall'] < 60 and r4['peak_mb'] < 4096)} |",
         f"| B batch of every version x level, nothing changed | wall, whole process | {rb['wall']:.2f} s | < 2 s | "
