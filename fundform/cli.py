@@ -331,13 +331,14 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     if f.overrides:
         out.print(f"scenario {f.scenario}: " + "; ".join(f"{o.path} {o.old} -> {o.new}" for o in f.overrides) + "\n")
     t = Table(title="Parameters")
-    for c in ["key", "value", "unit", "source"]:
+    for c in ["key", "value", "unit", "what it is", "source"]:
         t.add_column(c, overflow="fold")
     for path, q in iter_quantities(s):
-        t.add_row(path, f"{q.value:g}", q.unit, q.source)
+        t.add_row(path, f"{q.value:g}", q.unit, q.description or "", q.source)
     out.print(t)
     for path, curve in iter_age_curves(s):
-        t = Table(title=f"Age cost curve {path} ({curve.unit})", caption=f"source: {curve.source}")
+        t = Table(title=f"Age cost curve {path} ({curve.unit}" + (f": {curve.description}" if curve.description
+                                                                   else "") + ")", caption=f"source: {curve.source}")
         for c in ["key", "ages", "weight"]:
             t.add_column(c, overflow="fold")
         for b in curve.bands:

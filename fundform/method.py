@@ -13,12 +13,17 @@ from __future__ import annotations
 import inspect
 
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year
+from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year, rule_numbers
 from fundform.inputs.tables import CONTRACTS
 
 
 def _q(q: Quantity | None) -> str:
-    return "none" if q is None else f"{q.value:g} ({q.unit}; source: {q.source})"
+    return "none" if q is None else f"{q.value:g} ({_what(q)}; source: {q.source})"
+
+
+def _what(q) -> str:
+    """A number's unit, and in words what it is where the version says."""
+    return q.unit + (f": {q.description}" if q.description else "")
 
 
 def _v(q: Quantity | None) -> str:
@@ -85,7 +90,7 @@ def _need_section(need, title: str, n: int) -> list[str]:
         "of age `a` (90 = 90 and over), summed over sex and any small areas first; where the table has a "
         "`financial_year`, each settlement year `k` takes that year's rows, and every quantity of steps 1-2 (need, "
         "target shares, population per head) is that year's (`P_k`, `N_k`, `tau_k`). The age cost curve gives each "
-        f"age its band's weight `w(a)` ({curve.unit}; source: {curve.source}):",
+        f"age its band's weight `w(a)` ({_what(curve)}; source: {curve.source}):",
         "",
         "| ages | weight w(a) |",
         "|---|---|",
@@ -257,9 +262,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "total plus the equalised notional resources of step 8: `CT_y + round(d_k * 100 * sum over a of "
                 "N_y,a)` (the year before uses year 1's), so that grants sum to the grant total.", ""]
     n += 1
-    rule_params = {name: getattr(t, name) for name in ("gap_closed_per_year", "gain_gap_closed", "max_gain",
-                                                         "reduction_gap_closed", "max_reduction", "phasing_years")
-                   if getattr(t, name) is not None}
+    rule_params = {name: getattr(t, name) for name in rule_numbers(t.rule)}  # the rule's own model says which
     out += [f"## {n}. Transition, year by year", "",
             "Each year starts from last year's allocation in whole pence, `A = A_{k-1}`. The growth factor is "
             + ("each area's own (step 6) in the round's year and uniform after" if b.base_growth == "published"
@@ -267,7 +270,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
             "unconstrained allocation:", "",
             "```", _equation(t.rule, "rule"), "```", "",
             *[f"- `{k}` = {_q(q)}" for k, q in rule_params.items()],
-            *[f"- `{k}` = {_q(q)} (plugin parameter)" for k, q in t.parameters.items()],
+            *[f"- `{k}` = {_q(q)} (plugin parameter)" for k, q in getattr(t, "parameters", {}).items()],
             ""]
     floor_txt = ("none" if t.floor is None else
                  f"`L_a = ceil(A_a * (1 + {_v(t.floor)})" + (" * (1 + g_k)" if t.floor_basis == "real" else "")
@@ -413,8 +416,10 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 out.append(f"| {year} | `{key}` | {v} | {src} |")
         out.append("")
         n += 1
-    out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | source |", "|---|---|---|---|"]
-    out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.source} |" for path, q in iter_quantities(spec)]
+    out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | what it is | source |",
+            "|---|---|---|---|---|"]
+    out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.description or ''} | {q.source} |"
+            for path, q in iter_quantities(spec)]
     out += ["", "Age band weights are in step 1, index growth by year in step 5. Sources:", ""]
     out += [f"- `{s.id}`: {s.title}, {s.publisher}" + (f" ({s.url})" if s.url else "") + (f". {s.note}" if s.note
                                                                                            else "")

@@ -9,11 +9,13 @@ from typer.testing import CliRunner
 
 from cli import app
 from fundform.errors import InvalidInput
-from fundform.formula.spec import Ledger, Quantity
+from fundform.formula.spec import Ledger
 from fundform.settlement.ledger import check_coverage, ledger
 
 runner = CliRunner()
-Q = lambda v: Quantity(value=v, unit="share of the year's allocation", source="assumption: a test value")  # noqa: E731
+Q = lambda v, unit="ratio": {"value": v, "unit": unit, "source": "assumption: a test value"}  # noqa: E731
+C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
+Y = lambda v: Q(v, "years")  # noqa: E731
 YEARS = ["2026/27", "2027/28", "2028/29"]
 
 

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from fundform.formula.spec import Quantity, Transition
+from fundform.formula.spec import make_rule as Transition
 from fundform.settlement.transition import BOUND_FLOOR, BOUND_NONE, run_transition
 
-Q = lambda v: Quantity(value=v, unit="ratio", source="assumption: worked example")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
+C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
+Y = lambda v: Q(v, "years")  # noqa: E731
 P = 100  # pence per pound
 
 
@@ -14,7 +16,7 @@ def test_floor_is_paid_for_by_scaling_back_gains_not_by_breaking_it():
     # Three areas had 100, 100, 100. Next year the total is 300 again but the targets are 60, 120, 120.
     # Moving all the way (gap 1) would cut area A to 60; a floor of -10% holds it at 90, and the 30 that costs
     # comes out of B and C's gains equally (same headroom above their floors): each gets 105.
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), floor=Q(-0.10))
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), floor=C(-0.10))
     r = run_transition(np.array([100, 100, 100]) * P, np.array([[60, 120, 120]]) * P, np.array([300 * P]), rule)
     assert r.allocation[0].tolist() == [90 * P, 105 * P, 105 * P]
     assert r.bound[0].tolist() == [BOUND_FLOOR, BOUND_NONE, BOUND_NONE]
@@ -31,7 +33,7 @@ def test_convergence_closes_the_stated_fraction_of_the_gap():
 
 def test_a_ceiling_passes_its_excess_to_the_others():
     # Target moves B from 100 to 150 of a 300 total; a +20% ceiling stops B at 120 and A, C share the rest.
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), ceiling=Q(0.20))
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), ceiling=C(0.20))
     r = run_transition(np.array([100, 100, 100]) * P, np.array([[75, 150, 75]]) * P, np.array([300 * P]), rule)
     assert r.allocation[0].tolist() == [90 * P, 120 * P, 90 * P]
 

@@ -9,14 +9,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fundform.errors import InfeasiblePolicy
-from fundform.formula.spec import Quantity, Transition
+from fundform.formula.spec import make_rule as Transition
 from fundform.pipeline import RunParameters, compute
 from fundform.settlement.money import apportion, largest_remainder
 from fundform.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
 from tests.conftest import synthetic_dataset
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-Q = lambda v: Quantity(value=v, unit="ratio", source="assumption: test value for a property")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: test value for a property"}  # noqa: E731
+C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
+Y = lambda v: Q(v, "years")  # noqa: E731
 
 
 def shares(ds, formula, level="ltla"):
@@ -75,8 +77,8 @@ def settlement(draw):
 @given(settlement())
 def test_floors_and_ceilings_hold_and_totals_are_exact(case):
     start, targets, totals, floor, ceiling, gap = case
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(gap), floor=Q(floor) if floor is not None else None,
-                      ceiling=Q(ceiling) if ceiling is not None else None)
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(gap), floor=C(floor) if floor is not None else None,
+                      ceiling=C(ceiling) if ceiling is not None else None)
     try:
         r = run_transition(start, targets, totals, rule)
     except InfeasiblePolicy:
@@ -106,7 +108,7 @@ def test_immediate_move_without_bounds_is_proportional_to_target(case):
 def test_infeasible_floors_fail_instead_of_breaking():
     # three areas of 100 each, a total that falls to 270, and a floor of no cash cut: impossible
     start = np.array([10_000, 10_000, 10_000])
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=Q(0.0))
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=C(0.0))
     with pytest.raises(InfeasiblePolicy, match="floors cost more than the control total"):
         run_transition(start, np.array([[9_000, 9_000, 9_000]]), np.array([27_000]), rule, ["2026/27"])
 

@@ -459,7 +459,7 @@ SPEC_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
                          ("control_total.real_growth", "1.5 is out of range")),
     "unknown key": (formula_with('rule = "convergence"', 'rule = "convergence"\npace = 3'),
                     ("transition.pace", "unknown key")),
-    "missing unit": (formula_with('real_growth = { value = 0.02, unit = "real growth per year", ',
+    "missing unit": (formula_with('real_growth = { value = 0.02, unit = "growth per year", ',
                                   'real_growth = { value = 0.02, '), ("control_total.real_growth.unit",
                                                                       "Field required")),
     "source unknown": (formula_with('source = "ctr-2024-25, referendum', 'source = "somebody, referendum'),
@@ -506,8 +506,14 @@ SCENARIO_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "index growth 500%": (scenario('[indices.gdp_deflator.growth]\n"2027/28" = 5.0\n'), ("outside (-0.5, 1.0)",)),
     "precept above cap": (scenario("[local_tax.precept]\ndefault_rate = 0.5\n"),
                           ("default_rate <= cap",)),
-    "health tax negative": (scenario('[local_tax.health_tax]\nbasis = "per_head"\nrate = { value = -5, unit = "GBP", '
-                                     'source = "assumption: a test of the bound"}\n'), ("out of range",)),
+    "health tax negative": (scenario('[local_tax.health_tax]\nbasis = "per_head"\nrate = { value = -5, unit = '
+                                     '"GBP per head", source = "assumption: a test of the bound"}\n'), ("out of range",)),
+    "health tax in the wrong unit": (scenario('[local_tax.health_tax]\nbasis = "per_head"\nrate = { value = 5, unit = '
+                                              '"GBP", source = "assumption: a test of the unit"}\n'),
+                                     ("local_tax.health_tax", "this number is in GBP per head")),
+    "a share given in years": (scenario('[transition]\ngap_closed_per_year = { value = 0.2, unit = "years", '
+                                        'source = "assumption: a test of the unit"}\n'),
+                               ("transition.gap_closed_per_year", "unit 'years': this number is in share")),
     "not UTF-8": ('extends = "fundform-needs"\n# caf\xe9\n', ("not UTF-8",)),
 }
 

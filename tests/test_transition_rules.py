@@ -7,17 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fundform.formula.spec import Guarantee, Quantity, Transition
+from fundform.formula.spec import Guarantee
+from fundform.formula.spec import make_rule as Transition
 from fundform.settlement.money import apportion
 from fundform.settlement.transition import run_transition, years_to_target
 
-Q = lambda v: Quantity(value=v, unit="ratio", source="assumption: worked example")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
+C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
+Y = lambda v: Q(v, "years")  # noqa: E731
 P = 100
 
 
 def test_phasing_in_thirds_moves_a_third_of_the_way_each_year():
     # Fair Funding Review style: baseline 90 / 110, target 120 / 80 (flat total 200): 100/100, 110/90, 120/80.
-    rule = Transition(rule="phasing", phasing_years=Q(3))
+    rule = Transition(rule="phasing", phasing_years=Y(3))
     base = np.array([[90, 110]] * 3) * P
     target = np.array([[120, 80]] * 3) * P
     r = run_transition(np.array([90, 110]) * P, target, np.array([200, 200, 200]) * P, rule, baselines=base)
@@ -39,7 +42,7 @@ def test_nhs_convergence_gains_a_fifteenth_of_the_gap_capped_and_over_target_are
 
 
 def test_real_terms_floor_protects_against_inflation():
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), floor=Q(0.0), floor_basis="real")
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(1.0), floor=C(0.0), floor_basis="real")
     r = run_transition(np.array([100, 100]) * P, np.array([[60, 150]]) * P, np.array([210 * P]), rule,
                        inflation=np.array([0.02]))
     assert r.allocation[0].tolist() == [102 * P, 108 * P]  # A held at 100 x 1.02; B gets the rest
@@ -71,7 +74,7 @@ def test_real_floors_and_guarantees_hold_for_random_settlements(seed, n, floor, 
     start = rng.integers(10**6, 10**10, n)
     totals = (start.sum() * (1 + growth) ** np.arange(1, 4)).round().astype(np.int64)
     targets = np.stack([apportion(t, rng.uniform(0.3, 3, n)) for t in totals])
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=Q(floor), floor_basis="real",
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=C(floor), floor_basis="real",
                       guarantee=Guarantee(funding=funding, source="assumption: property test"))
     try:
         r = run_transition(start, targets, totals, rule, inflation=np.full(3, infl))

@@ -5,11 +5,13 @@ import re
 import numpy as np
 import pytest
 
-from fundform.formula.spec import Quantity, Transition
+from fundform.formula.spec import make_rule as Transition
 from fundform.paths import PROJECT_ROOT
 from fundform.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
 
-Q = lambda v: Quantity(value=v, unit="ratio", source="assumption: the worked example")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: the worked example"}  # noqa: E731
+C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
+Y = lambda v: Q(v, "years")  # noqa: E731
 
 
 def doc_table():
@@ -27,7 +29,7 @@ def test_the_worked_example_in_the_docs():
     prev = np.array([table[a]["previous"] for a in areas])
     target = np.array([[table[a]["target"] for a in areas]])
     total = np.array([table["total"]["allocation"]])
-    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=Q(0.0), ceiling=Q(0.10))
+    rule = Transition(rule="convergence", gap_closed_per_year=Q(0.5), floor=C(0.0), ceiling=C(0.10))
     r = run_transition(prev, target, total, rule)
     assert r.unconstrained[0] == pytest.approx([table[a]["unconstrained"] for a in areas], abs=1e-3)
     assert r.allocation[0].tolist() == [table[a]["allocation"] for a in areas]

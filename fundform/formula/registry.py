@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from fundform.errors import SpecError
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.spec import FormulaSpec, iter_needs
+from fundform.formula.spec import FormulaSpec, iter_needs, loc_path
 from fundform.inputs.tables import CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX
 from fundform.paths import formulas_dir
 
@@ -26,7 +26,7 @@ class LoadedFormula:
 def _format_validation(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid formula version ({err.error_count()} problem(s))"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = loc_path(e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not part of the formula schema)"

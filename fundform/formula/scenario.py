@@ -140,6 +140,8 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
     if not isinstance(node, dict):
         raise SpecError(f"override {path}: the parent is not a table")
     current = node.get(last)
+    if last == "rule" and len(parts) >= 2 and parts[-2] == "transition":  # a new rule replaces the old one's numbers
+        _switch_rule(node, {"rule": value})
     if isinstance(current, dict) and "value" in current and not isinstance(value, dict):
         old = current["value"]
         current["value"] = value
@@ -149,15 +151,33 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
     return current
 
 
+def _switch_rule(base: dict, patch: dict) -> None:
+    """A scenario that changes a transition table's rule replaces the rule: the numbers of the rule it leaves
+    (one model per rule) go with it; what every rule has (floor, ceiling, guarantee) stays."""
+    from fundform.formula.spec import rule_numbers
+
+    old = base.get("rule")
+    if "rule" in patch and old is not None and patch["rule"] != old:
+        for k in (*rule_numbers(old), "reduction_of", "parameters"):
+            if k not in patch:
+                base.pop(k, None)
+        if patch["rule"] != "nhs_convergence" and "budget_neutral" not in patch:
+            base.pop("budget_neutral", None)
+
+
 def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
     """Deep-merge a scenario's tables into the formula data (named lists merged by name)."""
+    if prefix == "transition." or prefix.endswith(".transition."):
+        _switch_rule(base, patch)
     for k, v in patch.items():
         path = f"{prefix}{k}"
         if k not in base:  # a key the base file leaves at its default; the schema check rejects unknown ones
             base[k] = v
             continue
         is_quantity = isinstance(base[k], dict) and "value" in base[k] and "unit" in base[k]
-        if isinstance(v, dict) and isinstance(base[k], dict):
+        if is_quantity and isinstance(v, dict) and "unit" in v:  # a whole number (value, unit, words): replaces
+            base[k] = {**v, **({} if "source" in v else {"source": _override_source(origin)})}
+        elif isinstance(v, dict) and isinstance(base[k], dict):
             merge(base[k], v, origin, path + ".")
             if is_quantity and "source" not in v:
                 base[k]["source"] = _override_source(origin)

@@ -1,6 +1,7 @@
 """A formula version as data: the pydantic model of a ``formulas/*.toml`` file.
 
-Every number is a ``Quantity``: a value with its unit and its source. A source is either the id of an entry in the
+Every number is a ``Quantity``: a value, its unit (machine-readable, declared by the field that holds it: GBP, share,
+growth per year...), what it is in words, and its source. A source is either the id of an entry in the
 version's ``[[sources]]`` list (optionally followed by a section, e.g. ``"ons-mye-2023, table MYE2"``) or the word
 ``assumption`` with a one-line reason (``"assumption: ..."``). Unknown keys, shares that do not sum to 1, impossible
 values, missing units and unknown components are rejected before anything runs, with the file and key path.
@@ -9,9 +10,21 @@ values, missing units and unknown components are rejected before anything runs, 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
 
@@ -39,12 +52,20 @@ class Strict(BaseModel):
 QUANTITY_LIMIT = 1e13  # no number of a formula is larger in magnitude (GBP 10 trillion; rates are far smaller)
 
 
+# the units a number may carry, machine-readable; each field that holds a number declares its own
+Unit = Literal["GBP", "GBP per head", "GBP per Band D", "share", "ratio", "elasticity", "growth per year",
+               "change per year", "years", "relative cost"]
+UNITS: tuple[str, ...] = get_args(Unit)
+
+
 class Quantity(Strict):
-    """A number with its unit and where it comes from. Finite and within +/-1e13 always; each field that holds a
-    quantity declares its own range too (`Bounded`), checked before anything runs."""
+    """A number with its unit, what it is, and where it comes from. The unit is one of UNITS, declared by the field
+    that holds the number (`Measured`); `description` says in words what the number is. Finite and within +/-1e13
+    always; each field declares its own range too, checked before anything runs."""
 
     value: float = Field(ge=-QUANTITY_LIMIT, le=QUANTITY_LIMIT, strict=True)  # strict: true/false is not a number
-    unit: str = Field(min_length=1)
+    unit: Unit
+    description: str | None = Field(default=None, min_length=1)
     source: str = Field(min_length=1)
 
     @field_validator("source")
@@ -55,7 +76,29 @@ class Quantity(Strict):
         return v
 
 
-def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = ""):
+class UnitIs:
+    """A field's declared unit (metadata of `Measured`). A number given with words where its unit goes (the form
+    before units were machine-readable) keeps the words as its description and takes the field's unit; a number
+    given in another unit is refused."""
+
+    def __init__(self, unit: str) -> None:
+        assert unit in UNITS, unit
+        self.unit = unit
+
+    def __call__(self, v: Any) -> Any:
+        if isinstance(v, Quantity):
+            v = v.model_dump(exclude_none=True)
+        if not isinstance(v, dict) or "unit" not in v or v["unit"] == self.unit:  # a missing unit is refused
+            return v
+        u = v["unit"]
+        if u in UNITS:
+            raise ValueError(f"unit '{u}': this number is in {self.unit}")
+        if "description" in v:
+            raise ValueError(f"unit '{u}' is not a unit: this number is in {self.unit} (units: {', '.join(UNITS)})")
+        return {**v, "unit": self.unit, "description": u}
+
+
+def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):
     def check(q):
         if q is None:
             return q
@@ -66,21 +109,46 @@ def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: st
             rng = (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + \
                   (" and " if lo is not None and hi is not None else "") + (f"<= {hi:g}" if hi is not None else "")
             raise ValueError(f"{v:g} is out of range: expected {rng}{' (' + what + ')' if what else ''}")
+        if whole and v != int(v):
+            raise ValueError(f"{v:g} is not a whole number{' of ' + what if what else ''}")
         return q
     return AfterValidator(check)
 
 
-def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = ""):  # noqa: N802
-    """A quantity field with its declared range: `Annotated[Quantity, Bounded(0, 1)]`."""
-    return _bounded(lo, hi, lo_open, what)
+def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):  # noqa: N802
+    """A number's declared range: `Annotated[float, Bounded(0, 1)]`."""
+    return _bounded(lo, hi, lo_open, what, whole)
 
 
-Share = Annotated[Quantity, Bounded(0, 1, what="a share")]
-Growth = Annotated[Quantity, Bounded(-0.5, 1.0, what="growth per year, as index series")]
-Change = Annotated[Quantity, Bounded(-1, 10, lo_open=True, what="a year-on-year change: above -100%, at most +1000%")]
-Years = Annotated[Quantity, Bounded(1, 50, what="a number of years")]
-Multiplier = Annotated[Quantity, Bounded(0, 100, lo_open=True, what="a need multiplier")]
-PerHead = Annotated[Quantity, Bounded(0, 100_000, what="GBP per head")]
+def Measured(unit: str, lo: float | None, hi: float | None, lo_open: bool = False, what: str = "",  # noqa: N802
+             whole: bool = False):
+    """A field holding one number: its unit and its range, declared with the field."""
+    return Annotated[Quantity, BeforeValidator(UnitIs(unit)), _bounded(lo, hi, lo_open, what, whole)]
+
+
+def unit_of(field: Any) -> str | None:
+    """The unit a model field (or a type) declares; None for a field that holds no number."""
+    for meta in [*(getattr(field, "metadata", None) or ()), *(getattr(field, "__metadata__", None) or ())]:
+        if isinstance(meta, BeforeValidator) and isinstance(meta.func, UnitIs):
+            return meta.func.unit
+    for arg in get_args(getattr(field, "annotation", field)) or ():
+        found = unit_of(arg)
+        if found:
+            return found
+    return None
+
+
+Share = Measured("share", 0, 1, what="a share")
+Growth = Measured("growth per year", -0.5, 1.0, what="growth per year, as index series")
+Change = Measured("change per year", -1, 10, lo_open=True, what="a year-on-year change: above -100%, at most +1000%")
+Years = Measured("years", 1, 50, what="a number of years")
+WholeYears = Measured("years", 1, 50, what="years", whole=True)
+Multiplier = Measured("ratio", 0, 100, lo_open=True, what="a need multiplier")
+PerHead = Measured("GBP per head", 0, 100_000, what="GBP per head")
+Elasticity = Measured("elasticity", 0, 10, what="an elasticity: 1 is proportional, 10 already extreme")
+PerBandD = Measured("GBP per Band D", 0, 100_000, lo_open=True, what="GBP per Band D")
+Pounds = Measured("GBP", 0, QUANTITY_LIMIT, lo_open=True, what="GBP")
+LedgerLimit = Measured("ratio", 0, 10, what="a multiple of the year's allocation")
 
 
 class Source(Strict):
@@ -102,8 +170,17 @@ class AgeBand(Strict):
 class AgeCostCurve(Strict):
     """Relative cost per head by age band; bands must cover ages 0..90 exactly once."""
 
-    unit: str = Field(min_length=1)
+    unit: Literal["relative cost"]
+    description: str | None = Field(default=None, min_length=1)
     source: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _words(cls, v: Any) -> Any:  # words where the unit goes (the older form) are the curve's description
+        if isinstance(v, dict) and isinstance(v.get("unit"), str) and v["unit"] not in UNITS \
+                and "description" not in v:
+            return {**v, "unit": "relative cost", "description": v["unit"]}
+        return v
     bands: list[AgeBand] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -128,18 +205,14 @@ class Indicator(Strict):
     column: str
     transform: str
     national: Literal["population_weighted_mean"] = "population_weighted_mean"
-    elasticity: Annotated[Quantity, Bounded(0, 10, what="an elasticity: 1 is proportional, 10 already extreme")]
+    elasticity: Elasticity  # >= 0: a negative elasticity would give less to areas in more need
     min_multiplier: Multiplier | None = None
     max_multiplier: Multiplier | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Indicator:
-        if self.elasticity.value < 0:
-            raise ValueError("elasticity must be >= 0 (a negative elasticity would give less to areas in more need)")
         lo = self.min_multiplier.value if self.min_multiplier else None
         hi = self.max_multiplier.value if self.max_multiplier else None
-        if lo is not None and lo <= 0:
-            raise ValueError("min_multiplier must be > 0")
         if lo is not None and hi is not None and hi < lo:
             raise ValueError("max_multiplier must be >= min_multiplier")
         return self
@@ -250,7 +323,7 @@ class IndexSeries(Strict):
 
 
 class ControlTotal(Strict):
-    base: Literal["baseline"] | Annotated[Quantity, Bounded(0, QUANTITY_LIMIT, lo_open=True, what="GBP")] = "baseline"
+    base: Literal["baseline"] | Pounds = "baseline"
     base_year: FinancialYear
     inflation_index: str
     real_growth: Growth
@@ -270,56 +343,56 @@ class Guarantee(Strict):
     source: str = Field(min_length=1)
 
 
-# parameters each built-in rule needs (plugin rules read theirs from `parameters`)
-RULE_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "convergence": ("gap_closed_per_year",),
-    "nhs_convergence": ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"),
-    "phasing": ("phasing_years",),
-}
-
-
-class Transition(Strict):
-    """How allocations move from last year's toward target. `rule` names a transition component."""
+class _Rule(Strict):
+    """What every transition rule has: a floor and a ceiling on each year's change, and the cash guarantee."""
 
     rule: str
-    # convergence: uniform growth of last year's allocation plus a fixed fraction of the gap to target
-    gap_closed_per_year: Share | None = None
-    # nhs_convergence: NHS England's pace of change (see docs/nhs-convergence.md)
-    gain_gap_closed: Share | None = None
-    max_gain: Share | None = None
-    reduction_gap_closed: Share | None = None
-    max_reduction: Share | None = None
-    # what reduction_gap_closed is a share of, for an ICB over target by d: d / (1 + d), the way to target (2023/24
-    # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
-    reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
-    # phasing: a straight-line blend from today's funding (uprated) to target over N years
-    phasing_years: Years | None = None
-    budget_neutral: bool = True
-    parameters: dict[str, Quantity] = Field(default_factory=dict)
     floor: Change | None = None
     ceiling: Change | None = None
     floor_basis: Literal["cash", "real"] = "cash"
     guarantee: Guarantee | None = None
+    budget_neutral: Literal[True] = True  # only NHS England's convergence may release what it does not allocate
 
     @model_validator(mode="after")
-    def _ranges(self) -> Transition:
-        for name in RULE_PARAMETERS.get(self.rule, ()):
-            if getattr(self, name) is None:
-                raise ValueError(f"rule {self.rule} needs '{name}'")
-        for name in ("gap_closed_per_year", "gain_gap_closed", "reduction_gap_closed", "max_gain", "max_reduction"):
-            q = getattr(self, name)
-            if q is not None and not 0 <= q.value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.phasing_years is not None and (self.phasing_years.value < 1 or
-                                               self.phasing_years.value != int(self.phasing_years.value)):
-            raise ValueError("phasing_years must be a whole number of years >= 1")
-        if self.rule != "nhs_convergence" and not self.budget_neutral:
-            raise ValueError("budget_neutral = false is only meaningful for nhs_convergence")
-        if self.floor and self.floor.value <= -1:
-            raise ValueError("floor must be > -1 (a change of -100% or less)")
+    def _order(self) -> _Rule:
         if self.floor and self.ceiling and self.ceiling.value < self.floor.value:
             raise ValueError("ceiling must be >= floor")
         return self
+
+
+class Convergence(_Rule):
+    """Uniform growth of last year's allocation plus a fixed fraction of the gap to target."""
+
+    rule: Literal["convergence"]
+    gap_closed_per_year: Share
+
+
+class NhsConvergence(_Rule):
+    """NHS England's pace of change (see docs/nhs-convergence.md)."""
+
+    rule: Literal["nhs_convergence"]
+    gain_gap_closed: Share
+    max_gain: Share
+    reduction_gap_closed: Share
+    max_reduction: Share
+    # what reduction_gap_closed is a share of, for an ICB over target by d: d / (1 + d), the way to target (2023/24
+    # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
+    reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
+    budget_neutral: bool = True
+
+
+class Phasing(_Rule):
+    """A straight-line blend from today's funding (uprated) to target over N whole years."""
+
+    rule: Literal["phasing"]
+    phasing_years: WholeYears
+
+
+class PluginRule(_Rule):
+    """A rule a plugin registers (`fundform.formula.components.transition_rule`): its numbers in `parameters`."""
+
+    rule: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    parameters: dict[str, Quantity] = Field(default_factory=dict)
 
 
 def _quantity_fields(model: type[BaseModel]) -> tuple[str, ...]:
@@ -328,8 +401,40 @@ def _quantity_fields(model: type[BaseModel]) -> tuple[str, ...]:
                  if "Quantity" in str(f.annotation) and "dict" not in str(f.annotation))
 
 
-# a rule's own numbers (the rule's pace, floor and ceiling), derived from the model
-TRANSITION_NUMBERS = _quantity_fields(Transition)
+# one model per built-in rule, chosen by `rule`; any other name is a plugin's
+RULES: dict[str, type[_Rule]] = {"convergence": Convergence, "nhs_convergence": NhsConvergence, "phasing": Phasing}
+# the numbers of every built-in rule (each rule's pace, and the floor and ceiling all have), derived from the models
+TRANSITION_NUMBERS = tuple(dict.fromkeys(k for m in RULES.values() for k in _quantity_fields(m)))
+
+
+def _rule_tag(v: Any) -> str:
+    rule = v.get("rule") if isinstance(v, dict) else getattr(v, "rule", None)
+    return rule if rule in RULES else "plugin"
+
+
+Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],  # noqa: UP007
+                             Annotated[NhsConvergence, Tag("nhs_convergence")],
+                             Annotated[Phasing, Tag("phasing")], Annotated[PluginRule, Tag("plugin")]],
+                       Discriminator(_rule_tag)]
+_TRANSITION = TypeAdapter(Transition)
+
+
+def make_rule(**fields: Any) -> _Rule:
+    """A transition rule from its fields, as a version's [transition] table gives them."""
+    return _TRANSITION.validate_python(fields)
+
+
+def rule_numbers(rule: str) -> tuple[str, ...]:
+    """The numbers a rule has of its own (a plugin's are in its `parameters`)."""
+    model = RULES.get(rule)
+    return () if model is None else tuple(k for k in _quantity_fields(model) if k not in _Rule.model_fields)
+
+
+def loc_path(loc: tuple) -> str:
+    """A validation error's key path as the file names it: the model chosen by `rule` is not part of the path."""
+    tags = set(RULES) | {"plugin"}
+    parts = [str(p) for i, p in enumerate(loc) if not (p in tags and i > 0 and loc[i - 1] == "transition")]
+    return ".".join(parts)
 
 
 BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
@@ -375,16 +480,8 @@ class Ledger(Strict):
     year; an underspend is carried forward and an overspend borrowed against later years, within these limits (as
     a share of the year's allocation). No limit means none applies."""
 
-    carry_forward_limit: Annotated[Quantity, Bounded(0, 10, what="a share of the year's allocation")] | None = None
-    borrowing_limit: Annotated[Quantity, Bounded(0, 10, what="a share of the year's allocation")] | None = None
-
-    @model_validator(mode="after")
-    def _ranges(self) -> Ledger:
-        for name in ("carry_forward_limit", "borrowing_limit"):
-            q = getattr(self, name)
-            if q is not None and q.value < 0:
-                raise ValueError(f"{name} must be >= 0")
-        return self
+    carry_forward_limit: LedgerLimit | None = None
+    borrowing_limit: LedgerLimit | None = None
 
 
 class Precept(Strict):
@@ -405,12 +502,22 @@ class Precept(Strict):
         return self
 
 
+HEALTH_TAX_UNITS = {"per_head": "GBP per head", "per_band_d": "GBP per Band D", "income_rate": "share"}
+
+
 class HealthTax(Strict):
     """A devolved local health tax (Localis 2016): per resident, per Band D equivalent, or a rate on a
     user-supplied income base (`--local-bases`, column income_base)."""
 
     basis: Literal["per_head", "per_band_d", "income_rate"]
     rate: Annotated[Quantity, Bounded(0, 100_000, what="GBP per head or per Band D, or a rate on income")]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit(cls, v: Any) -> Any:  # the rate's unit follows the basis
+        if isinstance(v, dict) and v.get("basis") in HEALTH_TAX_UNITS and "rate" in v:
+            return {**v, "rate": UnitIs(HEALTH_TAX_UNITS[v["basis"]])(v["rate"])}
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> HealthTax:
@@ -430,9 +537,7 @@ class LocalTax(Strict):
 
     rule: Literal["notional_council_tax", "none"]
     basis: Literal["spending", "grant"] = "spending"
-    notional_band_d: Literal["national_average"] | Annotated[Quantity, Bounded(0, 100_000, lo_open=True,
-                                                                                what="GBP per Band D")] = \
-        "national_average"
+    notional_band_d: Literal["national_average"] | PerBandD = "national_average"
     band_d_column: str = "band_d_social_care_authority"
     share_for_devolved_services: Share | None = None
     equalisation: Share | None = None
@@ -455,9 +560,6 @@ class LocalTax(Strict):
                     raise ValueError(f"rule notional_council_tax needs '{f}'")
             if self.tax_base_projection == "fixed" and self.tax_base_growth is None:
                 raise ValueError("tax_base_projection fixed needs 'tax_base_growth'")
-            for f in ("share_for_devolved_services", "equalisation"):
-                if not 0 <= getattr(self, f).value <= 1:
-                    raise ValueError(f"{f} must be between 0 and 1")
         if self.negative_grants == "minimum_grant" and self.minimum_grant_per_head is None:
             raise ValueError("negative_grants minimum_grant needs 'minimum_grant_per_head'")
         if self.rule == "none" and self.basis == "grant":
@@ -478,9 +580,12 @@ def _quantities_keep_sources(node: Any, path: str) -> None:
 
 
 def _merge(base: dict, over: dict) -> dict:
+    """A dated section over the version: tables merge key by key; a number is replaced whole (its own value, unit,
+    words and source)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and "value" not in v
+        out[k] = _merge(out[k], v) if merge else v
     return out
 
 
@@ -551,7 +656,7 @@ class FormulaSpec(Strict):
                 self.at(y)
             except ValidationError as e:
                 first = e.errors()[0]
-                where = ".".join(str(x) for x in first["loc"])
+                where = loc_path(first["loc"])
                 raise ValueError(f"years.{y}: {where}: {first['msg']}") from None
         return self
 
@@ -652,7 +757,8 @@ def iter_age_curves(spec: BaseModel):
 def assumed_numbers(spec: BaseModel) -> list[dict]:
     """Every number whose source is, wholly or in part, the project's assumption (its source says so), with its
     path, value, unit and source; an age curve's bands share the curve's source."""
-    rows = [{"path": path, "value": q.value, "unit": q.unit, "source": q.source}
+    rows = [{"path": path, "value": q.value, "unit": q.unit, **({"description": q.description} if q.description
+                                                                 else {}), "source": q.source}
             for path, q in iter_quantities(spec) if "assumption" in q.source.lower()]
     for path, curve in iter_age_curves(spec):
         if "assumption" in curve.source.lower():
