@@ -24,11 +24,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError, UsageProblem
+
+if TYPE_CHECKING:
+    from fundform.formula.spec import FormulaSpec
 
 MAX_BODY = 64 * 1024  # a request is a few parameters; nothing larger is read
 # What a slider offers for each kind of number (the spec's own bounds still apply on top, as for --set): wide
@@ -75,14 +79,14 @@ class Slider:
                 "step": self.step, "unit": self.unit, "source": self.source}
 
 
-def _candidates(spec) -> list[str]:
+def _candidates(spec: FormulaSpec) -> list[str]:
     """Every number of the version a scenario can vary, as --set paths (the sweep's own list)."""
     from fundform.sweeps import sweepable_paths
 
     return sweepable_paths(spec)
 
 
-def sliders(spec) -> list[Slider]:
+def sliders(spec: FormulaSpec) -> list[Slider]:
     """The version's own numbers as sliders: value, the range offered, unit and source."""
     from fundform.formula.scenario import flatten
     from fundform.sweeps import _check_names, sweepable

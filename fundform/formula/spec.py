@@ -738,7 +738,7 @@ def iter_quantities(model: BaseModel, prefix: str = ""):
                     yield from iter_quantities(item, f"{path}.{k}.")
 
 
-def iter_needs(spec: BaseModel):
+def iter_needs(spec: FormulaSpec):
     """The version's need and each stream's own, with their dotted key paths."""
     yield "need", spec.need
     for stream in spec.streams:
@@ -746,7 +746,7 @@ def iter_needs(spec: BaseModel):
             yield f"streams.{stream.name}.need", stream.need
 
 
-def iter_age_curves(spec: BaseModel):
+def iter_age_curves(spec: FormulaSpec):
     """Every age cost curve in a spec (the pooled need's and each stream's) with its dotted key path; a band's
     weight is addressed as `<path>.bands.<from>-<to>.weight` by --set, scenarios, diffs and sweeps."""
     for path, need in iter_needs(spec):
@@ -754,7 +754,7 @@ def iter_age_curves(spec: BaseModel):
             yield f"{path}.age_cost_curve", need.age_cost_curve
 
 
-def assumed_numbers(spec: BaseModel) -> list[dict]:
+def assumed_numbers(spec: FormulaSpec) -> list[dict]:
     """Every number whose source is, wholly or in part, the project's assumption (its source says so), with its
     path, value, unit and source; an age curve's bands share the curve's source."""
     rows = [{"path": path, "value": q.value, "unit": q.unit, **({"description": q.description} if q.description
@@ -771,7 +771,7 @@ def assumed_numbers(spec: BaseModel) -> list[dict]:
     return rows
 
 
-def count_numbers(spec: BaseModel) -> int:
+def count_numbers(spec: FormulaSpec) -> int:
     """How many numbers a spec states: quantities, age band weights and index growth rates."""
     return (sum(1 for _ in iter_quantities(spec)) + sum(len(c.bands) for _, c in iter_age_curves(spec))
             + sum(len(i.growth or {}) for i in (getattr(spec, "indices", None) or {}).values()))
