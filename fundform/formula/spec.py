@@ -9,6 +9,7 @@ values, missing units and unknown components are rejected before anything runs, 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal, Union, get_args
 
@@ -416,12 +417,16 @@ Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],  # noqa
                              Annotated[NhsConvergence, Tag("nhs_convergence")],
                              Annotated[Phasing, Tag("phasing")], Annotated[PluginRule, Tag("plugin")]],
                        Discriminator(_rule_tag)]
-_TRANSITION = TypeAdapter(Transition)
 
 
 def make_rule(**fields: Any) -> _Rule:
     """A transition rule from its fields, as a version's [transition] table gives them."""
-    return _TRANSITION.validate_python(fields)
+    return _transition_adapter().validate_python(fields)
+
+
+@functools.cache
+def _transition_adapter() -> TypeAdapter:  # built when first asked for, not at import
+    return TypeAdapter(Transition)
 
 
 def rule_numbers(rule: str) -> tuple[str, ...]:
