@@ -186,6 +186,23 @@ CHUNK = 1_000  # scenarios settled together: each chunk's working arrays are abo
 KEEP = 20_000  # up to this many scenarios, every scenario's arrays are kept in the result; beyond, grants spill to disk
 
 
+class _Inline:
+    """A pool of no threads, for work too small to share out (one scenario, as the explorer asks for)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+    def submit(self, fn, *args):
+        value = fn(*args)
+        return type("Done", (), {"result": lambda _self: value})()
+
+
 @dataclass
 class _Chunk:
     grant: np.ndarray  # (c, years, areas) int pence
@@ -250,8 +267,8 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     def work(sl: slice) -> tuple[slice, _Chunk]:
         return sl, (first if sl.start == 0 else _settle_chunk(data, spec, params, names, values[sl], detail=detail)[0])
 
-    n_workers = workers or min(os.cpu_count() or 1, len(slices))
-    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+    n_workers = max(1, workers or min(os.cpu_count() or 1, len(slices)))
+    with ThreadPoolExecutor(max_workers=n_workers) if len(slices) > 1 else _Inline() as pool:
         for sl, ch in pool.map(work, slices):
             last[sl] = ch.grant[:, -1, :]
             floors += ch.at_floor.sum(axis=0)
@@ -283,7 +300,7 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
 
     say("distributions and sensitivity")
     # each year's percentiles and the last year's ranks side by side (one year at a time when the grants spilled)
-    with ThreadPoolExecutor(max_workers=max(1, n_workers if keep else 1)) as pool:
+    with ThreadPoolExecutor(max_workers=n_workers if keep else 1) if S > CHUNK else _Inline() as pool:
         ranked = pool.submit(rank, last)
         q = np.stack(list(pool.map(lambda t: np.percentile(year_block(t), [0, 5, 50, 95, 100], axis=0),
                                    range(n_years))), axis=1) / 100.0  # (5, Y, n) pounds

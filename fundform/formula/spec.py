@@ -611,6 +611,21 @@ def _at_cached(spec: FormulaSpec, keys: tuple[str, ...]) -> FormulaSpec:
     return out
 
 
+_KEYS: dict[int, tuple[Any, str]] = {}  # id(model) -> (model, its JSON): models are frozen, so the JSON stays true
+
+
+def model_key(model: BaseModel) -> str:
+    """A frozen model's JSON, computed once per object: the key a memo of what the model derives is filed under."""
+    hit = _KEYS.get(id(model))
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_KEYS) > 1024:
+        _KEYS.clear()
+    key = model.model_dump_json()
+    _KEYS[id(model)] = (model, key)
+    return key
+
+
 def run_defaults(spec: FormulaSpec) -> tuple[str, str, int]:
     """(level, start year, years) of a run of `spec` that names none: its default level, its first effective year,
     and its effective years (at most 20)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fundform.formula.spec import FormulaSpec, LocalTax
+from fundform.formula.spec import FormulaSpec, LocalTax, model_key
 from fundform.inputs.dataset import Dataset
 from fundform.localtax.resources import equalisation_degree, local_resources
 from fundform.need.frames import area_frame
@@ -20,7 +20,7 @@ def run_local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, 
     need index from the first settlement year's data."""
     def compute():
         return _local_resources(ref, spec, params, fy)
-    return ref.memo(("local", spec.model_dump_json(), params.level, tuple(fy), str(params.precept_rates),
+    return ref.memo(("local", model_key(spec), params.level, tuple(fy), str(params.precept_rates),
                      str(params.local_bases)), compute)
 
 

@@ -14,7 +14,7 @@ import polars as pl
 
 from fundform.errors import FundformError
 from fundform.formula.components import INDICATOR_TRANSFORMS
-from fundform.formula.spec import FormulaSpec, Need
+from fundform.formula.spec import FormulaSpec, Need, model_key
 from fundform.inputs.dataset import Dataset
 from fundform.need.weighted_population import age_weighted_population, age_weights
 from fundform.numeric import fixed_sum
@@ -63,7 +63,7 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
     gives each number's (S,) values."""
     ltla = data["areas"].sort("area_code").select("area_code")
     bands = need.age_cost_curve.bands
-    key = need.model_dump_json()
+    key = model_key(need)
 
     def base_arrays():  # what the scenarios share: derived from the data and the unvaried need, computed once
         base = ltla.join(age_weighted_population(data.lazy("population"), age_weights(need.age_cost_curve))
@@ -120,7 +120,7 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
         codes = frames[t]["area_code"].to_list()
         at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
         # streams that take the version's need read the same numbers from the same paths: computed once
-        key = ("need_shares", id(data), level, y, need.model_dump_json(),
+        key = ("need_shares", id(data), level, y, model_key(need),
                tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
         if key not in scen.derived:
             scen.derived[key] = _varied_need(data.for_year(y), need, level_matrix(data, level, codes), at, S)

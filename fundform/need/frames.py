@@ -14,7 +14,7 @@ from fundform.baselines import (
     published_round,
 )
 from fundform.errors import FundformError, InvalidInput, Problem
-from fundform.formula.spec import FormulaSpec, format_year, iter_needs, parse_year
+from fundform.formula.spec import FormulaSpec, format_year, iter_needs, model_key, parse_year
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
 from fundform.need.weighted_population import need_weighted_population, target_shares
@@ -116,7 +116,7 @@ def year_frames(data: Dataset, spec: FormulaSpec, level: str, fy: list[str]) -> 
     """The area frame of each settlement year: that year's inputs (population, practice weights, published round)
     under the version as it stands that year (its dated sections), on the areas of the run's last year. Computed
     once when nothing varies by year."""
-    return data.memo(("year_frames", spec.model_dump_json(), level, tuple(fy)),
+    return data.memo(("year_frames", model_key(spec), level, tuple(fy)),
                      lambda: _year_frames(data, spec, level, fy))
 
 
