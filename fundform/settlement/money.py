@@ -46,8 +46,8 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
     check_finite(values)
     total = np.asarray(total, dtype=np.int64)
     floor = np.floor(values)
-    frac = values - floor
     base = floor.astype(np.int64)
+    frac = np.subtract(values, floor, out=floor)  # the remainders, in the floor's place
     short = total - base.sum(axis=-1)
     size = values.shape[-1]
     n = size if eligible is None else np.asarray(eligible).sum(axis=-1)
@@ -70,7 +70,8 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
         above, ties = f > th, f == th
         room = sh[:, None] - above.sum(axis=-1, keepdims=True)
         give[crowded] = above | (ties & (np.cumsum(ties, axis=-1) <= room))
-    return base + give
+    base += give
+    return base
 
 
 def apportion(total: np.ndarray | int, weights: np.ndarray) -> np.ndarray:

@@ -122,9 +122,13 @@ def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, tota
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Whole pence summing to total: bound areas get exactly their bound, the rest share by largest remainder."""
     at_floor = np.isfinite(lower) & (alloc <= lower + _AT_BOUND_PENCE)
-    at_ceiling = ~at_floor & np.isfinite(upper) & (alloc >= upper - _AT_BOUND_PENCE)
-    bound = np.where(at_floor, BOUND_FLOOR, np.where(at_ceiling, BOUND_CEILING, BOUND_NONE)).astype(np.int8)
-    fixed = np.where(at_floor, lower, np.where(at_ceiling, upper, 0.0))
+    ceilings = np.isfinite(upper).any()
+    bound = np.where(at_floor, np.int8(BOUND_FLOOR), np.int8(BOUND_NONE))
+    fixed = np.where(at_floor, lower, 0.0)
+    if ceilings:  # most rules have none: skip the ceiling's passes over every area
+        at_ceiling = ~at_floor & np.isfinite(upper) & (alloc >= upper - _AT_BOUND_PENCE)
+        bound[at_ceiling] = BOUND_CEILING
+        fixed = np.where(at_ceiling, upper, fixed)
     free = bound == BOUND_NONE
     remaining = np.asarray(total, dtype=np.int64) - fixed.sum(axis=-1).astype(np.int64)
     # the free areas share what the bound areas leave, by largest remainder; bound areas keep their bound exactly
@@ -135,7 +139,7 @@ def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, tota
     if np.any((free.sum(axis=-1) == 0) & (remaining != 0)):
         raise InfeasiblePolicy("every area is held at a floor or ceiling and they do not add to the total")
     pennies = largest_remainder(scaled, remaining, eligible=free)
-    out = np.where(free, pennies, fixed.astype(np.int64)).astype(np.int64)
+    out = np.where(free, pennies, fixed.astype(np.int64))
     return out, bound
 
 
