@@ -13,10 +13,9 @@ import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError
-from fundform.formula.components import INDICATOR_TRANSFORMS
 from fundform.formula.spec import FormulaSpec, Need, model_key
 from fundform.inputs.dataset import Dataset
-from fundform.need.weighted_population import age_weighted_population, age_weights
+from fundform.need.weighted_population import age_weighted_population, age_weights, multiplier, national_value
 from fundform.numeric import fixed_sum
 from fundform.params import Scenarios
 
@@ -72,8 +71,7 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
         inds = {}
         for ind in need.indicators:
             v = ltla.join(data[ind.table].select("area_code", ind.column), on="area_code", how="left")[ind.column]
-            national = float(pl.DataFrame({"v": v, "p": pop}).select(fixed_sum(pl.col("v") * pl.col("p"))
-                                                                      / fixed_sum(pl.col("p"))).item())
+            national = float(pl.DataFrame({"v": v, "p": pop}).select(national_value(pl.col("v"), pl.col("p"))).item())
             inds[ind.name] = (v, national)
         return awp, inds
 
@@ -90,18 +88,22 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
     for ind in need.indicators:
         v, national = inds[ind.name]
         e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
-        long = pl.DataFrame({"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, v.len())})
-        mult = long.select(INDICATOR_TRANSFORMS[ind.transform](pl.col("value"), pl.lit(national), pl.col("e"))
-                           ).to_series().to_numpy().reshape(S, v.len())
-        lo = at(f"need.indicators.{ind.name}.min_multiplier",
-                ind.min_multiplier.value if ind.min_multiplier else -np.inf)[:, None]
-        hi = at(f"need.indicators.{ind.name}.max_multiplier",
-                ind.max_multiplier.value if ind.max_multiplier else np.inf)[:, None]
+        lo = at(f"need.indicators.{ind.name}.min_multiplier", ind.min_multiplier.value if ind.min_multiplier else -np.inf)
+        hi = at(f"need.indicators.{ind.name}.max_multiplier", ind.max_multiplier.value if ind.max_multiplier else np.inf)
         if (lo > hi).any():
-            bad = int(np.flatnonzero((lo > hi)[:, 0])[0])
-            raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad, 0]:g} is above its "
-                                f"max_multiplier {hi[bad, 0]:g}")
-        nwp *= np.clip(mult, lo, hi)
+            bad = int(np.flatnonzero(lo > hi)[0])
+            raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad]:g} is above its "
+                                f"max_multiplier {hi[bad]:g}")
+        # the need frames' own multiplier (transform and bounds), each scenario's numbers as columns
+        n = v.len()
+        cols = {"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, n)}
+        bounds = {}  # a bound the scenarios leave as the version states it stays the version's number
+        for k, arr, own in (("lo", lo, ind.min_multiplier), ("hi", hi, ind.max_multiplier)):
+            if (arr != (own.value if own is not None else arr)).any() or (own is None and np.isfinite(arr).any()):
+                cols[k] = np.repeat(arr, n)
+                bounds[k] = pl.col(k)
+        nwp *= pl.DataFrame(cols).select(multiplier(ind, pl.col("value"), national, pl.col("e"), **bounds)
+                                         ).to_series().to_numpy().reshape(S, n)
     nwp_lvl = nwp @ m
     return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 

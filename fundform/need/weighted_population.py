@@ -42,19 +42,32 @@ def multiplier_column(indicator: Indicator) -> str:
     return f"multiplier_{indicator.name}"
 
 
+def multiplier(ind: Indicator, value: pl.Expr, national: pl.Expr | float, elasticity: pl.Expr | float | None = None,
+               lo: pl.Expr | float | None = None, hi: pl.Expr | float | None = None) -> pl.Expr:
+    """An indicator's multiplier: its transform of the value against the national figure, then its bounds. The need
+    frames give the version's own numbers; the scenario axis gives columns of each scenario's (`need.axis`)."""
+    m = INDICATOR_TRANSFORMS[ind.transform](value, national, ind.elasticity.value if elasticity is None else elasticity)
+    lo = ind.min_multiplier.value if lo is None and ind.min_multiplier is not None else lo
+    hi = ind.max_multiplier.value if hi is None and ind.max_multiplier is not None else hi
+    if lo is not None:
+        m = m.clip(lower_bound=lo)
+    if hi is not None:
+        m = m.clip(upper_bound=hi)
+    return m
+
+
+def national_value(value: pl.Expr, population: pl.Expr) -> pl.Expr:
+    """The population-weighted national value an indicator is measured against (exact sums)."""
+    return fixed_sum(value * population) / fixed_sum(population)
+
+
 def indicator_multipliers(indicators: list[Indicator], tables: dict[str, pl.LazyFrame],
                           area_population: pl.LazyFrame) -> pl.LazyFrame:
     """area_code and one multiplier column per indicator, each 1 at the population-weighted national value."""
     out = area_population.select("area_code", "population")
     for ind in indicators:
         value = tables[ind.table].select("area_code", pl.col(ind.column).alias("__value"))
-        transform = INDICATOR_TRANSFORMS[ind.transform]
-        national = fixed_sum(pl.col("__value") * pl.col("population")) / fixed_sum(pl.col("population"))
-        m = transform(pl.col("__value"), national, ind.elasticity.value)
-        if ind.min_multiplier is not None:
-            m = m.clip(lower_bound=ind.min_multiplier.value)
-        if ind.max_multiplier is not None:
-            m = m.clip(upper_bound=ind.max_multiplier.value)
+        m = multiplier(ind, pl.col("__value"), national_value(pl.col("__value"), pl.col("population")))
         out = out.join(value, on="area_code", how="left", maintain_order="left").with_columns(m.alias(multiplier_column(ind))).drop("__value")
     return out.drop("population")
 
