@@ -61,10 +61,20 @@ class LocalResources:
     notional_band_d: dict[str, float]
     policies: dict = field(default_factory=dict)
     applies: bool = True  # False: the version has no local tax (every figure is zero, for any area)
+    _arrays: dict = field(default_factory=dict, repr=False, compare=False)  # what array() gave, by its arguments
 
     def array(self, column: str, codes: list[str], years: list[str]) -> np.ndarray:
         """(years, areas) in the given orders; an area absent from the frame is an error, never a zero (unless the
-        version has no local tax at all: then every area's is zero, also on areas the council tax data lacks)."""
+        version has no local tax at all: then every area's is zero, also on areas the council tax data lacks).
+        Read-only: the same arrays serve every scenario and every request for them."""
+        key = (column, tuple(codes), tuple(years))
+        if key not in self._arrays:
+            arr = self._array(column, codes, years)
+            arr.setflags(write=False)
+            self._arrays[key] = arr
+        return self._arrays[key]
+
+    def _array(self, column: str, codes: list[str], years: list[str]) -> np.ndarray:
         if not self.applies:
             return np.zeros((len(years), len(codes)))
         wide = self.frame.pivot(on="financial_year", index="area_code", values=column)

@@ -85,7 +85,9 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
         nwp = weights @ by_band  # (S, bands) x (bands, areas)
     else:  # the need frames' own sums, so an unvaried curve gives the run's figures to the bit
         nwp = np.broadcast_to(awp, (S, awp.size)).copy()
-    for ind in need.indicators:
+    cols: dict[str, np.ndarray] = {}
+    exprs = []
+    for j, ind in enumerate(need.indicators):
         v, national = inds[ind.name]
         e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
         lo = at(f"need.indicators.{ind.name}.min_multiplier", ind.min_multiplier.value if ind.min_multiplier else -np.inf)
@@ -96,14 +98,17 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
                                 f"max_multiplier {hi[bad]:g}")
         # the need frames' own multiplier (transform and bounds), each scenario's numbers as columns
         n = v.len()
-        cols = {"value": np.tile(v.to_numpy(), S), "e": np.repeat(e, n)}
+        cols[f"value{j}"], cols[f"e{j}"] = np.tile(v.to_numpy(), S), np.repeat(e, n)
         bounds = {}  # a bound the scenarios leave as the version states it stays the version's number
         for k, arr, own in (("lo", lo, ind.min_multiplier), ("hi", hi, ind.max_multiplier)):
             if (arr != (own.value if own is not None else arr)).any() or (own is None and np.isfinite(arr).any()):
-                cols[k] = np.repeat(arr, n)
-                bounds[k] = pl.col(k)
-        nwp *= pl.DataFrame(cols).select(multiplier(ind, pl.col("value"), national, pl.col("e"), **bounds)
-                                         ).to_series().to_numpy().reshape(S, n)
+                cols[f"{k}{j}"] = np.repeat(arr, n)
+                bounds[k] = pl.col(f"{k}{j}")
+        exprs.append(multiplier(ind, pl.col(f"value{j}"), national, pl.col(f"e{j}"), **bounds).alias(f"m{j}"))
+    if exprs:  # every indicator's multipliers in one pass, applied in the version's order
+        mults = pl.DataFrame(cols).select(exprs)
+        for j in range(len(exprs)):
+            nwp *= mults[f"m{j}"].to_numpy().reshape(S, -1)
     nwp_lvl = nwp @ m
     return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 
