@@ -108,7 +108,7 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
             raise FundformError(f"--param {path}: not a sweepable parameter (age band weights, indicator "
                                 "elasticities and multiplier bounds, transition.{" + ",".join(TRANSITION_NUMBERS) + "}, "
                                 "real_growth, equalisation, share_for_devolved_services; a stream's own ones "
-                                "as streams.NAME.PATH)")
+                                "as streams.NAME.PATH; a dated one as years.YYYY/YY.PATH)")
         names.append(path)
         try:
             if ":" in spec:
