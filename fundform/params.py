@@ -91,7 +91,7 @@ def stream_path(stream, path: str) -> str:
     return f"streams.{stream.name}.{path}"
 
 
-def _holds(node: Any, keys: list[str]) -> bool:
+def dates_number(node: Any, keys: list[str]) -> bool:
     """Whether a dated section's raw table sets the number at `keys` (named list items by their name, age bands
     by "from-to", as --set addresses them)."""
     for k in keys:
@@ -119,7 +119,7 @@ def dated_path(spec: FormulaSpec, path: str, year: str | None) -> str:
     if year is None or section not in DATED_SECTIONS or not spec.years:
         return path
     for y in sorted(spec.years, key=parse_year, reverse=True):
-        if parse_year(y) <= parse_year(year) and _holds(spec.years[y].get(section), rest.split(".")):
+        if parse_year(y) <= parse_year(year) and dates_number(spec.years[y].get(section), rest.split(".")):
             return f"years.{y}.{path}"
     return path
 

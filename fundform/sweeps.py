@@ -17,7 +17,7 @@ import itertools
 import os
 import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from fundform.formula.spec import TRANSITION_NUMBERS, FormulaSpec, parse_year
 from fundform.inputs.dataset import Dataset
 from fundform.localtax.grants import grants, notional_pence
 from fundform.need.axis import INDICATOR_NUMBERS
-from fundform.params import Scenarios, _holds, stream_path  # noqa: F401  (stream_path re-exported)
+from fundform.params import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
 from fundform.settlement.transition import BOUND_FLOOR
 
 SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(" + "|".join(INDICATOR_NUMBERS) + ")$"),
@@ -77,7 +77,7 @@ def sweepable_paths(spec: FormulaSpec) -> list[str]:
     for y in sorted(spec.years, key=parse_year):
         at = spec.at(y)
         out += [f"years.{y}.{p}" for p in need_numbers(at.need) + [f"transition.{k}" for k in TRANSITION_NUMBERS]
-                if _holds(spec.years[y].get(p.split(".")[0]), p.split(".")[1:])]
+                if dates_number(spec.years[y].get(p.split(".")[0]), p.split(".")[1:])]
     return list(dict.fromkeys(out))
 
 
@@ -139,11 +139,8 @@ def _check_names(spec: FormulaSpec, names: list[str]) -> None:
         dated = DATED.match(n)
         if dated:  # a dated number: the version's dated section for that year must state it
             year, path = dated.group(1), dated.group(2)
-            section, _, rest = path.partition(".")
-            if year not in spec.years or not _holds(spec.years[year].get(section), rest.split(".")):
-                held = [f"years.{y}.{sec}.{k}" for y, secs in sorted(spec.years.items(), key=lambda x: parse_year(
-                    x[0])) for sec, keys in secs.items() if sec in ("need", "transition") for k, v in keys.items()
-                        if isinstance(v, dict) and "value" in v]
+            held = [p for p in sweepable_paths(spec) if p.startswith("years.")]
+            if n not in held:
                 raise FundformError(f"--param {n}: {spec.id} dates no such number (its dated numbers: "
                                     f"{', '.join(held) or 'none'}); vary {path} for the undated one")
             at = spec.at(year)
@@ -198,9 +195,10 @@ class _Inline:
     def map(self, fn, items):
         return map(fn, items)
 
-    def submit(self, fn, *args):
-        value = fn(*args)
-        return type("Done", (), {"result": lambda _self: value})()
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from fundform.errors import Problem, SpecError
 from fundform.formula.registry import LoadedFormula, _format_validation, available_formulas, check_references
-from fundform.formula.spec import FormulaSpec
+from fundform.formula.spec import FormulaSpec, rule_numbers
 from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
 
 SCENARIO_KEYS = {"extends", "title", "description"}
@@ -154,8 +154,6 @@ def set_path(data: dict, path: str, value: Any, origin: str = "--set") -> Any:
 def _switch_rule(base: dict, patch: dict) -> None:
     """A scenario that changes a transition table's rule replaces the rule: the numbers of the rule it leaves
     (one model per rule) go with it; what every rule has (floor, ceiling, guarantee) stays."""
-    from fundform.formula.spec import rule_numbers
-
     old = base.get("rule")
     if "rule" in patch and old is not None and patch["rule"] != old:
         for k in (*rule_numbers(old), "reduction_of", "parameters"):
