@@ -469,7 +469,8 @@ def build_lookup(src: Path, areas: pl.DataFrame, utla: pl.DataFrame) -> pl.DataF
 
 
 def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, population: pl.DataFrame,
-                   lookup: pl.DataFrame, population_by_year: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+                   lookup: pl.DataFrame, population_by_year: pl.DataFrame, allocations: pl.DataFrame
+                   ) -> tuple[pl.DataFrame, list[str]]:
     notes = []
     codes = set(areas["area_code"])
     # NHS: the latest published recurrent allocations (core NHS_CORE_ROUND, primary medical care NHS_PMC_ROUND),
@@ -478,14 +479,13 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
     # allocation year split between ICBs by where its patients are registered, and need per head is NHS England's
     # own weighted population per registered patient of the authority's practices (a rate, so list inflation and
     # practices that draw patients across a border no longer move money between authorities).
-    core = pl.read_csv(src / f"nhs-allocations/ICB_Core_Allocations_{NHS_CORE_ROUND.replace('/', '_')}.csv",
-                       infer_schema_length=0)
-    core_col = next(c for c in core.columns if c.startswith(f"{NHS_CORE_ROUND} Recurrent allocation (") and
-                    "head" not in c)
-    pmc = pl.read_csv(src / f"nhs-allocations/PMC_Allocations_{NHS_PMC_ROUND.replace('/', '_')}.csv")
-    nhs = (core.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
-           .select(icb="ICB23", core=pl.col(core_col).cast(pl.Float64) * 1000)
-           .join(pmc.select(icb="ICB23", pmc=pl.col(f"{NHS_PMC_ROUND} Recurrent allocation (£k)") * 1000), on="icb"))
+    # the same published rows as nhs_icb_allocations (one reading of NHS England's sheets, so a version that starts
+    # a stream from the published round and one that starts from this baseline agree on its total)
+    published = lambda rnd, stream: allocations.filter(  # noqa: E731
+        (pl.col("allocation_round") == rnd) & (pl.col("stream") == stream)).select("icb_code", "recurrent_allocation")
+    nhs = (published(NHS_CORE_ROUND, "core").select(icb="icb_code", core="recurrent_allocation")
+           .join(published(NHS_PMC_ROUND, "primary_medical_care").select(icb="icb_code", pmc="recurrent_allocation"),
+                 on="icb"))
     if nhs.height != 42:
         raise BuildError(f"baseline: expected 42 ICBs with core and primary medical care allocations, got {nhs.height}")
     long = pl.read_csv(src / "lookups/lad21_icb22_registered_population_long.csv")
@@ -655,8 +655,12 @@ def build_icb_changes(src: Path) -> pl.DataFrame:
     return out
 
 
-ALLOCATION_FILES = {"2023/24": "ICB_Core_Allocations_2023_24.csv", "2024/25": "ICB_Core_Allocations_2024_25.csv",
-                    "2025/26": "ICB_Core_Allocations_2025_26.csv"}
+ALLOCATION_FILES = {  # (round, stream): the published sheet of that stream's allocations in that round
+    ("2023/24", "core"): "ICB_Core_Allocations_2023_24.csv", ("2024/25", "core"): "ICB_Core_Allocations_2024_25.csv",
+    ("2025/26", "core"): "ICB_Core_Allocations_2025_26.csv",
+    ("2023/24", "primary_medical_care"): "PMC_Allocations_2023_24.csv",
+    ("2024/25", "primary_medical_care"): "PMC_Allocations_2024_25.csv",
+}
 ALLOCATION_COLUMNS = {  # fundform column: NHS England's header after its year (the order changed in 2025/26)
     "adjusted_recurrent_baseline": "Adjusted recurrent baseline", "fair_shares_target": "Fair shares target",
     "distance_from_target": "Distance from target", "base_growth": "Base growth", "convergence": "Convergence",
@@ -665,9 +669,11 @@ ALLOCATION_COLUMNS = {  # fundform column: NHS England's header after its year (
 
 
 def build_icb_allocations(src: Path) -> pl.DataFrame:
-    """The published ICB core allocation rounds: baseline, fair shares target, base growth, convergence, result."""
+    """The published ICB allocation rounds, one row per round, stream and ICB (core services; primary medical
+    care): baseline, fair shares target, base growth, convergence, result. The sheets of both streams share their
+    column headings (after the year), so one reader serves both."""
     frames = []
-    for rnd, fname in ALLOCATION_FILES.items():
+    for (rnd, stream), fname in ALLOCATION_FILES.items():
         d = pl.read_csv(src / "nhs-allocations" / fname, infer_schema_length=0)
         c = d.columns
         d = d.filter(pl.col(c[2]).str.contains(r"^Q[A-Z0-9]{2}$"))  # the ICB rows, not regions or England
@@ -680,11 +686,12 @@ def build_icb_allocations(src: Path) -> pl.DataFrame:
             found[new] = hits[0]
         money = ("adjusted_recurrent_baseline", "fair_shares_target", "recurrent_allocation")
         frames.append(d.select(
-            allocation_round=pl.lit(rnd), icb_code=pl.col(c[2]), icb_name=pl.col(c[3]), nhs_region_code=pl.col(c[0]),
+            allocation_round=pl.lit(rnd), stream=pl.lit(stream), icb_code=pl.col(c[2]), icb_name=pl.col(c[3]),
+            nhs_region_code=pl.col(c[0]),
             **{k: pl.col(v).cast(pl.Float64) * (1000 if k in money else 1) for k, v in found.items()}))
-    out = pl.concat(frames).sort("allocation_round", "icb_code")
-    if out.group_by("allocation_round").len()["len"].to_list() != [42] * len(ALLOCATION_FILES):
-        raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round")
+    out = pl.concat(frames).sort("allocation_round", "stream", "icb_code")
+    if out.group_by("allocation_round", "stream").len()["len"].to_list() != [42] * len(ALLOCATION_FILES):
+        raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round of each stream")
     return out
 
 
@@ -749,13 +756,13 @@ def main(argv: list[str] | None = None) -> int:
         lookup = build_lookup(src, areas, utla)
         regions = lookup.filter(pl.col("level") == "region").select("area_code", region="target_code")
         population_by_year, p_notes = build_population_by_year(src, codes, population, regions)
-        baseline, b_notes = build_baseline(src, areas, utla, population, lookup, population_by_year)
+        icb_allocations = build_icb_allocations(src)
+        baseline, b_notes = build_baseline(src, areas, utla, population, lookup, population_by_year, icb_allocations)
         icb_changes = build_icb_changes(src)
         practices = build_practices(src, codes)
         bands = build_council_tax_bands(src, codes)
         changes = build_code_changes(src)
         iod2019 = build_iod2019(src)
-        icb_allocations = build_icb_allocations(src)
     except BuildError as e:
         print(f"build_dataset: {e}", file=sys.stderr)
         return 1

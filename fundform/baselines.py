@@ -14,7 +14,7 @@ from fundform.numeric import fixed_sum
 
 def _baseline_by_area(data: Dataset, spec: FormulaSpec, level: str) -> pl.LazyFrame:
     """Today's funding per area of the level: the version's baseline components, summed up from lower tier."""
-    baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*spec.baseline.components))
+    baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*spec.baseline.columns))
     return roll_up(baseline, data.lazy("area_lookup"), level, ["baseline_gbp"])
 
 
@@ -64,16 +64,30 @@ def published_round(data: Dataset, spec: FormulaSpec, level: str, round_year: st
                             f"nhs-region (got {level})")
     key = "icb_code" if level == "icb" else "nhs_region_code"
     money = ["adjusted_recurrent_baseline", "grown", "fair_shares_target", "recurrent_allocation"]
-    rnd = (data.lazy("nhs_icb_allocations").filter(pl.col("allocation_round") == round_year)
+    rnd = (data.lazy("nhs_icb_allocations")
+           .filter((pl.col("allocation_round") == round_year) & (pl.col("stream") == spec.baseline.stream))
            .with_columns(grown=pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth"))))
     rnd = _to_vintage(rnd, icb_vintage(data, vintage) if vintage else None, key, money)
+    # a round published without its outcomes (targets only) has no recurrent allocation: null, never a zero sum
+    outcome = pl.when(pl.col("recurrent_allocation").is_null().any()).then(None).otherwise(
+        fixed_sum(pl.col("recurrent_allocation")))
     return (rnd.sort(key, "icb_code").group_by(key, maintain_order=True).agg(
         baseline_gbp=fixed_sum(pl.col("adjusted_recurrent_baseline")),
         grown=fixed_sum(pl.col("grown")),
         fair_shares_target_gbp=fixed_sum(pl.col("fair_shares_target")),
-        recurrent_allocation_gbp=fixed_sum(pl.col("recurrent_allocation")),
+        recurrent_allocation_gbp=outcome,
     ).select(pl.col(key).alias("area_code"), "baseline_gbp", "fair_shares_target_gbp", "recurrent_allocation_gbp",
              base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
+
+
+def rounds_held(data: Dataset) -> str:
+    """The rounds nhs_icb_allocations holds, stream by stream ("core: 2023/24, 2024/25; primary_medical_care:
+    2023/24"), or "none": what a message about a missing round tells the user."""
+    if "nhs_icb_allocations" not in data.tables:
+        return "none (no nhs_icb_allocations table)"
+    held = (data["nhs_icb_allocations"].select("stream", "allocation_round").unique()
+            .sort("stream", "allocation_round").group_by("stream", maintain_order=True).agg("allocation_round"))
+    return "; ".join(f"{s}: {', '.join(r)}" for s, r in held.iter_rows()) or "none"
 
 
 def check_baseline_year(data: Dataset, spec: FormulaSpec) -> None:

@@ -16,6 +16,8 @@ from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSIT
 from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year, rule_numbers
 from fundform.inputs.tables import CONTRACTS
 
+# baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each
+NHS_PUBLISHED = {"nhs_core": "core", "nhs_primary_medical": "primary_medical_care"}
 
 def _q(q: Quantity | None) -> str:
     return "none" if q is None else f"{q.value:g} ({_what(q)}; source: {q.source})"
@@ -182,12 +184,22 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
     n += 1
     b = spec.baseline
     if b.source == "baseline_table":
-        comps = b.components if not spec.streams else [c for s in spec.streams for c in s.baseline_components]
+        comps = b.columns if not spec.streams else [c for s in spec.streams for c in s.baseline_components or []]
+        nhs = [c for c in comps if c in NHS_PUBLISHED]
         out += [f"## {n}. Today's funding", "",
                 "Today's funding `F_i` is the sum of the baseline table's components "
                 + ", ".join(_col("baseline", c) for c in comps) + " (GBP, cash) for authority `i`, in "
                 f"`baseline.baseline_year`, which must equal the control total's base year {ct.base_year} (a run "
                 "with another year is refused). `F_a = sum over i of s_ia * F_i`.", ""]
+        if nhs:
+            out += ["The NHS components are NHS England's published recurrent allocations, not estimates: "
+                    + "; ".join(f"`baseline.{c}` is the `{NHS_PUBLISHED[c]}` stream's `recurrent_allocation` "
+                                f"in `nhs_icb_allocations`, of the round named by `baseline.{c}_source_year`"
+                                for c in nhs)
+                    + ". Each ICB's allocation is attributed to the authorities whose residents it funds, in "
+                    "proportion to residents x NHS England's weighted population per registered patient of the "
+                    "authority's practices (data/README.md), so the components sum to the published ICB totals.",
+                    ""]
     else:
         out += [f"## {n}. Today's funding: the published rounds", "",
                 "Each settlement year `y` reads round `y` of `nhs_icb_allocations` where the data holds it (the "
@@ -358,13 +370,15 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
         n += 1
         out += [f"## {n}. Funding streams", "",
                 "Steps 1-7 run for each stream on its own: its own need (or the version's), its own today's funding "
-                "(its baseline components), control total and transition. A stream's allocation is pooled with the "
+                "(its baseline components, or its published round's stream), control total and transition. A stream's allocation is pooled with the "
                 "others' before local tax, which applies to the pool (step 8).", ""]
         for s in spec.streams:
             growth = (f"grows with stream `{s.linked_to}`: `CT_s,y = round(B_s * CT_{s.linked_to},y / "
                       f"B_{s.linked_to})`" if s.linked_to else
                       f"real growth {_q(s.real_growth)}" if s.real_growth else "the version's real growth")
-            out += [f"- **{s.name}** ({s.title}): components {', '.join(s.baseline_components)}; "
+            start = (f"components {', '.join(s.baseline_components)}" if s.baseline_components else
+                     f"NHS England's published rounds of stream `{s.round_stream}` (`nhs_icb_allocations.stream`)")
+            out += [f"- **{s.name}** ({s.title}): {start}; "
                     f"need {'its own (above)' if s.need else 'the version'}'s; {growth}; transition "
                     f"`{(s.transition or t).rule}`."]
         out += [""]

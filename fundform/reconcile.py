@@ -31,7 +31,7 @@ def baseline_sources(data: Dataset, spec: FormulaSpec) -> dict:
             "adult_social_care": "council_spending_source_year", "public_health": "council_spending_source_year"}
     out = {}
     for comp, col in cols.items():
-        if comp in spec.baseline.components and col in b.columns:
+        if comp in spec.baseline.columns and col in b.columns:
             out[comp] = sorted(b[col].unique().drop_nulls().to_list())
     return {"baseline_component_years": out} if out else {}
 

@@ -51,7 +51,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
     core = build_manifest(
         formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
-                 "scenario": Path(formula.scenario).name if formula.scenario else None},
+                 "scenario": Path(formula.scenario).name if formula.scenario else None,
+                 **({"scenario_title": formula.scenario_title} if formula.scenario_title else {})},
         inputs=inputs, parameters=params.as_dict(), overrides=[o.as_dict() for o in formula.overrides],
         policies={}, data_dir=str(data_dir),
         assumptions=[{"path": a["path"], "value": a["value"]} for a in assumed_numbers(formula.spec)])

@@ -70,7 +70,8 @@ def test_practice_file_reproduces_the_published_fair_shares_exactly(bundled):
     # of the 2024/25 round: the same computation, to floating-point precision
     wp = bundled["practice_weighted_population"].filter(pl.col("weights_year") == "2023/24")
     shares = wp.group_by("icb_code").agg(pl.col("wp_core").sum()).with_columns(s=pl.col("wp_core") / pl.col("wp_core").sum())
-    pub = bundled["nhs_icb_allocations"].filter(pl.col("allocation_round") == "2024/25").with_columns(
+    pub = bundled["nhs_icb_allocations"].filter((pl.col("allocation_round") == "2024/25")
+                                                & (pl.col("stream") == "core")).with_columns(
         p=pl.col("fair_shares_target") / pl.col("fair_shares_target").sum())
     j = shares.join(pub, on="icb_code")
     assert j.height == 42

@@ -76,7 +76,8 @@ def test_the_tax_base_growth_is_the_published_change(version):
 
 
 def published(round_: str) -> pl.DataFrame:
-    return pl.read_parquet(DATA / "nhs_icb_allocations.parquet").filter(pl.col("allocation_round") == round_)
+    return pl.read_parquet(DATA / "nhs_icb_allocations.parquet").filter(
+        (pl.col("allocation_round") == round_) & (pl.col("stream") == "core"))
 
 
 def test_the_nhs_pace_of_change_numbers_are_the_published_rounds():

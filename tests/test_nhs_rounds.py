@@ -19,12 +19,12 @@ BAR = 0.0005  # the issue's bar: every ICB within 0.05% of its published recurre
 
 
 def published(bundled, rnd: str) -> pl.DataFrame:
-    return bundled["nhs_icb_allocations"].filter(pl.col("allocation_round") == rnd)
+    return bundled["nhs_icb_allocations"].filter((pl.col("allocation_round") == rnd) & (pl.col("stream") == "core"))
 
 
 def deviations(allocations: pl.DataFrame, bundled) -> pl.DataFrame:
-    pub = bundled["nhs_icb_allocations"].select(financial_year="allocation_round", area_code="icb_code",
-                                                pub="recurrent_allocation")
+    pub = bundled["nhs_icb_allocations"].filter(pl.col("stream") == "core").select(
+        financial_year="allocation_round", area_code="icb_code", pub="recurrent_allocation")
     return allocations.join(pub, on=["financial_year", "area_code"]).with_columns(
         dev=pl.col("allocation").cast(pl.Float64) / 100 / pl.col("pub") - 1)
 
@@ -143,7 +143,7 @@ def test_a_round_built_from_tables_alone_follows_the_documented_rule(bundled, da
     share = (need["wp_core"] / need["wp_core"].sum()).to_numpy()
     region = (wp.group_by("icb_code").agg(pl.col("nhs_region_code").first()).sort("icb_code")["nhs_region_code"])
     rows = pl.DataFrame({
-        "allocation_round": "2026/27", "icb_code": prev["new_code"], "icb_name": "a merged ICB",
+        "allocation_round": "2026/27", "stream": "core", "icb_code": prev["new_code"], "icb_name": "a merged ICB",
         "nhs_region_code": region, "adjusted_recurrent_baseline": restated, "fair_shares_target": fst_total * share,
         "distance_from_target": restated / (fst_total * share) - 1, "base_growth": growth,
         "convergence": 0.0, "recurrent_allocation": restated * (1 + growth),
@@ -189,7 +189,8 @@ reduction_of = "d/(1+d)"
 
 
 def test_a_round_the_data_lacks_is_named_with_the_years_it_holds(bundled):
-    with pytest.raises(FundformError, match="rounds held: 2023/24, 2024/25, 2025/26"):
+    with pytest.raises(FundformError, match="2029/30 round of stream .core.*holds core: 2023/24, 2024/25, 2025/26; "
+                       "primary_medical_care: 2023/24, 2024/25"):
         compute(bundled, resolve_formula("nhs-icb-2025", sets=('effective_years=["2029/30"]',)),
                 RunParameters(level="icb", start_year="2029/30", years=1))
 

@@ -49,6 +49,7 @@ class ResolvedFormula(LoadedFormula):
 
     overrides: tuple[Override, ...] = field(default=())
     scenario: str | None = None
+    scenario_title: str | None = None  # the scenario file's own title, where it gives one
 
     @property
     def resolved_sha256(self) -> str:
@@ -357,7 +358,9 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     check_references(spec, Path(origin))
     if scenario_data is None and ref in known and spec.id != ref:
         raise SpecError(f"{base_path}: id '{spec.id}' does not match its file name '{ref}'")
-    return ResolvedFormula(spec, base_path, hashlib.sha256(raw).hexdigest(), tuple(overrides), scenario_name)
+    title = scenario_data.get("title") if scenario_data else None
+    return ResolvedFormula(spec, base_path, hashlib.sha256(raw).hexdigest(), tuple(overrides), scenario_name,
+                           title if isinstance(title, str) else None)
 
 
 PROSE_KEYS = ("source", "title", "summary", "description", "note", "publisher", "unit", "vintage", "url")

@@ -248,16 +248,23 @@ class Need(Strict):
         return self
 
 
+BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
+BASELINE_COMPONENTS: tuple[str, ...] = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
+StreamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
 class Baseline(Strict):
     """Where today's funding, the start of the transition, comes from. `baseline_table`: the dataset's baseline
-    table (components summed, per lower-tier authority, rolled up). `nhs_icb_allocations`: NHS England's published
-    adjusted recurrent baselines for an allocation round, per ICB, with the round's base growth per ICB and its
+    table (its `components` summed, per lower-tier authority, rolled up; all four when none are named).
+    `nhs_icb_allocations`: NHS England's published adjusted recurrent baselines for an allocation round of one
+    stream (`round_stream`: core, primary_medical_care, ...), per ICB, with the round's base growth per ICB and its
     fair shares targets' total."""
 
     source: Literal["baseline_table", "nhs_icb_allocations"] = "baseline_table"
-    components: list[Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]] = Field(
-        default_factory=lambda: ["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"])
+    components: list[BaselineComponent] | None = None
     allocation_round: FinancialYear | None = None
+    # the stream of nhs_icb_allocations the version (or a stream of it) starts from; core when not named
+    round_stream: StreamName | None = None
     base_growth: Literal["uniform", "published"] = "uniform"
     target_total: Literal["control_total", "published_fair_shares"] = "control_total"
     # where the weights behind a historic round are not in the data, its published targets can set the shares
@@ -265,6 +272,16 @@ class Baseline(Strict):
     # published fair shares targets grow into the allocation year by each ICB's own base growth (2024/25 round) or
     # by the national growth (the same for every ICB); the two agree when base growth is uniform (2025/26)
     target_growth: Literal["icb", "national"] = "icb"
+
+    @property
+    def columns(self) -> list[str]:
+        """The baseline table's columns summed into today's funding."""
+        return list(self.components or BASELINE_COMPONENTS)
+
+    @property
+    def stream(self) -> str:
+        """The published round's stream this baseline starts from."""
+        return self.round_stream or "core"
 
     @model_validator(mode="after")
     def _consistent(self) -> Baseline:
@@ -274,7 +291,14 @@ class Baseline(Strict):
                                                  self.target_total != "control_total" or
                                                  self.target_shares != "need"):
             raise ValueError("published base growth and fair-shares totals come with source nhs_icb_allocations")
-        if not self.components:
+        if self.source == "nhs_icb_allocations" and self.components is not None:
+            raise ValueError("components name columns of the baseline table, which a version starting from NHS "
+                             "England's published rounds does not read: name the round's stream instead "
+                             "(round_stream = \"core\" or \"primary_medical_care\")")
+        if self.source == "baseline_table" and self.round_stream is not None:
+            raise ValueError("round_stream names a stream of nhs_icb_allocations: it goes with source "
+                             "nhs_icb_allocations (the baseline table's columns are chosen by components)")
+        if self.components is not None and not self.components:
             raise ValueError("components must name at least one baseline column")
         return self
 
@@ -380,6 +404,17 @@ class NhsConvergence(_Rule):
     # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
     reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
     budget_neutral: bool = True
+    # a rule that is not budget neutral and gives more than the year's control total: "refused" (the total is a cap)
+    # or "added" (NHS England's rounds: the total is what the rule allocates; the excess is reported as a negative
+    # release, released_by_transition_gbp)
+    over_total: Literal["refused", "added"] = "refused"
+
+    @model_validator(mode="after")
+    def _over(self) -> NhsConvergence:
+        if self.over_total == "added" and self.budget_neutral:
+            raise ValueError("over_total = \"added\" is for a rule that is not budget neutral (budget_neutral = "
+                             "false); a budget-neutral rule shares the total exactly")
+        return self
 
 
 class Phasing(_Rule):
@@ -442,16 +477,18 @@ def loc_path(loc: tuple) -> str:
     return ".".join(parts)
 
 
-BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
-
-
 class Stream(Strict):
     """A funding stream with its own need, today's funding and control total (Health Devolution Commission 2021:
-    parity of esteem, each stream sized by need, none funding another). Omitted parts follow the version's."""
+    parity of esteem, each stream sized by need, none funding another). Omitted parts follow the version's.
+    Today's funding is the baseline table's `baseline_components`, or, in a version starting from NHS England's
+    published rounds, the round's stream `round_stream` (the version's [baseline] otherwise: its round, growth and
+    targets). A dated section may set a stream's own need, baseline or transition:
+    `[years."2024/25".streams.primary_medical_care.transition]`."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: StreamName
     title: str
-    baseline_components: list[BaselineComponent] = Field(min_length=1)
+    baseline_components: list[BaselineComponent] | None = Field(None, min_length=1)
+    round_stream: StreamName | None = None
     need: Need | None = None
     real_growth: Growth | None = None
     linked_to: str | None = None
@@ -461,6 +498,10 @@ class Stream(Strict):
     def _growth(self) -> Stream:
         if self.linked_to and self.real_growth:
             raise ValueError(f"stream {self.name}: growth is either linked to another stream or its own real growth")
+        if (self.baseline_components is None) == (self.round_stream is None):
+            raise ValueError(f"stream {self.name}: today's funding is either baseline_components (columns of the "
+                             "baseline table) or round_stream (a stream of NHS England's published rounds), one of "
+                             "the two")
         return self
 
 
@@ -572,7 +613,8 @@ class LocalTax(Strict):
         return self
 
 
-DATED_SECTIONS = {"need", "baseline", "transition"}
+DATED_SECTIONS = {"need", "baseline", "transition", "streams"}
+STREAM_DATED_SECTIONS = {"need", "baseline", "transition"}  # what a dated section may set of one stream
 
 
 def _quantities_keep_sources(node: Any, path: str) -> None:
@@ -594,6 +636,17 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def stream_years(years: dict[str, dict], name: str) -> dict[str, dict]:
+    """A version's dated sections as one stream sees them: the version's own need, baseline and transition, with
+    the stream's own dated sections (`years.Y.streams.NAME`) over them."""
+    out = {}
+    for y, section in years.items():
+        own = {k: v for k, v in section.items() if k != "streams"}
+        mine = (section.get("streams") or {}).get(name)
+        out[y] = _merge(own, mine) if mine else own
+    return out
+
+
 _AT: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}  # (id(spec), years) -> (spec, the spec in that year)
 
 
@@ -602,8 +655,8 @@ def _at_cached(spec: FormulaSpec, keys: tuple[str, ...]) -> FormulaSpec:
     if hit is not None and hit[0] is spec:
         return hit[1]
     data = spec.model_dump(mode="python", by_alias=True, exclude={"years"}, exclude_none=True)
-    for y in keys:
-        data = _merge(data, spec.years[y])
+    for y in keys:  # a stream's own dated sections apply to the stream's view (stream_view), not here
+        data = _merge(data, {k: v for k, v in spec.years[y].items() if k != "streams"})
     out = FormulaSpec.model_validate(data)
     if len(_AT) > 512:
         _AT.clear()
@@ -655,6 +708,18 @@ class FormulaSpec(Strict):
     # own unit and source); a later year's section applies on top of an earlier one's
     years: dict[FinancialYear, dict[str, Any]] = Field(default_factory=dict)
 
+    def stream_view(self, stream: Stream) -> FormulaSpec:
+        """The version as one stream sees it: the stream's need, today's funding, growth and rule, and its dated
+        sections; local tax applies to the pool, not to a stream."""
+        ct = self.control_total if stream.real_growth is None else self.control_total.model_copy(
+            update={"real_growth": stream.real_growth})
+        baseline = (Baseline(components=stream.baseline_components) if stream.round_stream is None
+                    else self.baseline.model_copy(update={"round_stream": stream.round_stream}))
+        return self.model_copy(update={
+            "need": stream.need or self.need, "baseline": baseline, "control_total": ct,
+            "transition": stream.transition or self.transition, "streams": [],
+            "local_tax": LocalTax(rule="none"), "years": stream_years(self.years, stream.name)})
+
     def at(self, year: str) -> FormulaSpec:
         """The version as it stands in `year`: every dated section from that year or before applied in order."""
         keys = sorted((y for y in self.years if parse_year(y) <= parse_year(year)), key=parse_year)
@@ -670,6 +735,17 @@ class FormulaSpec(Strict):
             if odd:
                 raise ValueError(f"years.{y}: only {', '.join(sorted(DATED_SECTIONS))} may vary by year (got "
                                  f"{', '.join(odd)})")
+            named = section.get("streams")
+            if named is not None:
+                names = [st.name for st in self.streams]
+                if not isinstance(named, dict) or set(named) - set(names):
+                    raise ValueError(f"years.{y}.streams: names no stream of the version ({', '.join(names) or 'none'}"
+                                     f"): {', '.join(sorted(set(named) - set(names))) if isinstance(named, dict) else named}")
+                for n, part in named.items():
+                    bad = sorted(set(part) - STREAM_DATED_SECTIONS) if isinstance(part, dict) else [str(part)]
+                    if bad:
+                        raise ValueError(f"years.{y}.streams.{n}: only {', '.join(sorted(STREAM_DATED_SECTIONS))} of "
+                                         f"a stream may vary by year (got {', '.join(bad)})")
             _quantities_keep_sources(section, f"years.{y}")
         for y in self.years:
             try:
@@ -678,6 +754,13 @@ class FormulaSpec(Strict):
                 first = e.errors()[0]
                 where = loc_path(first["loc"])
                 raise ValueError(f"years.{y}: {where}: {first['msg']}") from None
+            for st in self.streams:  # each stream as it stands that year (the version's sections and its own)
+                try:
+                    self.stream_view(st).at(y)
+                except ValidationError as e:
+                    first = e.errors()[0]
+                    raise ValueError(f"years.{y} (stream {st.name}): {loc_path(first['loc'])}: {first['msg']}"
+                                     ) from None
         return self
 
     @model_validator(mode="after")
@@ -692,17 +775,25 @@ class FormulaSpec(Strict):
             names = [st.name for st in self.streams]
             if len(set(names)) != len(names):
                 raise ValueError(f"stream names must be unique, got {names}")
-            seen: list[str] = [c for st in self.streams for c in st.baseline_components]
+            seen: list[str] = [c for st in self.streams for c in st.baseline_components or [st.round_stream]]
             if len(seen) != len(set(seen)):
-                raise ValueError("a baseline component belongs to more than one stream (it would be counted twice)")
+                raise ValueError("a baseline component (or a published round's stream) belongs to more than one "
+                                 "stream (it would be counted twice)")
             for st in self.streams:
                 if st.linked_to and st.linked_to not in names:
                     raise ValueError(f"stream {st.name}: linked_to '{st.linked_to}' is not a stream")
                 if st.linked_to == st.name or (st.linked_to and next(
                         x for x in self.streams if x.name == st.linked_to).linked_to):
                     raise ValueError(f"stream {st.name}: link to a stream whose growth is its own, not another link")
-            if self.baseline.source != "baseline_table":
-                raise ValueError("streams take their baselines from the baseline table")
+            published = self.baseline.source == "nhs_icb_allocations"
+            for st in self.streams:
+                if published and st.round_stream is None:
+                    raise ValueError(f"stream {st.name}: the version starts from NHS England's published rounds "
+                                     "([baseline] source nhs_icb_allocations), so each stream names its round's "
+                                     "stream (round_stream), not baseline table columns")
+                if not published and st.round_stream is not None:
+                    raise ValueError(f"stream {st.name}: round_stream needs the version's [baseline] source "
+                                     "nhs_icb_allocations (its round, base growth and targets)")
             if self.local_tax.basis == "grant":
                 raise ValueError("local_tax basis grant is not available with streams (which stream would carry "
                                  "the equalised resources?); use basis spending")

@@ -744,6 +744,20 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
                                     f"{sums.height} old ICB(s) whose shares do not sum to 1",
                                     f"the shares of each old ICB to sum to 1 (within {SHARE_TOLERANCE:g})",
                                     _row_labels(sums, ["effective_year", "old_code"])))
+    if "nhs_icb_allocations" in tables:  # a round's outcomes are published for every ICB of a stream, or for none
+        outcome = ["convergence", "recurrent_allocation", "post_convergence_distance_from_target"]
+        t = tables["nhs_icb_allocations"]
+        if all(c in t.columns for c in outcome + ["stream"]):
+            half = (t.group_by("allocation_round", "stream").agg(
+                given=pl.sum_horizontal(*[pl.col(c).is_not_null() for c in outcome]).sum(), n=pl.len())
+                .filter((pl.col("given") > 0) & (pl.col("given") < pl.col("n") * len(outcome)))
+                .sort("allocation_round", "stream"))
+            if half.height:
+                problems.append(Problem(names.get("nhs_icb_allocations", "nhs_icb_allocations"),
+                                        ", ".join(outcome), f"{half.height} round(s) with some outcomes published and "
+                                        "others empty", "a round's outcome columns given for every ICB of the "
+                                        "stream, or left empty for all of them (a round without published outcomes)",
+                                        _row_labels(half, ["allocation_round", "stream"])))
     for name in ("practice_weighted_population", "nhs_icb_allocations"):  # codes: the lookup's or later ones
         if name in tables:
             unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")

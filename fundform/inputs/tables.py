@@ -238,31 +238,45 @@ PRACTICE_WEIGHTED_POPULATION = TableContract(
     required=False,
 )
 
+ICB_MONEY = Plausible(1e6, 5e10, "published ICB allocations 2023/24-2025/26 ran from GBP 73m (primary medical care, "
+                      "smallest ICB) to GBP 8.6bn (core, largest); England's whole core allocation is GBP 112bn")
 NHS_ICB_ALLOCATIONS = TableContract(
     name="nhs_icb_allocations",
-    description="NHS England's published ICB core allocation rounds: the base year's adjusted recurrent baseline and "
-    "fair shares target, each ICB's base growth and convergence, and the recurrent allocation. Optional: used by "
-    "versions whose baseline source is nhs_icb_allocations, and by the reproduction test.",
-    source="NHS England, ICB allocations 2023/24 to 2024/25 and 2025/26 (core allocations sheets, GBP thousands "
-    "converted to GBP)",
-    vintage="allocation rounds 2023/24 (base 2022/23), 2024/25 (base 2023/24) and 2025/26 (base 2024/25 as restated)",
+    description="NHS England's published ICB allocation rounds, one row per round, stream and ICB: the base year's "
+    "adjusted recurrent baseline and fair shares target, each ICB's base growth and convergence, and the recurrent "
+    "allocation. A round that publishes targets but not yet its outcomes leaves the outcome columns empty. "
+    "Optional: used by versions whose baseline source is nhs_icb_allocations (each stream of a version starts from "
+    "its own `round_stream`), and by the reproduction tests.",
+    source="NHS England, ICB allocations 2023/24 to 2024/25 (core and primary medical care allocations sheets) and "
+    "2025/26 (core), GBP thousands converted to GBP",
+    vintage="allocation rounds 2023/24 (base 2022/23), 2024/25 (base 2023/24) and 2025/26 (base 2024/25 as restated; "
+    "core only)",
     columns=(
         Column("allocation_round", "str", "financial year", "the year allocated", **FY),
+        Column("stream", "str", "name", "the allocation stream: core (core services), primary_medical_care (GP "
+               "services); others (other_primary_care, running_costs) may be added as their sheets are",
+               pattern=r"^[a-z][a-z0-9_]*$", pattern_text="a stream name in lower case like primary_medical_care"),
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),
         Column("nhs_region_code", "str", "ODS code", "NHS region (Yxx)"),
         Column("adjusted_recurrent_baseline", "float", "GBP", "the base year's adjusted recurrent baseline (the "
                "previous round's recurrent allocation as restated for this round)", min=0, min_exclusive=True,
-               max=MAX_GBP),
-        Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (2024/25 round: inc. COVID)",
-               min=0, min_exclusive=True, max=MAX_GBP),
-        Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published"),
-        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1, max=10),
-        Column("convergence", "float", "ratio", "the round's convergence adjustment, as published", min=-1, max=10),
-        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation", min=0, min_exclusive=True, max=MAX_GBP),
-        Column("post_convergence_distance_from_target", "float", "ratio", "distance from target after convergence"),
+               max=MAX_GBP, plausible=ICB_MONEY),
+        Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (core 2024/25 round: inc. "
+               "COVID)", min=0, min_exclusive=True, max=MAX_GBP, plausible=ICB_MONEY),
+        Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published; empty where "
+               "the round publishes none", nullable=True, min=-1, max=10),
+        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1, max=10,
+               plausible=Plausible(-0.1, 0.25, "published base growth ran from 2.9% to 6.2% a year, 2023/24-2025/26")),
+        Column("convergence", "float", "ratio", "the round's convergence adjustment, as published; empty until the "
+               "round's outcomes are published", min=-1, max=10, nullable=True,
+               plausible=Plausible(-0.1, 0.1, "published convergence ran from -1.4% to +1.0%, 2023/24-2025/26")),
+        Column("recurrent_allocation", "float", "GBP", "the published recurrent allocation; empty until the round's "
+               "outcomes are published", min=0, min_exclusive=True, max=MAX_GBP, nullable=True, plausible=ICB_MONEY),
+        Column("post_convergence_distance_from_target", "float", "ratio", "distance from target after convergence; "
+               "empty until the round's outcomes are published", nullable=True, min=-1, max=10),
     ),
-    key=("allocation_round", "icb_code"),
+    key=("allocation_round", "stream", "icb_code"),
     covers_every_area=False,
     required=False,
 )

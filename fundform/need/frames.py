@@ -12,6 +12,7 @@ from fundform.baselines import (
     icb_names,
     icb_vintage,
     published_round,
+    rounds_held,
 )
 from fundform.errors import FundformError, InvalidInput, Problem
 from fundform.formula.spec import FormulaSpec, format_year, iter_needs, model_key, parse_year
@@ -106,6 +107,15 @@ def area_frame(data: Dataset, spec: FormulaSpec, level: str, year: str | None = 
     if spec.baseline.target_shares == "published_fair_shares":
         needed.append("fair_shares_target_gbp")
     gaps = out.filter(pl.any_horizontal(pl.col(needed).is_null()))
+    if gaps.height and published and gaps["fair_shares_target_gbp"].null_count():
+        rnd = year or spec.baseline.allocation_round
+        raise FundformError(
+            f"{spec.id}: no published round {rnd} of stream '{spec.baseline.stream}' for "
+            f"{gaps['fair_shares_target_gbp'].null_count()} of {out.height} areas at level {level} (e.g. "
+            f"{', '.join(gaps.filter(pl.col('fair_shares_target_gbp').is_null())['area_code'].to_list()[:5])}), and "
+            f"the year's targets are that round's published fair shares (baseline.target_shares = "
+            f"\"published_fair_shares\"). nhs_icb_allocations holds {rounds_held(data)}. Start in a year whose round "
+            "the data holds (--start-year), or append the round's rows (docs/nhs-rounds.md)")
     if gaps.height:
         raise FundformError(f"areas at level {level} without need or baseline"
                             + (f" in {year}" if year else "") + f": {gaps['area_code'].to_list()[:10]}")

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import polars as pl
 
+from fundform.baselines import rounds_held
 from fundform.formula.spec import (
     TRANSITION_NUMBERS,
-    Baseline,
     FormulaSpec,
-    LocalTax,
     Quantity,
     Transition,
     format_year,
@@ -89,8 +88,8 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     values = rule_values(version, stream, scen, rules, fy)
     if spec.baseline.source == "nhs_icb_allocations":
         # published NHS rounds: the year-by-year path (restatements, base growth, targets) of each scenario
-        rp = nhs_round_path(frames, spec, params, growth, years, values=values, scenarios=S, held=sorted(
-            data["nhs_icb_allocations"]["allocation_round"].unique().to_list()))
+        rp = nhs_round_path(frames, spec, params, growth, years, values=values, scenarios=S,
+                            held=rounds_held(data), stream=None if stream is None else stream.name)
         return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
                           base_year_total, spec, frames, rp.rules, rp.totals)
     shares = scenario_shares(data, version, spec, stream, params.level, fy, frames, scen)
@@ -114,7 +113,8 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     baselines = apportion(ct, np.broadcast_to(weights, (S, len(fy), n))) if uses else None
     start = apportion(totals[:, 0], np.broadcast_to(weights, (S, n)))
     inflation = np.array([growth.get(y, 0.0) for y in fy])
-    tr = run_transition(start, targets, ct, rules, fy, baselines=baselines, inflation=inflation, values=values)
+    labels = fy if stream is None else [f"{y} (stream {stream.name})" for y in fy]
+    tr = run_transition(start, targets, ct, rules, labels, baselines=baselines, inflation=inflation, values=values)
     return Settlement(name, areas, path, targets, baselines, tr, spec.transition, base_year_total, spec, frames,
                       rules, totals)
 
@@ -136,13 +136,9 @@ def allocate_streams(data: Dataset, spec: FormulaSpec, params: RunParameters, ye
 
 
 def stream_spec(spec: FormulaSpec, stream):
-    """The version as seen by one stream: its need, baseline, growth and rule; local tax applies to the pool."""
-    ct = spec.control_total if stream.real_growth is None else spec.control_total.model_copy(
-        update={"real_growth": stream.real_growth})
-    return spec.model_copy(update={
-        "need": stream.need or spec.need, "baseline": Baseline(components=stream.baseline_components),
-        "control_total": ct, "transition": stream.transition or spec.transition, "streams": [],
-        "local_tax": LocalTax(rule="none")})
+    """The version as seen by one stream (FormulaSpec.stream_view): its need, baseline, growth, rule and dated
+    sections; local tax applies to the pool."""
+    return spec.stream_view(stream)
 
 
 def _label(bound: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ def _cat(results: list[TransitionResult]) -> TransitionResult:
 
 def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunParameters, growth: dict[str, float],
                    years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
-                   held: list[str] | tuple[str, ...] = ()) -> RoundPath:
+                   held: str = "", stream: str | None = None) -> RoundPath:
     """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
     the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
     the version as dated for that year (its weights, target rule and pace of change).
@@ -51,7 +51,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     - targets: need shares of the base year's published fair shares total grown by each ICB's or the national
       growth (target_total "published_fair_shares", where the round is published), else of the year's total;
     - the year's control total is last year's allocations grown; what convergence does not allocate is released.
-    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`."""
+    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (the rounds the data holds) and
+    `stream` (the version's stream settled) name what a message is about."""
     fy = years["financial_year"].to_list()
     areas = frames[0]
     lead = () if scenarios is None else (scenarios,)
@@ -60,10 +61,11 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     elif areas["previous_recurrent_gbp"].null_count() == 0:  # no round for the year: last year's published allocation
         start_gbp = areas["previous_recurrent_gbp"].to_numpy()
     else:
-        raise FundformError(f"{spec.id}: nhs_icb_allocations holds neither the {fy[0]} round nor the year before's "
-                            f"for the run's areas ({areas['baseline_gbp'].null_count()} of {areas.height} have "
-                            "none): start in a year whose round, or the round before, the data holds"
-                            + (f" (rounds held: {', '.join(held)})" if held else ""))
+        raise FundformError(f"{spec.id}: nhs_icb_allocations holds neither the {fy[0]} round of stream "
+                            f"'{spec.baseline.stream}' nor the {format_year(parse_year(fy[0]) - 1)} round's "
+                            f"published allocations for the run's areas ({areas['baseline_gbp'].null_count()} of "
+                            f"{areas.height} have neither): start in a year whose round, or the round before, the "
+                            f"data holds" + (f" (it holds {held})" if held else ""))
     start = round_half_up(start_gbp * 100)
     prev = np.broadcast_to(start, (*lead, start.shape[0])).astype(np.int64)
     results, targets_all, baselines_all, totals, rules = [], [], [], [], []
@@ -96,7 +98,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         else:
             tgt = apportion(total, np.broadcast_to(shares, prev.shape))
         base_t = apportion(total, grown)
-        tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [y],
+        label = f"{y} (round {y}" + (f", stream {stream})" if stream else ")")
+        tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
                             inflation=np.array([growth.get(y, 0.0)]),
                             values=values[t] if isinstance(values, list) else values, first_year=t + 1)

@@ -225,11 +225,16 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
                              np.where(np.isfinite(upper) & (u >= upper), BOUND_CEILING, BOUND_NONE)).astype(np.int8)
             lam = np.zeros(np.shape(total))
             over = rounded.sum(axis=-1) > total
-            if np.any(over):
+            if np.any(over) and getattr(rule, "over_total", "refused") == "refused":
+                excess = np.max(np.asarray(rounded.sum(axis=-1) - total)) / 100
                 which = (f" (scenario(s) {', '.join(map(str, np.flatnonzero(over)[:10]))}"
-                         f"{', ...' if over.sum() > 10 else ''})" if np.ndim(over) else "")
-                raise InfeasiblePolicy(f"{label}: the rule allocates more than the control total{which} and is not "
-                                       "budget neutral: raise the total or make the rule budget neutral")
+                         f"{', ...' if over.sum() > 10 else ''})" if np.size(over) > 1 else "")
+                raise InfeasiblePolicy(
+                    f"{label}: the {rule.rule} rule, which is not budget neutral, allocates GBP {excess:,.2f} more "
+                    f"than the year's control total{which}, and transition.over_total is \"refused\". NHS England's "
+                    "rounds are not capped by the total: set transition.over_total = \"added\" to add what the rule "
+                    "gives beyond it (reported as a negative release, released_by_transition_gbp), or set "
+                    "budget_neutral = true to share the total exactly, or raise the total")
         guar = (np.maximum(start_f - rounded, 0).astype(np.int64)
                 if rule.guarantee is not None and rule.guarantee.funding == "additional" else np.zeros_like(rounded))
         for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("guar", guar)):
