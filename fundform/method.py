@@ -312,6 +312,13 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
         out += ["This rule is not budget neutral: `A_k,a = clip(u_a, L_a, U_a)` rounded half up to the penny (bound "
                 "areas exactly at their bound); what it does not allocate, `CT_k - sum of A_k`, is released from the "
                 "total and reported (`released_by_transition_gbp`), never spread.", ""]
+        rules = [t] + [s.transition for s in spec.streams if s.transition is not None]
+        added = [r for r in rules if getattr(r, "over_total", "refused") == "added"]
+        out += [(("Where the rule gives more than `CT_k` (`over_total = added`, as NHS England's rounds, which are "
+                 "not capped by the total), the excess is added: the release `CT_k - sum of A_k` is then negative. "
+                 if added else "Where the rule would give more than `CT_k` the run stops (`over_total = refused`) "
+                 "and says by how much. ") + ("Each stream's rule applies to that stream alone." if spec.streams else "")
+                 ).rstrip(), ""]
     n += 1
     out += [f"## {n}. Local resources and the grant", ""]
     if lt.rule == "none":

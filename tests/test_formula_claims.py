@@ -75,9 +75,9 @@ def test_the_tax_base_growth_is_the_published_change(version):
     assert round(19_317_386 / 19_093_162 - 1, 4) == q.value
 
 
-def published(round_: str) -> pl.DataFrame:
+def published(round_: str, stream: str = "core") -> pl.DataFrame:
     return pl.read_parquet(DATA / "nhs_icb_allocations.parquet").filter(
-        (pl.col("allocation_round") == round_) & (pl.col("stream") == "core"))
+        (pl.col("allocation_round") == round_) & (pl.col("stream") == stream))
 
 
 def test_the_nhs_pace_of_change_numbers_are_the_published_rounds():
@@ -131,6 +131,39 @@ def test_the_rounds_of_nhs_icb_2025_state_what_each_published_round_shows():
                                                                         "transition.reduction_gap_closed").value
 
 
+def test_nhs_icb_core_pmc_states_what_each_published_round_of_each_stream_shows():
+    f = resolve_formula("nhs-icb-core-pmc").spec
+    core, pmc = f.streams
+    q = lambda st, year, path: dict(iter_quantities(f.stream_view(st).at(year)))[path]  # noqa: E731
+    # core: the same numbers as nhs-icb-2025's rounds, which test_the_rounds_of_nhs_icb_2025_... checks
+    ref = resolve_formula("nhs-icb-2025").spec
+    for year in ("2023/24", "2024/25"):
+        for k in ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"):
+            assert q(core, year, f"transition.{k}").value == dict(iter_quantities(ref.at(year)))[
+                f"transition.{k}"].value, (year, k)
+        assert f.stream_view(core).at(year).transition.reduction_of == ref.at(year).transition.reduction_of
+    for year in ("2023/24", "2024/25"):  # primary medical care: the caps are the convergence column's extremes
+        r = published(year, "primary_medical_care")
+        assert q(pmc, year, "transition.max_reduction").value == pytest.approx(-r["convergence"].min(), abs=1e-9)
+        assert q(pmc, year, "transition.max_gain").value >= r["convergence"].max() - 1e-9
+    r23 = published("2023/24", "primary_medical_care")
+    assert q(pmc, "2023/24", "transition.max_gain").value == pytest.approx(r23["convergence"].max(), abs=1e-9)
+    under = r23.filter(pl.col("distance_from_target") < 0)
+    ratio = under["convergence"] / -under["distance_from_target"]
+    assert ((ratio - 0.25).abs() < 1e-6).sum() == under.height - 1  # "for every ICB under target but one"
+    over = r23.filter((pl.col("distance_from_target") > 0) & (pl.col("convergence") > r23["convergence"].min()))
+    d = over["distance_from_target"]
+    assert over.height >= 3 and (over["convergence"] + d).abs().max() < 1e-9  # d itself comes off
+    # so they end -d^2 from target (to the published allocations' rounding to GBP thousands)
+    assert (over["post_convergence_distance_from_target"] + d * d).abs().max() < 5e-6
+    r24 = published("2024/25", "primary_medical_care")
+    over = r24.filter((pl.col("distance_from_target") > 0) & (pl.col("convergence") > r24["convergence"].min()))
+    assert over.height >= 3
+    assert (over["convergence"] / over["distance_from_target"] + 0.952381).abs().max() < 1e-6
+    assert q(pmc, "2024/25", "transition.reduction_gap_closed").value == 0.952381
+    assert f.need.source == ref.need.source.replace("Final WP;", "Final WP;")  # the core need's claim, as checked
+
+
 def test_localis_health_tax_is_zero_until_a_place_sets_one():
     q = quantity("localis-2016", "local_tax.health_tax.rate")
     assert "so 0 until a place sets one" in q.source and q.value == 0
@@ -151,6 +184,12 @@ CHECKED = {
     *((("nhs-icb-2025", f"{pre}transition.{k}") for pre in ("", "years.2024/25.", "years.2025/26.")
        for k in ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"))),
     ("nhs-icb-2025", "need.source"),
+    # nhs-icb-core-pmc: test_nhs_icb_core_pmc_states_what_each_published_round_of_each_stream_shows
+    *((("nhs-icb-core-pmc", f"{pre}transition.{k}") for pre in ("", "streams.primary_medical_care.",
+                                                                 "years.2024/25.streams.core.",
+                                                                 "years.2024/25.streams.primary_medical_care.")
+       for k in ("gain_gap_closed", "max_gain", "reduction_gap_closed", "max_reduction"))),
+    ("nhs-icb-core-pmc", "need.source"),
 }
 
 
@@ -165,6 +204,13 @@ def test_every_stated_effect_is_checked_here():
         for year in f.spec.years:  # the dated sections' own numbers, as the version stands in that year
             texts |= {f"years.{year}.{path}": q.source for path, q in iter_quantities(f.spec.at(year))
                       if q.source != texts.get(path)}
+            for st in f.spec.streams:  # and as each stream stands in it (its own dated sections)
+                own = {p.removeprefix(f"streams.{st.name}."): q.source for p, q in iter_quantities(f.spec)
+                       if p.startswith(f"streams.{st.name}.")}
+                texts |= {f"years.{year}.streams.{st.name}.{path}": q.source
+                          for path, q in iter_quantities(f.spec.stream_view(st).at(year))
+                          if q.source != (own.get(path) or texts.get(path)) and q.source != texts.get(
+                              f"years.{year}.{path}")}
         for o in f.overrides:  # a scenario's own claims are those of the numbers it changes
             texts = {k: v for k, v in texts.items() if k.startswith(o.path.rsplit(".value", 1)[0])} | {}
         for path, text in texts.items():
