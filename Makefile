@@ -2,14 +2,18 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Every dependency at the exact version and hash in requirements.lock (compiled by uv from pyproject.toml: `make
+# lock`), so every machine runs the same packages and a run's id (which hashes their versions) is the same there.
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
 
-.PHONY: run test lint install data docs bench bench-data clean
+.PHONY: run test lint lock lock-check install data docs bench bench-data clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -18,9 +22,21 @@ install: $(STAMP)
 run: install
 	$(BIN)/fundform run
 
-## the test suite (installs the dev extras), after the lint
-test: lint
+## the test suite (installs the locked dependencies), after the lint and the lock check
+test: lint lock-check
 	$(BIN)/python -m pytest
+
+## requirements.lock pins what pyproject.toml declares (no network: fails when one was edited without the other)
+lock-check: install
+	$(BIN)/python tools/check_lock.py
+
+## recompile requirements.lock from pyproject.toml (exact versions and hashes of every dependency, for Python 3.11+
+## on any platform); commit both
+lock:
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --generate-hashes --python-version 3.11 \
+		--universal --quiet -o $(LOCK)
 
 ## pyflakes-level faults (unused or undefined names) and import order: ruff, configured in pyproject.toml
 lint: install
@@ -41,7 +57,6 @@ bench-data: install
 
 ## W1-W4 and the batch rerun, side by side; writes benchmarks/RESULTS.md
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	test -d benchmarks/data/persons || $(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/run.py
 
