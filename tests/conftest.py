@@ -83,7 +83,8 @@ def synthetic_dataset(n_areas: int = 6, seed: int = 0, population_scale: float =
         ).drop("part")
     imd = imd if imd is not None else rng.uniform(5, 45, n_areas)
     deprivation = pl.DataFrame({"area_code": codes, "imd_average_score": np.asarray(imd, dtype=float),
-                                "imd_rank_average_score": np.arange(1, n_areas + 1, dtype=np.int64),
+                                "imd_rank_average_score": pl.Series(np.asarray(imd, dtype=float)).rank(
+                                    "min", descending=True).cast(pl.Int64).to_numpy(),  # 1 = most deprived
                                 "imd_proportion_bottom_decile": rng.uniform(0, 0.5, n_areas)})
     mortality = pl.DataFrame({"area_code": codes, "preventable_mortality_rate": rng.uniform(90, 300, n_areas),
                               "preventable_mortality_year": [2022] * n_areas,

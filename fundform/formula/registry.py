@@ -57,17 +57,27 @@ def check_references(spec: FormulaSpec, path: Path) -> None:
                                 f"or indicators/<name> for a table of your own)")
             elif ind.column not in {c.name for c in contract.columns if c.dtype in ('int', 'float')}:
                 problems.append(f"{where}.column: '{ind.column}' is not a numeric column of table '{ind.table}'")
-    if spec.transition.rule not in TRANSITION_RULES:
-        problems.append(f"transition.rule: unknown component '{spec.transition.rule}' "
-                        f"(known: {', '.join(sorted(TRANSITION_RULES))})")
-    if spec.need.method == "practice_weighted_population":
-        wp_cols = {c.name for c in CONTRACTS["practice_weighted_population"].columns if c.name.startswith("wp_")}
-        if spec.need.weighted_population_column not in wp_cols:
-            problems.append(f"need.weighted_population_column: '{spec.need.weighted_population_column}' is not one of "
-                            f"{', '.join(sorted(wp_cols))}")
-    ct_cols = {c.name for c in CONTRACTS["council_tax"].columns}
-    if spec.local_tax.band_d_column not in ct_cols:
-        problems.append(f"local_tax.band_d_column: '{spec.local_tax.band_d_column}' is not a council_tax column")
+    rules = [("transition", spec.transition)] + [(f"streams.{st.name}.transition", st.transition)
+                                                  for st in spec.streams if st.transition is not None]
+    for where, rule in rules:
+        if rule.rule not in TRANSITION_RULES:
+            problems.append(f"{where}.rule: unknown component '{rule.rule}' "
+                            f"(known: {', '.join(sorted(TRANSITION_RULES))})")
+    # a column a version names is typed: it must be a column of the table in the unit the formula reads
+    wp_cols = {c.name for c in CONTRACTS["practice_weighted_population"].columns if c.name.startswith("wp_")}
+    for prefix, need in iter_needs(spec):
+        if need.method == "practice_weighted_population" and need.weighted_population_column not in wp_cols:
+            problems.append(f"{prefix}.weighted_population_column: '{need.weighted_population_column}' is not one "
+                            f"of {', '.join(sorted(wp_cols))}")
+    band_d = {c.name: c for c in CONTRACTS["council_tax"].columns}
+    money = sorted(n for n, c in band_d.items() if c.dtype in ("int", "float") and c.unit.startswith("GBP per Band D"))
+    col = band_d.get(spec.local_tax.band_d_column)
+    if col is None:
+        problems.append(f"local_tax.band_d_column: '{spec.local_tax.band_d_column}' is not a council_tax column "
+                        f"(expected one of {', '.join(money)})")
+    elif col.name not in money:
+        problems.append(f"local_tax.band_d_column: '{col.name}' is {col.unit} ({col.dtype}), not a Band D amount in "
+                        f"GBP per Band D dwelling (expected one of {', '.join(money)})")
     if problems:
         raise SpecError(f"{path}: invalid formula version ({len(problems)} problem(s))\n"
                         + "\n".join(f"  - {p}" for p in problems))

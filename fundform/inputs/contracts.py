@@ -205,6 +205,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
                                     "one value for the whole table", _row_labels(odd, key)))
     if casts:
         frame = frame.with_columns(**casts)
+    problems += rank_problems(frame, contract, file, key, {p.column for p in problems})
     if all(k in present for k in key):
         # distinct 64-bit row hashes prove distinct keys; only a repeated hash needs the exact (slower) check
         if frame.select(pl.struct(key).hash().n_unique()).item() < frame.height and \
@@ -213,3 +214,28 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
             problems.append(Problem(file, ",".join(key), f"{dup.height} row(s) share a key",
                                     f"one row per {' x '.join(key)}", _row_labels(dup, key)))
     return frame, problems
+
+
+def rank_problems(frame: pl.DataFrame, contract: TableContract, file: str, key: list[str],
+                  already: set[str]) -> list[Problem]:
+    """A rank column (`combine = "rank:<score>"`, 1 = the highest score) must not contradict its score: no row may
+    rank ahead of a row with a higher score (equal scores may rank either way). A least deprived area given rank 1
+    is refused, naming the rows whose rank is ahead of a higher score's."""
+    out: list[Problem] = []
+    if contract.finer_grain_key and contract.finer_grain_key in frame.columns:
+        return out  # rows finer than the authority: ranks are the authority's, recomputed once summed
+    for col in contract.columns:
+        score = (col.combine or "").removeprefix("rank:") if (col.combine or "").startswith("rank:") else None
+        if not score or col.name not in frame.columns or score not in frame.columns or {col.name, score} & already:
+            continue
+        groups = (frame.select(score, col.name).drop_nulls().group_by(score).agg(lo=pl.col(col.name).min(),
+                                                                               hi=pl.col(col.name).max())
+                  .sort(score, descending=True).with_columns(ahead=pl.col("hi").cum_max().shift(1)))
+        rows = (frame.with_row_index("__row").join(groups.select(score, "ahead"), on=score, how="inner")
+                .filter(pl.col(col.name) < pl.col("ahead")).sort("__row"))
+        if rows.height:
+            out.append(Problem(file, col.name, f"{rows.height} rank(s) that contradict '{score}' (ranked ahead of "
+                                               "an area with a higher score)",
+                               f"ranks in the order of '{score}', 1 = the highest (equal scores may share or swap "
+                               "ranks)", _row_labels(rows, key)))
+    return out

@@ -114,9 +114,71 @@ class Dataset:
 
 
 def pq_rows(path: Path) -> int:
+    """A Parquet file's row count from its footer; 0 for a file whose footer cannot be read (the chunk checks name
+    it: chunk_file_problems)."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001  reported by the checks, never an internal error here
+        return 0
+
+
+def chunk_file_problems(files: list[Path], folder: str) -> list[Problem]:
+    """Every chunk of a table folder checked like a table file of its own before the chunks are read together: its
+    footer readable, and the same columns with the same types as the first chunk. Each fault names the file."""
+    import pyarrow.parquet as pq
+
+    problems: list[Problem] = []
+    first: tuple[str, dict[str, str]] | None = None
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except OSError as e:
+            if e.errno in ENVIRONMENT_ERRNOS:
+                raise
+            problems.append(Problem(folder + f.name, "", f"cannot be read ({str(e).splitlines()[0][:200]})",
+                                    "a readable, uncorrupted Parquet chunk"))
+            continue
+        except Exception as e:  # noqa: BLE001  a corrupt footer
+            problems.append(Problem(folder + f.name, "", f"cannot be read ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0][:200]})", "a readable, uncorrupted Parquet chunk"))
+            continue
+        cols = {n: str(schema.field(n).type) for n in schema.names}
+        if first is None:
+            first = (f.name, cols)
+            continue
+        ref_name, ref = first
+        missing = [c for c in ref if c not in cols]
+        extra = [c for c in cols if c not in ref]
+        types = [f"{c} is {cols[c]}, not {ref[c]}" for c in ref if c in cols and cols[c] != ref[c]]
+        if missing or extra or types:
+            what = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
+                                         f"extra {', '.join(extra)}" if extra else "", "; ".join(types)) if x)
+            problems.append(Problem(folder + f.name, ", ".join(missing + extra + [t.split(" ")[0] for t in types]),
+                                    f"columns differ from {ref_name}'s: {what}",
+                                    "the same columns, of the same types, in every chunk"))
+    return problems
+
+
+def corrupt_chunk(files: list[Path], folder: str, error: Exception) -> list[Problem]:
+    """A chunk whose pages fail when the chunks are read together: each file read on its own, page checksums
+    verified, to name the one at fault (only on this failure path, so a healthy read pays nothing)."""
+    found = []
+    for f in files:
+        try:
+            read_parquet_strict(f)
+        except OSError as e:
+            if e.errno in ENVIRONMENT_ERRNOS:
+                raise
+            found.append(Problem(folder + f.name, "", f"cannot be read ({str(e).splitlines()[0][:200]})",
+                                 "a readable, uncorrupted Parquet chunk"))
+        except Exception as e:  # noqa: BLE001
+            found.append(Problem(folder + f.name, "", f"cannot be read ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:200]})", "a readable, uncorrupted Parquet chunk"))
+    return found or [Problem(folder, "", f"the chunks cannot be read together ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0][:200]})", "readable Parquet chunks with the same "
+                             "columns")]
 
 
 def sha256_file(path: Path) -> str:
@@ -251,13 +313,23 @@ def read_population_chunks(files: list[Path], folder: str, hashed: list[InputFil
         if len(names) > 1:
             problems.append(Problem(folder + ", ".join(names), "", f"{len(names)} chunk files with identical content",
                                     "each person (or cell) in one chunk only: identical chunks would count them twice"))
+    problems += chunk_file_problems(files, folder)
+    if problems:
+        return pl.DataFrame(), problems
     try:
-        lf = pl.scan_parquet(files)
-        cols = lf.collect_schema().names()
-    except Exception as e:  # noqa: BLE001  a corrupt chunk: reported, never an internal error
-        return pl.DataFrame(), problems + [Problem(folder, "", f"a chunk cannot be read ({type(e).__name__}: "
-                                                   f"{str(e).splitlines()[0][:200]})", "readable Parquet chunks "
-                                                   "with the same columns")]
+        return _count_chunks(files, folder)
+    except OSError as e:
+        if e.errno in ENVIRONMENT_ERRNOS:
+            raise
+        return pl.DataFrame(), corrupt_chunk(files, folder, e)
+    except Exception as e:  # noqa: BLE001  a page that fails only when read: the file at fault is named
+        return pl.DataFrame(), corrupt_chunk(files, folder, e)
+
+
+def _count_chunks(files: list[Path], folder: str) -> tuple[pl.DataFrame, list[Problem]]:
+    problems: list[Problem] = []
+    lf = pl.scan_parquet(files)
+    cols = lf.collect_schema().names()
     problems += [Problem(folder, c, "column is missing", f"a column '{c}' in every chunk")
                  for c in ("area_code", "sex", "age") if c not in cols]
     if problems:
@@ -345,6 +417,11 @@ def read_csv_strict(path: Path, label: str | None = None) -> pl.DataFrame:
     except csv.Error as e:
         raise ReadFailure([Problem(label, "", f"not a well-formed CSV file ({e})",
                                    "comma-separated values, quotes closed")]) from None
+    if rows and not _ends_with_line_break(path):  # a file cut short mid-value would read as a shorter number
+        problems.append(Problem(label, "", f"the last line (row {row_no}, line {reader.line_num}) does not end with "
+                                "a line break: the file may have been cut short in the middle of a value",
+                                "a complete CSV file, every line ending with a line break (save it again from its "
+                                "source, or add the final line break if the last row is whole)"))
     if n_ragged:
         hint = " (the header looks separated by ';')" if len(header) == 1 and ";" in header[0] else ""
         problems.append(Problem(label, "", f"{n_ragged} row(s) with a different number of fields from the header"
@@ -355,6 +432,15 @@ def read_csv_strict(path: Path, label: str | None = None) -> pl.DataFrame:
     cols = list(zip(*rows)) if rows else [()] * len(header)
     return pl.DataFrame({h: pl.Series(h, [v if v.strip() != "" else None for v in col], dtype=pl.String)
                          for h, col in zip(header, cols)})
+
+
+def _ends_with_line_break(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) in (b"\n", b"\r")
 
 
 def read_parquet_strict(path: Path, label: str | None = None) -> pl.DataFrame:
