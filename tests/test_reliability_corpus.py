@@ -75,19 +75,26 @@ def old_code_beside_successor(name: str) -> Callable[[Path], None]:
     return go
 
 
+def split_population(d: Path) -> pl.DataFrame:
+    """population.parquet replaced by a folder population/ whose part-0.parquet holds the first half of its rows;
+    the other half is returned, for the caller to write as it means to."""
+    df = read(d, "population")
+    (d / "population.parquet").unlink()
+    (d / "population").mkdir()
+    half = df.height // 2
+    df.head(half).write_parquet(d / "population" / "part-0.parquet")
+    return df.tail(df.height - half)
+
+
 def population_chunks(duplicate: str) -> Callable[[Path], None]:
     """population/ as pre-counted chunks, with the same rows twice: in two identical files, or one cell repeated."""
     def go(d: Path) -> None:
-        df = read(d, "population")
-        (d / "population.parquet").unlink()
-        (d / "population").mkdir()
-        half = df.height // 2
-        df.head(half).write_parquet(d / "population" / "part-0.parquet")
-        df.tail(df.height - half).write_parquet(d / "population" / "part-1.parquet")
+        split_population(d).write_parquet(d / "population" / "part-1.parquet")
         if duplicate == "file":
             shutil.copy(d / "population" / "part-1.parquet", d / "population" / "part-2.parquet")
         else:
-            df.head(5).write_parquet(d / "population" / "part-2.parquet")
+            pl.read_parquet(d / "population" / "part-0.parquet").head(5).write_parquet(
+                d / "population" / "part-2.parquet")
     return go
 
 
@@ -95,12 +102,7 @@ def population_chunks_broken(fault: str) -> Callable[[Path], None]:
     """population/ as chunks, one of them broken: its bytes corrupted mid-file, cut short, a column renamed or its
     type changed."""
     def go(d: Path) -> None:
-        df = read(d, "population")
-        (d / "population.parquet").unlink()
-        (d / "population").mkdir()
-        half = df.height // 2
-        df.head(half).write_parquet(d / "population" / "part-0.parquet")
-        tail = df.tail(df.height - half)
+        tail = split_population(d)
         bad = d / "population" / "part-1.parquet"
         if fault == "renamed":
             tail = tail.rename({"age": "age_years"})

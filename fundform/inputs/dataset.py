@@ -134,15 +134,8 @@ def chunk_file_problems(files: list[Path], folder: str) -> list[Problem]:
     for f in files:
         try:
             schema = pq.read_schema(f)
-        except OSError as e:
-            if e.errno in ENVIRONMENT_ERRNOS:
-                raise
-            problems.append(Problem(folder + f.name, "", f"cannot be read ({str(e).splitlines()[0][:200]})",
-                                    "a readable, uncorrupted Parquet chunk"))
-            continue
-        except Exception as e:  # noqa: BLE001  a corrupt footer
-            problems.append(Problem(folder + f.name, "", f"cannot be read ({type(e).__name__}: "
-                                    f"{str(e).splitlines()[0][:200]})", "a readable, uncorrupted Parquet chunk"))
+        except Exception as e:  # noqa: BLE001  a corrupt footer: named like any unreadable table file
+            problems.append(unreadable(folder + f.name, e))
             continue
         cols = {n: str(schema.field(n).type) for n in schema.names}
         if first is None:
@@ -162,20 +155,9 @@ def chunk_file_problems(files: list[Path], folder: str) -> list[Problem]:
 
 
 def corrupt_chunk(files: list[Path], folder: str, error: Exception) -> list[Problem]:
-    """A chunk whose pages fail when the chunks are read together: each file read on its own, page checksums
-    verified, to name the one at fault (only on this failure path, so a healthy read pays nothing)."""
-    found = []
-    for f in files:
-        try:
-            read_parquet_strict(f)
-        except OSError as e:
-            if e.errno in ENVIRONMENT_ERRNOS:
-                raise
-            found.append(Problem(folder + f.name, "", f"cannot be read ({str(e).splitlines()[0][:200]})",
-                                 "a readable, uncorrupted Parquet chunk"))
-        except Exception as e:  # noqa: BLE001
-            found.append(Problem(folder + f.name, "", f"cannot be read ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0][:200]})", "a readable, uncorrupted Parquet chunk"))
+    """A chunk whose pages fail when the chunks are read together: each file read on its own (as a table file is,
+    page checksums verified) to name the one at fault; only on this failure path, so a healthy read pays nothing."""
+    found = [p for f in files for p in read_table_file(f, folder + f.name)[1]]
     return found or [Problem(folder, "", f"the chunks cannot be read together ({type(error).__name__}: "
                              f"{str(error).splitlines()[0][:200]})", "readable Parquet chunks with the same "
                              "columns")]
@@ -472,13 +454,19 @@ def read_table_file(path: Path, label: str) -> tuple[pl.DataFrame | None, list[P
         return _read(path, label), []
     except ReadFailure as e:
         return None, e.problems
-    except OSError as e:
-        if e.errno in ENVIRONMENT_ERRNOS:
-            raise
-        return None, [Problem(label, "", f"cannot be read ({e.strerror or e})", "a readable Parquet or CSV file")]
     except Exception as e:  # noqa: BLE001  a corrupt file: reported with the others
-        return None, [Problem(label, "", f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-                              "a readable, uncorrupted Parquet or CSV file")]
+        return None, [unreadable(label, e)]
+
+
+def unreadable(label: str, e: Exception) -> Problem:
+    """A file that cannot be read, as a problem naming it; the machine's own refusals (permissions, a full disk)
+    are raised instead, to be named as such."""
+    if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+        raise e
+    if isinstance(e, OSError):
+        return Problem(label, "", f"cannot be read ({e.strerror or e})", "a readable Parquet or CSV file")
+    return Problem(label, "", f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                   "a readable, uncorrupted Parquet or CSV file")
 
 
 def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Problem]]:
