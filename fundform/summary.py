@@ -20,9 +20,18 @@ def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
     return ranked.tail(n).reverse(), ranked.head(n)
 
 
+def population_words(result: RunResult) -> tuple[str, str]:
+    """What the run's population is: NHS England's registered patients where need is the practices' weighted
+    populations, residents otherwise ("registered patients", "per registered patient")."""
+    need = result.need
+    practices = any(c.startswith("wp_") and need[c].null_count() < need.height for c in need.columns)
+    return ("registered patients", "per registered patient") if practices else ("residents", "per resident")
+
+
 def print_summary(result: RunResult, console: Console) -> None:
     a = result.allocations
     m = result.manifest
+    people, per = population_words(result)
     per_year = a.group_by("financial_year", maintain_order=True).agg(
         pl.col("control_total").first(), pl.col("allocation").sum(), pl.col("notional_local_tax").sum(),
         pl.col("grant").sum(), pl.col("grant_real").sum(), at_floor=(pl.col("transition_bound") == "floor").sum(),
@@ -30,7 +39,7 @@ def print_summary(result: RunResult, console: Console) -> None:
     )
     t = Table(title=f"{m['formula']['id']} {m['formula']['version']} · {a['area_level'][0]} · "
                     f"{a['area_code'].n_unique()} areas · run {m['run_id']}")
-    for col in ["year", "residents", "control total", "allocated", "notional tax", "grant",
+    for col in ["year", people, "control total", "allocated", "notional tax", "grant",
                 f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
         t.add_column(col, justify="right")
     for r in per_year.iter_rows(named=True):
@@ -41,10 +50,11 @@ def print_summary(result: RunResult, console: Console) -> None:
     console.print(t)
     gain, lose = movers(result)
     year = a["financial_year"].max()
-    for title, frame in [(f"Biggest gainers per head, {year} (allocation vs today's funding uprated)", gain),
-                         (f"Biggest losers per head, {year}", lose)]:
+    against = "allocation against today's funding uprated"
+    for title, frame in [(f"Biggest gainers {per}, {year} ({against})", gain),
+                         (f"Biggest losers {per}, {year} ({against})", lose)]:
         mt = Table(title=title)
-        for col in ["area", "code", "need index", "change per head", "change"]:
+        for col in ["area", "code", "need index", f"change {per}", "change, % of today's funding uprated"]:
             mt.add_column(col, justify="left" if col in ("area", "code") else "right")
         for r in frame.iter_rows(named=True):
             mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", gbp(r['change_per_head']),

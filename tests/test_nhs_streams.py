@@ -199,3 +199,15 @@ def test_hdc_primary_care_starts_from_the_published_round(bundled):
     assert abs(total / pub["recurrent_allocation"].sum() - 1) < 1e-12
     doc = (Path(__file__).resolve().parents[1] / "docs/method/hdc-2021.md").read_text()
     assert "`baseline.nhs_primary_medical` is the `primary_medical_care` stream's `recurrent_allocation`" in doc
+
+
+def test_the_run_summary_names_the_population_it_counts(bundled):
+    """NHS versions count NHS England's registered patients, not residents: the summary's words say which."""
+    from fundform.summary import population_words
+
+    nhs = compute(bundled, resolve_formula("nhs-icb-core-pmc"), RunParameters(level="icb", start_year="2024/25",
+                                                                              years=1))
+    assert population_words(nhs) == ("registered patients", "per registered patient")
+    needs = compute(bundled, resolve_formula("fundform-needs"), RunParameters(level="region", start_year="2026/27",
+                                                                              years=1))
+    assert population_words(needs) == ("residents", "per resident")
