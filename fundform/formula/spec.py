@@ -249,7 +249,7 @@ class Need(Strict):
 
 
 BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
-BASELINE_COMPONENTS: tuple[str, ...] = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
+BASELINE_COMPONENTS: tuple[str, ...] = get_args(BaselineComponent)
 StreamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
@@ -614,7 +614,7 @@ class LocalTax(Strict):
 
 
 DATED_SECTIONS = {"need", "baseline", "transition", "streams"}
-STREAM_DATED_SECTIONS = {"need", "baseline", "transition"}  # what a dated section may set of one stream
+STREAM_DATED_SECTIONS = DATED_SECTIONS - {"streams"}  # what a dated section may set of one stream
 
 
 def _quantities_keep_sources(node: Any, path: str) -> None:

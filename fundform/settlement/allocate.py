@@ -89,7 +89,7 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     if spec.baseline.source == "nhs_icb_allocations":
         # published NHS rounds: the year-by-year path (restatements, base growth, targets) of each scenario
         rp = nhs_round_path(frames, spec, params, growth, years, values=values, scenarios=S,
-                            held=rounds_held(data), stream=None if stream is None else stream.name)
+                            held=lambda: rounds_held(data), stream=None if stream is None else stream.name)
         return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
                           base_year_total, spec, frames, rp.rules, rp.totals)
     shares = scenario_shares(data, version, spec, stream, params.level, fy, frames, scen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ def _cat(results: list[TransitionResult]) -> TransitionResult:
 
 def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunParameters, growth: dict[str, float],
                    years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
-                   held: str = "", stream: str | None = None) -> RoundPath:
+                   held: Callable[[], str] | None = None, stream: str | None = None) -> RoundPath:
     """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
     the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
     the version as dated for that year (its weights, target rule and pace of change).
@@ -51,7 +52,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     - targets: need shares of the base year's published fair shares total grown by each ICB's or the national
       growth (target_total "published_fair_shares", where the round is published), else of the year's total;
     - the year's control total is last year's allocations grown; what convergence does not allocate is released.
-    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (the rounds the data holds) and
+    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (what gives the rounds the data
+    holds, asked only for a message) and
     `stream` (the version's stream settled) name what a message is about."""
     fy = years["financial_year"].to_list()
     areas = frames[0]
@@ -65,7 +67,7 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
                             f"'{spec.baseline.stream}' nor the {format_year(parse_year(fy[0]) - 1)} round's "
                             f"published allocations for the run's areas ({areas['baseline_gbp'].null_count()} of "
                             f"{areas.height} have neither): start in a year whose round, or the round before, the "
-                            f"data holds" + (f" (it holds {held})" if held else ""))
+                            f"data holds" + (f" (it holds {held()})" if held else ""))
     start = round_half_up(start_gbp * 100)
     prev = np.broadcast_to(start, (*lead, start.shape[0])).astype(np.int64)
     results, targets_all, baselines_all, totals, rules = [], [], [], [], []
