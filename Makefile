@@ -22,9 +22,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/fundform run
 
-## the test suite (installs the locked dependencies), after the lint and the lock check
+## the test suite (installs the locked dependencies), after the lint and the lock check, on every core (pytest-xdist:
+## each worker a process of its own; the tests share no files, each writes under its own tmp_path)
 test: lint lock-check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 ## requirements.lock pins what pyproject.toml declares (no network: fails when one was edited without the other)
 lock-check: install
