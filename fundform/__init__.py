@@ -11,8 +11,9 @@ Where things live:
   localtax/    notional local tax and local resources; grants.py: how they reach the grant
   reconcile.py the identities every run must satisfy
   geography.py rolling areas up to any level through lookups; levels.py a body against its members
-  outputs/     the output contract, atomic writes, the run manifest
-  pipeline.py  `compute`: the list of stages, one allocation end to end
+  outcome.py   the one outcome of the stages, (scenarios, years, areas): a run, a sweep and the explorer read it
+  outputs/     the output contract (registry.py: every table declared once), atomic writes, the run manifest
+  pipeline.py  `compute`: a run, the outcome of one scenario, and its tables
   runs.py      a run as a whole: plan, load, compute, write, record
   sweeps.py    thousands of scenarios along a scenario axis; explorer.py the live explorer on it
   api.py       the Python API: fundform.run, sweep, compare, explain; cli.py the command

@@ -26,8 +26,6 @@ import polars as pl
 
 from fundform.errors import FundformError, UsageProblem
 
-TABLES = ("allocations", "need", "streams", "waterfall", "cohorts", "reconciliation")
-
 
 def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:  # noqa: A002
     """`{"transition.floor": -0.01}` or `["transition.floor=-0.01"]` -> ("transition.floor=-0.01",)."""
@@ -65,19 +63,21 @@ def parameters(formula: str | None = None, *, data: str | Path | None = None, le
 
 @dataclass
 class Run:
-    """One run's tables as Polars frames, as written to Parquet (money as exact decimal pounds), and its manifest.
+    """One run's tables as Polars frames, as written to Parquet (money as exact decimal pounds), one per entry of
+    `fundform.outputs.registry.OUTPUTS` and read by name (`run.allocations`, `run.waterfall`), and its manifest.
     `out_dir` is where it was written (None if it was only computed)."""
 
     run_id: str
     manifest: dict
-    allocations: pl.DataFrame
-    need: pl.DataFrame
-    streams: pl.DataFrame
-    waterfall: pl.DataFrame
-    cohorts: pl.DataFrame
-    reconciliation: pl.DataFrame
+    tables: dict[str, pl.DataFrame]
     out_dir: Path | None = None
     _level: str = field(default="ltla", repr=False)
+
+    def __getattr__(self, name: str) -> pl.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"a run has no table '{name}' (its tables: {', '.join(tables)})")
 
     def __repr__(self) -> str:
         f = self.manifest.get("formula", {})
@@ -97,8 +97,10 @@ class Run:
         s = load_settings()
         folder = find_run(str(ref), s.warehouse, s.out_root)
         manifest = read_run_manifest(folder)
-        frames = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLES}
-        return cls(manifest["run_id"], manifest, out_dir=folder, _level=manifest["parameters"]["level"], **frames)
+        from fundform.outputs.registry import TABLE_NAMES
+
+        frames = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLE_NAMES}
+        return cls(manifest["run_id"], manifest, frames, out_dir=folder, _level=manifest["parameters"]["level"])
 
 
 def run(formula: str | None = None, *, data: str | Path | None = None, level: str | None = None,
@@ -109,7 +111,7 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
     """Run a formula version (an id, a formula file or a scenario file) and return its tables. Written (atomically,
     with its manifest) to `out`, or to the output root when `record` is true (and recorded in the run warehouse);
     otherwise only computed. The numbers are those `fundform run` writes for the same options."""
-    from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
+    from fundform.outputs.registry import OUTPUTS
     from fundform.outputs.write import to_arrow
     from fundform.runs import run as run_pipeline
 
@@ -119,10 +121,9 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
     write = out is not None or record
     result = run_pipeline(s.formula, s.data_dir, params, Path(out) if out else None, s.out_root, write=write,
                           sets=sets, index_files=index_files, warehouse=s.warehouse if record else None)
-    schemas = {"allocations": (ALLOCATIONS, params.price_base), "need": (NEED, None), "streams": (STREAMS, None),
-               "waterfall": (WATERFALL, None), "cohorts": (COHORTS, None), "reconciliation": (RECONCILIATION, None)}
-    frames = {t: pl.from_arrow(to_arrow(getattr(result, t), cols, pb, {})) for t, (cols, pb) in schemas.items()}
-    return Run(result.manifest["run_id"], result.manifest, out_dir=result.out_dir, _level=params.level, **frames)
+    frames = {o.name: pl.from_arrow(to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced else None,
+                                             {})) for o in OUTPUTS}
+    return Run(result.manifest["run_id"], result.manifest, frames, out_dir=result.out_dir, _level=params.level)
 
 
 def _allocations(x: Run | str | Path, **options) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from fundform.inputs.dataset import Dataset
 from fundform.numeric import fixed_sum
 
 
-def _baseline_by_area(data: Dataset, spec: FormulaSpec, level: str) -> pl.LazyFrame:
+def baseline_by_area(data: Dataset, spec: FormulaSpec, level: str) -> pl.LazyFrame:
     """Today's funding per area of the level: the version's baseline components, summed up from lower tier."""
     baseline = data.lazy("baseline").select("area_code", baseline_gbp=pl.sum_horizontal(*spec.baseline.columns))
     return roll_up(baseline, data.lazy("area_lookup"), level, ["baseline_gbp"])
@@ -28,7 +28,7 @@ def icb_vintage(data: Dataset, year: str) -> pl.DataFrame | None:
     return ch if ch.height else None
 
 
-def _to_vintage(frame: pl.LazyFrame, changes: pl.DataFrame | None, key: str, cols: list[str]) -> pl.LazyFrame:
+def to_vintage(frame: pl.LazyFrame, changes: pl.DataFrame | None, key: str, cols: list[str]) -> pl.LazyFrame:
     """Rows on ICBs that later merged or split, moved to the ICBs of the run's vintage by the recorded shares
     (additive columns only); rows already on the new ICBs pass unchanged."""
     if changes is None or key != "icb_code":
@@ -67,7 +67,7 @@ def published_round(data: Dataset, spec: FormulaSpec, level: str, round_year: st
     rnd = (data.lazy("nhs_icb_allocations")
            .filter((pl.col("allocation_round") == round_year) & (pl.col("stream") == spec.baseline.stream))
            .with_columns(grown=pl.col("adjusted_recurrent_baseline") * (1 + pl.col("base_growth"))))
-    rnd = _to_vintage(rnd, icb_vintage(data, vintage) if vintage else None, key, money)
+    rnd = to_vintage(rnd, icb_vintage(data, vintage) if vintage else None, key, money)
     # a round published without its outcomes (targets only) has no recurrent allocation: null, never a zero sum
     outcome = pl.when(pl.col("recurrent_allocation").is_null().any()).then(None).otherwise(
         fixed_sum(pl.col("recurrent_allocation")))

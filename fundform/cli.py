@@ -1079,7 +1079,7 @@ def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the gene
     from fundform.formula.registry import available_formulas, load_formula
     from fundform.inputs.tables import dictionary_markdown
     from fundform.method import method_markdown
-    from fundform.outputs.schema import schema_markdown
+    from fundform.outputs.registry import schema_markdown
 
     targets = {PROJECT_ROOT / "data" / "DICTIONARY.md": dictionary_markdown(),
                PROJECT_ROOT / "docs" / "output-schema.md": schema_markdown()}

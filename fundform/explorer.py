@@ -89,7 +89,7 @@ def _candidates(spec: FormulaSpec) -> list[str]:
 def sliders(spec: FormulaSpec) -> list[Slider]:
     """The version's own numbers as sliders: value, the range offered, unit and source."""
     from fundform.formula.scenario import flatten
-    from fundform.sweeps import _check_names, sweepable
+    from fundform.sweeps import check_names, sweepable
 
     flat = flatten(spec.model_dump(mode="json", by_alias=True))
     out = []
@@ -97,7 +97,7 @@ def sliders(spec: FormulaSpec) -> list[Slider]:
         if not sweepable(path):
             continue
         try:
-            _check_names(spec, [path])
+            check_names(spec, [path])
         except FundformError:
             continue
         base = path
@@ -221,26 +221,28 @@ class Explorer:
 
     def scenario(self, fid: str, level: str | None, raw_values) -> dict:
         """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives)."""
-        from fundform.sweeps import run_sweep
+        from fundform.outcome import evaluate
+        from fundform.sweeps import check_names, scenarios
 
         t0 = time.perf_counter()
         params = self.params(fid, level)
         changed, all_sliders, _ = self._changed(fid, raw_values)
-        base = {s.path: s.value for s in all_sliders}
-        names = list(changed) or [all_sliders[0].path]
-        row = np.array([[changed.get(n, base[n]) for n in names]], dtype=np.float64)
+        spec = self.formula(fid).spec
+        names = list(changed)
+        row = np.array([[changed[n] for n in names]], dtype=np.float64)
         with self._lock:
             try:
-                res = run_sweep(self.data, self.formula(fid), params, names, row, detail=True)
+                check_names(spec, names)
+                oc = evaluate(self.data, spec, params, scenarios(names, row))  # the run's own outcome
             except FundformError as e:
                 raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
         years = format_years(params.start_year, params.years)
-        grant, alloc = res.grants[0], res.allocations[0]
-        target, base_t, pop = res.targets[0], res.baselines[0], res.population
-        codes = res.areas["area_code"].to_list()
-        names_ = res.areas["area_name"].to_list()
+        grant, alloc = oc.grant[0], oc.allocation[0]
+        target, base_t, pop = oc.targets[0], oc.baselines[0], oc.population
+        codes = oc.codes
+        names_ = oc.areas["area_name"].to_list()
         last = -1
-        per_head = np.floor(grant / pop + 0.5).astype(np.int64)  # pence, as the run's grant_per_head
+        per_head = oc.grant_per_head[0]  # pence, the run's grant_per_head
         change_ph = (alloc[last] - base_t[last]) / pop[last] / 100  # pounds per resident
         dist = (alloc[last] - target[last]) / target[last]
         order = np.argsort(change_ph, kind="stable")

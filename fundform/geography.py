@@ -54,7 +54,7 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
     """Lookup rows for a user deal-area file: each listed authority's shares must sum to 1 (no double counting, no
     part left out); authorities the file does not list stand as themselves."""
     from fundform.errors import InvalidInput, Problem
-    from fundform.inputs.contracts import _row_labels
+    from fundform.inputs.contracts import row_labels
     from fundform.inputs.dataset import check_user_file
 
     path = Path(path)
@@ -64,7 +64,7 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
         unknown = frame.with_row_index("__row").filter(~pl.col("area_code").is_in(list(names)))
         if unknown.height:
             problems.append(Problem(path.name, "area_code", f"{unknown.height} code(s) not among the authorities",
-                                    "2024 lower-tier authority codes", _row_labels(unknown, ["area_code"])))
+                                    "2024 lower-tier authority codes", row_labels(unknown, ["area_code"])))
         sums = frame.group_by("area_code").agg(pl.col("share").sum()).filter((pl.col("share") - 1).abs() > 1e-9)
         if sums.height:
             labels = tuple(f"{c} {names.get(c, '?')} sums to {s:g}" for c, s in sums.sort("area_code").rows())

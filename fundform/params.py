@@ -65,16 +65,21 @@ class RunParameters:
 
 @dataclass
 class RunResult:
-    allocations: pl.DataFrame  # money columns in int64 pence
-    need: pl.DataFrame
-    reconciliation: pl.DataFrame
+    """A computed run: its output tables (money columns in int64 pence), one per entry of
+    `fundform.outputs.registry.OUTPUTS` and read by name (`result.allocations`), the control totals, the policies
+    the manifest records, and once written its manifest and folder."""
+
+    tables: dict[str, pl.DataFrame]
     control_totals: pl.DataFrame
     policies: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     out_dir: Path | None = None
-    streams: pl.DataFrame | None = None
-    waterfall: pl.DataFrame | None = None
-    cohorts: pl.DataFrame | None = None
+
+    def __getattr__(self, name: str) -> pl.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"a run has no table '{name}' (its tables: {', '.join(tables)})")
 
 
 def stream_path(stream, path: str) -> str:

@@ -17,7 +17,7 @@ from fundform.formula.spec import assumed_numbers
 from fundform.inputs.dataset import indicator_files, load_dataset, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
 from fundform.outputs.manifest import build_manifest, with_volatile
-from fundform.outputs.schema import ALLOCATIONS, COHORTS, NEED, RECONCILIATION, STREAMS, WATERFALL
+from fundform.outputs.registry import OUTPUTS
 from fundform.outputs.warehouse import check_usable, record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.params import RunParameters, RunResult
@@ -88,17 +88,11 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
         step("writing outputs")
         target = Path(out_dir) if out_dir else Path(out_root) / manifest["run_id"]
         meta = {**manifest, "price_base_year": params.price_base}
-        files = {
-            "allocations.parquet": to_arrow(result.allocations, ALLOCATIONS, params.price_base, meta),
-            "need.parquet": to_arrow(result.need, NEED, None, meta),
-            "reconciliation.parquet": to_arrow(result.reconciliation, RECONCILIATION, None, meta),
-            "streams.parquet": to_arrow(result.streams, STREAMS, None, meta),
-            "waterfall.parquet": to_arrow(result.waterfall, WATERFALL, None, meta),
-            "cohorts.parquet": to_arrow(result.cohorts, COHORTS, None, meta),
-            # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
-            "manifest.json": json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True,
-                                        allow_nan=False) + "\n",
-        }
+        files = {f"{o.name}.parquet": to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced
+                                               else None, meta) for o in OUTPUTS}
+        # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
+        files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True,
+                                            allow_nan=False) + "\n"
         result.out_dir = atomic_write_dir(target, files)
         if warehouse is not None:
             step("recording in the run warehouse")

@@ -27,10 +27,9 @@ import polars as pl
 from fundform.errors import FundformError
 from fundform.formula.spec import TRANSITION_NUMBERS, FormulaSpec, parse_year
 from fundform.inputs.dataset import Dataset
-from fundform.localtax.grants import grants, notional_pence
 from fundform.need.axis import INDICATOR_NUMBERS
+from fundform.outcome import Outcome, evaluate
 from fundform.params import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
-from fundform.settlement.transition import BOUND_FLOOR
 
 SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(" + "|".join(INDICATOR_NUMBERS) + ")$"),
              re.compile(r"^need\.age_cost_curve\.bands\.\d+-\d+\.weight$"),
@@ -131,7 +130,7 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
     return names, np.array(list(itertools.product(*grids)), dtype=np.float64)
 
 
-def _check_names(spec: FormulaSpec, names: list[str]) -> None:
+def check_names(spec: FormulaSpec, names: list[str]) -> None:
     """Every swept path names a parameter this version has, and a stream's path one that stream owns."""
     streams = {st.name: st for st in spec.streams}
     for n in names:
@@ -211,24 +210,17 @@ class _Chunk:
     baselines: np.ndarray | None
 
 
-def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], values: np.ndarray,
-                  progress=None, detail: bool = True) -> tuple[_Chunk, object]:
-    """One chunk of scenarios through the run's own stages (need, control totals, transition, local tax)."""
-    from fundform.pipeline import settle
+def scenarios(names: list[str], values: np.ndarray, detail: bool = True) -> Scenarios:
+    """The scenario axis of `values` (S, P), the P parameters named by their --set paths."""
+    return Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=detail)
 
-    scen = Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=detail)
-    st = settle(data, spec, params, scen, progress)
-    codes = st.settlements[0].areas["area_code"].to_list()
-    paid = sum(s.transition.allocation + s.transition.guarantee for s in st.settlements)
-    notional, _ = notional_pence(st.local, codes, st.years["financial_year"].to_list(), st.degree)
-    pop = np.stack([f["population"].to_numpy() for f in st.settlements[0].frames])
-    grant = grants(paid, notional, pop, spec.local_tax)
-    parts = [s.transition for s in st.settlements]
-    at_floor = np.any(np.stack([p.bound == BOUND_FLOOR for p in parts]), axis=0)
-    bound = np.where(at_floor, BOUND_FLOOR, parts[0].bound).astype(np.int8) if len(parts) > 1 else parts[0].bound
-    total = (lambda xs: xs[0] if len(xs) == 1 else sum(xs)) if detail else (lambda xs: None)  # noqa: E731
-    return _Chunk(grant, at_floor, bound, total([p.allocation for p in parts]),
-                  total([s.targets for s in st.settlements]), total([s.baselines for s in st.settlements])), (st, pop)
+
+def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], values: np.ndarray,
+                  progress=None, detail: bool = True) -> tuple[_Chunk, Outcome]:
+    """One chunk of scenarios: their outcome, the run's own (fundform.outcome)."""
+    oc = evaluate(data, spec, params, scenarios(names, values, detail), progress)
+    keep = (lambda a: a) if detail else (lambda a: None)  # noqa: E731
+    return _Chunk(oc.grant, oc.at_floor, oc.bound, keep(oc.allocation), keep(oc.targets), keep(oc.baselines)), oc
 
 
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
@@ -242,13 +234,13 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     (default: for up to CHUNK scenarios)."""
     say = progress or (lambda _m: None)
     spec = formula.spec
-    _check_names(spec, names)
+    check_names(spec, names)
     S = values.shape[0]
     # one scenario first: the data-only work every chunk shares (need frames, local resources, the need's arrays)
     # is derived once, then the chunks run side by side
     detail = S <= CHUNK if detail is None else detail
-    first, (st, pop) = _settle_chunk(data, spec, params, names, values[:1], say, detail)
-    areas, years = st.settlements[0].areas, st.years
+    first, oc = _settle_chunk(data, spec, params, names, values[:1], say, detail)
+    areas, years, pop = oc.areas, oc.settled.years, oc.population
     codes = areas["area_code"].to_list()
     n_years = params.years
     slices = [slice(0, 1)] + [slice(i, min(i + CHUNK, S)) for i in range(1, S, CHUNK)]

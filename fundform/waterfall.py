@@ -74,40 +74,46 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
 
 
 def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl.DataFrame) -> pl.DataFrame:
-    """Each cohort's part of every area's grant: its share of the area's age-weighted population (the version's age
-    cost curve), the rest of the grant in 'rest'; the parts add to the grant to the penny (largest remainder).
-    Empty where need has no age detail (practice-based need)."""
+    """Each cohort's part of every area's grant: its share of the area's age-weighted population under the version's
+    age cost curve, each year from that year's residents (as every quantity of the year), the rest of the grant in
+    'rest'; the parts add to the grant to the penny (largest remainder). Empty where need has no age detail
+    (practice-based need) or the version names no cohorts."""
     from fundform.need.weighted_population import age_weights
     from fundform.numeric import fixed_sum
     from fundform.outputs.schema import COHORTS
-    from fundform.settlement.money import largest_remainder  # noqa: F401 (used below)
+    from fundform.settlement.money import largest_remainder
 
     cohorts = spec.cohorts
     if spec.need.method != "age_cost_curve" or not cohorts:
         return pl.DataFrame(schema={"area_code": pl.String, "area_name": pl.String, "area_level": pl.String,
                                     "financial_year": pl.String, "year_index": pl.Int32, "cohort": pl.String,
                                     "ages": pl.String, "share": pl.Float64, "amount": pl.Int64})
-    w = age_weights(spec.need.age_cost_curve)
-    by_age = data.lazy("population").group_by("area_code", "age").agg(fixed_sum(pl.col("population")).alias("p"))
-    tagged = by_age.join(w.lazy(), on="age").with_columns(awp=pl.col("p") * pl.col("age_weight"))
     cols = {c.name: pl.col("age").is_between(c.age_from, c.age_to) for c in cohorts}
-    ltla = tagged.group_by("area_code").agg(
-        fixed_sum(pl.col("awp")).alias("total"),
-        *[fixed_sum(pl.when(cond).then(pl.col("awp")).otherwise(0.0)).alias(n) for n, cond in cols.items()])
-    lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["total", *cols]).collect()
     a = allocations.sort("year_index", "area_code")
-    order = a.filter(pl.col("year_index") == 1).select("area_code").join(lvl, on="area_code", how="left")
-    shares = np.stack([order[n].to_numpy() / order["total"].to_numpy() for n in cols], axis=-1)  # (areas, C)
-    shares = np.concatenate([shares, 1 - shares.sum(axis=-1, keepdims=True)], axis=-1)  # + rest
-    years = a["year_index"].n_unique()
-    grant = a["grant"].to_numpy().reshape(years, -1)
-    parts = largest_remainder(grant[..., None] * shares[None, :, :], grant)  # (years, areas, C+1)
+    years = a["financial_year"].unique(maintain_order=True).to_list()
+
+    def year_shares(y: str) -> np.ndarray:
+        """(areas, cohorts + rest) each cohort's share of the area's age-weighted population in year y."""
+        w = age_weights(spec.at(y).need.age_cost_curve)
+        by_age = data.for_year(y).lazy("population").group_by("area_code", "age").agg(
+            fixed_sum(pl.col("population")).alias("p"))
+        tagged = by_age.join(w.lazy(), on="age").with_columns(awp=pl.col("p") * pl.col("age_weight"))
+        ltla = tagged.group_by("area_code").agg(
+            fixed_sum(pl.col("awp")).alias("total"),
+            *[fixed_sum(pl.when(cond).then(pl.col("awp")).otherwise(0.0)).alias(n) for n, cond in cols.items()])
+        lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["total", *cols]).collect()
+        order = a.filter(pl.col("financial_year") == y).select("area_code").join(lvl, on="area_code", how="left")
+        sh = np.stack([order[n].to_numpy() / order["total"].to_numpy() for n in cols], axis=-1)
+        return np.concatenate([sh, 1 - sh.sum(axis=-1, keepdims=True)], axis=-1)
+
+    shares = np.stack([year_shares(y) for y in years])  # (years, areas, C + 1)
+    grant = a["grant"].to_numpy().reshape(len(years), -1)
+    parts = largest_remainder(grant[..., None] * shares, grant)  # (years, areas, C + 1)
     names = [c.name for c in cohorts] + ["rest"]
     ages = [f"{c.age_from}-{c.age_to}" if c.age_to < 90 else f"{c.age_from}+" for c in cohorts] + ["other"]
     k = len(names)
     base = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
     return (base.select(pl.all().repeat_by(k)).explode(pl.all())
             .with_columns(cohort=pl.Series(names * a.height), ages=pl.Series(ages * a.height),
-                          share=pl.Series(np.tile(shares.reshape(-1), years)),
-                          amount=pl.Series(parts.reshape(-1)))
+                          share=pl.Series(shares.reshape(-1)), amount=pl.Series(parts.reshape(-1)))
             .select([c.name for c in COHORTS]))

@@ -65,3 +65,54 @@ def test_the_top_level_cli_only_imports_the_command():
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert defs == []
     assert any(isinstance(n, ast.ImportFrom) and n.module == "fundform.cli" for n in tree.body)
+
+
+def imported_names() -> dict[str, set[str]]:
+    """Each module of the package: the fundform names it imports (module.name), at any depth."""
+    out: dict[str, set[str]] = {}
+    for f in PACKAGE.rglob("*.py"):
+        name = ".".join(f.relative_to(PROJECT_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        out[name] = {f"{n.module}.{a.name}" for n in ast.walk(ast.parse(f.read_text()))
+                     if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("fundform")
+                     for a in n.names}
+    return out
+
+
+# what follows the transition (pooling, the deduction, grants, per-head and real-terms money) and the one source of
+# the equalisation degree: called by fundform.outcome alone, which a run, a sweep and the explorer all read
+AFTER_TRANSITION = {"fundform.localtax.grants.grants", "fundform.localtax.grants.notional_pence",
+                    "fundform.localtax.grants.negative_grant_policy", "fundform.localtax.grants.scenario_degree",
+                    "fundform.localtax.grants.grant_envelope", "fundform.settlement.money.split_rounded",
+                    "fundform.localtax.resources.equalisation_degree"}
+
+
+def test_what_follows_the_transition_is_computed_in_the_outcome_alone():
+    users = {m: names & AFTER_TRANSITION for m, names in imported_names().items() if names & AFTER_TRANSITION}
+    allowed = {"fundform.outcome", "fundform.localtax.grants"}  # the outcome, and the module defining them
+    assert set(users) <= allowed, {m: sorted(n) for m, n in users.items() if m not in allowed}
+    assert "fundform.outcome" in users  # the check can fail: the outcome does import them
+    for m in ("fundform.sweeps", "fundform.explorer", "fundform.pipeline"):  # each reads the one outcome
+        assert any(n.startswith("fundform.outcome.") for n in imported_names()[m]), m
+
+
+def test_no_private_name_is_imported_across_modules():
+    private = {m: sorted(n for n in names if n.rsplit(".", 1)[1].startswith("_") and not n.endswith("__"))
+               for m, names in imported_names().items()}
+    assert {m: n for m, n in private.items() if n} == {}
+
+
+def test_every_output_is_declared_once_and_read_from_the_registry():
+    """A run's result, its files, the Python API's Run, the warehouse and the schema document all take their tables
+    from fundform.outputs.registry: no other module lists the table names."""
+    from fundform.outputs.registry import OUTPUTS, TABLES, schema_markdown
+    from fundform.outputs.warehouse import RUN_TABLES
+
+    names = [o.name for o in OUTPUTS]
+    assert len(set(names)) == len(names) and "allocations" in names
+    assert set(RUN_TABLES) == {o.name for o in OUTPUTS if o.recorded}
+    assert list(TABLES)[:len(names)] == names
+    doc = schema_markdown()
+    assert all(f"## {n}.parquet" in doc for n in names)
+    listed = '("allocations", "need"'
+    for f in PACKAGE.rglob("*.py"):  # a hand-written list of the tables anywhere else would drift
+        assert listed not in f.read_text().replace("'", '"'), f

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.outputs.schema import MONEY, TABLES
+from fundform.outputs.registry import TABLES
+from fundform.outputs.schema import MONEY
 from fundform.outputs.warehouse import list_runs, record_run
 from fundform.outputs.write import MANIFEST_KEY
 

@@ -22,6 +22,14 @@ TransitionRule = Callable[["RuleContext"], np.ndarray]
 
 INDICATOR_TRANSFORMS: dict[str, IndicatorTransform] = {}
 TRANSITION_RULES: dict[str, TransitionRule] = {}
+# A rule's pace: f(d, value) -> further years for a distance from target d = allocation / target - 1 to come within
+# `tolerance` of target at the rule's own pace (targets growing like allocations), NaN where it never does.
+# `value(name)` is the rule's number, or each scenario's ((S, 1) arrays) in a sweep. A rule without one: NaN.
+YearsToTarget = Callable[[np.ndarray, Callable[[str], object], Transition, float], np.ndarray]
+YEARS_TO_TARGET: dict[str, YearsToTarget] = {}
+# Rules whose unconstrained allocation never reads B (today's funding uprated): a sweep that keeps no detail skips
+# computing it for them. Any other rule (a plugin's included) is given B.
+IGNORES_BASELINE: set[str] = set()
 # Each component's definition as an equation, stated beside its code (the method documents print these; a test
 # evaluates each equation against the function). Symbols: for a transform, x the area's value, X the
 # population-weighted national value, e the elasticity, m the multiplier; for a rule, A the area's allocation last
@@ -43,13 +51,19 @@ def indicator_transform(name: str, equation: str | None = None) -> Callable[[Ind
     return register
 
 
-def transition_rule(name: str, equation: str | None = None) -> Callable[[TransitionRule], TransitionRule]:
-    """Register f(ctx: RuleContext) -> this year's unconstrained allocation (float pence, last axis = areas)."""
+def transition_rule(name: str, equation: str | None = None, years_to_target: YearsToTarget | None = None,
+                    reads_baseline: bool = True) -> Callable[[TransitionRule], TransitionRule]:
+    """Register f(ctx: RuleContext) -> this year's unconstrained allocation (float pence, last axis = areas), with
+    its equation (for the method documents) and its pace (years to target), each beside the rule's code."""
 
     def register(f: TransitionRule) -> TransitionRule:
         TRANSITION_RULES[name] = f
         if equation:
             EQUATIONS[name] = equation
+        if years_to_target is not None:
+            YEARS_TO_TARGET[name] = years_to_target
+        if not reads_baseline:
+            IGNORES_BASELINE.add(name)
         return f
 
     return register
@@ -97,7 +111,18 @@ class RuleContext:
         return getattr(self.rule, name).value
 
 
-@transition_rule("convergence", "u = A*G + f * (T - A*G)    (f = gap_closed_per_year)")
+def _convergence_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+    """The gap shrinks by (1 - f) a year: n = ceil(log(tolerance / |d|) / log(1 - f)); one year when f >= 1, never
+    when f = 0."""
+    f = np.asarray(value("gap_closed_per_year"), dtype=np.float64)
+    done = np.abs(d) <= tolerance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.ceil(np.log(tolerance / np.abs(d)) / np.log(1.0 - np.minimum(f, 1.0)))
+    return np.where(done, 0.0, np.where(f >= 1, 1.0, np.where(f <= 0, np.nan, n)))
+
+
+@transition_rule("convergence", "u = A*G + f * (T - A*G)    (f = gap_closed_per_year)", _convergence_years,
+                 reads_baseline=False)
 def convergence(ctx: RuleContext) -> np.ndarray:
     """Uniform growth of last year's allocation, plus a fixed fraction of the remaining gap to target.
 
@@ -112,7 +137,21 @@ def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleConte
     after base growth: below target, a fraction of the gap capped at max_gain; above target, a fraction of the way
     to target (reduction_of "d/(1+d)": d / (1 + d) lands on it) or of d itself (reduction_of "d"), capped at
     max_reduction."""
-    v = ctx.value if ctx is not None else (lambda name: getattr(rule, name).value)
+    return _adjustment(dft, rule, ctx.value if ctx is not None else (lambda name: getattr(rule, name).value))
+
+
+def _nhs_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+    """The gap simulated year by year under the rule's own adjustment (at most 200 years; NaN beyond)."""
+    years = np.where(np.abs(d) <= tolerance, 0.0, np.nan)
+    for k in range(1, 201):  # bounded, vectorised over scenarios and areas
+        d = (1.0 + d) * (1.0 + _adjustment(d, rule, value)) - 1.0
+        years = np.where(np.isnan(years) & (np.abs(d) <= tolerance), float(k), years)
+        if not np.isnan(years).any():
+            break
+    return years
+
+
+def _adjustment(dft: np.ndarray, rule: Transition, v) -> np.ndarray:
     gain = np.minimum(v("gain_gap_closed") * np.maximum(-dft, 0.0), v("max_gain"))
     over = np.maximum(dft, 0.0)
     cut = np.minimum(v("reduction_gap_closed") * (over / (1.0 + over) if rule.reduction_of == "d/(1+d)" else over),
@@ -122,7 +161,7 @@ def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleConte
 
 @transition_rule("nhs_convergence", "d = A*G / T - 1 (0 where T = 0);  c = min(gain_gap_closed * (-d), max_gain) if d < 0,"
                  " else -min(reduction_gap_closed * r(d), max_reduction), r(d) = d / (1 + d) or d (reduction_of);"
-                 "  u = A*G * (1 + c)")
+                 "  u = A*G * (1 + c)", _nhs_years, reads_baseline=False)
 def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     """Base growth, then a convergence percentage that depends on the distance from target (see above)."""
     grown = ctx.previous * ctx.growth
@@ -131,7 +170,12 @@ def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule, ctx))
 
 
-@transition_rule("phasing", "w = min(k / N, 1)  (N = phasing_years);  u = (1 - w) * B + w * T")
+def _phasing_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+    """Phasing reaches target in its last year; beyond it, no pace applies."""
+    return np.where(np.abs(d) <= tolerance, 0.0, np.nan)
+
+
+@transition_rule("phasing", "w = min(k / N, 1)  (N = phasing_years);  u = (1 - w) * B + w * T", _phasing_years)
 def phasing(ctx: RuleContext) -> np.ndarray:
     """A straight-line blend from today's funding (uprated) to target: after k of N years, k/N of the way (the Fair
     Funding Review's thirds are N = 3)."""

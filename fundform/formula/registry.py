@@ -23,7 +23,7 @@ class LoadedFormula:
     sha256: str
 
 
-def _format_validation(path: Path, err: ValidationError) -> str:
+def format_validation(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid formula version ({err.error_count()} problem(s))"]
     for e in err.errors():
         loc = loc_path(e["loc"]) or "(top level)"
@@ -100,7 +100,7 @@ def load_formula_file(path: Path) -> LoadedFormula:
     try:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_format_validation(path, e)) from e
+        raise SpecError(format_validation(path, e)) from e
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a validator meeting odd input
         raise SpecError(f"{path}: invalid formula version ({type(e).__name__}: {e})") from None
     check_references(spec, path)

@@ -25,9 +25,9 @@ import polars as pl
 from pydantic import ValidationError
 
 from fundform.errors import Problem, SpecError
-from fundform.formula.registry import LoadedFormula, _format_validation, available_formulas, check_references
+from fundform.formula.registry import LoadedFormula, available_formulas, check_references, format_validation
 from fundform.formula.spec import FormulaSpec, rule_numbers
-from fundform.inputs.contracts import Column, TableContract, _row_labels, check_table
+from fundform.inputs.contracts import Column, TableContract, check_table, row_labels
 
 SCENARIO_KEYS = {"extends", "title", "description"}
 
@@ -245,7 +245,7 @@ def read_index_file(name: str, path: Path) -> dict:
         bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
         if bad_years.height:
             problems.append(Problem(path.name, "financial_year", f"{bad_years.height} value(s) not a financial year",
-                                    "years written like 2027/28", _row_labels(bad_years, ["financial_year"])))
+                                    "years written like 2027/28", row_labels(bad_years, ["financial_year"])))
         for col in ("source", "vintage"):
             if frame[col].n_unique() != 1:
                 problems.append(Problem(path.name, col, "differs between rows", "one value for the whole series"))
@@ -352,7 +352,7 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     try:
         spec = FormulaSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_format_validation(Path(origin), e)) from e
+        raise SpecError(format_validation(Path(origin), e)) from e
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a validator meeting odd input
         raise SpecError(f"{origin}: invalid formula version ({type(e).__name__}: {e})") from None
     check_references(spec, Path(origin))

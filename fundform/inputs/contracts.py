@@ -110,7 +110,7 @@ class TableContract:
         return [c.name for c in self.columns if c.required]
 
 
-def _row_labels(frame: pl.DataFrame, key: list[str]) -> tuple[str, ...]:
+def row_labels(frame: pl.DataFrame, key: list[str]) -> tuple[str, ...]:
     """Name rows by their key values, with the 1-based data row number for files a person opens."""
     if frame.height == 0:
         return ()
@@ -188,7 +188,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
             if not n:
                 continue
             col, kind, expr = checks[k]
-            rows = _row_labels(indexed.filter(expr), key)
+            rows = row_labels(indexed.filter(expr), key)
             what = {"type": f"{n} value(s) are not {col.expectation().split(',')[0]}",
                     "null": f"{n} missing value(s)", "range": f"{n} value(s) out of range",
                     "pattern": f"{n} value(s) not {col.pattern_text or 'of the expected form'}",
@@ -202,7 +202,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
             first = frame[col.name][0]
             odd = frame.with_row_index("__row").filter(pl.col(col.name).ne_missing(first))
             problems.append(Problem(file, col.name, f"{len(values)} different values ({', '.join(values[:5])})",
-                                    "one value for the whole table", _row_labels(odd, key)))
+                                    "one value for the whole table", row_labels(odd, key)))
     if casts:
         frame = frame.with_columns(**casts)
     problems += rank_problems(frame, contract, file, key, {p.column for p in problems})
@@ -212,7 +212,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
                 frame.select(pl.struct(key).n_unique()).item() < frame.height:
             dup = frame.with_row_index("__row").filter(pl.struct(key).is_duplicated())
             problems.append(Problem(file, ",".join(key), f"{dup.height} row(s) share a key",
-                                    f"one row per {' x '.join(key)}", _row_labels(dup, key)))
+                                    f"one row per {' x '.join(key)}", row_labels(dup, key)))
     return frame, problems
 
 
@@ -237,5 +237,5 @@ def rank_problems(frame: pl.DataFrame, contract: TableContract, file: str, key: 
             out.append(Problem(file, col.name, f"{rows.height} rank(s) that contradict '{score}' (ranked ahead of "
                                                "an area with a higher score)",
                                f"ranks in the order of '{score}', 1 = the highest (equal scores may share or swap "
-                               "ranks)", _row_labels(rows, key)))
+                               "ranks)", row_labels(rows, key)))
     return out

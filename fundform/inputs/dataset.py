@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from fundform.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
-from fundform.inputs.contracts import Plausible, _row_labels, check_table
+from fundform.inputs.contracts import Plausible, check_table, row_labels
 from fundform.inputs.tables import (
     CONTRACTS,
     INDICATOR_NAME,
@@ -667,7 +667,7 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
     if empty.height:
         hard.append(Problem(pop_file, "population", f"{empty.height} authority(ies) with no residents at all",
                             "a population > 0 for every authority (need per head and grant per head divide by it)",
-                            _row_labels(empty, ["area_code"])))
+                            row_labels(empty, ["area_code"])))
     p = _bound_problem(sizes, "population", POPULATION_PER_AREA, pop_file, "population", "population",
                        "residents")
     soft += [p] if p else []
@@ -727,12 +727,12 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         missing = areas.join(present, on="area_code", how="anti", maintain_order="left").sort("area_code")
         if missing.height and (contracts or CONTRACTS)[name].covers_every_area:
             problems.append(Problem(file, "area_code", f"{missing.height} authority(ies) of the areas table absent",
-                                    "every authority in areas to appear", _row_labels(missing, ["area_code"])))
+                                    "every authority in areas to appear", row_labels(missing, ["area_code"])))
         rows = frame if name in converted else frame.with_row_index("__row")
         unknown = rows.join(areas, on="area_code", how="anti", maintain_order="left")
         if unknown.height:
             problems.append(Problem(file, "area_code", f"{unknown.height} row(s) with codes not in the areas table",
-                                    "codes listed in areas", _row_labels(unknown, ["area_code"])))
+                                    "codes listed in areas", row_labels(unknown, ["area_code"])))
 
     if "population" in tables:
         pop = tables["population"]
@@ -756,11 +756,11 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
             problems.append(Problem(names.get("population", "population"), "age,sex",
                                     f"{incomplete.height} authority(ies) without a full age-sex grid",
                                     f"ages 0..90 for each of sexes {', '.join(SEXES)} ({AGES * len(SEXES)} cells)",
-                                    _row_labels(incomplete, ["area_code"])))
+                                    row_labels(incomplete, ["area_code"])))
         bad_sex = pop.with_row_index("__row").filter(~pl.col("sex").is_in(list(SEXES)))
         if bad_sex.height:
             problems.append(Problem(names.get("population", "population"), "sex", f"{bad_sex.height} unknown sex code(s)",
-                                    "F or M", _row_labels(bad_sex, ["area_code", "sex", "age"])))
+                                    "F or M", row_labels(bad_sex, ["area_code", "sex", "age"])))
 
     if "council_tax_bands" in tables:  # optional, but complete when given: eight bands per authority
         bands = tables["council_tax_bands"].group_by("area_code").agg(n=pl.col("band").n_unique()).filter(
@@ -768,7 +768,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         if bands.height:
             problems.append(Problem(names.get("council_tax_bands", "council_tax_bands"), "band",
                                     f"{bands.height} authority(ies) without all eight bands",
-                                    "bands A to H for every authority", _row_labels(bands, ["area_code"])))
+                                    "bands A to H for every authority", row_labels(bands, ["area_code"])))
 
     if "area_lookup" in tables:
         lk = tables["area_lookup"]
@@ -780,7 +780,7 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
         if bad.height:
             problems.append(Problem(file, "share", f"{bad.height} authority-level share sum(s) differ from 1",
                                     f"shares of each authority within a level to sum to 1 (within {SHARE_TOLERANCE:g})",
-                                    _row_labels(bad, ["area_code"])))
+                                    row_labels(bad, ["area_code"])))
         unknown_levels = sorted(set(lk["level"].unique().to_list()) - set(LEVELS))
         present_levels = set(lk["level"].unique().to_list())
         for level in [lv for lv in LEVELS if lv in REQUIRED_LEVELS or lv in present_levels]:
@@ -790,13 +790,13 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
                 problems.append(Problem(file, "level", f"{missing.height} authority(ies) not mapped at level '{level}'",
                                         f"every authority mapped at every level it has ({', '.join(LEVELS)}; ca "
                                         "optional)",
-                                        _row_labels(missing, ["area_code"])))
+                                        row_labels(missing, ["area_code"])))
         if unknown_levels:
             problems.append(Problem(file, "level", f"unknown level(s) {unknown_levels}", f"one of {', '.join(LEVELS)}"))
         names_per_code = lk.group_by("level", "target_code").agg(n=pl.col("target_name").n_unique()).filter(pl.col("n") > 1)
         if names_per_code.height:
             problems.append(Problem(file, "target_name", "an area code carries more than one name",
-                                    "one name per target code", _row_labels(names_per_code.sort("level", "target_code"),
+                                    "one name per target code", row_labels(names_per_code.sort("level", "target_code"),
                                                                            ["level", "target_code"])))
     return problems
 
@@ -817,7 +817,7 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
             problems.append(Problem(names.get("icb_changes", "icb_changes"), "share",
                                     f"{sums.height} old ICB(s) whose shares do not sum to 1",
                                     f"the shares of each old ICB to sum to 1 (within {SHARE_TOLERANCE:g})",
-                                    _row_labels(sums, ["effective_year", "old_code"])))
+                                    row_labels(sums, ["effective_year", "old_code"])))
     if "nhs_icb_allocations" in tables:  # a round's outcomes are published for every ICB of a stream, or for none
         outcome = ["convergence", "recurrent_allocation", "post_convergence_distance_from_target"]
         t = tables["nhs_icb_allocations"]
@@ -831,12 +831,12 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
                                         ", ".join(outcome), f"{half.height} round(s) with some outcomes published and "
                                         "others empty", "a round's outcome columns given for every ICB of the "
                                         "stream, or left empty for all of them (a round without published outcomes)",
-                                        _row_labels(half, ["allocation_round", "stream"])))
+                                        row_labels(half, ["allocation_round", "stream"])))
     for name in ("practice_weighted_population", "nhs_icb_allocations"):  # codes: the lookup's or later ones
         if name in tables:
             unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")
             if unknown.height:
                 problems.append(Problem(names.get(name, name), "icb_code", f"{unknown.height} row(s) with ICB codes "
                                         "not in the area lookup", "ICB codes of area_lookup level 'icb'",
-                                        _row_labels(unknown, ["icb_code"])))
+                                        row_labels(unknown, ["icb_code"])))
     return problems

@@ -21,7 +21,6 @@ MAX_GBP = 1e12  # one area's one component: GBP 1 trillion (England's whole heal
 MAX_PERSONS = 1e9  # one row of population: more than any country's
 BAND_D = Plausible(20, 10_000, "Band D in England 2024-25 ranged from GBP 115 (City of London, billing) to GBP 2,543 "
                    "(area incl. parishes), CTR Table 9; the bound allows four times the highest")
-PER_HEAD_NOTE = "checked per head of the population table, see dataset.plausibility_problems"
 
 AREAS = TableContract(
     name="areas",

@@ -11,7 +11,7 @@ from fundform.inputs.dataset import Dataset
 from fundform.localtax.resources import equalisation_degree, local_resources
 from fundform.need.frames import area_frame
 from fundform.params import ONE, RunParameters, Scenarios
-from fundform.settlement.money import largest_remainder, round_half_up
+from fundform.settlement.money import round_half_up, split_rounded
 from fundform.settlement.transition import round_to_pence, solve_bounded
 
 
@@ -50,30 +50,25 @@ def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: Local
     return rounded
 
 
-def scenario_degree(local, spec: FormulaSpec, n_years: int, scen: Scenarios = ONE) -> np.ndarray:
-    """(S, years) the equalisation degree of each scenario, phased as the version says. Notional resources scale
-    with the share of council tax for devolved services, so a scenario's share moves the degree by share / share0
+def scenario_degree(spec: FormulaSpec, n_years: int, scen: Scenarios = ONE) -> np.ndarray:
+    """(S, years) the equalisation degree of each scenario, phased as the version says: the one source of the
+    degree, for a run (one scenario that sets nothing: the version's own) and a sweep. Notional resources scale with
+    the share of council tax for devolved services, so a scenario's share moves the degree by share / share0
     against the resources derived once at the version's share0."""
     lt = spec.local_tax
     if lt.rule == "none":
         return np.zeros((scen.size, n_years))
     e_path, s_path = "local_tax.equalisation", "local_tax.share_for_devolved_services"
-    if not (scen.sets(spec, None, e_path) or scen.sets(spec, None, s_path)):
-        return np.broadcast_to(np.asarray(local.degree, dtype=np.float64), (scen.size, n_years))
     e = scen.get(spec, None, e_path, lt.equalisation.value)
     share0 = lt.share_for_devolved_services.value
     share = scen.get(spec, None, s_path, share0)
     return equalisation_degree(lt, n_years, np.where(share == share0, e, e * share / share0))
 
 
-def notional_pence(local, codes: list[str], fy: list[str], degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(notional local tax deducted (S, years, areas), notional resources in full (years, areas)), int pence, each
-    year's figures rounded once to their own total."""
-    n_full = local.array("notional_local_resources", codes, fy)  # (years, areas) GBP
-    a = degree[..., None] * n_full * 100
-    full = n_full * 100
-    return (largest_remainder(a, round_half_up(a.sum(axis=-1))),
-            largest_remainder(full, round_half_up(full.sum(axis=-1))))
+def notional_pence(local, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
+    """(S, years, areas) int pence: the notional local tax deducted, degree x notional resources, each year's
+    figures split to the penny once (`split_rounded`)."""
+    return split_rounded(degree[..., None] * local.array("notional_local_resources", codes, fy) * 100)
 
 
 def grant_envelope(local, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import polars as pl
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import LocalTax, Quantity, parse_year
 from fundform.geography import roll_up
-from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.contracts import Column, TableContract, row_labels
 from fundform.inputs.dataset import Dataset, check_user_file
 from fundform.numeric import fixed_sum
 
@@ -57,7 +57,6 @@ class LocalResources:
     """Per area of the output level (rows, sorted by code) and year (columns follow the settlement years), GBP."""
 
     frame: pl.DataFrame  # area_code, financial_year, RESOURCE_COLUMNS
-    degree: np.ndarray  # (years,) the equalisation degree e in each year
     notional_band_d: dict[str, float]
     policies: dict = field(default_factory=dict)
     applies: bool = True  # False: the version has no local tax (every figure is zero, for any area)
@@ -87,12 +86,11 @@ class LocalResources:
         return arr
 
 
-def equalisation_degree(rule: LocalTax, n_years: int, e: np.ndarray | float | None = None,
-                        start_year_index: int = 1) -> np.ndarray:
+def equalisation_degree(rule: LocalTax, n_years: int, e: np.ndarray | float | None = None) -> np.ndarray:
     """The equalisation degree in each settlement year: e, phased in over equalisation_phasing_years if the version
     says so. With `e` an array (S,), one row per scenario (S, years): a run is the case of one."""
     e = rule.equalisation.value if e is None else e
-    k = np.arange(start_year_index, start_year_index + n_years)
+    k = np.arange(1, n_years + 1)
     phase = (np.minimum(k / rule.equalisation_phasing_years.value, 1.0) if rule.equalisation_phasing_years
              is not None else np.ones(n_years))
     return np.asarray(e)[..., None] * phase if np.ndim(e) else e * phase
@@ -115,7 +113,7 @@ def read_user_table(path: Path, contract: TableContract, codes: set[str]) -> pl.
         unknown = frame.with_row_index("__row").filter(~pl.col("area_code").is_in(list(codes)))
         if unknown.height:
             problems.append(Problem(path.name, "area_code", f"{unknown.height} unknown authority code(s)",
-                                    "lower-tier authority codes of the dataset", _row_labels(unknown, ["area_code"])))
+                                    "lower-tier authority codes of the dataset", row_labels(unknown, ["area_code"])))
     if problems:
         raise InvalidInput(problems, str(path))
     return frame
@@ -143,7 +141,7 @@ def precept_rates(rule: LocalTax, ltla: pl.DataFrame, need_index: pl.DataFrame |
     return np.minimum(rates, p.cap.value), codes
 
 
-def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str], start_year_index: int = 1,
+def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
                     need_index: pl.DataFrame | None = None, precept_file: Path | None = None,
                     bases_file: Path | None = None) -> LocalResources:
     """Local resources per area of `level` and year. Years are the settlement's; Band D and the tax base move from
@@ -153,7 +151,6 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
     n = ct.height
     zero = {c: np.zeros((len(years), n)) for c in RESOURCE_COLUMNS}
     policies: dict = {}
-    degree = np.zeros(len(years))
     nbd_path: dict[str, float] = {}
     if rule.rule == "notional_council_tax":
         p0 = parse_year(rule.price_year)
@@ -219,11 +216,10 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
                 disc = disc + given.fill_null(0.0).to_numpy()  # absent means no discount scheme in that area
             out["business_rates_discount"].append(disc)
         zero = {c: np.stack(v) for c, v in out.items()}
-        degree = equalisation_degree(rule, len(years), start_year_index=start_year_index)
     long = pl.DataFrame({
         "area_code": np.tile(ct["area_code"].to_numpy(), len(years)),
         "financial_year": np.repeat(years, n),
         **{c: zero[c].reshape(-1) for c in RESOURCE_COLUMNS},
     })
     rolled = roll_up(long.lazy(), data.lazy("area_lookup"), level, list(RESOURCE_COLUMNS), by=["financial_year"])
-    return LocalResources(rolled.collect(), degree, nbd_path, policies, applies=rule.rule != "none")
+    return LocalResources(rolled.collect(), nbd_path, policies, applies=rule.rule != "none")

@@ -126,8 +126,9 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             continue
         codes = frames[t]["area_code"].to_list()
         at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
-        # streams that take the version's need read the same numbers from the same paths: computed once
-        key = ("need_shares", id(data), level, y, model_key(need),
+        # streams that take the version's need read the same numbers from the same paths: computed once (the
+        # scenarios' derived values are the one settlement's: `outcome.settle` clears them first)
+        key = ("need_shares", level, y, model_key(need),
                tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
         if key not in scen.derived:
             scen.derived[key] = _varied_need(data.for_year(y), need, level_matrix(data, level, codes), at, S)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import polars as pl
 
 from fundform.baselines import (
-    _baseline_by_area,
-    _to_vintage,
+    baseline_by_area,
     check_baseline_year,
     icb_names,
     icb_vintage,
     published_round,
     rounds_held,
+    to_vintage,
 )
 from fundform.errors import FundformError, InvalidInput, Problem
 from fundform.formula.spec import FormulaSpec, format_year, iter_needs, model_key, parse_year
@@ -63,7 +63,7 @@ def _need_from_practices(data: Dataset, spec: FormulaSpec, level: str, year: str
                            str(data.directory))
     if level in ("icb", "nhs-region"):
         key = "icb_code" if level == "icb" else "nhs_region_code"
-        frame = _to_vintage(frame, icb_vintage(data, vintage) if vintage else None, key, cols)
+        frame = to_vintage(frame, icb_vintage(data, vintage) if vintage else None, key, cols)
         names = (icb_names(data) if level == "icb" else data.lazy("area_lookup").filter(
             pl.col("level") == level).select(pl.col("target_code").alias("code"), area_name="target_name").unique(
             maintain_order=True)).rename({"code": key})
@@ -87,7 +87,7 @@ def area_frame(data: Dataset, spec: FormulaSpec, level: str, year: str | None = 
     else:
         need = _need_from_practices(data, spec, level, year, vintage).with_columns(
             age_weighted_population=pl.lit(None, dtype=pl.Float64))
-    money = _baseline_by_area(data, spec, level)
+    money = baseline_by_area(data, spec, level)
     frame = need.join(money.drop("area_name"), on="area_code", how="left", maintain_order="left")
     published = spec.baseline.source == "nhs_icb_allocations"
     if published:

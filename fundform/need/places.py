@@ -9,7 +9,7 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import FormulaSpec
-from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.contracts import Column, TableContract, row_labels
 from fundform.inputs.dataset import Dataset, read_user_file
 from fundform.numeric import fixed_sum
 
@@ -43,7 +43,7 @@ def place_need(data: Dataset, spec: FormulaSpec, places: pl.DataFrame, file: str
     if unknown.height:
         raise InvalidInput([Problem(file, "practice_code", f"{unknown.height} practice code(s) not in the "
                                     f"{spec.need.weights_year} practice weighted populations",
-                                    "codes of practice_weighted_population", _row_labels(unknown, ["practice_code"]))])
+                                    "codes of practice_weighted_population", row_labels(unknown, ["practice_code"]))])
     wp = spec.need.weighted_population_column
     national = practices.select(nwp=fixed_sum(pl.col(wp)), pop=fixed_sum(pl.col("registered_population"))).row(0)
     return (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +18,8 @@ import pyarrow.parquet as pq
 from fundform.errors import FundformError
 from fundform.failpoints import failpoint
 from fundform.outputs.manifest import read_run_manifest
-from fundform.outputs.schema import MONEY, TABLES
+from fundform.outputs.registry import TABLES
+from fundform.outputs.schema import MONEY
 from fundform.outputs.write import atomic_write_dir, write_parquet
 
 FORMATS = ("csv", "xlsx", "parquet")
@@ -133,7 +133,3 @@ def export_hive(run_dir: Path, dataset: Path) -> list[Path]:
         tmp.replace(target)
         written.append(target)
     return written
-
-
-def copy_run(run_dir: Path, target: Path) -> None:
-    shutil.copytree(run_dir, target)

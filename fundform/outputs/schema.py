@@ -156,10 +156,6 @@ COMPARE: tuple[OutputColumn, ...] = (
     OutputColumn("change_pct", pa.float64(), "percent", "change / |grant_a| x 100"),
 )
 
-TABLES = {"allocations": ALLOCATIONS, "need": NEED, "reconciliation": RECONCILIATION, "streams": STREAMS,
-          "waterfall": WATERFALL, "cohorts": COHORTS, "compare": COMPARE}
-
-
 def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:
     fields = []
     for c in columns:
@@ -168,17 +164,3 @@ def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None)
             meta["price_base_year"] = price_base_year
         fields.append(pa.field(c.name, c.type, nullable=c.nullable, metadata=meta))
     return pa.schema(fields)
-
-
-def schema_markdown() -> str:
-    out = ["# Output schema", "", f"Schema version {SCHEMA_VERSION}. Generated from `fundform/outputs/schema.py` "
-           "by `fundform schema`; do not edit by hand.", "",
-           "Money is `decimal(20, 2)` pounds sterling, exact. Each Parquet file carries, per column, `unit` and "
-           "`description` field metadata (and `price_base_year` on real-terms columns), and in its file metadata "
-           "under the key `fundform` the run manifest (JSON).", ""]
-    for name, cols in TABLES.items():
-        out += [f"## {name}.parquet", "", "| column | type | unit | description |", "|---|---|---|---|"]
-        out += [f"| `{c.name}` | {c.type}{' (nullable)' if c.nullable else ''} | {c.unit}"
-                f"{' (real terms)' if c.real_terms else ''} | {c.description} |" for c in cols]
-        out.append("")
-    return "\n".join(out)

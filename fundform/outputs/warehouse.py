@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fundform.errors import FundformError, environment_failure
 from fundform.failpoints import failpoint
+from fundform.outputs.registry import OUTPUTS
 
 
 class _DuckDB:
@@ -27,7 +28,7 @@ class _DuckDB:
 
 duckdb = _DuckDB()
 
-RUN_TABLES = ("allocations", "streams", "reconciliation", "waterfall", "cohorts")
+RUN_TABLES = tuple(o.name for o in OUTPUTS if o.recorded)  # the registry's tables a warehouse keeps
 
 
 WAIT_SECONDS = 60.0  # how long to wait for another process's lock on the warehouse (setting warehouse_wait)

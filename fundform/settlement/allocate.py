@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from fundform.baselines import rounds_held
+from fundform.formula.components import IGNORES_BASELINE
 from fundform.formula.spec import (
     TRANSITION_NUMBERS,
     FormulaSpec,
@@ -25,7 +26,7 @@ from fundform.params import ONE, RunParameters, Scenarios
 from fundform.settlement.control_total import control_totals, linked_totals
 from fundform.settlement.money import apportion, round_half_up
 from fundform.settlement.rounds import nhs_round_path
-from fundform.settlement.transition import BOUND_CEILING, BOUND_FLOOR, TransitionResult, run_transition
+from fundform.settlement.transition import TransitionResult, run_transition
 
 
 def share_matrix(frames: list[pl.DataFrame]) -> np.ndarray:
@@ -109,7 +110,7 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     weights = areas["baseline_gbp"].to_numpy()
     targets = apportion(ct, shares)
     # today's funding uprated: reported by a run, read by rules that blend from it (phasing, a plugin's)
-    uses = scen.detail or any(r.rule not in ("convergence", "nhs_convergence") for r in rules)
+    uses = scen.detail or any(r.rule not in IGNORES_BASELINE for r in rules)
     baselines = apportion(ct, np.broadcast_to(weights, (S, len(fy), n))) if uses else None
     start = apportion(totals[:, 0], np.broadcast_to(weights, (S, n)))
     inflation = np.array([growth.get(y, 0.0) for y in fy])
@@ -139,7 +140,3 @@ def stream_spec(spec: FormulaSpec, stream):
     """The version as seen by one stream (FormulaSpec.stream_view): its need, baseline, growth, rule and dated
     sections; local tax applies to the pool."""
     return spec.stream_view(stream)
-
-
-def _label(bound: np.ndarray) -> np.ndarray:
-    return np.where(bound == BOUND_FLOOR, "floor", np.where(bound == BOUND_CEILING, "ceiling", "none"))

@@ -15,7 +15,7 @@ import polars as pl
 
 from fundform.errors import InvalidInput, Problem
 from fundform.formula.spec import Ledger
-from fundform.inputs.contracts import Column, TableContract, _row_labels
+from fundform.inputs.contracts import Column, TableContract, row_labels
 from fundform.inputs.dataset import read_user_file
 from fundform.settlement.money import round_half_up
 
@@ -49,12 +49,12 @@ def check_coverage(actuals: pl.DataFrame, allocations: pl.DataFrame, file: str) 
                 f"{guess[0]}) and give that run") if guess and guess[0] != level else ""
         problems.append(Problem(file, "area_code", f"{unknown_area.height} row(s) for areas not in the run (level "
                                 f"{level}){hint}", f"area codes of the run's level, {level}",
-                                _row_labels(unknown_area, ["area_code"])))
+                                row_labels(unknown_area, ["area_code"])))
     unknown_year = a.join(run_keys.select("financial_year").unique(), on="financial_year", how="anti")
     if unknown_year.height:
         problems.append(Problem(file, "financial_year", f"{unknown_year.height} row(s) for years outside the run",
                                 f"years {', '.join(sorted(run_keys['financial_year'].unique()))}",
-                                _row_labels(unknown_year, ["area_code", "financial_year"])))
+                                row_labels(unknown_year, ["area_code", "financial_year"])))
     missing = run_keys.join(actuals, on=["area_code", "financial_year"], how="anti").sort(
         "area_code", "financial_year").with_row_index("__row")
     if missing.height:

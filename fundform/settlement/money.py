@@ -11,8 +11,6 @@ import numpy as np
 
 from fundform.errors import FundformError
 
-PENCE_PER_POUND = 100
-
 
 def round_half_up(x: np.ndarray | float) -> np.ndarray:
     """Round pence values to whole pence, halves away from zero (the accounting convention)."""
@@ -75,7 +73,18 @@ def largest_remainder(values: np.ndarray, total: np.ndarray | int, eligible: np.
 
 
 def apportion(total: np.ndarray | int, weights: np.ndarray) -> np.ndarray:
-    """Split whole pence `total` in proportion to non-negative `weights`, exactly."""
+    """Split whole pence `total` in proportion to `weights`, exactly: each part is floor(T x w / sum w), and the
+    pennies still missing from T go one each to the largest remainders (ties to the earlier area in code order).
+    The one rule every money split follows."""
     weights = np.asarray(weights, dtype=np.float64)
     s = weights.sum(axis=-1, keepdims=True)
+    s = np.where(s == 0, 1.0, s)  # all-zero weights: a zero total splits into zeros (a non-zero one is an error)
     return largest_remainder(np.asarray(total, dtype=np.float64)[..., None] * weights / s, total)
+
+
+def split_rounded(amounts: np.ndarray) -> np.ndarray:
+    """Amounts in float pence (last axis = areas) as whole pence that add to their own total rounded half up:
+    `apportion(round(sum of a), a)`, the published figure of a quantity computed per area (notional local tax, a
+    yield, the grant in real terms)."""
+    amounts = np.asarray(amounts, dtype=np.float64)
+    return apportion(round_half_up(amounts.sum(axis=-1)), amounts)

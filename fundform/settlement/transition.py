@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fundform.errors import InfeasiblePolicy
-from fundform.formula.components import TRANSITION_RULES, RuleContext
+from fundform.formula.components import TRANSITION_RULES, YEARS_TO_TARGET, RuleContext
 from fundform.formula.spec import Transition
 from fundform.settlement.money import largest_remainder
 
@@ -143,32 +143,20 @@ def round_to_pence(alloc: np.ndarray, lower: np.ndarray, upper: np.ndarray, tota
     return out, bound
 
 
-def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition) -> np.ndarray:
-    """Further years needed, at the rule's own pace and with targets growing like allocations, for each area to
-    come within 0.1% of its target; NaN where the rule never gets it there (a zero pace, or a plugin rule)."""
-    dft = allocation / target - 1.0
-    done = np.abs(dft) <= TARGET_TOLERANCE
-    if rule.rule == "convergence":
-        f = rule.gap_closed_per_year.value
-        if f >= 1:
-            return np.where(done, 0.0, 1.0)
-        if f == 0:
-            return np.where(done, 0.0, np.nan)
-        with np.errstate(divide="ignore"):
-            n = np.ceil(np.log(TARGET_TOLERANCE / np.abs(dft)) / np.log(1.0 - f))
-        return np.where(done, 0.0, n)
-    if rule.rule == "nhs_convergence":
-        from fundform.formula.components import nhs_convergence_adjustment
+def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition,
+                    values: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Further years needed, at the rule's own pace (its registered `years_to_target`, with each scenario's numbers in
+    a sweep) and with targets growing like allocations, for each area to come within 0.1% of its target; NaN where
+    the rule never gets it there (a zero pace, or a rule that states no pace)."""
+    pace = YEARS_TO_TARGET.get(rule.rule)
+    d = allocation / target - 1.0
+    if pace is None:
+        return np.full(d.shape, np.nan)
 
-        d = dft.copy()
-        years = np.where(done, 0.0, np.nan)
-        for k in range(1, 201):  # simulate the gap; bounded, vectorised over areas
-            d = (1.0 + d) * (1.0 + nhs_convergence_adjustment(d, rule)) - 1.0
-            years = np.where(np.isnan(years) & (np.abs(d) <= TARGET_TOLERANCE), float(k), years)
-        return years
-    if rule.rule == "phasing":
-        return np.where(done, 0.0, np.nan)  # phasing reaches target in its last year; beyond it, no pace applies
-    return np.full(dft.shape, np.nan)
+    def value(name: str):
+        return values[name] if values and name in values else getattr(rule, name).value
+
+    return np.broadcast_to(pace(d, value, rule, TARGET_TOLERANCE), d.shape)
 
 
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition | list[Transition],
@@ -252,6 +240,6 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         previous=out["prev"], allocation=out["alloc"], bound=out["bound"],
         unconstrained=out["uncons"], scale_back=out["lam"], guarantee=out["guar"],
         released=out["released"],
-        years_to_target=(years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rule)
-                         if values is None else np.full(prev.shape, np.nan)),
+        years_to_target=years_to_target(prev.astype(np.float64), targets[..., -1, :].astype(np.float64), rules[-1],
+                                        year_values[-1]),
     )
