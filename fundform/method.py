@@ -250,10 +250,18 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "run's start year), and year 1's floors and ceilings are measured from it, not from the cash "
                 f"baseline of {ct.base_year}.", "",
                 "```",
-                "A_0,a = apportion(CT_{year before}, F_a)",
-                "T_y,a = apportion(CT_y, tau_y,a)            (target allocation: year y's own need shares)",
-                "BU_y,a = apportion(CT_y, F_a)               (today's funding uprated: phasing starts from it)",
-                "```", ""]
+                "A_0,i = apportion(CT_{year before}, F_i)",
+                "T_y,i = apportion(CT_y, tau_y,i)            (target allocation: year y's own need shares)",
+                "BU_y,i = apportion(CT_y, F_i)               (today's funding uprated: phasing starts from it)",
+                "X_a = sum over i of X_i->a                  (X = A_0, T_y, BU_y at the run's level)",
+                "```", "",
+                "These three are apportioned among the lower-tier authorities `i` (their shares `tau_y,i`, `F_i` as "
+                "in the steps above, before any roll-up) and summed to the run's areas, so an area's are its members' "
+                "to the penny at every level. `X_i->a` is authority `i`'s pence in area `a`: all of them where it lies "
+                "wholly in `a`; an authority split between areas has its pence split by its shares, "
+                "`X_i->a = apportion(X_i, s_ia)` over its areas `a` in code order. At level `ltla` `X_a = X_i`. "
+                "The transition (next steps) then applies to the areas of the run's level, the bodies that receive "
+                "the money.", ""]
     else:
         out += ["Year by year, `k` = 1, 2, ... (each year the version as dated for it, step 7):", "",
                 "```",
@@ -268,7 +276,13 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "BU_k = apportion(CT_k, S_k,a * G_k,a)",
                 "```", "",
                 "A chain of rounds therefore reproduces each published round (its restated baseline replaces the "
-                "previous allocation's published value) and carries a scenario's own differences forward.", ""]
+                "previous allocation's published value) and carries a scenario's own differences forward.", "",
+                "NHS England allocates to ICBs: every quantity above and every step after it is computed for the "
+                "ICBs (`a` an ICB), also in a run at level `nhs-region`, where each of a region's figures is the sum "
+                "of its ICBs' (the ICB's `nhs_region_code` in `nhs_icb_allocations`; an ICB formed from others, "
+                "theirs): pence added exactly, a region at a floor where any of its ICBs is (else at a ceiling "
+                "where any is), and its years to target its last ICB's. Its need columns are its own practices' "
+                "weighted populations.", ""]
     if spec.local_tax.basis == "grant":
         out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
                 "total plus the equalised notional resources of step 8: `CT_y + round(d_k * 100 * sum over a of "

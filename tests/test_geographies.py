@@ -48,7 +48,7 @@ def test_greater_manchester_is_the_sum_of_its_ten_boroughs(by_level):
     assert ca["need_weighted_population"].to_list() == pytest.approx(sums["need_weighted_population"].to_list(),
                                                                      rel=1e-12)
     assert ca["population"].to_list() == pytest.approx(sums["population"].to_list(), rel=1e-12)
-    assert ((ca["target_allocation"] - sums["target_allocation"]).abs() <= len(GM)).all()  # pence of rounding
+    assert (ca["target_allocation"] == sums["target_allocation"]).all()  # to the penny: apportioned once, summed
     # the transition applies to the body that receives the money: GM's grant is its own, not its boroughs' sum
     grants = by_level["ltla"].allocations.filter(pl.col("area_code").is_in(GM)).group_by("year_index").agg(
         pl.col("grant").sum()).sort("year_index")
@@ -137,3 +137,61 @@ def test_cohorts_add_up_to_the_pooled_grant(bundled):
     r = compute(bundled, resolve_formula("fundform-needs", [
         'cohorts=[{name="under_5", title="Early years", from=0, to=4}]']), RunParameters(years=1))
     assert set(r.cohorts["cohort"].unique()) == {"under_5", "rest"}
+
+
+def _members(bundled, level: str, base: str) -> pl.DataFrame:
+    """member_code, area_code, share: the base level's areas in each area of `level`."""
+    if base == "icb":  # NHS England allocates to ICBs; a region is its ICBs (an ICB formed from others, theirs)
+        region = bundled["nhs_icb_allocations"].select(member_code="icb_code", area_code="nhs_region_code").unique()
+        formed = bundled["icb_changes"].select(old="old_code", member_code="new_code").join(
+            region.rename({"member_code": "old"}), on="old").select("member_code", "area_code")
+        return pl.concat([region, formed]).unique().with_columns(share=pl.lit(1.0))
+    return bundled["area_lookup"].filter(pl.col("level") == level).select(
+        member_code="area_code", area_code="target_code", share="share")
+
+
+@pytest.mark.parametrize("formula_id", ["fundform-needs", "reform-2017", "localis-2016", "hdc-2021", "nhs-icb-2024",
+                                        "nhs-icb-2025", "nhs-icb-2026", "nhs-icb-core-pmc"])
+def test_what_the_transition_does_not_touch_adds_up_between_levels_to_the_penny(bundled, formula_id, tmp_path):
+    """At every level, an area's need, target share, target allocation and today's funding uprated are the sums of
+    its members' at the finest level the version computes at (authorities; ICBs for NHS England's rounds): to the
+    penny where every member is whole, and an authority split between areas contributes its pence split by its
+    shares (so the areas' total is still the members' total to the penny, and each area within 1p per split
+    member and stream of the shares' product)."""
+    from fundform.formula.spec import run_defaults
+
+    f = resolve_formula(formula_id)
+    _, start, years = run_defaults(f.spec)
+    nhs = f.spec.baseline.source == "nhs_icb_allocations"
+    base = "icb" if nhs else "ltla"
+    deal = tmp_path / "deal.csv"
+    deal.write_text("area_code,deal_code,deal_name,share\nE06000064,D1,North,0.25\nE06000064,D2,South,0.75\n"
+                    "E08000001,D1,North,1\n")
+    levels = ["nhs-region"] if nhs else ["utla", "region", "icb", "nhs-region", "ca", f"deal:{deal}"]
+    run = lambda lv: compute(bundled, f, RunParameters(level=lv, start_year=start, years=years)).allocations  # noqa
+    finest = run(base)
+    for lv in levels:
+        got = run(lv)
+        members = _members(bundled, lv, base) if not lv.startswith("deal:") else pl.concat([
+            pl.read_csv(deal).select(member_code="area_code", area_code="deal_code", share="share"),
+            bundled["areas"].filter(~pl.col("area_code").is_in(["E06000064", "E08000001"])).select(
+                member_code="area_code", area_code="area_code", share=pl.lit(1.0))])
+        split = members.group_by("member_code").len().filter(pl.col("len") > 1)["member_code"]
+        summed = (finest.join(members, left_on="area_code", right_on="member_code").group_by(
+            "area_code_right", "financial_year").agg(
+            (pl.col(c) * pl.col("share")).sum().alias(c) for c in ("need_weighted_population", "target_share",
+                                                                  "target_allocation", "baseline"))
+            .rename({"area_code_right": "area_code"}))
+        n_split = members.filter(pl.col("member_code").is_in(split.implode())).group_by("area_code").len()
+        both = got.join(summed, on=["area_code", "financial_year"], suffix="_members").join(
+            n_split, on="area_code", how="left").with_columns(pl.col("len").fill_null(0) * max(1, len(f.spec.streams)))
+        assert both.height == got.height, (lv, "every area has members")
+        for c in ("target_allocation", "baseline"):
+            off = both.filter((pl.col(c) - pl.col(f"{c}_members")).abs() > pl.col("len"))
+            assert off.height == 0, (formula_id, lv, c, off.select("area_code", "financial_year", c, f"{c}_members"))
+            whole = both.filter(pl.col("len") == 0)
+            assert (whole[c] == whole[f"{c}_members"].round(0).cast(pl.Int64)).all(), (formula_id, lv, c)
+            assert got.group_by("financial_year").agg(pl.col(c).sum()).sort("financial_year")[c].to_list() == \
+                finest.group_by("financial_year").agg(pl.col(c).sum()).sort("financial_year")[c].to_list()
+        for c in ("need_weighted_population", "target_share"):
+            assert both[c].to_list() == pytest.approx(both[f"{c}_members"].to_list(), rel=1e-9), (formula_id, lv, c)

@@ -84,3 +84,25 @@ def test_a_place_built_from_a_list_of_practices(bundled, tmp_path):
     places.write_csv(f)
     ok = runner.invoke(app, ["places", str(f), "--json"])
     assert ok.exit_code == 0 and '"place_code": "P1"' in ok.output
+
+
+@pytest.mark.parametrize("formula_id, rnd", [("nhs-icb-2024", "2024/25"), ("nhs-icb-2025", "2025/26")])
+def test_an_nhs_region_is_the_sum_of_its_icbs_as_published(bundled, formula_id, rnd):
+    """NHS England allocates to ICBs; a region's published allocation is its ICBs' added up. At level nhs-region
+    every figure is its ICBs' sum to the penny (the ICBs' own settlement, not convergence run on regions as if
+    they were ICBs, which missed the published region totals by up to 0.52%)."""
+    params = dict(start_year=rnd, years=1)
+    f = resolve_formula(formula_id)
+    region = compute(bundled, f, RunParameters(level="nhs-region", **params)).allocations
+    icb = compute(bundled, f, RunParameters(level="icb", **params)).allocations
+    of = published(bundled, rnd).select("icb_code", "nhs_region_code")
+    icb_sums = icb.join(of, left_on="area_code", right_on="icb_code").group_by("nhs_region_code").agg(
+        pl.col("allocation", "target_allocation", "baseline").sum())
+    j = region.join(icb_sums, left_on="area_code", right_on="nhs_region_code", suffix="_icbs")
+    assert j.height == 7
+    for c in ("allocation", "target_allocation", "baseline"):
+        assert (j[c] == j[f"{c}_icbs"]).all(), c
+    pub = published(bundled, rnd).group_by("nhs_region_code").agg(pl.col("recurrent_allocation").sum())
+    dev = region.join(pub, left_on="area_code", right_on="nhs_region_code").select(
+        (pl.col("allocation") / 100 / pl.col("recurrent_allocation") - 1).abs().max()).item()
+    assert dev < 0.0005, dev  # measured: 0.0014% (2024/25), 0.000005% (2025/26)

@@ -57,7 +57,7 @@ def band_population(data: Dataset, bands, ltla: pl.DataFrame) -> np.ndarray:
     return out
 
 
-def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.ndarray:
+def _varied_need(data: Dataset, need: Need, m: np.ndarray | None, at, S: int) -> np.ndarray:
     """(S, level areas) target shares of an age-cost-curve need whose numbers vary by scenario; `at(path, default)`
     gives each number's (S,) values."""
     ltla = data["areas"].sort("area_code").select("area_code")
@@ -109,7 +109,7 @@ def _varied_need(data: Dataset, need: Need, m: np.ndarray, at, S: int) -> np.nda
         mults = pl.DataFrame(cols).select(exprs)
         for j in range(len(exprs)):
             nwp *= mults[f"m{j}"].to_numpy().reshape(S, -1)
-    nwp_lvl = nwp @ m
+    nwp_lvl = nwp if m is None else nwp @ m  # m None: the lower-tier authorities themselves
     return nwp_lvl / nwp_lvl.sum(axis=1, keepdims=True)
 
 
@@ -131,6 +131,7 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
         key = ("need_shares", level, y, model_key(need),
                tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
         if key not in scen.derived:
-            scen.derived[key] = _varied_need(data.for_year(y), need, level_matrix(data, level, codes), at, S)
+            scen.derived[key] = _varied_need(data.for_year(y), need, None if level == "ltla" else
+                                             level_matrix(data, level, codes), at, S)
         out.append(scen.derived[key])
     return np.stack(out, axis=1)

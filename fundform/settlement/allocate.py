@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from fundform.baselines import rounds_held
+from fundform.errors import FundformError
 from fundform.formula.components import IGNORES_BASELINE
 from fundform.formula.spec import (
     TRANSITION_NUMBERS,
@@ -25,8 +26,15 @@ from fundform.need.frames import year_frames
 from fundform.params import ONE, RunParameters, Scenarios
 from fundform.settlement.control_total import control_totals, linked_totals
 from fundform.settlement.money import apportion, round_half_up
+from fundform.settlement.rollup import members, roll_pence
 from fundform.settlement.rounds import nhs_round_path
-from fundform.settlement.transition import TransitionResult, run_transition
+from fundform.settlement.transition import (
+    BOUND_CEILING,
+    BOUND_FLOOR,
+    BOUND_NONE,
+    TransitionResult,
+    run_transition,
+)
 
 
 def share_matrix(frames: list[pl.DataFrame]) -> np.ndarray:
@@ -82,18 +90,23 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     fy = years["financial_year"].to_list()
     frames = year_frames(data, spec, params.level, fy)
     areas = frames[0]
-    n = areas.height
-    base_year_total = int(round_half_up(areas["baseline_gbp"].sum() * 100)) if areas["baseline_gbp"].null_count() \
-        == 0 else 0
     rules = [spec.at(y).transition for y in fy]
     values = rule_values(version, stream, scen, rules, fy)
     if spec.baseline.source == "nhs_icb_allocations":
+        if params.level == NHS_BASE_LEVEL[1]:  # ICBs receive the money: a region is the sum of its ICBs
+            return _region_of_icbs(data, version, params, years, growth, scen, stream, frames)
         # published NHS rounds: the year-by-year path (restatements, base growth, targets) of each scenario
         rp = nhs_round_path(frames, spec, params, growth, years, values=values, scenarios=S,
                             held=lambda: rounds_held(data), stream=None if stream is None else stream.name)
         return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
-                          base_year_total, spec, frames, rp.rules, rp.totals)
-    shares = scenario_shares(data, version, spec, stream, params.level, fy, frames, scen)
+                          _base_year_total(areas), spec, frames, rp.rules, rp.totals)
+    # need, targets and today's funding are apportioned among lower-tier authorities and summed to the level, so an
+    # area's are its members' to the penny (settlement.rollup); the transition applies to the level's areas
+    base = frames if params.level == BASE_LEVEL else year_frames(data, spec, BASE_LEVEL, fy)
+    to_level = (lambda a: a) if params.level == BASE_LEVEL else _roller(data, params.level, base[0], areas)  # noqa
+    n = base[0].height
+    base_year_total = _base_year_total(base[0])
+    shares = scenario_shares(data, version, spec, stream, BASE_LEVEL, fy, base, scen)
     year0 = format_year(parse_year(params.start_year) - 1)
     real = (scen.get(version, stream, "control_total.real_growth", spec.control_total.real_growth.value)
             if scen.sets(version, stream, "control_total.real_growth") else None)
@@ -107,17 +120,67 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     if extra is not None:
         totals = totals + extra.astype(np.int64)
     ct = totals[:, 1:]
-    weights = areas["baseline_gbp"].to_numpy()
-    targets = apportion(ct, shares)
+    weights = base[0]["baseline_gbp"].to_numpy()
+    targets = to_level(apportion(ct, shares))
     # today's funding uprated: reported by a run, read by rules that blend from it (phasing, a plugin's)
     uses = scen.detail or any(r.rule not in IGNORES_BASELINE for r in rules)
-    baselines = apportion(ct, np.broadcast_to(weights, (S, len(fy), n))) if uses else None
-    start = apportion(totals[:, 0], np.broadcast_to(weights, (S, n)))
+    baselines = to_level(apportion(ct, np.broadcast_to(weights, (S, len(fy), n)))) if uses else None
+    start = to_level(apportion(totals[:, 0], np.broadcast_to(weights, (S, n))))
     inflation = np.array([growth.get(y, 0.0) for y in fy])
     labels = fy if stream is None else [f"{y} (stream {stream.name})" for y in fy]
     tr = run_transition(start, targets, ct, rules, labels, baselines=baselines, inflation=inflation, values=values)
     return Settlement(name, areas, path, targets, baselines, tr, spec.transition, base_year_total, spec, frames,
                       rules, totals)
+
+
+def _base_year_total(areas: pl.DataFrame) -> int:
+    """Today's funding in the base year, pence (0 where the areas hold none)."""
+    b = areas["baseline_gbp"]
+    return int(round_half_up(b.sum() * 100)) if b.null_count() == 0 else 0
+
+
+BASE_LEVEL = "ltla"  # where a version built from authorities apportions what the transition does not touch
+NHS_BASE_LEVEL = ("icb", "nhs-region")  # a version on NHS England's rounds: ICBs, and the regions they sum to
+
+
+def _roller(data: Dataset, level: str, base: pl.DataFrame, areas: pl.DataFrame):
+    """The level's sum of lower-tier pence (each authority's lookup shares)."""
+    codes = areas["area_code"].to_list()
+    m = data.memo(("members", level, tuple(codes)), lambda: members(
+        data["area_lookup"].filter(pl.col("level") == level).select(
+            member_code="area_code", area_code="target_code", share="share"), base["area_code"].to_list(), codes))
+    return lambda a: roll_pence(a, m)
+
+
+def _region_of_icbs(data: Dataset, version: FormulaSpec, params: RunParameters, years: pl.DataFrame,
+                    growth: dict[str, float], scen: Scenarios, stream, frames: list[pl.DataFrame]) -> Settlement:
+    """A version on NHS England's rounds at NHS region level: the ICBs' settlement (NHS England allocates to ICBs),
+    every figure of a region the sum of its ICBs' to the penny; a region is at a floor where any of its ICBs is
+    (else at a ceiling where any is), and reaches target when its last ICB does. Need columns are the region's own
+    (its practices' weighted populations), which are its ICBs' summed."""
+    icb = allocate(data, version, replace(params, level=NHS_BASE_LEVEL[0]), years, growth, scen, stream)
+    codes = frames[0]["area_code"].to_list()
+    region = data["nhs_icb_allocations"].select(member_code="icb_code", area_code="nhs_region_code").unique()
+    if "icb_changes" in data.tables:  # an ICB of the run's vintage formed from earlier ones: their region
+        region = pl.concat([region, data["icb_changes"].select(old="old_code", member_code="new_code").join(
+            region.rename({"member_code": "old"}), on="old").select("member_code", "area_code")]).unique()
+    pairs = region.join(icb.areas.select(member_code="area_code"), on="member_code", how="semi")
+    many = pairs.group_by("member_code").len().filter(pl.col("len") > 1)
+    if many.height:
+        raise FundformError(f"ICBs in more than one NHS region in nhs_icb_allocations: {many['member_code'].to_list()}")
+    m = members(pairs.with_columns(share=pl.lit(1.0)), icb.areas["area_code"].to_list(), codes)
+    tr = icb.transition
+    add = lambda a: roll_pence(a, m)  # noqa: E731
+    floor_any = np.minimum.reduceat(tr.bound, m.starts, axis=-1) == BOUND_FLOOR
+    ceiling_any = np.maximum.reduceat(tr.bound, m.starts, axis=-1) == BOUND_CEILING
+    rolled = TransitionResult(
+        previous=add(tr.previous), allocation=add(tr.allocation),
+        bound=np.where(floor_any, BOUND_FLOOR, np.where(ceiling_any, BOUND_CEILING, BOUND_NONE)).astype(np.int8),
+        unconstrained=np.add.reduceat(tr.unconstrained[..., m.member], m.starts, axis=-1),
+        scale_back=tr.scale_back, guarantee=add(tr.guarantee), released=tr.released,
+        years_to_target=np.maximum.reduceat(tr.years_to_target[..., m.member], m.starts, axis=-1))
+    return replace(icb, areas=frames[0], frames=frames, targets=add(icb.targets),
+                   baselines=None if icb.baselines is None else add(icb.baselines), transition=rolled)
 
 
 def allocate_streams(data: Dataset, spec: FormulaSpec, params: RunParameters, years: pl.DataFrame,
