@@ -1,5 +1,5 @@
 """W2: the small-area national run, from 6.1 million LSOA x age x sex rows to authority-level five-year target
-allocations, written four ways: fundform's own lazy plan, plain pandas, DuckDB SQL, and the I/O floor (reading just
+allocations, written four ways: fundform's own (Polars preparing exact sums, the need computed once in NumPy), plain pandas, DuckDB SQL, and the I/O floor (reading just
 the needed columns).
 
 The formula is fundform-needs' need and targets: population by single year of age x the age cost curve, summed to
@@ -43,19 +43,22 @@ def control_totals(data: Path) -> list[float]:
 
 
 def run_fundform(data: Path):
+    """The engine's own need (fundform.need.axis: exact band and indicator sums prepared by Polars, the need computed
+    once) and target allocations."""
     import polars as pl
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.need.weighted_population import need_weighted_population, target_shares
+    from fundform.inputs.dataset import Dataset
+    from fundform.need.axis import version_need
 
     spec = resolve_formula("fundform-needs").spec
-    tables = {t: pl.scan_parquet(data / f"{t}.parquet") for t in ("deprivation", "preventable_mortality")}
-    pop = pl.scan_parquet(data / "population.parquet")
-    need = target_shares(need_weighted_population(pop, spec.need.age_cost_curve, spec.need.indicators, tables))
-    ct = pl.LazyFrame({"year": YEARS, "control_total": control_totals(data)})
-    return (need.select("area_code", "target_share").join(ct, how="cross")
-            .with_columns(target_allocation=pl.col("target_share") * pl.col("control_total"))
-            .collect())
+    tables = {t: pl.read_parquet(data / f"{t}.parquet", columns=cols) for t, cols in (
+        ("population", ["area_code", "age", "population"]), ("deprivation", None), ("preventable_mortality", None))}
+    need = version_need(Dataset(data, tables, ()), spec.need)
+    nwp = need.need_weighted[0]
+    ct = pl.DataFrame({"year": YEARS, "control_total": control_totals(data)})
+    return (pl.DataFrame({"area_code": need.inputs.codes, "target_share": nwp / nwp.sum()}).join(ct, how="cross")
+            .with_columns(target_allocation=pl.col("target_share") * pl.col("control_total")))
 
 
 def run_pandas(data: Path):

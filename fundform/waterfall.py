@@ -16,30 +16,27 @@ import polars as pl
 from fundform.formula.spec import FormulaSpec
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
-from fundform.need.weighted_population import need_weighted_population
+from fundform.need.axis import version_need
 from fundform.settlement.money import round_half_up
 
 
 def need_steps(data: Dataset, spec: FormulaSpec, level: str, areas: pl.DataFrame, pooled: bool) -> list[tuple[str, np.ndarray]]:
-    """(step name, cumulative share of the target total) for each need step, areas in `areas` order."""
+    """(step name, cumulative share of the target total) for each need step, areas in `areas` order: the need's own
+    steps (`need.axis`: age alone, then each indicator's multiplier in the version's order), summed to the level."""
     pop = areas["population"].to_numpy()
     steps = [("equal share per head", pop / pop.sum())]
     if pooled or spec.need.method != "age_cost_curve" or spec.baseline.target_shares != "need":
         label = "need (pooled across streams)" if pooled else "need weighting"
         return steps + [(label, areas["target_share"].to_numpy())]
-    tables = {name: data.lazy(name) for name in data.tables}
-    order = areas.select("area_code")
+    need = version_need(data, spec.need)
     indicators = spec.need.indicators
-    for k in range(len(indicators) + 1):
-        col = "age_weighted_population" if k == 0 else "need_weighted_population"
-        if (k == 0 or k == len(indicators)) and areas[col].null_count() == 0:
-            v = areas[col].to_numpy()  # the area frame's own sums: age alone, and every indicator
-        else:
-            nwp = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, indicators[:k], tables)
-            by_level = roll_up(nwp, data.lazy("area_lookup"), level, [col]).collect()
-            v = order.join(by_level, on="area_code", how="left", maintain_order="left")[col].to_numpy()
-        steps.append(("age" if k == 0 else indicators[k - 1].name.replace("_", " "), v / v.sum()))
-    return steps
+    names = ["age"] + [i.name.replace("_", " ") for i in indicators]
+    ltla = pl.LazyFrame({"area_code": need.inputs.codes,
+                         **{f"step{k}": need.cumulative(k)[0] for k in range(len(indicators) + 1)}})
+    cols = [f"step{k}" for k in range(len(indicators) + 1)]
+    by_level = areas.select("area_code").join(roll_up(ltla, data.lazy("area_lookup"), level, cols).collect(),
+                                              on="area_code", how="left", maintain_order="left")
+    return steps + [(name, by_level[c].to_numpy() / by_level[c].sum()) for name, c in zip(names, cols)]
 
 
 def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str, np.ndarray]]] | list

@@ -116,3 +116,14 @@ def test_every_output_is_declared_once_and_read_from_the_registry():
     listed = '("allocations", "need"'
     for f in PACKAGE.rglob("*.py"):  # a hand-written list of the tables anywhere else would drift
         assert listed not in f.read_text().replace("'", '"'), f
+
+
+def test_need_is_computed_in_one_place():
+    """The indicator multiplier and the need's step-by-step product are fundform.need.axis's alone: the need frames
+    of a run, the waterfall's need steps and a sweep's varied need all call it (no second need computation)."""
+    names = imported_names()
+    users = {m for m, n in names.items() if "fundform.need.weighted_population.multiplier" in n}
+    assert users == {"fundform.need.axis"}
+    for m in ("fundform.need.frames", "fundform.waterfall"):
+        assert "fundform.need.axis.version_need" in names[m], m
+    assert "fundform.need.axis.scenario_shares" in names["fundform.settlement.allocate"]

@@ -18,7 +18,8 @@ from fundform.errors import FundformError, InvalidInput, Problem
 from fundform.formula.spec import FormulaSpec, format_year, iter_needs, model_key, parse_year
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
-from fundform.need.weighted_population import need_weighted_population, target_shares
+from fundform.need.axis import version_need
+from fundform.need.weighted_population import target_shares
 from fundform.numeric import fixed_sum
 
 WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",
@@ -26,9 +27,12 @@ WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_mat
 
 
 def _need_from_age_curve(data: Dataset, spec: FormulaSpec, level: str) -> pl.LazyFrame:
-    tables = {name: data.lazy(name) for name in data.tables}
-    need = need_weighted_population(data.lazy("population"), spec.need.age_cost_curve, spec.need.indicators, tables)
-    return roll_up(need, data.lazy("area_lookup"), level,
+    """Each lower-tier authority's need (`need.axis`, the one computation), summed to the level."""
+    steps = version_need(data, spec.need)
+    ltla = pl.LazyFrame({"area_code": steps.inputs.codes, "population": steps.inputs.population,
+                         "age_weighted_population": steps.age_weighted[0],
+                         "need_weighted_population": steps.need_weighted[0]})
+    return roll_up(ltla, data.lazy("area_lookup"), level,
                    ["population", "age_weighted_population", "need_weighted_population"])
 
 

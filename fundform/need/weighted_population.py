@@ -1,9 +1,6 @@
-"""Need-weighted population per area: population x age cost curve x indicator multipliers.
-
-Stages are functions from frames to frames. The population (which may come at small-area grain) is summed to area
-and age first, the age weights are joined to that small table, and the per-area multipliers apply after summing
-over ages, as the maths allows.
-"""
+"""The need's components as expressions: the age weights of a curve, an indicator's multiplier (its named
+transform and bounds) and the national value it is measured against, and target shares of a need frame. The need
+itself is computed once, in `need.axis`."""
 
 from __future__ import annotations
 
@@ -23,25 +20,6 @@ def age_weights(curve: AgeCostCurve) -> pl.DataFrame:
     )
 
 
-def age_weighted_population(population: pl.LazyFrame, weights: pl.DataFrame) -> pl.LazyFrame:
-    """area_code, population, age_weighted_population. Sums over sex and any small areas first."""
-    # maintain_order: float sums in a fixed order, so the same inputs give the same bits (byte-identical outputs)
-    by_age = population.group_by("area_code", "age", maintain_order=True).agg(fixed_sum(pl.col("population")))
-    return (
-        by_age.join(weights.lazy(), on="age", how="left", maintain_order="left")
-        .group_by("area_code", maintain_order=True)
-        .agg(
-            population=fixed_sum(pl.col("population")),
-            age_weighted_population=fixed_sum(pl.col("population") * pl.col("age_weight")),
-        )
-        .sort("area_code")
-    )
-
-
-def multiplier_column(indicator: Indicator) -> str:
-    return f"multiplier_{indicator.name}"
-
-
 def multiplier(ind: Indicator, value: pl.Expr, national: pl.Expr | float, elasticity: pl.Expr | float | None = None,
                lo: pl.Expr | float | None = None, hi: pl.Expr | float | None = None) -> pl.Expr:
     """An indicator's multiplier: its transform of the value against the national figure, then its bounds. The need
@@ -59,32 +37,6 @@ def multiplier(ind: Indicator, value: pl.Expr, national: pl.Expr | float, elasti
 def national_value(value: pl.Expr, population: pl.Expr) -> pl.Expr:
     """The population-weighted national value an indicator is measured against (exact sums)."""
     return fixed_sum(value * population) / fixed_sum(population)
-
-
-def indicator_multipliers(indicators: list[Indicator], tables: dict[str, pl.LazyFrame],
-                          area_population: pl.LazyFrame) -> pl.LazyFrame:
-    """area_code and one multiplier column per indicator, each 1 at the population-weighted national value."""
-    out = area_population.select("area_code", "population")
-    for ind in indicators:
-        value = tables[ind.table].select("area_code", pl.col(ind.column).alias("__value"))
-        m = multiplier(ind, pl.col("__value"), national_value(pl.col("__value"), pl.col("population")))
-        out = out.join(value, on="area_code", how="left", maintain_order="left").with_columns(m.alias(multiplier_column(ind))).drop("__value")
-    return out.drop("population")
-
-
-def need_weighted_population(population: pl.LazyFrame, curve: AgeCostCurve, indicators: list[Indicator],
-                             tables: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """Per lower-tier area: population, age-weighted population, each multiplier, need-weighted population."""
-    base = age_weighted_population(population, age_weights(curve))
-    mult = indicator_multipliers(indicators, tables, base)
-    product = pl.lit(1.0)
-    for ind in indicators:
-        product = product * pl.col(multiplier_column(ind))
-    return (
-        base.join(mult, on="area_code", how="left", maintain_order="left")
-        .with_columns(need_weighted_population=pl.col("age_weighted_population") * product)
-        .sort("area_code")
-    )
 
 
 def target_shares(need: pl.LazyFrame) -> pl.LazyFrame:
