@@ -126,65 +126,168 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
     return Run(result.manifest["run_id"], result.manifest, frames, out_dir=result.out_dir, _level=params.level)
 
 
-def _allocations(x: Run | str | Path, **options) -> pl.DataFrame:
-    if isinstance(x, Run):
-        return x.allocations
+def find(ref: str | Path) -> Path | None:
+    """A written run's folder by its folder or id (warehouse, then output root), or None if `ref` names none."""
+    from fundform.config import load_settings
+    from fundform.outputs.warehouse import find_run
+
+    s = load_settings()
     try:
-        return Run.load(x).allocations
+        return find_run(str(ref), s.warehouse, s.out_root)
     except FundformError:
-        return run(str(x), **options).allocations
+        return None
+
+
+def _recorded(run_id: str, out_root: Path) -> Path | None:
+    """The folder of a run already written with this id under the output root (its manifest says so), if any: a
+    run's id hashes its formula, inputs, parameters and packages, so its figures are the ones computing would give."""
+    from fundform.outputs.manifest import read_run_manifest
+
+    folder = Path(out_root) / run_id
+    try:
+        return folder if read_run_manifest(folder).get("run_id") == run_id else None
+    except (FundformError, OSError, ValueError):
+        return None
+
+
+@dataclass
+class Comparison:
+    """Two sides compared (`compare`): `table` per area and year in pence (grant_a, grant_b, change, change per
+    head, change in percent, deprivation decile), with the sides' names."""
+
+    a: str
+    b: str
+    table: pl.DataFrame
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The table as `fundform compare` writes it: money in exact decimal pounds."""
+        from fundform.outputs.schema import COMPARE
+        from fundform.outputs.write import to_arrow
+
+        return pl.from_arrow(to_arrow(self.table, COMPARE, None, {}))
+
+    @property
+    def summary(self) -> pl.DataFrame:
+        from fundform.outputs import compare as cmp
+
+        return cmp.summary(self.table)
+
+    @property
+    def by_decile(self) -> pl.DataFrame:
+        from fundform.outputs import compare as cmp
+
+        return cmp.by_decile(self.table)
+
+
+def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
+    """`a` against `b`. Each side is a Run, a written run's folder or id, or a formula or scenario computed now:
+    sides computed now share the options, resolved from the first of them (its version's level and years unless
+    given), and the data is read once; a side whose run was already written with the same id is read, not
+    recomputed."""
+    from fundform.config import load_settings
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs import compare as cmp
+    from fundform.outputs.schema import ALLOCATIONS
+    from fundform.outputs.write import to_arrow
+    from fundform.pipeline import compute
+    from fundform.runs import plan_run
+
+    written = [None if isinstance(x, Run) else find(x) for x in (a, b)]
+    now = [x for x, w in zip((a, b), written) if not isinstance(x, Run) and w is None]
+    data = None
+    if now:
+        s, params, index_files, sets = parameters(str(now[0]), **options)
+    else:
+        s = load_settings(Path(options["config"]) if options.get("config") else None,
+                          data_dir=Path(options["data"]) if options.get("data") else None)
+
+    def allocations(x, folder: Path | None) -> pl.DataFrame:
+        nonlocal data
+        if isinstance(x, Run):
+            return x.allocations
+        if folder is not None:
+            return pl.read_parquet(folder / "allocations.parquet")
+        plan = plan_run(str(x), s.data_dir, params, sets, index_files)
+        again = _recorded(plan.run_id, s.out_root)
+        if again is not None:
+            return pl.read_parquet(again / "allocations.parquet")
+        data = data or load_dataset(s.data_dir, allow_implausible=params.allow_implausible)
+        result = compute(data, resolve_formula(str(x), sets, index_files=index_files), params)
+        return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {}))
+
+    alloc_a, alloc_b = (allocations(x, w) for x, w in zip((a, b), written))
+    data = data or load_dataset(s.data_dir)
+    deciles = cmp.deprivation_deciles(data, alloc_a["area_level"][0])
+    name = lambda x: x.run_id if isinstance(x, Run) else str(x)  # noqa: E731
+    return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles))
 
 
 def compare(a: Run | str, b: Run | str, **options) -> pl.DataFrame:
     """Who gains and who loses from `a` to `b`: per area and year the grant in each, the change (decimal pounds, as
-    `fundform compare` writes), per head and in percent, and the area's deprivation decile. Each side is a Run, a run's folder or id, or a formula or scenario
-    computed now with `options` (those of `run`)."""
-    from fundform.config import load_settings
-    from fundform.inputs.dataset import load_dataset
-    from fundform.outputs import compare as cmp
-    from fundform.outputs.schema import COMPARE
-    from fundform.outputs.write import to_arrow
-
-    alloc_a, alloc_b = _allocations(a, **options), _allocations(b, **options)
-    data_dir = options.get("data") or load_settings().data_dir
-    deciles = cmp.deprivation_deciles(load_dataset(Path(data_dir)), alloc_a["area_level"][0])
-    return pl.from_arrow(to_arrow(cmp.compare(alloc_a, alloc_b, deciles), COMPARE, None, {}))  # pounds, as written
+    `fundform compare` writes), per head and in percent, and the area's deprivation decile. Each side is a Run, a
+    run's folder or id, or a formula or scenario computed now with `options` (those of `run`; see `comparison`)."""
+    return comparison(a, b, **options).frame
 
 
-def explain(run_: Run | str, area: str) -> pl.DataFrame:
+def explain(run_: Run | str, area: str, data: str | Path | None = None) -> pl.DataFrame:
     """One area's waterfall (by code, exact name or a unique part of it): each step of its grant, from an equal
-    share per head through age, need, the transition and local tax, in pounds; the steps add to the grant."""
+    share per head through age, need, the transition and local tax, in pounds; the steps add to the grant. `data`:
+    the dataset whose area lookup names the level a name belongs to, for the message when nothing matches."""
     from fundform.config import load_settings
     from fundform.geography import hint_lookup, match_area
 
     r = run_ if isinstance(run_, Run) else Run.load(run_)
-    return match_area(r.waterfall, area, r._level, hint_lookup(load_settings().data_dir)).sort(
+    return match_area(r.waterfall, area, r._level, hint_lookup(data or load_settings().data_dir)).sort(
         "financial_year", "step_order")
 
 
 @dataclass
 class Sweep:
     """A sweep's results: per area and year the grant's distribution (`stats`), which parameter moves it most
-    (`sensitivity`), and the scenarios drawn (`scenarios`)."""
+    (`sensitivity`), and the scenarios drawn (`scenarios`); its manifest, and where it was written (or None)."""
 
     stats: pl.DataFrame
     sensitivity: pl.DataFrame
     scenarios: pl.DataFrame
+    manifest: dict = field(default_factory=dict)
+    out_dir: Path | None = None
 
 
-def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[float]], *, draws: int | None = None,
-          seed: int = 20261122, **options) -> Sweep:
+def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str], *,
+          draws: int | None = None, seed: int = 20261122, out: str | Path | None = None, write: bool = False,
+          progress=None, **options) -> Sweep:
     """Vary a version's numbers, all scenarios at once: `params` maps a sweepable key path to (lo, hi) for seeded
-    uniform draws (give `draws`) or a list of values for a grid. Each scenario's numbers equal a run with the same
-    --set. `options` are those of `run`."""
+    uniform draws (give `draws`) or a list of values for a grid (or is a list of `PATH=LO:HI` / `PATH=V1,V2`
+    strings, as `--param` takes them). Each scenario's numbers equal a run with the same --set. Written (atomically,
+    with its manifest) to `out`, or to the output root's sweep-ID when `write` is true. `options` are those of
+    `run`."""
+    import hashlib
+
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
+    from fundform.outputs.write import atomic_write_dir
     from fundform.sweeps import parse_parameters, run_sweep
 
-    exprs = [f"{k}={v[0]}:{v[1]}" if isinstance(v, tuple) else f"{k}={','.join(map(str, v))}"
-             for k, v in params.items()]
+    exprs = list(params) if isinstance(params, list | tuple) else [
+        f"{k}={v[0]}:{v[1]}" if isinstance(v, tuple) else f"{k}={','.join(map(str, v))}" for k, v in params.items()]
     names, values = parse_parameters(exprs, draws, seed)
     s, run_params, index_files, sets = parameters(formula, **options)
     f = resolve_formula(s.formula, sets, index_files=index_files)
-    res = run_sweep(load_dataset(s.data_dir), f, run_params, names, values)
-    return Sweep(res.stats, res.sensitivity, res.scenarios)
+    ds = load_dataset(s.data_dir)
+    res = run_sweep(ds, f, run_params, names, values, progress=progress)
+    manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
+                            "resolved_sha256": f.resolved_sha256},
+                "parameters": run_params.as_dict(), "swept": exprs, "draws": draws, "seed": seed,
+                "scenarios": int(values.shape[0]),
+                "inputs": [{"table": x.table, "file": x.path.name, "sha256": x.sha256} for x in ds.files]}
+    ident = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+    manifest = {"sweep_id": ident, **manifest}
+    target = None
+    if out is not None or write:
+        target = atomic_write_dir(Path(out) if out else s.out_root / f"sweep-{ident}", {
+            "sweep.parquet": res.stats.to_arrow(), "sensitivity.parquet": res.sensitivity.to_arrow(),
+            "scenarios.parquet": res.scenarios.to_arrow(),
+            "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"})
+    return Sweep(res.stats, res.sensitivity, res.scenarios, manifest, target)

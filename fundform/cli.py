@@ -609,39 +609,6 @@ def export(
                   + (f"; {len(extra)} partition file(s) in {escape(str(hive))}" if extra else ""))
 
 
-def _is_run(ref: str, s) -> bool:
-    from fundform.outputs.warehouse import find_run
-
-    try:
-        find_run(ref, s.warehouse, s.out_root)
-        return True
-    except FundformError:
-        return False
-
-
-def _run_or_compute(ref: str, s, params, data_dir: Path, sets: tuple[str, ...] = (),
-                    index_files: dict | None = None):
-    """A run's allocations by folder or id, else a formula or scenario computed now on the given data, with the
-    command's --set and --index applied."""
-    import polars as pl
-
-    from fundform.outputs.warehouse import find_run
-
-    try:
-        run_dir = find_run(ref, s.warehouse, s.out_root)
-        return pl.read_parquet(run_dir / "allocations.parquet"), ref
-    except FundformError:
-        pass
-    from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
-    from fundform.outputs.schema import ALLOCATIONS
-    from fundform.outputs.write import to_arrow
-    from fundform.pipeline import compute
-
-    result = compute(load_dataset(data_dir), resolve_formula(ref, sets, index_files=index_files), params)
-    return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), ref
-
-
 @app.command("compare")
 def compare_cmd(
     a: Annotated[str, typer.Argument(help="A run (folder or id), or a formula id or scenario file to run now.")],
@@ -665,26 +632,16 @@ def compare_cmd(
     import polars as pl
     from rich.table import Table
 
-    from fundform.inputs.dataset import load_dataset
-    from fundform.outputs import compare as cmp
+    from fundform.api import comparison
     from fundform.outputs.schema import COMPARE
-    from fundform.outputs.write import to_arrow
+    from fundform.outputs.write import atomic_write_file, to_arrow
 
     try:
-        s = _settings()
-        computed = [ref for ref in (a, b) if not _is_run(ref, s)]  # the sides computed now share the options
-        s, params, index_files = _setup(computed[0] if computed else None, data, level, start_year, years, config,
-                                        set_, index)
-        data_dir = s.data_dir
-        alloc_a, _ = _run_or_compute(a, s, params, data_dir, tuple(set_ or ()), index_files)
-        alloc_b, _ = _run_or_compute(b, s, params, data_dir, tuple(set_ or ()), index_files)
-        deciles = cmp.deprivation_deciles(load_dataset(data_dir), alloc_a["area_level"][0])
-        table = cmp.compare(alloc_a, alloc_b, deciles)
-        summ, dec = cmp.summary(table), cmp.by_decile(table)
+        c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                       index=_index_files(index), config=config)
+        table, summ, dec = c.table, c.summary, c.by_decile
         safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
-        target = out_file or s.out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
-        from fundform.outputs.write import atomic_write_file
-
+        target = out_file or _settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
         atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
     except Exception as e:  # noqa: BLE001
         fail(e)
@@ -745,32 +702,17 @@ def explain(
     import polars as pl
     from rich.table import Table
 
+    from fundform import api
+
     try:
         if run_ref:
-            from fundform.outputs.warehouse import find_run
-
-            s = _settings()
-            folder = find_run(run_ref, s.warehouse, s.out_root)
-            w = pl.read_parquet(folder / "waterfall.parquet").with_columns(
-                pl.col("amount", "cumulative").cast(pl.Float64) * 100)
-            alloc = pl.read_parquet(folder / "allocations.parquet").with_columns(
-                pl.col("target_allocation", "allocation").cast(pl.Float64) * 100)
+            r = api.Run.load(run_ref)
         else:
-            from fundform.formula.scenario import resolve_formula
-            from fundform.inputs.dataset import load_dataset
-            from fundform.pipeline import compute
-
-            s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
-            level = params.level
-            r = compute(load_dataset(s.data_dir), resolve_formula(s.formula, tuple(set_ or ()),
-                                                                   index_files=index_files), params)
-            w = r.waterfall
-            alloc = r.allocations
-        from fundform.geography import hint_lookup, match_area
-        from fundform.paths import default_data_dir
-
-        match = match_area(w, area, w["area_level"][0] if "area_level" in w.columns else level,
-                           hint_lookup(data or default_data_dir()))
+            r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                        index=_index_files(index), config=config)
+        pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
+        match = pence(api.explain(r, area, data), ["amount", "cumulative"])
+        alloc = pence(r.allocations, ["target_allocation", "allocation"])
         chosen = year or match["financial_year"].min()
         if chosen != "all":
             match = match.filter(pl.col("financial_year") == chosen)
@@ -950,46 +892,47 @@ def sweep(
     with a scenario axis), settled 1,000 at a time on a thread per core; beyond 20,000 scenarios the grants go to a
     temporary file a chunk at a time, so memory stays bounded. Writes sweep.parquet, sensitivity.parquet,
     scenarios.parquet and manifest.json."""
-    import hashlib
-
     from rich.table import Table
 
-    from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
-    from fundform.outputs.write import atomic_write_dir
-    from fundform.sweeps import parse_parameters, run_sweep
+    from fundform.api import sweep as run_sweep
 
     try:
-        names, values = parse_parameters(param, draws, seed)
-        s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
-        f = resolve_formula(s.formula, tuple(set_ or ()), index_files=index_files)
-        ds = load_dataset(s.data_dir)
         with _progress_bar("sweep", quiet or json_out) as status:
-            res = run_sweep(ds, f, params, names, values, progress=status)
-        manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
-                                "resolved_sha256": f.resolved_sha256},
-                    "parameters": params.as_dict(), "swept": param, "draws": draws, "seed": seed,
-                    "scenarios": int(values.shape[0]),
-                    "inputs": [{"table": x.table, "file": x.path.name, "sha256": x.sha256} for x in ds.files]}
-        ident = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
-        target = atomic_write_dir(out_dir or s.out_root / f"sweep-{ident}", {
-            "sweep.parquet": res.stats.to_arrow(), "sensitivity.parquet": res.sensitivity.to_arrow(),
-            "scenarios.parquet": res.scenarios.to_arrow(),
-            "manifest.json": json.dumps({"sweep_id": ident, **manifest}, indent=2, sort_keys=True) + "\n"})
+            res = run_sweep(formula, list(param), draws=draws, seed=seed, out=out_dir, write=True, progress=status,
+                            data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                            index=_index_files(index), config=config)
+        target, n = res.out_dir, res.manifest["scenarios"]
     except Exception as e:  # noqa: BLE001
         fail(e)
     if json_out:
-        out.print_json(json.dumps({"out_dir": str(target), "scenarios": int(values.shape[0]),
+        out.print_json(json.dumps({"out_dir": str(target), "scenarios": n,
                                    "sensitivity": res.sensitivity.to_dicts()}))
         return
     if quiet:
         return
-    t = Table(title=f"{values.shape[0]:,} scenarios of {f.spec.id}: which parameters move grants most")
+    t = Table(title=f"{n:,} scenarios of {res.manifest['formula']['id']}: which parameters move grants most")
     for c in ["rank", "parameter", "mean |rank correlation| with grant"]:
         t.add_column(c)
     for r in res.sensitivity.iter_rows(named=True):
         t.add_row(str(r["rank"]), r["parameter"], f"{r['mean_abs_rank_correlation']:.3f}")
     out.print(t)
+    import polars as pl
+
+    last = res.stats["financial_year"].max()
+    widest = res.stats.filter(pl.col("financial_year") == last).with_columns(
+        spread=(pl.col("grant_p95") - pl.col("grant_p5")) / pl.col("grant_median").abs()).sort(
+        "spread", descending=True, nulls_last=True).head(10)
+    t = Table(title=f"Range of grants across the scenarios, {last} (cash): the ten areas whose grant varies most")
+    for c in ["area", "lowest", "5th percentile", "median", "95th percentile", "highest", "p5 to p95, % of median"]:
+        t.add_column(c, justify="left" if c == "area" else "right")
+    for r in widest.iter_rows(named=True):
+        t.add_row(f"{r['area_name']} ({r['area_code']})", *(f"{gbp(r[f'grant_{k}'] / 1e6, 1)}m"
+                                                             for k in ("min", "p5", "median", "p95", "max")),
+                  f"{r['spread']:.2%}")
+    out.print(t)
+    total = res.scenarios["total_grant_last_year"]
+    out.print(f"Total grant in {last} across the scenarios: {gbp_bn(total.min() * 100)} to {gbp_bn(total.max() * 100)}"
+              f" (median {gbp_bn(total.median() * 100)}); every area's range is in sweep.parquet")
     out.print(f"sweep written to {target}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 from typer.testing import CliRunner
 
 from cli import app
@@ -191,3 +192,17 @@ def test_progress_bar_draws_on_a_terminal(capsys):
     finally:
         cli.err = saved
     assert "running one" in drawn and "1/3" in drawn
+
+
+def test_sweep_prints_the_range_of_grants_as_its_file_holds_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    r = runner.invoke(app, ["sweep", "--param", "transition.floor=-0.03,0", "--years", "1", "--level", "region",
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert "Range of grants across the scenarios, 2026/27 (cash)" in r.output
+    stats = pl.read_parquet(tmp_path / "s" / "sweep.parquet")
+    widest = stats.with_columns(spread=(pl.col("grant_p95") - pl.col("grant_p5")) / pl.col("grant_median").abs()
+                                ).sort("spread", descending=True).row(0, named=True)
+    # the first row printed is the area whose grant varies most, with its lowest and highest grant (GBP m)
+    line = next(ln for ln in r.output.splitlines() if widest["area_code"] in ln)
+    assert f"£{widest['grant_min'] / 1e6:,.1f}m" in line and f"£{widest['grant_max'] / 1e6:,.1f}m" in line

@@ -89,3 +89,22 @@ def test_the_documented_example_runs(isolated):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102  the project's own doc
+
+
+def test_compare_reads_a_run_already_written_with_the_same_id_instead_of_recomputing(isolated, monkeypatch):
+    """A side named by its formula whose run (same formula, inputs, options, packages: the same id) was written is
+    read back; a side with other options is computed, once, from data read once."""
+    import fundform.pipeline
+    from fundform.api import comparison
+
+    written = fundform.run(years=1, record=True)
+    calls = []
+    real = fundform.pipeline.compute
+    monkeypatch.setattr(fundform.pipeline, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    same = comparison("fundform-needs", "fundform-needs", years=1)
+    assert calls == [] and (same.table["change"] == 0).all()
+    fresh = comparison("fundform-needs", "fundform-needs", years=1, set={"transition.floor": -0.01})
+    assert len(calls) == 2  # a run with another id is computed (each side once)
+    by_hand = fundform.run(years=1, set={"transition.floor": -0.01}).allocations
+    assert (fresh.frame.sort("area_code")["grant_b"] == by_hand.sort("area_code")["grant"]).all()
+    assert written.allocations["grant"].sum() == same.frame["grant_a"].sum()
