@@ -11,6 +11,7 @@ fails when they differ), and ``fundform formulas method ID|FILE [--set ...]`` pr
 from __future__ import annotations
 
 import inspect
+import re
 
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
 from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year, rule_numbers
@@ -81,7 +82,7 @@ def _need_section(need, title: str, n: int) -> list[str]:
             "```",
             "",
             "At level `icb` (`nhs-region`) a practice belongs to its own `icb_code` (`nhs_region_code`); at council "
-            "levels, to its `area_code`, rolled up through the area lookup as in step 2. Sums are exact (128-bit "
+            "levels, to its `area_code`, rolled up through the area lookup as in step §areas§. Sums are exact (128-bit "
             "fixed point at 1e-12 of a person).",
             "",
         ]
@@ -90,7 +91,7 @@ def _need_section(need, title: str, n: int) -> list[str]:
     out += [
         f"Population `P[i,s,a]` is `population.population` (persons) for lower-tier authority `i`, sex `s`, single year "
         "of age `a` (90 = 90 and over), summed over sex and any small areas first; where the table has a "
-        "`financial_year`, each settlement year `k` takes that year's rows, and every quantity of steps 1-2 (need, "
+        "`financial_year`, each settlement year `k` takes that year's rows, and every quantity of steps §need§-§areas§ (need, "
         "target shares, population per head) is that year's (`P_k`, `N_k`, `tau_k`). The age cost curve gives each "
         f"age its band's weight `w(a)` ({_what(curve)}; source: {curve.source}):",
         "",
@@ -100,7 +101,8 @@ def _need_section(need, title: str, n: int) -> list[str]:
         "",
         "```",
         "P_i = sum over s, a of P[i,s,a]",
-        "W_i = sum over a of (sum over s of P[i,s,a]) * w(a)          (age-weighted population)",
+        "W_i = sum over bands b of w_b * P_b,i,   P_b,i = sum over s and ages a in b of P[i,s,a]   (age-weighted "
+                "population: band by band, in the curve's order)",
         "```",
         "",
     ]
@@ -158,17 +160,19 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
             "zero to a whole penny; `floor`/`ceil` round down/up; `floor_penny(x) = floor(100 * x + 0.000000001) / "
             "100` pounds (down to the penny; the 1e-9 absorbs float noise in exact products); `apportion(T, w)` "
             "splits whole pence `T` in "
-            "proportion to weights `w` exactly (largest remainder, defined in step 10). Sums of inputs are exact "
+            "proportion to weights `w` exactly (largest remainder, defined in step §rounding§). Sums of inputs are exact "
             "(128-bit fixed point at 1e-12 of the unit), so they do not depend on row order.", ""]
     n = 1
     needs = [("need", spec.need)] if not spec.streams else (
         [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None])
     out += _need_section(spec.need, "Need" + (" (the version's; a stream without its own uses it)" if spec.streams
                                               else ""), n)
+    num = {"need": n}  # each section's number by key: the text's cross-references (§key§) are resolved from it
     for path, need in needs[1:]:
         n += 1
         out += _need_section(need, f"Need of stream {path.split('.')[1]}", n)
     n += 1
+    num["areas"] = n
     out += [f"## {n}. Areas of the output level and target shares", "",
             "An authority's quantities reach the areas of the run's level through the area lookup: `s_ia` = "
             "`area_lookup.share` for `level` = the run's level (1 where the authority lies wholly in the area; the "
@@ -182,6 +186,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
         out += ["This version takes its target shares from the published round instead: `tau_a = FST_a / sum of "
                 "FST`, `FST` = `nhs_icb_allocations.fair_shares_target` summed to the area.", ""]
     n += 1
+    num["funding"] = n
     b = spec.baseline
     if b.source == "baseline_table":
         comps = b.columns if not spec.streams else [c for s in spec.streams for c in s.baseline_components or []]
@@ -223,6 +228,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
         composite = (" It is a composite: `g_y = " + " + ".join(f"{c.weight.value:g} * g_{c.index}"
                                                                for c in idx.composite) + "` (weights' sources: "
                      + "; ".join(f"{c.index}: {c.weight.source}" for c in idx.composite) + ").")
+    num["control_total"] = n
     out += [f"## {n}. Control total", "",
             f"Base year `y0` = {ct.base_year}; index `{ct.inflation_index}` ({idx.description}; source: {idx.source}; "
             f"vintage {idx.vintage}), growth `g_y` into year `y` from the year before.{composite} Real growth `r` = "
@@ -231,18 +237,22 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
             "I_y = product over t = y0+1 .. y of (1 + g_t)          R_y = (1 + r) ^ (y - y0)",
             ]
     if b.source == "baseline_table":
-        out += ["B = round(100 * sum over a of F_a)                (pence; from the unrounded sum in pounds)",
+        out += ["B = round(100 * sum over i of F_i)                (pence; from the unrounded sum in pounds)",
                 "CT_y = round(B * I_y * R_y)",
                 "```", "",
-                f"So the first settlement year {first} is {parse_year(first) - parse_year(ct.base_year)} year(s) of "
-                f"growth from the base year {ct.base_year}: the control total grows through every year between, "
-                f"{year0} (the year before the settlement) included. For this version:", ""]
+                (f"The base year {ct.base_year} is the year before the settlement: its control total is `B` itself "
+                 f"(`I` = `R` = 1), and growth applies from the first settlement year {first}. For this version:"
+                 if ct.base_year == year0 else
+                 f"So the first settlement year {first} is {parse_year(first) - parse_year(ct.base_year)} year(s) of "
+                 f"growth from the base year {ct.base_year}: the control total grows through every year after it, "
+                 f"{year0} (the year before the settlement) included. For this version:"), ""]
     else:
         out += ["```", "",
                 "For a published round the control total is the sum of each area's start grown by its own factors "
-                "(step 6). The uniform factor of a later year is `I_y * R_y / (I_{y-1} * R_{y-1})`.", ""]
+                "(step §start§). The uniform factor of a later year is `I_y * R_y / (I_{y-1} * R_{y-1})`.", ""]
     out += _index_rows(spec, years) + [""]
     n += 1
+    num["start"] = n
     out += [f"## {n}. The year before the settlement, targets and today's funding uprated", ""]
     if b.source == "baseline_table":
         out += ["The settlement starts from today's funding uprated to the year before it (the first-year rule): "
@@ -263,7 +273,8 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "The transition (next steps) then applies to the areas of the run's level, the bodies that receive "
                 "the money.", ""]
     else:
-        out += ["Year by year, `k` = 1, 2, ... (each year the version as dated for it, step 7):", "",
+        out += ["Year by year, `k` = 1, 2, ..." + (" (each year the version as dated for it, step §by_year§)" if spec.years
+                                               else "") + ":", "",
                 "```",
                 "A_0,a = round(100 * F_a)",
                 "S_k,a = A_k-1,a + round(100 * RB_k,a) - round(100 * RA_k-1,a)   (restatement: a later year whose "
@@ -285,13 +296,14 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "weighted populations.", ""]
     if spec.local_tax.basis == "grant":
         out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
-                "total plus the equalised notional resources of step 8: `CT_y + round(d_k * 100 * sum over a of "
+                "total plus the equalised notional resources of step §local§: `CT_y + round(d_k * 100 * sum over a of "
                 "N_y,a)` (the year before uses year 1's), so that grants sum to the grant total.", ""]
     n += 1
     rule_params = {name: getattr(t, name) for name in rule_numbers(t.rule)}  # the rule's own model says which
+    num["transition"] = n
     out += [f"## {n}. Transition, year by year", "",
             "Each year starts from last year's allocation in whole pence, `A = A_{k-1}`. The growth factor is "
-            + ("each area's own (step 6) in the round's year and uniform after" if b.base_growth == "published"
+            + ("each area's own (step §start§) in the round's year and uniform after" if b.base_growth == "published"
                else "uniform, `G_k = CT_k / sum over a of A_{k-1},a`") + f". The rule `{t.rule}` gives the "
             "unconstrained allocation:", "",
             "```", _equation(t.rule, "rule"), "```", "",
@@ -312,7 +324,9 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                    "a payment `max(A_0,a - A_k,a, 0)` on top of the total, in `guarantee_payment`.")]
     out += [""]
     if t.budget_neutral:
-        out += ["The floors, the ceilings and the total are solved together, exactly: the one number `lambda` with",
+        out += ["This rule is budget neutral (`transition.budget_neutral = true`): each year's allocations add to "
+                "`CT_k` exactly, whatever the rule, floors and ceilings give. "
+                "The floors, the ceilings and the total are solved together, exactly: the one number `lambda` with",
                 "", "```",
                 "sum over a of clip(u_a - lambda * h_a, L_a, U_a) = CT_k,   h_a = max(u_a - L_a, 0) (|u_a| without a "
                 "floor)", "```", "",
@@ -323,7 +337,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "there; the other areas share what is left, `CT_k - sum of the bound areas`, in proportion to their "
                 "unrounded allocations, by `apportion`. So `sum of A_k = CT_k` to the penny.", ""]
     else:
-        out += ["This rule is not budget neutral: `A_k,a = clip(u_a, L_a, U_a)` rounded half up to the penny (bound "
+        out += ["This rule is not budget neutral (`transition.budget_neutral = false`): `A_k,a = clip(u_a, L_a, U_a)` rounded half up to the penny (bound "
                 "areas exactly at their bound); what it does not allocate, `CT_k - sum of A_k`, is released from the "
                 "total and reported (`released_by_transition_gbp`), never spread.", ""]
         rules = [t] + [s.transition for s in spec.streams if s.transition is not None]
@@ -334,6 +348,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                  "and says by how much. ") + ("Each stream's rule applies to that stream alone." if spec.streams else "")
                  ).rstrip(), ""]
     n += 1
+    num["local"] = n
     out += [f"## {n}. Local resources and the grant", ""]
     if lt.rule == "none":
         out += ["This version deducts no local resources: `grant = A_k` (plus any guarantee payment).", ""]
@@ -355,7 +370,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "down to the penny every year).",
                 f"- Precept rule `{prec.rule}` (cap {_q(prec.cap)}, above the cap: {prec.above_cap}): "
                 + ("every authority at the default rate." if prec.rule == "uniform" else
-                   "each authority's rate is the default rate times its need index (step 2, at lower tier), "
+                   "each authority's rate is the default rate times its need index (step §areas§, at lower tier), "
                    "capped.") + " An authority's own Band D moves the same way at its own rate; the difference is "
                 "`precept_flex_yield`.",
                 f"- Tax base: {projection}.",
@@ -369,7 +384,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                 "grant_k,a = A_k,a + guarantee_k,a - NT_k,a",
                 "```", "",
                 f"Basis `{lt.basis}`: " + ("the control total is the spending envelope." if lt.basis == "spending" else
-                                           "the control total is the grant total (see step 6)."),
+                                           "the control total is the grant total (see step §start§)."),
                 f"Negative grants: `{lt.negative_grants}`" + (
                     " (a negative grant stands: the area pays in)." if lt.negative_grants == "tariff" else
                     " (grants below zero are raised to zero, every other grant's headroom scaled back exactly as "
@@ -389,10 +404,11 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                     "local_yield`.", ""]
     if spec.streams:
         n += 1
+        num["streams"] = n
         out += [f"## {n}. Funding streams", "",
-                "Steps 1-7 run for each stream on its own: its own need (or the version's), its own today's funding "
+                "Steps §need§-§transition§ run for each stream on its own: its own need (or the version's), its own today's funding "
                 "(its baseline components, or its published round's stream), control total and transition. A stream's allocation is pooled with the "
-                "others' before local tax, which applies to the pool (step 8).", ""]
+                "others' before local tax, which applies to the pool (step §local§).", ""]
         for s in spec.streams:
             growth = (f"grows with stream `{s.linked_to}`: `CT_s,y = round(B_s * CT_{s.linked_to},y / "
                       f"B_{s.linked_to})`" if s.linked_to else
@@ -402,28 +418,49 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
             out += [f"- **{s.name}** ({s.title}): {start}; "
                     f"need {'its own (above)' if s.need else 'the version'}'s; {growth}; transition "
                     f"`{(s.transition or t).rule}`."]
-        out += [""]
+        out += ["", "The pooled figures of the version (allocations.parquet, need.parquet) are the streams' sums: "
+                "`T_a`, `BU_a`, `A_a` and guarantee payments are the streams' own added in pence. Its need columns "
+                "state the pool: `target_share_a = T_a / sum of T` (the share of the streams' summed targets), "
+                "`need_weighted_population_a = target_share_a * sum of P`, `need_index_a = "
+                "need_weighted_population_a / P_a`, no `age_weighted_population` (null); need.parquet holds the "
+                "first settlement year's. An area is `transition_bound` \"floor\" (\"ceiling\", \"none\") where every "
+                "stream is, else \"streams\" (streams.parquet has each stream's); its `years_to_target` is the "
+                "latest of its streams' (empty where any stream's rule never gets there).", ""]
     n += 1
-    out += [f"## {n}. Real terms, per head, cohorts", "",
-            "Real-terms grants are at the run's price base year `pb` (default: its first year), deflated by the "
-            "version's index: `grant_real_k = apportion(round(sum of grant_k / D_k), grant_k / D_k)`, "
-            "`D_k = I_k / I_pb`. Grant per head: `round(grant_k,a / P_a)` pence. Each age cohort's part of the grant "
-            "(" + ", ".join(f"{c.name} {c.age_from}-{c.age_to}" for c in spec.cohorts)
-            + ") is its share of the area's age-weighted population, the rest in `rest`, adding to the grant.", ""]
+    num["outputs"] = n
+    out += _outputs_section(spec, n)
     n += 1
+    num["rounding"] = n
+    published = b.source == "nhs_icb_allocations"
+    points = (["the base total `B` and each year's control total `CT_y` (round half away from zero);",
+               "`A_0`, targets `T_y` and today's funding uprated `BU_y`: `apportion` among authorities, then summed "
+               "(step §start§);"] if not published else
+              ["the start `A_0,a = round(100 * F_a)` and the restatements `round(100 * RB)`, `round(100 * RA)`; each "
+               "year's control total `CT_k` (round half away from zero);",
+               "targets `T_k` and today's funding uprated `BU_k`: `apportion` (step §start§);"])
+    points += ["each year's allocation: " + ("bound areas exactly at their (whole-penny) bound, the rest by "
+                                             "`apportion`;" if t.budget_neutral else
+                                             "`clip(u, L, U)` rounded half away from zero, bound areas exactly at "
+                                             "their bound;")]
+    if lt.rule != "none":
+        points += ["Band D, every year: down to the penny;",
+                   "notional local tax `NT`, notional local resources, each yield (council tax, precept flexibility, "
+                   "health tax, business-rates discount): `apportion(round(sum of x), x)` of the year's unrounded "
+                   "amounts x in pence;"]
+    points += ["real-terms grants: `apportion(round(sum of x), x)`, x = grant / D; grant per head: round half away "
+               "from zero;", "the waterfall's need steps: `round(share x sum of T)` area by area, the last need step "
+               "exactly `T_a` (step §outputs§);"]
+    if spec.need.method == "age_cost_curve" and spec.cohorts:
+        points += ["cohorts: `apportion(grant, cohort shares)` per area and year."]
     out += [f"## {n}. Rounding points and `apportion`", "",
             "Money is whole pence (int64); each published figure is rounded once:", "",
-            "1. the base total `B` and each year's control total `CT_y` (round half away from zero);",
-            "2. `A_0`, targets `T_y` and today's funding uprated `BU_y`: `apportion`;",
-            "3. each year's allocation: bound areas exactly at their (whole-penny) bound, the rest by `apportion`;",
-            "4. Band D, every year: down to the penny;",
-            "5. notional local tax, real-terms grants: `apportion` of each year's rounded total; grant per head: "
-            "round half away from zero.", "",
+            *[f"{i}. {p}" for i, p in enumerate(points, 1)], "",
             "`apportion(T, w)`: each part is `floor(T * w_a / sum of w)` pence; the pennies still missing from `T` "
             "go one each to the parts with the largest fractional remainders, ties to the earlier area code. The "
-            "parts sum to `T` exactly. Convergence aims at the whole-penny targets; the control total grows from "
-            "the unrounded base sum, so `B` may differ by a few pence from the sum of the areas' rounded baselines.",
-            ""]
+            "parts sum to `T` exactly. It is the one rule every money split follows."
+            + (" Convergence aims at the whole-penny targets; the control total grows from the unrounded base sum, "
+               "so `B` may differ by a few pence from the sum of the areas' rounded baselines." if not published
+               else ""), ""]
     n += 1
     out += [f"## {n}. What the reconciliation checks", "",
             "Every run checks, per year and exactly in pence (`reconciliation.parquet`; a run whose check fails "
@@ -437,9 +474,11 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
     if spec.streams:
         out += ["- each stream's allocations = its own control total (parity: none funds another); a linked stream's "
                 "control total grows exactly with its link;"]
-    out += ["- each area's waterfall steps add to its grant; the cohorts add to the grant.", ""]
+    out += ["- each area's waterfall steps add to its grant" + ("; the cohorts add to the grant." if
+            spec.need.method == "age_cost_curve" and spec.cohorts else "."), ""]
     n += 1
     if spec.years:
+        num["by_year"] = n
         out += [f"## {n}. Values by year", "",
                 "These sections of the version apply from their year on (later ones on top of earlier ones); the "
                 "values above are the version's before the first of them.", "",
@@ -455,12 +494,89 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
             "|---|---|---|---|---|"]
     out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.description or ''} | {q.source} |"
             for path, q in iter_quantities(spec)]
-    out += ["", "Age band weights are in step 1, index growth by year in step 5. Sources:", ""]
+    curves = any(need.age_cost_curve is not None for _, need in needs)
+    out += ["", ("Age band weights are in step §need§, index" if curves else "Index") + " growth by year in step "
+            "§control_total§. Sources:", ""]
     out += [f"- `{s.id}`: {s.title}, {s.publisher}" + (f" ({s.url})" if s.url else "") + (f". {s.note}" if s.note
                                                                                            else "")
             for s in spec.sources]
     out += [""]
-    return "\n".join(out)
+    return _resolve("\n".join(out), num)
+
+
+def _outputs_section(spec: FormulaSpec, n: int) -> list[str]:
+    """Every output column of the version, as the engine computes it (outputs/registry.py builds them)."""
+    lt, t = spec.local_tax, spec.transition
+    practice = spec.need.method != "age_cost_curve"
+    who = "registered patient" if practice else "resident"
+    cohorts = spec.need.method == "age_cost_curve" and spec.cohorts
+    rows = [
+        ("population", f"`P_a`, the year's {who}s" + (" (the practices' registered populations)" if practice else "")),
+        ("need_weighted_population, need_index, target_share", "`N_a`, `need_index_a`, `tau_a` of the year (step "
+         "§areas§)" + ("; for a version with streams, the pooled figures (step §streams§)" if spec.streams else "")),
+        ("control_total", "`CT_k` (each stream's summed, for a version with streams)"),
+        ("target_allocation, baseline, previous_allocation, allocation", "`T_k,a`, `BU_k,a`, `A_k-1,a`, `A_k,a`"),
+        ("distance_from_target", "`A_k,a / T_k,a - 1`"),
+        ("transition_bound", "\"floor\" or \"ceiling\" where the area is held at that bound in year k, else "
+         "\"none\""),
+        ("years_to_target", "after the last year, further years at the rule's own pace (targets growing like "
+         "allocations) until `|A / T - 1| <= 0.001`: " + {
+             "convergence": "`0` if already there, else `ceil(log(0.001 / |d|) / log(1 - f))` (`d = A/T - 1`; 1 if "
+                            "`f >= 1`; empty if `f = 0`)",
+             "nhs_convergence": "the distance simulated year by year, `d <- (1 + d) * (1 + c(d)) - 1` with the "
+                                "rule's `c` (at most 200 years; empty beyond)",
+             "phasing": "`0` if already there, else empty (phasing ends at target)"}.get(
+             t.rule, "empty (the rule states no pace)")),
+        ("guarantee_payment", "the guarantee paid on top of the total (0 without one)"),
+    ]
+    if lt.rule != "none":
+        rows += [
+            ("notional_local_resources", "`N_a,k` in pence (`apportion(round(100 * sum of N), 100 * N)`)"),
+            ("notional_local_tax, equalisation", "`NT_k,a` and `-NT_k,a`"),
+            ("council_tax_yield, precept_flex_yield, health_tax_yield, business_rates_discount",
+             "each yield in pence, split as `NT` (step §rounding§)"),
+            ("local_yield", "`council_tax_yield + health_tax_yield - business_rates_discount`"),
+            ("negative_grant_adjustment", "the grant after the negative-grant rule less `A + guarantee - NT`"),
+            ("spending_power", "`grant + local_yield`"),
+        ]
+    else:
+        rows += [("notional_local_resources, notional_local_tax, equalisation, yields, local_yield, "
+                  "negative_grant_adjustment", "0 (no local tax)"), ("spending_power", "`grant`")]
+    rows += [
+        ("grant", "`A_k,a + guarantee_k,a - NT_k,a`, after the negative-grant rule"),
+        ("grant_real", "the grant at the price base year `pb` (default: the run's first year): "
+         "`apportion(round(sum of grant_k / D_k), grant_k / D_k)`, `D_k = I_k / I_pb` (the version's index)"),
+        ("grant_per_head", f"`round(grant_k,a / P_a)` pence per {who}"),
+    ]
+    out = [f"## {n}. Output columns", "",
+           "Each column of allocations.parquet (one row per area and year `k`; docs/output-schema.md has the units):",
+           "", "| column | value |", "|---|---|", *[f"| `{c.replace(', ', '`, `')}` | {v} |" for c, v in rows], "",
+           "streams.parquet has the same transition columns per stream. need.parquet is the first settlement year's "
+           "need columns. waterfall.parquet builds each area's grant step by step: an equal share per head "
+           "`round(P_a / sum of P * sum of T)`"
+           + ("" if practice or spec.streams else ", then age alone and each indicator in turn (`round(N_a(j) / sum "
+              "of N(j) * sum of T)`, `N(j)` the need with the first j multipliers, summed to the level), the last "
+              "need step exactly `T_a`")
+           + ", then the transition `A - T`, the guarantee payment, `-NT` and the negative-grant adjustment: the "
+           "steps add to the grant to the penny."]
+    if cohorts:
+        out += ["", "cohorts.parquet splits each grant by age cohort ("
+                + ", ".join(f"{c.name} {c.age_from}-{c.age_to}" for c in spec.cohorts)
+                + "): a cohort's share of area `a` in year `k` is its ages' part of the area's age-weighted "
+                "population, `sum over i of s_ia * sum over its ages of P_k[i,age] * w(age)` over the same sum for "
+                "every age (each year's own residents), the rest in `rest`; the parts are `apportion(grant_k,a, "
+                "shares)`."]
+    return out + [""]
+
+
+def _resolve(text: str, num: dict[str, int]) -> str:
+    """The document with each cross-reference §key§ replaced by that section's number (an unknown key is an error:
+    a reference to a section the version's document does not have)."""
+    def number(m: re.Match) -> str:
+        if m.group(1) not in num:
+            raise KeyError(f"the method document refers to a section '{m.group(1)}' it does not have")
+        return str(num[m.group(1)])
+    return re.sub(r"§([a-z_]+)§", number, text)
 
 
 def assumptions_markdown(specs: list[FormulaSpec]) -> str:

@@ -78,7 +78,7 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
     from fundform.need.weighted_population import age_weights
     from fundform.numeric import fixed_sum
     from fundform.outputs.schema import COHORTS
-    from fundform.settlement.money import largest_remainder
+    from fundform.settlement.money import apportion
 
     cohorts = spec.cohorts
     if spec.need.method != "age_cost_curve" or not cohorts:
@@ -105,7 +105,7 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
 
     shares = np.stack([year_shares(y) for y in years])  # (years, areas, C + 1)
     grant = a["grant"].to_numpy().reshape(len(years), -1)
-    parts = largest_remainder(grant[..., None] * shares, grant)  # (years, areas, C + 1)
+    parts = apportion(grant, shares)  # (years, areas, C + 1): the one rule every money split follows
     names = [c.name for c in cohorts] + ["rest"]
     ages = [f"{c.age_from}-{c.age_to}" if c.age_to < 90 else f"{c.age_from}+" for c in cohorts] + ["other"]
     k = len(names)
