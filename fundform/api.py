@@ -291,3 +291,61 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
             "scenarios.parquet": res.scenarios.to_arrow(),
             "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"})
     return Sweep(res.stats, res.sensitivity, res.scenarios, manifest, target)
+
+
+def design(design: str | Path, *, out: str | Path | None = None, write: bool = False, progress=None,
+           **options):
+    """Which numbers of a version meet a design's constraints (a design file, TOML: docs/design.md): candidates
+    searched on the scenario axis, the chosen one verified by an exact run, the feasible region and the frontier.
+    Returns a `fundform.designer.DesignResult`; written (atomically, with its manifest, report and a scenario file
+    that reproduces the choice) to `out`, or to the output root's design-ID when `write` is true. `options`: those
+    of `run` (data, level, start_year, years, config), over the design file's own."""
+    import hashlib
+    import platform
+
+    from fundform import __version__
+    from fundform.designer import load_design, run_design, verify
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.outputs.design_report import design_html
+    from fundform.outputs.write import atomic_write_dir
+
+    path = Path(design)
+    if not path.is_file():
+        from fundform.paths import PROJECT_ROOT
+
+        shipped = PROJECT_ROOT / "formulas" / "designs" / f"{design}.toml"
+        if not shipped.is_file():
+            raise FundformError(f"no design file {design} (nor formulas/designs/{design}.toml)")
+        path = shipped
+    ds = load_design(path)
+    given = {k: v for k in ("level", "start_year", "years") if (v := options.pop(k, None)) is not None}
+    s, params, _, _ = parameters(ds.version, level=given.get("level", ds.level),
+                                 start_year=given.get("start_year", ds.start_year),
+                                 years=given.get("years", ds.years), **options)
+    formula = resolve_formula(ds.version)
+    data = load_dataset(s.data_dir)
+    result = run_design(ds, data, formula, params, progress=progress)
+    (progress or (lambda _m: None))("verifying the chosen design by an exact run")
+    result.verified = verify(result, data, params)
+    from importlib.metadata import version as pkg
+
+    manifest = {"design": ds.model_dump(mode="json"), "design_file": path.name,
+                "formula": {"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256},
+                "parameters": params.as_dict(),
+                "inputs": [{"table": x.table, "file": x.path.name, "sha256": x.sha256} for x in data.files],
+                "packages": {"python": platform.python_version(), "fundform": __version__,
+                             **{p: pkg(p) for p in ("numpy", "scipy", "polars")}}}
+    ident = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+    result.manifest = {"design_id": ident, **manifest}
+    if out is not None or write:
+        summary = {"design_id": ident, "title": ds.title, "version": result.version, "feasible": result.feasible,
+                   "chosen": result.chosen, "binding": result.binding, "relaxed": result.relaxed,
+                   "shipped": result.shipped, "verified": result.verified, "candidates": result.points.height}
+        result.out_dir = atomic_write_dir(Path(out) if out else s.out_root / f"design-{ident}", {
+            "points.parquet": result.points.to_arrow(), "frontier.parquet": result.frontier.to_arrow(),
+            "region.parquet": result.region.to_arrow(), "scenario.toml": result.scenario_toml(),
+            "design.json": json.dumps(summary, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n",
+            "report.html": design_html(result),
+            "manifest.json": json.dumps(result.manifest, indent=2, sort_keys=True) + "\n"})
+    return result

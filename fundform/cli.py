@@ -937,6 +937,82 @@ def sweep(
 
 
 @app.command()
+def design(
+    file: Annotated[str, typer.Argument(help="A design file (TOML: the version, free numbers with ranges, "
+                                        "constraints, objectives; docs/design.md), or the name of one in "
+                                        "formulas/designs/.")],
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/design-HASH]",
+                                                    show_default=False)] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Which numbers of a version meet these constraints: candidates drawn over the free numbers' ranges (seeded
+    Sobol draws, then refined around the best) and settled exactly on the scenario axis; the best feasible one (or,
+    when none is, the constraint that binds and by how much), verified by an exact run; what relaxing each
+    constraint buys; the frontier between two objectives and the feasible region. Writes points, frontier and
+    region (Parquet), design.json, report.html, a scenario.toml that reproduces the choice, and manifest.json.
+    Exit 0 whether or not the constraints can be met."""
+    from rich.table import Table
+
+    from fundform.api import design as run_design
+
+    try:
+        with _progress_bar("design", quiet or json_out) as status:
+            r = run_design(file, out=out_dir, write=True, progress=status, data=data, level=level,
+                           start_year=start_year, years=years, config=config)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"out_dir": str(r.out_dir), "design_id": r.manifest["design_id"],
+                                   "feasible": r.feasible, "chosen": r.chosen, "binding": r.binding,
+                                   "relaxed": r.relaxed, "verified": r.verified,
+                                   "candidates": r.points.height}, default=str))
+        return
+    if quiet:
+        return
+    n = r.points.height
+    if r.feasible:
+        out.print(f"[bold]{escape(r.spec.title)}[/bold]\nThe constraints can be met: the best of {n:,} candidates "
+                  f"on {escape(r.spec.objectives[0].name)}:")
+    else:
+        b = r.binding
+        out.print(f"[bold]{escape(r.spec.title)}[/bold]\nNo candidate of {n:,} meets every constraint. At the "
+                  f"closest, this one binds: {escape(b['constraint'])} (value {b['value']:.6g}, limit "
+                  f"{b['limit']:.6g}, short by {b['short_by']:.6g}).")
+    t = Table(title="Free numbers")
+    for c in ["number", "as shipped", "chosen", "range searched"]:
+        t.add_column(c, justify="left" if c == "number" else "right")
+    for name in r.names:
+        lo, hi = r.spec.free[name]
+        t.add_row(name, f"{r.shipped['free'][name]:.6g}", f"{r.chosen['free'][name]:.6g}", f"{lo:.6g} to {hi:.6g}")
+    out.print(t)
+    t = Table(title="Constraints, on the exact run of the chosen numbers")
+    for c in ["constraint", "as shipped", "chosen", "limit", "holds"]:
+        t.add_column(c, justify="left" if c == "constraint" else "right")
+    for c, s0 in zip(r.verified["constraints"], r.shipped["constraints"]):
+        t.add_row(c["constraint"], f"{s0['value']:.6g}", f"{c['value']:.6g}", f"{c['limit']:.6g}",
+                  "yes" if c["holds"] else "no")
+    out.print(t)
+    t = Table(title=f"What dropping one constraint buys ({r.spec.objectives[0].name})")
+    for c in ["constraint dropped", "with every constraint", "without it"]:
+        t.add_column(c, justify="left" if c == "constraint dropped" else "right")
+    fmt = lambda v: "none" if v is None else f"{v:.6g}"  # noqa: E731
+    for x in r.relaxed:
+        t.add_row(x["constraint"], fmt(x["with_it"]), fmt(x["without_it"]))
+    out.print(t)
+    v = r.verified
+    out.print(("Verified: the exact run's grants equal the candidate's to the penny" if v["grants_equal_to_the_penny"]
+               else f"The exact run's grants differ from the candidate's by up to {v['max_grant_difference_pence']}p")
+              + f". Reproduce it: fundform run --formula {r.out_dir / 'scenario.toml'}")
+    out.print(f"design written to {r.out_dir} (report.html)")
+
+
+@app.command()
 def levels(
     area: Annotated[str, typer.Argument(help="A receiving body at --level, e.g. E47000001 (Greater Manchester).")],
     level: Annotated[str, typer.Option(help="The receiving body's level: ca, utla, icb, region, nhs-region or "

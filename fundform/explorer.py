@@ -301,7 +301,7 @@ class Explorer:
         changed = self._changed(fid, raw_values)[0]
         lines = [f'extends = "{fid}"', 'title = "A scenario saved from fundform serve"', "",
                  f"# fundform run --formula this-file.toml --level {params.level}", ""]
-        lines += [f"{_toml_key(p)} = {v!r}" for p, v in changed.items()]
+        lines += [f"{toml_key(p)} = {v!r}" for p, v in changed.items()]
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
 
@@ -334,7 +334,7 @@ def format_years(start: str, n: int) -> list[str]:
     return [format_year(parse_year(start) + k) for k in range(n)]
 
 
-def _toml_key(path: str) -> str:
+def toml_key(path: str) -> str:
     """A --set path as a TOML dotted key (an age band's range quoted)."""
     return ".".join(f'"{p}"' if not re.match(r"^[A-Za-z0-9_]+$", p) else p for p in path.split("."))
 

@@ -173,6 +173,27 @@ class Outcome:
             return np.where(np.isnan(per).any(axis=0), np.nan, per.max(axis=0))
 
     @cached_property
+    def infeasible(self) -> np.ndarray:
+        """(S,) scenarios whose floors or ceilings could not meet a year's total (marked only for a design's
+        candidates; a run or a sweep stops instead)."""
+        out = np.zeros(self.size, dtype=bool)
+        for s in self.settlements:
+            if s.infeasible is not None:
+                out |= s.infeasible
+        return out
+
+    @cached_property
+    def floor_cost(self) -> np.ndarray:
+        """(S, years) pence: what floors and guarantees cost each year, the money areas held at a floor get above
+        what the rule alone gave them (allocation - unconstrained), plus guarantee payments."""
+        cost = self.guarantee.sum(axis=-1).astype(np.float64)
+        for s in self.settlements:
+            tr = s.transition
+            cost = cost + np.where(tr.bound == BOUND_FLOOR, np.maximum(tr.allocation - tr.unconstrained, 0.0),
+                                   0.0).sum(axis=-1)
+        return cost
+
+    @cached_property
     def notional_full(self) -> np.ndarray:
         """(years, areas) notional local resources in full, each year split to the penny once."""
         return split_rounded(self.settled.local.array("notional_local_resources", self.codes,

@@ -141,6 +141,9 @@ class Scenarios:
     # keep what a run reports beyond the money (each year's uprated baselines, when no rule needs them): a sweep
     # of thousands of scenarios asks only for the grants
     detail: bool = True
+    # a design's candidates: a scenario whose floors or ceilings cannot meet a year's total is marked (in each
+    # settlement's `infeasible`) and settled without them, instead of stopping every scenario with it
+    mark_infeasible: bool = False
     # what one settlement derives from these scenarios and may reuse (streams sharing the version's need share
     # its scenario shares): filled by the stages, never compared
     derived: dict = field(default_factory=dict, compare=False, repr=False)

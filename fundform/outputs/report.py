@@ -20,7 +20,7 @@ W, H, PAD = 640, 360, 56
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
 
 
-def _num(v: float) -> str:
+def short_number(v: float) -> str:
     a = abs(v)
     if a >= 1e9:
         return f"{v / 1e9:,.1f}bn"
@@ -31,7 +31,7 @@ def _num(v: float) -> str:
     return f"{v:,.2f}".rstrip("0").rstrip(".") if a < 10 else f"{v:,.0f}"
 
 
-def _frame(title: str, xlabel: str, ylabel: str, body: list[str], chart_id: str) -> str:
+def frame_svg(title: str, xlabel: str, ylabel: str, body: list[str], chart_id: str) -> str:
     return (f'<figure><svg class="chart" id="{chart_id}" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
             f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
             f'<title>{html.escape(title)}</title>'
@@ -41,7 +41,7 @@ def _frame(title: str, xlabel: str, ylabel: str, body: list[str], chart_id: str)
             f'{html.escape(ylabel)}</text>' + "".join(body) + "</svg></figure>")
 
 
-def _nice(lo: float, hi: float, n: int = 5) -> np.ndarray:
+def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
     """Round tick values (1, 2, 2.5 or 5 x 10^k apart) inside [lo, hi], about n of them, 0 among them if in range."""
     span = hi - lo
     if not np.isfinite(span) or span <= 0:
@@ -54,17 +54,17 @@ def _nice(lo: float, hi: float, n: int = 5) -> np.ndarray:
     return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks)
 
 
-def _scale(lo: float, hi: float, a: float, b: float):
+def linear_scale(lo: float, hi: float, a: float, b: float):
     span = (hi - lo) or 1.0
     return lambda v: a + (v - lo) / span * (b - a)
 
 
-def _yaxis(lo: float, hi: float, sy) -> list[str]:
+def y_axis(lo: float, hi: float, sy) -> list[str]:
     out = []
-    for v in _nice(lo, hi):
+    for v in nice_ticks(lo, hi):
         y = sy(v)
         out.append(f'<line x1="{PAD}" x2="{W - 16}" y1="{y:.1f}" y2="{y:.1f}" class="g"/>'
-                   f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end" class="k">{_num(v)}</text>')
+                   f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end" class="k">{short_number(v)}</text>')
     return out
 
 
@@ -73,14 +73,14 @@ def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
     if not xs.size:
         return _empty(title, chart_id)
     xlo, xhi, ylo, yhi = xs.min(), xs.max(), ys.min(), ys.max()
-    sx, sy = _scale(xlo, xhi, PAD + 6, W - 24), _scale(ylo, yhi, H - PAD, 34)
-    body = _yaxis(ylo, yhi, sy)
-    for v in _nice(xlo, xhi):
+    sx, sy = linear_scale(xlo, xhi, PAD + 6, W - 24), linear_scale(ylo, yhi, H - PAD, 34)
+    body = y_axis(ylo, yhi, sy)
+    for v in nice_ticks(xlo, xhi):
         body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:.2f}</text>')
     for x, y, n in zip(xs, ys, names):
         body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{BLUE}" fill-opacity="0.6">'
                     f'<title>{html.escape(str(n))}: {x:.3f}, {gbp(y, 0)}</title></circle>')
-    return _frame(title, xlabel, ylabel, body, chart_id)
+    return frame_svg(title, xlabel, ylabel, body, chart_id)
 
 
 def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
@@ -88,16 +88,16 @@ def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
     if not values.size:
         return _empty(title, chart_id)
     lo, hi = min(0.0, values.min()), max(0.0, values.max())
-    sy = _scale(lo, hi, H - PAD, 34)
+    sy = linear_scale(lo, hi, H - PAD, 34)
     n = len(values)
     bw = (W - PAD - 24) / max(n, 1)
-    body = _yaxis(lo, hi, sy)
+    body = y_axis(lo, hi, sy)
     for i, (lab, v) in enumerate(zip(labels, values)):
         x = PAD + 6 + i * bw
         y0, y1 = sorted((sy(0), sy(v)))
         c = (colors[i] if colors else (GREEN if v >= 0 else RED))
         body.append(f'<rect x="{x + 1:.1f}" y="{y0:.1f}" width="{max(bw - 2, 1):.1f}" height="{max(y1 - y0, 0.5):.1f}" '
-                    f'fill="{c}"><title>{html.escape(str(lab))}: {_num(v)}</title></rect>')
+                    f'fill="{c}"><title>{html.escape(str(lab))}: {short_number(v)}</title></rect>')
         if n <= 14:  # labels wrap onto two lines under their bar
             words = str(lab).split()
             half = (len(words) + 1) // 2
@@ -106,12 +106,12 @@ def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
                     body.append(f'<text x="{x + bw / 2:.1f}" y="{H - PAD + 14 + 11 * li}" text-anchor="middle" '
                                 f'class="k">{html.escape(part)}</text>')
     body.append(f'<line x1="{PAD}" x2="{W - 16}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#333"/>')
-    return _frame(title, xlabel, ylabel, body, chart_id)
+    return frame_svg(title, xlabel, ylabel, body, chart_id)
 
 
 def _empty(title: str, chart_id: str) -> str:
     """A chart with nothing to draw says so (and still counts as drawn), rather than failing the report."""
-    return _frame(title, "", "", [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="l">no data to '
+    return frame_svg(title, "", "", [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="l">no data to '
                                   'show for this run</text>'], chart_id)
 
 
@@ -120,8 +120,8 @@ def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> s
     if not allv.size:
         return _empty(title, chart_id)
     lo, hi = allv.min() * 0.98, allv.max() * 1.02
-    sx, sy = _scale(0, max(len(xlabels) - 1, 1), PAD + 20, W - 40), _scale(lo, hi, H - PAD, 34)
-    body = _yaxis(lo, hi, sy)
+    sx, sy = linear_scale(0, max(len(xlabels) - 1, 1), PAD + 20, W - 40), linear_scale(lo, hi, H - PAD, 34)
+    body = y_axis(lo, hi, sy)
     for i, lab in enumerate(xlabels):
         body.append(f'<text x="{sx(i):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{html.escape(str(lab))}</text>')
     for k, (name, vals) in enumerate(series.items()):
@@ -130,7 +130,7 @@ def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> s
         body.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2.5"/>')
         body.append(f'<text x="{W - 190}" y="{40 + 16 * k}" class="k" style="fill:{c}">&#9632; '
                     f'{html.escape(name)}</text>')
-    return _frame(title, "financial year", ylabel, body, chart_id)
+    return frame_svg(title, "financial year", ylabel, body, chart_id)
 
 
 def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) -> str:
@@ -141,9 +141,9 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
     edges = np.linspace(np.quantile(allv, 0.005), np.quantile(allv, 0.995), bins + 1)
     counts = {k: np.histogram(np.clip(v, edges[0], edges[-1]), edges)[0] for k, v in series.items()}
     hi = max(c.max() for c in counts.values())
-    sx, sy = _scale(edges[0], edges[-1], PAD + 6, W - 24), _scale(0, hi, H - PAD, 34)
-    body = _yaxis(0, hi, sy)
-    for v in _nice(edges[0], edges[-1]):
+    sx, sy = linear_scale(edges[0], edges[-1], PAD + 6, W - 24), linear_scale(0, hi, H - PAD, 34)
+    body = y_axis(0, hi, sy)
+    for v in nice_ticks(edges[0], edges[-1]):
         body.append(f'<text x="{sx(v):.1f}" y="{H - PAD + 16}" text-anchor="middle" class="k">{v:+.0%}</text>')
     for k, (name, c) in enumerate(counts.items()):
         col = [GREY, BLUE][k % 2]
@@ -153,7 +153,7 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
                         f'height="{sy(0) - sy(n):.1f}" fill="{col}" fill-opacity="0.55"/>')
         body.append(f'<text x="{W - 210}" y="{40 + 16 * k}" class="k" style="fill:{col}">&#9632; '
                     f'{html.escape(name)}</text>')
-    return _frame(title, xlabel, "areas", body, chart_id)
+    return frame_svg(title, xlabel, "areas", body, chart_id)
 
 
 def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
@@ -164,14 +164,14 @@ def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
     lows, mids, highs = (np.asarray(a, float)[order] for a in (lows, mids, highs))
     names = [names[i] for i in order]
     lo, hi = lows.min(), highs.max()
-    sx, sy = _scale(0, max(len(mids) - 1, 1), PAD + 6, W - 24), _scale(lo, hi, H - PAD, 34)
-    body = _yaxis(lo, hi, sy)
+    sx, sy = linear_scale(0, max(len(mids) - 1, 1), PAD + 6, W - 24), linear_scale(lo, hi, H - PAD, 34)
+    body = y_axis(lo, hi, sy)
     for i, (a, m, b, n) in enumerate(zip(lows, mids, highs, names)):
         x = sx(i)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
                     f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
                     f'median {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
-    return _frame(title, "areas, by median", ylabel, body, chart_id)
+    return frame_svg(title, "areas, by median", ylabel, body, chart_id)
 
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;

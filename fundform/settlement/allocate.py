@@ -59,6 +59,7 @@ class Settlement:
     frames: list = field(default_factory=list)  # each settlement year's area frame
     rules: list = field(default_factory=list)  # each year's transition rule (dated sections)
     totals: np.ndarray | None = None  # (S, years + 1) pence: the year before and each year's control total
+    infeasible: np.ndarray | None = None  # (S,) scenarios whose bounds could not meet a total (a design's marks)
 
     def one(self, i: int = 0) -> Settlement:
         """Scenario i alone: what a run of it reports."""
@@ -96,10 +97,12 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
         if params.level == NHS_BASE_LEVEL[1]:  # ICBs receive the money: a region is the sum of its ICBs
             return _region_of_icbs(data, version, params, years, growth, scen, stream, frames)
         # published NHS rounds: the year-by-year path (restatements, base growth, targets) of each scenario
+        infeasible = np.zeros(S, dtype=bool) if scen.mark_infeasible else None
         rp = nhs_round_path(frames, spec, params, growth, years, values=values, scenarios=S,
-                            held=lambda: rounds_held(data), stream=None if stream is None else stream.name)
+                            held=lambda: rounds_held(data), stream=None if stream is None else stream.name,
+                            infeasible=infeasible)
         return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
-                          _base_year_total(areas), spec, frames, rp.rules, rp.totals)
+                          _base_year_total(areas), spec, frames, rp.rules, rp.totals, infeasible)
     # need, targets and today's funding are apportioned among lower-tier authorities and summed to the level, so an
     # area's are its members' to the penny (settlement.rollup); the transition applies to the level's areas
     base = frames if params.level == BASE_LEVEL else year_frames(data, spec, BASE_LEVEL, fy)
@@ -128,9 +131,11 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     start = to_level(apportion(totals[:, 0], np.broadcast_to(weights, (S, n))))
     inflation = np.array([growth.get(y, 0.0) for y in fy])
     labels = fy if stream is None else [f"{y} (stream {stream.name})" for y in fy]
-    tr = run_transition(start, targets, ct, rules, labels, baselines=baselines, inflation=inflation, values=values)
+    infeasible = np.zeros(S, dtype=bool) if scen.mark_infeasible else None
+    tr = run_transition(start, targets, ct, rules, labels, baselines=baselines, inflation=inflation, values=values,
+                        infeasible=infeasible)
     return Settlement(name, areas, path, targets, baselines, tr, spec.transition, base_year_total, spec, frames,
-                      rules, totals)
+                      rules, totals, infeasible)
 
 
 def _base_year_total(areas: pl.DataFrame) -> int:

@@ -39,7 +39,8 @@ def _cat(results: list[TransitionResult]) -> TransitionResult:
 
 def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunParameters, growth: dict[str, float],
                    years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
-                   held: Callable[[], str] | None = None, stream: str | None = None) -> RoundPath:
+                   held: Callable[[], str] | None = None, stream: str | None = None,
+                   infeasible: np.ndarray | None = None) -> RoundPath:
     """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
     the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
     the version as dated for that year (its weights, target rule and pace of change).
@@ -104,7 +105,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
                             inflation=np.array([growth.get(y, 0.0)]),
-                            values=values[t] if isinstance(values, list) else values, first_year=t + 1)
+                            values=values[t] if isinstance(values, list) else values, first_year=t + 1,
+                            infeasible=infeasible)
         results.append(tr)
         targets_all.append(tgt)
         baselines_all.append(base_t)

@@ -159,11 +159,21 @@ def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition
     return np.broadcast_to(pace(d, value, rule, TARGET_TOLERANCE), d.shape)
 
 
+def unaffordable(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """(...) True where the bounds cannot meet the total: the floors cost more than it, or the ceilings cannot
+    spend it (the cases `solve_bounded` refuses)."""
+    has_floor = np.isfinite(lower)
+    b = np.where(has_floor, np.maximum(u - np.where(has_floor, lower, 0.0), 0.0), np.abs(u))
+    lo_sum = np.where(b > 0, lower, np.clip(u, lower, upper)).sum(axis=-1)
+    hi_sum = np.where(b > 0, upper, np.clip(u, lower, upper)).sum(axis=-1)
+    return (lo_sum > total) | (hi_sum < total)
+
+
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition | list[Transition],
                    years: list[str] | None = None, baselines: np.ndarray | None = None,
                    growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
-                   values: dict[str, np.ndarray] | list[dict] | None = None, first_year: int = 1
-                   ) -> TransitionResult:
+                   values: dict[str, np.ndarray] | list[dict] | None = None, first_year: int = 1,
+                   infeasible: np.ndarray | None = None) -> TransitionResult:
     """Run the settlement year by year.
 
     start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
@@ -171,7 +181,9 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
     areas) per-area base growth factors (default: this year's total over last year's allocations, the same for
     all); inflation: (years,) growth of the version's index, for real-terms floors. values: per-scenario arrays
     (..., 1) of rule parameters (gap_closed_per_year, floor, ceiling, ...) for a sweep. `rule` may be one rule per
-    year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first)."""
+    year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first). `infeasible`: a
+    boolean array (...) collecting the scenarios whose floors or ceilings cannot meet a year's total (a design's
+    candidates), settled without their bounds instead of stopping; None: such a scenario stops the run."""
     n_years = targets.shape[-2]
     rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
     # a sweep's values, one dict for every year or one per year (a dated rule keeps its own values in its years)
@@ -200,6 +212,13 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         upper = ceiling_pence(p, rule, v.get("ceiling")) if rule.ceiling is not None else np.full_like(p, np.inf)
         label = years[t] if years else f"year {t + 1}"
         if rule.budget_neutral:
+            if infeasible is not None:  # a design's candidates: mark the unaffordable ones, settle them unbounded
+                bad = np.broadcast_to(unaffordable(u, lower, upper, np.asarray(total, dtype=np.float64)),
+                                      infeasible.shape)
+                if bad.any():
+                    infeasible |= bad
+                    lower = np.where(bad[..., None], -np.inf, lower)
+                    upper = np.where(bad[..., None], np.inf, upper)
             try:
                 alloc, lam = solve_bounded(u, lower, upper, total)
             except InfeasiblePolicy as e:
@@ -213,7 +232,9 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
                              np.where(np.isfinite(upper) & (u >= upper), BOUND_CEILING, BOUND_NONE)).astype(np.int8)
             lam = np.zeros(np.shape(total))
             over = rounded.sum(axis=-1) > total
-            if np.any(over) and getattr(rule, "over_total", "refused") == "refused":
+            if infeasible is not None and getattr(rule, "over_total", "refused") == "refused":
+                infeasible |= np.broadcast_to(over, infeasible.shape)
+            elif np.any(over) and getattr(rule, "over_total", "refused") == "refused":
                 excess = np.max(np.asarray(rounded.sum(axis=-1) - total)) / 100
                 which = (f" (scenario(s) {', '.join(map(str, np.flatnonzero(over)[:10]))}"
                          f"{', ...' if over.sum() > 10 else ''})" if np.size(over) > 1 else "")
