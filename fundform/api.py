@@ -169,6 +169,7 @@ class Comparison:
 
     @property
     def summary(self) -> pl.DataFrame:
+        """Per year, winners and losers of the change in grant (the pot's size and its split together)."""
         from fundform.outputs import compare as cmp
 
         return cmp.summary(self.table)
@@ -178,6 +179,19 @@ class Comparison:
         from fundform.outputs import compare as cmp
 
         return cmp.by_decile(self.table)
+
+    @property
+    def split_summary(self) -> pl.DataFrame:
+        """Per year, winners and losers of the split alone: B's shares applied to A's total (gains = losses)."""
+        from fundform.outputs import compare as cmp
+
+        return cmp.summary(self.table, "change_in_split")
+
+    @property
+    def split_by_decile(self) -> pl.DataFrame:
+        from fundform.outputs import compare as cmp
+
+        return cmp.by_decile(self.table, "change_in_split")
 
 
 def comparison(a: Run | str, b: Run | str, **options) -> Comparison:

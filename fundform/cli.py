@@ -21,7 +21,55 @@ from fundform.errors import FundformError, InvalidInput, UsageProblem
 from fundform.outputs.text import gbp, gbp_bn, gbp_pence
 from fundform.paths import PROJECT_ROOT
 
-app = typer.Typer(
+
+def flag(*names: str, **kw):
+    """A yes/no option: shown in --help without a type (a flag takes no value)."""
+    return typer.Option(*names, metavar="", **kw)
+
+
+def _no_type_for_flags() -> None:
+    """Typer's own --help flag would still show `<bool>`: a flag takes no value, so its help shows no type."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "fundform", False):
+        return
+
+    def display(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+    display.fundform = True
+    TyperOption.display_type_rich = display
+
+
+_no_type_for_flags()
+
+
+class _Command(typer.Typer):
+    """The `fundform` command as a program: `--debug` is taken anywhere on the line (`fundform run --debug`, as
+    messages say: "rerun with --debug"), and output cut off by a closed pipe (`fundform explain X | head`) ends
+    quietly with exit 0, as a reader who stops reading is no failure."""
+
+    def __call__(self, *args, **kwargs):
+        import os
+
+        if not args and "args" not in kwargs:
+            argv = sys.argv[1:]
+            if "--debug" in argv[1:] and "--" not in argv[:argv.index("--debug")]:
+                argv = ["--debug", *(a for a in argv if a != "--debug")]
+            kwargs = {**kwargs, "args": argv, "prog_name": "fundform"}
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as e:
+            from typer._click.utils import PacifyFlushWrapper
+
+            if e.code == 1 and isinstance(sys.stdout, PacifyFlushWrapper):  # the reader closed the pipe
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno() if hasattr(sys.stdout, "fileno") else 1)
+                raise SystemExit(0) from None
+            raise
+
+
+app = _Command(
     name="fundform",
     help="Needs-based block grants for devolved health and care: five-year, inflation-linked, exact to the penny.\n\n"
     "Exit codes: 0 success, 1 invalid input (or a batch with a failed run), 2 usage error, 3 internal error, "
@@ -36,8 +84,18 @@ app.add_typer(formulas_app, name="formulas")
 
 # Messages never wrap (soft_wrap): a path or an error cut mid-line cannot be pasted back or matched by a
 # script. Tables still lay out to the terminal's width, or 132 columns when the output is not a terminal.
-out = Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader closed the pipe (`| head`): stop writing, and end with exit 0 (Rich's own exits 1)."""
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+out = _Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
+err = _Console(stderr=True, width=None if sys.stderr.isatty() else 132, soft_wrap=True)
 STATE = {"debug": False}
 LEVEL_HELP = ("Output level: ltla (lower-tier councils), utla (upper-tier), region, icb, nhs-region, ca (combined "
               "authorities), or deal:FILE.csv (your own deal areas).")
@@ -56,6 +114,9 @@ def write_frame(frame, path: Path, what: str = "table") -> None:
 
 def fail(e: BaseException) -> None:
     from fundform.errors import environment_failure
+
+    if isinstance(e, BrokenPipeError):  # the reader closed the pipe: not an error of the command
+        raise e
 
     env = environment_failure(e, "the machine refused")  # permission, full or read-only disk: exit 5, not a bug
     if env is not None:
@@ -79,8 +140,8 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+    debug: Annotated[bool, flag("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[bool, flag("--version", help="Print the version and exit.", is_eager=True,
                                           callback=_print_version)] = False,
 ) -> None:
     STATE["debug"] = debug
@@ -88,8 +149,8 @@ def main(
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the bundled England "
                                                  "dataset, data/default).", show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result for scripts instead of tables.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+JsonOpt = Annotated[bool, flag("--json", help="Print a JSON result for scripts instead of tables.")]
+QuietOpt = Annotated[bool, flag("--quiet", "-q", help="Print nothing but errors.")]
 FormulaOpt = Annotated[Optional[str], typer.Option("--formula", help="Formula version id (formulas/ID.toml), a formula "
                                                   "file, or a scenario file (extends = \"ID\"). [default: "
                                                   "fundform-needs, or FUNDFORM_FORMULA]", show_default=False)]
@@ -132,7 +193,7 @@ def _setup(formula=None, data=None, level=None, start_year=None, years=None, con
     return s, params, index_files
 
 
-ImplausibleOpt = Annotated[bool, typer.Option("--allow-implausible", help="Accept input values outside their "
+ImplausibleOpt = Annotated[bool, flag("--allow-implausible", help="Accept input values outside their "
                                               "plausibility bounds (docs/reliability.md); the run's manifest lists "
                                               "each one. Hard limits still apply.")]
 
@@ -156,9 +217,9 @@ def run(
     price_base_year: Annotated[Optional[str], typer.Option(help="Price base of real-terms columns. "
                                                            "[default: the start year]", show_default=False)] = None,
     config: ConfigOpt = None,
-    with_report: Annotated[bool, typer.Option("--report", help="Also write report.html into the output folder.")
+    with_report: Annotated[bool, flag("--report", help="Also write report.html into the output folder.")
                            ] = False,
-    record: Annotated[bool, typer.Option("--record/--no-record", help="Record the run in the run warehouse "
+    record: Annotated[bool, flag("--record/--no-record", help="Record the run in the run warehouse "
                                          "(FUNDFORM_WAREHOUSE, default out/fundform.duckdb).")] = True,
     allow_implausible: ImplausibleOpt = False,
     json_out: JsonOpt = False,
@@ -295,9 +356,13 @@ def formulas_list(json_out: JsonOpt = False) -> None:
 @formulas_app.command("show")
 def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
                   json_out: JsonOpt = False,
-                  assumptions: Annotated[bool, typer.Option(
+                  assumptions: Annotated[bool, flag(
                       "--assumptions", help="Only the numbers that rest, wholly or partly, on the project's "
-                      "assumptions rather than a published source: the ones to replace first.")] = False) -> None:
+                      "assumptions rather than a published source: the ones to replace first.")] = False,
+                  year: Annotated[Optional[str], typer.Option(
+                      "--year", help="Show the values in force in this financial year (the version's dated "
+                      "sections applied). [default: the version's undated values]", show_default=False)] = None
+                  ) -> None:
     """Show a formula version (or a scenario, resolved): every number with its unit and source."""
     from rich.table import Table
 
@@ -306,6 +371,15 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
 
     try:
         f = resolve_formula(formula_id)
+        if year is not None:
+            from fundform.formula.spec import parse_year
+
+            try:
+                parse_year(year)
+            except ValueError as e:
+                raise UsageProblem(str(e)) from None
+            if year not in f.spec.effective_years:
+                raise UsageProblem(f"--year {year}: {f.spec.id} is effective for {', '.join(f.spec.effective_years)}")
     except Exception as e:  # noqa: BLE001
         fail(e)
     if assumptions:
@@ -325,13 +399,22 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
         out.print_json(json.dumps({"sha256": f.sha256, "overrides": [o.as_dict() for o in f.overrides],
                                    **f.spec.model_dump(mode="json", by_alias=True)}))
         return
-    s = f.spec
-    out.print(f"[bold]{s.id}[/bold] {s.version}: {s.title}\nfile {f.path} sha256 {f.sha256}\n"
-              f"effective {', '.join(s.effective_years)}\n\n{s.summary.strip()}\n")
+    s = f.spec if year is None else f.spec.at(year)
+    out.print(f"[bold]{escape(s.id)}[/bold] {escape(s.version)}: {escape(s.title)}\nfile {escape(str(f.path))} "
+              f"sha256 {f.sha256}\neffective {', '.join(s.effective_years)}\n\n{escape(s.summary.strip())}\n")
+    if f.scenario:
+        out.print(f"scenario {escape(str(f.scenario))}" + (f": [bold]{escape(f.scenario_title)}[/bold]"
+                                                          if f.scenario_title else ""))
     if f.overrides:
-        out.print(f"scenario {f.scenario}: " + "; ".join(f"{o.path} {o.old} -> {o.new}" for o in f.overrides) + "\n")
-    t = Table(title="Parameters")
-    for c in ["key", "value", "unit", "what it is", "source"]:
+        out.print("changes: " + "; ".join(f"{escape(o.path)} {o.old} -> {o.new}" for o in f.overrides) + "\n")
+    if year is not None:
+        dated = [y for y in f.spec.years if parse_year(y) <= parse_year(year)]
+        out.print(f"values in force in {year}" + (f" (dated sections of {', '.join(sorted(dated))} applied)" if dated
+                                                  else " (no dated section applies)") + "\n")
+    t = Table(title="Parameters" + (f" in force in {year}" if year else ""))
+    for c in ["key", "value", "unit"]:  # a key, a number or a unit is never broken across lines
+        t.add_column(c, no_wrap=True)
+    for c in ["what it is", "source"]:
         t.add_column(c, overflow="fold")
     for path, q in iter_quantities(s):
         t.add_row(path, f"{q.value:g}", q.unit, q.description or "", q.source)
@@ -355,7 +438,7 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
 @formulas_app.command("diff")
 def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
                   b: Annotated[str, typer.Argument(help="Formula id, formula file or scenario file.")],
-                  prose: Annotated[bool, typer.Option("--prose", help="Also list differences of text: sources, "
+                  prose: Annotated[bool, flag("--prose", help="Also list differences of text: sources, "
                                                       "titles, units, descriptions.")] = False,
                   json_out: JsonOpt = False) -> None:
     """Every parameter that differs between two versions (or scenarios), with both values: the numbers first, then
@@ -378,11 +461,30 @@ def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula fil
     t = Table(title=f"{a} -> {b}: {counts['number']} number(s) and {counts['setting']} setting(s) differ"
                     + (f"; {counts['text']} text difference(s) not shown (--prose)" if counts["text"] and not prose
                        else ""))
-    for c in ["key", a, b]:
+    t.add_column("key", no_wrap=True)
+    for c in (a, b):
         t.add_column(escape(c), overflow="fold")
+    missing = "(not in this version)"
     for _k, p, x, y in shown:
-        t.add_row(escape(p), "" if x is None else escape(str(x)), "" if y is None else escape(str(y)))
+        for key, vx, vy in _leaves(p, x, y):  # a table of numbers (a composite index) as one row per number
+            t.add_row(escape(key), missing if vx is None else escape(str(vx)), missing if vy is None else
+                      escape(str(vy)))
     out.print(t)
+
+
+def _leaves(path: str, x, y):
+    """(key, a, b) for each leaf that differs under `path`: a value that is itself a table or a list of them (a
+    composite index, a list of indicators) becomes one row per number, never a printed dict."""
+    from fundform.formula.scenario import flatten
+
+    if not isinstance(x, dict | list) and not isinstance(y, dict | list):
+        yield path, x, y
+        return
+    fx = flatten(x, f"{path}.") if isinstance(x, dict | list) else ({} if x is None else {path: x})
+    fy = flatten(y, f"{path}.") if isinstance(y, dict | list) else ({} if y is None else {path: y})
+    for key in sorted(set(fx) | set(fy)):
+        if fx.get(key) != fy.get(key):
+            yield key, fx.get(key), fy.get(key)
 
 
 @formulas_app.command("method")
@@ -623,6 +725,8 @@ def compare_cmd(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the comparison as Parquet here. "
                                                      "[default: out/compare-A-B.parquet]", show_default=False)
                         ] = None,
+    shares: Annotated[bool, flag("--shares", help="Compare how the pot is split, apart from its size: B's shares "
+                                 "of the grant applied to A's total (gains equal losses).")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -639,7 +743,9 @@ def compare_cmd(
     try:
         c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
                        index=_index_files(index), config=config)
-        table, summ, dec = c.table, c.summary, c.by_decile
+        table = c.table
+        summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
+        change = "change_in_split" if shares else "change"
         safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
         target = out_file or _settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
         atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
@@ -648,21 +754,24 @@ def compare_cmd(
     if quiet:
         return
     last = table["financial_year"].max()
-    movers = table.filter(pl.col("financial_year") == last).sort("change_per_head")
+    movers = table.filter(pl.col("financial_year") == last).with_columns(
+        moved=pl.col(change), moved_per_head=(pl.col(change) / pl.col("population")).round(0)).sort("moved_per_head")
     if json_out:
-        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "summary": summ.to_dicts(),
+        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "measure": change, "summary": summ.to_dicts(),
                                    "deciles": dec.to_dicts(),
                                    "biggest_gains": movers.tail(5).reverse().to_dicts(),
                                    "biggest_losses": movers.head(5).to_dicts()}, default=str))
         return
-    t = Table(title=f"{a} -> {b}: winners and losers")
-    for c in ["year", "winners", "gains", "losers", "losses", "change in total"]:
+    what = ("how the pot is split: B's shares of the grant applied to A's total" if shares else
+            "the grant in cash, B against A (the pot's size and its split)")
+    t = Table(title=f"{a} -> {b}: who gains and who loses, {what}")
+    for c in ["year", "areas gaining", "total gained", "areas losing", "total lost", "change in the total"]:
         t.add_column(c, justify="right")
     for r in summ.iter_rows(named=True):
         t.add_row(r["financial_year"], str(r["winners"]), gbp_bn(r['gains']), str(r["losers"]),
                   gbp_bn(r['losses']), gbp_bn(r['change_in_total']))
     out.print(t)
-    t = Table(title=f"Change per head by deprivation decile, {last} (1 = most deprived)")
+    t = Table(title=f"Change per head of population by deprivation decile, {last} (1 = most deprived; {what})")
     for c in ["decile", "areas", "change per head"]:
         t.add_column(c, justify="right")
     for r in dec.filter(pl.col("financial_year") == last).iter_rows(named=True):
@@ -670,12 +779,12 @@ def compare_cmd(
     out.print(t)
     for title, frame in [("Biggest gains per head", movers.tail(5).reverse()), ("Biggest losses per head",
                                                                                  movers.head(5))]:
-        t = Table(title=f"{title}, {last}")
-        for c in ["area", "change per head", "change"]:
+        t = Table(title=f"{title}, {last} ({what})")
+        for c in ["area", "change per head", "change", "change, % of A's grant"]:
             t.add_column(c, justify="left" if c == "area" else "right")
         for r in frame.iter_rows(named=True):
-            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['change_per_head']),
-                      f"{r['change_pct']:+.2f}%")
+            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['moved_per_head']), gbp_bn(r["moved"]),
+                      f"{r['moved'] / abs(r['grant_a']) * 100:+.2f}%" if r["grant_a"] else "n/a")
         out.print(t)
     out.print(f"comparison written to {target}")
 
@@ -824,8 +933,8 @@ def _membership(dataset, level: str, deal_file=None, codes: list[str] | None = N
 def batch(
     spec: Annotated[Path, typer.Argument(help="Batch spec (TOML): output, data, and [[runs]] with formula, levels, "
                                          "start_year, years, set.")],
-    force: Annotated[bool, typer.Option("--force", help="Redo runs that are already complete.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would run; run nothing.")] = False,
+    force: Annotated[bool, flag("--force", help="Redo runs that are already complete.")] = False,
+    dry_run: Annotated[bool, flag("--dry-run", help="Say what would run; run nothing.")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1091,7 +1200,7 @@ def serve(
 
 
 @app.command()
-def docs(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the generated files are out of date.")]
+def docs(check: Annotated[bool, flag("--check", help="Exit 1 if the generated files are out of date.")]
          = False, quiet: QuietOpt = False) -> None:
     """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md and docs/assumptions.md from the
     code's contracts and the formula versions."""

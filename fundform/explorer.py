@@ -35,6 +35,41 @@ if TYPE_CHECKING:
     from fundform.formula.spec import FormulaSpec
 
 MAX_BODY = 64 * 1024  # a request is a few parameters; nothing larger is read
+MAX_DEPTH = 8  # a request nests an object of numbers in an object: deeper JSON is refused before it is parsed
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of objects and arrays in a JSON text, counted without parsing it (brackets inside
+    strings ignored): a body nested thousands deep is refused before the parser recurses into it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for b in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:  # quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x7B, 0x5B):  # { [
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x7D, 0x5D):
+            depth -= 1
+    return deepest
+
+
+def host_allowed(host_header: str | None, bound: str) -> bool:
+    """Whether a request's Host names this server: a loopback name or the address it is bound to (any port). A page
+    elsewhere whose DNS name is rebound to 127.0.0.1 sends its own name, and is refused."""
+    if not host_header:
+        return False
+    h = host_header.strip().lower()
+    name = h[1:h.index("]")] if h.startswith("[") and "]" in h else h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    return name in LOOPBACK or name == bound.strip("[]").lower()
 # What a slider offers for each kind of number (the spec's own bounds still apply on top, as for --set): wide
 # enough for the arguments people have about a formula, narrow enough that a slider is usable.
 RANGES: list[tuple[re.Pattern, float, float, float, str]] = [
@@ -347,8 +382,9 @@ def command(fid: str, params, sets: list[str]) -> str:
 
 # -- the web application ---------------------------------------------------------------------------------------
 
-def create_app(explorer: Explorer):
-    """The Starlette application: the page, its JSON API, nothing else."""
+def create_app(explorer: Explorer, host: str = "127.0.0.1"):
+    """The Starlette application: the page, its JSON API, nothing else. `host`: the address it is bound to, the one
+    Host header besides loopback names it answers (DNS rebinding)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -363,12 +399,20 @@ def create_app(explorer: Explorer):
                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
     async def body(request: Request) -> dict:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise RequestProblem(f"request body over {MAX_BODY // 1024} KiB", None, None, 413)
-        try:
-            data = json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        too_big = RequestProblem(f"request body over {MAX_BODY // 1024} KiB", None, None, 413)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            raise too_big
+        raw = bytearray()
+        async for part in request.stream():  # read no more than the bound, chunked or not
+            raw += part
+            if len(raw) > MAX_BODY:
+                raise too_big
+        if json_depth(raw) > MAX_DEPTH:
+            raise RequestProblem(f"request body nests deeper than {MAX_DEPTH} levels")
+        try:  # NaN, Infinity and 1e400 parse, and are refused by name where a number is read (finite only)
+            data = json.loads(bytes(raw) or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise RequestProblem("request body is not JSON") from None
         if not isinstance(data, dict):
             raise RequestProblem("request body must be a JSON object")
@@ -422,11 +466,25 @@ def create_app(explorer: Explorer):
               Route("/api/scenario", handle(scenario), methods=["POST"]),
               Route("/api/waterfall", handle(waterfall), methods=["POST"]),
               Route("/api/save", handle(save), methods=["POST"])]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+    async def guarded(scope, receive, send):
+        """Every HTTP request must name this server in its Host header, before any route runs."""
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not host_allowed(given, host):
+                shown = html.escape(given[:100]) or "none"
+                response = JSONResponse({"error": f"Host header '{shown}' does not name this server (expected "
+                                                  f"localhost, 127.0.0.1, [::1] or {html.escape(host)})"},
+                                        status_code=421, headers=headers)
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
+    return guarded
 
 
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning" if quiet else "info",
+    uvicorn.run(create_app(explorer, host), host=host, port=port, log_level="warning" if quiet else "info",
                 server_header=False, date_header=False)

@@ -110,8 +110,12 @@ def match_area(frame: pl.DataFrame, query: str, level: str, lookup: pl.DataFrame
     "NHS Lincolnshire ICB" at lower tier says to use --level icb; several matches are listed."""
     names = frame.select("area_code", "area_name").unique().sort("area_code")
     q = query.strip().lower()
+    plain = lambda e: e.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", " ").str.strip_chars()  # noqa: E731
+    pq = " ".join("".join(ch if ch.isalnum() else " " for ch in q).split())  # "St Helens" matches "St. Helens"
     for cond in (pl.col("area_code").str.to_lowercase() == q, pl.col("area_name").str.to_lowercase() == q,
-                 pl.col("area_name").str.to_lowercase().str.contains(q, literal=True)):
+                 plain(pl.col("area_name")) == pq,
+                 pl.col("area_name").str.to_lowercase().str.contains(q, literal=True),
+                 plain(pl.col("area_name")).str.contains(pq, literal=True) if pq else pl.lit(False)):
         hit = names.filter(cond)
         if hit.height == 1:
             return frame.filter(pl.col("area_code") == hit["area_code"][0])
@@ -127,4 +131,12 @@ def match_area(frame: pl.DataFrame, query: str, level: str, lookup: pl.DataFrame
         elsewhere = sorted({f"{r['target_name']} ({r['target_code']}) at --level {r['level']}"
                             for r in found.iter_rows(named=True)})
     hint = ("; it is an area of another level: " + ", ".join(elsewhere[:5])) if elsewhere else ""
+    if not elsewhere:  # a misspelling: the names nearest to what was typed
+        import difflib
+
+        by_plain = {" ".join("".join(ch if ch.isalnum() else " " for ch in n.lower()).split()): (c, n)
+                    for c, n in names.rows()}
+        near = difflib.get_close_matches(pq, list(by_plain), n=3, cutoff=0.6)
+        if near:
+            hint = "; did you mean " + " or ".join(f"{by_plain[m][1]} ({by_plain[m][0]})" for m in near) + "?"
     raise FundformError(f"no area at level {level} matches '{query}'{hint}")

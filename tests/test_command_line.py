@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
@@ -206,3 +213,86 @@ def test_sweep_prints_the_range_of_grants_as_its_file_holds_it(tmp_path, monkeyp
     # the first row printed is the area whose grant varies most, with its lowest and highest grant (GBP m)
     line = next(ln for ln in r.output.splitlines() if widest["area_code"] in ln)
     assert f"£{widest['grant_min'] / 1e6:,.1f}m" in line and f"£{widest['grant_max'] / 1e6:,.1f}m" in line
+
+
+def _fundform(*args: str, env=None, stdin_pipe_to: str | None = None) -> subprocess.CompletedProcess:
+    """The installed command, in a process of its own (what a person types), optionally piped into another."""
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "fundform.cli", *args])
+    if stdin_pipe_to:
+        cmd = f"set -o pipefail; {cmd} | {stdin_pipe_to}"
+    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_debug_is_taken_after_the_command_too(tmp_path):
+    r = _fundform("run", "--years", "1", "--level", "region", "--no-record", "-q", "--debug", "--out",
+                  str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    bad = _fundform("explain", "Nowhere-at-all", "--years", "1", "--debug")
+    assert bad.returncode == 1 and "No such option" not in bad.stderr and "no area" in bad.stderr
+
+
+def test_a_closed_pipe_ends_quietly_with_exit_0(tmp_path):
+    r = _fundform("formulas", "show", "fundform-needs", stdin_pipe_to="head -1")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("fundform-needs")
+
+
+def test_names_match_without_punctuation_and_a_misspelling_gets_did_you_mean():
+    ok = runner.invoke(app, ["explain", "St Helens", "--years", "1", "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.output)[0]["area_name"] == "St. Helens"
+    miss = runner.invoke(app, ["explain", "Hartlpool", "--years", "1"])
+    assert miss.exit_code == 1 and "did you mean Hartlepool (E06000001)" in miss.output
+
+
+def test_help_shows_no_type_for_a_flag():
+    for cmd in (["--help"], ["run", "--help"], ["compare", "--help"], ["formulas", "show", "--help"]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 0 and "<bool>" not in r.output, cmd
+
+
+def test_formulas_show_year_gives_the_values_in_force_and_keys_are_never_broken(tmp_path):
+    early = runner.invoke(app, ["formulas", "show", "nhs-icb-2025", "--year", "2023/24"], env={"COLUMNS": "80"})
+    late = runner.invoke(app, ["formulas", "show", "nhs-icb-2025", "--year", "2025/26"], env={"COLUMNS": "80"})
+    assert early.exit_code == late.exit_code == 0
+    gain = lambda out: next(ln for ln in out.splitlines() if "transition.max_gain " in ln)  # noqa: E731
+    assert "0.002" in gain(early.output) and "0.005" in gain(late.output)
+    assert "dated sections of 2024/25, 2025/26 applied" in late.output
+    # every key printed whole on one line (a key is never broken mid-word)
+    from fundform.formula.registry import load_formula
+    from fundform.formula.spec import iter_quantities
+
+    for path, _ in iter_quantities(load_formula("nhs-icb-2025").spec):
+        assert path in late.output, path
+    bad = runner.invoke(app, ["formulas", "show", "nhs-icb-2025", "--year", "2030/31"])
+    assert bad.exit_code == 2 and "effective for" in bad.output
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('extends = "fundform-needs"\ntitle = "Deprivation counts more"\n'
+                        'need.indicators.deprivation.elasticity = 0.35\n')
+    shown = runner.invoke(app, ["formulas", "show", str(scenario)])
+    assert "Deprivation counts more" in shown.output and "0.25 -> 0.35" in shown.output
+
+
+def test_formulas_diff_prints_numbers_not_dicts_and_names_what_a_version_lacks():
+    r = runner.invoke(app, ["formulas", "diff", "fundform-needs", "hdc-2021"])
+    assert r.exit_code == 0 and "{'" not in r.output and "[{" not in r.output
+    assert "(not in this version)" in r.output
+    line = next(ln for ln in r.output.splitlines() if "streams.adult_social_care.need.age_cost_curve.bands.85-90" in ln)
+    assert "(not in this version)" in line and "35" in line
+
+
+def test_compare_shares_separates_the_split_from_the_size_of_the_pot(tmp_path):
+    """fundform-needs deducts local tax and reform-2017 does not: in cash every area gains; split alone, gains
+    equal losses to the penny and both sides are counted."""
+    out = tmp_path / "c.parquet"
+    cash = runner.invoke(app, ["compare", "fundform-needs", "reform-2017", "--years", "1", "--json", "--out",
+                               str(out)])
+    split = runner.invoke(app, ["compare", "fundform-needs", "reform-2017", "--years", "1", "--shares", "--json",
+                                "--out", str(tmp_path / "s.parquet")])
+    c, s = json.loads(cash.output)["summary"][0], json.loads(split.output)["summary"][0]
+    assert c["losers"] == 0 and c["winners"] == 296
+    assert s["winners"] > 50 and s["losers"] > 50 and s["gains"] == s["losses"] and s["change_in_total"] == 0
+    t = pl.read_parquet(out)
+    assert t["grant_b_at_a_total"].sum() == t["grant_a"].sum() and t["change_in_split"].sum() == 0
+    np.testing.assert_allclose(t["share_b"].sum(), 1.0, rtol=1e-12)
+    # B's split at A's total keeps B's shares to within a penny per area
+    assert ((t["grant_b_at_a_total"].cast(pl.Float64) - t["share_b"] * float(t["grant_a"].sum())).abs() <= 0.01).all()

@@ -35,7 +35,7 @@ def explorer():
 
 @pytest.fixture(scope="module")
 def client(explorer):
-    return TestClient(create_app(explorer))
+    return TestClient(create_app(explorer), base_url="http://127.0.0.1:8765")
 
 
 def pence(pounds) -> np.ndarray:
@@ -233,3 +233,68 @@ def test_end_to_end_in_chromium(server, bundled, tmp_path):
     if os.environ.get("FUNDFORM_SCREENSHOTS"):  # refresh the picture in docs/ on purpose only
         shutil.copy(tmp_path / "explorer.png", os.environ["FUNDFORM_SCREENSHOTS"])
     json.dumps(errors)
+
+
+BAD_BODIES = [  # (what, body bytes, extra headers, expected status, a word the message must hold)
+    ("out of range", b'{"values": {"transition.floor": -9}}', {}, 400, "transition.floor"),
+    ("a string", b'{"values": {"transition.floor": "x"}}', {}, 400, "transition.floor"),
+    ("a boolean", b'{"values": {"transition.floor": true}}', {}, 400, "transition.floor"),
+    ("null", b'{"values": {"transition.floor": null}}', {}, 400, "transition.floor"),
+    ("NaN", b'{"values": {"transition.floor": NaN}}', {}, 400, "transition.floor"),
+    ("Infinity", b'{"values": {"transition.floor": -Infinity}}', {}, 400, "transition.floor"),
+    ("1e400", b'{"values": {"transition.floor": 1e400}}', {}, 400, "transition.floor"),
+    ("unknown parameter", b'{"values": {"no.such.number": 1}}', {}, 400, "no.such.number"),
+    ("not a slider", b'{"values": {"local_tax.price_year": 2024}}', {}, 400, "local_tax.price_year"),
+    ("traversal formula", b'{"formula": "../../etc/passwd"}', {}, 400, "formula"),
+    ("traversal level", b'{"level": "deal:../../../etc/passwd"}', {}, 400, "level"),
+    ("not JSON", b"values=1", {}, 400, "not JSON"),
+    ("not an object", b"[1, 2, 3]", {}, 400, "object"),
+    ("oversized", b'{"values": {}, "pad": "' + b"x" * 70_000 + b'"}', {}, 413, "KiB"),
+    ("lying length", b"{}", {"content-length": "99999999"}, 413, "KiB"),
+    ("deep nesting", b"[" * 5000 + b"]" * 5000, {}, 400, "deeper"),
+    ("deep in an object", b'{"values": ' + b'{"a": ' * 20 + b"1" + b"}" * 21, {}, 400, "deeper"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["/api/scenario", "/api/waterfall", "/api/save"])
+@pytest.mark.parametrize("what, raw, extra, status, word", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_every_bad_input_class_gets_a_4xx_naming_it_at_every_endpoint(client, endpoint, what, raw, extra, status,
+                                                                      word):
+    if endpoint == "/api/waterfall" and raw.startswith(b"{") and b'"area"' not in raw and status == 400 \
+            and word not in ("not JSON", "deeper"):
+        raw = raw[:-1] + b', "area": "E06000001"}'  # so the class tested, not the missing area, is what is refused
+    r = client.post(endpoint, content=raw, headers={"content-type": "application/json", **extra})
+    assert r.status_code == status, (what, r.status_code, r.text[:300])
+    assert word in r.text, (what, r.text[:300])
+    assert client.get("/api/setup").status_code == 200  # and the server keeps serving
+
+
+def test_a_chunked_body_is_read_no_further_than_the_bound(client):
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 8192  # 800 KB, no content-length
+    r = client.post("/api/scenario", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "KiB" in r.text
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.evil.example", "", "[::2]:8765"])
+def test_a_foreign_host_header_is_refused_before_any_route(explorer, host):
+    """DNS rebinding: a page on another origin whose name resolves to 127.0.0.1 sends its own name as Host."""
+    c = TestClient(create_app(explorer), base_url="http://127.0.0.1:8765")
+    for method, path in (("GET", "/"), ("GET", "/api/setup"), ("POST", "/api/scenario")):
+        r = c.request(method, path, headers={"host": host}, content=b"{}")
+        assert r.status_code == 421 and "Host header" in r.json()["error"], (host, path)
+    for ok in ("localhost:8765", "127.0.0.1", "[::1]:8765", "LOCALHOST"):
+        assert c.get("/api/setup", headers={"host": ok}).status_code == 200, ok
+
+
+def test_the_bound_address_is_an_allowed_host(explorer):
+    c = TestClient(create_app(explorer, host="10.1.2.3"), base_url="http://10.1.2.3:8765")
+    assert c.get("/api/setup").status_code == 200
+    assert c.get("/api/setup", headers={"host": "10.1.2.4"}).status_code == 421
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_the_wrong_method_is_a_405_naming_it(client, method):
+    r = client.request(method, "/api/scenario", content=b"{}")
+    assert r.status_code == 405 and method in r.json()["error"]

@@ -6,12 +6,14 @@ summary counts and sums winners and losers; gains minus losses equals the change
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from fundform.errors import FundformError
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
 from fundform.numeric import fixed_sum
+from fundform.settlement.money import apportion
 
 
 def deprivation_deciles(data: Dataset, level: str) -> pl.DataFrame:
@@ -39,22 +41,32 @@ def compare(a: pl.DataFrame, b: pl.DataFrame, deciles: pl.DataFrame | None) -> p
         j = j.join(deciles.select("area_code", "imd_decile"), on="area_code", how="left")
     else:
         j = j.with_columns(imd_decile=pl.lit(None, dtype=pl.Int32))
-    return j.with_columns(change=pl.col("grant_b") - pl.col("grant_a")).with_columns(
+    out = j.with_columns(change=pl.col("grant_b") - pl.col("grant_a")).with_columns(
         change_per_head=(pl.col("change") / pl.col("population")).round(0).cast(pl.Int64),
         change_pct=pl.col("change") / pl.col("grant_a").abs() * 100,
+        share_a=pl.col("grant_a") / pl.col("grant_a").sum().over("financial_year"),
+        share_b=pl.col("grant_b") / pl.col("grant_b").sum().over("financial_year"),
     )
+    # B's split of A's pot: how the pot is divided, apart from its size (each year's parts add to A's total)
+    years = out["year_index"].n_unique()
+    a_tot = out.group_by("year_index", maintain_order=True).agg(pl.col("grant_a").sum())["grant_a"].to_numpy()
+    at_a = apportion(a_tot, out["grant_b"].to_numpy().reshape(years, -1).astype(np.float64))
+    return out.with_columns(grant_b_at_a_total=pl.Series(at_a.reshape(-1))).with_columns(
+        change_in_split=pl.col("grant_b_at_a_total") - pl.col("grant_a"))
 
 
-def summary(table: pl.DataFrame) -> pl.DataFrame:
-    """Per year: winners and losers counted and summed; their difference is the change in the total."""
+def summary(table: pl.DataFrame, change: str = "change") -> pl.DataFrame:
+    """Per year: winners and losers counted and summed; their difference is the change in the total (0 for
+    `change_in_split`, the change in how the pot is split)."""
+    c = pl.col(change)
     return table.group_by("financial_year", maintain_order=True).agg(
-        winners=(pl.col("change") > 0).sum(), gains=pl.col("change").filter(pl.col("change") > 0).sum(),
-        losers=(pl.col("change") < 0).sum(), losses=-pl.col("change").filter(pl.col("change") < 0).sum(),
-        unchanged=(pl.col("change") == 0).sum(), total_a=pl.col("grant_a").sum(), total_b=pl.col("grant_b").sum(),
-    ).with_columns(change_in_total=pl.col("total_b") - pl.col("total_a"))
+        winners=(c > 0).sum(), gains=c.filter(c > 0).sum(),
+        losers=(c < 0).sum(), losses=-c.filter(c < 0).sum(),
+        unchanged=(c == 0).sum(), total_a=pl.col("grant_a").sum(), total_b=pl.col("grant_b").sum(),
+    ).with_columns(change_in_total=pl.col("gains") - pl.col("losses"))
 
 
-def by_decile(table: pl.DataFrame) -> pl.DataFrame:
+def by_decile(table: pl.DataFrame, change: str = "change") -> pl.DataFrame:
     return table.filter(pl.col("imd_decile").is_not_null()).group_by("financial_year", "imd_decile").agg(
-        areas=pl.len(), population=pl.col("population").sum(), change=pl.col("change").sum(),
+        areas=pl.len(), population=pl.col("population").sum(), change=pl.col(change).sum(),
     ).with_columns(change_per_head=pl.col("change") / pl.col("population") / 100).sort("financial_year", "imd_decile")

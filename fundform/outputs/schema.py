@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.6.0"  # 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+SCHEMA_VERSION = "1.7.0"  # 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
 # 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
@@ -154,6 +154,12 @@ COMPARE: tuple[OutputColumn, ...] = (
     money("change", "grant_b - grant_a"),
     money("change_per_head", "change / population, to the penny", unit="GBP per head"),
     OutputColumn("change_pct", pa.float64(), "percent", "change / |grant_a| x 100"),
+    OutputColumn("share_a", pa.float64(), "ratio", "the area's share of all grants in run A that year"),
+    OutputColumn("share_b", pa.float64(), "ratio", "the area's share of all grants in run B that year"),
+    money("grant_b_at_a_total", "run B's split applied to run A's total: A's total apportioned by B's grants "
+          "(exact, largest remainder)"),
+    money("change_in_split", "grant_b_at_a_total - grant_a: what the change in how the pot is split moves, apart "
+          "from any change in its size; sums to 0 each year"),
 )
 
 def arrow_schema(columns: tuple[OutputColumn, ...], price_base_year: str | None) -> pa.Schema:
