@@ -21,11 +21,11 @@ Where things live:
 
 __version__ = "0.1.0"
 
-_API = ("run", "sweep", "compare", "explain", "design", "Run", "Sweep")
+_API = ("run", "sweep", "compare", "explain", "design", "load", "Model", "Run", "Sweep")
 
 
 def __getattr__(name: str):
-    """The Python API (fundform.run, sweep, compare, explain, design; see fundform/api.py and docs/python-api.md),
+    """The Python API (fundform.load, run, sweep, compare, explain, design; fundform/api.py, docs/python-api.md),
     imported when first used so the command line does not pay for it."""
     if name in _API:
         from fundform import api

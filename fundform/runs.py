@@ -59,6 +59,23 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
     return RunPlan(formula, inputs, params.as_dict(), core["run_id"], core)
 
 
+_CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
+
+
+def checked_dataset(data_dir: Path, plan: RunPlan, allow_implausible: bool = False):
+    """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
+    server that runs many variants reads and checks it once. Keyed by every input file's SHA-256 (which the run's
+    plan has computed anyway), so a changed, added or removed file is read and checked again."""
+    key = (str(Path(data_dir).resolve()), allow_implausible,
+           tuple(sorted((i["table"], i["file"], i["sha256"]) for i in plan.inputs)))
+    if key not in _CHECKED:
+        data = load_dataset(data_dir, allow_implausible=allow_implausible)
+        while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
+            _CHECKED.pop(next(iter(_CHECKED)))
+        _CHECKED[key] = data
+    return _CHECKED[key]
+
+
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
@@ -73,7 +90,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
     formula = plan.formula
     step("reading and checking the input data")
-    data = load_dataset(data_dir, allow_implausible=params.allow_implausible)
+    data = checked_dataset(data_dir, plan, params.allow_implausible)
     rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
             for f in data.files}
     result = compute(data, formula, params, progress)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from fundform.formula.spec import FormulaSpec
+from fundform.formula.spec import FormulaSpec, model_key
 from fundform.geography import roll_up
 from fundform.inputs.dataset import Dataset
 from fundform.need.axis import version_need
@@ -28,6 +28,11 @@ def need_steps(data: Dataset, spec: FormulaSpec, level: str, areas: pl.DataFrame
     if pooled or spec.need.method != "age_cost_curve" or spec.baseline.target_shares != "need":
         label = "need (pooled across streams)" if pooled else "need weighting"
         return steps + [(label, areas["target_share"].to_numpy())]
+    return steps + data.memo(("need_steps", model_key(spec.need), level, tuple(areas["area_code"])),
+                             lambda: _need_steps(data, spec, level, areas))
+
+
+def _need_steps(data: Dataset, spec: FormulaSpec, level: str, areas: pl.DataFrame) -> list[tuple[str, np.ndarray]]:
     need = version_need(data, spec.need)
     indicators = spec.need.indicators
     names = ["age"] + [i.name.replace("_", " ") for i in indicators]
@@ -36,38 +41,44 @@ def need_steps(data: Dataset, spec: FormulaSpec, level: str, areas: pl.DataFrame
     cols = [f"step{k}" for k in range(len(indicators) + 1)]
     by_level = areas.select("area_code").join(roll_up(ltla, data.lazy("area_lookup"), level, cols).collect(),
                                               on="area_code", how="left", maintain_order="left")
-    return steps + [(name, by_level[c].to_numpy() / by_level[c].sum()) for name, c in zip(names, cols)]
+    return [(name, by_level[c].to_numpy() / by_level[c].sum()) for name, c in zip(names, cols)]
 
 
 def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str, np.ndarray]]] | list
               ) -> pl.DataFrame:
     """Long table: one row per area, year and step, with the step's amount and the running total (int pence).
     Need steps are each year's own (that year's population), or one list for every year."""
-    years = allocations["financial_year"].unique(maintain_order=True).to_list()
-    frames = []
-    for y in years:
+    a = allocations.sort("year_index", "area_code")
+    years = a["financial_year"].unique(maintain_order=True).to_list()
+    n = a.height // len(years)
+    col = lambda c: a[c].to_numpy().reshape(len(years), n)  # noqa: E731  (years, areas)
+    target, money = col("target_allocation"), [
+        ("transition", col("allocation") - col("target_allocation")), ("guarantee payment", col("guarantee_payment")),
+        ("local tax deduction", -col("notional_local_tax")), ("negative-grant rule", col("negative_grant_adjustment"))]
+    names, cums = None, []
+    for t, y in enumerate(years):
         steps = steps_by_year[y] if isinstance(steps_by_year, dict) else steps_by_year
-        a = allocations.filter(pl.col("financial_year") == y)  # areas in code order, as the steps
-        total = a["target_allocation"].sum()
-        cumulative = [round_half_up(share * total) for _, share in steps]
-        cumulative[-1] = a["target_allocation"].to_numpy()  # the need steps land exactly on the target
-        money = [("transition", a["allocation"] - a["target_allocation"]),
-                 ("guarantee payment", a["guarantee_payment"]),
-                 ("local tax deduction", -a["notional_local_tax"]),
-                 ("negative-grant rule", a["negative_grant_adjustment"])]
-        running = cumulative[-1]
+        total = target[t].sum()
+        cumulative = [round_half_up(share * total) for _, share in steps[:-1]]
+        cumulative.append(target[t])  # the need steps land exactly on the target
+        running = target[t]
         for _, amount in money:
-            running = running + amount.to_numpy()
+            running = running + amount[t]
             cumulative.append(running)
-        names = [n for n, _ in steps] + [n for n, _ in money]
-        prev = np.zeros(a.height, dtype=np.int64)
-        for i, (name, cum) in enumerate(zip(names, cumulative)):
-            cum = np.asarray(cum, dtype=np.int64)
-            frames.append(a.select("area_code", "area_name", "area_level", "financial_year", "year_index").with_columns(
-                step_order=pl.lit(i + 1, dtype=pl.Int32), step=pl.lit(name),
-                amount=pl.Series(cum - prev), cumulative=pl.Series(cum)))
-            prev = cum
-    return pl.concat(frames).sort("year_index", "area_code", "step_order")
+        year_names = [s for s, _ in steps] + [m for m, _ in money]
+        if names is not None and year_names != names:
+            raise ValueError("internal error: the waterfall's steps differ between years")
+        names = year_names
+        cums.append(np.stack(cumulative).astype(np.int64))  # (steps, areas)
+    cum = np.stack(cums)  # (years, steps, areas)
+    amount = np.diff(cum, axis=1, prepend=0)
+    k = len(names)
+    keys = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
+    # rows year-major, then area, then step: the order the sort below would give
+    order = lambda arr: arr.transpose(0, 2, 1).reshape(-1)  # noqa: E731
+    return keys.select(pl.all().repeat_by(k)).explode(pl.all()).with_columns(
+        step_order=pl.Series(np.tile(np.arange(1, k + 1, dtype=np.int32), a.height)),
+        step=pl.Series(names * a.height), amount=pl.Series(order(amount)), cumulative=pl.Series(order(cum)))
 
 
 def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl.DataFrame) -> pl.DataFrame:
@@ -103,7 +114,10 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
         sh = np.stack([order[n].to_numpy() / order["total"].to_numpy() for n in cols], axis=-1)
         return np.concatenate([sh, 1 - sh.sum(axis=-1, keepdims=True)], axis=-1)
 
-    shares = np.stack([year_shares(y) for y in years])  # (years, areas, C + 1)
+    # each year's shares depend on the data, the curve, the cohorts and the areas alone: derived once per dataset
+    key = lambda y: ("cohort_shares", y, model_key(spec.at(y).need.age_cost_curve), repr(cohorts), level,  # noqa
+                     tuple(a.filter(pl.col("financial_year") == y)["area_code"]))
+    shares = np.stack([data.memo(key(y), lambda y=y: year_shares(y)) for y in years])  # (years, areas, C + 1)
     grant = a["grant"].to_numpy().reshape(len(years), -1)
     parts = apportion(grant, shares)  # (years, areas, C + 1): the one rule every money split follows
     names = [c.name for c in cohorts] + ["rest"]

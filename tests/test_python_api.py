@@ -108,3 +108,33 @@ def test_compare_reads_a_run_already_written_with_the_same_id_instead_of_recompu
     by_hand = fundform.run(years=1, set={"transition.floor": -0.01}).allocations
     assert (fresh.frame.sort("area_code")["grant_b"] == by_hand.sort("area_code")["grant"]).all()
     assert written.allocations["grant"].sum() == same.frame["grant_a"].sum()
+
+
+def test_a_loaded_model_runs_variants_warm_with_the_command_lines_numbers(isolated):
+    """fundform.load() checks the data once; each variant's tables equal a cold `fundform run --set` to the penny."""
+    m = fundform.load()
+    for floor in (-0.01, 0.0):
+        warm = m.run(set={"transition.floor": floor}, years=2)
+        cli = runner.invoke(app, ["run", "--set", f"transition.floor={floor}", "--years", "2", "--out",
+                                  str(isolated / f"cli{floor}"), "-q"])
+        assert cli.exit_code == 0, cli.output
+        for t in ("allocations", "waterfall", "cohorts", "streams", "need"):
+            assert getattr(warm, t).equals(pl.read_parquet(isolated / f"cli{floor}" / f"{t}.parquet")), t
+
+
+def test_a_changed_file_is_read_and_checked_again(tmp_path, data_copy, monkeypatch):
+    """The warm data is held by the content of its files: a run after a file changes sees the change (and its
+    checks run again: a broken file is refused, never served from memory)."""
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    first = fundform.run(data=data_copy, years=1)
+    b = pl.read_parquet(data_copy / "baseline.parquet")
+    b.with_columns(pl.when(pl.col("area_code") == "E06000001").then(pl.col("public_health") * 2)
+                   .otherwise(pl.col("public_health")).alias("public_health")).write_parquet(
+        data_copy / "baseline.parquet")
+    second = fundform.run(data=data_copy, years=1)
+    assert first.run_id != second.run_id
+    assert not first.allocations["baseline"].equals(second.allocations["baseline"])
+    pop = pl.read_parquet(data_copy / "population.parquet")
+    pop.with_columns(population=-pl.col("population")).write_parquet(data_copy / "population.parquet")
+    with pytest.raises(FundformError, match="population"):
+        fundform.run(data=data_copy, years=1)

@@ -11,21 +11,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-
-import numpy as np
-import polars as pl
+from typing import TYPE_CHECKING
 
 from fundform.formula.spec import Transition
+from fundform.lazy import LazyModule
 
-IndicatorTransform = Callable[[pl.Expr, pl.Expr, float], pl.Expr]
-TransitionRule = Callable[["RuleContext"], np.ndarray]
+if TYPE_CHECKING:
+    import polars as pl
+
+
+np = LazyModule("numpy")  # the rules compute with NumPy; registering them imports nothing
+
+IndicatorTransform = Callable[["pl.Expr", "pl.Expr", float], "pl.Expr"]
+TransitionRule = Callable[["RuleContext"], "np.ndarray"]
 
 INDICATOR_TRANSFORMS: dict[str, IndicatorTransform] = {}
 TRANSITION_RULES: dict[str, TransitionRule] = {}
 # A rule's pace: f(d, value) -> further years for a distance from target d = allocation / target - 1 to come within
 # `tolerance` of target at the rule's own pace (targets growing like allocations), NaN where it never does.
 # `value(name)` is the rule's number, or each scenario's ((S, 1) arrays) in a sweep. A rule without one: NaN.
-YearsToTarget = Callable[[np.ndarray, Callable[[str], object], Transition, float], np.ndarray]
+YearsToTarget = Callable[["np.ndarray", Callable[[str], object], Transition, float], "np.ndarray"]
 YEARS_TO_TARGET: dict[str, YearsToTarget] = {}
 # Rules whose unconstrained allocation never reads B (today's funding uprated): a sweep that keeps no detail skips
 # computing it for them. Any other rule (a plugin's included) is given B.

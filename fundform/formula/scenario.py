@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from pydantic import ValidationError
 
 from fundform.errors import Problem, SpecError
 from fundform.formula.registry import LoadedFormula, available_formulas, check_references, format_validation
 from fundform.formula.spec import FormulaSpec, rule_numbers
-from fundform.inputs.contracts import Column, TableContract, check_table, row_labels
 
 SCENARIO_KEYS = {"extends", "title", "description"}
 
@@ -59,9 +57,28 @@ class ResolvedFormula(LoadedFormula):
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+_PARSED: dict[tuple, dict] = {}
+
+
 def read_toml(path: Path) -> dict:
+    """A TOML file's tables (a fresh copy each call; parsed once per process for the same file contents)."""
+    import copy
+    import os
+
     if not path.is_file():
         raise SpecError(f"{path}: file not found")
+    st = os.stat(path)
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key in _PARSED:
+        return copy.deepcopy(_PARSED[key])
+    parsed = _read_toml(path)
+    if len(_PARSED) > 256:
+        _PARSED.clear()
+    _PARSED[key] = parsed
+    return copy.deepcopy(parsed)
+
+
+def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -218,29 +235,36 @@ def parse_set(expr: str) -> tuple[str, Any]:
     return path, value
 
 
-INDEX_FILE = TableContract(
-    name="index file",
-    description="An index series: growth by financial year, with its source and vintage on every row.",
-    source="the user", vintage="-",
-    columns=(Column("financial_year", "str", "financial year", "year the growth is into, e.g. 2027/28"),
-             Column("growth", "float", "growth per year", "growth into the year from the one before", min=-0.5,
-                    max=1.0),
-             Column("source", "str", "text", "where the series comes from (a publication)"),
-             Column("vintage", "str", "text", "which release of the series")),
-    key=("financial_year",), covers_every_area=False,
-)
+def index_file_contract():
+    """The contract of a user's index CSV (built when one is read: reading a version imports no table library)."""
+    from fundform.inputs.contracts import Column, TableContract
+
+    return TableContract(
+        name="index file",
+        description="An index series: growth by financial year, with its source and vintage on every row.",
+        source="the user", vintage="-",
+        columns=(Column("financial_year", "str", "financial year", "year the growth is into, e.g. 2027/28"),
+                 Column("growth", "float", "growth per year", "growth into the year from the one before", min=-0.5,
+                        max=1.0),
+                 Column("source", "str", "text", "where the series comes from (a publication)"),
+                 Column("vintage", "str", "text", "which release of the series")),
+        key=("financial_year",), covers_every_area=False,
+    )
 
 
 def read_index_file(name: str, path: Path) -> dict:
     """A user's index CSV as a formula index series; every problem named by file, column and row."""
     if not path.is_file():
         raise SpecError(f"--index {name}: file {path} not found")
+    import polars as pl
+
+    from fundform.inputs.contracts import check_table, row_labels
     from fundform.inputs.dataset import read_table_file
 
     raw, problems = read_table_file(path, path.name)  # strict: duplicate headers, ragged rows, encoding, empty
     if raw is None:
         raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
-    frame, problems = check_table(raw, INDEX_FILE, path.name)
+    frame, problems = check_table(raw, index_file_contract(), path.name)
     if not problems:
         bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
         if bad_years.height:

@@ -11,12 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import polars as pl
-
 from fundform.errors import Problem
+from fundform.lazy import LazyModule
+
+# the contracts are read by commands that check no table (`fundform formulas show` checks a version's column
+# references against them): Polars is imported when a table is checked
+pl = LazyModule("polars")
 
 DType = Literal["str", "int", "float"]
-_POLARS = {"str": pl.String, "int": pl.Int64, "float": pl.Float64}
+
+
+def _polars_type(dtype: str):
+    return {"str": pl.String, "int": pl.Int64, "float": pl.Float64}[dtype]
 MAX_ROWS_LISTED = 50
 
 
@@ -73,8 +79,12 @@ class Plausible:
 
 # Source types a column may be stored as: exact, never a coercion that changes meaning (a boolean is not a number,
 # a float is not a whole number). CSV cells arrive as text and are parsed strictly.
-_INTEGER_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-_FLOAT_TYPES = (pl.Float32, pl.Float64)
+def _integer_types() -> tuple:
+    return (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+
+
+def _float_types() -> tuple:
+    return (pl.Float32, pl.Float64)
 
 
 def _type_accepts(declared: str, actual: pl.DataType) -> bool:
@@ -83,8 +93,8 @@ def _type_accepts(declared: str, actual: pl.DataType) -> bool:
     if declared == "str":
         return actual in (pl.String, pl.Categorical) or isinstance(actual, pl.Enum)
     if declared == "int":
-        return actual == pl.String or any(actual == t for t in _INTEGER_TYPES)
-    return (actual == pl.String or any(actual == t for t in _INTEGER_TYPES + _FLOAT_TYPES)
+        return actual == pl.String or any(actual == t for t in _integer_types())
+    return (actual == pl.String or any(actual == t for t in _integer_types() + _float_types())
             or isinstance(actual, pl.Decimal))
 
 
@@ -149,8 +159,8 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
            *([contract.finer_grain_key] if contract.finer_grain_key in present else [])]
     casts = {}
     for col in contract.columns:
-        if col.name in present and frame.schema[col.name] != _POLARS[col.dtype]:
-            casts[col.name] = pl.col(col.name).cast(_POLARS[col.dtype], strict=False)
+        if col.name in present and frame.schema[col.name] != _polars_type(col.dtype):
+            casts[col.name] = pl.col(col.name).cast(_polars_type(col.dtype), strict=False)
     # one pass counts every kind of problem; rows are only materialised (for the message) where a count is not 0
     checks: dict[str, tuple[Column, str, pl.Expr]] = {}
     for col in contract.columns:

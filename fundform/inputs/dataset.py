@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,12 +164,26 @@ def corrupt_chunk(files: list[Path], folder: str, error: Exception) -> list[Prob
                              "columns")]
 
 
+_HASHES: dict[tuple, str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    """The file's SHA-256, computed once per process for the same file: remembered by its device, inode, size,
+    modification and change times (the change time moves on any write and no tool can set it back), as git's index
+    remembers what it hashed."""
+    st = os.stat(path)
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    hit = _HASHES.get(key)
+    if hit is not None:
+        return hit
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    if len(_HASHES) > 4096:
+        _HASHES.clear()
+    _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 CHECKSUMS = "CHECKSUMS.sha256"  # `sha256sum` format: "<hex>  <file>" per line; the bundled dataset ships one

@@ -20,8 +20,9 @@ def run_local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, 
     need index from the first settlement year's data."""
     def compute():
         return _local_resources(ref, spec, params, fy)
-    return ref.memo(("local", model_key(spec), params.level, tuple(fy), str(params.precept_rates),
-                     str(params.local_bases)), compute)
+    tied = spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need"
+    return ref.memo(("local", model_key(spec.local_tax), model_key(spec.need) if tied else None, params.level,
+                     tuple(fy), str(params.precept_rates), str(params.local_bases)), compute)
 
 
 def _local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]):

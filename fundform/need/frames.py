@@ -130,8 +130,19 @@ def year_frames(data: Dataset, spec: FormulaSpec, level: str, fy: list[str]) -> 
     """The area frame of each settlement year: that year's inputs (population, practice weights, published round)
     under the version as it stands that year (its dated sections), on the areas of the run's last year. Computed
     once when nothing varies by year."""
-    return data.memo(("year_frames", model_key(spec), level, tuple(fy)),
+    return data.memo(("year_frames", frames_key(spec), level, tuple(fy)),
                      lambda: _year_frames(data, spec, level, fy))
+
+
+def frames_key(spec: FormulaSpec) -> tuple:
+    """What the area frames depend on: the version's need and today's funding (as dated by year), the control
+    total's base year (checked against the baseline's) and its id (named in messages); not its transition, local tax
+    or growth, so a scenario varying those reads the frames a run already derived."""
+    import json
+
+    dated = {y: {k: v for k, v in section.items() if k in ("need", "baseline")} for y, section in spec.years.items()}
+    return (spec.id, model_key(spec.need), model_key(spec.baseline), spec.control_total.base_year,
+            json.dumps(dated, sort_keys=True, default=str))
 
 
 def _year_frames(data: Dataset, spec: FormulaSpec, level: str, fy: list[str]) -> list[pl.DataFrame]:
