@@ -222,6 +222,9 @@ def run(
     record: Annotated[bool, flag("--record/--no-record", help="Record the run in the run warehouse "
                                          "(FUNDFORM_WAREHOUSE, default out/fundform.duckdb).")] = True,
     allow_implausible: ImplausibleOpt = False,
+    no_cache: Annotated[bool, flag("--no-cache", help="Read and check every input file, even if an earlier run "
+                                   "checked the same files (their checked tables are kept by content in "
+                                   "out/.cache/inputs; `fundform cache clear` empties it).")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -240,7 +243,7 @@ def run(
                 bar(msg)
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
-                                  warehouse=s.warehouse if record else None)
+                                  warehouse=s.warehouse if record else None, use_cache=not no_cache)
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
     if with_report:
@@ -1043,6 +1046,27 @@ def sweep(
     out.print(f"Total grant in {last} across the scenarios: {gbp_bn(total.min() * 100)} to {gbp_bn(total.max() * 100)}"
               f" (median {gbp_bn(total.median() * 100)}); every area's range is in sweep.parquet")
     out.print(f"sweep written to {target}")
+
+
+cache_app = typer.Typer(help="The checked-input cache: the checked tables of earlier runs, kept by the content of "
+                        "their files (out/.cache/inputs, or FUNDFORM_CACHE).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("clear")
+def cache_clear(json_out: JsonOpt = False) -> None:
+    """Remove every cached entry: the next run on any dataset reads and checks its files again."""
+    from fundform.inputs import cache
+
+    try:
+        root = cache.cache_root()
+        n = cache.clear(root)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps({"cache": str(root), "entries_removed": n}))
+    else:
+        out.print(f"removed {n} cached dataset(s) from {escape(str(root))}")
 
 
 @app.command()

@@ -29,6 +29,8 @@ POINTS = (
     "batch.after_run",  # a batch run written, before the next
     "report.write",  # the HTML report being written
     "export.write",  # an export being written
+    "cache.mid_write",  # a checked-input cache entry half written (inputs/cache.py)
+    "cache.before_rename",  # a cache entry written and synced, not yet in place
 )
 _ERRNOS = {"enospc": errno.ENOSPC, "eacces": errno.EACCES, "erofs": errno.EROFS, "eio": errno.EIO}
 

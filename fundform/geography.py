@@ -89,11 +89,11 @@ def with_level(data, level: str, deal_file: Path | None):
     """The dataset with the run's level in its lookup: a deal-area file's rows added when the level is one."""
     if deal_file is None:
         return data
-    from fundform.inputs.dataset import Dataset
+    import dataclasses
 
     rows = deal_lookup(deal_file, data["areas"])
     lk = pl.concat([data["area_lookup"].select(rows.columns), rows])
-    return Dataset(data.directory, {**data.tables, "area_lookup": lk}, data.files, data.conversions)
+    return dataclasses.replace(data, tables={**data.tables, "area_lookup": lk})  # every other field kept
 
 
 def hint_lookup(data_dir) -> pl.DataFrame | None:

@@ -13,6 +13,7 @@ the settlement is one property of `Outcome`; a new output table is one entry of 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -64,7 +65,7 @@ def prepare(data: Dataset, spec: FormulaSpec, params: RunParameters) -> Dataset:
     if pop.height > 200_000 and "small_area_code" in pop.columns:  # need uses area x sex x age: sum it once
         keys = [k for k in ("financial_year", "area_code", "sex", "age") if k in pop.columns]
         pop = pop.group_by(keys).agg(fixed_sum(pl.col("population")).alias("population")).sort(keys)
-        data = Dataset(data.directory, {**data.tables, "population": pop}, data.files, data.conversions)
+        data = dataclasses.replace(data, tables={**data.tables, "population": pop})  # every other field kept
     return data
 
 

@@ -14,7 +14,8 @@ from fundform.errors import FundformError
 from fundform.failpoints import failpoint
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers
-from fundform.inputs.dataset import indicator_files, load_dataset, sha256_file, table_sources
+from fundform.inputs import cache
+from fundform.inputs.dataset import indicator_files, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.registry import OUTPUTS
@@ -62,14 +63,16 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
 _CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
 
 
-def checked_dataset(data_dir: Path, plan: RunPlan, allow_implausible: bool = False):
+def checked_dataset(data_dir: Path, plan: RunPlan, allow_implausible: bool = False, use_cache: bool = True):
     """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
     server that runs many variants reads and checks it once. Keyed by every input file's SHA-256 (which the run's
-    plan has computed anyway), so a changed, added or removed file is read and checked again."""
+    plan has computed anyway), so a changed, added or removed file is read and checked again. Across processes, the
+    checked tables of an earlier run on the same files are read back (inputs/cache.py) unless `use_cache` is
+    false."""
     key = (str(Path(data_dir).resolve()), allow_implausible,
            tuple(sorted((i["table"], i["file"], i["sha256"]) for i in plan.inputs)))
     if key not in _CHECKED:
-        data = load_dataset(data_dir, allow_implausible=allow_implausible)
+        data = cache.load(data_dir, allow_implausible=allow_implausible, use_cache=use_cache)
         while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
             _CHECKED.pop(next(iter(_CHECKED)))
         _CHECKED[key] = data
@@ -79,7 +82,7 @@ def checked_dataset(data_dir: Path, plan: RunPlan, allow_implausible: bool = Fal
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
-        plan: RunPlan | None = None) -> RunResult:
+        plan: RunPlan | None = None, use_cache: bool = True) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
@@ -90,7 +93,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
     formula = plan.formula
     step("reading and checking the input data")
-    data = checked_dataset(data_dir, plan, params.allow_implausible)
+    data = checked_dataset(data_dir, plan, params.allow_implausible, use_cache)
     rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
             for f in data.files}
     result = compute(data, formula, params, progress)
@@ -108,7 +111,8 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
         files = {f"{o.name}.parquet": to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced
                                                else None, meta) for o in OUTPUTS}
         # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
-        files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir)), indent=2, sort_keys=True,
+        files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir), data.checks), indent=2,
+                                            sort_keys=True,
                                             allow_nan=False) + "\n"
         result.out_dir = atomic_write_dir(target, files)
         if warehouse is not None:

@@ -31,6 +31,8 @@ def isolated_outputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fundform-out")
     os.environ["FUNDFORM_WAREHOUSE"] = str(root / "fundform.duckdb")
     os.environ["FUNDFORM_OUT_ROOT"] = str(root)
+    # the checked-input cache is tested on its own (tests/test_input_cache.py); elsewhere every run checks its inputs
+    os.environ["FUNDFORM_NO_CACHE"] = "1"
     yield root
 
 

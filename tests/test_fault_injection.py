@@ -25,7 +25,7 @@ PARQUETS = ("allocations", "need", "streams", "waterfall", "cohorts", "reconcili
 def env_for(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDFORM_")}
     env.update({"FUNDFORM_OUT_ROOT": str(root / "out"), "FUNDFORM_WAREHOUSE": str(root / "out" / "fundform.duckdb"),
-                "FUNDFORM_WAREHOUSE_WAIT": "30", **extra})
+                "FUNDFORM_WAREHOUSE_WAIT": "30", "FUNDFORM_NO_CACHE": "1", **extra})  # the cache: test_input_cache
     return env
 
 

@@ -47,6 +47,7 @@ class Dataset:
     files: tuple[InputFile, ...]
     conversions: tuple[dict, ...] = ()  # boundary conversions applied on load
     implausible: tuple[str, ...] = ()  # plausibility bounds the run was told to allow, as rendered problems
+    checks: str = "ran"  # "ran": read and checked now; "reused": the checked tables of an earlier run (inputs.cache)
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         frame = self.tables[name]

@@ -57,9 +57,17 @@ def run_id_of(core: dict) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def with_volatile(manifest: dict, data_dir: str) -> dict:
-    """The manifest as written to manifest.json: adds where the data was read from and when the run was made."""
-    return {**manifest, "data_dir": data_dir, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+def with_volatile(manifest: dict, data_dir: str, input_checks: str | None = None) -> dict:
+    """The manifest as written to manifest.json: adds where the data was read from, when the run was made, and
+    whether the inputs' checks ran in this run or were reused from an earlier run on the same files (inputs.cache).
+    None of these is in the Parquet files' metadata or the run id: the same inputs give the same bytes either way."""
+    out = {**manifest, "data_dir": data_dir, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if input_checks is not None:
+        out["input_checks"] = {"ran": "ran: every input read and checked in this run",
+                               "reused": "reused: the checked tables of an earlier run on the same files (the same "
+                                         "SHA-256 for every file; fundform run --no-cache checks them again)"
+                               }.get(input_checks, input_checks)
+    return out
 
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
