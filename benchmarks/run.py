@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,6 +145,40 @@ def w4() -> dict:
     return {"wall": wall, "peak_mb": kb / 1024}
 
 
+def commands() -> dict:
+    """Issue 22's everyday commands, whole process, median of REPEATS with the spread: with the checked-input cache
+    cold (--no-cache / FUNDFORM_NO_CACHE) and warm, and the warm Python API in one process."""
+    root = Path("/tmp/fundform-bench-cmd")
+    shutil.rmtree(root, ignore_errors=True)
+    env = {"FUNDFORM_OUT_ROOT": str(root), "FUNDFORM_WAREHOUSE": str(root / "wh.duckdb")}
+    cold = {**env, "FUNDFORM_NO_CACHE": "1"}
+
+    def spread(cmd, e, n=REPEATS):
+        runs = [timed(cmd, e)[0] for _ in range(n)]
+        return {"median": statistics.median(runs), "min": min(runs), "max": max(runs)}
+
+    out = {
+        "version": spread([*FUNDFORM, "--version"], env),
+        "show": spread([*FUNDFORM, "formulas", "show", "fundform-needs"], env),
+        "run_cold": spread([*FUNDFORM, "run", "-q", "--no-record", "--out", str(root / "r")], cold),
+    }
+    timed([*FUNDFORM, "run", "-q", "--no-record", "--out", str(root / "r")], env)  # fill the cache
+    out["run_warm"] = spread([*FUNDFORM, "run", "-q", "--no-record", "--out", str(root / "r")], env)
+    out["compare_cold"] = spread([*FUNDFORM, "compare", "fundform-needs", "reform-2017", "-q"], cold)
+    out["compare_warm"] = spread([*FUNDFORM, "compare", "fundform-needs", "reform-2017", "-q"], env)
+    out["explain_cold"] = spread([*FUNDFORM, "explain", "Lincoln"], cold)
+    out["explain_warm"] = spread([*FUNDFORM, "explain", "Lincoln"], env)
+    run_dir = root / "r"
+    out["report"] = spread([*FUNDFORM, "report", str(run_dir), "--out", str(root / "report.html")], env)
+    out["xlsx"] = spread([*FUNDFORM, "export", str(run_dir), "--format", "xlsx", "--out", str(root / "x")], env)
+    script = ("import json,statistics,time,fundform;m=fundform.load();m.run();ts=[]\n"
+              "for i in range(21):\n t=time.perf_counter();m.run(set={'transition.floor':-0.001*i});"
+              "ts.append(time.perf_counter()-t)\n"
+              "print(json.dumps({'median':statistics.median(ts),'min':min(ts),'max':max(ts)}))")
+    out["api_warm"] = json.loads(timed([PY, "-c", script], env)[2])
+    return out
+
+
 def batch_rerun() -> dict:
     spec = ROOT / "docs" / "examples" / "batch-all-versions.toml"
     timed([*FUNDFORM, "batch", str(spec), "--quiet"])  # make sure every run is complete
@@ -177,6 +212,10 @@ def main() -> int:
     t0 = time.perf_counter()
     r1, r2, r3, r4, rb, re_ = w1(), w2(), w3(), w4(), batch_rerun(), explorer()
     rd = design()
+    rc = commands()
+    cell = lambda k, unit="s": (f"{rc[k]['median']:.2f} {unit} [{rc[k]['min']:.2f}-{rc[k]['max']:.2f}]"  # noqa: E731
+                                if unit == "s" else f"{rc[k]['median'] * 1000:.0f} ms [{rc[k]['min'] * 1000:.0f}-"
+                                f"{rc[k]['max'] * 1000:.0f}]")
     eb, ei = re_["browser"], re_["in_process"]
     f, p, d, fl = (r2[k]["seconds"] for k in ("fundform", "pandas", "duckdb", "floor"))
     span = lambda k: f"[{r2[k]['min']:.3f}-{r2[k]['max']:.3f}]"  # noqa: E731
@@ -219,6 +258,25 @@ def main() -> int:
         f"{rd['wall']:.1f} s ({rd['peak_mb']:.0f} MB peak; {rd['per_second']:,.0f} candidates/s, the 100,000-scenario "
         f"sweep {100_000 / r3['big_wall']:,.0f} scenarios/s) | < 60 s, < 2 GiB | "
         f"{verdict(rd['wall'] < 60 and rd['peak_mb'] < 2048)} |",
+        f"| C `fundform --version` | wall, whole process, median [range] | {cell('version')} | < 0.2 s | "
+        f"{verdict(rc['version']['median'] < 0.2)} |",
+        f"| C `fundform formulas show fundform-needs` | same | {cell('show')} | < 0.4 s | "
+        f"{verdict(rc['show']['median'] < 0.4)} |",
+        f"| C `fundform run`, checked-input cache cold (`--no-cache`) | same | {cell('run_cold')} | < 3 s first run | "
+        f"{verdict(rc['run_cold']['median'] < 3)} |",
+        f"| C `fundform run`, cache warm | same | {cell('run_warm')} | < 1.0 s | "
+        f"{verdict(rc['run_warm']['median'] < 1.0)} |",
+        f"| C `fundform compare fundform-needs reform-2017`, cache cold | same | {cell('compare_cold')} | < 2 s | "
+        f"{verdict(rc['compare_cold']['median'] < 2)} |",
+        f"| C the same, cache warm | same | {cell('compare_warm')} | < 2 s | {verdict(rc['compare_warm']['median'] < 2)} |",
+        f"| C `fundform explain Lincoln`, cache cold, no run written | same | {cell('explain_cold')} | < 1.5 s | "
+        f"{verdict(rc['explain_cold']['median'] < 1.5)} |",
+        f"| C the same after `fundform run` wrote the run (read back) | same | {cell('explain_warm')} | < 1.5 s | "
+        f"{verdict(rc['explain_warm']['median'] < 1.5)} |",
+        f"| C `fundform report RUN` | same | {cell('report')} | < 1.5 s | {verdict(rc['report']['median'] < 1.5)} |",
+        f"| C `fundform export --format xlsx RUN` | same | {cell('xlsx')} | < 2 s | {verdict(rc['xlsx']['median'] < 2)} |",
+        f"| C warm API: `fundform.load()` then `run(set=...)`, fundform-needs, every table | in-process, 21 variants | "
+        f"{cell('api_warm', 'ms')} | < 50 ms median | {verdict(rc['api_warm']['median'] < 0.05)} |",
         f"| W4 person level, 57.7M rows | wall, whole process | {r4['wall']:.2f} s ({r4['peak_mb']:.0f} MB peak) | "
         f"< 60 s, < 4 GiB | {verdict(r4['wall'] < 60 and r4['peak_mb'] < 4096)} |",
         f"| B batch of every version x level, nothing changed | wall, whole process | {rb['wall']:.2f} s | < 2 s | "

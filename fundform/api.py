@@ -159,11 +159,10 @@ def load(data: str | Path | None = None, *, config: str | Path | None = None,
     """Load and check a dataset (default: the configured one, else the bundled England data) once, for many runs:
     `m = fundform.load(); m.run(set={...})`. `fundform.run(data=...)` with the same files reuses it too."""
     from fundform.config import load_settings
-    from fundform.runs import checked_dataset, plan_run
+    from fundform.runs import checked_dataset
 
     s = load_settings(Path(config) if config else None, data_dir=Path(data) if data else None)
-    _, params, _, _ = parameters(None, data=s.data_dir, config=config, allow_implausible=allow_implausible)
-    checked_dataset(s.data_dir, plan_run(s.formula, s.data_dir, params), allow_implausible)
+    checked_dataset(s.data_dir, allow_implausible)
     return Model(Path(s.data_dir))
 
 
@@ -242,12 +241,11 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
     recomputed."""
     from fundform.config import load_settings
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
     from fundform.outputs import compare as cmp
     from fundform.outputs.schema import ALLOCATIONS
     from fundform.outputs.write import to_arrow
     from fundform.pipeline import compute
-    from fundform.runs import plan_run
+    from fundform.runs import checked_dataset, plan_run
 
     written = [None if isinstance(x, Run) else find(x) for x in (a, b)]
     now = [x for x, w in zip((a, b), written) if not isinstance(x, Run) and w is None]
@@ -268,12 +266,12 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
         again = _recorded(plan.run_id, s.out_root)
         if again is not None:
             return pl.read_parquet(again / "allocations.parquet")
-        data = data or load_dataset(s.data_dir, allow_implausible=params.allow_implausible)
+        data = data or checked_dataset(s.data_dir, params.allow_implausible)
         result = compute(data, resolve_formula(str(x), sets, index_files=index_files), params)
         return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {}))
 
     alloc_a, alloc_b = (allocations(x, w) for x, w in zip((a, b), written))
-    data = data or load_dataset(s.data_dir)
+    data = data or checked_dataset(s.data_dir)
     deciles = cmp.deprivation_deciles(data, alloc_a["area_level"][0])
     name = lambda x: x.run_id if isinstance(x, Run) else str(x)  # noqa: E731
     return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles))
@@ -321,8 +319,8 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
     import hashlib
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
     from fundform.outputs.write import atomic_write_dir
+    from fundform.runs import checked_dataset
     from fundform.sweeps import parse_parameters, run_sweep
 
     exprs = list(params) if isinstance(params, list | tuple) else [
@@ -330,7 +328,7 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
     names, values = parse_parameters(exprs, draws, seed)
     s, run_params, index_files, sets = parameters(formula, **options)
     f = resolve_formula(s.formula, sets, index_files=index_files)
-    ds = load_dataset(s.data_dir)
+    ds = checked_dataset(s.data_dir)
     res = run_sweep(ds, f, run_params, names, values, progress=progress)
     manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
                             "resolved_sha256": f.resolved_sha256},
@@ -361,9 +359,9 @@ def design(design: str | Path, *, out: str | Path | None = None, write: bool = F
     from fundform import __version__
     from fundform.designer import load_design, run_design, verify
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
     from fundform.outputs.design_report import design_html
     from fundform.outputs.write import atomic_write_dir
+    from fundform.runs import checked_dataset
 
     path = Path(design)
     if not path.is_file():
@@ -379,7 +377,7 @@ def design(design: str | Path, *, out: str | Path | None = None, write: bool = F
                                  start_year=given.get("start_year", ds.start_year),
                                  years=given.get("years", ds.years), **options)
     formula = resolve_formula(ds.version)
-    data = load_dataset(s.data_dir)
+    data = checked_dataset(s.data_dir)
     result = run_design(ds, data, formula, params, progress=progress)
     (progress or (lambda _m: None))("verifying the chosen design by an exact run")
     result.verified = verify(result, data, params)

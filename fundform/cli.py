@@ -545,13 +545,13 @@ def places(
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
     from fundform.need.places import place_need, read_places
     from fundform.paths import default_data_dir
+    from fundform.runs import checked_dataset
 
     try:
         spec = resolve_formula(formula).spec
-        table = place_need(load_dataset(data or default_data_dir()), spec, read_places(file), file.name)
+        table = place_need(checked_dataset(data or default_data_dir()), spec, read_places(file), file.name)
         if out_file:
             write_frame(table, out_file)
     except Exception as e:  # noqa: BLE001
@@ -885,11 +885,11 @@ def report(
 def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None, deal_file=None) -> None:
     import polars as pl
 
-    from fundform.inputs.dataset import load_dataset
     from fundform.outputs import compare as cmp
     from fundform.outputs.report import write_report
     from fundform.outputs.warehouse import find_run
     from fundform.paths import default_data_dir
+    from fundform.runs import checked_dataset
 
     try:
         s = _settings()
@@ -898,7 +898,7 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
         level = alloc["area_level"][0]
         dataset = None
         try:
-            dataset = load_dataset(data or default_data_dir())
+            dataset = checked_dataset(data or default_data_dir())
             deciles = cmp.deprivation_deciles(dataset, level)
         except FundformError:
             deciles = None
@@ -1165,12 +1165,12 @@ def levels(
     from rich.table import Table
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import load_dataset
     from fundform.levels import compare_levels
+    from fundform.runs import checked_dataset
 
     try:
         s, params, index_files = _setup(formula, data, level, start_year, years, config, set_, index)
-        name, members, rows = compare_levels(load_dataset(s.data_dir), resolve_formula(
+        name, members, rows = compare_levels(checked_dataset(s.data_dir), resolve_formula(
             s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, params.years)
     except Exception as e:  # noqa: BLE001
         fail(e)

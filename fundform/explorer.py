@@ -163,10 +163,10 @@ class Explorer:
 
     def __init__(self, data_dir: Path, formula: str = "fundform-needs", level: str = "ltla"):
         from fundform.formula.registry import available_formulas
-        from fundform.inputs.dataset import load_dataset
+        from fundform.runs import checked_dataset
 
         self.data_dir = Path(data_dir)
-        self.data = load_dataset(self.data_dir)
+        self.data = checked_dataset(self.data_dir)
         self.versions = sorted(available_formulas())
         if formula not in self.versions:
             raise FundformError(f"unknown formula version '{formula}' (shipped: {', '.join(self.versions)})")

@@ -63,14 +63,13 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
 _CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
 
 
-def checked_dataset(data_dir: Path, plan: RunPlan, allow_implausible: bool = False, use_cache: bool = True):
+def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True):
     """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
-    server that runs many variants reads and checks it once. Keyed by every input file's SHA-256 (which the run's
-    plan has computed anyway), so a changed, added or removed file is read and checked again. Across processes, the
-    checked tables of an earlier run on the same files are read back (inputs/cache.py) unless `use_cache` is
-    false."""
-    key = (str(Path(data_dir).resolve()), allow_implausible,
-           tuple(sorted((i["table"], i["file"], i["sha256"]) for i in plan.inputs)))
+    server that runs many variants reads and checks it once. Keyed by the SHA-256 of every file in the folder (each
+    hashed once per process while it is unchanged), so a changed, added or removed file is read and checked again.
+    Across processes, the checked tables of an earlier run on the same files are read back (inputs/cache.py) unless
+    `use_cache` is false."""
+    key = (str(Path(data_dir).resolve()), allow_implausible, cache.dataset_key(Path(data_dir), allow_implausible))
     if key not in _CHECKED:
         data = cache.load(data_dir, allow_implausible=allow_implausible, use_cache=use_cache)
         while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
@@ -93,7 +92,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
     formula = plan.formula
     step("reading and checking the input data")
-    data = checked_dataset(data_dir, plan, params.allow_implausible, use_cache)
+    data = checked_dataset(data_dir, params.allow_implausible, use_cache)
     rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
             for f in data.files}
     result = compute(data, formula, params, progress)
