@@ -36,7 +36,7 @@ lock-check: install
 lock:
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --generate-hashes --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --extra distributed --generate-hashes --python-version 3.11 \
 		--universal --quiet -o $(LOCK)
 
 ## pyflakes-level faults (unused or undefined names) and import order: ruff, configured in pyproject.toml

@@ -310,14 +310,16 @@ class Sweep:
 
 def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str], *,
           draws: int | None = None, seed: int = 20261122, out: str | Path | None = None, write: bool = False,
-          progress=None, **options) -> Sweep:
+          progress=None, executor: str | None = None, **options) -> Sweep:
     """Vary a version's numbers, all scenarios at once: `params` maps a sweepable key path to (lo, hi) for seeded
     uniform draws (give `draws`) or a list of values for a grid (or is a list of `PATH=LO:HI` / `PATH=V1,V2`
     strings, as `--param` takes them). Each scenario's numbers equal a run with the same --set. Written (atomically,
     with its manifest) to `out`, or to the output root's sweep-ID when `write` is true. `options` are those of
-    `run`."""
+    `run`. `executor`: "local" (threads, the default), "dask" (a local Dask cluster) or "dask:tcp://HOST:PORT"
+    (docs/scale.md); the figures are the same."""
     import hashlib
 
+    from fundform.executors import executor as make_executor
     from fundform.formula.scenario import resolve_formula
     from fundform.outputs.write import atomic_write_dir
     from fundform.runs import checked_dataset
@@ -329,7 +331,11 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
     s, run_params, index_files, sets = parameters(formula, **options)
     f = resolve_formula(s.formula, sets, index_files=index_files)
     ds = checked_dataset(s.data_dir)
-    res = run_sweep(ds, f, run_params, names, values, progress=progress)
+    ex = make_executor(executor)
+    try:
+        res = run_sweep(ds, f, run_params, names, values, progress=progress, executor=ex)
+    finally:
+        ex.close()
     manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
                             "resolved_sha256": f.resolved_sha256},
                 "parameters": run_params.as_dict(), "swept": exprs, "draws": draws, "seed": seed,
@@ -347,7 +353,7 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
 
 
 def design(design: str | Path, *, out: str | Path | None = None, write: bool = False, progress=None,
-           **options):
+           executor: str | None = None, **options):
     """Which numbers of a version meet a design's constraints (a design file, TOML: docs/design.md): candidates
     searched on the scenario axis, the chosen one verified by an exact run, the feasible region and the frontier.
     Returns a `fundform.designer.DesignResult`; written (atomically, with its manifest, report and a scenario file
@@ -378,7 +384,13 @@ def design(design: str | Path, *, out: str | Path | None = None, write: bool = F
                                  years=given.get("years", ds.years), **options)
     formula = resolve_formula(ds.version)
     data = checked_dataset(s.data_dir)
-    result = run_design(ds, data, formula, params, progress=progress)
+    from fundform.executors import executor as make_executor
+
+    ex = make_executor(executor)
+    try:
+        result = run_design(ds, data, formula, params, progress=progress, executor=ex)
+    finally:
+        ex.close()
     (progress or (lambda _m: None))("verifying the chosen design by an exact run")
     result.verified = verify(result, data, params)
     from importlib.metadata import version as pkg

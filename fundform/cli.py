@@ -995,6 +995,10 @@ def sweep(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-HASH]",
                                                     show_default=False)] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where chunks of scenarios run: local "
+                                                    "(threads, the default), dask (a local Dask cluster, a process "
+                                                    "per core) or dask:tcp://HOST:PORT (needs fundform[distributed]; "
+                                                    "docs/scale.md).", show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1011,6 +1015,7 @@ def sweep(
     try:
         with _progress_bar("sweep", quiet or json_out) as status:
             res = run_sweep(formula, list(param), draws=draws, seed=seed, out=out_dir, write=True, progress=status,
+                            executor=executor,
                             data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
                             index=_index_files(index), config=config)
         target, n = res.out_dir, res.manifest["scenarios"]
@@ -1081,6 +1086,10 @@ def design(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/design-HASH]",
                                                     show_default=False)] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where chunks of scenarios run: local "
+                                                    "(threads, the default), dask (a local Dask cluster, a process "
+                                                    "per core) or dask:tcp://HOST:PORT (needs fundform[distributed]; "
+                                                    "docs/scale.md).", show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1096,7 +1105,7 @@ def design(
 
     try:
         with _progress_bar("design", quiet or json_out) as status:
-            r = run_design(file, out=out_dir, write=True, progress=status, data=data, level=level,
+            r = run_design(file, out=out_dir, write=True, progress=status, executor=executor, data=data, level=level,
                            start_year=start_year, years=years, config=config)
     except Exception as e:  # noqa: BLE001
         fail(e)

@@ -302,28 +302,45 @@ def _sobol(lo: np.ndarray, hi: np.ndarray, n: int, seed: int) -> np.ndarray:
         np.empty((0, len(lo)))
 
 
-def _evaluate(data, spec, params, names, values, constraints, objectives, workers) -> dict[str, np.ndarray]:
-    """Constraint values, objectives and infeasibility of every candidate, chunk by chunk on the scenario axis."""
+def _measure(data, spec, params, names, values, constraints, objectives) -> dict[str, np.ndarray]:
+    """One chunk of candidates: their outcome, then each constraint's and objective's value and the marks."""
     from fundform.outcome import evaluate
     from fundform.params import Scenarios
 
-    def chunk(sl: slice) -> dict[str, np.ndarray]:
-        v = values[sl]
-        scen = Scenarios(v.shape[0], {n: v[:, i] for i, n in enumerate(names)}, detail=False, mark_infeasible=True)
-        oc = evaluate(data, spec, params, scen)
-        free = {n: v[:, i] for i, n in enumerate(names)}
-        out = {f"c{j}": constraint_values(c, oc) for j, c in enumerate(constraints)}
-        out.update({f"o{j}": objective_values(o, oc, free) for j, o in enumerate(objectives)})
-        out["infeasible"] = oc.infeasible
-        return out
+    scen = Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=False,
+                     mark_infeasible=True)
+    oc = evaluate(data, spec, params, scen)
+    free = {n: values[:, i] for i, n in enumerate(names)}
+    out = {f"c{j}": constraint_values(c, oc) for j, c in enumerate(constraints)}
+    out.update({f"o{j}": objective_values(o, oc, free) for j, o in enumerate(objectives)})
+    out["infeasible"] = oc.infeasible
+    return out
 
+
+def design_chunk_task(task: tuple) -> dict[str, np.ndarray]:
+    """One chunk of a design's candidates as a task for another process or machine (fundform.executors)."""
+    from fundform.executors import worker_data
+
+    directory, allow_implausible, spec, params, names, values, constraints, objectives = task
+    return _measure(worker_data(directory, allow_implausible), spec, params, names, values, constraints, objectives)
+
+
+def _evaluate(data, spec, params, names, values, constraints, objectives, workers, executor=None
+              ) -> dict[str, np.ndarray]:
+    """Constraint values, objectives and infeasibility of every candidate, chunk by chunk on the scenario axis: on
+    threads of this process, or as tasks of `executor` (fundform.executors)."""
     S = values.shape[0]
     slices = [slice(i, min(i + CHUNK, S)) for i in range(0, S, CHUNK)]
-    if len(slices) <= 1:
-        parts = [chunk(sl) for sl in slices]
+    if executor is not None and executor.name != "local":
+        parts = list(executor.map(design_chunk_task, [
+            (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints, objectives)
+            for sl in slices]))
+    elif len(slices) <= 1:
+        parts = [_measure(data, spec, params, names, values[sl], constraints, objectives) for sl in slices]
     else:
         with ThreadPoolExecutor(max_workers=max(1, workers or min(os.cpu_count() or 1, len(slices)))) as pool:
-            parts = list(pool.map(chunk, slices))
+            parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl], constraints,
+                                                      objectives), slices))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -357,7 +374,8 @@ def _region(names, values: np.ndarray, ok: np.ndarray, lo, hi, cells: int = 12) 
     return pl.DataFrame(rows)
 
 
-def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: int | None = None) -> DesignResult:
+def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: int | None = None,
+               executor=None) -> DesignResult:
     """Search, choose and verify a design (the module's docstring says how)."""
     from fundform.sweeps import check_names
 
@@ -371,7 +389,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     cons, objs = ds.constraints, ds.objectives
     say(f"drawing {ds.draws:,} candidates")
     first = np.vstack([shipped[None, :], _sobol(lo, hi, ds.draws, ds.seed)])
-    res = _evaluate(data, spec, params, names, first, cons, objs, workers)
+    res = _evaluate(data, spec, params, names, first, cons, objs, workers, executor)
     stage = np.array(["shipped"] + ["draw"] * (first.shape[0] - 1))
     values = first
 
@@ -389,7 +407,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
         width = (hi - lo) * 0.05
         around = _sobol(np.maximum(lo, values[best] - width), np.minimum(hi, values[best] + width), ds.refine,
                         ds.seed + 1)
-        more = _evaluate(data, spec, params, names, around, cons, objs, workers)
+        more = _evaluate(data, spec, params, names, around, cons, objs, workers, executor)
         res = {k: np.concatenate([res[k], more[k]]) for k in res}
         values = np.vstack([values, around])
         stage = np.concatenate([stage, np.array(["refine"] * around.shape[0])])

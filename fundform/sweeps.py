@@ -223,15 +223,26 @@ def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], va
     return _Chunk(oc.grant, oc.at_floor, oc.bound, keep(oc.allocation), keep(oc.targets), keep(oc.baselines)), oc
 
 
+def sweep_chunk_task(task: tuple) -> _Chunk:
+    """One chunk of a sweep as a task for another process or machine (fundform.executors): the worker reads the
+    dataset itself, once, by content."""
+    from fundform.executors import worker_data
+
+    directory, allow_implausible, spec, params, names, values, detail = task
+    return _settle_chunk(worker_data(directory, allow_implausible), spec, params, names, values, detail=detail)[0]
+
+
 def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
-              progress=None, workers: int | None = None, detail: bool | None = None) -> SweepResult:
+              progress=None, workers: int | None = None, detail: bool | None = None,
+              executor=None) -> SweepResult:
     """Every scenario of a version: single-grant, in streams, or an NHS round (whose pace of change varies).
 
     Scenarios are settled in chunks of CHUNK, on `workers` threads (default: one per core; the array work releases
     the interpreter). Up to KEEP scenarios every scenario's arrays are kept; beyond that (100,000 scenarios) each
     chunk's grants go to a temporary file and the statistics read them back a year at a time, so memory stays
     bounded by the chunk, not the sweep. `detail`: keep each scenario's allocations, targets and baselines too
-    (default: for up to CHUNK scenarios)."""
+    (default: for up to CHUNK scenarios). `executor`: where the chunks run (fundform.executors; default: threads of
+    this process)."""
     say = progress or (lambda _m: None)
     spec = formula.spec
     check_names(spec, names)
@@ -258,8 +269,16 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         return sl, (first if sl.start == 0 else _settle_chunk(data, spec, params, names, values[sl], detail=detail)[0])
 
     n_workers = max(1, workers or min(os.cpu_count() or 1, len(slices)))
-    with ThreadPoolExecutor(max_workers=n_workers) if len(slices) > 1 else _Inline() as pool:
-        for sl, ch in pool.map(work, slices):
+    if executor is not None and executor.name != "local":  # chunks as tasks elsewhere: each worker reads the data
+        tasks = [(str(data.directory), bool(data.implausible), spec, params, names, values[sl], detail)
+                 for sl in slices[1:]]
+        results = zip(slices, itertools.chain([first], executor.map(sweep_chunk_task, tasks)))
+        pool_ctx = _Inline()
+    else:
+        pool_ctx = ThreadPoolExecutor(max_workers=n_workers) if len(slices) > 1 else _Inline()
+        results = None
+    with pool_ctx as pool:
+        for sl, ch in (results if results is not None else pool.map(work, slices)):
             last[sl] = ch.grant[:, -1, :]
             floors += ch.at_floor.sum(axis=0)
             for k, arr in kept.items():

@@ -1,5 +1,5 @@
 """Check that requirements.lock and pyproject.toml agree, without the network: every dependency pyproject.toml
-declares (the package's own and the dev and bench extras that `make test` and `make bench` install) is pinned in
+declares (the package's own and the dev, bench and distributed extras that `make test` and `make bench` install) is pinned in
 the lock at a version its specifier admits, and every package the lock installs for fundform directly is still
 declared. `make test` runs it first, so CI fails when one was edited without the other (`make lock` refreshes the
 lock from pyproject.toml)."""
@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRAS = ("dev", "bench")  # the extras the lock covers (Makefile: `make lock`)
+EXTRAS = ("dev", "bench", "distributed")  # the extras the lock covers (Makefile: `make lock`)
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 

@@ -1,0 +1,61 @@
+"""Beyond one machine (fundform.executors): a sweep and a design settled as tasks on a Dask cluster started here
+(worker processes of their own, each reading the data itself) give the figures the threads of one process give, to
+the penny."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="the distributed extra is part of `make test`'s lock")
+
+from fundform.designer import load_design, run_design  # noqa: E402
+from fundform.executors import Dask, Threads, executor  # noqa: E402
+from fundform.formula.scenario import resolve_formula  # noqa: E402
+from fundform.paths import PROJECT_ROOT  # noqa: E402
+from fundform.pipeline import RunParameters  # noqa: E402
+from fundform.sweeps import CHUNK, parse_parameters, run_sweep  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def on_cluster(cluster):
+    ex = Dask(cluster.scheduler_address)
+    yield ex
+    ex.close()
+
+
+def test_a_sweep_on_a_cluster_equals_the_local_one_to_the_penny(bundled, on_cluster):
+    f = resolve_formula("fundform-needs")
+    names, values = parse_parameters(["transition.floor=-0.02:0.01", "need.indicators.deprivation.elasticity=0.1:0.4"],
+                                     CHUNK + 300, 7)  # two chunks: the first settled here, the second on a worker
+    params = RunParameters(years=2)
+    local = run_sweep(bundled, f, params, names, values, executor=Threads())
+    remote = run_sweep(bundled, f, params, names, values, executor=on_cluster)
+    assert np.array_equal(local.grants, remote.grants) and np.array_equal(local.bounds, remote.bounds)
+    assert local.stats.equals(remote.stats) and local.scenarios.equals(remote.scenarios)
+    # the workers did the work: their processes hold the dataset they read, not this one
+    assert on_cluster.client.run(lambda: __import__("os").getpid()) != {}
+
+
+def test_a_design_on_a_cluster_equals_the_local_one(bundled, on_cluster, tmp_path):
+    ds = load_design(PROJECT_ROOT / "formulas" / "designs" / "nhs-cap-within-2-5.toml").model_copy(
+        update={"draws": 128, "refine": 32})
+    f = resolve_formula(ds.version)
+    params = RunParameters(level="icb", start_year="2026/27", years=3)
+    local = run_design(ds, bundled, f, params, executor=Threads())
+    remote = run_design(ds, bundled, f, params, executor=on_cluster)
+    assert local.points.equals(remote.points) and local.chosen == remote.chosen
+
+
+def test_an_unknown_executor_is_a_usage_error():
+    from fundform.errors import UsageProblem
+
+    with pytest.raises(UsageProblem, match="local, dask"):
+        executor("spark")
