@@ -271,7 +271,7 @@ class DesignResult:
         return [f"{n}={self.chosen['free'][n]!r}" for n in self.names]
 
     def scenario_toml(self) -> str:
-        from fundform.explorer import toml_key
+        from fundform.formula.scenario import toml_key
 
         lines = [f'extends = "{self.version}"', f"title = {json.dumps('Design: ' + self.spec.title)}", "",
                  "# found by fundform design (its numbers below); run it with", "#   fundform run --formula THIS-FILE",

@@ -206,8 +206,11 @@ class Explorer:
     def setup(self, fid: str, level: str | None) -> dict:
         params = self.params(fid, level)
         spec = self.formula(fid).spec
+        practice = spec.need.method != "age_cost_curve"
         return {"formula": fid, "title": spec.title, "level": params.level, "start_year": params.start_year,
                 "years": params.years, "versions": self.versions,
+                "population": "registered patients" if practice else "residents",
+                "per": "per registered patient" if practice else "per resident",
                 "levels": (["icb", "nhs-region"] if spec.baseline.source == "nhs_icb_allocations"
                            else ["ltla", "utla", "region", "icb", "nhs-region", "ca"]),
                 "sliders": [s.as_dict() for s in sliders(spec)]}
@@ -278,30 +281,129 @@ class Explorer:
         names_ = oc.areas["area_name"].to_list()
         last = -1
         per_head = oc.grant_per_head[0]  # pence, the run's grant_per_head
-        change_ph = (alloc[last] - base_t[last]) / pop[last] / 100  # pounds per resident
+        shipped = self.shipped(fid, params)  # the version as shipped: what "my change" is measured against
+        g0 = shipped.grant[0]
+        practice = spec.need.method != "age_cost_curve"
+        who, per = ("registered patients", "per registered patient") if practice else ("residents", "per resident")
+        changed_any = bool(changed)
+        today = np.asarray(oc.areas["baseline_gbp"].fill_null(np.nan).to_numpy(), dtype=np.float64)
+        mine = (grant[last] - g0[last]) / pop[last] / 100  # pounds per head: my change against the shipped version
+        uprated = (alloc[last] - base_t[last]) / pop[last] / 100  # against today's funding uprated
+        change_ph = mine if changed_any else uprated
         dist = (alloc[last] - target[last]) / target[last]
         order = np.argsort(change_ph, kind="stable")
         row_of = lambda i: {"code": codes[i], "name": names_[i], "change_per_head": round(float(change_ph[i]), 2),  # noqa
-                            "grant": int(grant[last, i]) / 100, "distance_from_target": float(dist[i])}
+                            "grant": int(grant[last, i]) / 100, "distance_from_target": float(dist[i]),
+                            "grant_shipped": int(g0[last, i]) / 100}
         sets = [f"{p}={v!r}" for p, v in changed.items()]
+        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
         return {
-            "formula": fid, "level": params.level, "years": years,
+            "formula": fid, "level": params.level, "years": years, "population_label": who, "per": per,
+            "measured_against": ("against the version as shipped" if changed_any else
+                                 "allocation against today's funding uprated"),
             "totals": {"grant": [int(x) / 100 for x in grant.sum(axis=1)],
                        "allocation": [int(x) / 100 for x in alloc.sum(axis=1)],
                        "target": [int(x) / 100 for x in target.sum(axis=1)],
-                       "population": [float(x) for x in pop.sum(axis=1)]},
+                       "population": [float(x) for x in pop.sum(axis=1)],
+                       "grant_shipped": [int(x) / 100 for x in g0.sum(axis=1)]},
             "areas": {"code": codes, "name": names_,
-                      "grant": [[int(x) / 100 for x in y] for y in grant],
+                      "today_cash": [None if not np.isfinite(x) else round(float(x), 2) for x in today],
+                      "grant": pounds(grant), "grant_shipped": pounds(g0),
+                      "allocation": pounds(alloc), "target": pounds(target), "uprated": pounds(base_t),
+                      "distance_shipped": [[float(x) for x in y] for y in
+                                           (shipped.allocation[0] - shipped.targets[0]) / shipped.targets[0]],
+                      "distance": [[float(x) for x in y] for y in (alloc - target) / target],
                       "grant_per_head": [[int(x) / 100 for x in y] for y in per_head],
+                      "population": [[float(x) for x in y] for y in pop],
                       "change_per_head": [round(float(x), 2) for x in change_ph],
                       "distance_from_target": [float(x) for x in dist]},
             "winners": [row_of(i) for i in order[::-1][:10]],
             "losers": [row_of(i) for i in order[:10]],
-            "maps": self._maps(params.level, codes, names_, change_ph, dist, years),
+            "maps": self._maps(params.level, codes, names_, change_ph, dist, years, changed_any, per),
             "set": sets,
             "command": command(fid, params, sets),
             "took_ms": round((time.perf_counter() - t0) * 1000, 1),
         }
+
+    def design(self, fid: str, level: str | None, raw) -> dict:
+        """A design on two (or more) of the version's numbers, in the explorer: their ranges (within the sliders'),
+        constraints (a largest real-terms fall a year; every area within a share of its target in the last year),
+        and an objective; a small search (256 Sobol candidates, 64 refined), the choice verified by an exact run."""
+        from fundform.designer import Constraint, DesignSpec, Objective, run_design, verify
+        from fundform.outputs.design_report import frontier_svg, region_svg
+
+        t0 = time.perf_counter()
+        params = self.params(fid, level)
+        spec = self.formula(fid).spec
+        known = {sl.path: sl for sl in sliders(spec)}
+        if not isinstance(raw, dict):
+            raise RequestProblem("'design' must be an object", "design")
+        free = raw.get("free")
+        if not isinstance(free, dict) or not 1 <= len(free) <= 4:
+            raise RequestProblem("'free' must map one to four of the version's numbers to [low, high]", "free")
+        ranges = {}
+        for path, rng in free.items():
+            sl = known.get(path)
+            if sl is None:
+                raise RequestProblem(f"'{path}' is not a number of {fid} that the explorer can vary", path,
+                                     {"one of": sorted(known)})
+            if (not isinstance(rng, list) or len(rng) != 2 or any(isinstance(x, bool) or not isinstance(x, int | float)
+                                                                 or not math.isfinite(x) for x in rng)
+                    or not sl.lo <= rng[0] < rng[1] <= sl.hi):
+                raise RequestProblem(f"{path}: the range must be [low, high] within {sl.lo:g} to {sl.hi:g}", path,
+                                     {"min": sl.lo, "max": sl.hi})
+            ranges[path] = (float(rng[0]), float(rng[1]))
+        numbers = {}
+        for key, lo, hi in (("max_real_fall", 0.0, 0.5), ("within_target", 0.0, 1.0)):
+            v = raw.get(key)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
+                raise RequestProblem(f"{key} must be a number from {lo:g} to {hi:g}", key, {"min": lo, "max": hi})
+            numbers[key] = float(v)
+        if not numbers:
+            raise RequestProblem("give at least one constraint: max_real_fall or within_target", "max_real_fall")
+        years = format_years(params.start_year, params.years)
+        cons = ([Constraint(kind="max_fall", limit=numbers["max_real_fall"], terms="real")]
+                if "max_real_fall" in numbers else []) + \
+               ([Constraint(kind="within_target", limit=numbers["within_target"], year=years[-1])]
+                if "within_target" in numbers else [])
+        first = next(iter(ranges))
+        objective = raw.get("objective", "max_distance")
+        objs = {"max_distance": [Objective(kind="max_distance", year=years[-1]),
+                                 Objective(kind="largest_real_loss")],
+                "maximise_first": [Objective(kind="maximise", parameter=first),
+                                   Objective(kind="max_distance", year=years[-1])]}.get(objective)
+        if objs is None:
+            raise RequestProblem("'objective' must be max_distance or maximise_first", "objective")
+        ds = DesignSpec(title=f"{fid}: a design from the explorer", version=fid, free=ranges, constraints=cons,
+                        objectives=objs, draws=256, refine=64)
+        with self._lock:
+            try:
+                r = run_design(ds, self.data, self.formula(fid), params)
+                r.verified = verify(r, self.data, params)
+            except FundformError as e:
+                raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
+        names = list(ranges)
+        pairs = r.region.select("x", "y").unique(maintain_order=True).rows()
+        svgs = [frontier_svg(r.points, r.frontier, ds.objectives, r.chosen["candidate"], r.points.row(0, named=True),
+                             "dfrontier")] + [region_svg(r.region, x, y, f"dregion{i}") for i, (x, y) in
+                                              enumerate(pairs[:1])]
+        return {"feasible": r.feasible, "binding": r.binding, "chosen": r.chosen, "verified": r.verified,
+                "objectives": [o.name for o in ds.objectives], "constraints": [c.name for c in ds.constraints],
+                "frontier": [{"values": {n: float(row[n]) for n in names},
+                              "objectives": [row["objective_1"], row["objective_2"]]}
+                             for row in r.frontier.head(30).iter_rows(named=True)],
+                "candidates": r.points.height, "svg": svgs, "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    def shipped(self, fid: str, params):
+        """The version's own outcome at this level (a run of it), computed once."""
+        from fundform.outcome import evaluate
+
+        key = ("shipped", fid, params.level)
+        if key not in self._runs:
+            self._runs[key] = evaluate(self.data, self.formula(fid).spec, params)
+        return self._runs[key]
 
     def waterfall(self, fid: str, level: str | None, raw_values, area: str) -> dict:
         """One area's waterfall, first and last year: the run's own (computed once per scenario, then cached)."""
@@ -332,6 +434,8 @@ class Explorer:
 
     def scenario_file(self, fid: str, level: str | None, raw_values) -> dict:
         """The scenario as a TOML file extending the version, and the equivalent command."""
+        from fundform.formula.scenario import toml_key
+
         params = self.params(fid, level)
         changed = self._changed(fid, raw_values)[0]
         lines = [f'extends = "{fid}"', 'title = "A scenario saved from fundform serve"', "",
@@ -340,7 +444,8 @@ class Explorer:
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
 
-    def _maps(self, level: str, codes, names, change_ph, dist, years) -> dict:
+    def _maps(self, level: str, codes, names, change_ph, dist, years, mine: bool = False,
+              per: str = "per resident") -> dict:
         from fundform.outputs import maps
         from fundform.outputs.text import gbp
 
@@ -353,13 +458,13 @@ class Explorer:
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
         money = lambda v: gbp(v, 0)  # noqa: E731
         pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+        what = ("Grant: my change against the version as shipped" if mine else
+                "Allocation against today's funding uprated")
         return {
-            "change": maps.geographic(ch, nm, member, f"Change against today's funding, {years[-1]}",
-                                      "£ per resident", money, True, "x1"),
-            "distance": maps.geographic(d, nm, member, f"Distance from target after transition, {years[-1]}",
-                                        "% of target", pct, True, "x2"),
-            "hex": maps.hexmap(ch, nm, member, level, f"Change against today's funding, {years[-1]} (hex)",
-                               "£ per resident", money, True, "x3"),
+            "change": maps.geographic(ch, nm, member, f"{what}, {years[-1]}", f"£ {per}", money, True, "x1"),
+            "distance": maps.geographic(d, nm, member, f"Allocation's distance from target after transition, "
+                                                        f"{years[-1]}", "% of target", pct, True, "x2"),
+            "hex": maps.hexmap(ch, nm, member, level, f"{what}, {years[-1]} (hex)", f"£ {per}", money, True, "x3"),
         }
 
 
@@ -367,11 +472,6 @@ def format_years(start: str, n: int) -> list[str]:
     from fundform.formula.spec import format_year, parse_year
 
     return [format_year(parse_year(start) + k) for k in range(n)]
-
-
-def toml_key(path: str) -> str:
-    """A --set path as a TOML dotted key (an age band's range quoted)."""
-    return ".".join(f'"{p}"' if not re.match(r"^[A-Za-z0-9_]+$", p) else p for p in path.split("."))
 
 
 def command(fid: str, params, sets: list[str]) -> str:
@@ -450,6 +550,11 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
         return await run_in_threadpool(explorer.waterfall, d.get("formula", explorer.default_formula),
                                        d.get("level"), d.get("values"), d["area"])
 
+    async def design(request: Request):
+        d = await body(request)
+        return await run_in_threadpool(explorer.design, d.get("formula", explorer.default_formula), d.get("level"),
+                                       d.get("design"))
+
     async def save(request: Request):
         d = await body(request)
         return await run_in_threadpool(explorer.scenario_file, d.get("formula", explorer.default_formula),
@@ -465,7 +570,8 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
     routes = [Route("/", index), Route("/api/setup", handle(setup)),
               Route("/api/scenario", handle(scenario), methods=["POST"]),
               Route("/api/waterfall", handle(waterfall), methods=["POST"]),
-              Route("/api/save", handle(save), methods=["POST"])]
+              Route("/api/save", handle(save), methods=["POST"]),
+              Route("/api/design", handle(design), methods=["POST"])]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
     async def guarded(scope, receive, send):

@@ -12,28 +12,62 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1a1a1a;background:#fafafa}
 header{padding:.8rem 1.2rem;background:#24313f;color:#fff;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
 header h1{font-size:1.15rem;margin:0 1rem 0 0}header label{font-size:.9rem}
-header select{font-size:.9rem;margin-left:.3rem}
-main{display:grid;grid-template-columns:minmax(280px,340px) 1fr;gap:1rem;padding:1rem;max-width:1500px;margin:auto}
-@media (max-width:900px){main{grid-template-columns:1fr}}
-.panel{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8rem}
+header select{font-size:.9rem;margin-left:.3rem;max-width:60vw}
+main{display:grid;grid-template-columns:minmax(260px,340px) minmax(0,1fr);gap:1rem;padding:1rem;max-width:1500px;
+margin:auto}
+#figures{min-width:0}
+@media (max-width:900px){main{grid-template-columns:minmax(0,1fr);padding:.5rem}#figures{order:-1}}
+.panel{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8rem;margin-bottom:1rem;min-width:0}
 .slider{margin:.55rem 0}.slider label{display:block;font-size:.82rem}.slider input{width:100%}
 .slider .v{font-variant-numeric:tabular-nums;font-weight:600;float:right}
-.muted{color:#666;font-size:.8rem}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1rem}
+fieldset{border:1px solid #e3e3e3;border-radius:6px;margin:.6rem 0;padding:.2rem .6rem}
+legend{font-size:.85rem;font-weight:600}
+.muted{color:#666;font-size:.8rem}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));
+gap:1rem}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{padding:.2rem .4rem;border-bottom:1px solid #eee;
-text-align:right}td:first-child,th:first-child{text-align:left}figure{margin:0}svg.chart{width:100%;height:auto}
+text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left;white-space:normal}
+th{background:#f4f5f7;font-weight:600}th.sort{cursor:pointer}figure{margin:0}svg.chart{width:100%;height:auto}
 svg .t{font-size:13px;font-weight:600}svg .k{font-size:10px}#status{font-size:.85rem}
-button{font-size:.85rem;margin:.3rem .3rem 0 0}pre{white-space:pre-wrap;font-size:.75rem;background:#f3f3f3;padding:.5rem}
+button{font-size:.85rem;margin:.3rem .3rem 0 0}pre{white-space:pre-wrap;word-break:break-all;font-size:.75rem;
+background:#f3f3f3;padding:.5rem}
 .areas use,.areas polygon{cursor:pointer}.err{color:#a40000;font-weight:600}
+#areas-table{max-height:420px;overflow:auto}input[type=search]{width:100%;max-width:20rem}
+.pos{color:#1b7837}.neg{color:#a40000}
 """
 
 SCRIPT = r"""
 (function(){
 const $ = (id) => document.getElementById(id);
-const state = {formula: null, level: null, sliders: [], values: {}, area: null, seq: 0};
+const state = {formula: null, level: null, sliders: [], values: {}, area: null, seq: 0, undo: [], redo: [],
+               year: null, sort: {key: 'change', desc: true}, filter: ''};
 let updates = 0;
+const GROUPS = [['need', 'Need: who needs what'], ['transition', 'Pace of change, floors and ceilings'],
+                ['local_tax', 'Local tax'], ['control_total', 'Growth of the total'], ['streams', 'Funding streams'],
+                ['years', 'Numbers dated by year']];
+const PERCENT = new Set(['share', 'change per year', 'growth per year']);
 function fmt(x, d){ return Number(x).toLocaleString('en-GB', {minimumFractionDigits: d, maximumFractionDigits: d}); }
 function money(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 0); }
+function pounds2(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 2); }
 function bn(x){ return '\u00a3' + fmt(x / 1e9, 3) + 'bn'; }
+function m(x){ return x === null || x === undefined ? '' : (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x) / 1e6, 1) + 'm'; }
+function pct(x){ return (x >= 0 ? '+' : '') + (x * 100).toFixed(2) + '%'; }
+function shown(s, v){ return PERCENT.has(s.unit) ? (v * 100).toFixed(2) + '%' : String(+Number(v).toPrecision(6)); }
+function words(path){  // a key path in plain words
+  const p = path.split('.');
+  if (p[0] === 'need' && p[1] === 'indicators') return ({elasticity: 'weight of ', min_multiplier: 'lowest multiplier for ',
+      max_multiplier: 'highest multiplier for '})[p[3]] + p[2].replace(/_/g, ' ');
+  if (p[1] === 'age_cost_curve') return 'cost weight of ages ' + p[3] + ' (relative to ages 35-44)';
+  const t = {gap_closed_per_year: 'share of the gap to target closed a year', floor: 'floor: least change a year',
+    ceiling: 'ceiling: most change a year', max_gain: 'most gain a year by convergence',
+    max_reduction: 'most loss a year by convergence', gain_gap_closed: 'share of the distance below target closed',
+    reduction_gap_closed: 'share of the distance above target removed', phasing_years: 'years to phase in',
+    real_growth: 'real growth a year', equalisation: 'share of local tax resources deducted (equalisation)',
+    share_for_devolved_services: 'share of council tax for these services'};
+  const last = p[p.length - 1];
+  const where = p[0] === 'streams' ? ' (' + p[1].replace(/_/g, ' ') + ')' : p[0] === 'years' ? ' (from ' + p[1] + ')' : '';
+  return (t[last] || last.replace(/_/g, ' ')) + where;
+}
 function setStatus(text, bad){ const s = $('status'); s.textContent = text; s.className = bad ? 'err' : 'muted'; }
 async function api(path, body){
   const opts = body === undefined ? {} : {method: 'POST', headers: {'Content-Type': 'application/json'},
@@ -45,53 +79,117 @@ async function api(path, body){
 }
 function el(tag, text, attrs){ const e = document.createElement(tag); if (text !== undefined) e.textContent = text;
   for (const k in (attrs || {})) e.setAttribute(k, attrs[k]); return e; }
+function row(cells, heads){ const tr = el('tr'); cells.forEach((c) => tr.append(el(heads ? 'th' : 'td', c))); return tr; }
+function current(path){ const s = state.sliders.find((x) => x.path === path);
+  return path in state.values ? state.values[path] : s.value; }
+function setValues(values, push){
+  if (push) { state.undo.push(JSON.stringify(state.values)); state.redo = []; }
+  state.values = values; syncSliders(); refresh();
+}
+function syncSliders(){
+  document.querySelectorAll('#sliders input[type=range]').forEach((inp) => {
+    const s = state.sliders.find((x) => x.path === inp.dataset.path); const v = current(s.path);
+    inp.value = v; inp.parentElement.querySelector('.v').textContent = shown(s, v); });
+  $('undo').disabled = !state.undo.length; $('redo').disabled = !state.redo.length;
+}
 function buildSliders(){
   const box = $('sliders'); box.replaceChildren();
-  state.sliders.forEach((s) => {
-    const wrap = el('div', undefined, {class: 'slider'});
-    const lab = el('label'); lab.append(el('span', s.path)); const v = el('span', '', {class: 'v'});
-    lab.append(v); wrap.append(lab);
-    const inp = el('input', undefined, {type: 'range', min: s.min, max: s.max, step: s.step, 'data-path': s.path,
-                                        'aria-label': s.path});
-    inp.value = s.value; v.textContent = String(s.value);
-    inp.addEventListener('input', () => { v.textContent = inp.value; });
-    inp.addEventListener('change', () => { state.values[s.path] = Number(inp.value); v.textContent = inp.value;
-                                           refresh(); });
-    wrap.append(inp); wrap.append(el('div', s.label + (s.unit ? ' \u00b7 ' + s.unit : ''), {class: 'muted',
-                                                                                         title: s.source}));
-    box.append(wrap);
-  });
+  const sets = {};
+  state.sliders.forEach((s) => { const g = s.path.split('.')[0]; (sets[g] = sets[g] || []).push(s); });
+  GROUPS.forEach(([g, title]) => { if (!sets[g]) return;
+    const fs = el('fieldset'); fs.append(el('legend', title));
+    sets[g].forEach((s) => {
+      const wrap = el('div', undefined, {class: 'slider'});
+      const lab = el('label', undefined, {title: s.path + ' \u00b7 ' + s.unit + ' \u00b7 source: ' + s.source});
+      lab.append(el('span', words(s.path))); const v = el('span', shown(s, s.value), {class: 'v'});
+      lab.append(v); wrap.append(lab);
+      const inp = el('input', undefined, {type: 'range', min: s.min, max: s.max, step: s.step, 'data-path': s.path,
+                                          'aria-label': words(s.path)});
+      inp.value = s.value;
+      inp.addEventListener('input', () => { v.textContent = shown(s, Number(inp.value)); });
+      inp.addEventListener('change', () => { setValues({...state.values, [s.path]: Number(inp.value)}, true); });
+      wrap.append(inp); wrap.append(el('div', 'as shipped ' + shown(s, s.value) + ' \u00b7 ' + s.unit +
+                                        ' \u00b7 range ' + shown(s, s.min) + ' to ' + shown(s, s.max),
+                                        {class: 'muted', title: 'source: ' + s.source}));
+      fs.append(wrap); });
+    box.append(fs); });
 }
 function pathChart(years, totals){
-  const NS = 'http://www.w3.org/2000/svg', W = 460, H = 220, L = 70, B = 30;
+  const NS = 'http://www.w3.org/2000/svg', W = 480, H = 230, L = 70, R = 60, B = 30;
   const svg = document.createElementNS(NS, 'svg'); svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('class', 'chart'); svg.setAttribute('id', 'pathchart');
   const t = document.createElementNS(NS, 'text'); t.setAttribute('x', 8); t.setAttribute('y', 16);
-  t.setAttribute('class', 't'); t.textContent = 'The settlement path: total grant (cash)'; svg.append(t);
-  const vals = totals.grant, lo = Math.min(...vals) * 0.98, hi = Math.max(...vals) * 1.02;
-  const x = (i) => L + i * (W - L - 20) / Math.max(1, years.length - 1);
-  const y = (v) => H - B - (v - lo) / (hi - lo || 1) * (H - B - 30);
-  const pl = document.createElementNS(NS, 'polyline');
-  pl.setAttribute('points', vals.map((v, i) => `${x(i)},${y(v)}`).join(' '));
-  pl.setAttribute('fill', 'none'); pl.setAttribute('stroke', '#542788'); pl.setAttribute('stroke-width', 2);
-  svg.append(pl);
-  vals.forEach((v, i) => { const c = document.createElementNS(NS, 'circle'); c.setAttribute('cx', x(i));
+  t.setAttribute('class', 't'); t.textContent = 'Total grant by year (cash): scenario purple, as shipped grey';
+  svg.append(t);
+  const all = totals.grant.concat(totals.grant_shipped), lo = Math.min(...all) * 0.98, hi = Math.max(...all) * 1.02;
+  const x = (i) => L + i * (W - L - R) / Math.max(1, years.length - 1);
+  const y = (v) => H - B - (v - lo) / (hi - lo || 1) * (H - B - 34);
+  [[totals.grant_shipped, '#999'], [totals.grant, '#542788']].forEach(([vals, colour]) => {
+    const pl = document.createElementNS(NS, 'polyline');
+    pl.setAttribute('points', vals.map((v, i) => `${x(i)},${y(v)}`).join(' '));
+    pl.setAttribute('fill', 'none'); pl.setAttribute('stroke', colour); pl.setAttribute('stroke-width', 2); svg.append(pl); });
+  totals.grant.forEach((v, i) => { const c = document.createElementNS(NS, 'circle'); c.setAttribute('cx', x(i));
     c.setAttribute('cy', y(v)); c.setAttribute('r', 3.5); c.setAttribute('fill', '#542788');
-    const tt = document.createElementNS(NS, 'title'); tt.textContent = years[i] + ': ' + bn(v); c.append(tt);
-    svg.append(c);
+    const tt = document.createElementNS(NS, 'title'); tt.textContent = years[i] + ': ' + bn(v); c.append(tt); svg.append(c);
     const lab = document.createElementNS(NS, 'text'); lab.setAttribute('x', x(i)); lab.setAttribute('y', H - 10);
-    lab.setAttribute('class', 'k'); lab.setAttribute('text-anchor', 'middle'); lab.textContent = years[i];
-    svg.append(lab);
+    lab.setAttribute('class', 'k'); lab.setAttribute('text-anchor', 'middle'); lab.textContent = years[i]; svg.append(lab);
     const vl = document.createElementNS(NS, 'text'); vl.setAttribute('x', x(i)); vl.setAttribute('y', y(v) - 8);
-    vl.setAttribute('class', 'k'); vl.setAttribute('text-anchor', 'middle'); vl.textContent = bn(v);
-    svg.append(vl); });
+    vl.setAttribute('class', 'k'); vl.setAttribute('text-anchor', 'middle'); vl.textContent = bn(v); svg.append(vl); });
   return svg;
 }
-function table(id, rows){
+function moversTable(id, rows, r){
   const tb = $(id); tb.replaceChildren();
-  rows.forEach((r) => { const tr = el('tr'); tr.append(el('td', r.name + ' ' + r.code));
-    tr.append(el('td', money(r.change_per_head))); tr.append(el('td', (r.distance_from_target * 100).toFixed(1) + '%'));
-    tr.addEventListener('click', () => { state.area = r.code; loadWaterfall(); }); tb.append(tr); });
+  tb.append(row(['area', '\u00a3 ' + r.per + ', ' + r.measured_against, 'allocation\u2019s distance from target'], true));
+  rows.forEach((x) => { const tr = row([x.name + ' (' + x.code + ')', pounds2(x.change_per_head),
+                                        pct(x.distance_from_target)]);
+    tr.addEventListener('click', () => { state.area = x.code; loadWaterfall(); }); tb.append(tr); });
+}
+const COLUMNS = [  // [key, heading, value(areas, t, i), format]
+  ['name', 'area', (a, t, i) => a.name[i] + ' (' + a.code[i] + ')', String],
+  ['today', "today's funding (cash, base year)", (a, t, i) => a.today_cash[i], m],
+  ['target', 'target', (a, t, i) => a.target[t][i], m],
+  ['dist0', 'distance from target, as shipped', (a, t, i) => a.distance_shipped[t][i], pct],
+  ['dist', 'distance from target, this scenario', (a, t, i) => a.distance[t][i], pct],
+  ['allocation', 'allocation', (a, t, i) => a.allocation[t][i], m],
+  ['cash', 'allocation against today\u2019s funding (cash)', (a, t, i) => a.today_cash[i] === null ? null :
+     a.allocation[t][i] - a.today_cash[i], m],
+  ['uprated', 'allocation against today\u2019s funding uprated', (a, t, i) => a.allocation[t][i] - a.uprated[t][i], m],
+  ['grant', 'grant', (a, t, i) => a.grant[t][i], m],
+  ['perhead', 'grant per head (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
+  ['change', 'grant: change from the version as shipped', (a, t, i) => a.grant[t][i] - a.grant_shipped[t][i], m],
+];
+function areasTable(r){
+  const a = r.areas, t = r.years.indexOf(state.year) < 0 ? r.years.length - 1 : r.years.indexOf(state.year);
+  const head = el('tr');
+  COLUMNS.forEach(([k, h]) => { const th = el('th', h + (state.sort.key === k ? (state.sort.desc ? ' \u25bc' : ' \u25b2') : ''),
+      {class: 'sort', 'data-key': k});
+    th.addEventListener('click', () => { state.sort = {key: k, desc: state.sort.key === k ? !state.sort.desc : true};
+                                         areasTable(state.last); });
+    head.append(th); });
+  const q = state.filter.toLowerCase();
+  let idx = a.code.map((_, i) => i).filter((i) => !q || (a.name[i] + ' ' + a.code[i]).toLowerCase().includes(q));
+  const col = COLUMNS.find((c) => c[0] === state.sort.key);
+  idx.sort((i, j) => { const x = col[2](a, t, i), y = col[2](a, t, j);
+    const c = (typeof x === 'string') ? x.localeCompare(y) : ((x === null) - (y === null)) || (x - y);
+    return state.sort.desc ? -c : c; });
+  const tb = el('tbody'); idx.forEach((i) => { const tr = el('tr', undefined, {'data-area': a.code[i]});
+    COLUMNS.forEach(([k, h, v, f]) => { const x = v(a, t, i); const td = el('td', x === null ? '' : f(x));
+      if (typeof x === 'number' && (k === 'change' || k === 'cash' || k === 'uprated')) td.className = x > 0 ? 'pos' : x < 0 ? 'neg' : '';
+      tr.append(td); });
+    tr.addEventListener('click', () => { state.area = a.code[i]; loadWaterfall(); }); tb.append(tr); });
+  const table = el('table', undefined, {id: 'all-areas'}); const th = el('thead'); th.append(head); table.append(th, tb);
+  $('areas-table').replaceChildren(table);
+  $('areas-count').textContent = idx.length + ' of ' + a.code.length + ' areas, ' + r.years[t] + ' (money in \u00a3m, cash)';
+}
+function csv(r){
+  const a = r.areas, lines = [['area_code', 'area_name', 'financial_year', 'population', 'todays_funding_cash_gbp',
+    'target_gbp', 'allocation_gbp', 'grant_gbp', 'grant_as_shipped_gbp', 'grant_per_head_gbp',
+    'distance_from_target', 'distance_from_target_as_shipped'].join(',')];
+  r.years.forEach((y, t) => a.code.forEach((c, i) => lines.push([c, '"' + a.name[i].replace(/"/g, '""') + '"', y,
+    a.population[t][i], a.today_cash[i] === null ? '' : a.today_cash[i], a.target[t][i].toFixed(2), a.allocation[t][i].toFixed(2),
+    a.grant[t][i].toFixed(2), a.grant_shipped[t][i].toFixed(2), a.grant_per_head[t][i].toFixed(2), a.distance[t][i],
+    a.distance_shipped[t][i]].join(','))));
+  return lines.join('\n') + '\n';
 }
 function showMaps(maps){
   const box = $('maps'); box.replaceChildren();
@@ -101,6 +199,16 @@ function showMaps(maps){
   box.querySelectorAll('[data-area]').forEach((e) => e.addEventListener('click', () => {
     state.area = e.getAttribute('data-area'); loadWaterfall(); }));
 }
+function link(){
+  const v = Object.entries(state.values).map(([k, x]) => encodeURIComponent(k) + ':' + x).join(',');
+  return '#f=' + encodeURIComponent(state.formula) + '&l=' + encodeURIComponent(state.level) + (v ? '&v=' + v : '');
+}
+function fromLink(){
+  const h = new URLSearchParams(location.hash.slice(1)), values = {};
+  (h.get('v') || '').split(',').filter(Boolean).forEach((kv) => { const i = kv.lastIndexOf(':');
+    values[decodeURIComponent(kv.slice(0, i))] = Number(kv.slice(i + 1)); });
+  return {formula: h.get('f'), level: h.get('l'), values};
+}
 async function refresh(){
   const seq = ++state.seq, t0 = performance.now();
   setStatus('computing\u2026');
@@ -108,17 +216,23 @@ async function refresh(){
     const r = await api('/api/scenario', {formula: state.formula, level: state.level, values: state.values});
     if (seq !== state.seq) return;  // a later slider move has been asked for
     const years = r.years, last = years.length - 1;
+    if (!state.year || !years.includes(state.year)) state.year = years[last];
+    const ysel = $('year'); ysel.replaceChildren(); years.forEach((y) => { const o = el('option', y, {value: y});
+      if (y === state.year) o.selected = true; ysel.append(o); });
     const tot = $('totals'); tot.replaceChildren();
-    years.forEach((y, i) => { const tr = el('tr'); tr.append(el('td', y)); tr.append(el('td', bn(r.totals.target[i])));
-      tr.append(el('td', bn(r.totals.allocation[i]))); tr.append(el('td', bn(r.totals.grant[i])));
-      tr.append(el('td', fmt(r.totals.population[i], 0))); tot.append(tr); });
+    tot.append(row(['year', 'target', 'allocation', 'grant, this scenario', 'grant, as shipped', 'difference',
+                    r.population_label], true));
+    years.forEach((y, i) => tot.append(row([y, bn(r.totals.target[i]), bn(r.totals.allocation[i]), bn(r.totals.grant[i]),
+      bn(r.totals.grant_shipped[i]), bn(r.totals.grant[i] - r.totals.grant_shipped[i]), fmt(r.totals.population[i], 0)])));
     $('grant-last').textContent = '\u00a3' + fmt(r.totals.grant[last], 2);
     $('grant-last').setAttribute('data-pounds', r.totals.grant[last]);
-    table('winners', r.winners); table('losers', r.losers);
+    $('movers-title').textContent = 'Who gains and who loses, ' + years[last] + ': grant ' + r.per + ', ' + r.measured_against;
+    moversTable('winners', r.winners, r); moversTable('losers', r.losers, r);
     showMaps(r.maps);
-    const pc = $('path'); pc.replaceChildren(pathChart(years, r.totals));
+    $('path').replaceChildren(pathChart(years, r.totals));
     $('command').textContent = r.command;
-    state.last = r; updates += 1;
+    state.last = r; areasTable(r); updates += 1;
+    history.replaceState(null, '', link()); $('share').href = link();
     const ms = performance.now() - t0;
     document.body.dataset.updates = String(updates); document.body.dataset.lastMs = ms.toFixed(1);
     document.body.dataset.engineMs = String(r.took_ms);
@@ -135,13 +249,11 @@ async function loadWaterfall(){
     const w = await api('/api/waterfall', {formula: state.formula, level: state.level, values: state.values,
                                            area: state.area});
     if (seq !== state.seq) return;
-    box.replaceChildren(el('h3', w.name + ' (' + w.area + ')'));
-    w.years.forEach((y) => { const t = el('table'); const h = el('tr'); h.append(el('th', y.year));
-      h.append(el('th', 'adds')); t.append(h);
-      y.steps.forEach((s) => { const tr = el('tr'); tr.append(el('td', s.step)); tr.append(el('td', money(s.amount)));
-        t.append(tr); });
-      const g = el('tr'); g.append(el('td', 'grant')); g.append(el('td', '\u00a3' + fmt(y.grant, 2))); t.append(g);
-      box.append(t); });
+    box.replaceChildren(el('h3', 'Why ' + w.name + ' (' + w.area + ') gets its grant'));
+    w.years.forEach((y) => { const t = el('table'); t.append(row([y.year + ': step', 'adds (\u00a3, cash)'], true));
+      y.steps.forEach((s) => t.append(row([s.step, money(s.amount)])));
+      t.append(row(['grant', '\u00a3' + fmt(y.grant, 2)])); const sc = el('div', undefined, {class: 'scroll'});
+      sc.append(t); box.append(sc); });
     document.body.dataset.waterfall = w.area;
     state.waterfalls = (state.waterfalls || 0) + 1; document.body.dataset.waterfalls = String(state.waterfalls);
   } catch (e) { box.replaceChildren(el('p', e.message, {class: 'err'})); }
@@ -154,27 +266,67 @@ async function save(){
     a.download = state.formula + '-scenario.toml'; a.hidden = false;
   } catch (e) { setStatus(e.message, true); }
 }
-async function load(formula, level){
+async function design(){
+  const box = $('design-out'); box.replaceChildren(el('p', 'searching\u2026', {class: 'muted'}));
+  const free = {};
+  [$('d1').value, $('d2').value].filter(Boolean).forEach((p) => { const s = state.sliders.find((x) => x.path === p);
+    free[p] = [s.min, s.max]; });
+  const body = {free, objective: $('dobj').value};
+  if ($('dfall').value !== '') body.max_real_fall = Number($('dfall').value) / 100;
+  if ($('dtarget').value !== '') body.within_target = Number($('dtarget').value) / 100;
+  try {
+    const r = await api('/api/design', {formula: state.formula, level: state.level, design: body});
+    box.replaceChildren(el('p', r.feasible ? 'The constraints can be met (' + r.candidates + ' candidates, ' +
+      Math.round(r.took_ms) + ' ms); the best is loaded below.' : 'No candidate of ' + r.candidates +
+      ' meets every constraint: ' + r.binding.constraint + ' binds (short by ' + (+r.binding.short_by.toPrecision(3)) + ').',
+      {class: r.feasible ? '' : 'err', id: 'design-answer'}));
+    r.svg.forEach((svg) => { const tpl = document.createElement('template'); tpl.innerHTML = svg; box.append(tpl.content); });
+    const t = el('table', undefined, {id: 'design-frontier'}); const names = Object.keys(free);
+    t.append(row([...names.map(words), ...r.objectives, ''], true));
+    r.frontier.forEach((f) => { const tr = row([...names.map((n) => String(+f.values[n].toPrecision(4))),
+      ...f.objectives.map((o) => String(+Number(o).toPrecision(4)))]);
+      const td = el('td'); const b = el('button', 'load'); b.addEventListener('click', () =>
+        setValues({...state.values, ...f.values}, true)); td.append(b); tr.append(td); t.append(tr); });
+    const sc = el('div', undefined, {class: 'scroll'}); sc.append(t); box.append(sc);
+    document.body.dataset.design = r.feasible ? 'feasible' : 'infeasible';
+  } catch (e) { box.replaceChildren(el('p', e.message, {class: 'err'})); }
+}
+async function load(formula, level, values){
   try {
     const s = await api('/api/setup?formula=' + encodeURIComponent(formula) + (level ? '&level=' +
                         encodeURIComponent(level) : ''));
-    state.formula = s.formula; state.level = s.level; state.sliders = s.sliders; state.values = {};
+    state.formula = s.formula; state.level = s.level; state.sliders = s.sliders; state.values = values || {};
+    state.undo = []; state.redo = [];
     const fsel = $('formula'); fsel.replaceChildren();
     s.versions.forEach((v) => { const o = el('option', v, {value: v}); if (v === s.formula) o.selected = true;
                                 fsel.append(o); });
     const lsel = $('level'); lsel.replaceChildren();
     s.levels.forEach((v) => { const o = el('option', v, {value: v}); if (v === s.level) o.selected = true;
                               lsel.append(o); });
-    $('title').textContent = s.title + ' \u00b7 ' + s.start_year + ', ' + s.years + ' year(s)';
-    buildSliders(); await refresh();
+    $('title').textContent = s.title + ' \u00b7 ' + s.start_year + ', ' + s.years + ' year(s) \u00b7 per head = ' + s.per;
+    [$('d1'), $('d2')].forEach((sel, k) => { sel.replaceChildren(el('option', k ? '(none)' : '', {value: ''}));
+      s.sliders.forEach((x, i) => { const o = el('option', words(x.path), {value: x.path}); if (i === k) o.selected = true;
+                                    sel.append(o); }); });
+    buildSliders(); syncSliders(); await refresh();
   } catch (e) { setStatus(e.message, true); }
 }
 $('formula').addEventListener('change', () => load($('formula').value));
 $('level').addEventListener('change', () => load(state.formula, $('level').value));
-$('reset').addEventListener('click', () => load(state.formula, state.level));
+$('reset').addEventListener('click', () => setValues({}, true));
+$('undo').addEventListener('click', () => { if (!state.undo.length) return; state.redo.push(JSON.stringify(state.values));
+  state.values = JSON.parse(state.undo.pop()); syncSliders(); refresh(); });
+$('redo').addEventListener('click', () => { if (!state.redo.length) return; state.undo.push(JSON.stringify(state.values));
+  state.values = JSON.parse(state.redo.pop()); syncSliders(); refresh(); });
 $('save').addEventListener('click', save);
+$('year').addEventListener('change', () => { state.year = $('year').value; areasTable(state.last); });
+$('filter').addEventListener('input', () => { state.filter = $('filter').value; areasTable(state.last); });
+$('csv').addEventListener('click', () => { const a = $('csv-link');
+  a.href = 'data:text/csv;charset=utf-8,' + encodeURIComponent(csv(state.last));
+  a.download = state.formula + '-scenario-areas.csv'; a.hidden = false; a.click(); });
+$('run-design').addEventListener('click', design);
 window.addEventListener('error', (e) => { document.body.dataset.error = String(e.message); });
-load(document.body.dataset.formula, document.body.dataset.level);
+const start = fromLink();
+load(start.formula || document.body.dataset.formula, start.level || document.body.dataset.level, start.values);
 })();
 """
 
@@ -190,21 +342,36 @@ def page(explorer) -> str:
 {defs}
 <header><h1>fundform explorer</h1><label>version <select id="formula"></select></label>
 <label>level <select id="level"></select></label><span id="title"></span></header>
-<main><section class="panel"><h2>The version's numbers</h2>
+<main><section class="panel" id="controls"><h2>The version's numbers</h2>
 <p class="muted">Move a slider and let go: every figure is the engine's own, the same as <code>fundform run
---set</code> with these values.</p><div id="sliders"></div>
-<button id="reset">Reset</button><button id="save">Save as scenario</button>
-<a id="download" hidden>download the TOML</a><pre id="saved"></pre>
-<p class="muted">Equivalent command:</p><pre id="command"></pre></section>
-<section><p id="status" class="muted">loading\u2026</p>
-<div class="panel"><b>Total grant, last year: <span id="grant-last"></span></b>
-<table><thead><tr><th>year</th><th>target</th><th>allocation</th><th>grant</th><th>residents</th></tr></thead>
-<tbody id="totals"></tbody></table></div>
+--set</code> with these values. Hover a number for its key, unit and source.</p>
+<button id="undo" disabled>Undo</button><button id="redo" disabled>Redo</button><button id="reset">Back to the
+version as shipped</button>
+<div id="sliders"></div>
+<button id="save">Save as scenario</button> <a id="download" hidden>download the TOML</a>
+<a id="share" href="#">link to this scenario</a><pre id="saved"></pre>
+<p class="muted">Equivalent command:</p><pre id="command"></pre>
+<div class="panel" id="design"><h3>Design: which numbers meet my constraints?</h3>
+<label>vary <select id="d1"></select></label> <label>and <select id="d2"></select></label><br>
+<label>no area's allocation falls by more than <input id="dfall" type="number" step="0.5" min="0" max="50" value="0"
+size="4">% a year in real terms</label><br>
+<label>every area within <input id="dtarget" type="number" step="0.5" min="0" max="100" value="" size="4">% of
+target in the last year</label><br>
+<label>best: <select id="dobj"><option value="max_distance">closest to target in the last year</option>
+<option value="maximise_first">the largest first number</option></select></label><br>
+<button id="run-design">Find the numbers</button><div id="design-out"></div></div></section>
+<section id="figures"><p id="status" class="muted">loading\u2026</p>
+<div class="panel"><b>Total grant, last year (cash): <span id="grant-last"></span></b>
+<div class="scroll"><table id="totals"></table></div></div>
 <div class="grid"><div class="panel" id="maps"></div>
 <div><div class="panel" id="path"></div>
-<div class="panel"><h3>Winners: change against today's funding, per resident</h3><table><tbody id="winners"></tbody>
-</table><h3>Losers</h3><table><tbody id="losers"></tbody></table></div>
-<div class="panel" id="waterfall"><p class="muted">Click an area for its waterfall.</p></div></div></div>
+<div class="panel"><h3 id="movers-title">Who gains and who loses</h3><div class="scroll"><table id="winners"></table>
+</div><h4>Losers</h4><div class="scroll"><table id="losers"></table></div></div></div></div>
+<div class="panel"><h3>Every area</h3><label>year <select id="year"></select></label>
+<input id="filter" type="search" placeholder="filter by name or code" aria-label="filter areas">
+<button id="csv">Download these figures (CSV)</button><a id="csv-link" hidden>CSV</a>
+<p class="muted" id="areas-count"></p><div id="areas-table"></div></div>
+<div class="panel" id="waterfall"><p class="muted">Click an area for its waterfall.</p></div>
 </section></main>
 <script>{SCRIPT}</script></body></html>
 """

@@ -298,3 +298,100 @@ def test_the_bound_address_is_an_allowed_host(explorer):
 def test_the_wrong_method_is_a_405_naming_it(client, method):
     r = client.request(method, "/api/scenario", content=b"{}")
     assert r.status_code == 405 and method in r.json()["error"]
+
+
+def _move(page, path: str, value: str, n: int) -> None:
+    page.locator(f'input[data-path="{path}"]').evaluate(
+        "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }", value)
+    page.wait_for_selector(f'body[data-updates="{n}"]', state="attached", timeout=30_000)
+
+
+def _csv(page) -> pl.DataFrame:
+    import io
+    import urllib.parse
+
+    page.click("#csv")
+    href = page.get_attribute("#csv-link", "href")
+    return pl.read_csv(io.StringIO(urllib.parse.unquote(href.split(",", 1)[1])))
+
+
+def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
+    """The link reopens the same figures; undo returns to them; the download equals `fundform run --set` and its
+    change from the version as shipped equals `fundform compare` to the penny; headings say what they hold; no
+    horizontal scroll on a phone; the design panel answers and loads a point of its frontier."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        shipped = page.get_attribute("#grant-last", "data-pounds")
+        assert "allocation against today's funding uprated" in page.inner_text("#movers-title")
+        assert "per resident" in page.inner_text("#movers-title")
+        _move(page, "need.indicators.deprivation.elasticity", "0.4", 2)
+        _move(page, "control_total.real_growth", "0.03", 3)
+        assert "against the version as shipped" in page.inner_text("#movers-title")
+        assert "my change against the version as shipped" in page.inner_text("#x1 .t, #maps").lower() or \
+            "my change against the version as shipped" in page.content()
+        heads = page.eval_on_selector_all("#all-areas th", "es => es.map(e => e.textContent)")
+        assert any(h.startswith("grant: change from the version as shipped") for h in heads)
+        assert any(h.startswith("allocation against today’s funding uprated") for h in heads)
+        assert page.eval_on_selector_all("#all-areas tbody tr", "es => es.length") == 296
+        scenario_pounds = page.get_attribute("#grant-last", "data-pounds")
+        table = _csv(page)
+        url = page.url
+        assert "need.indicators.deprivation.elasticity" in url and "#f=fundform-needs" in url
+        # the link reopens the same figures
+        other = browser.new_page(viewport={"width": 1400, "height": 1000})
+        other.goto(url)
+        other.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        assert other.get_attribute("#grant-last", "data-pounds") == scenario_pounds
+        assert other.locator('input[data-path="need.indicators.deprivation.elasticity"]').input_value() == "0.4"
+        # undo twice: the version as shipped again
+        page.click("#undo")
+        page.wait_for_selector('body[data-updates="4"]', state="attached", timeout=30_000)
+        page.click("#undo")
+        page.wait_for_selector('body[data-updates="5"]', state="attached", timeout=30_000)
+        assert page.get_attribute("#grant-last", "data-pounds") == shipped
+        # the design panel: two numbers, a constraint, an answer, a frontier point loaded as the scenario
+        page.select_option("#d1", "transition.gap_closed_per_year")
+        page.select_option("#d2", "transition.floor")
+        page.fill("#dfall", "")
+        page.fill("#dtarget", "30")
+        page.click("#run-design")
+        page.wait_for_selector("body[data-design]", state="attached", timeout=30_000)
+        assert page.get_attribute("body", "data-design") == "feasible"
+        assert "can be met" in page.inner_text("#design-answer")
+        page.locator("#design-frontier button").first.click()
+        page.wait_for_selector('body[data-updates="6"]', state="attached", timeout=30_000)
+        assert page.locator('input[data-path="transition.floor"]').input_value() != "0"
+        # a phone: figures first, no horizontal scroll
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(url)
+        phone.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        assert phone.evaluate("document.getElementById('figures').getBoundingClientRect().top < "
+                              "document.getElementById('controls').getBoundingClientRect().top")
+        browser.close()
+    assert not errors, errors
+    sets = ("need.indicators.deprivation.elasticity=0.4", "control_total.real_growth=0.03")
+    run = run_grants("fundform-needs", list(sets), RunParameters(), bundled)
+    got = table.sort("financial_year", "area_code")
+    assert (pence(got["grant_gbp"].to_list()) == run.sort("financial_year", "area_code")["grant"].to_numpy()).all()
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('extends = "fundform-needs"\nneed.indicators.deprivation.elasticity = 0.4\n'
+                        "control_total.real_growth = 0.03\n")
+    from typer.testing import CliRunner
+
+    from cli import app as cli_app
+
+    cmp = CliRunner().invoke(cli_app, ["compare", "fundform-needs", str(scenario), "--out", str(tmp_path / "c.parquet"),
+                                       "-q"])
+    assert cmp.exit_code == 0, cmp.output
+    change = pl.read_parquet(tmp_path / "c.parquet").sort("financial_year", "area_code")
+    mine = pence(got["grant_gbp"].to_list()) - pence(got["grant_as_shipped_gbp"].to_list())
+    assert (mine == (change["change"].cast(pl.Float64) * 100).round(0).cast(pl.Int64).to_numpy()).all()

@@ -76,6 +76,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path, width, columns):
     assert page["maps"] == {m: 296 for m in ("m1", "m2", "m3", "m4", "h1", "h2")}  # every area on every map
     assert page["columns"] == columns  # two columns at 1280 px, one on a phone
     assert page["rows"] == "296"
+    assert int(page["scrollwidth"]) <= int(page["clientwidth"])  # no horizontal scroll: the table scrolls in a box
 
 
 def test_the_areas_table_sorts_and_filters(report, tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -406,3 +407,8 @@ def diff_specs(a: FormulaSpec, b: FormulaSpec) -> list[tuple[str, Any, Any]]:
     fa = flatten(a.model_dump(mode="json", by_alias=True))
     fb = flatten(b.model_dump(mode="json", by_alias=True))
     return [(p, fa.get(p), fb.get(p)) for p in sorted(set(fa) | set(fb)) if fa.get(p) != fb.get(p)]
+
+
+def toml_key(path: str) -> str:
+    """A --set path as a TOML dotted key (an age band's range quoted)."""
+    return ".".join(f'"{p}"' if not re.match(r"^[A-Za-z0-9_]+$", p) else p for p in path.split("."))

@@ -174,7 +174,7 @@ def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
     return frame_svg(title, "areas, by median", ylabel, body, chart_id)
 
 
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
+CSS = """.scroll{overflow-x:auto;max-width:100%}body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
 color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}.cards{display:flex;gap:1rem;
 flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;min-width:180px}.card b{display:block;
 font-size:1.3rem}.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}
@@ -213,6 +213,7 @@ var v=Array.prototype.map.call(tb.rows,function(r){return parseFloat(r.cells[ths
 var desc=v.every(function(x,k){return k===0||v[k-1]>=x;});f.value='lond';f.dispatchEvent(new Event('input'));
 var shown=Array.prototype.filter.call(tb.rows,function(r){return r.style.display!=='none';}).length;
 document.body.dataset.sorted=desc?'desc':'no';document.body.dataset.filtered=String(shown);}
+document.body.dataset.scrollwidth=String(document.documentElement.scrollWidth);document.body.dataset.clientwidth=String(document.documentElement.clientWidth);
 document.body.dataset.charts=String(n);if(ok&&n>=5&&!document.body.dataset.error)document.body.dataset.rendered='ok';});
 </script>"""
 
@@ -234,6 +235,11 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                                                 floor=(pl.col("transition_bound") == "floor").sum()).sort(
         "financial_year")
     pb = m["parameters"]["price_base_year"]
+    need_file = run_dir / "need.parquet"
+    need = pl.read_parquet(need_file) if need_file.exists() else None
+    practice = need is not None and any(c.startswith("wp_") and need[c].null_count() < need.height
+                                        for c in need.columns)
+    per = "per registered patient" if practice else "per resident"  # the population the version counts
     change = last.with_columns(ch=(pl.col("allocation") - pl.col("baseline")) / pl.col("population")).sort("ch")
     area_code = area or change["area_code"][-1]
     wf = w.filter((pl.col("area_code") == area_code) & (pl.col("financial_year") == years[0])).sort("step_order")
@@ -260,13 +266,13 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
             ((pl.col("allocation") - pl.col("baseline")).sum() / pl.col("population").sum()).alias("pp")
         ).sort("imd_decile")
         charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
-                              f"Winners and losers against today's funding, {years[-1]}, by deprivation decile",
-                              "deprivation decile (D1 most deprived)", "change per head (£)", "c4"))
+                              f"Allocation against today's funding uprated, {years[-1]}, by deprivation decile",
+                              "deprivation decile (D1 most deprived)", f"change {per} (£)", "c4"))
     else:
         top = pl.concat([change.head(8), change.tail(8)])
         charts.insert(3, bars(top["area_name"].to_list(), top["ch"].to_list(),
-                              f"Biggest losers and gainers against today's funding, {years[-1]}", "area",
-                              "change per head (£)", "c4"))
+                              f"Biggest losers and gainers: allocation against today's funding uprated, "
+                              f"{years[-1]}", "area", f"change {per} (£)", "c4"))
     if sweep_dir is not None:
         sw = pl.read_parquet(Path(sweep_dir) / "sweep.parquet")
         sm = json.loads((Path(sweep_dir) / "manifest.json").read_text())
@@ -279,7 +285,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
     if len(years) > 1:  # why shares move within the settlement: each year's residents and targets
         charts.append(lines(years, {"residents": per_year["population"].to_list()},
                             "Population by year (each year's need and targets use that year's)", "persons", "c7"))
-    maps_html = _maps(first, last, change, member, years)
+    maps_html = _maps(first, last, change, member, years, per)
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
              (f"grant {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
              (f"grant {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
@@ -324,17 +330,17 @@ unless marked; real terms at {html.escape(str(pb))} prices.</p>
 <h2>Charts</h2><div class="charts">{''.join(charts)}</div>
 <h2>Areas, {years[-1]}</h2><p class="filter"><label>Filter areas <input id="filter" type="search"
 placeholder="name or code"></label> <span class="muted">Click a column heading to sort.</span></p>
-<table id="areas"><thead><tr><th>area</th><th>population</th><th>population growth since {years[0]}</th>
+<div class="scroll"><table id="areas"><thead><tr><th>area</th><th>population</th><th>population growth since {years[0]}</th>
 <th>target {years[0]}</th><th>target share change since {years[0]}</th><th>need index</th><th>target</th>
 <th>allocation</th><th>distance from target</th><th>bound</th><th>grant</th><th>grant per head</th></tr></thead>
-<tbody>{rows}</tbody></table>{assumptions}
+<tbody>{rows}</tbody></table></div>{assumptions}
 <p class="muted">Generated by fundform from {html.escape(run_dir.name)}; every figure is in the run's Parquet outputs, whose
 schema is in docs/output-schema.md.</p>{CHECK}</body></html>
 """
 
 
 def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member: dict[str, str] | None,
-          years: list[str]) -> str:
+          years: list[str], per: str = "per resident") -> str:
     from fundform.outputs import maps
 
     if not maps.available():
@@ -353,17 +359,17 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
     money = lambda v: gbp(v, 0)  # noqa: E731
     pct = lambda v: f"{v:+.1f}%"  # noqa: E731
     figs = [
-        maps.geographic(per_head, names, member, f"Grant per head, {years[0]}", "£ per resident", money, False, "m1"),
-        maps.geographic(ch, names, member, f"Change against today's funding, {years[-1]}", "£ per resident",
+        maps.geographic(per_head, names, member, f"Grant {per}, {years[0]}", f"£ {per}", money, False, "m1"),
+        maps.geographic(ch, names, member, f"Allocation against today's funding uprated, {years[-1]}", f"£ {per}",
                         money, True, "m2"),
         maps.geographic(before, names, member, "Distance from target before transition (today's funding)",
                         "% of target", pct, True, "m3"),
         maps.geographic(after, names, member, f"Distance from target after transition, {years[-1]}",
                         "% of target", pct, True, "m4"),
-        maps.hexmap(ch, names, member, level, f"Change against today's funding, {years[-1]} (hex cartogram)",
-                    "£ per resident", money, True, "h1"),
-        maps.hexmap(per_head, names, member, level, f"Grant per head, {years[0]} (hex cartogram)",
-                    "£ per resident", money, False, "h2"),
+        maps.hexmap(ch, names, member, level, f"Allocation against today's funding uprated, {years[-1]} (hex "
+                    "cartogram)", f"£ {per}", money, True, "h1"),
+        maps.hexmap(per_head, names, member, level, f"Grant {per}, {years[0]} (hex cartogram)",
+                    f"£ {per}", money, False, "h2"),
     ]
     return (maps.defs() + f'<h2>Maps</h2><p class="muted">{first.height:,} areas at level {html.escape(level)}; an '
             "area above lower tier is drawn as its member authorities. Hover for each area's value. Boundaries: "
