@@ -35,6 +35,9 @@ PY = sys.executable
 FUNDFORM = [PY, str(ROOT / "cli.py")]
 DATA = HERE / "data"
 REPEATS = int(os.environ.get("FUNDFORM_BENCH_REPEATS", "5"))
+# W1, W2's and W4's whole runs read and check every input (the checked-input cache off): what a first run costs;
+# the C rows measure the everyday commands with the cache cold and warm
+COLD = {"FUNDFORM_NO_CACHE": "1"}
 W2_ROUNDS = 9  # W2's runs are short and pandas' times vary run to run (0.5-0.8 s seen): more rounds, interleaved
 
 
@@ -57,7 +60,8 @@ def median_of(cmd, n=REPEATS, env=None):
 
 
 def w1() -> dict:
-    wall, kb, _ = median_of([*FUNDFORM, "run", "--quiet", "--no-record", "--out", "/tmp/fundform-bench-w1"])
+    wall, kb, _ = median_of([*FUNDFORM, "run", "--quiet", "--no-record", "--out", "/tmp/fundform-bench-w1"],
+                            env=COLD)
     return {"wall": wall, "peak_mb": kb / 1024}
 
 
@@ -75,7 +79,7 @@ def w2() -> dict:
         out[impl] = {"seconds": statistics.median(secs), "min": min(secs), "max": max(secs),
                      "peak_mb": max(r[1] for r in rs) / 1024}
     wall, kb, _ = median_of([*FUNDFORM, "run", "--data", str(lsoa), "--quiet", "--no-record", "--out",
-                             "/tmp/fundform-bench-w2"], n=3)
+                             "/tmp/fundform-bench-w2"], n=3, env=COLD)
     out["fundform run (whole process)"] = {"seconds": wall, "peak_mb": kb / 1024}
     out["equal"] = check_w2_equal(lsoa)
     return out
@@ -141,7 +145,7 @@ def design() -> dict:
 
 def w4() -> dict:
     wall, kb, _ = median_of([*FUNDFORM, "run", "--data", str(DATA / "persons"), "--quiet", "--no-record", "--out",
-                             "/tmp/fundform-bench-w4"], n=3)
+                             "/tmp/fundform-bench-w4"], n=3, env=COLD)
     return {"wall": wall, "peak_mb": kb / 1024}
 
 

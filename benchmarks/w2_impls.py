@@ -42,19 +42,37 @@ def control_totals(data: Path) -> list[float]:
     return [round(base * 1.0404 ** (2 + i)) / 100 for i in range(len(YEARS))]
 
 
+class _Scanned:
+    """The dataset as the engine's need reads it, its population scanned lazily from the file (only the columns
+    the need uses, the group-by fused with the read), the indicators read whole."""
+
+    def __init__(self, data: Path):
+        self.data = data
+
+    def lazy(self, name: str):
+        import polars as pl
+
+        return pl.scan_parquet(self.data / f"{name}.parquet").select("area_code", "age", "population")
+
+    def __getitem__(self, name: str):
+        import polars as pl
+
+        return pl.read_parquet(self.data / f"{name}.parquet")
+
+    def memo(self, key, compute):
+        return compute()
+
+
 def run_fundform(data: Path):
     """The engine's own need (fundform.need.axis: exact band and indicator sums prepared by Polars, the need computed
     once) and target allocations."""
     import polars as pl
 
     from fundform.formula.scenario import resolve_formula
-    from fundform.inputs.dataset import Dataset
-    from fundform.need.axis import version_need
+    from fundform.need.axis import compute_need, need_inputs, own_numbers
 
     spec = resolve_formula("fundform-needs").spec
-    tables = {t: pl.read_parquet(data / f"{t}.parquet", columns=cols) for t, cols in (
-        ("population", ["area_code", "age", "population"]), ("deprivation", None), ("preventable_mortality", None))}
-    need = version_need(Dataset(data, tables, ()), spec.need)
+    need = compute_need(need_inputs(_Scanned(data), spec.need), spec.need, own_numbers())
     nwp = need.need_weighted[0]
     ct = pl.DataFrame({"year": YEARS, "control_total": control_totals(data)})
     return (pl.DataFrame({"area_code": need.inputs.codes, "target_share": nwp / nwp.sum()}).join(ct, how="cross")
@@ -129,7 +147,7 @@ def checksum(result) -> float:
     return math.fsum(result[col].to_list())
 
 
-IMPORTS = {"fundform": ["polars", "fundform.need.weighted_population", "fundform.formula.scenario"],
+IMPORTS = {"fundform": ["polars", "fundform.need.axis", "fundform.formula.scenario"],
            "pandas": ["pandas", "numpy", "pyarrow.parquet"], "duckdb": ["duckdb", "polars"], "floor": ["polars"]}
 
 if __name__ == "__main__":

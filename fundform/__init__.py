@@ -19,7 +19,7 @@ Where things live:
   api.py       the Python API: fundform.run, sweep, compare, explain; cli.py the command
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _API = ("run", "sweep", "compare", "explain", "design", "load", "Model", "Run", "Sweep")
 

@@ -504,6 +504,16 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
     return _resolve("\n".join(out), num)
 
 
+def _pace(rule: str) -> str:
+    """A rule's years to target as its registration states it (the docstring of its registered function)."""
+    from fundform.formula.components import YEARS_TO_TARGET
+
+    fn = YEARS_TO_TARGET.get(rule)
+    if fn is None or not fn.__doc__:
+        return "empty (the rule states no pace)"
+    return " ".join(fn.__doc__.split())
+
+
 def _outputs_section(spec: FormulaSpec, n: int) -> list[str]:
     """Every output column of the version, as the engine computes it (outputs/registry.py builds them)."""
     lt, t = spec.local_tax, spec.transition
@@ -520,13 +530,7 @@ def _outputs_section(spec: FormulaSpec, n: int) -> list[str]:
         ("transition_bound", "\"floor\" or \"ceiling\" where the area is held at that bound in year k, else "
          "\"none\""),
         ("years_to_target", "after the last year, further years at the rule's own pace (targets growing like "
-         "allocations) until `|A / T - 1| <= 0.001`: " + {
-             "convergence": "`0` if already there, else `ceil(log(0.001 / |d|) / log(1 - f))` (`d = A/T - 1`; 1 if "
-                            "`f >= 1`; empty if `f = 0`)",
-             "nhs_convergence": "the distance simulated year by year, `d <- (1 + d) * (1 + c(d)) - 1` with the "
-                                "rule's `c` (at most 200 years; empty beyond)",
-             "phasing": "`0` if already there, else empty (phasing ends at target)"}.get(
-             t.rule, "empty (the rule states no pace)")),
+         "allocations) until `|A / T - 1| <= 0.001`: " + _pace(t.rule)),
         ("guarantee_payment", "the guarantee paid on top of the total (0 without one)"),
     ]
     if lt.rule != "none":

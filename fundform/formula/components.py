@@ -117,8 +117,8 @@ class RuleContext:
 
 
 def _convergence_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
-    """The gap shrinks by (1 - f) a year: n = ceil(log(tolerance / |d|) / log(1 - f)); one year when f >= 1, never
-    when f = 0."""
+    """`0` if already there, else `ceil(log(0.001 / |d|) / log(1 - f))` (`d = A/T - 1`, `f` = gap_closed_per_year:
+    the gap shrinks by 1 - f a year); 1 if `f >= 1`; empty if `f = 0`."""
     f = np.asarray(value("gap_closed_per_year"), dtype=np.float64)
     done = np.abs(d) <= tolerance
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -146,7 +146,8 @@ def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleConte
 
 
 def _nhs_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
-    """The gap simulated year by year under the rule's own adjustment (at most 200 years; NaN beyond)."""
+    """the distance simulated year by year, `d <- (1 + d) * (1 + c(d)) - 1` with the rule's `c` (at most 200 years;
+    empty beyond)."""
     years = np.where(np.abs(d) <= tolerance, 0.0, np.nan)
     for k in range(1, 201):  # bounded, vectorised over scenarios and areas
         d = (1.0 + d) * (1.0 + _adjustment(d, rule, value)) - 1.0
@@ -176,7 +177,7 @@ def nhs_convergence(ctx: RuleContext) -> np.ndarray:
 
 
 def _phasing_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
-    """Phasing reaches target in its last year; beyond it, no pace applies."""
+    """`0` if already there, else empty (phasing ends at target in its last year; beyond it no pace applies)."""
     return np.where(np.abs(d) <= tolerance, 0.0, np.nan)
 
 

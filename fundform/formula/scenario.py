@@ -178,7 +178,13 @@ def _switch_rule(base: dict, patch: dict) -> None:
         for k in (*rule_numbers(old), "reduction_of", "parameters"):
             if k not in patch:
                 base.pop(k, None)
-        if patch["rule"] != "nhs_convergence" and "budget_neutral" not in patch:
+        from typing import get_args
+
+        from fundform.formula.spec import RULES
+
+        model = RULES.get(patch["rule"])  # a rule whose model fixes budget neutrality drops the old rule's choice
+        field = model.model_fields.get("budget_neutral") if model is not None else None
+        if (field is None or get_args(field.annotation) == (True,)) and "budget_neutral" not in patch:
             base.pop("budget_neutral", None)
 
 

@@ -59,16 +59,17 @@ def need_inputs(data: Dataset, need: Need) -> NeedInputs:
 def _need_inputs(data: Dataset, need: Need) -> NeedInputs:
     bands = need.age_cost_curve.bands
     band_of_age = {a: i for i, b in enumerate(bands) for a in range(b.age_from, b.age_to + 1)}
-    pop = data.lazy("population")
-    ages = pop.select(pl.col("age").unique()).collect()["age"].to_list()
-    outside = sorted(set(ages) - set(band_of_age))
+    # one pass over the (possibly person- or small-area-level) population: residents by authority and age, exact
+    by_age = (data.lazy("population").group_by("area_code", "age")  # exact sums: any row order gives the same
+              .agg(fixed_sum(pl.col("population"))).collect())
+    outside = sorted(set(by_age["age"].unique().to_list()) - set(band_of_age))
     if outside:
         raise FundformError(f"the population has ages {outside[:10]} that no band of the age cost curve covers "
                             f"(bands cover {min(band_of_age)}-{max(band_of_age)})")
-    areas = (pop.group_by("area_code").agg(population=fixed_sum(pl.col("population"))).sort("area_code").collect())
+    areas = by_age.group_by("area_code").agg(population=fixed_sum(pl.col("population"))).sort("area_code")
     codes = areas["area_code"].to_list()
-    by_band = (pop.with_columns(band=pl.col("age").replace_strict(band_of_age, return_dtype=pl.Int32))
-               .group_by("area_code", "band").agg(fixed_sum(pl.col("population"))).collect())
+    by_band = (by_age.with_columns(band=pl.col("age").replace_strict(band_of_age, return_dtype=pl.Int32))
+               .group_by("area_code", "band").agg(fixed_sum(pl.col("population"))))
     band_pop = np.zeros((len(bands), len(codes)))
     rows = areas.select("area_code").with_row_index("i").join(by_band, on="area_code", how="inner")
     band_pop[rows["band"].to_numpy(), rows["i"].to_numpy()] = rows["population"].to_numpy()
