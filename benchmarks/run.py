@@ -311,18 +311,19 @@ def main() -> int:
         "one run on this machine: W1 1.07 s against 1.07 s median (ratio 0.998; peak 376 MB against 371 MB), W4 "
         "3.97 s against 4.05 s (ratio 0.981; peak 667 MB against 678 MB): no measurable cost.", "",
         "## Where the time goes where a target is missed", "",
-        "W1 (issue 14 asks for under 1.0 s; issue 22 for under 1.0 s with a warm cache of checked inputs, not yet "
-        "built). The breakdown below was measured on 2026-11-23 on a slower machine of this kind (2.2 s whole "
-        "process then): cold, the run splits into: imports about 0.75-0.9 s "
-        "(Polars 0.22 s, the pydantic models of the formula spec 0.11-0.14 s, typer and rich 0.13 s, NumPy 0.1 s, "
-        "PyArrow 0.05 s and 0.08 s more for pyarrow.compute, which the writer's Table.cast imports), loading and "
-        "checking the data 0.47 s (163 small Polars queries over thirteen population years: types, ranges, keys, "
-        "cross-table checks, plausibility), computing 0.32-0.39 s (need, targets and waterfall steps for each of five "
-        "years), writing 0.15 s. Every part is used by the run; getting under 1 s would need checked inputs or "
-        "computed frames cached between processes, not built. Earlier: the population grid checked in one group-by "
-        "per authority and year (load 0.64 s to 0.38 s warm), DuckDB imported only when a run is recorded (0.085 s), "
-        "the waterfall reusing the need frames' sums (0.2 s). B (a batch with nothing changed) loads and checks the "
-        "thirteen-year population once per run.", "",
+        "W1 (issue 14 asks for under 1.0 s). W1 is measured cold: every input read and checked (the checked-input "
+        "cache off). With the cache warm (row C, issue 22's target) the same run reads the checked tables back "
+        "(about 0.03 s for the bundled data's 9 MB of Arrow) instead of reading and checking the files (about "
+        "0.35 s): 0.87-0.99 s in the runs of 2026-12-04. What remains is imports (about 0.5 s: Polars, NumPy, "
+        "PyArrow, pydantic, typer and rich), computing (about 0.15 s for five years of need, targets, transition, "
+        "local tax and every output table) and writing (about 0.15 s). The earlier breakdown (2026-11-23, a "
+        "slower machine of this kind): imports 0.75-0.9 s, loading and checking 0.47 s, computing 0.32-0.39 s, "
+        "writing 0.15 s.", "",
+        "W2 against DuckDB (2026-12-04): the need is now computed in one place for a run, a sweep and the waterfall "
+        "(issue 21): Polars sums the population by authority and age exactly, then by band; the weights and "
+        "multipliers apply in NumPy. That costs about 10 ms here against the former all-Polars plan (0.158 s "
+        "against 0.143 s on 2026-12-04's earlier run), 0.94x DuckDB's SQL (which sums in floating point, not "
+        "exactly).", "",
         "W3 (issue 14: a sweep is the run's own stages with a scenario axis, pipeline.settle). 10,000 scenarios of "
         "fundform-needs, whole process: about 0.75 s of imports, 0.5 s loading the data, 0.25 s deriving what every "
         "scenario shares (five years of need frames, local resources), 2.9 s settling ten chunks of 1,000 on two "
