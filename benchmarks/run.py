@@ -135,8 +135,8 @@ def w3() -> dict:
 
 
 def design() -> dict:
-    """D: a policy design over four free numbers, 65,536 Sobol candidates and 32,768 refined (98,305 with the
-    version's own), each settled on the scenario axis, the choice verified by an exact run."""
+    """D: a policy design over four free numbers, 131,072 Sobol candidates and the version's own, then differential
+    evolution (at most 8,192 more), each settled on the scenario axis, the choice verified by an exact run."""
     wall, kb, out = median_of([*FUNDFORM, "design", str(ROOT / "benchmarks" / "design-100k.toml"), "--json",
                                "--out", "/tmp/fundform-bench-design"], n=1)
     n = json.loads(out)["candidates"]

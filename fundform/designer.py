@@ -403,17 +403,16 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     ok = worst <= 0
     best = _pick(res, ok, worst, objs)
     if ds.refine:
-        say(f"refining around the best candidate ({ds.refine:,} more)")
-        width = (hi - lo) * 0.05
-        around = _sobol(np.maximum(lo, values[best] - width), np.minimum(hi, values[best] + width), ds.refine,
-                        ds.seed + 1)
-        more = _evaluate(data, spec, params, names, around, cons, objs, workers, executor)
-        res = {k: np.concatenate([res[k], more[k]]) for k in res}
-        values = np.vstack([values, around])
-        stage = np.concatenate([stage, np.array(["refine"] * around.shape[0])])
-        viol, worst = scores(res)
-        ok = worst <= 0
-        best = _pick(res, ok, worst, objs)
+        say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
+        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, res, viol, ok, cons, objs,
+                                    workers, executor)
+        if more_values.shape[0]:
+            res = {k: np.concatenate([res[k], more[k]]) for k in res}
+            values = np.vstack([values, more_values])
+            stage = np.concatenate([stage, np.array(["refine"] * more_values.shape[0])])
+            viol, worst = scores(res)
+            ok = worst <= 0
+            best = _pick(res, ok, worst, objs)
     points = pl.DataFrame({"candidate": np.arange(values.shape[0]), "stage": stage,
                            **{n: values[:, i] for i, n in enumerate(names)},
                            **{f"constraint_{j + 1}": res[f"c{j}"] for j in range(len(cons))},
@@ -455,6 +454,47 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     region = _region(names, values, ok, lo, hi)
     return DesignResult(ds, spec.id, names, points, feasible, describe(best), binding, relaxed, frontier, region,
                         describe(0))
+
+
+def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, viol, ok, cons, objs, workers, executor):
+    """Refinement by scipy.optimize.differential_evolution, seeded, its population evaluated on the scenario axis
+    (vectorized: a generation is one chunk of scenarios), started from the best Sobol candidates. It minimises the
+    first objective over feasible candidates and, below them, the largest violation (each constraint's shortfall
+    over its scale): a feasible candidate always beats an infeasible one. Measured on worked question (c): it reaches
+    the range's bound (a gain cap of 0.100%) where a second Sobol box stopped at 0.108% (docs/design.md)."""
+    from scipy.optimize import differential_evolution
+
+    o0 = np.where(np.isfinite(res["o0"]), res["o0"], np.nan)
+    feasible = o0[ok]
+    top = float(np.nanmax(np.abs(feasible))) * 2 + 1 if feasible.size and np.isfinite(feasible).any() else 0.0
+    seen_values: list[np.ndarray] = []
+    seen: list[dict] = []
+    budget = ds.refine
+
+    def score(r) -> np.ndarray:
+        v = np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
+        v = np.where(r["infeasible"] | np.isnan(v), np.inf, v)
+        o = np.where(np.isfinite(r["o0"]), r["o0"], top)
+        return np.where(v <= 0, o, top + np.minimum(v, 1e9))
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        v = np.atleast_2d(x.T)  # (S, P): one row per member of the generation
+        r = _evaluate(data, spec, params, names, v, cons, objs, workers, executor)
+        seen_values.append(v)
+        seen.append(r)
+        return score(r)
+
+    popsize = 15
+    n_pop = popsize * len(names)
+    order = np.argsort(score(res), kind="stable")[:n_pop]  # the best Sobol candidates start the population
+    init = values[order]
+    if init.shape[0] < n_pop:
+        init = np.vstack([init, _sobol(lo, hi, n_pop - init.shape[0], ds.seed + 2)[: n_pop - init.shape[0]]])
+    differential_evolution(fn, list(zip(lo, hi)), vectorized=True, updating="deferred", seed=ds.seed,
+                           maxiter=max(1, budget // n_pop - 1), popsize=popsize, init=init, polish=False, tol=0)
+    if not seen:
+        return np.empty((0, len(names))), {}
+    return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}
 
 
 def _pick(res, ok: np.ndarray, worst: np.ndarray, objs) -> int:
