@@ -839,18 +839,44 @@ def explain(
                 for r in match.to_dicts()]
         out.print_json(json.dumps(rows))
         return
+    alloc = alloc.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
+        "baseline", "guarantee_payment", "notional_local_tax", "negative_grant_adjustment", "grant"))
+    quiet_steps = {"guarantee payment", "local tax deduction", "negative-grant rule"}  # shown where they move money
     for (fy,), part in match.group_by("financial_year", maintain_order=True):
-        t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}")
+        t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}: the grant built from an equal "
+                        "share per head (cash)")
         for c in ["step", "adds", "running total"]:
             t.add_column(c, justify="left" if c == "step" else "right")
         for r in part.sort("step_order").iter_rows(named=True):
+            if r["step"] in quiet_steps and r["amount"] == 0:
+                continue
             t.add_row(r["step"], gbp_pence(r['amount']), gbp_pence(r['cumulative']))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(part['cumulative'][-1])}[/bold]")
         out.print(t)
+        a = alloc.filter((pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy)).row(
+            0, named=True)
+        t = Table(title=f"The same grant from today's funding: today's funding uprated to {fy}, then what the "
+                        "formula changes (cash)")
+        for c in ["step", "adds", "running total"]:
+            t.add_column(c, justify="left" if c == "step" else "right")
+        bridge = [("today's funding, uprated", a["baseline"]), ("need: target against it",
+                                                                 a["target_allocation"] - a["baseline"]),
+                  ("transition", a["allocation"] - a["target_allocation"]),
+                  ("guarantee payment", a["guarantee_payment"]), ("local tax deduction", -a["notional_local_tax"]),
+                  ("negative-grant rule", a["negative_grant_adjustment"])]
+        running = 0
+        for name, amount in bridge:
+            running += amount
+            if name in quiet_steps and amount == 0:
+                continue
+            t.add_row(name, gbp_pence(amount), gbp_pence(running))
+        t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(running)}[/bold]")
+        out.print(t)
     path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year")
     if path.height > 1:  # why the share moves within the settlement: each year's population and target
-        t = Table(title="Year by year: population, need share and target")
-        for c in ["year", "population", "growth", "target share", "target", "allocation", "from target"]:
+        t = Table(title="Year by year: population, need share and target (cash)")
+        for c in ["year", "population", f"population growth since {path['financial_year'][0]}", "target share",
+                  "target", "allocation", "allocation's distance from target"]:
             t.add_column(c, justify="right")
         p0 = path["population"][0]
         for r in path.iter_rows(named=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -296,3 +297,14 @@ def test_compare_shares_separates_the_split_from_the_size_of_the_pot(tmp_path):
     np.testing.assert_allclose(t["share_b"].sum(), 1.0, rtol=1e-12)
     # B's split at A's total keeps B's shares to within a penny per area
     assert ((t["grant_b_at_a_total"].cast(pl.Float64) - t["share_b"] * float(t["grant_a"].sum())).abs() <= 0.01).all()
+
+
+def test_explain_bridges_from_todays_funding_names_growth_and_skips_steps_that_move_nothing():
+    r = runner.invoke(app, ["explain", "Lincoln", "--years", "2"])
+    assert r.exit_code == 0, r.output
+    assert "today's funding, uprated" in r.output and "population growth since" in r.output
+    grants = re.findall(r"│ grant\s+│\s+│ (£[\d,.]+) │", r.output)
+    assert len(grants) == 2 and grants[0] == grants[1]  # the bridge lands on the waterfall's grant, to the penny
+    nhs = runner.invoke(app, ["explain", "NHS Lincolnshire", "--formula", "nhs-icb-2026"])
+    assert nhs.exit_code == 0, nhs.output
+    assert "local tax" not in nhs.output and "negative-grant" not in nhs.output  # no local tax in an NHS round
