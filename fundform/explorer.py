@@ -216,7 +216,9 @@ class Explorer:
                 "sliders": [s.as_dict() for s in sliders(spec)]}
 
     def _values(self, fid: str, raw) -> tuple[dict[str, float], list[Slider]]:
-        """The request's numbers, each a known slider's, a finite number, within the slider's range."""
+        """The request's numbers, each a known slider's and a finite number; the version's declared bounds (the ones
+        `--set` and `sweep` apply) are checked on the resolved version, one source for all three. A slider's range is
+        only the range it offers; a typed value may go beyond it, within the declared bounds."""
         spec = self.formula(fid).spec
         known = {s.path: s for s in sliders(spec)}
         if raw is None:
@@ -232,10 +234,7 @@ class Explorer:
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise RequestProblem(f"{path} must be a finite number, got {json.dumps(v)}", path,
                                      {"min": s.lo, "max": s.hi})
-            if not s.lo <= v <= s.hi:
-                raise RequestProblem(f"{path} = {v:g} is outside {s.lo:g} to {s.hi:g}", path,
-                                     {"min": s.lo, "max": s.hi})
-            out[path] = float(v)
+            out[path] = float(v)  # its bounds are the version's own, checked as --set checks them (_check_spec)
         return out, list(known.values())
 
     def _check_spec(self, fid: str, changed: dict[str, float]):
@@ -396,6 +395,32 @@ class Explorer:
                              for row in r.frontier.head(30).iter_rows(named=True)],
                 "candidates": r.points.height, "svg": svgs, "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
+    def download(self, fid: str, level: str | None, raw_values, fmt) -> tuple[bytes, str, str]:
+        """The scenario's run, as `fundform run --set` then `fundform export` write it: an Excel workbook of every
+        table with the manifest, or allocations.parquet carrying the manifest in its metadata. (bytes, media type,
+        file name). Written to a temporary folder that is removed; nothing stays on the server."""
+        import tempfile
+
+        from fundform.outputs.export import workbook_of
+        from fundform.runs import run as run_pipeline
+
+        if fmt not in ("xlsx", "parquet"):
+            raise RequestProblem("'format' must be xlsx or parquet", "format", {"one of": ["xlsx", "parquet"]})
+        params = self.params(fid, level)
+        changed = self._changed(fid, raw_values)[0]
+        sets = tuple(f"{p}={v!r}" for p, v in changed.items())
+        with tempfile.TemporaryDirectory(prefix="fundform-download-") as tmp, self._run_lock:
+            try:
+                r = run_pipeline(fid, self.data_dir, params, Path(tmp) / "run", Path(tmp), sets=sets)
+            except FundformError as e:
+                raise RequestProblem(_clean(str(e), self.data_dir), None, None, 422) from None
+            name = f"{fid}-{r.manifest['run_id']}"
+            if fmt == "parquet":
+                return ((Path(tmp) / "run" / "allocations.parquet").read_bytes(), "application/vnd.apache.parquet",
+                        f"{name}-allocations.parquet")
+            return (workbook_of(Path(tmp) / "run"), "application/vnd.openxmlformats-officedocument."
+                    "spreadsheetml.sheet", f"{name}.xlsx")
+
     def shipped(self, fid: str, params):
         """The version's own outcome at this level (a run of it), computed once."""
         from fundform.outcome import evaluate
@@ -488,7 +513,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from fundform.explorer_page import page
@@ -555,6 +580,16 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
         return await run_in_threadpool(explorer.design, d.get("formula", explorer.default_formula), d.get("level"),
                                        d.get("design"))
 
+    async def download(request: Request):
+        try:
+            d = await body(request)
+            data, media, name = await run_in_threadpool(explorer.download, d.get("formula", explorer.default_formula),
+                                                        d.get("level"), d.get("values"), d.get("format"))
+        except RequestProblem as e:
+            return JSONResponse(e.body, status_code=e.status, headers=headers)
+        return Response(data, media_type=media, headers={**headers, "Content-Disposition":
+                                                         f'attachment; filename="{name}"'})
+
     async def save(request: Request):
         d = await body(request)
         return await run_in_threadpool(explorer.scenario_file, d.get("formula", explorer.default_formula),
@@ -571,7 +606,8 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
               Route("/api/scenario", handle(scenario), methods=["POST"]),
               Route("/api/waterfall", handle(waterfall), methods=["POST"]),
               Route("/api/save", handle(save), methods=["POST"]),
-              Route("/api/design", handle(design), methods=["POST"])]
+              Route("/api/design", handle(design), methods=["POST"]),
+              Route("/api/download", download, methods=["POST"])]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
     async def guarded(scope, receive, send):

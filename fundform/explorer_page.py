@@ -20,6 +20,7 @@ margin:auto}
 .panel{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8rem;margin-bottom:1rem;min-width:0}
 .slider{margin:.55rem 0}.slider label{display:block;font-size:.82rem}.slider input{width:100%}
 .slider .v{font-variant-numeric:tabular-nums;font-weight:600;float:right}
+.slider input[type=number]{width:7em;font-size:.8rem}
 fieldset{border:1px solid #e3e3e3;border-radius:6px;margin:.6rem 0;padding:.2rem .6rem}
 legend{font-size:.85rem;font-weight:600}
 .muted{color:#666;font-size:.8rem}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));
@@ -89,7 +90,8 @@ function setValues(values, push){
 function syncSliders(){
   document.querySelectorAll('#sliders input[type=range]').forEach((inp) => {
     const s = state.sliders.find((x) => x.path === inp.dataset.path); const v = current(s.path);
-    inp.value = v; inp.parentElement.querySelector('.v').textContent = shown(s, v); });
+    inp.value = v; inp.parentElement.querySelector('.v').textContent = shown(s, v);
+    const typed = inp.parentElement.querySelector('input[type=number]'); if (typed) typed.value = v; });
   $('undo').disabled = !state.undo.length; $('redo').disabled = !state.redo.length;
 }
 function buildSliders(){
@@ -108,8 +110,13 @@ function buildSliders(){
       inp.value = s.value;
       inp.addEventListener('input', () => { v.textContent = shown(s, Number(inp.value)); });
       inp.addEventListener('change', () => { setValues({...state.values, [s.path]: Number(inp.value)}, true); });
-      wrap.append(inp); wrap.append(el('div', 'as shipped ' + shown(s, s.value) + ' \u00b7 ' + s.unit +
-                                        ' \u00b7 range ' + shown(s, s.min) + ' to ' + shown(s, s.max),
+      const typed = el('input', undefined, {type: 'number', step: 'any', 'data-typed': s.path, size: 7,
+                                            'aria-label': words(s.path) + ' (type a value)'});
+      typed.value = s.value;
+      typed.addEventListener('change', () => { if (typed.value === '') return;
+        setValues({...state.values, [s.path]: Number(typed.value)}, true); });
+      wrap.append(inp); wrap.append(typed); wrap.append(el('div', 'as shipped ' + shown(s, s.value) + ' \u00b7 ' + s.unit +
+                                        ' \u00b7 slider ' + shown(s, s.min) + ' to ' + shown(s, s.max) + ' (type any value the version allows)',
                                         {class: 'muted', title: 'source: ' + s.source}));
       fs.append(wrap); });
     box.append(fs); });
@@ -324,6 +331,21 @@ $('csv').addEventListener('click', () => { const a = $('csv-link');
   a.href = 'data:text/csv;charset=utf-8,' + encodeURIComponent(csv(state.last));
   a.download = state.formula + '-scenario-areas.csv'; a.hidden = false; a.click(); });
 $('run-design').addEventListener('click', design);
+async function fileOf(fmt){
+  setStatus('writing the run\u2026');
+  try {
+    const r = await fetch('/api/download', {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({formula: state.formula, level: state.level, values: state.values, format: fmt})});
+    if (!r.ok) { const j = await r.json(); throw new Error(j.error); }
+    const name = (r.headers.get('Content-Disposition') || '').replace(/.*filename="([^"]+)".*/, '$1');
+    const blob = await r.blob(); const a = $('file-link');
+    a.href = URL.createObjectURL(blob); a.download = name; a.textContent = name; a.hidden = false;
+    a.dataset.bytes = String(blob.size); document.body.dataset.download = fmt;
+    setStatus('the run written as ' + name + ' (the same run as fundform run --set)');
+  } catch (e) { setStatus(e.message, true); }
+}
+$('xlsx').addEventListener('click', () => fileOf('xlsx'));
+$('parquet').addEventListener('click', () => fileOf('parquet'));
 window.addEventListener('error', (e) => { document.body.dataset.error = String(e.message); });
 const start = fromLink();
 load(start.formula || document.body.dataset.formula, start.level || document.body.dataset.level, start.values);
@@ -370,6 +392,8 @@ target in the last year</label><br>
 <div class="panel"><h3>Every area</h3><label>year <select id="year"></select></label>
 <input id="filter" type="search" placeholder="filter by name or code" aria-label="filter areas">
 <button id="csv">Download these figures (CSV)</button><a id="csv-link" hidden>CSV</a>
+<button id="xlsx">The scenario's run as Excel</button><button id="parquet">as Parquet (with its manifest)</button>
+<a id="file-link" hidden></a>
 <p class="muted" id="areas-count"></p><div id="areas-table"></div></div>
 <div class="panel" id="waterfall"><p class="muted">Click an area for its waterfall.</p></div>
 </section></main>

@@ -98,7 +98,7 @@ def test_the_waterfall_adds_to_the_areas_grant(client):
 
 
 @pytest.mark.parametrize("body, status, parameter", [
-    ({"values": {"need.indicators.deprivation.elasticity": 7}}, 400, "need.indicators.deprivation.elasticity"),
+    ({"values": {"need.indicators.deprivation.elasticity": 11}}, 400, "need.indicators.deprivation.elasticity"),
     ({"values": {"need.indicators.deprivation.elasticity": "0.3"}}, 400, "need.indicators.deprivation.elasticity"),
     ({"values": {"need.indicators.deprivation.elasticity": True}}, 400, "need.indicators.deprivation.elasticity"),
     ({"values": {"__import__('os').system('id')": 1}}, 400, "__import__('os').system('id')"),
@@ -343,6 +343,10 @@ def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
         assert page.eval_on_selector_all("#all-areas tbody tr", "es => es.length") == 296
         scenario_pounds = page.get_attribute("#grant-last", "data-pounds")
         table = _csv(page)
+        page.click("#xlsx")  # the scenario's run as an Excel workbook, from the page
+        page.wait_for_selector('body[data-download="xlsx"]', state="attached", timeout=30_000)
+        assert int(page.get_attribute("#file-link", "data-bytes")) > 10_000
+        assert page.get_attribute("#file-link", "download").endswith(".xlsx")
         url = page.url
         assert "need.indicators.deprivation.elasticity" in url and "#f=fundform-needs" in url
         # the link reopens the same figures
@@ -395,3 +399,47 @@ def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
     change = pl.read_parquet(tmp_path / "c.parquet").sort("financial_year", "area_code")
     mine = pence(got["grant_gbp"].to_list()) - pence(got["grant_as_shipped_gbp"].to_list())
     assert (mine == (change["change"].cast(pl.Float64) * 100).round(0).cast(pl.Int64).to_numpy()).all()
+
+
+def test_a_typed_value_beyond_the_slider_is_bounded_by_the_version_as_set_and_sweep_are(client, bundled):
+    """One source of bounds: the explorer accepts what `fundform run --set` accepts (an elasticity of 2, beyond the
+    slider's 0 to 1) with the same figures, and refuses what it refuses (11, above the declared 10)."""
+    ok = client.post("/api/scenario", json={"values": {"need.indicators.deprivation.elasticity": 2.0}})
+    assert ok.status_code == 200, ok.text
+    run = run_grants("fundform-needs", ["need.indicators.deprivation.elasticity=2.0"], RunParameters(), bundled)
+    assert np.array_equal(pence(ok.json()["areas"]["grant"]), run["grant"].to_numpy().reshape(5, -1))
+    bad = client.post("/api/scenario", json={"values": {"need.indicators.deprivation.elasticity": 11}})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "need.indicators.deprivation.elasticity"
+    from fundform.formula.scenario import resolve_formula as resolve
+
+    with pytest.raises(Exception, match="elasticity"):  # --set refuses the same value
+        resolve("fundform-needs", ("need.indicators.deprivation.elasticity=11",))
+
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "xlsx"])
+def test_the_scenario_downloads_as_the_run_its_set_writes(client, bundled, fmt, tmp_path):
+    """The explorer's Parquet and Excel are the run `fundform run --set` writes: its allocations to the penny, its
+    manifest (and run id) carried along."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    values = {"need.indicators.deprivation.elasticity": 0.3}
+    r = client.post("/api/download", json={"values": values, "format": fmt})
+    assert r.status_code == 200, r.text
+    run = run_grants("fundform-needs", ["need.indicators.deprivation.elasticity=0.3"], RunParameters(), bundled)
+    if fmt == "parquet":
+        table = pq.read_table(io.BytesIO(r.content))
+        got = pl.from_arrow(table).sort("year_index", "area_code")
+        assert (pence(got["grant"].cast(pl.Float64).to_list()) == run["grant"].to_numpy()).all()
+        manifest = json.loads(table.schema.metadata[b"fundform"])
+        assert manifest["overrides"][0]["path"] == "need.indicators.deprivation.elasticity"
+        assert manifest["run_id"] in r.headers["content-disposition"]
+    else:
+        import zipfile
+
+        assert zipfile.ZipFile(io.BytesIO(r.content)).namelist()  # an xlsx is a zip of sheets
+        assert r.headers["content-disposition"].endswith('.xlsx"')
+    bad = client.post("/api/download", json={"values": values, "format": "../../etc/passwd"})
+    assert bad.status_code == 400 and "format" in bad.text

@@ -63,6 +63,11 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path) -> Path:
     return atomic_write_dir(out_dir, files)
 
 
+def workbook_of(run_dir: Path) -> bytes:
+    """A written run's Excel workbook: every table and the manifest, as `fundform export --format xlsx` writes."""
+    return _workbook(run_tables(run_dir), json.loads((run_dir / "manifest.json").read_text()))
+
+
 def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     import io
 
