@@ -94,6 +94,18 @@ def browser(moves: int = 40) -> dict:
             "engine_p50_ms": statistics.median(engine_ms), "engine_p95_ms": float(np.percentile(engine_ms, 95))}
 
 
+def under_load(moves: int) -> dict:
+    """The same moves while another process keeps one of the machine's cores busy (issue 23's condition)."""
+    import subprocess
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        return browser(moves)
+    finally:
+        burner.kill()
+        burner.wait()
+
+
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
-    print(json.dumps({"in_process": in_process(), "browser": browser(n)}))
+    print(json.dumps({"in_process": in_process(), "browser": browser(n), "loaded": under_load(n)}))
