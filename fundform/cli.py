@@ -149,6 +149,10 @@ def main(
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the bundled England "
                                                  "dataset, data/default).", show_default=False)]
+ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="Where chunks of scenarios run: local "
+                                                   "(threads, the default), dask (a local Dask cluster, a process "
+                                                   "per core) or dask:tcp://HOST:PORT (needs fundform[distributed]; "
+                                                   "docs/scale.md).", show_default=False)]
 JsonOpt = Annotated[bool, flag("--json", help="Print a JSON result for scripts instead of tables.")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="Print nothing but errors.")]
 FormulaOpt = Annotated[Optional[str], typer.Option("--formula", help="Formula version id (formulas/ID.toml), a formula "
@@ -1021,10 +1025,7 @@ def sweep(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/sweep-HASH]",
                                                     show_default=False)] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", help="Where chunks of scenarios run: local "
-                                                    "(threads, the default), dask (a local Dask cluster, a process "
-                                                    "per core) or dask:tcp://HOST:PORT (needs fundform[distributed]; "
-                                                    "docs/scale.md).", show_default=False)] = None,
+    executor: ExecutorOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1112,15 +1113,12 @@ def design(
     data: DataOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/design-HASH]",
                                                     show_default=False)] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", help="Where chunks of scenarios run: local "
-                                                    "(threads, the default), dask (a local Dask cluster, a process "
-                                                    "per core) or dask:tcp://HOST:PORT (needs fundform[distributed]; "
-                                                    "docs/scale.md).", show_default=False)] = None,
+    executor: ExecutorOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Which numbers of a version meet these constraints: candidates drawn over the free numbers' ranges (seeded
-    Sobol draws, then refined around the best) and settled exactly on the scenario axis; the best feasible one (or,
+    Sobol draws, then differential evolution from the best) and settled exactly on the scenario axis; the best feasible one (or,
     when none is, the constraint that binds and by how much), verified by an exact run; what relaxing each
     constraint buys; the frontier between two objectives and the feasible region. Writes points, frontier and
     region (Parquet), design.json, report.html, a scenario.toml that reproduces the choice, and manifest.json.

@@ -4,18 +4,17 @@ A design names a version, free numbers with ranges (any sweepable path), constra
 objectives. The search evaluates candidates as scenarios of the one outcome (`fundform.outcome`), a chunk of
 1,000 at a time, never one run per point:
 
-1. space-filling draws: a scrambled Sobol sequence over the free numbers' box (`scipy.stats.qmc`), seeded;
-2. refinement: a second Sobol sequence in a box a tenth of the ranges wide around the best candidate found;
+1. space-filling draws: a scrambled Sobol sequence over the free numbers' box (`scipy.stats.qmc`), seeded, with the
+   version's own numbers as a candidate: they say whether the constraints can be met at all, and draw the feasible
+   region and the frontier;
+2. refinement: `scipy.optimize.differential_evolution`, seeded, started from the best Sobol candidates, its
+   population evaluated on the scenario axis (`_refine`; chosen by measurement: docs/design.md);
 3. the choice: the feasible candidate best on the first objective (the second breaks ties); if none is feasible,
    the candidate whose largest violation (each constraint's shortfall over its own scale) is least, with the
    constraint that binds there and by how much.
 
-Sobol points rather than an optimiser: the constraints are step functions of pence and counts (an area at a floor
-or not), where gradient methods stall, and every candidate costs a few milliseconds on the scenario axis, so
-covering the box evenly (and again more finely around the best) answers "can it be met at all" honestly, and gives
-the feasible region and the frontier from the same points. The chosen design is then run exactly, as `fundform run
---set` would (the version with its numbers set, one scenario), its constraints re-checked on that run, and its
-grants compared with the candidate's to the penny.
+The chosen design is then run exactly, as `fundform run --set` would (the version with its numbers set, one
+scenario), its constraints re-checked on that run, and its grants compared with the candidate's to the penny.
 """
 
 from __future__ import annotations
@@ -404,7 +403,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     best = _pick(res, ok, worst, objs)
     if ds.refine:
         say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
-        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, res, viol, ok, cons, objs,
+        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
                                     workers, executor)
         if more_values.shape[0]:
             res = {k: np.concatenate([res[k], more[k]]) for k in res}
@@ -456,7 +455,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
                         describe(0))
 
 
-def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, viol, ok, cons, objs, workers, executor):
+def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor):
     """Refinement by scipy.optimize.differential_evolution, seeded, its population evaluated on the scenario axis
     (vectorized: a generation is one chunk of scenarios), started from the best Sobol candidates. It minimises the
     first objective over feasible candidates and, below them, the largest violation (each constraint's shortfall

@@ -151,6 +151,14 @@ def sliders(spec: FormulaSpec) -> list[Slider]:
     return out
 
 
+def _slider(known: dict, path: str, fid: str) -> Slider:
+    """The slider of a path a request names, or a 400 naming it and the paths there are."""
+    if path not in known:
+        raise RequestProblem(f"'{path}' is not a number of {fid} that the explorer can vary", path,
+                             {"one of": sorted(known)})
+    return known[path]
+
+
 def _clean(message: str, data_dir: Path) -> str:
     """An error message as the browser may see it: without the server's paths."""
     for p in {str(data_dir), str(data_dir.resolve())}:
@@ -227,10 +235,7 @@ class Explorer:
             raise RequestProblem("'values' must be an object of parameter: number", "values")
         out = {}
         for path, v in raw.items():
-            s = known.get(path)
-            if s is None:
-                raise RequestProblem(f"'{path}' is not a number of {fid} that the explorer can vary", path,
-                                     {"one of": sorted(known)})
+            s = _slider(known, path, fid)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise RequestProblem(f"{path} must be a finite number, got {json.dumps(v)}", path,
                                      {"min": s.lo, "max": s.hi})
@@ -327,7 +332,8 @@ class Explorer:
     def design(self, fid: str, level: str | None, raw) -> dict:
         """A design on two (or more) of the version's numbers, in the explorer: their ranges (within the sliders'),
         constraints (a largest real-terms fall a year; every area within a share of its target in the last year),
-        and an objective; a small search (256 Sobol candidates, 64 refined), the choice verified by an exact run."""
+        and an objective; a small search (256 Sobol candidates, then differential evolution for at most 64 more),
+        the choice verified by an exact run."""
         from fundform.designer import Constraint, DesignSpec, Objective, run_design, verify
         from fundform.outputs.design_report import frontier_svg, region_svg
 
@@ -342,10 +348,7 @@ class Explorer:
             raise RequestProblem("'free' must map one to four of the version's numbers to [low, high]", "free")
         ranges = {}
         for path, rng in free.items():
-            sl = known.get(path)
-            if sl is None:
-                raise RequestProblem(f"'{path}' is not a number of {fid} that the explorer can vary", path,
-                                     {"one of": sorted(known)})
+            sl = _slider(known, path, fid)
             if (not isinstance(rng, list) or len(rng) != 2 or any(isinstance(x, bool) or not isinstance(x, int | float)
                                                                  or not math.isfinite(x) for x in rng)
                     or not sl.lo <= rng[0] < rng[1] <= sl.hi):

@@ -115,21 +115,8 @@ def year_one_by_the_method() -> pl.DataFrame:
     spec = load_formula("fundform-needs").spec  # the version's numbers, as the method's tables state them
     read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")  # noqa: E731
     pop = read("population").filter(pl.col("financial_year") == "2026/27")  # year 1's residents (step 1)
-    codes = sorted(set(pop["area_code"]))
     # step 1: need
-    weight = {a: b.weight for b in spec.need.age_cost_curve.bands for a in range(b.age_from, b.age_to + 1)}
-    P = np.array([math.fsum(g["population"]) for _, g in pop.group_by("area_code", maintain_order=True)])
-    W = np.array([math.fsum(p * weight[a] for p, a in zip(g["population"], g["age"]))
-                  for _, g in pop.group_by("area_code", maintain_order=True)])
-    N = W.copy()
-    for ind in spec.need.indicators:
-        x = read(ind.table)[ind.column].to_numpy()
-        X = math.fsum(x * P) / math.fsum(P)
-        e = ind.elasticity.value
-        m = (x / X) ** e if ind.transform == "ratio_power" else 1 + e * (x / X - 1)
-        lo = ind.min_multiplier.value if ind.min_multiplier else -np.inf
-        hi = ind.max_multiplier.value if ind.max_multiplier else np.inf
-        N = N * np.minimum(np.maximum(m, lo), hi)
+    codes, P, N = need_by_the_method(spec.need, pop, read)
     # step 2: target shares (level ltla: every share 1)
     tau = N / math.fsum(N)
     # step 3: today's funding
