@@ -285,11 +285,13 @@ def main() -> int:
         f"< 60 s, < 4 GiB | {verdict(r4['wall'] < 60 and r4['peak_mb'] < 4096)} |",
         f"| B batch of every version x level, nothing changed | wall, whole process | {rb['wall']:.2f} s | < 2 s | "
         f"{verdict(rb['wall'] < 2)} |",
-        f"| E explorer: slider release to updated figures, 296 areas | headless Chromium, {eb['moves']} moves of six "
-        f"sliders | p50 {eb['p50_ms']:.0f} ms, p95 {eb['p95_ms']:.0f} ms (server p95 {eb['engine_p95_ms']:.0f} ms) | "
+        f"| E explorer: slider release to updated figures drawn, 296 areas | headless Chromium, {eb['moves']} moves of "
+        f"six sliders | p50 {eb['p50_ms']:.0f} ms, p95 {eb['p95_ms']:.0f} ms (script done p95 "
+        f"{eb['script_p95_ms']:.0f} ms, server p95 {eb['engine_p95_ms']:.0f} ms) | "
         f"p95 < 150 ms | {verdict(eb['p95_ms'] < 150)} |",
         f"| E the same while another process keeps one core busy | headless Chromium, {el_['moves']} moves | p50 "
-        f"{el_['p50_ms']:.0f} ms, p95 {el_['p95_ms']:.0f} ms (server p95 {el_['engine_p95_ms']:.0f} ms) | p95 < 150 ms "
+        f"{el_['p50_ms']:.0f} ms, p95 {el_['p95_ms']:.0f} ms (script done p95 {el_['script_p95_ms']:.0f} ms, server p95 "
+        f"{el_['engine_p95_ms']:.0f} ms) | p95 < 150 ms "
         f"| {verdict(el_['p95_ms'] < 150)} |",
         f"| E one scenario, scenario-axis engine (S = 1), in-process, warm | 40 scenarios of six numbers | median "
         f"{ei['median_ms']:.1f} ms, p95 {ei['p95_ms']:.1f} ms | < 25 ms | {verdict(ei['median_ms'] < 25)} |",
@@ -340,8 +342,14 @@ def main() -> int:
         "E in-process: one scenario of the sweep engine is its need for five years (each from that year's "
         "residents: about 8 ms, the indicator transforms through Polars), the transition with its floors solved "
         "exactly, local tax and the distributions over scenarios; data-only work (need frames, band populations, "
-        "local resources) is done once per dataset. The explorer's own target (p95 under 150 ms in the browser) "
-        "is met with room.", "",
+        "local resources) is done once per dataset.", "",
+        "E in the browser is measured to the first frame drawn after the figures change (requestAnimationFrame, "
+        "then a task), not to the end of the script: layout and painting count. What keeps it short: the maps are "
+        "drawn once per version and level and each move repaints their colours and tooltips (maps.paint, the same "
+        "colours and words as the report's); the table of every area draws the rows in view (its sort and filter "
+        "cover every area); numbers are formatted by one Intl.NumberFormat per precision (toLocaleString with "
+        "options built one per call: 35 ms a move for the table alone). Before these, the same moves under load "
+        "took p95 240 ms to the frame drawn (132-197 ms to the end of the script).", "",
         "W2 against the read floor: the floor only reads three columns; fundform must also aggregate 6.1M rows into "
         "27,000 authority x age groups (about 0.1 s of its time on this machine in isolation, measured with Polars' "
         "group_by alone) before the small joins. Fixed-point (exact, order-independent) sums add about 10% to that "

@@ -180,7 +180,9 @@ class Explorer:
             raise FundformError(f"unknown formula version '{formula}' (shipped: {', '.join(self.versions)})")
         self.default_formula, self.default_level = formula, level
         self._formulas: dict[str, object] = {}
-        self._runs: OrderedDict = OrderedDict()
+        self._runs: OrderedDict = OrderedDict()  # whole runs (waterfalls), the last 8
+        self._shipped: dict = {}  # each version's own outcome at a level
+        self._frames: dict = {}  # each version's maps at a level, drawn once (the page repaints them)
         # one scenario at a time, and one full run (a waterfall) at a time beside it: a slow waterfall never holds
         # up the next slider's figures
         self._lock = threading.Lock()
@@ -221,7 +223,8 @@ class Explorer:
                 "per": "per registered patient" if practice else "per resident",
                 "levels": (["icb", "nhs-region"] if spec.baseline.source == "nhs_icb_allocations"
                            else ["ltla", "utla", "region", "icb", "nhs-region", "ca"]),
-                "sliders": [s.as_dict() for s in sliders(spec)]}
+                "sliders": [s.as_dict() for s in sliders(spec)],
+                "maps": self.frames(fid, params.level)}
 
     def _values(self, fid: str, raw) -> tuple[dict[str, float], list[Slider]]:
         """The request's numbers, each a known slider's and a finite number; the version's declared bounds (the ones
@@ -264,6 +267,7 @@ class Explorer:
     def scenario(self, fid: str, level: str | None, raw_values) -> dict:
         """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives)."""
         from fundform.outcome import evaluate
+        from fundform.outputs.maps import available as maps_available
         from fundform.sweeps import check_names, scenarios
 
         t0 = time.perf_counter()
@@ -303,8 +307,8 @@ class Explorer:
         pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
         return {
             "formula": fid, "level": params.level, "years": years, "population_label": who, "per": per,
-            "measured_against": ("against the version as shipped" if changed_any else
-                                 "allocation against today's funding uprated"),
+            "measure": ("grant: my change against the version as shipped" if changed_any else
+                        "allocation against today's funding uprated"),
             "totals": {"grant": [int(x) / 100 for x in grant.sum(axis=1)],
                        "allocation": [int(x) / 100 for x in alloc.sum(axis=1)],
                        "target": [int(x) / 100 for x in target.sum(axis=1)],
@@ -323,7 +327,8 @@ class Explorer:
                       "distance_from_target": [float(x) for x in dist]},
             "winners": [row_of(i) for i in order[::-1][:10]],
             "losers": [row_of(i) for i in order[:10]],
-            "maps": self._maps(params.level, codes, names_, change_ph, dist, years, changed_any, per),
+            "maps": self._repaint(self._paints(codes, names_, change_ph, dist, years, changed_any, per), codes)
+            if maps_available() else {},
             "set": sets,
             "command": command(fid, params, sets),
             "took_ms": round((time.perf_counter() - t0) * 1000, 1),
@@ -428,10 +433,10 @@ class Explorer:
         """The version's own outcome at this level (a run of it), computed once."""
         from fundform.outcome import evaluate
 
-        key = ("shipped", fid, params.level)
-        if key not in self._runs:
-            self._runs[key] = evaluate(self.data, self.formula(fid).spec, params)
-        return self._runs[key]
+        key = (fid, params.level)
+        if key not in self._shipped:
+            self._shipped[key] = evaluate(self.data, self.formula(fid).spec, params)
+        return self._shipped[key]
 
     def waterfall(self, fid: str, level: str | None, raw_values, area: str) -> dict:
         """One area's waterfall, first and last year: the run's own (computed once per scenario, then cached)."""
@@ -472,15 +477,19 @@ class Explorer:
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
 
-    def _maps(self, level: str, codes, names, change_ph, dist, years, mine: bool = False,
-              per: str = "per resident") -> dict:
+    def _member(self, level: str, codes: list[str]) -> dict[str, str]:
+        from fundform.outputs import maps
+
+        return self.data.memo(("membership", level, tuple(codes)), lambda: maps.membership(
+            self.data["area_lookup"], level, self.data.tables.get("icb_changes"), codes))
+
+    def _paints(self, codes, names, change_ph, dist, years, mine: bool = False, per: str = "per resident") -> dict:
+        """What the explorer's three maps say (maps.paint): the change per head (mine against the version as shipped
+        once a number has moved, else the allocation against today's funding uprated) and the distance from target,
+        last year."""
         from fundform.outputs import maps
         from fundform.outputs.text import gbp
 
-        if not maps.available():
-            return {}
-        member = self.data.memo(("membership", level, tuple(codes)), lambda: maps.membership(
-            self.data["area_lookup"], level, self.data.tables.get("icb_changes"), codes))
         nm = dict(zip(codes, names))
         ch = {c: float(v) for c, v in zip(codes, change_ph)}
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
@@ -488,12 +497,37 @@ class Explorer:
         pct = lambda v: f"{v:+.1f}%"  # noqa: E731
         what = ("Grant: my change against the version as shipped" if mine else
                 "Allocation against today's funding uprated")
-        return {
-            "change": maps.geographic(ch, nm, member, f"{what}, {years[-1]}", f"£ {per}", money, True, "x1"),
-            "distance": maps.geographic(d, nm, member, f"Allocation's distance from target after transition, "
-                                                        f"{years[-1]}", "% of target", pct, True, "x2"),
-            "hex": maps.hexmap(ch, nm, member, level, f"{what}, {years[-1]} (hex)", f"£ {per}", money, True, "x3"),
-        }
+        change = maps.paint(ch, nm, f"{what}, {years[-1]}", f"£ {per}", money, True)
+        return {"change": change,
+                "distance": maps.paint(d, nm, f"Allocation's distance from target after transition, {years[-1]}",
+                                       "% of target", pct, True),
+                "hex": {**change, "title": change["title"] + " (hex)"}}
+
+    @staticmethod
+    def _repaint(paints: dict, codes: list[str]) -> dict:
+        """A scenario's maps as the page repaints them: colours and tooltips in the order of the areas' codes."""
+        return {k: {"title": p["title"], "low": p["low"], "high": p["high"], "unit": p["unit"],
+                    "fill": [p["fill"][c] for c in codes], "tip": [p["tip"][c] for c in codes]}
+                for k, p in paints.items()}
+
+    def frames(self, fid: str, level: str | None) -> dict:
+        """The three maps drawn once per version and level (the version as shipped), for the page to repaint."""
+        from fundform.outputs import maps
+
+        if not maps.available():
+            return {}
+        params = self.params(fid, level)
+        if (fid, params.level) in self._frames:
+            return self._frames[fid, params.level]
+        r = self.scenario(fid, level, {})
+        member = self._member(params.level, r["areas"]["code"])
+        paints = self._paints(r["areas"]["code"], r["areas"]["name"], r["areas"]["change_per_head"],
+                              r["areas"]["distance_from_target"], r["years"], False, r["per"])
+        self._frames[fid, params.level] = {
+            "change": maps.geographic(paints["change"], member, "x1"),
+            "hex": maps.hexmap(paints["hex"], member, params.level, "x3"),
+            "distance": maps.geographic(paints["distance"], member, "x2")}
+        return self._frames[fid, params.level]
 
 
 def format_years(start: str, n: int) -> list[str]:

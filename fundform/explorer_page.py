@@ -33,7 +33,7 @@ svg .t{font-size:13px;font-weight:600}svg .k{font-size:10px}#status{font-size:.8
 button{font-size:.85rem;margin:.3rem .3rem 0 0}pre{white-space:pre-wrap;word-break:break-all;font-size:.75rem;
 background:#f3f3f3;padding:.5rem}
 .areas use,.areas polygon{cursor:pointer}.err{color:#a40000;font-weight:600}
-#areas-table{max-height:420px;overflow:auto}input[type=search]{width:100%;max-width:20rem}
+#areas-table{max-height:420px;overflow:auto}#all-areas{table-layout:fixed;min-width:1150px}#all-areas col.name{width:15rem}#all-areas td{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;height:1.3rem}#all-areas th{position:sticky;top:0;white-space:normal;vertical-align:bottom}input[type=search]{width:100%;max-width:20rem}
 .pos{color:#1b7837}.neg{color:#a40000}
 """
 
@@ -47,7 +47,9 @@ const GROUPS = [['need', 'Need: who needs what'], ['transition', 'Pace of change
                 ['local_tax', 'Local tax'], ['control_total', 'Growth of the total'], ['streams', 'Funding streams'],
                 ['years', 'Numbers dated by year']];
 const PERCENT = new Set(['share', 'change per year', 'growth per year']);
-function fmt(x, d){ return Number(x).toLocaleString('en-GB', {minimumFractionDigits: d, maximumFractionDigits: d}); }
+const NF = {};  // one formatter per number of decimals: toLocaleString with options builds one on every call
+function fmt(x, d){ return (NF[d] = NF[d] || new Intl.NumberFormat('en-GB', {minimumFractionDigits: d,
+                                                                            maximumFractionDigits: d})).format(x); }
 function money(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 0); }
 function pounds2(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 2); }
 function bn(x){ return '\u00a3' + fmt(x / 1e9, 3) + 'bn'; }
@@ -146,12 +148,12 @@ function pathChart(years, totals){
 }
 function moversTable(id, rows, r){
   const tb = $(id); tb.replaceChildren();
-  tb.append(row(['area', '\u00a3 ' + r.per + ', ' + r.measured_against, 'allocation\u2019s distance from target'], true));
+  tb.append(row(['area', r.measure + ' (\u00a3 ' + r.per + ')', 'allocation\u2019s distance from target'], true));
   rows.forEach((x) => { const tr = row([x.name + ' (' + x.code + ')', pounds2(x.change_per_head),
                                         pct(x.distance_from_target)]);
     tr.addEventListener('click', () => { state.area = x.code; loadWaterfall(); }); tb.append(tr); });
 }
-const COLUMNS = [  // [key, heading, value(areas, t, i), format]
+const COLUMNS = [  // [key, heading (or heading(response)), value(areas, t, i), format]
   ['name', 'area', (a, t, i) => a.name[i] + ' (' + a.code[i] + ')', String],
   ['today', "today's funding (cash, base year)", (a, t, i) => a.today_cash[i], m],
   ['target', 'target', (a, t, i) => a.target[t][i], m],
@@ -162,12 +164,12 @@ const COLUMNS = [  // [key, heading, value(areas, t, i), format]
      a.allocation[t][i] - a.today_cash[i], m],
   ['uprated', 'allocation against today\u2019s funding uprated', (a, t, i) => a.allocation[t][i] - a.uprated[t][i], m],
   ['grant', 'grant', (a, t, i) => a.grant[t][i], m],
-  ['perhead', 'grant per head (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
+  ['perhead', (r) => 'grant ' + r.per + ' (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
   ['change', 'grant: change from the version as shipped', (a, t, i) => a.grant[t][i] - a.grant_shipped[t][i], m],
 ];
 function esc(x){ return String(x).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;',
                                                               "'": '&#39;'})[c]); }
-function areasTable(r){  // one string of escaped cells set at once: 296 rows x 11 columns in a few milliseconds
+function areasTable(r){  // sorts and filters every area; draws only the rows in view (see drawRows)
   const a = r.areas, t = r.years.indexOf(state.year) < 0 ? r.years.length - 1 : r.years.indexOf(state.year);
   const q = state.filter.toLowerCase();
   let idx = a.code.map((_, i) => i).filter((i) => !q || (a.name[i] + ' ' + a.code[i]).toLowerCase().includes(q));
@@ -177,21 +179,34 @@ function areasTable(r){  // one string of escaped cells set at once: 296 rows x 
   idx.sort((i, j) => { const x = pos.get(i), y = pos.get(j);
     const c = (typeof x === 'string') ? x.localeCompare(y) : ((x === null) - (y === null)) || (x - y);
     return state.sort.desc ? -c : c; });
-  const head = COLUMNS.map(([k, h]) => '<th class="sort" data-key="' + k + '">' + esc(h) +
+  state.rows = {r, t, idx};
+  const head = COLUMNS.map(([k, h]) => '<th class="sort" data-key="' + k + '">' + esc(typeof h === 'function' ? h(r) : h) +
     (state.sort.key === k ? (state.sort.desc ? ' \u25bc' : ' \u25b2') : '') + '</th>').join('');
-  const rows = idx.map((i) => '<tr data-area="' + esc(a.code[i]) + '">' + COLUMNS.map(([k, h, v, f]) => {
+  const box = $('areas-table');
+  if (!$('all-areas')) box.innerHTML = '<table id="all-areas"><colgroup><col class="name">' +
+    COLUMNS.slice(1).map(() => '<col>').join('') + '</colgroup><thead><tr></tr></thead><tbody></tbody></table>';
+  $('all-areas').tHead.rows[0].innerHTML = head;
+  drawRows();
+  $('areas-count').textContent = idx.length + ' of ' + a.code.length + ' areas, ' + r.years[t] + ' (money in \u00a3m, cash)';
+  box.dataset.rows = String(idx.length);
+}
+function drawRows(){  // the rows in view and a screenful either side; spacer rows keep the scroll height true
+  const {r, t, idx} = state.rows, a = r.areas, tb = $('all-areas').tBodies[0];
+  // the box's height and scroll are read when it scrolls, not here: reading them would force a layout per move
+  const h = state.rowHeight || 22, n = Math.ceil(420 / h), top = state.scrollTop || 0;
+  const from = Math.max(0, Math.floor(top / h) - n), to = Math.min(idx.length, from + 3 * n);
+  const cells = idx.slice(from, to).map((i) => '<tr data-area="' + esc(a.code[i]) + '">' + COLUMNS.map(([k, hd, v, f]) => {
     const x = v(a, t, i); const cls = typeof x === 'number' && (k === 'change' || k === 'cash' || k === 'uprated')
       ? (x > 0 ? ' class="pos"' : x < 0 ? ' class="neg"' : '') : '';
-    return '<td' + cls + '>' + (x === null ? '' : esc(f(x))) + '</td>'; }).join('') + '</tr>').join('');
-  $('areas-table').innerHTML = '<table id="all-areas"><thead><tr>' + head + '</tr></thead><tbody>' + rows +
-                               '</tbody></table>';
-  $('areas-count').textContent = idx.length + ' of ' + a.code.length + ' areas, ' + r.years[t] + ' (money in \u00a3m, cash)';
+    return '<td' + cls + (k === 'name' ? ' title="' + esc(x) + '"' : '') + '>' + (x === null ? '' : esc(f(x))) +
+           '</td>'; }).join('') + '</tr>').join('');
+  const pad = (k) => k > 0 ? '<tr class="pad" style="height:' + (k * h) + 'px"><td colspan="' + COLUMNS.length + '"></td></tr>' : '';
+  tb.innerHTML = pad(from) + cells + pad(idx.length - to);
+  const one = tb.querySelector('tr[data-area]');
+  if (!state.rowHeight && one && one.offsetHeight) { state.rowHeight = one.offsetHeight; drawRows(); }
 }
-$('areas-table').addEventListener('click', (e) => {
-  const th = e.target.closest('th[data-key]');
-  if (th) { const k = th.dataset.key; state.sort = {key: k, desc: state.sort.key === k ? !state.sort.desc : true};
-            areasTable(state.last); return; }
-  const tr = e.target.closest('tr[data-area]'); if (tr) { state.area = tr.dataset.area; loadWaterfall(); } });
+$('areas-table').addEventListener('scroll', () => { if (state.scrolling) return; state.scrolling = true;
+  requestAnimationFrame(() => { state.scrolling = false; state.scrollTop = $('areas-table').scrollTop; drawRows(); }); });
 function csv(r){
   const a = r.areas, lines = [['area_code', 'area_name', 'financial_year', 'population', 'todays_funding_cash_gbp',
     'target_gbp', 'allocation_gbp', 'grant_gbp', 'grant_as_shipped_gbp', 'grant_per_head_gbp',
@@ -202,13 +217,27 @@ function csv(r){
     a.distance_shipped[t][i]].join(','))));
   return lines.join('\n') + '\n';
 }
-function showMaps(maps){
-  const box = $('maps'); box.replaceChildren();
-  ['change', 'hex', 'distance'].forEach((k) => { if (!maps[k]) return;
-    const tpl = document.createElement('template'); tpl.innerHTML = maps[k];  // the server's escaped SVG
+function drawMaps(frames){  // the version's maps, drawn once per version and level; each move repaints them
+  const box = $('maps'); box.replaceChildren(); state.maps = {};
+  ['change', 'hex', 'distance'].forEach((k) => { if (!frames[k]) return;
+    const tpl = document.createElement('template'); tpl.innerHTML = frames[k];  // the server's escaped SVG
+    const svg = tpl.content.querySelector('svg');
+    state.maps[k] = {svg, shapes: Array.from(svg.querySelectorAll('[data-area]')).map((e) =>
+      ({e, code: e.getAttribute('data-area'), tip: e.querySelector('title'), fill: e.getAttribute('fill')}))};
     box.append(tpl.content); });
   box.querySelectorAll('[data-area]').forEach((e) => e.addEventListener('click', () => {
     state.area = e.getAttribute('data-area'); loadWaterfall(); }));
+}
+function paintMaps(paints, codes){  // colours, tooltips, legend ends and titles from the server (maps.paint)
+  const pos = new Map(codes.map((c, i) => [c, i]));
+  Object.entries(paints).forEach(([k, p]) => { const m = state.maps[k]; if (!m) return;
+    m.shapes.forEach((s) => { const i = pos.get(s.code); if (i === undefined) return;
+      if (s.fill !== p.fill[i]) { s.e.setAttribute('fill', p.fill[i]); s.fill = p.fill[i]; }
+      if (s.tip) s.tip.textContent = p.tip[i]; });
+    m.svg.querySelector('text.t').textContent = p.title; m.svg.querySelector(':scope > title').textContent = p.title;
+    m.svg.setAttribute('aria-label', p.title);
+    m.svg.querySelector('.legend .lo').textContent = p.low; m.svg.querySelector('.legend .hi').textContent = p.high;
+    m.svg.querySelector('.legend .unit').textContent = p.unit; });
 }
 function link(){
   const v = Object.entries(state.values).map(([k, x]) => encodeURIComponent(k) + ':' + x).join(',');
@@ -237,17 +266,18 @@ async function refresh(){
       bn(r.totals.grant_shipped[i]), bn(r.totals.grant[i] - r.totals.grant_shipped[i]), fmt(r.totals.population[i], 0)])));
     $('grant-last').textContent = '\u00a3' + fmt(r.totals.grant[last], 2);
     $('grant-last').setAttribute('data-pounds', r.totals.grant[last]);
-    $('movers-title').textContent = 'Who gains and who loses, ' + years[last] + ': grant ' + r.per + ', ' + r.measured_against;
+    $('movers-title').textContent = 'Who gains and who loses, ' + years[last] + ': ' + r.measure + ', \u00a3 ' + r.per;
     moversTable('winners', r.winners, r); moversTable('losers', r.losers, r);
-    showMaps(r.maps);
+    paintMaps(r.maps, r.areas.code);
     $('path').replaceChildren(pathChart(years, r.totals));
     $('command').textContent = r.command;
-    state.last = r; areasTable(r); updates += 1;
+    state.last = r; areasTable(r);
     history.replaceState(null, '', link()); $('share').href = link();
     const ms = performance.now() - t0;
-    document.body.dataset.updates = String(updates); document.body.dataset.lastMs = ms.toFixed(1);
-    document.body.dataset.engineMs = String(r.took_ms);
     setStatus(`updated in ${ms.toFixed(0)} ms (engine ${r.took_ms} ms) \u00b7 ${r.areas.code.length} areas`);
+    requestAnimationFrame(() => setTimeout(() => {  // after the frame that shows the new figures is drawn
+      const b = document.body.dataset; b.lastMs = ms.toFixed(1); b.paintedMs = (performance.now() - t0).toFixed(1);
+      b.engineMs = String(r.took_ms); updates += 1; b.updates = String(updates); }, 0));
     if (!state.area || !r.areas.code.includes(state.area)) state.area = r.winners[0] && r.winners[0].code;
     clearTimeout(state.wfTimer);  // the waterfall is a whole run: asked for once the sliders rest
     state.wfTimer = setTimeout(loadWaterfall, 350);
@@ -318,7 +348,7 @@ async function load(formula, level, values){
     [$('d1'), $('d2')].forEach((sel, k) => { sel.replaceChildren(el('option', k ? '(none)' : '', {value: ''}));
       s.sliders.forEach((x, i) => { const o = el('option', words(x.path), {value: x.path}); if (i === k) o.selected = true;
                                     sel.append(o); }); });
-    buildSliders(); syncSliders(); await refresh();
+    drawMaps(s.maps || {}); buildSliders(); syncSliders(); await refresh();
   } catch (e) { setStatus(e.message, true); }
 }
 $('formula').addEventListener('change', () => load($('formula').value));

@@ -86,42 +86,54 @@ def _colour(v: float | None, lo: float, hi: float, diverging: bool) -> str:
     return SEQUENTIAL[min(max(i, 0), len(SEQUENTIAL) - 1)]
 
 
-def _legend(lo: float, hi: float, diverging: bool, fmt, unit: str, y: float, width: float,
-            clipped: bool = False) -> str:
-    colours = DIVERGING if diverging else SEQUENTIAL
+def paint(values: dict[str, float | None], names: dict[str, str], title: str, unit: str, fmt,
+          diverging: bool) -> dict:
+    """What a map says of its values: each area's colour and tooltip, the legend's ends, the title. `geographic` and
+    `hexmap` draw it; the explorer repaints a drawn map with a new one (the same colours and words either way)."""
+    lo, hi, clipped = _range(values, diverging)
+    le, ge = ("\u2264 ", "\u2265 ") if clipped else ("", "")
+    return {"title": title, "unit": unit, "diverging": diverging, "low": le + fmt(lo), "high": ge + fmt(hi),
+            "fill": {a: _colour(v, lo, hi, diverging) for a, v in values.items()},
+            "tip": {a: f"{names.get(a, a)} ({a}): {fmt(v) if v is not None else 'no value'} {unit}"
+                    for a, v in values.items()}}
+
+
+def _legend(p: dict, width: float) -> str:
+    """The colour scale, its two ends (classes lo and hi) and the unit."""
+    colours = DIVERGING if p["diverging"] else SEQUENTIAL
     w = min(width * 0.6, 260) / len(colours)
     x0 = 10
-    parts = [f'<rect x="{x0 + i * w:.1f}" y="{y}" width="{w:.1f}" height="10" fill="{c}"/>'
+    parts = [f'<rect x="{x0 + i * w:.1f}" y="0" width="{w:.1f}" height="10" fill="{c}"/>'
              for i, c in enumerate(colours)]
-    le, ge = ("\u2264 ", "\u2265 ") if clipped else ("", "")
-    parts.append(f'<text x="{x0}" y="{y + 24}" class="k">{html.escape(le + fmt(lo))}</text>')
-    parts.append(f'<text x="{x0 + len(colours) * w}" y="{y + 24}" class="k" text-anchor="end">'
-                 f'{html.escape(ge + fmt(hi))}</text>')
-    parts.append(f'<text x="{x0 + len(colours) * w + 8}" y="{y + 9}" class="k">{html.escape(unit)}</text>')
+    parts.append(f'<text x="{x0}" y="24" class="k lo">{html.escape(p["low"])}</text>')
+    parts.append(f'<text x="{x0 + len(colours) * w}" y="24" class="k hi" text-anchor="end">'
+                 f'{html.escape(p["high"])}</text>')
+    parts.append(f'<text x="{x0 + len(colours) * w + 8}" y="9" class="k unit">{html.escape(p["unit"])}</text>')
     return '<g class="legend">' + "".join(parts) + "</g>"
 
 
-def geographic(values: dict[str, float | None], names: dict[str, str], member: dict[str, str], title: str,
-               unit: str, fmt, diverging: bool, map_id: str) -> str:
+def _shape(tag: str, geometry: str, area: str, p: dict) -> str:
+    return (f'<{tag} {geometry} data-area="{html.escape(area)}" fill="{p["fill"][area]}">'
+            f'<title>{html.escape(p["tip"][area])}</title></{tag}>')
+
+
+def _frame(map_id: str, viewbox: str, title_at: tuple[float, float], p: dict, shapes: list[str], stroke: float,
+           legend_at: str, width: float) -> str:
+    return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="{viewbox}" '
+            f'role="img" aria-label="{html.escape(p["title"])}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{html.escape(p["title"])}</title>'
+            f'<text x="{title_at[0]}" y="{title_at[1]}" class="t">{html.escape(p["title"])}</text>'
+            f'<g class="areas" stroke="#ffffff" stroke-width="{stroke}">{"".join(shapes)}</g>'
+            f'<g transform="translate({legend_at})">{_legend(p, width)}</g></svg></figure>')
+
+
+def geographic(p: dict, member: dict[str, str], map_id: str) -> str:
     """A map of England: each authority's outline filled with its area's colour, the area's tooltip."""
     vb = _load("ltla.json")["viewBox"]
-    lo, hi, clipped = _range(values, diverging)
-    uses = []
-    for ltla, area in sorted(member.items()):
-        if area not in values:
-            continue
-        v = values[area]
-        tip = f"{names.get(area, area)} ({area}): {fmt(v) if v is not None else 'no value'} {unit}"
-        uses.append(f'<use href="#ltla-{html.escape(ltla)}" data-area="{html.escape(area)}" '
-                    f'fill="{_colour(v, lo, hi, diverging)}"><title>{html.escape(tip)}</title></use>')
-    h = vb[3] + 50
-    return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="{vb[0]} {vb[1] - 30} {vb[2]} {h}" '
-            f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
-            f'<title>{html.escape(title)}</title>'
-            f'<text x="{vb[0] + 10}" y="{vb[1] - 12}" class="t">{html.escape(title)}</text>'
-            f'<g class="areas" stroke="#ffffff" stroke-width="0.25">{"".join(uses)}</g>'
-            f'<g transform="translate({vb[0]},{vb[1] + vb[3] - 10})">'
-            f'{_legend(lo, hi, diverging, fmt, unit, 0, vb[2], clipped)}</g></svg></figure>')
+    uses = [_shape("use", f'href="#ltla-{html.escape(ltla)}"', area, p)
+            for ltla, area in sorted(member.items()) if area in p["fill"]]
+    return _frame(map_id, f"{vb[0]} {vb[1] - 30} {vb[2]} {vb[3] + 50}", (vb[0] + 10, vb[1] - 12), p, uses, 0.25,
+                  f"{vb[0]},{vb[1] + vb[3] - 10}", vb[2])
 
 
 def _hex_points(cx: float, cy: float, r: float) -> str:
@@ -129,15 +141,13 @@ def _hex_points(cx: float, cy: float, r: float) -> str:
                     for k in range(6))
 
 
-def hexmap(values: dict[str, float | None], names: dict[str, str], member: dict[str, str], level: str, title: str,
-           unit: str, fmt, diverging: bool, map_id: str) -> str:
+def hexmap(p: dict, member: dict[str, str], level: str, map_id: str) -> str:
     """A hex cartogram: one equal hexagon per authority (per ICB at level icb), so London reads as well as the
     shires; an area of a higher level is its members' hexagons."""
     icb_hexes = _load("icb_hex.json")["hexes"]
-    by_icb = level == "icb" and all(a in icb_hexes for a in values)  # ICBs of the hex map's vintage: one hex each
+    by_icb = level == "icb" and all(a in icb_hexes for a in p["fill"])  # ICBs of the hex map's vintage: one hex each
     hexes = icb_hexes if by_icb else _load("ltla_hex.json")["hexes"]
     owner = {c: c for c in hexes} if by_icb else member
-    lo, hi, clipped = _range(values, diverging)
     r = 22.0 if by_icb else 11.0
     w, hgt = math.sqrt(3) * r, 1.5 * r
     qs = [q for q, _ in hexes.values()]
@@ -146,19 +156,11 @@ def hexmap(values: dict[str, float | None], names: dict[str, str], member: dict[
     cells = []
     for code, (q, rr) in sorted(hexes.items()):
         area = owner.get(code)
-        if area is None or area not in values:
+        if area is None or area not in p["fill"]:
             continue
         cx = (q - min(qs)) * w + (w / 2 if rr % 2 else 0) + w
         cy = (top - rr) * hgt + r + 30  # odd-r rows count up from the south
-        v = values[area]
-        tip = f"{names.get(area, area)} ({area}): {fmt(v) if v is not None else 'no value'} {unit}"
-        cells.append(f'<polygon points="{_hex_points(cx, cy, r * 0.98)}" data-area="{html.escape(area)}" '
-                     f'fill="{_colour(v, lo, hi, diverging)}"><title>{html.escape(tip)}</title></polygon>')
+        cells.append(_shape("polygon", f'points="{_hex_points(cx, cy, r * 0.98)}"', area, p))
     width = (max(qs) - min(qs) + 2) * w + w
     height = (top - min(rs) + 1) * hgt + r + 70
-    return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="0 0 {width:.0f} {height:.0f}" '
-            f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
-            f'<title>{html.escape(title)}</title><text x="10" y="18" class="t">{html.escape(title)}</text>'
-            f'<g class="areas" stroke="#ffffff" stroke-width="0.6">{"".join(cells)}</g>'
-            f'<g transform="translate(0,{height - 36:.0f})">{_legend(lo, hi, diverging, fmt, unit, 0, width, clipped)}'
-            f'</g></svg></figure>')
+    return _frame(map_id, f"0 0 {width:.0f} {height:.0f}", (10, 18), p, cells, 0.6, f"0,{height - 36:.0f}", width)

@@ -358,18 +358,18 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
     after = dict(last.select("area_code", (pl.col("distance_from_target") * 100).alias("d")).iter_rows())
     money = lambda v: gbp(v, 0)  # noqa: E731
     pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+    grant_ph = maps.paint(per_head, names, f"Grant {per}, {years[0]}", f"£ {per}", money, False)
+    against = maps.paint(ch, names, f"Allocation against today's funding uprated, {years[-1]}", f"£ {per}", money,
+                         True)
     figs = [
-        maps.geographic(per_head, names, member, f"Grant {per}, {years[0]}", f"£ {per}", money, False, "m1"),
-        maps.geographic(ch, names, member, f"Allocation against today's funding uprated, {years[-1]}", f"£ {per}",
-                        money, True, "m2"),
-        maps.geographic(before, names, member, "Distance from target before transition (today's funding)",
-                        "% of target", pct, True, "m3"),
-        maps.geographic(after, names, member, f"Distance from target after transition, {years[-1]}",
-                        "% of target", pct, True, "m4"),
-        maps.hexmap(ch, names, member, level, f"Allocation against today's funding uprated, {years[-1]} (hex "
-                    "cartogram)", f"£ {per}", money, True, "h1"),
-        maps.hexmap(per_head, names, member, level, f"Grant {per}, {years[0]} (hex cartogram)",
-                    f"£ {per}", money, False, "h2"),
+        maps.geographic(grant_ph, member, "m1"),
+        maps.geographic(against, member, "m2"),
+        maps.geographic(maps.paint(before, names, "Distance from target before transition (today's funding)",
+                                   "% of target", pct, True), member, "m3"),
+        maps.geographic(maps.paint(after, names, f"Distance from target after transition, {years[-1]}",
+                                   "% of target", pct, True), member, "m4"),
+        maps.hexmap({**against, "title": against["title"] + " (hex cartogram)"}, member, level, "h1"),
+        maps.hexmap({**grant_ph, "title": grant_ph["title"] + " (hex cartogram)"}, member, level, "h2"),
     ]
     return (maps.defs() + f'<h2>Maps</h2><p class="muted">{first.height:,} areas at level {html.escape(level)}; an '
             "area above lower tier is drawn as its member authorities. Hover for each area's value. Boundaries: "
