@@ -157,8 +157,8 @@ const COLUMNS = [  // [key, heading (or heading(response)), value(areas, t, i), 
   ['name', 'area', (a, t, i) => a.name[i] + ' (' + a.code[i] + ')', String],
   ['today', "today's funding (cash, base year)", (a, t, i) => a.today_cash[i], m],
   ['target', 'target', (a, t, i) => a.target[t][i], m],
-  ['dist0', 'distance from target, as shipped', (a, t, i) => a.distance_shipped[t][i], pct],
-  ['dist', 'distance from target, this scenario', (a, t, i) => a.distance[t][i], pct],
+  ['dist0', 'allocation\u2019s distance from target, as shipped', (a, t, i) => a.distance_shipped[t][i], pct],
+  ['dist', 'allocation\u2019s distance from target, this scenario', (a, t, i) => a.distance[t][i], pct],
   ['allocation', 'allocation', (a, t, i) => a.allocation[t][i], m],
   ['cash', 'allocation against today\u2019s funding (cash)', (a, t, i) => a.today_cash[i] === null ? null :
      a.allocation[t][i] - a.today_cash[i], m],
@@ -228,13 +228,26 @@ function drawMaps(frames){  // the version's maps, drawn once per version and le
   box.querySelectorAll('[data-area]').forEach((e) => e.addEventListener('click', () => {
     state.area = e.getAttribute('data-area'); loadWaterfall(); }));
 }
+function wrapTitle(t, title){  // as maps.wrap: at most two lines of data-chars characters, broken between words
+  const chars = Number(t.dataset.chars), lines = [''];
+  title.split(' ').forEach((w) => { const l = lines[lines.length - 1];
+    if (l && l.length + 1 + w.length > chars && lines.length < 2) lines.push(w);
+    else lines[lines.length - 1] = l ? l + ' ' + w : w; });
+  const spans = t.querySelectorAll('tspan');
+  lines.forEach((l, i) => { let s = spans[i];
+    if (!s) { s = document.createElementNS('http://www.w3.org/2000/svg', 'tspan');
+      s.setAttribute('x', t.getAttribute('x')); s.setAttribute('dy', '16'); t.append(s); }
+    s.textContent = l; });
+  for (let i = lines.length; i < spans.length; i++) spans[i].remove();
+}
 function paintMaps(paints, codes){  // colours, tooltips, legend ends and titles from the server (maps.paint)
   const pos = new Map(codes.map((c, i) => [c, i]));
   Object.entries(paints).forEach(([k, p]) => { const m = state.maps[k]; if (!m) return;
     m.shapes.forEach((s) => { const i = pos.get(s.code); if (i === undefined) return;
       if (s.fill !== p.fill[i]) { s.e.setAttribute('fill', p.fill[i]); s.fill = p.fill[i]; }
       if (s.tip) s.tip.textContent = p.tip[i]; });
-    m.svg.querySelector('text.t').textContent = p.title; m.svg.querySelector(':scope > title').textContent = p.title;
+    if (m.title !== p.title) { wrapTitle(m.svg.querySelector('text.t'), p.title); m.title = p.title; }
+    m.svg.querySelector(':scope > title').textContent = p.title;
     m.svg.setAttribute('aria-label', p.title);
     m.svg.querySelector('.legend .lo').textContent = p.low; m.svg.querySelector('.legend .hi').textContent = p.high;
     m.svg.querySelector('.legend .unit').textContent = p.unit; });

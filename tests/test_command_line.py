@@ -78,6 +78,13 @@ def test_excel_export_writes_booleans_readable_manifest_and_no_empty_columns(tmp
     assert "wp_general_acute" not in strings  # a version without NHS components: no empty columns
     assert "[{" not in strings and '{"' not in strings  # the manifest is rows, not raw JSON
     assert "inputs.0.file" in strings and "inputs.0.sha256" in strings
+    # headings say whom per head counts (this version: residents), and carry the data dictionary's words as notes
+    assert "grant_per_head\n(GBP per resident)" in strings and "population\n(residents)" in strings
+    assert "GBP per head" not in strings
+    with zipfile.ZipFile(tmp_path / "x" / "fundform.xlsx") as z:
+        notes = "".join(z.read(n).decode() for n in z.namelist() if "comments" in n)
+    assert "today&apos;s funding uprated uniformly to the year" in notes or \
+        "today's funding uprated uniformly to the year" in notes
     # reconciliation's `holds` column: Excel booleans (t="b"), not the number 1
     assert any(re.search(r't="b"><v>1</v>', x) for x in sheets.values())
 

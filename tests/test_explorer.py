@@ -453,3 +453,114 @@ def test_the_scenario_downloads_as_the_run_its_set_writes(client, bundled, fmt, 
         assert r.headers["content-disposition"].endswith('.xlsx"')
     bad = client.post("/api/download", json={"values": values, "format": "../../etc/passwd"})
     assert bad.status_code == 400 and "format" in bad.text
+
+
+def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundled):
+    """The explorer's words read against a run of the same scenario and of the version as shipped (the glossary of
+    tests/test_labels.py): the maps' titles, legends and every tooltip; each heading of the table of every area and
+    the rows it draws; the winners' and losers' title and column; the totals' headings; the path's points."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_labels import CLEAR, TIP, Tree, marks, near, title_of
+
+    sets = ("need.indicators.deprivation.elasticity=0.4",)
+    mine = compute(bundled, resolve_formula("fundform-needs", sets), RunParameters()).allocations
+    shipped = compute(bundled, resolve_formula("fundform-needs"), RunParameters()).allocations
+    year = mine["financial_year"].max()
+    pounds = lambda c: pl.col(c).cast(pl.Float64) / 100  # noqa: E731  (the run's money is integer pence)
+    a = mine.filter(pl.col("financial_year") == year).join(
+        shipped.filter(pl.col("financial_year") == year).select("area_code", grant_shipped="grant",
+                                                                 d_shipped="distance_from_target"), on="area_code")
+    fig = {r["area_code"]: r for r in a.select(
+        "area_code", "d_shipped", "distance_from_target", target=pounds("target_allocation"),
+        allocation=pounds("allocation"), grant=pounds("grant"), uprated=pounds("baseline"),
+        per_head=pounds("grant_per_head"), change=pounds("grant") - pounds("grant_shipped"),
+        change_ph=(pounds("grant") - pounds("grant_shipped")) / pl.col("population")).iter_rows(named=True)}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        _move(page, "need.indicators.deprivation.elasticity", "0.4", 2)
+        tree = Tree(page.content())
+        assert page.evaluate(CLEAR) == []  # the maps' and the path's words inside their pictures, none overlapping
+        browser.close()
+    svgs = {n.attrs.get("id"): n for n in tree.root.iter() if n.tag == "svg"}
+    per_area = {"grant: my change against the version as shipped": ("change_ph", "£ per resident"),
+                "allocation's distance from target": ("distance_from_target", "% of target")}
+    for map_id in ("x1", "x2", "x3"):
+        title = title_of(svgs[map_id])
+        (phrase,) = [p for p in per_area if p in title.lower().replace("’", "'")]
+        key, unit = per_area[phrase]
+        assert year in title and next(t.text() for t in svgs[map_id].iter() if "unit" in t.classes()) == unit
+        for _, tip in marks(svgs[map_id]):
+            m = TIP.fullmatch(tip)
+            assert m["unit"] == unit, tip
+            near(m["value"], fig[m["code"]][key] * (100 if unit.startswith("%") else 1), f"{title}: {tip}")
+    # the table of every area: each heading's figure in the rows drawn
+    cells = {  # heading -> the figure, from the two runs (pounds; the table shows £m and %)
+        "target": lambda r: r["target"] / 1e6,
+        "allocation's distance from target, as shipped": lambda r: r["d_shipped"] * 100,
+        "allocation's distance from target, this scenario": lambda r: r["distance_from_target"] * 100,
+        "allocation": lambda r: r["allocation"] / 1e6,
+        "allocation against today's funding uprated": lambda r: (r["allocation"] - r["uprated"]) / 1e6,
+        "grant": lambda r: r["grant"] / 1e6, "grant per resident (£)": lambda r: r["per_head"],
+        "grant: change from the version as shipped": lambda r: r["change"] / 1e6}
+    table = next(n for n in tree.root.iter() if n.attrs.get("id") == "all-areas")
+    heads = [th.text().rstrip(" ▲▼").replace("’", "'") for th in table.iter() if th.tag == "th"]
+    assert heads == ["area", "today's funding (cash, base year)", *list(cells)[:4],
+                     "allocation against today's funding (cash)", *list(cells)[4:]], heads
+    rows = [tr for tr in table.iter() if tr.tag == "tr" and "data-area" in tr.attrs]
+    assert len(rows) >= 10
+    for tr in rows:
+        shown = dict(zip(heads, [td.text() for td in tr.children if td.tag == "td"]))
+        r = fig[tr.attrs["data-area"]]
+        for head, f in cells.items():
+            near(shown[head].rstrip("m"), f(r), f"{head}, {tr.attrs['data-area']}")
+        cash = number_or_none(shown["today's funding (cash, base year)"])
+        if cash is not None:  # the cash change is the allocation against the cash shown, not the uprated
+            change = number_or_none(shown["allocation against today's funding (cash)"])
+            assert abs(change - (r["allocation"] / 1e6 - cash)) <= 0.1 + 1e-9  # two figures each shown to £0.1m
+            assert abs(change - (r["allocation"] - r["uprated"]) / 1e6) > 0.1  # and not the uprated one
+    # winners and losers: the title names the measure; the column is my change per resident
+    movers = next(n for n in tree.root.iter() if n.attrs.get("id") == "movers-title").text()
+    assert movers == f"Who gains and who loses, {year}: grant: my change against the version as shipped, £ per resident"
+    for tid in ("winners", "losers"):
+        t = next(n for n in tree.root.iter() if n.attrs.get("id") == tid)
+        trs = [tr for tr in t.iter() if tr.tag == "tr"]
+        assert [c.text() for c in trs[0].children] == [
+            "area", "grant: my change against the version as shipped (£ per resident)",
+            "allocation’s distance from target"]
+        for tr in trs[1:]:
+            name, change, dist = (c.text() for c in tr.children)
+            code = name.rsplit("(", 1)[1].rstrip(")")
+            near(change, fig[code]["change_ph"], f"{tid}: {name}")
+            near(dist.rstrip("%"), fig[code]["distance_from_target"] * 100, f"{tid}: {name}")
+    # the totals: each heading's sum, each year
+    totals = next(n for n in tree.root.iter() if n.attrs.get("id") == "totals")
+    trs = [tr for tr in totals.iter() if tr.tag == "tr"]
+    assert [c.text() for c in trs[0].children] == ["year", "target", "allocation", "grant, this scenario",
+                                                   "grant, as shipped", "difference", "residents"]
+    sums = mine.group_by("financial_year").agg(pounds("target_allocation").sum(), pounds("allocation").sum(),
+                                               pounds("grant").sum(), pl.col("population").sum()).join(
+        shipped.group_by("financial_year").agg(shipped=pounds("grant").sum()), on="financial_year")
+    by_year = {r["financial_year"]: r for r in sums.iter_rows(named=True)}
+    for tr in trs[1:]:
+        y, target, alloc, grant, grant0, diff, people = (c.text() for c in tr.children)
+        r = by_year[y]
+        for s, v in ((target, r["target_allocation"]), (alloc, r["allocation"]), (grant, r["grant"]),
+                     (grant0, r["shipped"]), (diff, r["grant"] - r["shipped"]), (people, r["population"])):
+            near(s, v, f"totals {y}")
+    # the path: its title says cash, its points the scenario's total grant each year
+    path = svgs["pathchart"]
+    assert "Total grant by year (cash)" in next(t.text() for t in path.iter() if "t" in t.classes())
+    for _, tip in marks(path):
+        y, shown = tip.split(": ")
+        near(shown, by_year[y]["grant"], f"path {y}")
+
+
+def number_or_none(text: str) -> float | None:
+    from tests.test_labels import number
+
+    return None if not text.strip() else number(text.rstrip("m"))[0]

@@ -78,6 +78,7 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     head = wb.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1, "text_wrap": True, "valign": "top"})
     gbp = wb.add_format({"num_format": "£#,##0.00;[Red]-£#,##0.00"})
     num = wb.add_format({"num_format": "#,##0.######"})
+    people, person = _population_of(tables)
     for name, path in tables.items():
         table = pq.read_table(path)
         frame = pl.from_arrow(table)
@@ -89,7 +90,14 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
         ws = wb.add_worksheet(name[:31])
         for j, field in enumerate(table.schema):
             unit = (field.metadata or {}).get(b"unit", b"").decode()
+            if unit == "GBP per head":  # the run's own people: per resident or per registered patient
+                unit = f"GBP per {person}"
+            elif field.name == "population" and unit == "persons":
+                unit = people
             ws.write(0, j, f"{field.name}\n({unit})" if unit else field.name, head)
+            description = (field.metadata or {}).get(b"description", b"").decode()
+            if description:  # the data dictionary's words on the heading, as a note
+                ws.write_comment(0, j, description, {"x_scale": 2, "y_scale": 1.2})
             money = field.type == MONEY
             ws.set_column(j, j, 16 if money else max(10, min(40, len(field.name) + 2)), gbp if money else None)
             values = frame[field.name].to_list()
@@ -120,6 +128,17 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     ws.set_column(1, 1, 90)
     wb.close()
     return buf.getvalue()
+
+
+def _population_of(tables: dict[str, Path]) -> tuple[str, str]:
+    """Whom the run counts: registered patients where its need is practice-based (need.parquet's NHS weighted
+    populations hold values), else residents."""
+    need = tables.get("need")
+    if need is not None:
+        frame = pl.read_parquet(need)
+        if any(c.startswith("wp_") and frame[c].null_count() < frame.height for c in frame.columns):
+            return "registered patients", "registered patient"
+    return "residents", "resident"
 
 
 def export_hive(run_dir: Path, dataset: Path) -> list[Path]:

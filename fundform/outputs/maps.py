@@ -117,12 +117,30 @@ def _shape(tag: str, geometry: str, area: str, p: dict) -> str:
             f'<title>{html.escape(p["tip"][area])}</title></{tag}>')
 
 
+TITLE_LINE = 16  # a map's title may take two lines of this height, above the map
+
+
+def wrap(title: str, chars: int) -> list[str]:
+    """A title in at most two lines of about `chars` characters, broken between words (the page's script breaks a
+    repainted title the same way: explorer_page.py, wrapTitle)."""
+    words, lines = title.split(" "), [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > chars and len(lines) < 2:
+            lines.append(w)
+        else:
+            lines[-1] = f"{lines[-1]} {w}" if lines[-1] else w
+    return lines
+
+
 def _frame(map_id: str, viewbox: str, title_at: tuple[float, float], p: dict, shapes: list[str], stroke: float,
            legend_at: str, width: float) -> str:
+    chars = int(width / 8)  # a 14px bold title: about 8 units a character
+    lines = "".join(f'<tspan x="{title_at[0]}" dy="{0 if i == 0 else TITLE_LINE}">{html.escape(line)}</tspan>'
+                    for i, line in enumerate(wrap(p["title"], chars)))
     return (f'<figure class="map"><svg class="chart mapsvg" id="{map_id}" viewBox="{viewbox}" '
             f'role="img" aria-label="{html.escape(p["title"])}" xmlns="http://www.w3.org/2000/svg">'
             f'<title>{html.escape(p["title"])}</title>'
-            f'<text x="{title_at[0]}" y="{title_at[1]}" class="t">{html.escape(p["title"])}</text>'
+            f'<text x="{title_at[0]}" y="{title_at[1]}" class="t" data-chars="{chars}">{lines}</text>'
             f'<g class="areas" stroke="#ffffff" stroke-width="{stroke}">{"".join(shapes)}</g>'
             f'<g transform="translate({legend_at})">{_legend(p, width)}</g></svg></figure>')
 
@@ -132,7 +150,8 @@ def geographic(p: dict, member: dict[str, str], map_id: str) -> str:
     vb = _load("ltla.json")["viewBox"]
     uses = [_shape("use", f'href="#ltla-{html.escape(ltla)}"', area, p)
             for ltla, area in sorted(member.items()) if area in p["fill"]]
-    return _frame(map_id, f"{vb[0]} {vb[1] - 30} {vb[2]} {vb[3] + 50}", (vb[0] + 10, vb[1] - 12), p, uses, 0.25,
+    return _frame(map_id, f"{vb[0]} {vb[1] - 30 - TITLE_LINE} {vb[2]} {vb[3] + 50 + TITLE_LINE}",
+                  (vb[0] + 10, vb[1] - 12 - TITLE_LINE), p, uses, 0.25,
                   f"{vb[0]},{vb[1] + vb[3] - 10}", vb[2])
 
 
@@ -159,8 +178,8 @@ def hexmap(p: dict, member: dict[str, str], level: str, map_id: str) -> str:
         if area is None or area not in p["fill"]:
             continue
         cx = (q - min(qs)) * w + (w / 2 if rr % 2 else 0) + w
-        cy = (top - rr) * hgt + r + 30  # odd-r rows count up from the south
+        cy = (top - rr) * hgt + r + 30 + TITLE_LINE  # odd-r rows count up from the south
         cells.append(_shape("polygon", f'points="{_hex_points(cx, cy, r * 0.98)}"', area, p))
     width = (max(qs) - min(qs) + 2) * w + w
-    height = (top - min(rs) + 1) * hgt + r + 70
+    height = (top - min(rs) + 1) * hgt + r + 70 + TITLE_LINE
     return _frame(map_id, f"0 0 {width:.0f} {height:.0f}", (10, 18), p, cells, 0.6, f"0,{height - 36:.0f}", width)

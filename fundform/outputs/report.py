@@ -16,7 +16,7 @@ import polars as pl
 from fundform.failpoints import failpoint
 from fundform.outputs.text import gbp
 
-W, H, PAD = 640, 360, 56
+W, H, PAD = 640, 360, 64  # PAD: the left margin holds the axis title (x 4-16) and tick labels (x 20-60)
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
 
 
@@ -115,7 +115,7 @@ def _empty(title: str, chart_id: str) -> str:
                                   'show for this run</text>'], chart_id)
 
 
-def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> str:
+def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id, fmt=short_number) -> str:
     allv = np.concatenate([np.asarray(v, float) for v in series.values()])
     if not allv.size:
         return _empty(title, chart_id)
@@ -128,6 +128,8 @@ def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id) -> s
         c = [BLUE, ORANGE, GREY][k % 3]
         pts = " ".join(f"{sx(i):.1f},{sy(v):.1f}" for i, v in enumerate(vals))
         body.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2.5"/>')
+        body += [f'<circle cx="{sx(i):.1f}" cy="{sy(v):.1f}" r="3" fill="{c}"><title>{html.escape(name)}, '
+                 f'{html.escape(str(xlabels[i]))}: {html.escape(fmt(v))}</title></circle>' for i, v in enumerate(vals)]
         body.append(f'<text x="{W - 190}" y="{40 + 16 * k}" class="k" style="fill:{c}">&#9632; '
                     f'{html.escape(name)}</text>')
     return frame_svg(title, "financial year", ylabel, body, chart_id)
@@ -150,10 +152,20 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
         for i, n in enumerate(c):
             x0, x1 = sx(edges[i]), sx(edges[i + 1])
             body.append(f'<rect x="{x0:.1f}" y="{sy(n):.1f}" width="{max(x1 - x0 - 1, 1):.1f}" '
-                        f'height="{sy(0) - sy(n):.1f}" fill="{col}" fill-opacity="0.55"/>')
-        body.append(f'<text x="{W - 210}" y="{40 + 16 * k}" class="k" style="fill:{col}">&#9632; '
+                        f'height="{sy(0) - sy(n):.1f}" fill="{col}" fill-opacity="0.55"><title>{html.escape(name)}: '
+                        f'{n} area{"" if n == 1 else "s"} {_bin(edges, i)}</title></rect>')
+        body.append(f'<text x="{PAD + 12}" y="{40 + 16 * k}" class="k" style="fill:{col}">&#9632; '
                     f'{html.escape(name)}</text>')
     return frame_svg(title, xlabel, "areas", body, chart_id)
+
+
+def _bin(edges, i: int) -> str:
+    """A histogram bar's span in words; the end bars hold every value beyond them."""
+    if i == 0:
+        return f"below {edges[1]:+.2%}"
+    if i == len(edges) - 2:
+        return f"at {edges[i]:+.2%} or above"
+    return f"from {edges[i]:+.2%} to below {edges[i + 1]:+.2%}"
 
 
 def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
@@ -240,57 +252,62 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
     practice = need is not None and any(c.startswith("wp_") and need[c].null_count() < need.height
                                         for c in need.columns)
     per = "per registered patient" if practice else "per resident"  # the population the version counts
+    people = "registered patients" if practice else "residents"
     change = last.with_columns(ch=(pl.col("allocation") - pl.col("baseline")) / pl.col("population")).sort("ch")
     area_code = area or change["area_code"][-1]
     wf = w.filter((pl.col("area_code") == area_code) & (pl.col("financial_year") == years[0])).sort("step_order")
     charts = [
         scatter(first["need_index"], first["grant_per_head"], first["area_name"],
-                f"Need index and grant per head, {years[0]}", "need index (1 = England)", "grant per head (£)", "c1"),
-        histograms({"before transition (today's funding)": ((first["baseline"] - first["target_allocation"])
-                                                             / first["target_allocation"]).to_numpy(),
-                    f"after transition ({years[-1]})": last["distance_from_target"].to_numpy()},
-                   "Distance from target, before and after transition", "distance from target", "c2"),
+                f"Need index and grant {per}, {years[0]}", "need index (1 = England)", f"grant {per} (£)", "c1"),
+        histograms({f"distance from target of today's funding uprated, {years[0]} (before transition)": (
+                        (first["baseline"] - first["target_allocation"]) / first["target_allocation"]).to_numpy(),
+                    f"allocation's distance from target, {years[-1]} (after transition)":
+                        last["distance_from_target"].to_numpy()},
+                   "Distance from target, before and after transition", "distance from target (% of target)", "c2"),
         lines(years, {"grant (cash)": per_year["grant"].to_list(), f"grant ({pb} prices)": per_year["grant_real"]
-                      .to_list()}, "The five-year path: total grant", "£", "c3"),
+                      .to_list()}, f"The {len(years)}-year path: total grant", "£", "c3"),
         bars(wf["step"].to_list(), wf["amount"].to_list(),
-             f"Waterfall: {wf['area_name'][0] if wf.height else area_code}, {years[0]}", "step", "£", "c5"),
+             f"Waterfall: {wf['area_name'][0] if wf.height else area_code}, {years[0]}", "step",
+             "£ (cash) the step adds", "c5"),
     ]
     if comparison is not None:
         dec = comparison.filter(pl.col("financial_year") == years[-1]).group_by("imd_decile").agg(
-            (pl.col("change").sum() / pl.col("population").sum()).alias("pp")).sort("imd_decile")
+            (pl.col("change").sum() / 100 / pl.col("population").sum()).alias("pp")).sort("imd_decile")  # pence
         charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
-                              f"Winners and losers of the comparison by deprivation decile, {years[-1]}",
-                              "deprivation decile (D1 most deprived)", "change per head (£)", "c4"))
+                              f"Change in grant from the compared run to this one, {years[-1]}, by deprivation "
+                              "decile",
+                              "deprivation decile (D1 most deprived)", f"change in grant {per} (£)", "c4"))
     elif deciles is not None and change.join(deciles, on="area_code").height == change.height:
         dec = change.join(deciles, on="area_code").group_by("imd_decile").agg(
             ((pl.col("allocation") - pl.col("baseline")).sum() / pl.col("population").sum()).alias("pp")
         ).sort("imd_decile")
         charts.insert(3, bars([f"D{d}" for d in dec["imd_decile"]], dec["pp"].to_list(),
                               f"Allocation against today's funding uprated, {years[-1]}, by deprivation decile",
-                              "deprivation decile (D1 most deprived)", f"change {per} (£)", "c4"))
+                              "deprivation decile (D1 most deprived)", f"£ {per}", "c4"))
     else:
         top = pl.concat([change.head(8), change.tail(8)])
         charts.insert(3, bars(top["area_name"].to_list(), top["ch"].to_list(),
                               f"Biggest losers and gainers: allocation against today's funding uprated, "
-                              f"{years[-1]}", "area", f"change {per} (£)", "c4"))
+                              f"{years[-1]}", "area", f"£ {per}", "c4"))
     if sweep_dir is not None:
         sw = pl.read_parquet(Path(sweep_dir) / "sweep.parquet")
         sm = json.loads((Path(sweep_dir) / "manifest.json").read_text())
         fin = sw.filter(pl.col("financial_year") == sw["financial_year"].max()).join(
             last.select("area_code", "population"), on="area_code", how="inner")
-        per = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
-        charts.append(ranges(per("grant_p5"), per("grant_median"), per("grant_p95"), fin["area_name"].to_list(),
-                             f"Sweep of {sm['scenarios']:,} scenarios: grant per head, 5th to 95th percentile, "
-                             f"{fin['financial_year'][0]}", "grant per head (£)", "c6"))
+        head = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
+        charts.append(ranges(head("grant_p5"), head("grant_median"), head("grant_p95"), fin["area_name"].to_list(),
+                             f"Sweep of {sm['scenarios']:,} scenarios: grant {per}, 5th to 95th percentile, "
+                             f"{fin['financial_year'][0]}", f"grant {per} (£)", "c6"))
     if len(years) > 1:  # why shares move within the settlement: each year's residents and targets
-        charts.append(lines(years, {"residents": per_year["population"].to_list()},
-                            "Population by year (each year's need and targets use that year's)", "persons", "c7"))
+        charts.append(lines(years, {people: per_year["population"].to_list()},
+                            f"{people.capitalize()} by year (each year's need and targets use that year's)",
+                            "persons", "c7", fmt=lambda v: f"{v:,.0f}"))
     maps_html = _maps(first, last, change, member, years, per)
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
              (f"grant {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
              (f"grant {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
              (f"grant {years[-1]}, {pb} prices", f"{gbp(last['grant_real'].sum() / 1e9)}bn"),
-             (f"population {years[0]} to {years[-1]}", f"{first['population'].sum() / 1e6:,.2f}m to "
+             (f"{people} {years[0]} to {years[-1]}", f"{first['population'].sum() / 1e6:,.2f}m to "
               f"{last['population'].sum() / 1e6:,.2f}m"),
              ("areas at a floor, first year", str(per_year["floor"][0])),
              ("reconciliation", "all identities hold" if pl.read_parquet(run_dir / "reconciliation.parquet")
@@ -330,9 +347,9 @@ unless marked; real terms at {html.escape(str(pb))} prices.</p>
 <h2>Charts</h2><div class="charts">{''.join(charts)}</div>
 <h2>Areas, {years[-1]}</h2><p class="filter"><label>Filter areas <input id="filter" type="search"
 placeholder="name or code"></label> <span class="muted">Click a column heading to sort.</span></p>
-<div class="scroll"><table id="areas"><thead><tr><th>area</th><th>population</th><th>population growth since {years[0]}</th>
+<div class="scroll"><table id="areas"><thead><tr><th>area</th><th>{people}</th><th>growth in {people} since {years[0]}</th>
 <th>target {years[0]}</th><th>target share change since {years[0]}</th><th>need index</th><th>target</th>
-<th>allocation</th><th>distance from target</th><th>bound</th><th>grant</th><th>grant per head</th></tr></thead>
+<th>allocation</th><th>allocation's distance from target</th><th>bound</th><th>grant</th><th>grant {per}</th></tr></thead>
 <tbody>{rows}</tbody></table></div>{assumptions}
 <p class="muted">Generated by fundform from {html.escape(run_dir.name)}; every figure is in the run's Parquet outputs, whose
 schema is in docs/output-schema.md.</p>{CHECK}</body></html>
@@ -364,9 +381,9 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
     figs = [
         maps.geographic(grant_ph, member, "m1"),
         maps.geographic(against, member, "m2"),
-        maps.geographic(maps.paint(before, names, "Distance from target before transition (today's funding)",
+        maps.geographic(maps.paint(before, names, f"Distance from target of today's funding uprated, {years[0]} (before transition)",
                                    "% of target", pct, True), member, "m3"),
-        maps.geographic(maps.paint(after, names, f"Distance from target after transition, {years[-1]}",
+        maps.geographic(maps.paint(after, names, f"Allocation's distance from target, {years[-1]} (after transition)",
                                    "% of target", pct, True), member, "m4"),
         maps.hexmap({**against, "title": against["title"] + " (hex cartogram)"}, member, level, "h1"),
         maps.hexmap({**grant_ph, "title": grant_ph["title"] + " (hex cartogram)"}, member, level, "h2"),
