@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.7.0"  # 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+SCHEMA_VERSION = "1.7.1"  # 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
 # 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
@@ -84,7 +84,8 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
     money("spending_power", "grant + local_yield: what the area has to spend (it keeps what it raises above the "
           "notional level)"),
     money("grant_real", "grant at the run's price base year, deflated by the run's index", real=True),
-    money("grant_per_head", "grant / population, rounded to the penny", unit="GBP per head"),
+    money("grant_per_head", "grant / population, rounded to the penny: per resident, or per registered patient "
+          "where need is practice-based (as population)", unit="GBP per head"),
 )
 
 NEED: tuple[OutputColumn, ...] = (
@@ -152,7 +153,8 @@ COMPARE: tuple[OutputColumn, ...] = (
     OutputColumn("imd_decile", pa.int32(), "decile", "deprivation decile of the area (1 = most deprived; "
                  "population-weighted IMD score)", nullable=True),
     money("change", "grant_b - grant_a"),
-    money("change_per_head", "change / population, to the penny", unit="GBP per head"),
+    money("change_per_head", "change / population (run A's: residents, or registered patients where need is "
+          "practice-based), to the penny", unit="GBP per head"),
     OutputColumn("change_pct", pa.float64(), "percent", "change / |grant_a| x 100"),
     OutputColumn("share_a", pa.float64(), "ratio", "the area's share of all grants in run A that year"),
     OutputColumn("share_b", pa.float64(), "ratio", "the area's share of all grants in run B that year"),
