@@ -28,7 +28,7 @@ gap:1rem}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:.85rem}td,th{padding:.2rem .4rem;border-bottom:1px solid #eee;
 text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left;white-space:normal}
-th{background:#f4f5f7;font-weight:600}th.sort{cursor:pointer}figure{margin:0}svg.chart{width:100%;height:auto}
+th{background:#f4f5f7;font-weight:600;white-space:normal;vertical-align:bottom}th.sort{cursor:pointer}figure{margin:0}svg.chart{width:100%;height:auto}
 svg .t{font-size:13px;font-weight:600}svg .k{font-size:10px}#status{font-size:.85rem}
 button{font-size:.85rem;margin:.3rem .3rem 0 0}pre{white-space:pre-wrap;word-break:break-all;font-size:.75rem;
 background:#f3f3f3;padding:.5rem}
