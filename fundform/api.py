@@ -198,6 +198,7 @@ class Comparison:
     a: str
     b: str
     table: pl.DataFrame
+    per: str = "per resident"  # whom side A's population counts: per resident, or per registered patient
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -243,6 +244,7 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
     from fundform.formula.scenario import resolve_formula
     from fundform.outputs import compare as cmp
     from fundform.outputs.schema import ALLOCATIONS
+    from fundform.outputs.text import population_words
     from fundform.outputs.write import to_arrow
     from fundform.pipeline import compute
     from fundform.runs import checked_dataset, plan_run
@@ -256,25 +258,26 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
         s = load_settings(Path(options["config"]) if options.get("config") else None,
                           data_dir=Path(options["data"]) if options.get("data") else None)
 
-    def allocations(x, folder: Path | None) -> pl.DataFrame:
+    def side(x, folder: Path | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        """A side's allocations and need (whom its population counts)."""
         nonlocal data
         if isinstance(x, Run):
-            return x.allocations
+            return x.allocations, x.need
+        if folder is None:
+            plan = plan_run(str(x), s.data_dir, params, sets, index_files)
+            folder = _recorded(plan.run_id, s.out_root)
         if folder is not None:
-            return pl.read_parquet(folder / "allocations.parquet")
-        plan = plan_run(str(x), s.data_dir, params, sets, index_files)
-        again = _recorded(plan.run_id, s.out_root)
-        if again is not None:
-            return pl.read_parquet(again / "allocations.parquet")
+            need = folder / "need.parquet"
+            return pl.read_parquet(folder / "allocations.parquet"), pl.read_parquet(need) if need.exists() else None
         data = data or checked_dataset(s.data_dir, params.allow_implausible)
         result = compute(data, resolve_formula(str(x), sets, index_files=index_files), params)
-        return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {}))
+        return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), result.need
 
-    alloc_a, alloc_b = (allocations(x, w) for x, w in zip((a, b), written))
+    (alloc_a, need_a), (alloc_b, _) = (side(x, w) for x, w in zip((a, b), written))
     data = data or checked_dataset(s.data_dir)
-    deciles = cmp.deprivation_deciles(data, alloc_a["area_level"][0])
+    deciles = cmp.deprivation_deciles(data, alloc_a["area_level"][0], alloc_a["area_code"].unique().to_list())
     name = lambda x: x.run_id if isinstance(x, Run) else str(x)  # noqa: E731
-    return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles))
+    return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles), population_words(need_a)[1])
 
 
 def compare(a: Run | str, b: Run | str, **options) -> pl.DataFrame:

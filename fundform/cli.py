@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from fundform import __version__
 from fundform.errors import FundformError, InvalidInput, UsageProblem
-from fundform.outputs.text import gbp, gbp_bn, gbp_pence
+from fundform.outputs.text import gbp, gbp_bn, gbp_m, gbp_pence
 from fundform.paths import PROJECT_ROOT
 
 
@@ -750,7 +750,7 @@ def compare_cmd(
     try:
         c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
                        index=_index_files(index), config=config)
-        table = c.table
+        table, per = c.table, c.per  # per: side A's population, per resident or per registered patient
         summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
         change = "change_in_split" if shares else "change"
         safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
@@ -764,7 +764,8 @@ def compare_cmd(
     movers = table.filter(pl.col("financial_year") == last).with_columns(
         moved=pl.col(change), moved_per_head=(pl.col(change) / pl.col("population")).round(0)).sort("moved_per_head")
     if json_out:
-        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "measure": change, "summary": summ.to_dicts(),
+        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "measure": change, "per": per,
+                                   "summary": summ.to_dicts(),
                                    "deciles": dec.to_dicts(),
                                    "biggest_gains": movers.tail(5).reverse().to_dicts(),
                                    "biggest_losses": movers.head(5).to_dicts()}, default=str))
@@ -778,19 +779,22 @@ def compare_cmd(
         t.add_row(r["financial_year"], str(r["winners"]), gbp_bn(r['gains']), str(r["losers"]),
                   gbp_bn(r['losses']), gbp_bn(r['change_in_total']))
     out.print(t)
-    t = Table(title=f"Change per head of population by deprivation decile, {last} (1 = most deprived; {what})")
-    for c in ["decile", "areas", "change per head"]:
-        t.add_column(c, justify="right")
+    t = Table(title=f"Change {per} by deprivation decile, {last} (1 = most deprived; {what})")
+    for c_ in ["decile", "areas", f"change {per}"]:
+        t.add_column(c_, justify="right")
     for r in dec.filter(pl.col("financial_year") == last).iter_rows(named=True):
         t.add_row(str(r["imd_decile"]), str(r["areas"]), gbp(r['change_per_head']))
+    unscored = table.filter((pl.col("financial_year") == last) & pl.col("imd_decile").is_null()).height
+    if unscored:
+        t.caption = f"{unscored} area(s) have no deprivation score in the dataset and are not in this table"
     out.print(t)
-    for title, frame in [("Biggest gains per head", movers.tail(5).reverse()), ("Biggest losses per head",
-                                                                                 movers.head(5))]:
+    for title, frame in [(f"Biggest gains {per}", movers.tail(5).reverse()), (f"Biggest losses {per}",
+                                                                               movers.head(5))]:
         t = Table(title=f"{title}, {last} ({what})")
-        for c in ["area", "change per head", "change", "change, % of A's grant"]:
-            t.add_column(c, justify="left" if c == "area" else "right")
+        for c_ in ["area", f"change {per}", "change", "change, % of A's grant"]:
+            t.add_column(c_, justify="left" if c_ == "area" else "right")
         for r in frame.iter_rows(named=True):
-            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['moved_per_head']), gbp_bn(r["moved"]),
+            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['moved_per_head']), gbp_m(r["moved"]),
                       f"{r['moved'] / abs(r['grant_a']) * 100:+.2f}%" if r["grant_a"] else "n/a")
         out.print(t)
     out.print(f"comparison written to {target}")
@@ -929,7 +933,7 @@ def _write_report(run_ref, out_file, compare_with, area, data, quiet=False, swee
         dataset = None
         try:
             dataset = checked_dataset(data or default_data_dir())
-            deciles = cmp.deprivation_deciles(dataset, level)
+            deciles = cmp.deprivation_deciles(dataset, level, alloc["area_code"].unique().to_list())
         except FundformError:
             deciles = None
         member = _membership(dataset, level, deal_file, alloc["area_code"].unique().to_list())

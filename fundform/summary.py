@@ -6,6 +6,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from fundform.outputs import text
 from fundform.outputs.text import gbp, gbp_bn
 from fundform.pipeline import RunResult
 
@@ -21,11 +22,8 @@ def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def population_words(result: RunResult) -> tuple[str, str]:
-    """What the run's population is: NHS England's registered patients where need is the practices' weighted
-    populations, residents otherwise ("registered patients", "per registered patient")."""
-    need = result.need
-    practices = any(c.startswith("wp_") and need[c].null_count() < need.height for c in need.columns)
-    return ("registered patients", "per registered patient") if practices else ("residents", "per resident")
+    """Whom the run counts ("registered patients", "per registered patient" or residents): outputs.text."""
+    return text.population_words(result.need)
 
 
 def print_summary(result: RunResult, console: Console) -> None:

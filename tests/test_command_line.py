@@ -306,6 +306,24 @@ def test_compare_shares_separates_the_split_from_the_size_of_the_pot(tmp_path):
     assert ((t["grant_b_at_a_total"].cast(pl.Float64) - t["share_b"] * float(t["grant_a"].sum())).abs() <= 0.01).all()
 
 
+def test_compare_on_merged_icbs_puts_every_icb_in_a_decile_and_counts_registered_patients(tmp_path):
+    """NHS England's 2026 round is on ICBs the boundary lookup predates (mergers): each gets its deprivation score
+    through the dataset's ICB changes, so the decile table holds all 36 (it left 6 out, unsaid); per head is per
+    registered patient; an area's change is in millions, signed (no '£0.000bn')."""
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('extends = "nhs-icb-2026"\ntransition.max_gain = 0.02\n')
+    r = runner.invoke(app, ["compare", "nhs-icb-2026", str(scenario), "--json", "--out", str(tmp_path / "c.pq")])
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.output)
+    last = [d for d in j["deciles"] if d["financial_year"] == "2028/29"]
+    assert j["per"] == "per registered patient"
+    assert sum(d["areas"] for d in last) == 36 and sorted(d["imd_decile"] for d in last) == list(range(1, 11))
+    text = runner.invoke(app, ["compare", "nhs-icb-2026", str(scenario), "--out", str(tmp_path / "c2.pq")]).output
+    assert "change per registered patient" in text and "per head" not in text
+    movers = [ln for ln in text.splitlines() if " ICB (" in ln]
+    assert len(movers) == 10 and all(re.search(r"│ +-?£\d+\.\dm │", ln) for ln in movers), movers
+
+
 def test_explain_bridges_from_todays_funding_names_growth_and_skips_steps_that_move_nothing():
     r = runner.invoke(app, ["explain", "Lincoln", "--years", "2"])
     assert r.exit_code == 0, r.output

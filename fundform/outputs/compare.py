@@ -16,14 +16,26 @@ from fundform.numeric import fixed_sum
 from fundform.settlement.money import apportion
 
 
-def deprivation_deciles(data: Dataset, level: str) -> pl.DataFrame:
-    """Each area's population-weighted IMD average score at the level, and its decile (1 = most deprived)."""
+def deprivation_deciles(data: Dataset, level: str, codes: list[str] | None = None) -> pl.DataFrame:
+    """Each area's population-weighted IMD average score at the level, and its decile (1 = most deprived), ranked
+    among `codes` (the run's areas) when given. A run on ICBs that the lookup predates (NHS England's 2026 mergers)
+    gets its ICBs' scores through the dataset's ICB changes, each old ICB's population and weighted score carried
+    by its share. An area without a score (a deal area the dataset does not know) has no decile: the tables by
+    decile say how many areas they leave out."""
     pop = data.reference_year().lazy("population").group_by("area_code").agg(
         population=fixed_sum(pl.col("population")))
     ltla = pop.join(data.lazy("deprivation"), on="area_code").select(
         "area_code", "population", weighted=pl.col("imd_average_score") * pl.col("population"))
     lvl = roll_up(ltla, data.lazy("area_lookup"), level, ["population", "weighted"]).collect()
-    return lvl.select("area_code", imd_score=pl.col("weighted") / pl.col("population")).with_columns(
+    if codes is not None:
+        changes = data.tables.get("icb_changes")
+        if level == "icb" and not set(codes) <= set(lvl["area_code"]) and changes is not None and changes.height:
+            lvl = lvl.join(changes.select("old_code", "new_code", "share"), left_on="area_code",
+                           right_on="old_code").group_by(area_code="new_code").agg(
+                population=(pl.col("population") * pl.col("share")).sum(),
+                weighted=(pl.col("weighted") * pl.col("share")).sum())
+        lvl = lvl.filter(pl.col("area_code").is_in(list(codes)))
+    return lvl.sort("area_code").select("area_code", imd_score=pl.col("weighted") / pl.col("population")).with_columns(
         imd_decile=((pl.col("imd_score").rank("ordinal", descending=True) - 1) * 10 // pl.len() + 1).cast(pl.Int32))
 
 

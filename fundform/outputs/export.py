@@ -133,12 +133,10 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
 def _population_of(tables: dict[str, Path]) -> tuple[str, str]:
     """Whom the run counts: registered patients where its need is practice-based (need.parquet's NHS weighted
     populations hold values), else residents."""
-    need = tables.get("need")
-    if need is not None:
-        frame = pl.read_parquet(need)
-        if any(c.startswith("wp_") and frame[c].null_count() < frame.height for c in frame.columns):
-            return "registered patients", "registered patient"
-    return "residents", "resident"
+    from fundform.outputs.text import population_words
+
+    people, per = population_words(pl.read_parquet(tables["need"]) if "need" in tables else None)
+    return people, per.removeprefix("per ")
 
 
 def export_hive(run_dir: Path, dataset: Path) -> list[Path]:

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from fundform.failpoints import failpoint
-from fundform.outputs.text import gbp
+from fundform.outputs.text import gbp, population_words
 
 W, H, PAD = 640, 360, 64  # PAD: the left margin holds the axis title (x 4-16) and tick labels (x 20-60)
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
@@ -249,10 +249,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
     pb = m["parameters"]["price_base_year"]
     need_file = run_dir / "need.parquet"
     need = pl.read_parquet(need_file) if need_file.exists() else None
-    practice = need is not None and any(c.startswith("wp_") and need[c].null_count() < need.height
-                                        for c in need.columns)
-    per = "per registered patient" if practice else "per resident"  # the population the version counts
-    people = "registered patients" if practice else "residents"
+    people, per = population_words(need)  # whom the version counts
     change = last.with_columns(ch=(pl.col("allocation") - pl.col("baseline")) / pl.col("population")).sort("ch")
     area_code = area or change["area_code"][-1]
     wf = w.filter((pl.col("area_code") == area_code) & (pl.col("financial_year") == years[0])).sort("step_order")

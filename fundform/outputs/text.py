@@ -1,4 +1,5 @@
-"""Money as people read it: the sign before the pound sign (-£1,234.56, not £-1,234.56), thousands separated."""
+"""Words for numbers. Money as people read it: the sign before the pound sign (-£1,234.56, not £-1,234.56),
+thousands separated. Whom a run counts: residents, or registered patients."""
 
 from __future__ import annotations
 
@@ -18,3 +19,18 @@ def gbp_bn(pence: float) -> str:
     """Pence shown in billions of pounds to three places (£1m)."""
     sign = "-" if pence < 0 and round(abs(pence) / 1e11, 3) != 0 else ""
     return f"{sign}£{abs(pence) / 1e11:,.3f}bn"
+
+
+def gbp_m(pence: float) -> str:
+    """Pence shown in millions of pounds to one place (£0.1m): an area's figure."""
+    sign = "-" if pence < 0 and round(abs(pence) / 1e8, 1) != 0 else ""
+    return f"{sign}£{abs(pence) / 1e8:,.1f}m"
+
+
+def population_words(need) -> tuple[str, str]:
+    """Whom a run's population counts, from its need table: NHS England's registered patients where need is the
+    practices' weighted populations (a wp_ column holds values), residents otherwise. Returns ("registered
+    patients", "per registered patient") or ("residents", "per resident")."""
+    practices = need is not None and any(c.startswith("wp_") and need[c].null_count() < need.height
+                                         for c in need.columns)
+    return ("registered patients", "per registered patient") if practices else ("residents", "per resident")
