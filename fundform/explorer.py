@@ -499,7 +499,7 @@ class Explorer:
                 "Allocation against today's funding uprated")
         change = maps.paint(ch, nm, f"{what}, {years[-1]}", f"£ {per}", money, True)
         return {"change": change,
-                "distance": maps.paint(d, nm, f"Allocation's distance from target after transition, {years[-1]}",
+                "distance": maps.paint(d, nm, f"Allocation's distance from target, {years[-1]} (after transition)",
                                        "% of target", pct, True),
                 "hex": {**change, "title": change["title"] + " (hex)"}}
 
