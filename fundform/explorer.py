@@ -294,7 +294,7 @@ class Explorer:
         practice = spec.need.method != "age_cost_curve"
         who, per = ("registered patients", "per registered patient") if practice else ("residents", "per resident")
         changed_any = bool(changed)
-        today = np.asarray(oc.areas["baseline_gbp"].fill_null(np.nan).to_numpy(), dtype=np.float64)
+        today = oc.todays_funding  # pence, the run's todays_funding (None where the version holds none)
         mine = (grant[last] - g0[last]) / pop[last] / 100  # pounds per head: my change against the shipped version
         uprated = (alloc[last] - base_t[last]) / pop[last] / 100  # against today's funding uprated
         change_ph = mine if changed_any else uprated
@@ -315,7 +315,7 @@ class Explorer:
                        "population": [float(x) for x in pop.sum(axis=1)],
                        "grant_shipped": [int(x) / 100 for x in g0.sum(axis=1)]},
             "areas": {"code": codes, "name": names_,
-                      "today_cash": [None if not np.isfinite(x) else round(float(x), 2) for x in today],
+                      "today_cash": [None] * len(codes) if today is None else [int(x) / 100 for x in today],
                       "grant": pounds(grant), "grant_shipped": pounds(g0),
                       "allocation": pounds(alloc), "target": pounds(target), "uprated": pounds(base_t),
                       "distance_shipped": [[float(x) for x in y] for y in

@@ -525,6 +525,12 @@ def _outputs_section(spec: FormulaSpec, n: int) -> list[str]:
         ("need_weighted_population, need_index, target_share", "`N_a`, `need_index_a`, `tau_a` of the year (step "
          "§areas§)" + ("; for a version with streams, the pooled figures (step §streams§)" if spec.streams else "")),
         ("control_total", "`CT_k` (each stream's summed, for a version with streams)"),
+        ("todays_funding", "today's funding in cash, the same every year: "
+         + ("`apportion(round(100 * sum of F_i), 100 * F_i)` pence for authority `i` (step §funding§), summed to "
+            "the area" + (", each stream's summed" if spec.streams else "")
+            if spec.baseline.source == "baseline_table" else
+            "the first year's `RB_a` in pence, `apportion(round(100 * sum of RB), 100 * RB)` (step §funding§); null "
+            "where the data holds no round for the first year")),
         ("target_allocation, baseline, previous_allocation, allocation", "`T_k,a`, `BU_k,a`, `A_k-1,a`, `A_k,a`"),
         ("distance_from_target", "`A_k,a / T_k,a - 1`"),
         ("transition_bound", "\"floor\" or \"ceiling\" where the area is held at that bound in year k, else "

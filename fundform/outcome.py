@@ -164,6 +164,12 @@ class Outcome:
         return np.where((labels == labels[0]).all(axis=0), labels[0], "streams")
 
     @cached_property
+    def todays_funding(self) -> np.ndarray | None:
+        """(areas,) pence: today's funding in cash, the base year's, the streams' summed; None where the version
+        holds none (a version that starts from shares alone)."""
+        return _pool([s.todays for s in self.settlements])
+
+    @cached_property
     def years_to_target(self) -> np.ndarray:
         """(S, areas) further years at the rule's pace to come within 0.1% of target after the last year; pooled, the
         latest stream's (NaN where a stream's rule never gets there)."""

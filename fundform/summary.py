@@ -17,6 +17,7 @@ def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
     ranked = last.with_columns(
         change_per_head=(pl.col("allocation") - pl.col("baseline")) / pl.col("population") / 100,
         change_pct=(pl.col("allocation") - pl.col("baseline")) / pl.col("baseline") * 100,
+        cash_pct=(pl.col("allocation") - pl.col("todays_funding")) / pl.col("todays_funding") * 100,
     ).sort("change_per_head", "area_code")
     return ranked.tail(n).reverse(), ranked.head(n)
 
@@ -49,14 +50,16 @@ def print_summary(result: RunResult, console: Console) -> None:
     gain, lose = movers(result)
     year = a["financial_year"].max()
     against = "allocation against today's funding uprated"
+    cash = a["todays_funding"].null_count() == 0  # today's funding in cash known: the cash change beside it
     for title, frame in [(f"Biggest gainers {per}, {year} ({against})", gain),
                          (f"Biggest losers {per}, {year} ({against})", lose)]:
         mt = Table(title=title)
-        for col in ["area", "code", "need index", f"change {per}", "change, % of today's funding uprated"]:
+        for col in ["area", "code", "need index", f"change {per}", "change, % of today's funding uprated",
+                    *(["change, % of today's funding in cash"] if cash else [])]:
             mt.add_column(col, justify="left" if col in ("area", "code") else "right")
         for r in frame.iter_rows(named=True):
             mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", gbp(r['change_per_head']),
-                       f"{r['change_pct']:+.2f}%")
+                       f"{r['change_pct']:+.2f}%", *([f"{r['cash_pct']:+.2f}%"] if cash else []))
         console.print(mt)
     if result.out_dir:
         files = ", ".join(sorted(p.name for p in result.out_dir.iterdir()))

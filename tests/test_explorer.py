@@ -475,6 +475,7 @@ def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundle
     fig = {r["area_code"]: r for r in a.select(
         "area_code", "d_shipped", "distance_from_target", target=pounds("target_allocation"),
         allocation=pounds("allocation"), grant=pounds("grant"), uprated=pounds("baseline"),
+        todays=pounds("todays_funding"),
         per_head=pounds("grant_per_head"), change=pounds("grant") - pounds("grant_shipped"),
         change_ph=(pounds("grant") - pounds("grant_shipped")) / pl.col("population")).iter_rows(named=True)}
     with sync_playwright() as p:
@@ -519,6 +520,7 @@ def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundle
         for head, f in cells.items():
             near(shown[head].rstrip("m"), f(r), f"{head}, {tr.attrs['data-area']}")
         cash = number_or_none(shown["today's funding (cash, base year)"])
+        near(shown["today's funding (cash, base year)"].rstrip("m"), r["todays"] / 1e6, "today's funding (cash)")
         if cash is not None:  # the cash change is the allocation against the cash shown, not the uprated
             change = number_or_none(shown["allocation against today's funding (cash)"])
             assert abs(change - (r["allocation"] / 1e6 - cash)) <= 0.1 + 1e-9  # two figures each shown to £0.1m

@@ -153,11 +153,11 @@ def _members(bundled, level: str, base: str) -> pl.DataFrame:
 @pytest.mark.parametrize("formula_id", ["fundform-needs", "reform-2017", "localis-2016", "hdc-2021", "nhs-icb-2024",
                                         "nhs-icb-2025", "nhs-icb-2026", "nhs-icb-core-pmc"])
 def test_what_the_transition_does_not_touch_adds_up_between_levels_to_the_penny(bundled, formula_id, tmp_path):
-    """At every level, an area's need, target share, target allocation and today's funding uprated are the sums of
-    its members' at the finest level the version computes at (authorities; ICBs for NHS England's rounds): to the
-    penny where every member is whole, and an authority split between areas contributes its pence split by its
-    shares (so the areas' total is still the members' total to the penny, and each area within 1p per split
-    member and stream of the shares' product)."""
+    """At every level, an area's need, target share, target allocation, today's funding (cash) and today's funding
+    uprated are the sums of its members' at the finest level the version computes at (authorities; ICBs for NHS
+    England's rounds): to the penny where every member is whole, and an authority split between areas contributes
+    its pence split by its shares (so the areas' total is still the members' total to the penny, and each area
+    within 1p per split member and stream of the shares' product)."""
     from fundform.formula.spec import run_defaults
 
     f = resolve_formula(formula_id)
@@ -180,13 +180,13 @@ def test_what_the_transition_does_not_touch_adds_up_between_levels_to_the_penny(
         summed = (finest.join(members, left_on="area_code", right_on="member_code").group_by(
             "area_code_right", "financial_year").agg(
             (pl.col(c) * pl.col("share")).sum().alias(c) for c in ("need_weighted_population", "target_share",
-                                                                  "target_allocation", "baseline"))
+                                                                  "target_allocation", "baseline", "todays_funding"))
             .rename({"area_code_right": "area_code"}))
         n_split = members.filter(pl.col("member_code").is_in(split.implode())).group_by("area_code").len()
         both = got.join(summed, on=["area_code", "financial_year"], suffix="_members").join(
             n_split, on="area_code", how="left").with_columns(pl.col("len").fill_null(0) * max(1, len(f.spec.streams)))
         assert both.height == got.height, (lv, "every area has members")
-        for c in ("target_allocation", "baseline"):
+        for c in ("target_allocation", "baseline", "todays_funding"):
             off = both.filter((pl.col(c) - pl.col(f"{c}_members")).abs() > pl.col("len"))
             assert off.height == 0, (formula_id, lv, c, off.select("area_code", "financial_year", c, f"{c}_members"))
             whole = both.filter(pl.col("len") == 0)

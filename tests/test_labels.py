@@ -307,12 +307,20 @@ def check_table(tree: Tree, g: Glossary) -> None:
         "area_code", p0="population", t0="target_allocation", s0="target_share")
     last = g.a.filter(pl.col("financial_year") == y1).join(first, on="area_code")
     c = pl.col
+    cash = g.a["todays_funding"].null_count() == 0  # today's funding in cash: shown where the version knows it
     meaning = {"area": None, g.people: c("population"), f"growth in {g.people} since {y0}": c("population") / c("p0") - 1,
                f"target {y0}": c("t0"), f"target share change since {y0}": c("target_share") / c("s0") - 1,
-               "need index": c("need_index"), "target": c("target_allocation"), "allocation": c("allocation"),
+               "need index": c("need_index"), **({"today's funding (cash)": c("todays_funding")} if cash else {}),
+               "target": c("target_allocation"), "allocation": c("allocation"),
+               **({"allocation against today's funding (cash)": c("allocation") - c("todays_funding")} if cash else {}),
                "allocation's distance from target": c("distance_from_target"), "bound": None, "grant": c("grant"),
                f"grant {g.per}": c("grant_per_head")}
     assert heads == list(meaning), heads
+    if cash:  # the card counting areas below today's funding in cash, in any year
+        card = next(d for d in tree.root.iter() if d.tag == "div" and "card" in d.classes()
+                    and d.text().startswith("areas below today's funding in cash"))
+        below = g.a.filter(pl.col("allocation") < pl.col("todays_funding"))["area_code"].n_unique()
+        assert card.child("b").text() == str(below)
     rows = [tr for tr in table.iter() if tr.tag == "tr" and tr.parent.tag == "tbody"]
     assert len(rows) == last.height
     by_code = {r["area_code"]: r for r in last.with_columns(
@@ -321,7 +329,7 @@ def check_table(tree: Tree, g: Glossary) -> None:
         cells = [td for td in tr.children if td.tag == "td"]
         code = cells[0].child("span").text()
         r = by_code[code]
-        assert cells[9].text() == r["transition_bound"]
+        assert cells[heads.index("bound")].text() == r["transition_bound"]
         for i, td in enumerate(cells):
             if meaning[heads[i]] is not None:
                 assert float(td.attrs["data-v"]) == pytest.approx(r[f"h{i}"], rel=1e-9, abs=1e-9), (heads[i], code)

@@ -259,7 +259,8 @@ def every_column_by_the_method(version: str) -> pl.DataFrame:
         rule = st.transition if st is not None and st.transition is not None else spec.transition
         f, floor = rule.gap_closed_per_year.value, rule.floor.value
         A = apportion(CT[y0], F)
-        rows = {"B": B, "CT": CT, "T": {}, "BU": {}, "prev": {}, "A": {}, "held": {}, "N": {}, "P": {}}
+        rows = {"B": B, "CT": CT, "T": {}, "BU": {}, "prev": {}, "A": {}, "held": {}, "N": {}, "P": {},
+                "today": apportion(B, F)}  # today's funding in cash: the base year's B split by F
         for y in years:
             codes, P, N = need_by_the_method(need, pops[y], read)
             tau = N / math.fsum(N)
@@ -309,6 +310,7 @@ def every_column_by_the_method(version: str) -> pl.DataFrame:
             "area_code": codes, "financial_year": y, "population": P, "need_weighted_population": N,
             "need_index": (N / P) / (N.sum() / P.sum()), "target_share": share,
             "control_total": sum(s["CT"][y] for s in out.values()), "target_allocation": T, "baseline": BU,
+            "todays_funding": sum(s["today"] for s in out.values()),
             "previous_allocation": prev, "allocation": A, "distance_from_target": A / T - 1,
             "transition_bound": label, "years_to_target": ytt, "guarantee_payment": 0,
             "notional_local_resources": split_rounded(100 * Nloc), "notional_local_tax": NT, "equalisation": -NT,

@@ -91,6 +91,23 @@ def test_warehouse_records_runs_atomically_and_answers_sql(tmp_path, monkeypatch
     assert json.loads(n.output) == [{"n": 0}] and len(list_runs(wh)) == 2
 
 
+def test_a_warehouse_made_before_a_column_was_added_takes_the_new_runs(run_dir, tmp_path):
+    """A warehouse from before schema 1.8 (allocations without todays_funding) records a new run: the column is
+    added, NULL for the earlier runs, the new run's values in it (it failed with a binder error)."""
+    wh = tmp_path / "old.duckdb"
+    record_run(wh, run_dir)
+    con = duckdb.connect(str(wh))
+    con.execute("ALTER TABLE allocations DROP COLUMN todays_funding")
+    con.execute("UPDATE allocations SET run_id = 'earlierrun000000'")
+    con.close()
+    record_run(wh, run_dir)
+    con = duckdb.connect(str(wh))
+    rows = dict(con.execute("SELECT run_id, count(todays_funding) FROM allocations GROUP BY run_id").fetchall())
+    con.close()
+    assert rows["earlierrun000000"] == 0 and rows[json.loads((run_dir / "manifest.json").read_text())["run_id"]] \
+        == pl.read_parquet(run_dir / "allocations.parquet").height
+
+
 def test_a_run_waits_for_another_process_holding_the_warehouse(run_dir, tmp_path):
     # DuckDB lets one process write a file at a time: a run finishing while a batch records must wait, not fail
     import subprocess

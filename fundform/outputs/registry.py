@@ -61,6 +61,8 @@ def build_allocations(b: Built) -> pl.DataFrame:
         .with_columns(
             area_level=pl.lit(oc.params.level),
             target_allocation=_flat(oc.targets[i]),
+            todays_funding=pl.Series(np.tile(oc.todays_funding, oc.params.years) if oc.todays_funding is not None
+                                     else [None] * (oc.params.years * len(oc.codes)), dtype=pl.Int64),
             baseline=_flat(oc.baselines[i]),
             previous_allocation=_flat(oc.previous[i]),
             allocation=_flat(oc.allocation[i]),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.7.1"  # 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+SCHEMA_VERSION = "1.8.0"  # 1.8 todays_funding (cash); 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
 # 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
@@ -54,6 +54,9 @@ ALLOCATIONS: tuple[OutputColumn, ...] = (
     money("control_total", "the year's total shared by need, all areas (repeated on each row); on a grant-basis "
           "version, the grant total plus the equalised notional resources"),
     money("target_allocation", "target share x control total: where the formula would put the area"),
+    OutputColumn("todays_funding", MONEY, "GBP", "today's funding in cash, the base year's (the same each year): "
+                 "the version's baseline figures (NHS rounds: the round's published baseline) split to the penny "
+                 "and summed to the area; null where the version's data holds none for every area", nullable=True),
     money("baseline", "today's funding uprated uniformly to the year: baseline share x control total"),
     money("previous_allocation", "the allocation the year started from: last year's; in the first year, today's "
           "funding uprated to the year before the settlement (that year's control total shared by baseline; floors "

@@ -80,6 +80,12 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
         if f.exists():  # the table takes the output contract's columns, with the run id first
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT ''::VARCHAR AS run_id, * "
                         f"FROM read_parquet(?) LIMIT 0", [str(f)])
+            # a column the output contract gained since this warehouse was made (schema 1.8's todays_funding) is
+            # added, NULL for the runs recorded before it
+            have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+            for name, kind, *_ in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f)]).fetchall():
+                if name not in have:
+                    con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
 
 
 def _create(warehouse: Path, out_dir: Path) -> None:

@@ -60,6 +60,7 @@ class Settlement:
     rules: list = field(default_factory=list)  # each year's transition rule (dated sections)
     totals: np.ndarray | None = None  # (S, years + 1) pence: the year before and each year's control total
     infeasible: np.ndarray | None = None  # (S,) scenarios whose bounds could not meet a total (a design's marks)
+    todays: np.ndarray | None = None  # (areas,) pence: today's funding in cash, the base year's (no scenario axis)
 
     def one(self, i: int = 0) -> Settlement:
         """Scenario i alone: what a run of it reports."""
@@ -102,7 +103,8 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
                             held=lambda: rounds_held(data), stream=None if stream is None else stream.name,
                             infeasible=infeasible)
         return Settlement(name, areas, rp.path, rp.targets, rp.baselines, rp.transition, spec.transition,
-                          _base_year_total(areas), spec, frames, rp.rules, rp.totals, infeasible)
+                          _base_year_total(areas), spec, frames, rp.rules, rp.totals, infeasible,
+                          _todays(areas, lambda a: a))
     # need, targets and today's funding are apportioned among lower-tier authorities and summed to the level, so an
     # area's are its members' to the penny (settlement.rollup); the transition applies to the level's areas
     base = frames if params.level == BASE_LEVEL else year_frames(data, spec, BASE_LEVEL, fy)
@@ -135,13 +137,21 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     tr = run_transition(start, targets, ct, rules, labels, baselines=baselines, inflation=inflation, values=values,
                         infeasible=infeasible)
     return Settlement(name, areas, path, targets, baselines, tr, spec.transition, base_year_total, spec, frames,
-                      rules, totals, infeasible)
+                      rules, totals, infeasible, _todays(base[0], to_level))
 
 
 def _base_year_total(areas: pl.DataFrame) -> int:
     """Today's funding in the base year, pence (0 where the areas hold none)."""
     b = areas["baseline_gbp"]
     return int(round_half_up(b.sum() * 100)) if b.null_count() == 0 else 0
+
+
+def _todays(areas: pl.DataFrame, to_level) -> np.ndarray | None:
+    """Today's funding in cash, pence, per area of the level: the base year's total split by the areas' figures
+    (the money rule: apportion(round(sum), figures)), summed to the level; None where the areas hold none."""
+    if areas["baseline_gbp"].null_count():
+        return None
+    return to_level(apportion(np.array([_base_year_total(areas)]), areas["baseline_gbp"].to_numpy()[None, :]))[0]
 
 
 BASE_LEVEL = "ltla"  # where a version built from authorities apportions what the transition does not touch
@@ -185,7 +195,8 @@ def _region_of_icbs(data: Dataset, version: FormulaSpec, params: RunParameters, 
         scale_back=tr.scale_back, guarantee=add(tr.guarantee), released=tr.released,
         years_to_target=np.maximum.reduceat(tr.years_to_target[..., m.member], m.starts, axis=-1))
     return replace(icb, areas=frames[0], frames=frames, targets=add(icb.targets),
-                   baselines=None if icb.baselines is None else add(icb.baselines), transition=rolled)
+                   baselines=None if icb.baselines is None else add(icb.baselines), transition=rolled,
+                   todays=None if icb.todays is None else add(icb.todays))
 
 
 def allocate_streams(data: Dataset, spec: FormulaSpec, params: RunParameters, years: pl.DataFrame,
