@@ -76,7 +76,7 @@ RANGES: list[tuple[re.Pattern, float, float, float, str]] = [
     (re.compile(r"indicators\.[^.]+\.elasticity$"), 0.0, 1.0, 0.01, "need indicator weight"),
     (re.compile(r"indicators\.[^.]+\.min_multiplier$"), 0.1, 1.0, 0.01, "lowest need multiplier"),
     (re.compile(r"indicators\.[^.]+\.max_multiplier$"), 1.0, 3.0, 0.01, "highest need multiplier"),
-    (re.compile(r"age_cost_curve\.bands\.[^.]+\.weight$"), 0.1, 60.0, 0.1, "age-band weight"),
+    (re.compile(r"age_cost_curve\.bands\.[^.]+\.weight$"), 0.1, 60.0, 0.1, "age-band weight"),  # see sliders
     (re.compile(r"transition\.(gap_closed_per_year|gain_gap_closed|reduction_gap_closed)$"), 0.0, 1.0, 0.01,
      "pace of change"),
     (re.compile(r"transition\.(max_gain|max_reduction)$"), 0.0, 0.05, 0.0005, "convergence cap"),
@@ -146,9 +146,19 @@ def sliders(spec: FormulaSpec) -> list[Slider]:
             unit, source = flat.get(f"{base}.unit", ""), flat.get(f"{base}.source", "")
         lo, hi, step, label = next(((lo, hi, step, label) for rx, lo, hi, step, label in RANGES if rx.search(path)),
                                    (min(0.0, value), max(1.0, value * 2), 0.01, "number"))
-        lo, hi = min(lo, float(value)), max(hi, float(value))
-        out.append(Slider(path, label, float(value), lo, hi, step, str(unit), str(source)))
+        if label == "age-band weight" and value > 0:  # a third to three times the band's own weight, not 0.1 to 60,
+            lo, hi, step = value / 3, value * 3, _nice(value / 25)  # in about 25 steps of a round size
+        value = float(value)
+        lo = round(value - math.floor((value - min(lo, value)) / step + 1e-9) * step, 10)  # the grid passes through
+        hi = round(value + math.floor((max(hi, value) - value) / step + 1e-9) * step, 10)  # the shipped value
+        out.append(Slider(path, label, value, lo, hi, step, str(unit), str(source)))
     return out
+
+
+def _nice(x: float) -> float:
+    """The round step (1, 2, 2.5 or 5 x 10^k) nearest x."""
+    mag = 10.0 ** math.floor(math.log10(x))
+    return min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda st: abs(math.log(st / x)))
 
 
 def _slider(known: dict, path: str, fid: str) -> Slider:
