@@ -848,7 +848,7 @@ def explain(
         out.print_json(json.dumps(rows))
         return
     alloc = alloc.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
-        "baseline", "guarantee_payment", "notional_local_tax", "negative_grant_adjustment", "grant"))
+        "todays_funding", "baseline", "guarantee_payment", "notional_local_tax", "negative_grant_adjustment", "grant"))
     quiet_steps = {"guarantee payment", "local tax deduction", "negative-grant rule"}  # shown where they move money
     for (fy,), part in match.group_by("financial_year", maintain_order=True):
         t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}: the grant built from an equal "
@@ -863,12 +863,15 @@ def explain(
         out.print(t)
         a = alloc.filter((pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy)).row(
             0, named=True)
-        t = Table(title=f"The same grant from today's funding: today's funding uprated to {fy}, then what the "
-                        "formula changes (cash)")
+        cash = a["todays_funding"]  # today's funding in cash (None where the version's data holds none)
+        t = Table(title=f"The same grant from today's funding: {'in cash, then ' if cash is not None else ''}"
+                        f"today's funding uprated to {fy}, then what the formula changes (cash)")
         for c in ["step", "adds", "running total"]:
             t.add_column(c, justify="left" if c == "step" else "right")
-        bridge = [("today's funding, uprated", a["baseline"]), ("need: target against it",
-                                                                 a["target_allocation"] - a["baseline"]),
+        start = ([("today's funding (cash)", cash), (f"today's funding, uprated to {fy}: the total's growth",
+                                                     a["baseline"] - cash)]
+                 if cash is not None else [("today's funding, uprated", a["baseline"])])
+        bridge = [*start, ("need: target against it", a["target_allocation"] - a["baseline"]),
                   ("transition", a["allocation"] - a["target_allocation"]),
                   ("guarantee payment", a["guarantee_payment"]), ("local tax deduction", -a["notional_local_tax"]),
                   ("negative-grant rule", a["negative_grant_adjustment"])]

@@ -328,8 +328,15 @@ def test_explain_bridges_from_todays_funding_names_growth_and_skips_steps_that_m
     r = runner.invoke(app, ["explain", "Lincoln", "--years", "2"])
     assert r.exit_code == 0, r.output
     assert "today's funding, uprated" in r.output and "population growth since" in r.output
+    # the bridge starts from today's funding in cash: its first two rows run to the uprated figure
+    cash = re.search(r"│ today's funding \(cash\)\s+│\s+(£[\d,.]+) │\s+(£[\d,.]+) │", r.output)
+    uprated = re.search(r"│ today's funding, uprated to \S+: the total's growth\s+│\s+(£[\d,.]+) │\s+(£[\d,.]+) │",
+                        r.output)
+    money = lambda x: round(float(x.replace("£", "").replace(",", "")) * 100)  # noqa: E731
+    assert cash and uprated and money(cash[2]) + money(uprated[1]) == money(uprated[2])
     grants = re.findall(r"│ grant\s+│\s+│ (£[\d,.]+) │", r.output)
     assert len(grants) == 2 and grants[0] == grants[1]  # the bridge lands on the waterfall's grant, to the penny
     nhs = runner.invoke(app, ["explain", "NHS Lincolnshire", "--formula", "nhs-icb-2026"])
     assert nhs.exit_code == 0, nhs.output
     assert "local tax" not in nhs.output and "negative-grant" not in nhs.output  # no local tax in an NHS round
+    assert "today's funding (cash)" not in nhs.output  # the 2026/27 round's baseline is not in the data
