@@ -205,6 +205,11 @@ function drawRows(){  // the rows in view and a screenful either side; spacer ro
   const one = tb.querySelector('tr[data-area]');
   if (!state.rowHeight && one && one.offsetHeight) { state.rowHeight = one.offsetHeight; drawRows(); }
 }
+$('areas-table').addEventListener('click', (e) => {
+  const th = e.target.closest('th[data-key]');
+  if (th) { const k = th.dataset.key; state.sort = {key: k, desc: state.sort.key === k ? !state.sort.desc : true};
+            areasTable(state.last); return; }
+  const tr = e.target.closest('tr[data-area]'); if (tr) { state.area = tr.dataset.area; loadWaterfall(); } });
 $('areas-table').addEventListener('scroll', () => { if (state.scrolling) return; state.scrolling = true;
   requestAnimationFrame(() => { state.scrolling = false; state.scrollTop = $('areas-table').scrollTop; drawRows(); }); });
 function csv(r){

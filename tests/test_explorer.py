@@ -351,8 +351,25 @@ def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
                                "return r.length && r[0].dataset.area !== " + json.dumps(drawn[0]) + "; }")
         tail = page.eval_on_selector_all("#all-areas tbody tr[data-area]", "es => es.map(e => e.dataset.area)")
         assert not set(tail) & set(drawn[:5]) and len(set(drawn) | set(tail)) > len(drawn)
+        # a heading sorts every area (not just those drawn); a row opens its area's waterfall
+        page.eval_on_selector("#areas-table", "e => { e.scrollTop = 0; }")
+        page.wait_for_function("() => document.querySelector('#all-areas tbody tr[data-area]') !== null && "
+                               "document.querySelector('#all-areas tbody tr.pad') === null || "
+                               "document.querySelector('#all-areas tbody tr').dataset.area !== undefined")
+        page.click('#all-areas th[data-key="grant"]')
+        page.wait_for_function("() => document.querySelector('#all-areas th[data-key=\"grant\"]').textContent"
+                               ".includes('\u25bc')")
+        biggest = page.get_attribute("#all-areas tbody tr[data-area]", "data-area")
+        page.click('#all-areas th[data-key="grant"]')
+        page.wait_for_function("() => document.querySelector('#all-areas th[data-key=\"grant\"]').textContent"
+                               ".includes('\u25b2')")
+        smallest = page.get_attribute("#all-areas tbody tr[data-area]", "data-area")
+        page.click(f'#all-areas tr[data-area="{smallest}"]')
+        page.wait_for_selector(f'body[data-waterfall="{smallest}"]', state="attached", timeout=30_000)
         scenario_pounds = page.get_attribute("#grant-last", "data-pounds")
         table = _csv(page)
+        last_year = table.filter(pl.col("financial_year") == table["financial_year"].max()).sort("grant_gbp")
+        assert (smallest, biggest) == (last_year["area_code"][0], last_year["area_code"][-1])
         page.click("#xlsx")  # the scenario's run as an Excel workbook, from the page
         page.wait_for_selector('body[data-download="xlsx"]', state="attached", timeout=30_000)
         assert int(page.get_attribute("#file-link", "data-bytes")) > 10_000
