@@ -194,7 +194,7 @@ function drawRows(){  // the rows in view and a screenful either side; spacer ro
   const {r, t, idx} = state.rows, a = r.areas, tb = $('all-areas').tBodies[0];
   // the box's height and scroll are read when it scrolls, not here: reading them would force a layout per move
   const h = state.rowHeight || 22, n = Math.ceil(420 / h), top = state.scrollTop || 0;
-  const from = Math.max(0, Math.floor(top / h) - n), to = Math.min(idx.length, from + 3 * n);
+  const from = Math.max(0, Math.min(Math.floor(top / h) - n, idx.length - 3 * n)), to = Math.min(idx.length, from + 3 * n);
   const cells = idx.slice(from, to).map((i) => '<tr data-area="' + esc(a.code[i]) + '">' + COLUMNS.map(([k, hd, v, f]) => {
     const x = v(a, t, i); const cls = typeof x === 'number' && (k === 'change' || k === 'cash' || k === 'uprated')
       ? (x > 0 ? ' class="pos"' : x < 0 ? ' class="neg"' : '') : '';
@@ -208,8 +208,9 @@ function drawRows(){  // the rows in view and a screenful either side; spacer ro
 $('areas-table').addEventListener('click', (e) => {
   const th = e.target.closest('th[data-key]');
   if (th) { const k = th.dataset.key; state.sort = {key: k, desc: state.sort.key === k ? !state.sort.desc : true};
-            areasTable(state.last); return; }
+            toTop(); areasTable(state.last); return; }
   const tr = e.target.closest('tr[data-area]'); if (tr) { state.area = tr.dataset.area; loadWaterfall(); } });
+function toTop(){ state.scrollTop = 0; $('areas-table').scrollTop = 0; }  // a new order or filter starts at its top
 $('areas-table').addEventListener('scroll', () => { if (state.scrolling) return; state.scrolling = true;
   requestAnimationFrame(() => { state.scrolling = false; state.scrollTop = $('areas-table').scrollTop; drawRows(); }); });
 function csv(r){
@@ -378,7 +379,7 @@ $('redo').addEventListener('click', () => { if (!state.redo.length) return; stat
   state.values = JSON.parse(state.redo.pop()); syncSliders(); refresh(); });
 $('save').addEventListener('click', save);
 $('year').addEventListener('change', () => { state.year = $('year').value; areasTable(state.last); });
-$('filter').addEventListener('input', () => { state.filter = $('filter').value; areasTable(state.last); });
+$('filter').addEventListener('input', () => { state.filter = $('filter').value; toTop(); areasTable(state.last); });
 $('csv').addEventListener('click', () => { const a = $('csv-link');
   a.href = 'data:text/csv;charset=utf-8,' + encodeURIComponent(csv(state.last));
   a.download = state.formula + '-scenario-areas.csv'; a.hidden = false; a.click(); });
