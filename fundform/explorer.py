@@ -146,11 +146,12 @@ def sliders(spec: FormulaSpec) -> list[Slider]:
             unit, source = flat.get(f"{base}.unit", ""), flat.get(f"{base}.source", "")
         lo, hi, step, label = next(((lo, hi, step, label) for rx, lo, hi, step, label in RANGES if rx.search(path)),
                                    (min(0.0, value), max(1.0, value * 2), 0.01, "number"))
-        if label == "age-band weight" and value > 0:  # a third to three times the band's own weight, not 0.1 to 60,
-            lo, hi, step = value / 3, value * 3, _nice(value / 25)  # in about 25 steps of a round size
         value = float(value)
-        lo = round(value - math.floor((value - min(lo, value)) / step + 1e-9) * step, 10)  # the grid passes through
-        hi = round(value + math.floor((max(hi, value) - value) / step + 1e-9) * step, 10)  # the shipped value
+        if label == "age-band weight" and value > 0:  # a third to three times the band's own weight, not 0.1 to 60,
+            step = _nice(value / 25)  # in about 25 round steps on a grid through the band's own weight
+            lo = round(value - math.floor(value * 2 / 3 / step + 1e-9) * step, 10)
+            hi = round(value + math.floor(value * 2 / step + 1e-9) * step, 10)
+        lo, hi = min(lo, value), max(hi, value)  # the others: the practical range's round ends
         out.append(Slider(path, label, value, lo, hi, step, str(unit), str(source)))
     return out
 
