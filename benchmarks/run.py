@@ -343,6 +343,7 @@ def main() -> int:
         "residents: about 8 ms, the indicator transforms through Polars), the transition with its floors solved "
         "exactly, local tax and the distributions over scenarios; data-only work (need frames, band populations, "
         "local resources) is done once per dataset.", "",
+        "C warm API side by side (2026-12-04, third session): schema 1.8 added todays_funding to every run; against the commit before it (dbfa4e5, a worktree), interleaved, four rounds of the row's own script: 38.8 ms against 39.3 ms, the mean of the medians: no measurable cost. Between two `make bench` runs of this session the row moved from 34 ms to 42 ms and W4, whose code did not change, by 7%: the machine's drift.", "",
         "E in the browser is measured to the first frame drawn after the figures change (requestAnimationFrame, "
         "then a task), not to the end of the script: layout and painting count. What keeps it short: the maps are "
         "drawn once per version and level and each move repaints their colours and tooltips (maps.paint, the same "
