@@ -60,6 +60,21 @@ def test_b_floors_cost_under_a_billion_and_the_frontier_trades_protection_for_pa
                                                                        "transition.gap_closed_per_year": 0.2}
     html = (out / "b" / "report.html").read_text()
     assert 'id="frontier"' in html and "Where every constraint can be met" in html
+    # the frontier's words and points are the design's: axes name the two objectives, each blue point's tooltip is
+    # a frontier candidate's two values (tests/test_labels.py reads the run report the same way)
+    from tests.test_labels import Tree, axes, charts, marks, title_of
+
+    frontier = next(c for c in charts(Tree(html)) if c.attrs["id"] == "frontier")
+    assert title_of(frontier) == "The frontier between the two objectives"
+    assert axes(frontier) == [o.name for o in r.spec.objectives]
+    by_candidate = {row["candidate"]: row for row in r.frontier.iter_rows(named=True)}
+    tips = [t for n, t in marks(frontier) if "frontier" in n.classes()]
+    assert len(tips) == r.frontier.height
+    for tip in tips:
+        cand, values = tip.removeprefix("candidate ").split(": ")
+        row = by_candidate[int(cand)]
+        assert [float(v) for v in values.split(", ")] == pytest.approx([row["objective_1"], row["objective_2"]],
+                                                                       rel=5e-4)
 
 
 def test_c_the_chosen_caps_bring_every_icb_within_2_5_percent_on_the_exact_run(out):

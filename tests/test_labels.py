@@ -450,22 +450,27 @@ CLEAR = """() => {  // every chart's words inside its picture and none over anot
 
 
 def test_no_chart_clips_or_overlaps_its_words(needs_report, tmp_path):
-    """In Chromium: the report's every chart and map (titles, axis titles, ticks, legends, bar labels) and the
-    explorer's path chart and maps, each text inside its picture and clear of every other."""
+    """In Chromium: the run report's every chart and map (titles, axis titles, ticks, legends, bar labels) and a
+    design report's frontier and region, each text inside its picture and clear of every other (the explorer's are
+    checked in tests/test_explorer.py)."""
     from tests.test_report import CHROMIUM, need_chromium
 
     need_chromium()
     from playwright.sync_api import sync_playwright
 
+    import fundform
+
     run_dir, _ = needs_report
     nhs = run(tmp_path, "nhs", "--formula", "nhs-icb-2026", "--report")
+    fundform.design("needs-fastest-pace", out=tmp_path / "design")  # a design's report: frontier and region
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        for report in (run_dir / "report.html", nhs / "report.html"):
+        for report in (run_dir / "report.html", nhs / "report.html", tmp_path / "design" / "report.html"):
             page.goto(report.as_uri())
-            page.wait_for_selector('body[data-rendered="ok"]', state="attached", timeout=30_000)
-            assert page.evaluate("document.querySelectorAll('svg.chart').length") >= 12
+            page.wait_for_load_state()
+            assert page.evaluate("document.querySelectorAll('svg.chart').length") >= (
+                2 if "design" in report.parent.name else 12)
             bad = page.evaluate(CLEAR)
             assert bad == [], (report, bad)
         browser.close()
