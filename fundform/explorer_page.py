@@ -304,11 +304,11 @@ async function refresh(){
 }
 async function loadWaterfall(){
   if (!state.area) return;
-  const box = $('waterfall'); const seq = state.seq;
+  const box = $('waterfall'), seq = state.seq, ask = state.wfAsked = (state.wfAsked || 0) + 1;
   try {
     const w = await api('/api/waterfall', {formula: state.formula, level: state.level, values: state.values,
                                            area: state.area});
-    if (seq !== state.seq) return;
+    if (seq !== state.seq || ask !== state.wfAsked) return;  // a later scenario or area has been asked for
     box.replaceChildren(el('h3', 'Why ' + w.name + ' (' + w.area + ') gets its grant'));
     w.years.forEach((y) => { const t = el('table'); t.append(row([y.year + ': step', 'adds (\u00a3, cash)'], true));
       y.steps.forEach((s) => t.append(row([s.step, money(s.amount)])));
@@ -316,7 +316,7 @@ async function loadWaterfall(){
       sc.append(t); box.append(sc); });
     document.body.dataset.waterfall = w.area;
     state.waterfalls = (state.waterfalls || 0) + 1; document.body.dataset.waterfalls = String(state.waterfalls);
-  } catch (e) { box.replaceChildren(el('p', e.message, {class: 'err'})); }
+  } catch (e) { if (ask === state.wfAsked) box.replaceChildren(el('p', e.message, {class: 'err'})); }
 }
 async function save(){
   try {

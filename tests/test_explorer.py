@@ -368,7 +368,11 @@ def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
                                ".includes('\u25b2')")
         smallest = page.get_attribute("#all-areas tbody tr[data-area]", "data-area")
         page.click(f'#all-areas tr[data-area="{smallest}"]')
-        page.wait_for_selector(f'body[data-waterfall="{smallest}"]', state="attached", timeout=30_000)
+        try:
+            page.wait_for_selector(f'body[data-waterfall="{smallest}"]', state="attached", timeout=30_000)
+        except Exception:  # say what the page shows instead
+            raise AssertionError((page.get_attribute("body", "data-waterfall"), page.inner_text("#waterfall")[:300],
+                                  page.inner_text("#status"), errors)) from None
         scenario_pounds = page.get_attribute("#grant-last", "data-pounds")
         table = _csv(page)
         last_year = table.filter(pl.col("financial_year") == table["financial_year"].max()).sort("grant_gbp")
