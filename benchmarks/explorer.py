@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -55,27 +53,18 @@ def in_process(n: int = 40) -> dict:
 
 
 def browser(moves: int = 40) -> dict:
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from fundform.explorer import Explorer, create_app
+    from fundform.explorer import Explorer, serving
     from fundform.paths import default_data_dir
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(Explorer(default_data_dir())), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    threading.Thread(target=srv.run, daemon=True).start()
-    while not srv.started:
-        time.sleep(0.05)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     rng = np.random.default_rng(5)
     page_ms, script_ms, engine_ms = [], [], []
-    with sync_playwright() as p:
+    with serving(Explorer(default_data_dir())) as url, sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         page = b.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(url)
         page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=60_000)
         move = "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }"
         for i in range(moves):
@@ -90,7 +79,6 @@ def browser(moves: int = 40) -> dict:
             # a person looks at the figures before the next move: the waterfall (a whole run) arrives meanwhile
             page.wait_for_selector(f'body:not([data-waterfalls="{waterfalls}"])', state="attached", timeout=60_000)
         b.close()
-    srv.should_exit = True
     return {"moves": moves, "p50_ms": statistics.median(page_ms), "p95_ms": float(np.percentile(page_ms, 95)),
             "script_p95_ms": float(np.percentile(script_ms, 95)),
             "engine_p50_ms": statistics.median(engine_ms), "engine_p95_ms": float(np.percentile(engine_ms, 95))}

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -671,6 +672,32 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
                 return
         await app(scope, receive, send)
     return guarded
+
+
+@contextmanager
+def serving(explorer: Explorer, host: str = "127.0.0.1"):
+    """The explorer on a free port in a background thread, for the browser tests, the benchmark and the
+    screenshots: yields its address and stops it on leaving."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(explorer, host), host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise FundformError(f"the explorer did not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> None:

@@ -36,6 +36,14 @@ def isolated_outputs(tmp_path_factory):
     yield root
 
 
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    """A test's own warehouse and output root (runs it records are its alone); returns its tmp_path."""
+    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def bundled() -> Dataset:
     return load_dataset(DATA)

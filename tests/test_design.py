@@ -21,10 +21,8 @@ DESIGNS = PROJECT_ROOT / "formulas" / "designs"
 
 
 @pytest.fixture
-def out(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
-    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
-    return tmp_path
+def out(isolated):  # conftest.py: the test's own warehouse and output root
+    return isolated
 
 
 def test_a_no_pace_meets_both_and_dropping_either_constraint_buys_the_fastest(out):

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 import warnings
 
 import numpy as np
@@ -23,7 +20,7 @@ from tests.conftest import DATA
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
 from starlette.testclient import TestClient  # noqa: E402
 
-from fundform.explorer import Explorer, create_app  # noqa: E402
+from fundform.explorer import Explorer, create_app, serving  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -159,27 +156,10 @@ def test_serve_binds_to_this_machine_by_default():
 
 # -- end to end, in a real browser ------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(explorer):
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(explorer) as url:
+        yield url
 
 
 def need_browser():

@@ -132,19 +132,8 @@ def year_one_by_the_method() -> pl.DataFrame:
     # step 5: the year before, targets
     A0 = apportion(CT0, F)
     T1 = apportion(CT1, tau)
-    # step 6: transition, year 1
-    G = CT1 / A0.sum()
-    f = spec.transition.gap_closed_per_year.value
-    u = A0 * G + f * (T1 - A0 * G)
-    L = np.ceil(A0 * (1 + spec.transition.floor.value) - 1e-6)
-    h = np.maximum(u - L, 0)
-    free = h > 0
-    lam = (math.fsum(u[free]) + math.fsum(L[~free]) - CT1) / math.fsum(h[free])
-    x = np.maximum(u - lam * h, L)
-    held = x <= L + 1e-3
-    A1 = np.where(held, L, 0).astype(np.int64)
-    rest = CT1 - int(A1[held].sum())
-    A1[~held] = apportion(rest, x[~held])
+    # step 6: transition, year 1 (the step as converge below writes it for every year)
+    A1, held = converge(A0, T1, CT1, spec.transition.gap_closed_per_year.value, spec.transition.floor.value)
     # step 8: local resources, year 1 (2026/27), full equalisation
     lt = spec.local_tax
     ct = read("council_tax")

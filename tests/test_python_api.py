@@ -17,13 +17,6 @@ from fundform.paths import PROJECT_ROOT
 runner = CliRunner()
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
-    monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
-    return tmp_path
-
-
 def test_run_equals_the_command_line_for_the_same_options(isolated):
     r = fundform.run(set={"transition.floor": -0.01}, years=2)
     cli = runner.invoke(app, ["run", "--set", "transition.floor=-0.01", "--years", "2", "--out",

@@ -7,11 +7,8 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,32 +16,23 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    import uvicorn
     from playwright.sync_api import sync_playwright
     from typer.testing import CliRunner
 
     from cli import app
-    from fundform.explorer import Explorer, create_app
+    from fundform.explorer import Explorer, serving
     from fundform.paths import default_data_dir
 
     docs = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp:
         r = CliRunner().invoke(app, ["run", "--out", f"{tmp}/run", "--report", "--quiet", "--no-record"])
         assert r.exit_code == 0, r.output
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        srv = uvicorn.Server(uvicorn.Config(create_app(Explorer(default_data_dir())), host="127.0.0.1", port=port,
-                                            log_level="warning"))
-        threading.Thread(target=srv.run, daemon=True).start()
-        while not srv.started:
-            time.sleep(0.05)
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-        with sync_playwright() as p:
+        with serving(Explorer(default_data_dir())) as url, sync_playwright() as p:
             b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
             for name, width, height in (("", 1360, 1150), ("-phone", 390, 844)):
                 page = b.new_page(viewport={"width": width, "height": height})
-                page.goto(f"http://127.0.0.1:{port}/#f=fundform-needs&l=ltla&v=need.indicators.deprivation."
+                page.goto(f"{url}#f=fundform-needs&l=ltla&v=need.indicators.deprivation."
                           "elasticity:0.4")
                 page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=60_000)
                 page.wait_for_selector("body[data-waterfall]", state="attached", timeout=60_000)
@@ -54,7 +42,6 @@ def main() -> None:
                 page.screenshot(path=str(docs / f"report{name}.png"))
                 page.close()
             b.close()
-        srv.should_exit = True
     print("wrote docs/explorer.png, explorer-phone.png, report.png, report-phone.png")
 
 
