@@ -32,11 +32,11 @@ SLIDERS = {  # the sliders moved, with the range each is moved over
 
 def in_process(n: int = 40) -> dict:
     """One scenario at a time through the sweep engine (S = 1), warm: what each explorer request computes."""
+    from fundform.base.paths import default_data_dir
+    from fundform.engine.pipeline import RunParameters
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
-    from fundform.paths import default_data_dir
-    from fundform.pipeline import RunParameters
-    from fundform.sweeps import run_sweep
+    from fundform.studies.sweeps import run_sweep
 
     data = load_dataset(default_data_dir())
     formula = resolve_formula("fundform-needs")
@@ -55,8 +55,8 @@ def in_process(n: int = 40) -> dict:
 def browser(moves: int = 40) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from fundform.explorer import Explorer, serving
-    from fundform.paths import default_data_dir
+    from fundform.base.paths import default_data_dir
+    from fundform.interfaces.explorer.server import Explorer, serving
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     rng = np.random.default_rng(5)

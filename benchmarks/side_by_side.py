@@ -20,7 +20,7 @@ HERE = str(Path(__file__).resolve().parent.parent)
 
 
 def cmd(base, args):
-    boot = f"import sys; sys.path.insert(0, {base!r}); sys.argv=['fundform']+sys.argv[1:]; from fundform.cli import app; app()"
+    boot = f"import sys; sys.path.insert(0, {base!r}); sys.argv=['fundform']+sys.argv[1:]; from fundform.interfaces.cli import app; app()"
     return [PY, "-c", boot, *args]
 
 

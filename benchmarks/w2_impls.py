@@ -64,12 +64,12 @@ class _Scanned:
 
 
 def run_fundform(data: Path):
-    """The engine's own need (fundform.need.axis: exact band and indicator sums prepared by Polars, the need computed
+    """The engine's own need (fundform.engine.need.axis: exact band and indicator sums prepared by Polars, the need computed
     once) and target allocations."""
     import polars as pl
 
+    from fundform.engine.need.axis import compute_need, need_inputs, own_numbers
     from fundform.formula.scenario import resolve_formula
-    from fundform.need.axis import compute_need, need_inputs, own_numbers
 
     spec = resolve_formula("fundform-needs").spec
     need = compute_need(need_inputs(_Scanned(data), spec.need), spec.need, own_numbers())
@@ -147,7 +147,7 @@ def checksum(result) -> float:
     return math.fsum(result[col].to_list())
 
 
-IMPORTS = {"fundform": ["polars", "fundform.need.axis", "fundform.formula.scenario"],
+IMPORTS = {"fundform": ["polars", "fundform.engine.need.axis", "fundform.formula.scenario"],
            "pandas": ["pandas", "numpy", "pyarrow.parquet"], "duckdb": ["duckdb", "polars"], "floor": ["polars"]}
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ _API = ("run", "sweep", "compare", "explain", "design", "load", "Model", "Run", 
 
 
 def __getattr__(name: str):
-    """The Python API (fundform.load, run, sweep, compare, explain, design; fundform/api.py, docs/python-api.md),
+    """The Python API (fundform.load, run, sweep, compare, explain, design; fundform/interfaces/api.py, docs/python-api.md),
     imported when first used so the command line does not pay for it."""
     if name in _API:
-        from fundform import api
+        from fundform.interfaces import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'fundform' has no attribute {name!r}")

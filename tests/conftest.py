@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from hypothesis import settings
 
+from fundform.base.paths import PROJECT_ROOT
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.registry import load_formula
 from fundform.inputs.dataset import Dataset, load_dataset
-from fundform.paths import PROJECT_ROOT
-from fundform.pipeline import RunParameters, compute
 
 DATA = PROJECT_ROOT / "data" / "default"
 

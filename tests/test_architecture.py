@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 
-from fundform.paths import PROJECT_ROOT
+from fundform.base.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "fundform"
 
@@ -52,7 +52,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_has_no_circle():
     graph = import_graph()
-    assert len(graph) > 30 and graph["fundform.levels"] >= {"fundform.pipeline", "fundform.geography"}
+    assert len(graph) > 30 and graph["fundform.studies.levels"] >= {"fundform.engine.pipeline", "fundform.engine.geography"}
     assert cycles(graph) == []
 
 
@@ -64,7 +64,7 @@ def test_the_top_level_cli_only_imports_the_command():
     tree = ast.parse((PROJECT_ROOT / "cli.py").read_text())
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert defs == []
-    assert any(isinstance(n, ast.ImportFrom) and n.module == "fundform.cli" for n in tree.body)
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "fundform.interfaces.cli" for n in tree.body)
 
 
 def imported_names() -> dict[str, set[str]]:
@@ -79,20 +79,20 @@ def imported_names() -> dict[str, set[str]]:
 
 
 # what follows the transition (pooling, the deduction, grants, per-head and real-terms money) and the one source of
-# the equalisation degree: called by fundform.outcome alone, which a run, a sweep and the explorer all read
-AFTER_TRANSITION = {"fundform.localtax.grants.grants", "fundform.localtax.grants.notional_pence",
-                    "fundform.localtax.grants.negative_grant_policy", "fundform.localtax.grants.scenario_degree",
-                    "fundform.localtax.grants.grant_envelope", "fundform.settlement.money.split_rounded",
-                    "fundform.localtax.resources.equalisation_degree"}
+# the equalisation degree: called by fundform.engine.outcome alone, which a run, a sweep and the explorer all read
+AFTER_TRANSITION = {"fundform.engine.localtax.grants.grants", "fundform.engine.localtax.grants.notional_pence",
+                    "fundform.engine.localtax.grants.negative_grant_policy", "fundform.engine.localtax.grants.scenario_degree",
+                    "fundform.engine.localtax.grants.grant_envelope", "fundform.engine.settlement.money.split_rounded",
+                    "fundform.engine.localtax.resources.equalisation_degree"}
 
 
 def test_what_follows_the_transition_is_computed_in_the_outcome_alone():
     users = {m: names & AFTER_TRANSITION for m, names in imported_names().items() if names & AFTER_TRANSITION}
-    allowed = {"fundform.outcome", "fundform.localtax.grants"}  # the outcome, and the module defining them
+    allowed = {"fundform.engine.outcome", "fundform.engine.localtax.grants"}  # the outcome, and the module defining them
     assert set(users) <= allowed, {m: sorted(n) for m, n in users.items() if m not in allowed}
-    assert "fundform.outcome" in users  # the check can fail: the outcome does import them
-    for m in ("fundform.sweeps", "fundform.explorer", "fundform.pipeline"):  # each reads the one outcome
-        assert any(n.startswith("fundform.outcome.") for n in imported_names()[m]), m
+    assert "fundform.engine.outcome" in users  # the check can fail: the outcome does import them
+    for m in ("fundform.studies.sweeps", "fundform.interfaces.explorer.server", "fundform.engine.pipeline"):  # each reads the one outcome
+        assert any(n.startswith("fundform.engine.outcome.") for n in imported_names()[m]), m
 
 
 def test_no_private_name_is_imported_across_modules():
@@ -119,11 +119,11 @@ def test_every_output_is_declared_once_and_read_from_the_registry():
 
 
 def test_need_is_computed_in_one_place():
-    """The indicator multiplier and the need's step-by-step product are fundform.need.axis's alone: the need frames
+    """The indicator multiplier and the need's step-by-step product are fundform.engine.need.axis's alone: the need frames
     of a run, the waterfall's need steps and a sweep's varied need all call it (no second need computation)."""
     names = imported_names()
-    users = {m for m, n in names.items() if "fundform.need.weighted_population.multiplier" in n}
-    assert users == {"fundform.need.axis"}
-    for m in ("fundform.need.frames", "fundform.waterfall"):
-        assert "fundform.need.axis.version_need" in names[m], m
-    assert "fundform.need.axis.scenario_shares" in names["fundform.settlement.allocate"]
+    users = {m for m, n in names.items() if "fundform.engine.need.weighted_population.multiplier" in n}
+    assert users == {"fundform.engine.need.axis"}
+    for m in ("fundform.engine.need.frames", "fundform.engine.waterfall"):
+        assert "fundform.engine.need.axis.version_need" in names[m], m
+    assert "fundform.engine.need.axis.scenario_shares" in names["fundform.engine.settlement.allocate"]

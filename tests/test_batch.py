@@ -14,7 +14,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.paths import PROJECT_ROOT
+from fundform.base.paths import PROJECT_ROOT
 
 runner = CliRunner()
 CLI = [sys.executable, str(PROJECT_ROOT / "cli.py")]

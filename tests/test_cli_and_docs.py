@@ -10,7 +10,7 @@ import sys
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.paths import PROJECT_ROOT
+from fundform.base.paths import PROJECT_ROOT
 
 runner = CliRunner()
 

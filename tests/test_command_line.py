@@ -50,7 +50,7 @@ def test_explain_points_to_the_level_where_a_name_is_an_area():
 def test_ledger_takes_a_run_id_and_names_the_level_the_actuals_are_for(tmp_path, monkeypatch):
     import json
 
-    from fundform.paths import PROJECT_ROOT
+    from fundform.base.paths import PROJECT_ROOT
 
     monkeypatch.setenv("FUNDFORM_WAREHOUSE", str(tmp_path / "wh.duckdb"))
     monkeypatch.setenv("FUNDFORM_OUT_ROOT", str(tmp_path / "out"))
@@ -194,7 +194,7 @@ def test_progress_bar_draws_on_a_terminal(capsys):
 
     from rich.console import Console
 
-    import fundform.cli as cli
+    import fundform.interfaces.cli as cli
 
     buf = io.StringIO()
     saved = cli.err
@@ -225,7 +225,7 @@ def test_sweep_prints_the_range_of_grants_as_its_file_holds_it(tmp_path, monkeyp
 
 def _fundform(*args: str, env=None, stdin_pipe_to: str | None = None) -> subprocess.CompletedProcess:
     """The installed command, in a process of its own (what a person types), optionally piped into another."""
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "fundform.cli", *args])
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "fundform.interfaces.cli", *args])
     if stdin_pipe_to:
         cmd = f"set -o pipefail; {cmd} | {stdin_pipe_to}"
     return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env={**os.environ, **(env or {})})

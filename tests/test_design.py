@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import fundform
 from cli import app
-from fundform.errors import SpecError
-from fundform.paths import PROJECT_ROOT
+from fundform.base.errors import SpecError
+from fundform.base.paths import PROJECT_ROOT
 
 runner = CliRunner()
 DESIGNS = PROJECT_ROOT / "formulas" / "designs"

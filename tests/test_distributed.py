@@ -1,4 +1,4 @@
-"""Beyond one machine (fundform.executors): a sweep and a design settled as tasks on a Dask cluster started here
+"""Beyond one machine (fundform.studies.executors): a sweep and a design settled as tasks on a Dask cluster started here
 (worker processes of their own, each reading the data itself) give the figures the threads of one process give, to
 the penny."""
 
@@ -9,12 +9,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the distributed extra is part of `make test`'s lock")
 
-from fundform.designer import load_design, run_design  # noqa: E402
-from fundform.executors import Dask, Threads, executor  # noqa: E402
+from fundform.base.paths import PROJECT_ROOT  # noqa: E402
+from fundform.engine.pipeline import RunParameters  # noqa: E402
 from fundform.formula.scenario import resolve_formula  # noqa: E402
-from fundform.paths import PROJECT_ROOT  # noqa: E402
-from fundform.pipeline import RunParameters  # noqa: E402
-from fundform.sweeps import CHUNK, parse_parameters, run_sweep  # noqa: E402
+from fundform.studies.designer import load_design, run_design  # noqa: E402
+from fundform.studies.executors import Dask, Threads, executor  # noqa: E402
+from fundform.studies.sweeps import CHUNK, parse_parameters, run_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_a_design_on_a_cluster_equals_the_local_one(bundled, on_cluster, tmp_pat
 
 
 def test_an_unknown_executor_is_a_usage_error():
-    from fundform.errors import UsageProblem
+    from fundform.base.errors import UsageProblem
 
     with pytest.raises(UsageProblem, match="local, dask"):
         executor("spark")

@@ -13,14 +13,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
-from fundform.pipeline import RunParameters, compute
 from tests.conftest import DATA
 
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
 from starlette.testclient import TestClient  # noqa: E402
 
-from fundform.explorer import Explorer, create_app, serving  # noqa: E402
+from fundform.interfaces.explorer.server import Explorer, create_app, serving  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -577,7 +577,7 @@ def test_every_slider_offers_a_range_the_version_accepts_around_its_own_value(fi
     """A slider's ends are values `--set` accepts (the version's declared bounds, one source) with the shipped value
     between them; an age band's weight is offered from a third to three times its own (it was 0.1 to 60 for every
     band), on a grid of round steps through its own weight (a slider position)."""
-    from fundform.explorer import sliders
+    from fundform.interfaces.explorer.server import sliders
 
     for s in sliders(resolve_formula(fid).spec):
         assert s.lo <= s.value <= s.hi, s

@@ -1,4 +1,4 @@
-"""Fault injection: `run` and `batch` killed with SIGKILL at every named failpoint (fundform/failpoints.py), then
+"""Fault injection: `run` and `batch` killed with SIGKILL at every named failpoint (fundform/base/failpoints.py), then
 rerun. Each rerun completes with outputs byte-identical to an uninterrupted run, nothing is left over, and the
 warehouse and the output folders agree: every complete folder is recorded, every record has its folder.
 Concurrency: several processes running and batching into one output root and one warehouse lose no record.
@@ -204,8 +204,8 @@ def test_processes_running_and_batching_into_one_root_lose_no_record(tmp_path):
 
 
 def test_every_failpoint_is_placed_in_the_code_and_documented():
-    from fundform.failpoints import POINTS
-    from fundform.paths import PROJECT_ROOT
+    from fundform.base.failpoints import POINTS
+    from fundform.base.paths import PROJECT_ROOT
 
     source = "".join(p.read_text() for p in (PROJECT_ROOT / "fundform").rglob("*.py"))
     doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text()
@@ -215,9 +215,9 @@ def test_every_failpoint_is_placed_in_the_code_and_documented():
 
 
 def test_the_documented_derived_bounds_are_the_codes():
+    from fundform.base.paths import PROJECT_ROOT
     from fundform.inputs import dataset as ds
     from fundform.inputs.contracts import _num
-    from fundform.paths import PROJECT_ROOT
 
     doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text().replace(",", "")
     _num = (lambda f: lambda x: f(x).replace(",", ""))(_num)  # noqa: E731  prose may or may not group digits

@@ -9,10 +9,10 @@ import re
 import polars as pl
 import pytest
 
+from fundform.base.paths import PROJECT_ROOT
 from fundform.formula.registry import available_formulas
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import iter_quantities
-from fundform.paths import PROJECT_ROOT
 from tests.conftest import DATA
 
 CLAIM = re.compile(r"\bgives\b|\bso\b|=|\bcloses?\b|\bwithin\b|\bmaximum\b|\bminimum\b|\bland on\b", re.I)

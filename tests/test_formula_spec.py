@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.errors import SpecError
+from fundform.base.errors import SpecError
+from fundform.base.paths import PROJECT_ROOT
 from fundform.formula.registry import load_formula_file
-from fundform.paths import PROJECT_ROOT
 
 DEFAULT = (PROJECT_ROOT / "formulas" / "fundform-needs.toml").read_text()
 runner = CliRunner()

@@ -2,10 +2,10 @@
 
 import pytest
 
-from fundform.errors import SpecError
+from fundform.base.errors import SpecError
+from fundform.engine.pipeline import RunParameters, compute
+from fundform.engine.settlement.control_total import index_growth
 from fundform.formula.scenario import resolve_formula
-from fundform.pipeline import RunParameters, compute
-from fundform.settlement.control_total import index_growth
 
 
 def test_composite_growth_is_the_weighted_growth_of_its_parts():

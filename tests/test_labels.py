@@ -369,9 +369,9 @@ def run(tmp, name: str, *args: str):
 
 @pytest.fixture(scope="module")
 def bundled_deciles():
+    from fundform.base.paths import default_data_dir
     from fundform.outputs.compare import deprivation_deciles
-    from fundform.paths import default_data_dir
-    from fundform.runs import checked_dataset
+    from fundform.studies.runs import checked_dataset
 
     data = checked_dataset(default_data_dir())
     def deciles(run_dir, level):  # the grouping the report used: deciles among the run's own areas

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.errors import InvalidInput
+from fundform.base.errors import InvalidInput
+from fundform.engine.settlement.ledger import check_coverage, ledger
 from fundform.formula.spec import Ledger
-from fundform.settlement.ledger import check_coverage, ledger
 
 runner = CliRunner()
 Q = lambda v, unit="ratio": {"value": v, "unit": unit, "source": "assumption: a test value"}  # noqa: E731

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from fundform.base.paths import PROJECT_ROOT
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, RuleContext
 from fundform.formula.registry import available_formulas, load_formula
-from fundform.method import method_markdown
-from fundform.paths import PROJECT_ROOT
+from fundform.outputs.method import method_markdown
 from tests.conftest import DATA
 
 runner = CliRunner()
@@ -312,7 +312,7 @@ def every_column_by_the_method(version: str) -> pl.DataFrame:
 
 @pytest.mark.parametrize("version", ["fundform-needs", "hdc-2021"])
 def test_every_column_of_every_year_rederived_from_the_method_document(bundled, version):
-    from fundform.pipeline import RunParameters, compute
+    from fundform.engine.pipeline import RunParameters, compute
 
     spec = load_formula(version).spec
     assert spec.transition.rule == "convergence" and spec.transition.ceiling is None  # what this re-implements

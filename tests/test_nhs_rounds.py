@@ -10,10 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fundform.errors import FundformError, SpecError
+from fundform.base.errors import FundformError, SpecError
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.dataset import load_dataset
-from fundform.pipeline import RunParameters, compute
 
 BAR = 0.0005  # the issue's bar: every ICB within 0.05% of its published recurrent allocation
 
@@ -208,7 +208,7 @@ def test_the_documented_attribution_figures_hold(default_run):
     """docs/nhs-rounds.md: today's funding's distance from target, 2026/27, attributed by residents."""
     import re
 
-    from fundform.paths import PROJECT_ROOT
+    from fundform.base.paths import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "docs" / "nhs-rounds.md").read_text()
     row = re.search(r"\| by residents x need per head \(after\) \| (.+) \|", text).group(1).split(" | ")

@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from fundform.errors import FundformError, InfeasiblePolicy, InvalidInput, SpecError
+from fundform.base.errors import FundformError, InfeasiblePolicy, InvalidInput, SpecError
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import Baseline
 from fundform.inputs.dataset import load_dataset
-from fundform.pipeline import RunParameters, compute
-from fundform.runs import plan_run
+from fundform.studies.runs import plan_run
 
 BAR = 0.0005  # the issue's bar: every ICB within 0.05% of its published recurrent allocation
 PMC = "primary_medical_care"
@@ -203,7 +203,7 @@ def test_hdc_primary_care_starts_from_the_published_round(bundled):
 
 def test_the_run_summary_names_the_population_it_counts(bundled):
     """NHS versions count NHS England's registered patients, not residents: the summary's words say which."""
-    from fundform.summary import population_words
+    from fundform.outputs.summary import population_words
 
     nhs = compute(bundled, resolve_formula("nhs-icb-core-pmc"), RunParameters(level="icb", start_year="2024/25",
                                                                               years=1))

@@ -114,7 +114,7 @@ def test_a_run_waits_for_another_process_holding_the_warehouse(run_dir, tmp_path
     import sys
     import time
 
-    from fundform.errors import FundformError
+    from fundform.base.errors import FundformError
 
     wh = tmp_path / "wh.duckdb"
     duckdb.connect(str(wh)).close()

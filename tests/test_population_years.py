@@ -6,10 +6,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from fundform.errors import InvalidInput
+from fundform.base.errors import InvalidInput
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.registry import load_formula
 from fundform.inputs.dataset import load_dataset
-from fundform.pipeline import RunParameters, compute
 
 # ONS 2022-based subnational projections (migration-category variant, June 2025), persons by region: published
 # figures, not fundform's output (../shared/data/population-projections/snpp2022_region_sex_5yr.csv summed)

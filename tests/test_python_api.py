@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 import fundform
 from cli import app
-from fundform.errors import FundformError
-from fundform.paths import PROJECT_ROOT
+from fundform.base.errors import FundformError
+from fundform.base.paths import PROJECT_ROOT
 
 runner = CliRunner()
 
@@ -87,13 +87,13 @@ def test_the_documented_example_runs(isolated):
 def test_compare_reads_a_run_already_written_with_the_same_id_instead_of_recomputing(isolated, monkeypatch):
     """A side named by its formula whose run (same formula, inputs, options, packages: the same id) was written is
     read back; a side with other options is computed, once, from data read once."""
-    import fundform.pipeline
-    from fundform.api import comparison
+    import fundform.engine.pipeline
+    from fundform.interfaces.api import comparison
 
     written = fundform.run(years=1, record=True)
     calls = []
-    real = fundform.pipeline.compute
-    monkeypatch.setattr(fundform.pipeline, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = fundform.engine.pipeline.compute
+    monkeypatch.setattr(fundform.engine.pipeline, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
     same = comparison("fundform-needs", "fundform-needs", years=1)
     assert calls == [] and (same.table["change"] == 0).all()
     fresh = comparison("fundform-needs", "fundform-needs", years=1, set={"transition.floor": -0.01})

@@ -90,7 +90,7 @@ def test_the_areas_table_sorts_and_filters(report, tmp_path):
 @pytest.mark.parametrize("level", ["icb", "region", "deal"])
 def test_maps_draw_every_area_of_every_level(level, tmp_path):
     need_chromium()
-    from fundform.paths import PROJECT_ROOT
+    from fundform.base.paths import PROJECT_ROOT
 
     arg = f"deal:{PROJECT_ROOT / 'docs' / 'examples' / 'deal-areas-example.csv'}" if level == "deal" else level
     r = runner.invoke(app, ["run", "--level", arg, "--out", str(tmp_path / "run"), "--report", "--quiet",

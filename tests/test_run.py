@@ -10,12 +10,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from fundform.engine.pipeline import RunParameters, compute
+from fundform.engine.settlement.control_total import index_levels
 from fundform.formula.spec import parse_year
 from fundform.outputs.schema import ALLOCATIONS
 from fundform.outputs.write import read_manifest
-from fundform.pipeline import RunParameters, compute
-from fundform.runs import run
-from fundform.settlement.control_total import index_levels
+from fundform.studies.runs import run
 from tests.conftest import DATA
 
 AREAS = {"ltla": 296, "utla": 153, "icb": 42, "nhs-region": 7, "region": 9}

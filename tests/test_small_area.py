@@ -4,9 +4,9 @@ the same population summed to authorities first."""
 import numpy as np
 import polars as pl
 
-from fundform.errors import InvalidInput
+from fundform.base.errors import InvalidInput
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.inputs.dataset import load_dataset
-from fundform.pipeline import RunParameters, compute
 from tests.conftest import synthetic_dataset, write_dataset
 
 

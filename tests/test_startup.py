@@ -12,7 +12,7 @@ HEAVY = {"polars", "numpy", "duckdb", "pyarrow", "scipy", "uvicorn", "starlette"
 
 
 def imported(*args: str) -> set[str]:
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "fundform.cli", *args], capture_output=True,
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "fundform.interfaces.cli", *args], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     return {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}

@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
-from fundform.errors import SpecError
+from fundform.base.errors import SpecError
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
-from fundform.pipeline import RunParameters, compute
 
 
 @pytest.fixture(scope="module")

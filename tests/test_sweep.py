@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fundform.errors import FundformError
+from fundform.base.errors import FundformError
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
-from fundform.pipeline import RunParameters, compute
-from fundform.sweeps import parse_parameters, run_sweep
+from fundform.studies.sweeps import parse_parameters, run_sweep
 
 PARAMS = RunParameters(level="region", years=3)
 
@@ -213,7 +213,7 @@ def test_chunks_threads_and_spilling_to_disk_change_no_figure(bundled, needs_for
     import tempfile
     from pathlib import Path
 
-    import fundform.sweeps as sw
+    import fundform.studies.sweeps as sw
 
     names, values = parse_parameters(["need.indicators.deprivation.elasticity=0.1:0.4", "transition.floor=-0.02:0.01",
                                       "local_tax.equalisation=0.5:1.0"], 45, 3)

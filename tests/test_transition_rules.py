@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fundform.engine.settlement.money import apportion
+from fundform.engine.settlement.transition import run_transition, years_to_target
 from fundform.formula.spec import Guarantee
 from fundform.formula.spec import make_rule as Transition
-from fundform.settlement.money import apportion
-from fundform.settlement.transition import run_transition, years_to_target
 
 Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
 C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)

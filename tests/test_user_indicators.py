@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.errors import FundformError
+from fundform.base.errors import FundformError
+from fundform.base.paths import PROJECT_ROOT
+from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.dataset import load_dataset
-from fundform.paths import PROJECT_ROOT
-from fundform.pipeline import RunParameters, compute
 
 EXAMPLE = PROJECT_ROOT / "docs" / "examples"
 SCENARIO = EXAMPLE / "area-cost-scenario.toml"

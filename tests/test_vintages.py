@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from fundform.errors import InvalidInput
+from fundform.base.errors import InvalidInput
+from fundform.base.paths import PROJECT_ROOT
 from fundform.inputs.dataset import load_dataset
-from fundform.paths import PROJECT_ROOT
 
 runner = CliRunner()
 IOD2019 = PROJECT_ROOT / "data" / "vintages" / "deprivation_iod2019_lad19.parquet"
@@ -71,7 +71,7 @@ def test_need_inputs_at_small_area_grain_roll_up_to_authorities(bundled, data_co
     authority's) gives the same need as the authority table, through the same contract's combine rules."""
     import numpy as np
 
-    from fundform.pipeline import RunParameters, compute
+    from fundform.engine.pipeline import RunParameters, compute
 
     dep = bundled["deprivation"]
     rng = np.random.default_rng(5)

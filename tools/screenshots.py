@@ -20,8 +20,8 @@ def main() -> None:
     from typer.testing import CliRunner
 
     from cli import app
-    from fundform.explorer import Explorer, serving
-    from fundform.paths import default_data_dir
+    from fundform.base.paths import default_data_dir
+    from fundform.interfaces.explorer.server import Explorer, serving
 
     docs = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp:

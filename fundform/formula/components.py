@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from fundform.base.lazy import LazyModule
 from fundform.formula.spec import Transition
-from fundform.lazy import LazyModule
 
 if TYPE_CHECKING:
     import polars as pl

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fundform.errors import SpecError
+from fundform.base.errors import SpecError
+from fundform.base.paths import formulas_dir
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
 from fundform.formula.spec import FormulaSpec, iter_needs, loc_path
 from fundform.inputs.tables import CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX
-from fundform.paths import formulas_dir
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fundform.errors import Problem, SpecError
+from fundform.base.errors import Problem, SpecError
 from fundform.formula.registry import LoadedFormula, available_formulas, check_references, format_validation
 from fundform.formula.spec import FormulaSpec, rule_numbers
 

@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from fundform.failpoints import failpoint
+from fundform.base.failpoints import failpoint
 
 FORMAT = 1
 MAX_ENTRIES = 8
@@ -37,7 +37,7 @@ def cache_root() -> Path:
     """FUNDFORM_CACHE, else the output root's .cache/inputs (beside the runs it serves)."""
     if os.environ.get("FUNDFORM_CACHE"):
         return Path(os.environ["FUNDFORM_CACHE"])
-    from fundform.config import load_settings
+    from fundform.base.config import load_settings
 
     return Path(load_settings().out_root) / ".cache" / "inputs"
 

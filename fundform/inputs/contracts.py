@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fundform.errors import Problem
-from fundform.lazy import LazyModule
+from fundform.base.errors import Problem
+from fundform.base.lazy import LazyModule
 
 # the contracts are read by commands that check no table (`fundform formulas show` checks a version's column
 # references against them): Polars is imported when a table is checked

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from fundform.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
+from fundform.base.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
 from fundform.inputs.contracts import Plausible, check_table, row_labels
 from fundform.inputs.tables import (
     CONTRACTS,

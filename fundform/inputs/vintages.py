@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from fundform.errors import Problem
+from fundform.base.errors import Problem
 from fundform.inputs.contracts import TableContract
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from fundform.errors import FundformError
-from fundform.geography import roll_up
+from fundform.base.errors import FundformError
+from fundform.base.numeric import fixed_sum
+from fundform.engine.geography import roll_up
+from fundform.engine.settlement.money import apportion
 from fundform.inputs.dataset import Dataset
-from fundform.numeric import fixed_sum
-from fundform.settlement.money import apportion
 
 
 def deprivation_deciles(data: Dataset, level: str, codes: list[str] | None = None) -> pl.DataFrame:

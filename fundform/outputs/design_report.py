@@ -96,7 +96,7 @@ def region_svg(region: pl.DataFrame, x: str, y: str, chart_id: str) -> str:
 
 
 def design_html(result) -> str:
-    """The design's page (result: fundform.designer.DesignResult, verified)."""
+    """The design's page (result: fundform.studies.designer.DesignResult, verified)."""
     ds = result.spec
     chosen, v = result.chosen, result.verified
     rows = lambda items: "".join(items)  # noqa: E731

@@ -15,8 +15,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from fundform.errors import FundformError
-from fundform.failpoints import failpoint
+from fundform.base.errors import FundformError
+from fundform.base.failpoints import failpoint
 from fundform.outputs.manifest import read_run_manifest
 from fundform.outputs.registry import TABLES
 from fundform.outputs.schema import MONEY

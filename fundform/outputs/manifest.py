@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fundform import __version__
-from fundform.errors import FundformError
+from fundform.base.errors import FundformError
 from fundform.outputs.schema import SCHEMA_VERSION
 
 PACKAGES = ("polars", "pyarrow", "numpy", "pydantic", "duckdb")

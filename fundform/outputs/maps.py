@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from fundform.paths import PROJECT_ROOT
+from fundform.base.paths import PROJECT_ROOT
 
 MAPS = PROJECT_ROOT / "data" / "maps"
 DIVERGING = ("#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788")

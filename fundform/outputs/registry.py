@@ -1,7 +1,7 @@
 """Every table a run writes, declared once: its name, its columns (type, unit, description: `outputs.schema`) and
-the one function that builds it from the settlement's outcome (`fundform.outcome.Outcome`, scenario 0 of a run).
+the one function that builds it from the settlement's outcome (`fundform.engine.outcome.Outcome`, scenario 0 of a run).
 
-`RunResult`, the Parquet files a run writes, `fundform.api.Run`, the run warehouse's tables and
+`RunResult`, the Parquet files a run writes, `fundform.interfaces.api.Run`, the run warehouse's tables and
 docs/output-schema.md all iterate over `OUTPUTS`. To add an output: write its columns in `outputs.schema` and add
 one `Output` here; nothing else changes.
 """
@@ -28,7 +28,7 @@ from fundform.outputs.schema import (
 )
 
 if TYPE_CHECKING:  # the declarations are read by commands that compute nothing (warehouse, export, docs)
-    from fundform.outcome import Outcome
+    from fundform.engine.outcome import Outcome
 
 
 class Built:
@@ -93,7 +93,7 @@ def build_need(b: Built) -> pl.DataFrame:
 
 
 def build_streams(b: Built) -> pl.DataFrame:
-    from fundform.outcome import bound_labels
+    from fundform.engine.outcome import bound_labels
 
     oc, i = b.oc, b.i
     names = oc.areas.select("area_code", "area_name")
@@ -113,7 +113,7 @@ def build_streams(b: Built) -> pl.DataFrame:
 
 
 def build_waterfall(b: Built) -> pl.DataFrame:
-    from fundform.waterfall import need_steps, waterfall
+    from fundform.engine.waterfall import need_steps, waterfall
 
     oc = b.oc
     pooled = len(oc.settlements) > 1
@@ -127,13 +127,13 @@ def build_waterfall(b: Built) -> pl.DataFrame:
 
 
 def build_cohorts(b: Built) -> pl.DataFrame:
-    from fundform.waterfall import cohort_budgets
+    from fundform.engine.waterfall import cohort_budgets
 
     return cohort_budgets(b.oc.settled.data, b.oc.spec, b.oc.params.level, b.tables["allocations"])
 
 
 def build_reconciliation(b: Built) -> pl.DataFrame:
-    from fundform.reconcile import extra_checks, reconcile
+    from fundform.engine.reconcile import extra_checks, reconcile
 
     oc = b.oc
     allocations = b.tables["allocations"]

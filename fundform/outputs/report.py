@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fundform.failpoints import failpoint
+from fundform.base.failpoints import failpoint
 from fundform.outputs.text import gbp, population_words
 
 W, H, PAD = 640, 360, 64  # PAD: the left margin holds the axis title (x 4-16) and tick labels (x 20-60)

@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from fundform.errors import FundformError, environment_failure
-from fundform.failpoints import failpoint
+from fundform.base.errors import FundformError, environment_failure
+from fundform.base.failpoints import failpoint
 from fundform.outputs.registry import OUTPUTS
 
 

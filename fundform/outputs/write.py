@@ -17,8 +17,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fundform.errors import EnvironmentFailure, FundformError, environment_failure
-from fundform.failpoints import failpoint
+from fundform.base.errors import EnvironmentFailure, FundformError, environment_failure
+from fundform.base.failpoints import failpoint
 from fundform.outputs.schema import MONEY, OutputColumn, arrow_schema
 
 MANIFEST_KEY = b"fundform"

@@ -1,0 +1,70 @@
+"""Run settings from, in order of precedence: command-line options, FUNDFORM_* environment variables, a TOML
+file (``--config FILE``, or FUNDFORM_CONFIG), and the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from fundform.base.errors import FundformError
+from fundform.base.paths import default_data_dir
+
+
+class Settings(BaseSettings):
+    """Everything `fundform run` can be told. Each field is also FUNDFORM_<NAME> and a key of the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="FUNDFORM_", extra="forbid")
+
+    formula: str = "fundform-needs"
+    data_dir: Path = default_data_dir()
+    out_root: Path = Path("out")
+    warehouse: Path = Path("out/fundform.duckdb")
+    # unset: the formula version's own (its default level, its first effective year, its effective years)
+    level: str | None = None
+    start_year: str | None = None
+    years: int | None = None
+    price_base_year: str | None = None
+    warehouse_wait: float = Field(60.0, ge=0, description="seconds to wait for another process's lock on the warehouse")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = settings_cls.model_config.get("toml_file")
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
+    """Settings with CLI values (those not None) taking precedence over env, the TOML file and defaults."""
+    config_file = config_file or (Path(os.environ["FUNDFORM_CONFIG"]) if os.environ.get("FUNDFORM_CONFIG") else None)
+    cls: type[Settings] = Settings
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise FundformError(f"{config_file}: config file not found")
+        import tomllib
+
+        try:  # read it ourselves first, so a broken file is named as such (not an internal error)
+            tomllib.loads(Path(config_file).read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise FundformError(f"{config_file}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML "
+                                "settings file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise FundformError(f"{config_file}: not valid TOML ({e}); expected a TOML settings file") from None
+        cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
+                                                                   "toml_file": str(config_file)}})
+    try:
+        settings = cls(**{k: v for k, v in cli.items() if v is not None})
+    except ValidationError as e:
+        where = f" in {config_file} or the FUNDFORM_* environment" if config_file else " in the FUNDFORM_* environment"
+        lines = [f"invalid settings{where}:"] + [
+            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise FundformError("\n".join(lines)) from None
+    from fundform.outputs.warehouse import set_wait  # every connection to the warehouse waits this long for a lock
+
+    set_wait(settings.warehouse_wait)
+    return settings

@@ -1,0 +1,179 @@
+"""Need, computed in one place: each lower-tier authority's need-weighted population, step by step, for every
+scenario at once (arrays (scenarios, authorities)).
+
+    age-weighted population  W_i = sum over bands b of w_b * P_b,i       (P_b,i: authority i's residents in band b)
+    multiplier of indicator j  m_j,i = clip(transform_j(x_j,i, X_j, e_j), lo_j, hi_j)
+    need-weighted population  N_i = W_i * m_1,i * m_2,i * ...             (in the version's order)
+
+The Polars side prepares the data once per year and need model (`NeedInputs`: band populations and indicator values
+as exact sums, each indicator's population-weighted national value); the arithmetic above is done here alone, with
+the weights and multiplier numbers of each scenario along the leading axis. A run is one scenario with the version's
+own numbers: the need frames (`need.frames`) and the waterfall's need steps (`waterfall`) read this computation, and
+a sweep varying a need number reads the same one with its scenarios. The band sum runs band by band and the product
+indicator by indicator (element-wise, in a fixed order), so the same inputs give the same bits on any machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fundform.base.errors import FundformError
+from fundform.base.numeric import fixed_sum
+from fundform.engine.need.weighted_population import multiplier, national_value
+from fundform.engine.params import Scenarios
+from fundform.formula.spec import FormulaSpec, Need, model_key
+from fundform.inputs.dataset import Dataset
+
+INDICATOR_NUMBERS = ("elasticity", "min_multiplier", "max_multiplier")
+
+
+def need_numbers(need: Need) -> list[str]:
+    """The need's numbers a scenario can vary, as paths under `need.`."""
+    if need.method != "age_cost_curve":
+        return []
+    return ([f"need.indicators.{i.name}.{k}" for i in need.indicators for k in INDICATOR_NUMBERS
+             if getattr(i, k) is not None]
+            + [f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight" for b in need.age_cost_curve.bands])
+
+
+@dataclass(frozen=True)
+class NeedInputs:
+    """What one year's data gives an age-cost-curve need, per lower-tier authority in code order."""
+
+    codes: list[str]
+    population: np.ndarray  # (authorities,) residents, exact sums
+    bands: np.ndarray  # (bands, authorities) residents in each of the curve's age bands, exact sums
+    values: list[np.ndarray]  # each indicator's value, (authorities,)
+    national: list[float]  # each indicator's population-weighted national value
+
+
+def need_inputs(data: Dataset, need: Need) -> NeedInputs:
+    """The data a need reads (one year's `data`), prepared once per need model."""
+    return data.memo(("need_inputs", model_key(need)), lambda: _need_inputs(data, need))
+
+
+def _need_inputs(data: Dataset, need: Need) -> NeedInputs:
+    bands = need.age_cost_curve.bands
+    band_of_age = {a: i for i, b in enumerate(bands) for a in range(b.age_from, b.age_to + 1)}
+    # one pass over the (possibly person- or small-area-level) population: residents by authority and age, exact
+    by_age = (data.lazy("population").group_by("area_code", "age")  # exact sums: any row order gives the same
+              .agg(fixed_sum(pl.col("population"))).collect())
+    outside = sorted(set(by_age["age"].unique().to_list()) - set(band_of_age))
+    if outside:
+        raise FundformError(f"the population has ages {outside[:10]} that no band of the age cost curve covers "
+                            f"(bands cover {min(band_of_age)}-{max(band_of_age)})")
+    areas = by_age.group_by("area_code").agg(population=fixed_sum(pl.col("population"))).sort("area_code")
+    codes = areas["area_code"].to_list()
+    by_band = (by_age.with_columns(band=pl.col("age").replace_strict(band_of_age, return_dtype=pl.Int32))
+               .group_by("area_code", "band").agg(fixed_sum(pl.col("population"))))
+    band_pop = np.zeros((len(bands), len(codes)))
+    rows = areas.select("area_code").with_row_index("i").join(by_band, on="area_code", how="inner")
+    band_pop[rows["band"].to_numpy(), rows["i"].to_numpy()] = rows["population"].to_numpy()
+    values, national = [], []
+    for ind in need.indicators:
+        v = areas.select("area_code", "population").join(data[ind.table].select("area_code", ind.column),
+                                                         on="area_code", how="left", maintain_order="left")
+        values.append(v[ind.column].cast(pl.Float64).to_numpy())
+        national.append(float(v.select(national_value(pl.col(ind.column), pl.col("population"))).item()))
+    return NeedInputs(codes, areas["population"].to_numpy(), band_pop, values, national)
+
+
+@dataclass(frozen=True)
+class NeedSteps:
+    """Need step by step, (scenarios, authorities): the age-weighted population and each indicator's multiplier."""
+
+    inputs: NeedInputs
+    age_weighted: np.ndarray
+    multipliers: list[np.ndarray]
+
+    def cumulative(self, k: int) -> np.ndarray:
+        """The need-weighted population with the first k indicators' multipliers (k = 0: age alone)."""
+        out = self.age_weighted
+        for m in self.multipliers[:k]:
+            out = out * m
+        return out
+
+    @property
+    def need_weighted(self) -> np.ndarray:
+        return self.cumulative(len(self.multipliers))
+
+
+Numbers = Callable[[str, float], np.ndarray]  # (path under need., the version's value) -> (S,) each scenario's
+
+
+def own_numbers(S: int = 1) -> Numbers:
+    """The version's own numbers in every scenario (a run)."""
+    return lambda _path, default: np.full(S, default, dtype=np.float64)
+
+
+def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> NeedSteps:
+    """The need of S scenarios, each number `at(path, version's value)`: the one place need is computed."""
+    bands = need.age_cost_curve.bands
+    weights = np.column_stack([at(f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight", b.weight)
+                               for b in bands])  # (S, bands)
+    if (weights <= 0).any():
+        raise FundformError("an age band weight must be above 0 in every scenario")
+    awp = np.zeros((S, inputs.population.size))
+    for b in range(len(bands)):  # band by band, element-wise: the same bits on every machine
+        awp = awp + weights[:, b, None] * inputs.bands[b][None, :]
+    cols: dict[str, np.ndarray] = {}
+    exprs = []
+    n = inputs.population.size
+    for j, ind in enumerate(need.indicators):
+        e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
+        lo = at(f"need.indicators.{ind.name}.min_multiplier", ind.min_multiplier.value if ind.min_multiplier else -np.inf)
+        hi = at(f"need.indicators.{ind.name}.max_multiplier", ind.max_multiplier.value if ind.max_multiplier else np.inf)
+        if (lo > hi).any():
+            bad = int(np.flatnonzero(lo > hi)[0])
+            raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad]:g} is above its "
+                                f"max_multiplier {hi[bad]:g}")
+        cols[f"value{j}"], cols[f"e{j}"] = np.tile(inputs.values[j], S), np.repeat(e, n)
+        bounds = {}  # a bound the scenarios leave as the version states it stays the version's number
+        for k, arr, own in (("lo", lo, ind.min_multiplier), ("hi", hi, ind.max_multiplier)):
+            if (arr != (own.value if own is not None else arr)).any() or (own is None and np.isfinite(arr).any()):
+                cols[f"{k}{j}"] = np.repeat(arr, n)
+                bounds[k] = pl.col(f"{k}{j}")
+        # the indicator's named transform (formula.components) and its bounds, each scenario's numbers as columns
+        exprs.append(multiplier(ind, pl.col(f"value{j}"), inputs.national[j], pl.col(f"e{j}"), **bounds).alias(f"m{j}"))
+    mults = pl.DataFrame(cols).select(exprs) if exprs else None
+    return NeedSteps(inputs, awp, [mults[f"m{j}"].to_numpy().reshape(S, n) for j in range(len(exprs))])
+
+
+def version_need(data: Dataset, need: Need) -> NeedSteps:
+    """A run's need (the version's own numbers) from one year's data, computed once per need model."""
+    return data.memo(("need_steps", model_key(need)), lambda: compute_need(need_inputs(data, need), need,
+                                                                           own_numbers()))
+
+
+def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, level: str, fy: list[str],
+                    frames: list[pl.DataFrame], scen: Scenarios) -> np.ndarray:
+    """(S, years, areas) target shares of `spec` (the version, or one stream of it as `stream_spec` gives) in each
+    settlement year. `version` and `stream` say where the scenarios' values are read from. A scenario that leaves
+    the need's numbers as the version states them takes the need frames' shares (the same computation)."""
+    S = scen.size
+    out = []
+    for t, y in enumerate(fy):
+        need = spec.at(y).need
+        if not any(scen.sets(version, stream, p, y) for p in need_numbers(need)):
+            out.append(np.broadcast_to(frames[t]["target_share"].to_numpy(), (S, frames[t].height)))
+            continue
+        if level != "ltla":
+            raise FundformError(f"internal error: need with a scenario axis is computed for lower-tier authorities, "
+                                f"not at level {level}")
+        at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
+        # streams that take the version's need read the same numbers from the same paths: computed once (the
+        # scenarios' derived values are the one settlement's: `outcome.settle` clears them first)
+        key = ("need_shares", y, model_key(need), tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
+        if key not in scen.derived:
+            year = data.for_year(y)
+            inputs = need_inputs(year, need)
+            if inputs.codes != frames[t]["area_code"].to_list():
+                raise FundformError("internal error: the need's authorities differ from the need frames'")
+            nwp = compute_need(inputs, need, at, S).need_weighted
+            scen.derived[key] = nwp / nwp.sum(axis=1, keepdims=True)
+        out.append(scen.derived[key])
+    return np.stack(out, axis=1)

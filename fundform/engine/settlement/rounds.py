@@ -1,0 +1,123 @@
+"""NHS England's allocation rounds as data, year by year: restated baselines, base growth, targets, convergence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fundform.base.errors import FundformError
+from fundform.engine.params import RunParameters
+from fundform.engine.settlement.control_total import control_total_path
+from fundform.engine.settlement.money import apportion, round_half_up
+from fundform.engine.settlement.transition import TransitionResult, run_transition
+from fundform.formula.spec import FormulaSpec, format_year, parse_year
+
+
+@dataclass
+class RoundPath:
+    """A run of published NHS rounds, year by year: what each year started from, its targets and the transition."""
+
+    path: pl.DataFrame
+    targets: np.ndarray  # (..., years, areas) pence
+    baselines: np.ndarray  # (..., years, areas) pence: last year's allocation (restated) grown by base growth
+    transition: TransitionResult
+    rules: list
+    totals: np.ndarray  # (..., years + 1) pence: the start and each year's control total
+
+
+def _cat(results: list[TransitionResult]) -> TransitionResult:
+    by_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-2)  # noqa: E731
+    per_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-1)  # noqa: E731
+    return TransitionResult(previous=by_year("previous"), allocation=by_year("allocation"), bound=by_year("bound"),
+                            unconstrained=by_year("unconstrained"), scale_back=per_year("scale_back"),
+                            guarantee=by_year("guarantee"), released=per_year("released"),
+                            years_to_target=results[-1].years_to_target)
+
+
+def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunParameters, growth: dict[str, float],
+                   years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
+                   held: Callable[[], str] | None = None, stream: str | None = None,
+                   infeasible: np.ndarray | None = None) -> RoundPath:
+    """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
+    the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
+    the version as dated for that year (its weights, target rule and pace of change).
+
+    - start: the first year's published adjusted recurrent baseline;
+    - restatement: in a later year with a published round, last year's allocation moves by what the round's
+      restated baseline added to the previous round's published allocation (pay awards, transfers...), so a chain
+      reproduces each published round and a scenario carries its own differences forward;
+    - base growth: the round's per-ICB growth (base_growth "published"), else the index and real growth;
+    - targets: need shares of the base year's published fair shares total grown by each ICB's or the national
+      growth (target_total "published_fair_shares", where the round is published), else of the year's total;
+    - the year's control total is last year's allocations grown; what convergence does not allocate is released.
+    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (what gives the rounds the data
+    holds, asked only for a message) and
+    `stream` (the version's stream settled) name what a message is about."""
+    fy = years["financial_year"].to_list()
+    areas = frames[0]
+    lead = () if scenarios is None else (scenarios,)
+    if areas["baseline_gbp"].null_count() == 0:  # the round's published (restated) baseline
+        start_gbp = areas["baseline_gbp"].to_numpy()
+    elif areas["previous_recurrent_gbp"].null_count() == 0:  # no round for the year: last year's published allocation
+        start_gbp = areas["previous_recurrent_gbp"].to_numpy()
+    else:
+        raise FundformError(f"{spec.id}: nhs_icb_allocations holds neither the {fy[0]} round of stream "
+                            f"'{spec.baseline.stream}' nor the {format_year(parse_year(fy[0]) - 1)} round's "
+                            f"published allocations for the run's areas ({areas['baseline_gbp'].null_count()} of "
+                            f"{areas.height} have neither): start in a year whose round, or the round before, the "
+                            f"data holds" + (f" (it holds {held()})" if held else ""))
+    start = round_half_up(start_gbp * 100)
+    prev = np.broadcast_to(start, (*lead, start.shape[0])).astype(np.int64)
+    results, targets_all, baselines_all, totals, rules = [], [], [], [], []
+    for t, y in enumerate(fy):
+        sp = spec.at(y)
+        f = frames[t]
+        published = f["baseline_gbp"].null_count() == 0
+        if t > 0 and published and f["previous_recurrent_gbp"].null_count() == 0:
+            restate = round_half_up(f["baseline_gbp"].to_numpy() * 100) - round_half_up(
+                f["previous_recurrent_gbp"].to_numpy() * 100)
+            prev = prev + restate
+        if published and sp.baseline.base_growth == "published":
+            g = f["base_growth_factor"].to_numpy()
+        else:  # no published growth for the year: the version's index and real growth, never a silent zero
+            if y not in growth:
+                raise FundformError(f"{spec.id}: {y} has no published round, so its base growth is the index "
+                                    f"'{spec.control_total.inflation_index}' plus real growth, and the index has no "
+                                    f"growth for {y} (it has {', '.join(sorted(growth))})")
+            g = np.full(f.height, (1 + growth[y]) * (1 + sp.control_total.real_growth.value))
+        grown = prev * g
+        total = round_half_up(grown.sum(axis=-1))
+        shares = f["target_share"].to_numpy()
+        if sp.baseline.target_total == "published_fair_shares" and published:
+            fst = f["fair_shares_target_gbp"].to_numpy()
+            base = f["baseline_gbp"].to_numpy()
+            tg = g if sp.baseline.target_growth == "icb" else np.full(f.height, (base * g).sum() / base.sum())
+            w = shares * tg
+            tgt = apportion(round_half_up(fst.sum() * 100 * w.sum()), w)
+            tgt = np.broadcast_to(tgt, prev.shape)
+        else:
+            tgt = apportion(total, np.broadcast_to(shares, prev.shape))
+        base_t = apportion(total, grown)
+        label = f"{y} (round {y}" + (f", stream {stream})" if stream else ")")
+        tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
+                            baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
+                            inflation=np.array([growth.get(y, 0.0)]),
+                            values=values[t] if isinstance(values, list) else values, first_year=t + 1,
+                            infeasible=infeasible)
+        results.append(tr)
+        targets_all.append(tgt)
+        baselines_all.append(base_t)
+        totals.append(total)
+        rules.append(sp.transition)
+        prev = tr.allocation[..., 0, :]
+    year0 = format_year(parse_year(params.start_year) - 1)
+    all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
+    path = control_total_path(int(start.sum()), spec.control_total, growth, all_years)
+    all_totals = np.stack([np.broadcast_to(start.sum(), np.shape(totals[0])), *totals], axis=-1).astype(np.int64)
+    if scenarios is None:
+        path = path.with_columns(control_total=pl.Series(all_totals))
+    return RoundPath(path, np.stack(targets_all, axis=-2), np.stack(baselines_all, axis=-2), _cat(results), rules,
+                     all_totals)

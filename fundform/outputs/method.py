@@ -1,0 +1,608 @@
+"""The method document of a formula version: every step as an equation, in the order the engine applies it, each
+symbol tied to its input column or parameter (with unit, value and source), the rounding points, the first-year
+rule, floors and ceilings, the local-tax arithmetic and what the reconciliation checks.
+
+Written from the version's spec and the components' own equations (``components.EQUATIONS``), so it cannot drift
+from the code: ``docs/method/<id>.md`` is this text for each shipped version (``fundform docs`` writes them, a test
+fails when they differ), and ``fundform formulas method ID|FILE [--set ...]`` prints it for any version or scenario.
+``tests/test_method.py`` re-derives the default version's allocations from these equations alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
+from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year, rule_numbers
+from fundform.inputs.tables import CONTRACTS
+
+# baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each
+NHS_PUBLISHED = {"nhs_core": "core", "nhs_primary_medical": "primary_medical_care"}
+
+def _q(q: Quantity | None) -> str:
+    return "none" if q is None else f"{q.value:g} ({_what(q)}; source: {q.source})"
+
+
+def _what(q) -> str:
+    """A number's unit, and in words what it is where the version says."""
+    return q.unit + (f": {q.description}" if q.description else "")
+
+
+def _v(q: Quantity | None) -> str:
+    return "none" if q is None else f"{q.value:g}"
+
+
+def _col(table: str, column: str) -> str:
+    contract = CONTRACTS.get(table)
+    if contract is None:
+        return f"`{table}.{column}`"
+    col = next((c for c in contract.columns if c.name == column), None)
+    unit = f", {col.unit}" if col else ""
+    return f"`{table}.{column}`{unit}"
+
+
+def _equation(name: str, kind: str) -> str:
+    if name in EQUATIONS:
+        return EQUATIONS[name]
+    fn = (INDICATOR_TRANSFORMS if kind == "transform" else TRANSITION_RULES).get(name)
+    doc = inspect.getdoc(fn) if fn else None
+    return f"(a plugin component without a stated equation; its description: {doc or 'none'})"
+
+
+def _index_rows(spec: FormulaSpec, years: list[str]) -> list[str]:
+    from fundform.engine.settlement.control_total import cumulative_growth, index_growth
+
+    ct = spec.control_total
+    growth = index_growth(spec.indices, ct.inflation_index)
+    rows = ["| year | index growth g | index level I (1 at the base year) | real factor R | I x R |", "|---|---|---|---|---|"]
+    for y in years:
+        try:
+            i = cumulative_growth(growth, ct.base_year, y, ct.inflation_index)
+        except Exception:  # noqa: BLE001  a year the index does not cover: the run refuses it too
+            rows.append(f"| {y} | not given | - | - | - |")
+            continue
+        r = (1 + ct.real_growth.value) ** (parse_year(y) - parse_year(ct.base_year))
+        rows.append(f"| {y} | {growth.get(y, 0.0):g} | {i:.10f} | {r:.10f} | {i * r:.10f} |")
+    return rows
+
+
+def _need_section(need, title: str, n: int) -> list[str]:
+    out = [f"## {n}. {title}", ""]
+    if need.method == "practice_weighted_population":
+        out += [
+            f"Need is NHS England's needs-weighted registered population per GP practice, column "
+            f"`practice_weighted_population.{need.weighted_population_column}` for `weights_year = "
+            f"{need.weights_year}`" + (" (each settlement year's own weights)" if need.weights_year == "settlement_year"
+                                       else "") + f" (source: {need.source}). Registered patients "
+            "(`registered_population`) are the population.",
+            "",
+            "```",
+            "N_a = sum over practices p in a of wp_p        P_a = sum over practices p in a of registered_population_p",
+            "```",
+            "",
+            "At level `icb` (`nhs-region`) a practice belongs to its own `icb_code` (`nhs_region_code`); at council "
+            "levels, to its `area_code`, rolled up through the area lookup as in step §areas§. Sums are exact (128-bit "
+            "fixed point at 1e-12 of a person).",
+            "",
+        ]
+        return out
+    curve = need.age_cost_curve
+    out += [
+        f"Population `P[i,s,a]` is `population.population` (persons) for lower-tier authority `i`, sex `s`, single year "
+        "of age `a` (90 = 90 and over), summed over sex and any small areas first; where the table has a "
+        "`financial_year`, each settlement year `k` takes that year's rows, and every quantity of steps §need§-§areas§ (need, "
+        "target shares, population per head) is that year's (`P_k`, `N_k`, `tau_k`). The age cost curve gives each "
+        f"age its band's weight `w(a)` ({_what(curve)}; source: {curve.source}):",
+        "",
+        "| ages | weight w(a) |",
+        "|---|---|",
+        *[f"| {b.age_from}-{b.age_to} | {b.weight:g} |" for b in curve.bands],
+        "",
+        "```",
+        "P_i = sum over s, a of P[i,s,a]",
+        "W_i = sum over bands b of w_b * P_b,i,   P_b,i = sum over s and ages a in b of P[i,s,a]   (age-weighted "
+                "population: band by band, in the curve's order)",
+        "```",
+        "",
+    ]
+    if need.indicators:
+        out += ["Each need indicator `j` turns an authority's value `x_ij` into a multiplier `m_ij`, relative to the "
+                "population-weighted national value over all authorities of the dataset:", "",
+                "```", "X_j = (sum over i of x_ij * P_i) / (sum over i of P_i)", "```", ""]
+        for ind in need.indicators:
+            bounds = []
+            if ind.min_multiplier is not None:
+                bounds.append(f"at least {_v(ind.min_multiplier)}")
+            if ind.max_multiplier is not None:
+                bounds.append(f"at most {_v(ind.max_multiplier)}")
+            out += [f"- **{ind.name}**: `x` = {_col(ind.table, ind.column)}; transform `{ind.transform}`: "
+                    f"`{_equation(ind.transform, 'transform')}` with `e` = {_q(ind.elasticity)}"
+                    + (f"; then bounded: {' and '.join(bounds)} (`m = min(max(m, lo), hi)`, after the transform; "
+                       f"lower bound source: {ind.min_multiplier.source if ind.min_multiplier else '-'})"
+                       if bounds else "; not bounded") + "."]
+        out += [""]
+    product = " * ".join(f"m_i,{ind.name}" for ind in need.indicators) or "1"
+    out += ["```", f"N_i = W_i * {product}          (need-weighted population)", "```", ""]
+    return out
+
+
+def _flat_section(node: dict, prefix: str = ""):
+    """(dotted key, value) of a dated section; a {value, unit, source} number is one value."""
+    for k, v in node.items():
+        if isinstance(v, dict) and "value" not in v:
+            yield from _flat_section(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) -> str:
+    """The method document of a (resolved) formula version."""
+    load_plugins()
+    t = spec.transition
+    lt = spec.local_tax
+    ct = spec.control_total
+    first = spec.effective_years[0]
+    year0 = format_year(parse_year(first) - 1)
+    years = [year0, *spec.effective_years]
+    out = [f"# Method: {spec.id} {spec.version}", "",
+           f"*{spec.title}.* Generated by `fundform formulas method {spec.id}` from "
+           f"{origin or 'the formula file'} and the components' own equations: do not edit by hand. Every number "
+           "below is the version's own, with its unit and source; money is in pence unless it says pounds.", ""]
+    if overrides:
+        out += ["Overrides applied to the version: " + "; ".join(f"`{o.path}` {o.old!r} -> {o.new!r} ({o.origin})"
+                                                               for o in overrides) + ".", ""]
+    out += [spec.summary.strip(), "",
+            f"A run of this version is at level `{spec.default_level}`, from {first} for "
+            f"{len(spec.effective_years)} year(s) ({', '.join(spec.effective_years)}), unless told otherwise.", "",
+            "Notation: `i` a lower-tier authority (the unit of account), `a` an area of the run's output level, `y` a "
+            "financial year, `k` the year of the settlement (1 = its first year). `round(x)` rounds half away from "
+            "zero to a whole penny; `floor`/`ceil` round down/up; `floor_penny(x) = floor(100 * x + 0.000000001) / "
+            "100` pounds (down to the penny; the 1e-9 absorbs float noise in exact products); `apportion(T, w)` "
+            "splits whole pence `T` in "
+            "proportion to weights `w` exactly (largest remainder, defined in step §rounding§). Sums of inputs are exact "
+            "(128-bit fixed point at 1e-12 of the unit), so they do not depend on row order.", ""]
+    n = 1
+    needs = [("need", spec.need)] if not spec.streams else (
+        [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None])
+    out += _need_section(spec.need, "Need" + (" (the version's; a stream without its own uses it)" if spec.streams
+                                              else ""), n)
+    num = {"need": n}  # each section's number by key: the text's cross-references (§key§) are resolved from it
+    for path, need in needs[1:]:
+        n += 1
+        out += _need_section(need, f"Need of stream {path.split('.')[1]}", n)
+    n += 1
+    num["areas"] = n
+    out += [f"## {n}. Areas of the output level and target shares", "",
+            "An authority's quantities reach the areas of the run's level through the area lookup: `s_ia` = "
+            "`area_lookup.share` for `level` = the run's level (1 where the authority lies wholly in the area; the "
+            "shares of one authority sum to 1). Only additive quantities are rolled up; ratios are recomputed.", "",
+            "```",
+            "N_a = sum over i of s_ia * N_i        P_a = sum over i of s_ia * P_i",
+            "tau_a = N_a / sum over a' of N_a'          (target share)",
+            "need_index_a = (N_a / P_a) / ((sum of N) / (sum of P))",
+            "```", ""]
+    if spec.baseline.target_shares == "published_fair_shares":
+        out += ["This version takes its target shares from the published round instead: `tau_a = FST_a / sum of "
+                "FST`, `FST` = `nhs_icb_allocations.fair_shares_target` summed to the area.", ""]
+    n += 1
+    num["funding"] = n
+    b = spec.baseline
+    if b.source == "baseline_table":
+        comps = b.columns if not spec.streams else [c for s in spec.streams for c in s.baseline_components or []]
+        nhs = [c for c in comps if c in NHS_PUBLISHED]
+        out += [f"## {n}. Today's funding", "",
+                "Today's funding `F_i` is the sum of the baseline table's components "
+                + ", ".join(_col("baseline", c) for c in comps) + " (GBP, cash) for authority `i`, in "
+                f"`baseline.baseline_year`, which must equal the control total's base year {ct.base_year} (a run "
+                "with another year is refused). `F_a = sum over i of s_ia * F_i`.", ""]
+        if nhs:
+            out += ["The NHS components are NHS England's published recurrent allocations, not estimates: "
+                    + "; ".join(f"`baseline.{c}` is the `{NHS_PUBLISHED[c]}` stream's `recurrent_allocation` "
+                                f"in `nhs_icb_allocations`, of the round named by `baseline.{c}_source_year`"
+                                for c in nhs)
+                    + ". Each ICB's allocation is attributed to the authorities whose residents it funds, in "
+                    "proportion to residents x NHS England's weighted population per registered patient of the "
+                    "authority's practices (data/README.md), so the components sum to the published ICB totals.",
+                    ""]
+    else:
+        out += [f"## {n}. Today's funding: the published rounds", "",
+                "Each settlement year `y` reads round `y` of `nhs_icb_allocations` where the data holds it (the "
+                "version's rounds start at " + f"`{b.allocation_round}`): per ICB its adjusted recurrent baseline "
+                "`RB_y` (last year's allocation as restated for the round), base growth, fair shares targets `FST` "
+                "of the base year and recurrent allocation `RA_y`, summed to the area (ICBs that later merged or "
+                "split moved to the ICBs of the run's last year by `icb_changes.share`). The start `F_a` is the "
+                "first year's `RB`, or the year before's `RA` where the data holds no round for the first year. "
+                "Base growth is " + ("each ICB's published `base_growth` where the year's round is held (`G_a = "
+                                     "(sum of RB * (1 + base_growth)) / (sum of RB)` over the area's ICBs), else "
+                                     "uniform" if b.base_growth == "published" else "uniform")
+                + "; the targets' total is " + ("the published fair shares targets' total `sum of FST` grown "
+                                                + ("by each ICB's growth" if b.target_growth == "icb" else
+                                                   "by the national growth")
+                                                if b.target_total == "published_fair_shares" else "the year's total")
+                + ".", ""]
+    n += 1
+    idx = spec.indices[ct.inflation_index]
+    composite = ""
+    if idx.composite:
+        composite = (" It is a composite: `g_y = " + " + ".join(f"{c.weight.value:g} * g_{c.index}"
+                                                               for c in idx.composite) + "` (weights' sources: "
+                     + "; ".join(f"{c.index}: {c.weight.source}" for c in idx.composite) + ").")
+    num["control_total"] = n
+    out += [f"## {n}. Control total", "",
+            f"Base year `y0` = {ct.base_year}; index `{ct.inflation_index}` ({idx.description}; source: {idx.source}; "
+            f"vintage {idx.vintage}), growth `g_y` into year `y` from the year before.{composite} Real growth `r` = "
+            f"{_q(ct.real_growth)}. Inflation and real growth multiply:", "",
+            "```",
+            "I_y = product over t = y0+1 .. y of (1 + g_t)          R_y = (1 + r) ^ (y - y0)",
+            ]
+    if b.source == "baseline_table":
+        out += ["B = round(100 * sum over i of F_i)                (pence; from the unrounded sum in pounds)",
+                "CT_y = round(B * I_y * R_y)",
+                "```", "",
+                (f"The base year {ct.base_year} is the year before the settlement: its control total is `B` itself "
+                 f"(`I` = `R` = 1), and growth applies from the first settlement year {first}. For this version:"
+                 if ct.base_year == year0 else
+                 f"So the first settlement year {first} is {parse_year(first) - parse_year(ct.base_year)} year(s) of "
+                 f"growth from the base year {ct.base_year}: the control total grows through every year after it, "
+                 f"{year0} (the year before the settlement) included. For this version:"), ""]
+    else:
+        out += ["```", "",
+                "For a published round the control total is the sum of each area's start grown by its own factors "
+                "(step §start§). The uniform factor of a later year is `I_y * R_y / (I_{y-1} * R_{y-1})`.", ""]
+    out += _index_rows(spec, years) + [""]
+    n += 1
+    num["start"] = n
+    out += [f"## {n}. The year before the settlement, targets and today's funding uprated", ""]
+    if b.source == "baseline_table":
+        out += ["The settlement starts from today's funding uprated to the year before it (the first-year rule): "
+                f"`A_0` is the allocation of {year0} (for a run starting in {first}; in general the year before the "
+                "run's start year), and year 1's floors and ceilings are measured from it, not from the cash "
+                f"baseline of {ct.base_year}.", "",
+                "```",
+                "A_0,i = apportion(CT_{year before}, F_i)",
+                "T_y,i = apportion(CT_y, tau_y,i)            (target allocation: year y's own need shares)",
+                "BU_y,i = apportion(CT_y, F_i)               (today's funding uprated: phasing starts from it)",
+                "X_a = sum over i of X_i->a                  (X = A_0, T_y, BU_y at the run's level)",
+                "```", "",
+                "These three are apportioned among the lower-tier authorities `i` (their shares `tau_y,i`, `F_i` as "
+                "in the steps above, before any roll-up) and summed to the run's areas, so an area's are its members' "
+                "to the penny at every level. `X_i->a` is authority `i`'s pence in area `a`: all of them where it lies "
+                "wholly in `a`; an authority split between areas has its pence split by its shares, "
+                "`X_i->a = apportion(X_i, s_ia)` over its areas `a` in code order. At level `ltla` `X_a = X_i`. "
+                "The transition (next steps) then applies to the areas of the run's level, the bodies that receive "
+                "the money.", ""]
+    else:
+        out += ["Year by year, `k` = 1, 2, ..." + (" (each year the version as dated for it, step §by_year§)" if spec.years
+                                               else "") + ":", "",
+                "```",
+                "A_0,a = round(100 * F_a)",
+                "S_k,a = A_k-1,a + round(100 * RB_k,a) - round(100 * RA_k-1,a)   (restatement: a later year whose "
+                "round is held; else S_k,a = A_k-1,a)",
+                "G_k,a = the round's published growth (base_growth published, round held), else (1 + g_k) * (1 + r)",
+                "CT_k = round(sum over a of S_k,a * G_k,a)",
+                "T_k = apportion(round(100 * FST * sum over a of tau_k,a * G'_k,a), tau_k,a * G'_k,a)   (published "
+                "fair shares; G' = G, or the national sum(RB G)/sum(RB))",
+                "T_k = apportion(CT_k, tau_k,a)                   (otherwise)",
+                "BU_k = apportion(CT_k, S_k,a * G_k,a)",
+                "```", "",
+                "A chain of rounds therefore reproduces each published round (its restated baseline replaces the "
+                "previous allocation's published value) and carries a scenario's own differences forward.", "",
+                "NHS England allocates to ICBs: every quantity above and every step after it is computed for the "
+                "ICBs (`a` an ICB), also in a run at level `nhs-region`, where each of a region's figures is the sum "
+                "of its ICBs' (the ICB's `nhs_region_code` in `nhs_icb_allocations`; an ICB formed from others, "
+                "theirs): pence added exactly, a region at a floor where any of its ICBs is (else at a ceiling "
+                "where any is), and its years to target its last ICB's. Its need columns are its own practices' "
+                "weighted populations.", ""]
+    if spec.local_tax.basis == "grant":
+        out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
+                "total plus the equalised notional resources of step §local§: `CT_y + round(d_k * 100 * sum over a of "
+                "N_y,a)` (the year before uses year 1's), so that grants sum to the grant total.", ""]
+    n += 1
+    rule_params = {name: getattr(t, name) for name in rule_numbers(t.rule)}  # the rule's own model says which
+    num["transition"] = n
+    out += [f"## {n}. Transition, year by year", "",
+            "Each year starts from last year's allocation in whole pence, `A = A_{k-1}`. The growth factor is "
+            + ("each area's own (step §start§) in the round's year and uniform after" if b.base_growth == "published"
+               else "uniform, `G_k = CT_k / sum over a of A_{k-1},a`") + f". The rule `{t.rule}` gives the "
+            "unconstrained allocation:", "",
+            "```", _equation(t.rule, "rule"), "```", "",
+            *[f"- `{k}` = {_q(q)}" for k, q in rule_params.items()],
+            *[f"- `{k}` = {_q(q)} (plugin parameter)" for k, q in getattr(t, "parameters", {}).items()],
+            ""]
+    floor_txt = ("none" if t.floor is None else
+                 f"`L_a = ceil(A_a * (1 + {_v(t.floor)})" + (" * (1 + g_k)" if t.floor_basis == "real" else "")
+                 + " - 0.000001)` pence: " + _q(t.floor) + (", in real terms (grown by the index)"
+                                                            if t.floor_basis == "real" else ", in cash"))
+    ceil_txt = ("none" if t.ceiling is None else
+                f"`U_a = floor(A_a * (1 + {_v(t.ceiling)}) + 0.000001)` pence: {_q(t.ceiling)}")
+    out += ["Floors and ceilings bound the year-on-year change, each rounded so it is never missed by a fraction "
+            "of a penny:", "", f"- Floor: {floor_txt}.", f"- Ceiling: {ceil_txt}."]
+    if t.guarantee is not None:
+        out += [f"- Guarantee ({t.guarantee.kind}, {t.guarantee.funding}; source: {t.guarantee.source}): "
+                + ("the floor is at least `A_0,a`." if t.guarantee.funding == "within_total" else
+                   "a payment `max(A_0,a - A_k,a, 0)` on top of the total, in `guarantee_payment`.")]
+    out += [""]
+    if t.budget_neutral:
+        out += ["This rule is budget neutral (`transition.budget_neutral = true`): each year's allocations add to "
+                "`CT_k` exactly, whatever the rule, floors and ceilings give. "
+                "The floors, the ceilings and the total are solved together, exactly: the one number `lambda` with",
+                "", "```",
+                "sum over a of clip(u_a - lambda * h_a, L_a, U_a) = CT_k,   h_a = max(u_a - L_a, 0) (|u_a| without a "
+                "floor)", "```", "",
+                "so every area's headroom above its floor is scaled back by the same share (`transition_scale_back` "
+                "in the manifest) and no floor is broken by the rescaling. If the floors alone cost more than `CT_k` "
+                "(or the ceilings cannot spend it) the run stops and says by how much. Then money is rounded once: "
+                "an area within 0.001p of its floor (ceiling) gets exactly `L_a` (`U_a`) and is reported as held "
+                "there; the other areas share what is left, `CT_k - sum of the bound areas`, in proportion to their "
+                "unrounded allocations, by `apportion`. So `sum of A_k = CT_k` to the penny.", ""]
+    else:
+        out += ["This rule is not budget neutral (`transition.budget_neutral = false`): `A_k,a = clip(u_a, L_a, U_a)` rounded half up to the penny (bound "
+                "areas exactly at their bound); what it does not allocate, `CT_k - sum of A_k`, is released from the "
+                "total and reported (`released_by_transition_gbp`), never spread.", ""]
+        rules = [t] + [s.transition for s in spec.streams if s.transition is not None]
+        added = [r for r in rules if getattr(r, "over_total", "refused") == "added"]
+        out += [(("Where the rule gives more than `CT_k` (`over_total = added`, as NHS England's rounds, which are "
+                 "not capped by the total), the excess is added: the release `CT_k - sum of A_k` is then negative. "
+                 if added else "Where the rule would give more than `CT_k` the run stops (`over_total = refused`) "
+                 "and says by how much. ") + ("Each stream's rule applies to that stream alone." if spec.streams else "")
+                 ).rstrip(), ""]
+    n += 1
+    num["local"] = n
+    out += [f"## {n}. Local resources and the grant", ""]
+    if lt.rule == "none":
+        out += ["This version deducts no local resources: `grant = A_k` (plus any guarantee payment).", ""]
+    else:
+        p0 = lt.price_year
+        projection = (f"`t_i,q = t_i * (1 + {lt.tax_base_growth.value:g}) ^ (q - {p0})`: {_q(lt.tax_base_growth)}"
+                      if lt.tax_base_projection == "fixed" else
+                      f"`t_i,q = t_i * (t_i / t23_i) ^ (q - {p0})`, each authority's own growth from 2023-24 "
+                      f"({_col('council_tax', 'tax_base_band_d_2023_24')}) to 2024-25")
+        nbd = (f"`NB_{p0} = floor_penny(sum of t_i * D_i / sum of t_i)`, the tax-base-weighted national average"
+               if not isinstance(lt.notional_band_d, Quantity) else f"`NB_{p0}` = {_q(lt.notional_band_d)}")
+        prec = lt.precept
+        out += [f"`local_tax.price_year` = {p0} is the year of the council tax data: Band D and the tax base move "
+                "from it through every year to the settlement's last.", "",
+                f"- `t_i` = {_col('council_tax', 'tax_base_band_d')}; `D_i` = {_col('council_tax', lt.band_d_column)}.",
+                f"- Notional Band D: {nbd}; each later year `NB_q = floor_penny(NB_(q-1) * (1 + c + rho))` "
+                f"(the referendum arithmetic: the core increase `c` = {_q(lt.core_increase)} and the adult social "
+                f"care precept `rho` = {_q(prec.default_rate)} are added, not compounded, and Band D is rounded "
+                "down to the penny every year).",
+                f"- Precept rule `{prec.rule}` (cap {_q(prec.cap)}, above the cap: {prec.above_cap}): "
+                + ("every authority at the default rate." if prec.rule == "uniform" else
+                   "each authority's rate is the default rate times its need index (step §areas§, at lower tier), "
+                   "capped.") + " An authority's own Band D moves the same way at its own rate; the difference is "
+                "`precept_flex_yield`.",
+                f"- Tax base: {projection}.",
+                f"- Share of council tax funding the devolved services `sigma` = {_q(lt.share_for_devolved_services)}.",
+                f"- Equalisation degree `e` = {_q(lt.equalisation)}"
+                + (f", phased in: `d_k = e * min(k / {_v(lt.equalisation_phasing_years)}, 1)`"
+                   if lt.equalisation_phasing_years is not None else "; `d_k = e` every year") + ".", "",
+                "```",
+                "N_i,q = t_i,q * NB_q * sigma                 (notional local resources, pounds; rolled up to N_a)",
+                "NT_k = apportion(round(100 * d_k * sum over a of N_a,k), 100 * d_k * N_a,k)   (notional local tax)",
+                "grant_k,a = A_k,a + guarantee_k,a - NT_k,a",
+                "```", "",
+                f"Basis `{lt.basis}`: " + ("the control total is the spending envelope." if lt.basis == "spending" else
+                                           "the control total is the grant total (see step §start§)."),
+                f"Negative grants: `{lt.negative_grants}`" + (
+                    " (a negative grant stands: the area pays in)." if lt.negative_grants == "tariff" else
+                    " (grants below zero are raised to zero, every other grant's headroom scaled back exactly as "
+                    "floors are, so the year's total is unchanged)." if lt.negative_grants == "floor_at_zero" else
+                    f" (every grant at least {_q(lt.minimum_grant_per_head)} per resident, rounded up to the penny, "
+                    "met by scaling back the others' headroom exactly, total unchanged)."), ""]
+        extras = []
+        if lt.health_tax is not None:
+            extras.append(f"a local health tax, basis `{lt.health_tax.basis}`, rate {_q(lt.health_tax.rate)}")
+        if lt.business_rates_discount_per_head is not None:
+            extras.append(f"a business-rates discount of {_q(lt.business_rates_discount_per_head)}")
+        if extras:
+            out += ["Local yields also include " + "; ".join(extras) + ". `local_yield = council tax yield + health "
+                    "tax - business-rates discount`; `spending_power = grant + local_yield`.", ""]
+        else:
+            out += ["`local_yield = council tax yield (t_i,q * own Band D * sigma)`; `spending_power = grant + "
+                    "local_yield`.", ""]
+    if spec.streams:
+        n += 1
+        num["streams"] = n
+        out += [f"## {n}. Funding streams", "",
+                "Steps §need§-§transition§ run for each stream on its own: its own need (or the version's), its own today's funding "
+                "(its baseline components, or its published round's stream), control total and transition. A stream's allocation is pooled with the "
+                "others' before local tax, which applies to the pool (step §local§).", ""]
+        for s in spec.streams:
+            growth = (f"grows with stream `{s.linked_to}`: `CT_s,y = round(B_s * CT_{s.linked_to},y / "
+                      f"B_{s.linked_to})`" if s.linked_to else
+                      f"real growth {_q(s.real_growth)}" if s.real_growth else "the version's real growth")
+            start = (f"components {', '.join(s.baseline_components)}" if s.baseline_components else
+                     f"NHS England's published rounds of stream `{s.round_stream}` (`nhs_icb_allocations.stream`)")
+            out += [f"- **{s.name}** ({s.title}): {start}; "
+                    f"need {'its own (above)' if s.need else 'the version'}'s; {growth}; transition "
+                    f"`{(s.transition or t).rule}`."]
+        out += ["", "The pooled figures of the version (allocations.parquet, need.parquet) are the streams' sums: "
+                "`T_a`, `BU_a`, `A_a` and guarantee payments are the streams' own added in pence. Its need columns "
+                "state the pool: `target_share_a = T_a / sum of T` (the share of the streams' summed targets), "
+                "`need_weighted_population_a = target_share_a * sum of P`, `need_index_a = "
+                "need_weighted_population_a / P_a`, no `age_weighted_population` (null); need.parquet holds the "
+                "first settlement year's. An area is `transition_bound` \"floor\" (\"ceiling\", \"none\") where every "
+                "stream is, else \"streams\" (streams.parquet has each stream's); its `years_to_target` is the "
+                "latest of its streams' (empty where any stream's rule never gets there).", ""]
+    n += 1
+    num["outputs"] = n
+    out += _outputs_section(spec, n)
+    n += 1
+    num["rounding"] = n
+    published = b.source == "nhs_icb_allocations"
+    points = (["the base total `B` and each year's control total `CT_y` (round half away from zero);",
+               "`A_0`, targets `T_y` and today's funding uprated `BU_y`: `apportion` among authorities, then summed "
+               "(step §start§);"] if not published else
+              ["the start `A_0,a = round(100 * F_a)` and the restatements `round(100 * RB)`, `round(100 * RA)`; each "
+               "year's control total `CT_k` (round half away from zero);",
+               "targets `T_k` and today's funding uprated `BU_k`: `apportion` (step §start§);"])
+    points += ["each year's allocation: " + ("bound areas exactly at their (whole-penny) bound, the rest by "
+                                             "`apportion`;" if t.budget_neutral else
+                                             "`clip(u, L, U)` rounded half away from zero, bound areas exactly at "
+                                             "their bound;")]
+    if lt.rule != "none":
+        points += ["Band D, every year: down to the penny;",
+                   "notional local tax `NT`, notional local resources, each yield (council tax, precept flexibility, "
+                   "health tax, business-rates discount): `apportion(round(sum of x), x)` of the year's unrounded "
+                   "amounts x in pence;"]
+    points += ["real-terms grants: `apportion(round(sum of x), x)`, x = grant / D; grant per head: round half away "
+               "from zero;", "the waterfall's need steps: `round(share x sum of T)` area by area, the last need step "
+               "exactly `T_a` (step §outputs§);"]
+    if spec.need.method == "age_cost_curve" and spec.cohorts:
+        points += ["cohorts: `apportion(grant, cohort shares)` per area and year."]
+    out += [f"## {n}. Rounding points and `apportion`", "",
+            "Money is whole pence (int64); each published figure is rounded once:", "",
+            *[f"{i}. {p}" for i, p in enumerate(points, 1)], "",
+            "`apportion(T, w)`: each part is `floor(T * w_a / sum of w)` pence; the pennies still missing from `T` "
+            "go one each to the parts with the largest fractional remainders, ties to the earlier area code. The "
+            "parts sum to `T` exactly. It is the one rule every money split follows."
+            + (" Convergence aims at the whole-penny targets; the control total grows from the unrounded base sum, "
+               "so `B` may differ by a few pence from the sum of the areas' rounded baselines." if not published
+               else ""), ""]
+    n += 1
+    out += [f"## {n}. What the reconciliation checks", "",
+            "Every run checks, per year and exactly in pence (`reconciliation.parquet`; a run whose check fails "
+            "writes nothing):", "",
+            "- sum of allocation = control total - released by a non-neutral rule;",
+            "- sum of target allocation = target total; sum of today's funding uprated = control total;",
+            "- sum of grant = allocations + guarantee payments - notional local tax;",
+            "- total shortfall below floors = 0; total excess above ceilings = 0;",
+            "- negative-grant adjustments net to 0; spending power = grants + local yield"
+            + ("; grants = the grant control total" if lt.basis == "grant" else "") + ";"]
+    if spec.streams:
+        out += ["- each stream's allocations = its own control total (parity: none funds another); a linked stream's "
+                "control total grows exactly with its link;"]
+    out += ["- each area's waterfall steps add to its grant" + ("; the cohorts add to the grant." if
+            spec.need.method == "age_cost_curve" and spec.cohorts else "."), ""]
+    n += 1
+    if spec.years:
+        num["by_year"] = n
+        out += [f"## {n}. Values by year", "",
+                "These sections of the version apply from their year on (later ones on top of earlier ones); the "
+                "values above are the version's before the first of them.", "",
+                "| from | key | value | source |", "|---|---|---|---|"]
+        for year, section in sorted(spec.years.items(), key=lambda kv: parse_year(kv[0])):
+            for key, value in _flat_section(section):
+                v = value.get("value") if isinstance(value, dict) else value
+                src = value.get("source", "") if isinstance(value, dict) else ""
+                out.append(f"| {year} | `{key}` | {v} | {src} |")
+        out.append("")
+        n += 1
+    out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | what it is | source |",
+            "|---|---|---|---|---|"]
+    out += [f"| `{path}` | {q.value:g} | {q.unit} | {q.description or ''} | {q.source} |"
+            for path, q in iter_quantities(spec)]
+    curves = any(need.age_cost_curve is not None for _, need in needs)
+    out += ["", ("Age band weights are in step §need§, index" if curves else "Index") + " growth by year in step "
+            "§control_total§. Sources:", ""]
+    out += [f"- `{s.id}`: {s.title}, {s.publisher}" + (f" ({s.url})" if s.url else "") + (f". {s.note}" if s.note
+                                                                                           else "")
+            for s in spec.sources]
+    out += [""]
+    return _resolve("\n".join(out), num)
+
+
+def _pace(rule: str) -> str:
+    """A rule's years to target as its registration states it (the docstring of its registered function)."""
+    from fundform.formula.components import YEARS_TO_TARGET
+
+    fn = YEARS_TO_TARGET.get(rule)
+    if fn is None or not fn.__doc__:
+        return "empty (the rule states no pace)"
+    return " ".join(fn.__doc__.split())
+
+
+def _outputs_section(spec: FormulaSpec, n: int) -> list[str]:
+    """Every output column of the version, as the engine computes it (outputs/registry.py builds them)."""
+    lt, t = spec.local_tax, spec.transition
+    practice = spec.need.method != "age_cost_curve"
+    who = "registered patient" if practice else "resident"
+    cohorts = spec.need.method == "age_cost_curve" and spec.cohorts
+    rows = [
+        ("population", f"`P_a`, the year's {who}s" + (" (the practices' registered populations)" if practice else "")),
+        ("need_weighted_population, need_index, target_share", "`N_a`, `need_index_a`, `tau_a` of the year (step "
+         "§areas§)" + ("; for a version with streams, the pooled figures (step §streams§)" if spec.streams else "")),
+        ("control_total", "`CT_k` (each stream's summed, for a version with streams)"),
+        ("todays_funding", "today's funding in cash, the same every year: "
+         + ("`apportion(round(100 * sum of F_i), 100 * F_i)` pence for authority `i` (step §funding§), summed to "
+            "the area" + (", each stream's summed" if spec.streams else "")
+            if spec.baseline.source == "baseline_table" else
+            "the first year's `RB_a` in pence, `apportion(round(100 * sum of RB), 100 * RB)` (step §funding§); null "
+            "where the data holds no round for the first year")),
+        ("target_allocation, baseline, previous_allocation, allocation", "`T_k,a`, `BU_k,a`, `A_k-1,a`, `A_k,a`"),
+        ("distance_from_target", "`A_k,a / T_k,a - 1`"),
+        ("transition_bound", "\"floor\" or \"ceiling\" where the area is held at that bound in year k, else "
+         "\"none\""),
+        ("years_to_target", "after the last year, further years at the rule's own pace (targets growing like "
+         "allocations) until `|A / T - 1| <= 0.001`: " + _pace(t.rule)),
+        ("guarantee_payment", "the guarantee paid on top of the total (0 without one)"),
+    ]
+    if lt.rule != "none":
+        rows += [
+            ("notional_local_resources", "`N_a,k` in pence (`apportion(round(100 * sum of N), 100 * N)`)"),
+            ("notional_local_tax, equalisation", "`NT_k,a` and `-NT_k,a`"),
+            ("council_tax_yield, precept_flex_yield, health_tax_yield, business_rates_discount",
+             "each yield in pence, split as `NT` (step §rounding§)"),
+            ("local_yield", "`council_tax_yield + health_tax_yield - business_rates_discount`"),
+            ("negative_grant_adjustment", "the grant after the negative-grant rule less `A + guarantee - NT`"),
+            ("spending_power", "`grant + local_yield`"),
+        ]
+    else:
+        rows += [("notional_local_resources, notional_local_tax, equalisation, yields, local_yield, "
+                  "negative_grant_adjustment", "0 (no local tax)"), ("spending_power", "`grant`")]
+    rows += [
+        ("grant", "`A_k,a + guarantee_k,a - NT_k,a`, after the negative-grant rule"),
+        ("grant_real", "the grant at the price base year `pb` (default: the run's first year): "
+         "`apportion(round(sum of grant_k / D_k), grant_k / D_k)`, `D_k = I_k / I_pb` (the version's index)"),
+        ("grant_per_head", f"`round(grant_k,a / P_a)` pence per {who}"),
+    ]
+    out = [f"## {n}. Output columns", "",
+           "Each column of allocations.parquet (one row per area and year `k`; docs/output-schema.md has the units):",
+           "", "| column | value |", "|---|---|", *[f"| `{c.replace(', ', '`, `')}` | {v} |" for c, v in rows], "",
+           "streams.parquet has the same transition columns per stream. need.parquet is the first settlement year's "
+           "need columns. waterfall.parquet builds each area's grant step by step: an equal share per head "
+           "`round(P_a / sum of P * sum of T)`"
+           + ("" if practice or spec.streams else ", then age alone and each indicator in turn (`round(N_a(j) / sum "
+              "of N(j) * sum of T)`, `N(j)` the need with the first j multipliers, summed to the level), the last "
+              "need step exactly `T_a`")
+           + ", then the transition `A - T`, the guarantee payment, `-NT` and the negative-grant adjustment: the "
+           "steps add to the grant to the penny."]
+    if cohorts:
+        out += ["", "cohorts.parquet splits each grant by age cohort ("
+                + ", ".join(f"{c.name} {c.age_from}-{c.age_to}" for c in spec.cohorts)
+                + "): a cohort's share of area `a` in year `k` is its ages' part of the area's age-weighted "
+                "population, `sum over i of s_ia * sum over its ages of P_k[i,age] * w(age)` over the same sum for "
+                "every age (each year's own residents), the rest in `rest`; the parts are `apportion(grant_k,a, "
+                "shares)`."]
+    return out + [""]
+
+
+def _resolve(text: str, num: dict[str, int]) -> str:
+    """The document with each cross-reference §key§ replaced by that section's number (an unknown key is an error:
+    a reference to a section the version's document does not have)."""
+    def number(m: re.Match) -> str:
+        if m.group(1) not in num:
+            raise KeyError(f"the method document refers to a section '{m.group(1)}' it does not have")
+        return str(num[m.group(1)])
+    return re.sub(r"§([a-z_]+)§", number, text)
+
+
+def assumptions_markdown(specs: list[FormulaSpec]) -> str:
+    """The assumptions log (Aqua Book): every number of every shipped version that rests, wholly or in part, on the
+    project's assumption rather than a published figure, with its reason. `fundform formulas show ID --assumptions`
+    lists the same for one version or scenario; every run's manifest carries its own list."""
+    from fundform.formula.spec import assumed_numbers, count_numbers
+
+    out = ["# Assumptions log", "",
+           "Generated by `fundform docs` from the formula versions (`fundform formulas show ID --assumptions` gives "
+           "one version's, for a scenario too); do not edit by hand. Every number below is the project's assumption, "
+           "wholly or in part: its source says why the value was chosen and what would replace it. Each run's "
+           "`manifest.json` lists the assumptions it rests on, and the HTML report shows them.", "",
+           "| version | numbers stated | of which assumed |", "|---|---|---|"]
+    out += [f"| {s.id} | {count_numbers(s)} | {len(assumed_numbers(s))} |" for s in specs]
+    for s in specs:
+        out += ["", f"## {s.id} {s.version}", "", "| parameter | value | unit | reason |", "|---|---|---|---|"]
+        out += [f"| `{a['path']}` | {a['value']:g} | {a['unit']} | {a['source']} |" for a in assumed_numbers(s)]
+    return "\n".join(out) + "\n"

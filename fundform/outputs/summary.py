@@ -1,0 +1,66 @@
+"""What a person sees after a run: totals per year, who gains and loses most per head, where the output went."""
+
+from __future__ import annotations
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from fundform.engine.pipeline import RunResult
+from fundform.outputs import text
+from fundform.outputs.text import gbp, gbp_bn
+
+
+def movers(result: RunResult, n: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Final year: change from today's funding (uprated) per head, largest gains and losses."""
+    last = result.allocations.filter(pl.col("year_index") == pl.col("year_index").max())
+    ranked = last.with_columns(
+        change_per_head=(pl.col("allocation") - pl.col("baseline")) / pl.col("population") / 100,
+        change_pct=(pl.col("allocation") - pl.col("baseline")) / pl.col("baseline") * 100,
+        cash_pct=(pl.col("allocation") - pl.col("todays_funding")) / pl.col("todays_funding") * 100,
+    ).sort("change_per_head", "area_code")
+    return ranked.tail(n).reverse(), ranked.head(n)
+
+
+def population_words(result: RunResult) -> tuple[str, str]:
+    """Whom the run counts ("registered patients", "per registered patient" or residents): outputs.text."""
+    return text.population_words(result.need)
+
+
+def print_summary(result: RunResult, console: Console) -> None:
+    a = result.allocations
+    m = result.manifest
+    people, per = population_words(result)
+    per_year = a.group_by("financial_year", maintain_order=True).agg(
+        pl.col("control_total").first(), pl.col("allocation").sum(), pl.col("notional_local_tax").sum(),
+        pl.col("grant").sum(), pl.col("grant_real").sum(), at_floor=(pl.col("transition_bound") == "floor").sum(),
+        at_ceiling=(pl.col("transition_bound") == "ceiling").sum(), residents=pl.col("population").sum(),
+    )
+    t = Table(title=f"{m['formula']['id']} {m['formula']['version']} · {a['area_level'][0]} · "
+                    f"{a['area_code'].n_unique()} areas · run {m['run_id']}")
+    for col in ["year", people, "control total", "allocated", "notional tax", "grant",
+                f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
+        t.add_column(col, justify="right")
+    for r in per_year.iter_rows(named=True):
+        t.add_row(r["financial_year"], f"{r['residents'] / 1e6:,.2f}m", gbp_bn(r["control_total"]),
+                  gbp_bn(r["allocation"]),
+                  gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]), str(r["at_floor"]),
+                  str(r["at_ceiling"]))
+    console.print(t)
+    gain, lose = movers(result)
+    year = a["financial_year"].max()
+    against = "allocation against today's funding uprated"
+    cash = a["todays_funding"].null_count() == 0  # today's funding in cash known: the cash change beside it
+    for title, frame in [(f"Biggest gainers {per}, {year} ({against})", gain),
+                         (f"Biggest losers {per}, {year} ({against})", lose)]:
+        mt = Table(title=title)
+        for col in ["area", "code", "need index", f"change {per}", "change, % of today's funding uprated",
+                    *(["change, % of today's funding in cash"] if cash else [])]:
+            mt.add_column(col, justify="left" if col in ("area", "code") else "right")
+        for r in frame.iter_rows(named=True):
+            mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", gbp(r['change_per_head']),
+                       f"{r['change_pct']:+.2f}%", *([f"{r['cash_pct']:+.2f}%"] if cash else []))
+        console.print(mt)
+    if result.out_dir:
+        files = ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
+        console.print(f"Outputs written to [bold]{result.out_dir}[/bold] ({files})")

@@ -1,0 +1,120 @@
+"""A run as a whole: plan it (its resolved version, inputs' hashes and id, before computing anything), load and
+check the data, compute, and write it atomically with its manifest (and record it in the warehouse)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from fundform.base.errors import FundformError
+from fundform.base.failpoints import failpoint
+from fundform.engine.params import RunParameters, RunResult
+from fundform.engine.pipeline import compute
+from fundform.formula.scenario import resolve_formula
+from fundform.formula.spec import assumed_numbers
+from fundform.inputs import cache
+from fundform.inputs.dataset import indicator_files, sha256_file, table_sources
+from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
+from fundform.outputs.manifest import build_manifest, with_volatile
+from fundform.outputs.registry import OUTPUTS
+from fundform.outputs.warehouse import check_usable, record_run
+from fundform.outputs.write import atomic_write_dir, to_arrow
+
+
+@dataclass
+class RunPlan:
+    """What a run will be, known before computing anything: its resolved formula, its inputs' hashes, its id."""
+
+    formula: object
+    inputs: list[dict]
+    parameters: dict
+    run_id: str
+    core: dict
+
+
+def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tuple[str, ...] = (),
+             index_files: dict[str, Path] | None = None) -> RunPlan:
+    formula = resolve_formula(formula_ref, sets, index_files=index_files)
+    inputs = []
+    for name in CONTRACTS:
+        for path in table_sources(Path(data_dir), name):
+            rel = path.name if path.parent == Path(data_dir) else f"{path.parent.name}/{path.name}"
+            inputs.append({"table": name, "file": rel, "sha256": sha256_file(path)})
+    inputs += [{"table": f"{INDICATOR_PREFIX}{path.stem}", "file": f"{INDICATOR_PREFIX}{path.name}",
+                "sha256": sha256_file(path)} for path in indicator_files(Path(data_dir))]
+    inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
+               for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases),
+                                  ("deal_areas", params.deal_file)) if path and Path(path).is_file()]
+    core = build_manifest(
+        formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
+                 "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
+                 "scenario": Path(formula.scenario).name if formula.scenario else None,
+                 **({"scenario_title": formula.scenario_title} if formula.scenario_title else {})},
+        inputs=inputs, parameters=params.as_dict(), overrides=[o.as_dict() for o in formula.overrides],
+        policies={}, data_dir=str(data_dir),
+        assumptions=[{"path": a["path"], "value": a["value"]} for a in assumed_numbers(formula.spec)])
+    return RunPlan(formula, inputs, params.as_dict(), core["run_id"], core)
+
+
+_CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
+
+
+def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True):
+    """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
+    server that runs many variants reads and checks it once. Keyed by the SHA-256 of every file in the folder (each
+    hashed once per process while it is unchanged), so a changed, added or removed file is read and checked again.
+    Across processes, the checked tables of an earlier run on the same files are read back (inputs/cache.py) unless
+    `use_cache` is false."""
+    key = (str(Path(data_dir).resolve()), allow_implausible, cache.dataset_key(Path(data_dir), allow_implausible))
+    if key not in _CHECKED:
+        data = cache.load(data_dir, allow_implausible=allow_implausible, use_cache=use_cache)
+        while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
+            _CHECKED.pop(next(iter(_CHECKED)))
+        _CHECKED[key] = data
+    return _CHECKED[key]
+
+
+def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
+        progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
+        index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
+        plan: RunPlan | None = None, use_cache: bool = True) -> RunResult:
+    """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
+
+    formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
+    step = progress or (lambda _msg: None)
+    if write and warehouse is not None:
+        check_usable(warehouse)
+    step("reading the formula version")
+    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
+    formula = plan.formula
+    step("reading and checking the input data")
+    data = checked_dataset(data_dir, params.allow_implausible, use_cache)
+    rows = {(f.path.name if f.path.parent == Path(data_dir) else f"{f.path.parent.name}/{f.path.name}"): f.rows
+            for f in data.files}
+    result = compute(data, formula, params, progress)
+    failpoint("run.after_compute", out_dir)
+    manifest = {**plan.core, "inputs": [{**i, **({"rows": rows[i["file"]]} if i["file"] in rows else {})}
+                                        for i in plan.inputs], "policies": result.policies}
+    result.manifest = manifest
+    if not result.reconciliation["holds"].all():
+        bad = result.reconciliation.filter(~pl.col("holds"))
+        raise FundformError(f"internal error: reconciliation failed:\n{bad}")
+    if write:
+        step("writing outputs")
+        target = Path(out_dir) if out_dir else Path(out_root) / manifest["run_id"]
+        meta = {**manifest, "price_base_year": params.price_base}
+        files = {f"{o.name}.parquet": to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced
+                                               else None, meta) for o in OUTPUTS}
+        # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
+        files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir), data.checks), indent=2,
+                                            sort_keys=True,
+                                            allow_nan=False) + "\n"
+        result.out_dir = atomic_write_dir(target, files)
+        if warehouse is not None:
+            step("recording in the run warehouse")
+            record_run(warehouse, result.out_dir)
+    return result
