@@ -88,7 +88,7 @@ def _declared_units(model, prefix=""):
     """(path, declared unit, the number) for every number in a spec, the unit read from the field's own type."""
     from pydantic import BaseModel
 
-    from fundform.formula.spec import Quantity, unit_of
+    from fundform.formula.quantities import Quantity, unit_of
 
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
@@ -105,8 +105,9 @@ def _declared_units(model, prefix=""):
 @pytest.mark.parametrize("formula_id", ["fundform-needs", "hdc-2021", "localis-2016", "reform-2017", "nhs-icb-2024",
                                         "nhs-icb-2025", "nhs-icb-2026"])
 def test_every_number_carries_the_unit_its_field_declares(formula_id):
+    from fundform.formula.quantities import UNITS
     from fundform.formula.scenario import resolve_formula
-    from fundform.formula.spec import HEALTH_TAX_UNITS, UNITS
+    from fundform.formula.spec import HEALTH_TAX_UNITS
 
     spec = resolve_formula(formula_id).spec
     seen = 0
@@ -124,7 +125,7 @@ def test_every_number_carries_the_unit_its_field_declares(formula_id):
 def test_each_rule_is_its_own_model_and_its_numbers_come_from_it():
     from pydantic import ValidationError
 
-    from fundform.formula.spec import TRANSITION_NUMBERS, make_rule, rule_numbers
+    from fundform.formula.rules import TRANSITION_NUMBERS, make_rule, rule_numbers
 
     share = {"value": 0.2, "unit": "share", "source": "assumption: a test value"}
     assert rule_numbers("convergence") == ("gap_closed_per_year",)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fundform.engine.settlement.transition import BOUND_FLOOR, BOUND_NONE, run_transition
-from fundform.formula.spec import make_rule as Transition
+from fundform.formula.rules import make_rule as Transition
 
 Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
 C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)

@@ -12,7 +12,7 @@ import pytest
 
 from fundform.engine.pipeline import RunParameters, compute
 from fundform.engine.settlement.control_total import index_levels
-from fundform.formula.spec import parse_year
+from fundform.formula.quantities import parse_year
 from fundform.outputs.schema import ALLOCATIONS
 from fundform.outputs.write import read_manifest
 from fundform.studies.runs import run

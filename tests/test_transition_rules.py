@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from fundform.engine.settlement.money import apportion
 from fundform.engine.settlement.transition import run_transition, years_to_target
-from fundform.formula.spec import Guarantee
-from fundform.formula.spec import make_rule as Transition
+from fundform.formula.rules import Guarantee
+from fundform.formula.rules import make_rule as Transition
 
 Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
 C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)

@@ -7,7 +7,7 @@ import pytest
 
 from fundform.base.paths import PROJECT_ROOT
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
-from fundform.formula.spec import make_rule as Transition
+from fundform.formula.rules import make_rule as Transition
 
 Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: the worked example"}  # noqa: E731
 C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)

@@ -8,7 +8,8 @@ import polars as pl
 from fundform.base.errors import FundformError, InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
 from fundform.engine.geography import roll_up
-from fundform.formula.spec import FormulaSpec, parse_year
+from fundform.formula.quantities import parse_year
+from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 
 

@@ -11,7 +11,8 @@ import polars as pl
 
 from fundform.base.errors import FundformError, UsageProblem
 from fundform.engine.geography import deal_level_name
-from fundform.formula.spec import DATED_SECTIONS, FormulaSpec, parse_year
+from fundform.formula.quantities import parse_year
+from fundform.formula.spec import DATED_SECTIONS, FormulaSpec
 from fundform.inputs.tables import LEVELS
 
 

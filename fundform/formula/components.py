@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from fundform.base.lazy import LazyModule
-from fundform.formula.spec import Transition
+from fundform.formula.rules import Transition
 
 if TYPE_CHECKING:
     import polars as pl

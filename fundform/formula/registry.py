@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from fundform.base.errors import SpecError
 from fundform.base.paths import formulas_dir
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.spec import FormulaSpec, iter_needs, loc_path
+from fundform.formula.rules import loc_path
+from fundform.formula.spec import FormulaSpec, iter_needs
 from fundform.inputs.tables import CONTRACTS, INDICATOR_NAME, INDICATOR_PREFIX
 
 

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from fundform.base.errors import Problem, SpecError
 from fundform.formula.registry import LoadedFormula, available_formulas, check_references, format_validation
-from fundform.formula.spec import FormulaSpec, rule_numbers
+from fundform.formula.rules import rule_numbers
+from fundform.formula.spec import FormulaSpec
 
 SCENARIO_KEYS = {"extends", "title", "description"}
 
@@ -180,7 +181,7 @@ def _switch_rule(base: dict, patch: dict) -> None:
                 base.pop(k, None)
         from typing import get_args
 
-        from fundform.formula.spec import RULES
+        from fundform.formula.rules import RULES
 
         model = RULES.get(patch["rule"])  # a rule whose model fixes budget neutrality drops the old rule's choice
         field = model.model_fields.get("budget_neutral") if model is not None else None

@@ -9,155 +9,42 @@ values, missing units and unknown components are rejected before anything runs, 
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
-
-
-def parse_year(text: str) -> int:
-    """'2026/27' -> 2026. Rejects years whose two halves do not follow on."""
-    m = FINANCIAL_YEAR.match(text)
-    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
-        raise ValueError(f"'{text}' is not a financial year like 2026/27")
-    return int(m.group(1))
-
-
-def format_year(start: int) -> str:
-    return f"{start}/{(start + 1) % 100:02d}"
-
-
-FinancialYear = Annotated[str, Field(pattern=r"^\d{4}/\d{2}$")]
-
-
-class Strict(BaseModel):
-    # NaN and infinity are refused everywhere: no run can compute with them, and JSON cannot hold them
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-QUANTITY_LIMIT = 1e13  # no number of a formula is larger in magnitude (GBP 10 trillion; rates are far smaller)
-
-
-# the units a number may carry, machine-readable; each field that holds a number declares its own
-Unit = Literal["GBP", "GBP per head", "GBP per Band D", "share", "ratio", "elasticity", "growth per year",
-               "change per year", "years", "relative cost"]
-UNITS: tuple[str, ...] = get_args(Unit)
-
-
-class Quantity(Strict):
-    """A number with its unit, what it is, and where it comes from. The unit is one of UNITS, declared by the field
-    that holds the number (`Measured`); `description` says in words what the number is. Finite and within +/-1e13
-    always; each field declares its own range too, checked before anything runs."""
-
-    value: float = Field(ge=-QUANTITY_LIMIT, le=QUANTITY_LIMIT, strict=True)  # strict: true/false is not a number
-    unit: Unit
-    description: str | None = Field(default=None, min_length=1)
-    source: str = Field(min_length=1)
-
-    @field_validator("source")
-    @classmethod
-    def _source_form(cls, v: str) -> str:
-        if v.lower().startswith("assumption") and not re.match(r"(?i)^assumption:\s*\S.{4,}", v):
-            raise ValueError("an assumption needs a one-line reason: 'assumption: <why this value>'")
-        return v
-
-
-class UnitIs:
-    """A field's declared unit (metadata of `Measured`). A number given with words where its unit goes (the form
-    before units were machine-readable) keeps the words as its description and takes the field's unit; a number
-    given in another unit is refused."""
-
-    def __init__(self, unit: str) -> None:
-        assert unit in UNITS, unit
-        self.unit = unit
-
-    def __call__(self, v: Any) -> Any:
-        if isinstance(v, Quantity):
-            v = v.model_dump(exclude_none=True)
-        if not isinstance(v, dict) or "unit" not in v or v["unit"] == self.unit:  # a missing unit is refused
-            return v
-        u = v["unit"]
-        if u in UNITS:
-            raise ValueError(f"unit '{u}': this number is in {self.unit}")
-        if "description" in v:
-            raise ValueError(f"unit '{u}' is not a unit: this number is in {self.unit} (units: {', '.join(UNITS)})")
-        return {**v, "unit": self.unit, "description": u}
-
-
-def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):
-    def check(q):
-        if q is None:
-            return q
-        v = q.value if isinstance(q, Quantity) else q
-        below = lo is not None and (v <= lo if lo_open else v < lo)
-        above = hi is not None and v > hi
-        if below or above:
-            rng = (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + \
-                  (" and " if lo is not None and hi is not None else "") + (f"<= {hi:g}" if hi is not None else "")
-            raise ValueError(f"{v:g} is out of range: expected {rng}{' (' + what + ')' if what else ''}")
-        if whole and v != int(v):
-            raise ValueError(f"{v:g} is not a whole number{' of ' + what if what else ''}")
-        return q
-    return AfterValidator(check)
-
-
-def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):  # noqa: N802
-    """A number's declared range: `Annotated[float, Bounded(0, 1)]`."""
-    return _bounded(lo, hi, lo_open, what, whole)
-
-
-def Measured(unit: str, lo: float | None, hi: float | None, lo_open: bool = False, what: str = "",  # noqa: N802
-             whole: bool = False):
-    """A field holding one number: its unit and its range, declared with the field."""
-    return Annotated[Quantity, BeforeValidator(UnitIs(unit)), _bounded(lo, hi, lo_open, what, whole)]
-
-
-def unit_of(field: Any) -> str | None:
-    """The unit a model field (or a type) declares; None for a field that holds no number."""
-    for meta in [*(getattr(field, "metadata", None) or ()), *(getattr(field, "__metadata__", None) or ())]:
-        if isinstance(meta, BeforeValidator) and isinstance(meta.func, UnitIs):
-            return meta.func.unit
-    for arg in get_args(getattr(field, "annotation", field)) or ():
-        found = unit_of(arg)
-        if found:
-            return found
-    return None
-
-
-Share = Measured("share", 0, 1, what="a share")
-Growth = Measured("growth per year", -0.5, 1.0, what="growth per year, as index series")
-Change = Measured("change per year", -1, 10, lo_open=True, what="a year-on-year change: above -100%, at most +1000%")
-Years = Measured("years", 1, 50, what="a number of years")
-WholeYears = Measured("years", 1, 50, what="years", whole=True)
-Multiplier = Measured("ratio", 0, 100, lo_open=True, what="a need multiplier")
-PerHead = Measured("GBP per head", 0, 100_000, what="GBP per head")
-Elasticity = Measured("elasticity", 0, 10, what="an elasticity: 1 is proportional, 10 already extreme")
-PerBandD = Measured("GBP per Band D", 0, 100_000, lo_open=True, what="GBP per Band D")
-Pounds = Measured("GBP", 0, QUANTITY_LIMIT, lo_open=True, what="GBP")
-LedgerLimit = Measured("ratio", 0, 10, what="a multiple of the year's allocation")
-
-
-class Source(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    title: str
-    publisher: str
-    url: str | None = None
-    note: str | None = None
+from fundform.formula.quantities import (
+    UNITS,
+    Bounded,
+    Elasticity,
+    FinancialYear,
+    Growth,
+    LedgerLimit,
+    Multiplier,
+    PerBandD,
+    PerHead,
+    Pounds,
+    Quantity,
+    Share,
+    Source,
+    Strict,
+    UnitIs,
+    Years,
+    format_year,
+    parse_year,
+)
+from fundform.formula.rules import (
+    Transition,
+    loc_path,
+)
 
 
 class AgeBand(Strict):
@@ -358,123 +245,6 @@ class ControlTotal(Strict):
     def _year(cls, v: str) -> str:
         parse_year(v)
         return v
-
-
-class Guarantee(Strict):
-    """No area gets less cash in any year than it had before the settlement (its start allocation)."""
-
-    kind: Literal["no_area_worse_off"] = "no_area_worse_off"
-    funding: Literal["within_total", "additional"]
-    source: str = Field(min_length=1)
-
-
-class _Rule(Strict):
-    """What every transition rule has: a floor and a ceiling on each year's change, and the cash guarantee."""
-
-    rule: str
-    floor: Change | None = None
-    ceiling: Change | None = None
-    floor_basis: Literal["cash", "real"] = "cash"
-    guarantee: Guarantee | None = None
-    budget_neutral: Literal[True] = True  # only NHS England's convergence may release what it does not allocate
-
-    @model_validator(mode="after")
-    def _order(self) -> _Rule:
-        if self.floor and self.ceiling and self.ceiling.value < self.floor.value:
-            raise ValueError("ceiling must be >= floor")
-        return self
-
-
-class Convergence(_Rule):
-    """Uniform growth of last year's allocation plus a fixed fraction of the gap to target."""
-
-    rule: Literal["convergence"]
-    gap_closed_per_year: Share
-
-
-class NhsConvergence(_Rule):
-    """NHS England's pace of change (see docs/nhs-convergence.md)."""
-
-    rule: Literal["nhs_convergence"]
-    gain_gap_closed: Share
-    max_gain: Share
-    reduction_gap_closed: Share
-    max_reduction: Share
-    # what reduction_gap_closed is a share of, for an ICB over target by d: d / (1 + d), the way to target (2023/24
-    # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
-    reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
-    budget_neutral: bool = True
-    # a rule that is not budget neutral and gives more than the year's control total: "refused" (the total is a cap)
-    # or "added" (NHS England's rounds: the total is what the rule allocates; the excess is reported as a negative
-    # release, released_by_transition_gbp)
-    over_total: Literal["refused", "added"] = "refused"
-
-    @model_validator(mode="after")
-    def _over(self) -> NhsConvergence:
-        if self.over_total == "added" and self.budget_neutral:
-            raise ValueError("over_total = \"added\" is for a rule that is not budget neutral (budget_neutral = "
-                             "false); a budget-neutral rule shares the total exactly")
-        return self
-
-
-class Phasing(_Rule):
-    """A straight-line blend from today's funding (uprated) to target over N whole years."""
-
-    rule: Literal["phasing"]
-    phasing_years: WholeYears
-
-
-class PluginRule(_Rule):
-    """A rule a plugin registers (`fundform.formula.components.transition_rule`): its numbers in `parameters`."""
-
-    rule: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    parameters: dict[str, Quantity] = Field(default_factory=dict)
-
-
-def _quantity_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    """The fields of a model that hold one number (a Quantity): the names --set, sweeps and sliders address."""
-    return tuple(name for name, f in model.model_fields.items()
-                 if "Quantity" in str(f.annotation) and "dict" not in str(f.annotation))
-
-
-# one model per built-in rule, chosen by `rule`; any other name is a plugin's
-RULES: dict[str, type[_Rule]] = {"convergence": Convergence, "nhs_convergence": NhsConvergence, "phasing": Phasing}
-# the numbers of every built-in rule (each rule's pace, and the floor and ceiling all have), derived from the models
-TRANSITION_NUMBERS = tuple(dict.fromkeys(k for m in RULES.values() for k in _quantity_fields(m)))
-
-
-def _rule_tag(v: Any) -> str:
-    rule = v.get("rule") if isinstance(v, dict) else getattr(v, "rule", None)
-    return rule if rule in RULES else "plugin"
-
-
-Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],  # noqa: UP007
-                             Annotated[NhsConvergence, Tag("nhs_convergence")],
-                             Annotated[Phasing, Tag("phasing")], Annotated[PluginRule, Tag("plugin")]],
-                       Discriminator(_rule_tag)]
-
-
-def make_rule(**fields: Any) -> _Rule:
-    """A transition rule from its fields, as a version's [transition] table gives them."""
-    return _transition_adapter().validate_python(fields)
-
-
-@functools.cache
-def _transition_adapter() -> TypeAdapter:  # built when first asked for, not at import
-    return TypeAdapter(Transition)
-
-
-def rule_numbers(rule: str) -> tuple[str, ...]:
-    """The numbers a rule has of its own (a plugin's are in its `parameters`)."""
-    model = RULES.get(rule)
-    return () if model is None else tuple(k for k in _quantity_fields(model) if k not in _Rule.model_fields)
-
-
-def loc_path(loc: tuple) -> str:
-    """A validation error's key path as the file names it: the model chosen by `rule` is not part of the path."""
-    tags = set(RULES) | {"plugin"}
-    parts = [str(p) for i, p in enumerate(loc) if not (p in tags and i > 0 and loc[i - 1] == "transition")]
-    return ".".join(parts)
 
 
 class Stream(Strict):

@@ -379,7 +379,7 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     try:
         f = resolve_formula(formula_id)
         if year is not None:
-            from fundform.formula.spec import parse_year
+            from fundform.formula.quantities import parse_year
 
             try:
                 parse_year(year)

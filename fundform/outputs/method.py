@@ -14,7 +14,9 @@ import inspect
 import re
 
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.spec import FormulaSpec, Quantity, format_year, iter_quantities, parse_year, rule_numbers
+from fundform.formula.quantities import Quantity, format_year, parse_year
+from fundform.formula.rules import rule_numbers
+from fundform.formula.spec import FormulaSpec, iter_quantities
 from fundform.inputs.tables import CONTRACTS
 
 # baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each

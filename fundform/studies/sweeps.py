@@ -28,7 +28,9 @@ from fundform.base.errors import FundformError
 from fundform.engine.need.axis import INDICATOR_NUMBERS
 from fundform.engine.outcome import Outcome, evaluate
 from fundform.engine.params import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
-from fundform.formula.spec import TRANSITION_NUMBERS, FormulaSpec, parse_year
+from fundform.formula.quantities import parse_year
+from fundform.formula.rules import TRANSITION_NUMBERS
+from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 
 SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(" + "|".join(INDICATOR_NUMBERS) + ")$"),

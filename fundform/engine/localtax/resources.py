@@ -27,7 +27,8 @@ import polars as pl
 from fundform.base.errors import InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
 from fundform.engine.geography import roll_up
-from fundform.formula.spec import LocalTax, Quantity, parse_year
+from fundform.formula.quantities import Quantity, parse_year
+from fundform.formula.spec import LocalTax
 from fundform.inputs.contracts import Column, TableContract, row_labels
 from fundform.inputs.dataset import Dataset, check_user_file
 

@@ -19,7 +19,8 @@ from fundform.engine.baselines import (
 from fundform.engine.geography import roll_up
 from fundform.engine.need.axis import version_need
 from fundform.engine.need.weighted_population import target_shares
-from fundform.formula.spec import FormulaSpec, format_year, iter_needs, model_key, parse_year
+from fundform.formula.quantities import format_year, parse_year
+from fundform.formula.spec import FormulaSpec, iter_needs, model_key
 from fundform.inputs.dataset import Dataset
 
 WP_COMPONENTS = ("wp_general_acute", "wp_community", "wp_mental_health", "wp_maternity", "wp_health_inequalities",

@@ -26,14 +26,9 @@ from fundform.engine.settlement.transition import (
     run_transition,
 )
 from fundform.formula.components import IGNORES_BASELINE
-from fundform.formula.spec import (
-    TRANSITION_NUMBERS,
-    FormulaSpec,
-    Quantity,
-    Transition,
-    format_year,
-    parse_year,
-)
+from fundform.formula.quantities import Quantity, format_year, parse_year
+from fundform.formula.rules import TRANSITION_NUMBERS, Transition
+from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 
 

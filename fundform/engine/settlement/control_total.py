@@ -10,7 +10,8 @@ import polars as pl
 
 from fundform.base.errors import SpecError
 from fundform.engine.settlement.money import round_half_up
-from fundform.formula.spec import ControlTotal, IndexSeries, format_year, parse_year
+from fundform.formula.quantities import format_year, parse_year
+from fundform.formula.spec import ControlTotal, IndexSeries
 
 
 def settlement_years(start_year: str, years: int) -> pl.DataFrame:

@@ -13,7 +13,8 @@ from fundform.engine.params import RunParameters
 from fundform.engine.settlement.control_total import control_total_path
 from fundform.engine.settlement.money import apportion, round_half_up
 from fundform.engine.settlement.transition import TransitionResult, run_transition
-from fundform.formula.spec import FormulaSpec, format_year, parse_year
+from fundform.formula.quantities import format_year, parse_year
+from fundform.formula.spec import FormulaSpec
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 from fundform.base.errors import InfeasiblePolicy
 from fundform.engine.settlement.money import largest_remainder
 from fundform.formula.components import TRANSITION_RULES, YEARS_TO_TARGET, RuleContext
-from fundform.formula.spec import Transition
+from fundform.formula.rules import Transition
 
 BOUND_NONE, BOUND_FLOOR, BOUND_CEILING = 0, -1, 1
 _BISECTION_STEPS = 200

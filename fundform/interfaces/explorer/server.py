@@ -543,7 +543,7 @@ class Explorer:
 
 
 def format_years(start: str, n: int) -> list[str]:
-    from fundform.formula.spec import format_year, parse_year
+    from fundform.formula.quantities import format_year, parse_year
 
     return [format_year(parse_year(start) + k) for k in range(n)]
 
