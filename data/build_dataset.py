@@ -786,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]
     report += [f"- {new} {name}: from {', '.join(olds)}" for new, (name, olds) in REORGANISATIONS_2023.items()]
     (out / "BUILD_REPORT.md").write_text("\n".join(report) + "\n")
-    from fundform.inputs.dataset import write_checksums
+    from fundform.inputs.files import write_checksums
 
     write_checksums(out)  # every table file's SHA-256, checked at each load: a corrupted file is refused by name
     print("\n".join(report))

@@ -216,7 +216,7 @@ def test_every_failpoint_is_placed_in_the_code_and_documented():
 
 def test_the_documented_derived_bounds_are_the_codes():
     from fundform.base.paths import PROJECT_ROOT
-    from fundform.inputs import dataset as ds
+    from fundform.inputs import checks as ds
     from fundform.inputs.contracts import _num
 
     doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text().replace(",", "")

@@ -55,7 +55,7 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
     part left out); authorities the file does not list stand as themselves."""
     from fundform.base.errors import InvalidInput, Problem
     from fundform.inputs.contracts import row_labels
-    from fundform.inputs.dataset import check_user_file
+    from fundform.inputs.files import check_user_file
 
     path = Path(path)
     frame, problems = check_user_file(path, deal_contract())

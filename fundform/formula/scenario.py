@@ -267,7 +267,7 @@ def read_index_file(name: str, path: Path) -> dict:
     import polars as pl
 
     from fundform.inputs.contracts import check_table, row_labels
-    from fundform.inputs.dataset import read_table_file
+    from fundform.inputs.files import read_table_file
 
     raw, problems = read_table_file(path, path.name)  # strict: duplicate headers, ragged rows, encoding, empty
     if raw is None:

@@ -58,7 +58,7 @@ def _checks_fingerprint() -> str:
 
 def dataset_key(directory: Path, allow_implausible: bool) -> str:
     """The key of a dataset folder's checked tables: every file's path and content, and the checking code."""
-    from fundform.inputs.dataset import sha256_file
+    from fundform.inputs.files import sha256_file
 
     directory = Path(directory)
     files = sorted(p for p in directory.rglob("*") if p.is_file())
@@ -80,7 +80,8 @@ def read(directory: Path, key: str, root: Path | None = None):
     """The checked dataset of an entry, verified; None if there is none or it fails verification (then deleted)."""
     import polars as pl
 
-    from fundform.inputs.dataset import Dataset, InputFile
+    from fundform.inputs.dataset import Dataset
+    from fundform.inputs.files import InputFile
 
     entry = (root or cache_root()) / key
     meta_file = entry / ENTRY

@@ -17,7 +17,7 @@ from fundform.engine.pipeline import compute
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers
 from fundform.inputs import cache
-from fundform.inputs.dataset import indicator_files, sha256_file, table_sources
+from fundform.inputs.files import indicator_files, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.registry import OUTPUTS

@@ -30,7 +30,8 @@ from fundform.engine.geography import roll_up
 from fundform.formula.quantities import Quantity, parse_year
 from fundform.formula.spec import LocalTax
 from fundform.inputs.contracts import Column, TableContract, row_labels
-from fundform.inputs.dataset import Dataset, check_user_file
+from fundform.inputs.dataset import Dataset
+from fundform.inputs.files import check_user_file
 
 PRECEPT_RATES = TableContract(
     name="precept rates", description="Per-area adult social care precept rates (share of Band D per year).",

@@ -11,7 +11,8 @@ from fundform.base.errors import InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.contracts import Column, TableContract, row_labels
-from fundform.inputs.dataset import Dataset, read_user_file
+from fundform.inputs.dataset import Dataset
+from fundform.inputs.files import read_user_file
 
 PLACES = TableContract(
     name="places",

@@ -17,7 +17,7 @@ from fundform.base.errors import InvalidInput, Problem
 from fundform.engine.settlement.money import round_half_up
 from fundform.formula.spec import Ledger
 from fundform.inputs.contracts import Column, TableContract, row_labels
-from fundform.inputs.dataset import read_user_file
+from fundform.inputs.files import read_user_file
 
 ACTUALS = TableContract(
     name="actuals",
