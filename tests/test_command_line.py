@@ -194,13 +194,13 @@ def test_progress_bar_draws_on_a_terminal(capsys):
 
     from rich.console import Console
 
-    import fundform.interfaces.cli as cli
+    import fundform.interfaces.cli.common as cli
 
     buf = io.StringIO()
     saved = cli.err
     cli.err = Console(file=buf, force_terminal=True, width=100)
     try:
-        with cli._progress_bar("batch", silent=False) as bar:
+        with cli.progress_bar("batch", silent=False) as bar:
             bar("running one", 1, 3)
             cli.err.file.flush()
             drawn = buf.getvalue()

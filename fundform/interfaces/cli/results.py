@@ -1,0 +1,233 @@
+"""fundform compare, explain and report: a run's results read: winners and losers, one area's grant step by step,
+the HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fundform.base.errors import FundformError
+from fundform.interfaces.cli.common import (
+    ConfigOpt,
+    DataOpt,
+    FormulaOpt,
+    IndexOpt,
+    JsonOpt,
+    LevelOpt,
+    QuietOpt,
+    SetOpt,
+    StartYearOpt,
+    YearsOpt,
+    app,
+    current_settings,
+    fail,
+    flag,
+    out,
+    parse_index_files,
+    write_report,
+)
+from fundform.outputs.text import gbp, gbp_bn, gbp_m, gbp_pence
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[str, typer.Argument(help="A run (folder or id), or a formula id or scenario file to run now.")],
+    b: Annotated[str, typer.Argument(help="The same, for the other side.")],
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the comparison as Parquet here. "
+                                                     "[default: out/compare-A-B.parquet]", show_default=False)
+                        ] = None,
+    shares: Annotated[bool, flag("--shares", help="Compare how the pot is split, apart from its size: B's shares "
+                                 "of the grant applied to A's total (gains equal losses).")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Who gains and who loses between two runs, versions or scenarios: per area and year the change in grant, per
+    head and in percent; winners and losers counted and summed; the biggest movers; the change by deprivation
+    decile."""
+    import polars as pl
+    from rich.table import Table
+
+    from fundform.interfaces.api import comparison
+    from fundform.outputs.schema import COMPARE
+    from fundform.outputs.write import atomic_write_file, to_arrow
+
+    try:
+        c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                       index=parse_index_files(index), config=config)
+        table, per = c.table, c.per  # per: side A's population, per resident or per registered patient
+        summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
+        change = "change_in_split" if shares else "change"
+        safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
+        target = out_file or current_settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
+        atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if quiet:
+        return
+    last = table["financial_year"].max()
+    movers = table.filter(pl.col("financial_year") == last).with_columns(
+        moved=pl.col(change), moved_per_head=(pl.col(change) / pl.col("population")).round(0)).sort("moved_per_head")
+    if json_out:
+        out.print_json(json.dumps({"a": a, "b": b, "out": str(target), "measure": change, "per": per,
+                                   "summary": summ.to_dicts(),
+                                   "deciles": dec.to_dicts(),
+                                   "biggest_gains": movers.tail(5).reverse().to_dicts(),
+                                   "biggest_losses": movers.head(5).to_dicts()}, default=str))
+        return
+    what = ("how the pot is split: B's shares of the grant applied to A's total" if shares else
+            "the grant in cash, B against A (the pot's size and its split)")
+    t = Table(title=f"{a} -> {b}: who gains and who loses, {what}")
+    for c in ["year", "areas gaining", "total gained", "areas losing", "total lost", "change in the total"]:
+        t.add_column(c, justify="right")
+    for r in summ.iter_rows(named=True):
+        t.add_row(r["financial_year"], str(r["winners"]), gbp_bn(r['gains']), str(r["losers"]),
+                  gbp_bn(r['losses']), gbp_bn(r['change_in_total']))
+    out.print(t)
+    t = Table(title=f"Change {per} by deprivation decile, {last} (1 = most deprived; {what})")
+    for c_ in ["decile", "areas", f"change {per}"]:
+        t.add_column(c_, justify="right")
+    for r in dec.filter(pl.col("financial_year") == last).iter_rows(named=True):
+        t.add_row(str(r["imd_decile"]), str(r["areas"]), gbp(r['change_per_head']))
+    unscored = table.filter((pl.col("financial_year") == last) & pl.col("imd_decile").is_null()).height
+    if unscored:
+        t.caption = f"{unscored} area(s) have no deprivation score in the dataset and are not in this table"
+    out.print(t)
+    for title, frame in [(f"Biggest gains {per}", movers.tail(5).reverse()), (f"Biggest losses {per}",
+                                                                               movers.head(5))]:
+        t = Table(title=f"{title}, {last} ({what})")
+        for c_ in ["area", f"change {per}", "change", "change, % of A's grant"]:
+            t.add_column(c_, justify="left" if c_ == "area" else "right")
+        for r in frame.iter_rows(named=True):
+            t.add_row(f"{r['area_name']} ({r['area_code']})", gbp_pence(r['moved_per_head']), gbp_m(r["moved"]),
+                      f"{r['moved'] / abs(r['grant_a']) * 100:+.2f}%" if r["grant_a"] else "n/a")
+        out.print(t)
+    out.print(f"comparison written to {target}")
+
+
+@app.command()
+def explain(
+    area: Annotated[str, typer.Argument(help="Area code (or a unique part of its name).")],
+    run_ref: Annotated[Optional[str], typer.Option("--run", help="A run's folder or id. Without it, the formula is "
+                                                   "run now.")] = None,
+    formula: FormulaOpt = None,
+    level: LevelOpt = None,
+    start_year: StartYearOpt = None,
+    years: YearsOpt = None,
+    set_: SetOpt = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    year: Annotated[Optional[str], typer.Option(help="One financial year, or 'all'. [default: the first]",
+                                                show_default=False)] = None,
+    data: DataOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The waterfall of one area's grant: an equal share per head, what age adds, what each need indicator adds,
+    the transition (floor, ceiling, convergence), the local tax deduction, to the grant, to the penny."""
+    import polars as pl
+    from rich.table import Table
+
+    from fundform.interfaces import api
+
+    try:
+        if run_ref:
+            r = api.Run.load(run_ref)
+        else:
+            r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                        index=parse_index_files(index), config=config)
+        pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
+        match = pence(api.explain(r, area, data), ["amount", "cumulative"])
+        alloc = pence(r.allocations, ["target_allocation", "allocation"])
+        chosen = year or match["financial_year"].min()
+        if chosen != "all":
+            match = match.filter(pl.col("financial_year") == chosen)
+            if match.height == 0:
+                raise FundformError(f"no year {chosen} in the run")
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        # pounds from whole pence by a correctly rounded division (x / 100 in Python, not x * 0.01)
+        rows = [{**{k: v for k, v in r.items() if k not in ("amount", "cumulative")},
+                 "amount_gbp": int(r["amount"]) / 100, "cumulative_gbp": int(r["cumulative"]) / 100}
+                for r in match.to_dicts()]
+        out.print_json(json.dumps(rows))
+        return
+    alloc = alloc.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
+        "todays_funding", "baseline", "guarantee_payment", "notional_local_tax", "negative_grant_adjustment", "grant"))
+    quiet_steps = {"guarantee payment", "local tax deduction", "negative-grant rule"}  # shown where they move money
+    for (fy,), part in match.group_by("financial_year", maintain_order=True):
+        t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}: the grant built from an equal "
+                        "share per head (cash)")
+        for c in ["step", "adds", "running total"]:
+            t.add_column(c, justify="left" if c == "step" else "right")
+        for r in part.sort("step_order").iter_rows(named=True):
+            if r["step"] in quiet_steps and r["amount"] == 0:
+                continue
+            t.add_row(r["step"], gbp_pence(r['amount']), gbp_pence(r['cumulative']))
+        t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(part['cumulative'][-1])}[/bold]")
+        out.print(t)
+        a = alloc.filter((pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy)).row(
+            0, named=True)
+        cash = a["todays_funding"]  # today's funding in cash (None where the version's data holds none)
+        t = Table(title=f"The same grant from today's funding: {'in cash, then ' if cash is not None else ''}"
+                        f"today's funding uprated to {fy}, then what the formula changes (cash)")
+        for c in ["step", "adds", "running total"]:
+            t.add_column(c, justify="left" if c == "step" else "right")
+        start = ([("today's funding (cash)", cash), (f"today's funding, uprated to {fy}: the total's growth",
+                                                     a["baseline"] - cash)]
+                 if cash is not None else [("today's funding, uprated", a["baseline"])])
+        bridge = [*start, ("need: target against it", a["target_allocation"] - a["baseline"]),
+                  ("transition", a["allocation"] - a["target_allocation"]),
+                  ("guarantee payment", a["guarantee_payment"]), ("local tax deduction", -a["notional_local_tax"]),
+                  ("negative-grant rule", a["negative_grant_adjustment"])]
+        running = 0
+        for name, amount in bridge:
+            running += amount
+            if name in quiet_steps and amount == 0:
+                continue
+            t.add_row(name, gbp_pence(amount), gbp_pence(running))
+        t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(running)}[/bold]")
+        out.print(t)
+    path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year")
+    if path.height > 1:  # why the share moves within the settlement: each year's population and target
+        t = Table(title="Year by year: population, need share and target (cash)")
+        for c in ["year", "population", f"population growth since {path['financial_year'][0]}", "target share",
+                  "target", "allocation", "allocation's distance from target"]:
+            t.add_column(c, justify="right")
+        p0 = path["population"][0]
+        for r in path.iter_rows(named=True):
+            t.add_row(r["financial_year"], f"{r['population']:,.0f}", f"{r['population'] / p0 - 1:+.2%}",
+                      f"{r['target_share']:.5%}", gbp_pence(r["target_allocation"]), gbp_pence(r["allocation"]),
+                      f"{r['distance_from_target']:+.2%}")
+        out.print(t)
+
+
+@app.command()
+def report(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file. [default: the run folder/report.html]",
+                                                     show_default=False)] = None,
+    compare_with: Annotated[Optional[str], typer.Option("--compare", help="Another run (folder or id) to show "
+                                                        "winners and losers against.")] = None,
+    area: Annotated[Optional[str], typer.Option(help="Area code for the waterfall chart. [default: the biggest "
+                                                "gainer]", show_default=False)] = None,
+    sweep_dir: Annotated[Optional[Path], typer.Option("--sweep", help="A sweep's output folder to chart beside the "
+                                                      "run (same formula and level).")] = None,
+    data: DataOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a self-contained HTML report of a run: headline numbers, maps of England at the run's level (geographic
+    and hex cartogram), charts (inline SVG, works offline, printable) and a sortable, filterable table of areas."""
+    target = write_report(run_ref, out_file, compare_with, area, data, quiet=quiet or json_out, sweep_dir=sweep_dir)
+    if json_out:
+        out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
