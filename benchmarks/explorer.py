@@ -56,7 +56,8 @@ def browser(moves: int = 40) -> dict:
     from playwright.sync_api import sync_playwright
 
     from fundform.base.paths import default_data_dir
-    from fundform.interfaces.explorer.server import Explorer, serving
+    from fundform.interfaces.explorer.engine import Explorer
+    from fundform.interfaces.explorer.server import serving
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     rng = np.random.default_rng(5)

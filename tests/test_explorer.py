@@ -20,7 +20,8 @@ from tests.conftest import DATA
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
 from starlette.testclient import TestClient  # noqa: E402
 
-from fundform.interfaces.explorer.server import Explorer, create_app, serving  # noqa: E402
+from fundform.interfaces.explorer.engine import Explorer
+from fundform.interfaces.explorer.server import create_app, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -577,7 +578,7 @@ def test_every_slider_offers_a_range_the_version_accepts_around_its_own_value(fi
     """A slider's ends are values `--set` accepts (the version's declared bounds, one source) with the shipped value
     between them; an age band's weight is offered from a third to three times its own (it was 0.1 to 60 for every
     band), on a grid of round steps through its own weight (a slider position)."""
-    from fundform.interfaces.explorer.server import sliders
+    from fundform.interfaces.explorer.engine import sliders
 
     for s in sliders(resolve_formula(fid).spec):
         assert s.lo <= s.value <= s.hi, s

@@ -21,7 +21,8 @@ def main() -> None:
 
     from cli import app
     from fundform.base.paths import default_data_dir
-    from fundform.interfaces.explorer.server import Explorer, serving
+    from fundform.interfaces.explorer.engine import Explorer
+    from fundform.interfaces.explorer.server import serving
 
     docs = ROOT / "docs"
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,7 @@ def serve(
     own (the same as `fundform run --set` with those values). "Save as scenario" gives the TOML file and the
     command. Offline: the page fetches nothing but its own server's JSON."""
     from fundform.formula.registry import available_formulas
-    from fundform.interfaces.explorer.server import Explorer
+    from fundform.interfaces.explorer.engine import Explorer
     from fundform.interfaces.explorer.server import serve as run_server
 
     try:
