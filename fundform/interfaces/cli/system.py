@@ -76,7 +76,7 @@ def docs(check: Annotated[bool, flag("--check", help="Exit 1 if the generated fi
     for version in available_formulas():  # one method document per shipped version
         targets[PROJECT_ROOT / "docs" / "method" / f"{version}.md"] = method_markdown(
             load_formula(version).spec, f"formulas/{version}.toml")
-    from fundform.outputs.method import assumptions_markdown
+    from fundform.outputs.assumptions import assumptions_markdown
 
     targets[PROJECT_ROOT / "docs" / "assumptions.md"] = assumptions_markdown(
         [load_formula(v).spec for v in available_formulas()])
