@@ -22,10 +22,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/fundform run
 
-## the test suite (installs the locked dependencies), after the lint and the lock check, on every core (pytest-xdist:
-## each worker a process of its own; the tests share no files, each writes under its own tmp_path)
+## the whole test suite (installs the locked dependencies, and Debian's chromium for the browser tests when missing and
+## run as root), after the lint and the lock check, on every core (pytest-xdist: each worker a process of its own; the
+## tests share no files, each writes under its own tmp_path). A browser test fails, never skips, when chromium is missing
 test: lint lock-check
-	$(BIN)/python -m pytest -n auto
+	bash tools/ensure_chromium.sh
+	FUNDFORM_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n auto
 
 ## requirements.lock pins what pyproject.toml declares (no network: fails when one was edited without the other)
 lock-check: install

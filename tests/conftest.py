@@ -12,9 +12,9 @@ import pytest
 from hypothesis import settings
 
 from fundform.base.paths import PROJECT_ROOT
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.registry import load_formula
 from fundform.inputs.dataset import Dataset, load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 
 DATA = PROJECT_ROOT / "data" / "default"
 
@@ -132,3 +132,13 @@ def write_dataset(ds: Dataset, directory: Path) -> Path:
     for name, frame in ds.tables.items():
         frame.write_parquet(directory / f"{name}.parquet")
     return directory
+
+
+def require_chromium(path: str | None) -> None:
+    """A browser test's guard: under `make test` or CI (FUNDFORM_REQUIRE_BROWSER or CI set) a missing Chromium fails
+    the test, naming how to get it; only a bare pytest run elsewhere skips."""
+    if path is None:
+        how = "Debian's chromium is not installed: sudo apt-get install chromium (make test as root installs it)"
+        if os.environ.get("CI") or os.environ.get("FUNDFORM_REQUIRE_BROWSER"):
+            pytest.fail(how)
+        pytest.skip(how)

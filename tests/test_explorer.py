@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
-from tests.conftest import DATA
+from fundform.studies.pipeline import RunParameters, compute
+from tests.conftest import DATA, require_chromium
 
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
 from starlette.testclient import TestClient  # noqa: E402
@@ -164,10 +164,7 @@ def server(explorer):
 
 
 def need_browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed in CI: .ci/run installs Debian's chromium")
-        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    require_chromium(CHROMIUM)
 
 
 def test_end_to_end_in_chromium(server, bundled, tmp_path):

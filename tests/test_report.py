@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from tests.conftest import require_chromium
 
 runner = CliRunner()
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,10 +49,7 @@ def test_report_lists_the_numbers_resting_on_assumptions(report):
 
 
 def need_chromium():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):  # CI installs Debian's chromium (.ci/run): a browser test never skips there
-            pytest.fail("Chromium is not installed in CI: .ci/run installs Debian's chromium")
-        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    require_chromium(CHROMIUM)
 
 
 def rendered(page: str, tmp_path, width: int, name: str) -> dict:
