@@ -33,9 +33,9 @@ SLIDERS = {  # the sliders moved, with the range each is moved over
 def in_process(n: int = 40) -> dict:
     """One scenario at a time through the sweep engine (S = 1), warm: what each explorer request computes."""
     from fundform.base.paths import default_data_dir
-    from fundform.engine.pipeline import RunParameters
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
+    from fundform.studies.pipeline import RunParameters
     from fundform.studies.sweeps import run_sweep
 
     data = load_dataset(default_data_dir())

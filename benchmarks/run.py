@@ -110,7 +110,7 @@ def w3() -> dict:
     sample = 20
     script = (f"import sys,time;sys.path.insert(0,{str(ROOT)!r});import numpy as np;"
               "from fundform.inputs.dataset import load_dataset;from fundform.formula.scenario import resolve_formula;"
-              "from fundform.engine.pipeline import compute,RunParameters;from fundform.base.paths import default_data_dir;"
+              "from fundform.studies.pipeline import compute,RunParameters;from fundform.base.paths import default_data_dir;"
               "d=load_dataset(default_data_dir());r=np.random.default_rng(1);t=time.perf_counter()\n"
               f"for i in range({sample}):\n"
               " s=[f'need.indicators.deprivation.elasticity={r.uniform(.1,.4)}',f'transition.floor={r.uniform(-.02,.01)}',"

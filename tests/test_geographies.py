@@ -13,10 +13,10 @@ from cli import app
 from fundform.base.errors import InvalidInput
 from fundform.base.paths import PROJECT_ROOT
 from fundform.engine.geography import deal_lookup
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.tables import LEVELS
 from fundform.studies.levels import compare_levels
+from fundform.studies.pipeline import RunParameters, compute
 
 runner = CliRunner()
 GM = ["E08000001", "E08000002", "E08000003", "E08000004", "E08000005", "E08000006", "E08000007", "E08000008",

@@ -3,9 +3,9 @@
 import pytest
 
 from fundform.base.errors import SpecError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.engine.settlement.control_total import index_growth
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 
 def test_composite_growth_is_the_weighted_growth_of_its_parts():

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from fundform.engine.localtax.resources import floor_penny, referendum_band_d
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 runner = CliRunner()
 IMMEDIATE = ["transition.gap_closed_per_year=1.0", "transition.floor=-0.99"]

@@ -312,7 +312,7 @@ def every_column_by_the_method(version: str) -> pl.DataFrame:
 
 @pytest.mark.parametrize("version", ["fundform-needs", "hdc-2021"])
 def test_every_column_of_every_year_rederived_from_the_method_document(bundled, version):
-    from fundform.engine.pipeline import RunParameters, compute
+    from fundform.studies.pipeline import RunParameters, compute
 
     spec = load_formula(version).spec
     assert spec.transition.rule == "convergence" and spec.transition.ceiling is None  # what this re-implements

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.base.paths import PROJECT_ROOT
 from fundform.engine.need.places import place_need
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 runner = CliRunner()
 TOLERANCE = 0.001  # 0.1%, the bar; measured: 0.0053% (2024/25), 0.0047% (2023/24)

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from fundform.base.errors import FundformError, SpecError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 
 BAR = 0.0005  # the bar: every ICB within 0.05% of its published recurrent allocation
 

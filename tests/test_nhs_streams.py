@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from fundform.base.errors import FundformError, InfeasiblePolicy, InvalidInput, SpecError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import Baseline
 from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 from fundform.studies.runs import plan_run
 
 BAR = 0.0005  # the bar: every ICB within 0.05% of its published recurrent allocation

@@ -12,9 +12,9 @@ import textwrap
 import pytest
 
 from fundform.base.errors import SpecError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula import components
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 PLUGIN = textwrap.dedent('''
     """A plugin: need rises with the log of the indicator ratio."""

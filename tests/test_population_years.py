@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from fundform.base.errors import InvalidInput
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.registry import load_formula
 from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 
 # ONS 2022-based subnational projections (migration-category variant, June 2025), persons by region: published
 # figures, not fundform's output (../shared/data/population-projections/snpp2022_region_sex_5yr.csv summed)

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fundform.base.errors import InfeasiblePolicy
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.engine.settlement.money import apportion, largest_remainder
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
 from fundform.formula.rules import make_rule as Transition
+from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import synthetic_dataset
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

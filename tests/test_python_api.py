@@ -87,13 +87,13 @@ def test_the_documented_example_runs(isolated):
 def test_compare_reads_a_run_already_written_with_the_same_id_instead_of_recomputing(isolated, monkeypatch):
     """A side named by its formula whose run (same formula, inputs, options, packages: the same id) was written is
     read back; a side with other options is computed, once, from data read once."""
-    import fundform.engine.pipeline
+    import fundform.studies.pipeline
     from fundform.interfaces.api import comparison
 
     written = fundform.run(years=1, record=True)
     calls = []
-    real = fundform.engine.pipeline.compute
-    monkeypatch.setattr(fundform.engine.pipeline, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = fundform.studies.pipeline.compute
+    monkeypatch.setattr(fundform.studies.pipeline, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
     same = comparison("fundform-needs", "fundform-needs", years=1)
     assert calls == [] and (same.table["change"] == 0).all()
     fresh = comparison("fundform-needs", "fundform-needs", years=1, set={"transition.floor": -0.01})

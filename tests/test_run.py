@@ -10,11 +10,11 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.engine.settlement.control_total import index_levels
 from fundform.formula.quantities import parse_year
 from fundform.outputs.schema import ALLOCATIONS
 from fundform.outputs.write import read_manifest
+from fundform.studies.pipeline import RunParameters, compute
 from fundform.studies.runs import run
 from tests.conftest import DATA
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.base.errors import SpecError
 from fundform.base.paths import PROJECT_ROOT
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import diff_specs, resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 SCENARIO = PROJECT_ROOT / "formulas" / "scenarios" / "deprivation-weight-0.35.toml"
 runner = CliRunner()

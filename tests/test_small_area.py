@@ -5,8 +5,8 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import InvalidInput
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import synthetic_dataset, write_dataset
 
 

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 
 from fundform.base.errors import SpecError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 
 
 @pytest.fixture(scope="module")

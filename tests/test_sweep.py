@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fundform.base.errors import FundformError
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
+from fundform.studies.pipeline import RunParameters, compute
 from fundform.studies.sweeps import parse_parameters, run_sweep
 
 PARAMS = RunParameters(level="region", years=3)

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.base.errors import FundformError
 from fundform.base.paths import PROJECT_ROOT
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 
 EXAMPLE = PROJECT_ROOT / "docs" / "examples"
 SCENARIO = EXAMPLE / "area-cost-scenario.toml"

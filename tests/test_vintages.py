@@ -71,7 +71,7 @@ def test_need_inputs_at_small_area_grain_roll_up_to_authorities(bundled, data_co
     authority's) gives the same need as the authority table, through the same contract's combine rules."""
     import numpy as np
 
-    from fundform.engine.pipeline import RunParameters, compute
+    from fundform.studies.pipeline import RunParameters, compute
 
     dep = bundled["deprivation"]
     rng = np.random.default_rng(5)

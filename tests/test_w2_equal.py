@@ -24,9 +24,9 @@ def test_fundform_pandas_and_duckdb_agree(tmp_path):
         assert np.abs(f["target_share"].to_numpy() - other["target_share"].to_numpy()).max() < 1e-12
         assert np.abs(f["target_allocation"].to_numpy() - other["target_allocation"].to_numpy()).max() < 0.01
     # and fundform's lazy plan is the engine's own: its shares are the pipeline's target shares
-    from fundform.engine.pipeline import RunParameters, compute
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
+    from fundform.studies.pipeline import RunParameters, compute
 
     need = compute(load_dataset(folder), resolve_formula("fundform-needs"), RunParameters(years=1)).need
     np.testing.assert_allclose(need.sort("area_code")["target_share"].to_numpy(),

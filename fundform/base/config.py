@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from fundform.base.errors import FundformError
 from fundform.base.paths import default_data_dir
 
+# how long a connection to the run warehouse waits for another process's lock: the warehouse_wait setting of the
+# settings loaded last (read by fundform.outputs.warehouse.connect, which sits above this layer)
+WAREHOUSE_WAIT = 60.0
+
 
 class Settings(BaseSettings):
     """Everything `fundform run` can be told. Each field is also FUNDFORM_<NAME> and a key of the TOML file."""
@@ -64,7 +68,6 @@ def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
         lines = [f"invalid settings{where}:"] + [
             f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
         raise FundformError("\n".join(lines)) from None
-    from fundform.outputs.warehouse import set_wait  # every connection to the warehouse waits this long for a lock
-
-    set_wait(settings.warehouse_wait)
+    global WAREHOUSE_WAIT
+    WAREHOUSE_WAIT = settings.warehouse_wait  # every connection to the warehouse waits this long for a lock
     return settings

@@ -89,7 +89,6 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
     from fundform.base.numeric import fixed_sum
     from fundform.engine.need.weighted_population import age_weights
     from fundform.engine.settlement.money import apportion
-    from fundform.outputs.schema import COHORTS
 
     cohorts = spec.cohorts
     if spec.need.method != "age_cost_curve" or not cohorts:
@@ -126,5 +125,4 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
     base = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
     return (base.select(pl.all().repeat_by(k)).explode(pl.all())
             .with_columns(cohort=pl.Series(names * a.height), ages=pl.Series(ages * a.height),
-                          share=pl.Series(shares.reshape(-1)), amount=pl.Series(parts.reshape(-1)))
-            .select([c.name for c in COHORTS]))
+                          share=pl.Series(shares.reshape(-1)), amount=pl.Series(parts.reshape(-1))))

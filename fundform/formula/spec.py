@@ -5,6 +5,11 @@ growth per year...), what it is in words, and its source. A source is either the
 version's ``[[sources]]`` list (optionally followed by a section, e.g. ``"ons-mye-2023, table MYE2"``) or the word
 ``assumption`` with a one-line reason (``"assumption: ..."``). Unknown keys, shares that do not sum to 1, impossible
 values, missing units and unknown components are rejected before anything runs, with the file and key path.
+
+The numbers' types are in quantities.py and the transition rules' models in rules.py. This module is over 600 lines
+because it is one model: the version's sections (need, baseline, index series, control total, streams, local tax,
+ledger) and the validator that reads them together (sources cited, dated sections, streams' links), which a reader
+checks side by side.
 """
 
 from __future__ import annotations

@@ -49,9 +49,9 @@ def parameters(formula: str | None = None, *, data: str | Path | None = None, le
     settings from the arguments, then FUNDFORM_*, then the config file, then the defaults; what is unset is the
     version's own. The command line calls this too."""
     from fundform.base.config import load_settings
-    from fundform.engine.pipeline import RunParameters
     from fundform.formula.scenario import resolve_formula
     from fundform.formula.spec import run_defaults
+    from fundform.studies.pipeline import RunParameters
 
     s = load_settings(Path(config) if config else None, formula=formula, data_dir=Path(data) if data else None,
                       level=level, start_year=start_year, years=years, price_base_year=price_base_year)
@@ -244,12 +244,12 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
     given), and the data is read once; a side whose run was already written with the same id is read, not
     recomputed."""
     from fundform.base.config import load_settings
-    from fundform.engine.pipeline import compute
     from fundform.formula.scenario import resolve_formula
     from fundform.outputs import compare as cmp
     from fundform.outputs.schema import ALLOCATIONS
     from fundform.outputs.text import population_words
     from fundform.outputs.write import to_arrow
+    from fundform.studies.pipeline import compute
     from fundform.studies.runs import checked_dataset, plan_run
 
     written = [None if isinstance(x, Run) else find(x) for x in (a, b)]

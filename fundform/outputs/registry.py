@@ -129,7 +129,8 @@ def build_waterfall(b: Built) -> pl.DataFrame:
 def build_cohorts(b: Built) -> pl.DataFrame:
     from fundform.engine.waterfall import cohort_budgets
 
-    return cohort_budgets(b.oc.settled.data, b.oc.spec, b.oc.params.level, b.tables["allocations"])
+    parts = cohort_budgets(b.oc.settled.data, b.oc.spec, b.oc.params.level, b.tables["allocations"])
+    return parts.select([c.name for c in COHORTS])  # in the output's column order
 
 
 def build_reconciliation(b: Built) -> pl.DataFrame:

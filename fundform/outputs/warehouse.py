@@ -31,14 +31,6 @@ duckdb = _DuckDB()
 RUN_TABLES = tuple(o.name for o in OUTPUTS if o.recorded)  # the registry's tables a warehouse keeps
 
 
-WAIT_SECONDS = 60.0  # how long to wait for another process's lock on the warehouse (setting warehouse_wait)
-
-
-def set_wait(seconds: float) -> None:
-    global WAIT_SECONDS
-    WAIT_SECONDS = float(seconds)
-
-
 def connect(path: Path, read_only: bool = False, wait: float | None = None,
             config: dict | None = None, probe: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the warehouse. DuckDB lets one process write a database file at a time, so a run finishing
@@ -50,7 +42,9 @@ def connect(path: Path, read_only: bool = False, wait: float | None = None,
     from fundform.outputs.write import ensure_folder
 
     ensure_folder(path.parent, "the run warehouse's folder")
-    wait = WAIT_SECONDS if wait is None else wait
+    from fundform.base import config as settings
+
+    wait = settings.WAREHOUSE_WAIT if wait is None else wait
     deadline, delay = time.monotonic() + wait, 0.05
     while True:
         if not probe:

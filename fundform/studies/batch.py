@@ -154,8 +154,8 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
               warehouse: Path | None = None) -> dict:
     """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
     the one every other command reads, unless the spec says record = false."""
-    from fundform.engine.pipeline import RunParameters
     from fundform.outputs.warehouse import record_run, recorded_ids
+    from fundform.studies.pipeline import RunParameters
     from fundform.studies.runs import plan_run, run
 
     spec, jobs, output = read_spec(spec_path)

@@ -8,8 +8,8 @@ import polars as pl
 
 from fundform.base.errors import FundformError
 from fundform.engine.geography import with_level
-from fundform.engine.pipeline import RunParameters, compute
 from fundform.formula.spec import run_defaults
+from fundform.studies.pipeline import RunParameters, compute
 
 
 def compare_levels(data, formula, area: str, level: str = "ca", start_year: str | None = None,

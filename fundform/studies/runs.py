@@ -13,7 +13,6 @@ import polars as pl
 from fundform.base.errors import FundformError
 from fundform.base.failpoints import failpoint
 from fundform.engine.params import RunParameters, RunResult
-from fundform.engine.pipeline import compute
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers
 from fundform.inputs import cache
@@ -23,6 +22,7 @@ from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.registry import OUTPUTS
 from fundform.outputs.warehouse import check_usable, record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
+from fundform.studies.pipeline import compute
 
 
 @dataclass

@@ -173,9 +173,9 @@ class Explorer:
         return self._formulas[fid]
 
     def params(self, fid: str, level: str | None):
-        from fundform.engine.pipeline import RunParameters
         from fundform.formula.spec import run_defaults
         from fundform.inputs.tables import LEVELS
+        from fundform.studies.pipeline import RunParameters
 
         spec = self.formula(fid).spec
         lvl, start, years = run_defaults(spec)
@@ -414,7 +414,7 @@ class Explorer:
 
     def waterfall(self, fid: str, level: str | None, raw_values, area: str) -> dict:
         """One area's waterfall, first and last year: the run's own (computed once per scenario, then cached)."""
-        from fundform.engine.pipeline import compute
+        from fundform.studies.pipeline import compute
 
         params = self.params(fid, level)
         changed, _, formula = self._changed(fid, raw_values)
