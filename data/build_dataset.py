@@ -689,10 +689,47 @@ def build_icb_allocations(src: Path) -> pl.DataFrame:
             allocation_round=pl.lit(rnd), stream=pl.lit(stream), icb_code=pl.col(c[2]), icb_name=pl.col(c[3]),
             nhs_region_code=pl.col(c[0]),
             **{k: pl.col(v).cast(pl.Float64) * (1000 if k in money else 1) for k, v in found.items()}))
-    out = pl.concat(frames).sort("allocation_round", "stream", "icb_code")
-    if out.group_by("allocation_round", "stream").len()["len"].to_list() != [42] * len(ALLOCATION_FILES):
+    frames += [other_primary_care(src), running_costs(src)]
+    out = pl.concat(frames, how="diagonal_relaxed").select(frames[0].columns).sort(
+        "allocation_round", "stream", "icb_code")
+    counts = out.group_by("allocation_round", "stream").len()
+    if counts["len"].to_list() != [42] * counts.height:
         raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round of each stream")
     return out
+
+
+def other_primary_care(src: Path) -> pl.DataFrame:
+    """The "Other Primary Care" sheet (rounds 2023/24 and 2024/25): each ICB's recurrent baseline, base growth and
+    convergence (one figure per NHS region), added: allocation = baseline x (1 + base growth + convergence). The
+    sheet publishes no fair shares targets; the 2024/25 round's baseline is the 2023/24 recurrent allocation (no
+    restatement is published)."""
+    d = pl.read_csv(src / "nhs-allocations" / "Other_Primary_Care.csv", infer_schema_length=0)
+    d = d.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
+    f = lambda c: pl.col(c).cast(pl.Float64)  # noqa: E731
+    rounds = {"2023/24": "2022/23 Recurrent baseline £k", "2024/25": "2023/24 Recurrent allocation £k"}
+    return pl.concat([d.select(
+        allocation_round=pl.lit(rnd), stream=pl.lit("other_primary_care"), icb_code="ICB23",
+        icb_name="Integrated Care Board", nhs_region_code="R23", adjusted_recurrent_baseline=f(base) * 1000,
+        base_growth=f(f"{rnd} Base growth %"), convergence=f(f"{rnd} Convergence %"),
+        recurrent_allocation=f(f"{rnd} Recurrent allocation £k") * 1000) for rnd, base in rounds.items()])
+
+
+def running_costs(src: Path) -> pl.DataFrame:
+    """The "ICB running cost allowance" sheet: each ICB's allowance for 2023/24, 2024/25 and 2025/26 (GBP k, whole
+    thousands), as rounds 2024/25 and 2025/26: the baseline is the year before's allowance, the recurrent allocation
+    the year's. The sheet publishes allowances only, so base growth is England's change in the year (the same for
+    every ICB: the 30% reduction, -18.04% then -8.85%); no convergence, no targets."""
+    d = pl.read_csv(src / "nhs-allocations" / "ICB_running_cost_allowance.csv", infer_schema_length=0)
+    d = d.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
+    f = lambda c: pl.col(c).cast(pl.Float64) * 1000  # noqa: E731
+    out = []
+    for before, rnd in (("2023/24", "2024/25"), ("2024/25", "2025/26")):
+        growth = d.select(f(f"{rnd} £k").sum() / f(f"{before} £k").sum() - 1).item()
+        out.append(d.select(
+            allocation_round=pl.lit(rnd), stream=pl.lit("running_costs"), icb_code="ICB23", icb_name="System Name",
+            nhs_region_code="R23", adjusted_recurrent_baseline=f(f"{before} £k"), base_growth=pl.lit(growth),
+            recurrent_allocation=f(f"{rnd} £k")))
+    return pl.concat(out)
 
 
 def build_code_changes(src: Path) -> pl.DataFrame:

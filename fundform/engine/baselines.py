@@ -72,13 +72,22 @@ def published_round(data: Dataset, spec: FormulaSpec, level: str, round_year: st
     # a round published without its outcomes (targets only) has no recurrent allocation: null, never a zero sum
     outcome = pl.when(pl.col("recurrent_allocation").is_null().any()).then(None).otherwise(
         fixed_sum(pl.col("recurrent_allocation")))
+    # likewise a stream whose sheet publishes no targets (other primary care, running costs) has no fair shares
+    targets = pl.when(pl.col("fair_shares_target").is_null().any()).then(None).otherwise(
+        fixed_sum(pl.col("fair_shares_target")))
+    # the published convergence of an area: its ICBs' baseline-weighted (an ICB's own where none merged)
+    convergence = pl.when(pl.col("convergence").is_null().any()).then(None).otherwise(
+        fixed_sum(pl.col("convergence") * pl.col("adjusted_recurrent_baseline"))
+        / fixed_sum(pl.col("adjusted_recurrent_baseline")))
     return (rnd.sort(key, "icb_code").group_by(key, maintain_order=True).agg(
         baseline_gbp=fixed_sum(pl.col("adjusted_recurrent_baseline")),
         grown=fixed_sum(pl.col("grown")),
-        fair_shares_target_gbp=fixed_sum(pl.col("fair_shares_target")),
+        fair_shares_target_gbp=targets,
         recurrent_allocation_gbp=outcome,
+        published_convergence=convergence,
+        round_region=pl.when(pl.col("nhs_region_code").n_unique() == 1).then(pl.col("nhs_region_code").first()),
     ).select(pl.col(key).alias("area_code"), "baseline_gbp", "fair_shares_target_gbp", "recurrent_allocation_gbp",
-             base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
+             "published_convergence", "round_region", base_growth_factor=pl.col("grown") / pl.col("baseline_gbp")))
 
 
 def rounds_held(data: Dataset) -> str:

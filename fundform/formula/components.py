@@ -39,7 +39,7 @@ IGNORES_BASELINE: set[str] = set()
 # evaluates each equation against the function). Symbols: for a transform, x the area's value, X the
 # population-weighted national value, e the elasticity, m the multiplier; for a rule, A the area's allocation last
 # year, G its growth factor this year, T its target this year, B today's funding uprated to this year, k the year of
-# the settlement (1 = first), u the unconstrained allocation.
+# the settlement (1 = first), u the unconstrained allocation, c an area's convergence percentage.
 EQUATIONS: dict[str, str] = {}
 _plugins_loaded = False
 
@@ -108,6 +108,7 @@ class RuleContext:
     year: int  # 1 for the first year of the settlement
     rule: Transition
     values: dict | None = None  # per-scenario parameter arrays (a sweep), overriding the rule's own values
+    given: np.ndarray | None = None  # each area's convergence where the rule takes it as given (given_convergence)
 
     def value(self, name: str):
         """A rule parameter: the sweep's array for it (one value per scenario) or the rule's own number."""
@@ -165,15 +166,45 @@ def _adjustment(dft: np.ndarray, rule: Transition, v) -> np.ndarray:
     return np.where(dft < 0, gain, -cut)
 
 
+def combined(grown: np.ndarray, ctx: RuleContext, c: np.ndarray) -> np.ndarray:
+    """The allocation after convergence c, as the rule declares them combined: A*G*(1 + c) (multiplicative) or
+    A*(G + c) (additive: the sheet's allocation = baseline x (1 + base growth + convergence))."""
+    if ctx.rule.combine == "additive":
+        return ctx.previous * (ctx.growth + c)
+    return grown * (1.0 + c)
+
+
 @transition_rule("nhs_convergence", "d = A*G / T - 1 (0 where T = 0);  c = min(gain_gap_closed * (-d), max_gain) if d < 0,"
                  " else -min(reduction_gap_closed * r(d), max_reduction), r(d) = d / (1 + d) or d (reduction_of);"
-                 "  u = A*G * (1 + c)", _nhs_years, reads_baseline=False)
+                 "  u = A*G * (1 + c) (combine multiplicative) or A * (G + c) (additive)", _nhs_years,
+                 reads_baseline=False)
 def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     """Base growth, then a convergence percentage that depends on the distance from target (see above)."""
     grown = ctx.previous * ctx.growth
     with np.errstate(divide="ignore", invalid="ignore"):
         dft = np.where(ctx.target > 0, grown / ctx.target - 1.0, 0.0)
-    return grown * (1.0 + nhs_convergence_adjustment(dft, ctx.rule, ctx))
+    return combined(grown, ctx, nhs_convergence_adjustment(dft, ctx.rule, ctx))
+
+
+def _no_pace(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+    """`0` if already there, else empty (the rule does not move an area toward its target)."""
+    return np.where(np.abs(d) <= tolerance, 0.0, np.nan)
+
+
+@transition_rule("given_convergence", "c = the area's given convergence (the round's published column, or its NHS "
+                 "region's or its own stated value);  u = A*G * (1 + c) (combine multiplicative) or A * (G + c) "
+                 "(additive)", _no_pace, reads_baseline=False)
+def given_convergence(ctx: RuleContext) -> np.ndarray:
+    """Base growth and a convergence percentage given per area, not computed from a target."""
+    if ctx.given is None:
+        raise ValueError("given_convergence needs each area's convergence (ctx.given)")
+    return combined(ctx.previous * ctx.growth, ctx, ctx.given)
+
+
+@transition_rule("uniform", "u = A*G  (no convergence)", _no_pace, reads_baseline=False)
+def uniform(ctx: RuleContext) -> np.ndarray:
+    """Every area's allocation grows by its base growth: no convergence toward targets."""
+    return ctx.previous * ctx.growth
 
 
 def _phasing_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:

@@ -117,6 +117,13 @@ def available_formulas(directory: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(directory.glob("*.toml"))}
 
 
+def shipped_scenarios(directory: Path | None = None) -> dict[str, Path]:
+    """The scenarios shipped beside the versions (formulas/scenarios/NAME.toml), by name: `--formula NAME` finds one
+    where no version has that id."""
+    folder = (directory or formulas_dir()) / "scenarios"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
+
+
 def load_formula(ref: str, directory: Path | None = None) -> LoadedFormula:
     """A formula by id (a file formulas/<id>.toml) or by path."""
     candidate = Path(ref)

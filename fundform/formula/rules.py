@@ -51,7 +51,29 @@ class Convergence(_Rule):
     gap_closed_per_year: Share
 
 
-class NhsConvergence(_Rule):
+class _Released(_Rule):
+    """A rule that may allocate other than the year's total (NHS England's rounds): what it does not allocate is
+    released, and what it gives beyond the total is refused or added."""
+
+    budget_neutral: bool = True
+    # a rule that is not budget neutral and gives more than the year's control total: "refused" (the total is a cap)
+    # or "added" (NHS England's rounds: the total is what the rule allocates; the excess is reported as a negative
+    # release, released_by_transition_gbp)
+    over_total: Literal["refused", "added"] = "refused"
+    # how the convergence percentage c meets the base growth factor G: A*G*(1 + c) ("multiplicative": core and
+    # primary medical care rounds) or A*(G + c) ("additive": other primary care's sheet, allocation = baseline x (1 +
+    # base growth + convergence))
+    combine: Literal["multiplicative", "additive"] = "multiplicative"
+
+    @model_validator(mode="after")
+    def _over(self) -> _Released:
+        if self.over_total == "added" and self.budget_neutral:
+            raise ValueError("over_total = \"added\" is for a rule that is not budget neutral (budget_neutral = "
+                             "false); a budget-neutral rule shares the total exactly")
+        return self
+
+
+class NhsConvergence(_Released):
     """NHS England's pace of change (see docs/nhs-convergence.md)."""
 
     rule: Literal["nhs_convergence"]
@@ -62,18 +84,41 @@ class NhsConvergence(_Rule):
     # what reduction_gap_closed is a share of, for an ICB over target by d: d / (1 + d), the way to target (2023/24
     # and 2024/25 rounds), or d itself (2025/26 round: 0.2 x d)
     reduction_of: Literal["d/(1+d)", "d"] = "d/(1+d)"
-    budget_neutral: bool = True
-    # a rule that is not budget neutral and gives more than the year's control total: "refused" (the total is a cap)
-    # or "added" (NHS England's rounds: the total is what the rule allocates; the excess is reported as a negative
-    # release, released_by_transition_gbp)
-    over_total: Literal["refused", "added"] = "refused"
+
+
+REGION_CODE = r"^Y[0-9]{2}$"
+AREA_CODE = r"^[A-Z][A-Z0-9]{2,8}$"
+
+
+class GivenConvergence(_Released):
+    """Convergence given, not computed from targets: a sheet that publishes each ICB's (or each NHS region's)
+    convergence percentage and no fair shares targets (other primary care). `convergence = "published"` takes the
+    round's own convergence column (nhs_icb_allocations.convergence); `by_region` or `by_icb` state it per NHS region
+    (Yxx) or per ICB (Qxx), each with its unit and source."""
+
+    rule: Literal["given_convergence"]
+    convergence: Literal["published", "by_region", "by_icb"]
+    by_region: dict[Annotated[str, Field(pattern=REGION_CODE)], Change] | None = None
+    by_icb: dict[Annotated[str, Field(pattern=AREA_CODE)], Change] | None = None
 
     @model_validator(mode="after")
-    def _over(self) -> NhsConvergence:
-        if self.over_total == "added" and self.budget_neutral:
-            raise ValueError("over_total = \"added\" is for a rule that is not budget neutral (budget_neutral = "
-                             "false); a budget-neutral rule shares the total exactly")
+    def _given(self) -> GivenConvergence:
+        for kind in ("by_region", "by_icb"):
+            given = getattr(self, kind)
+            if (self.convergence == kind) != (given is not None):
+                raise ValueError(f"convergence = \"{self.convergence}\" " + (
+                    f"needs the table {kind} (code = {{ value, unit, source }})" if given is None else
+                    f"reads no {kind} table: remove it, or set convergence = \"{kind}\""))
+            if given is not None and not given:
+                raise ValueError(f"{kind} must name at least one code")
         return self
+
+
+class Uniform(_Rule):
+    """No convergence: every area's allocation grows by its base growth (a stream that grows uniformly, as NHS
+    England's high-cost drugs and devices or the running cost allowances). One word: rule = "uniform"."""
+
+    rule: Literal["uniform"]
 
 
 class Phasing(_Rule):
@@ -97,7 +142,8 @@ def _quantity_fields(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 # one model per built-in rule, chosen by `rule`; any other name is a plugin's
-RULES: dict[str, type[_Rule]] = {"convergence": Convergence, "nhs_convergence": NhsConvergence, "phasing": Phasing}
+RULES: dict[str, type[_Rule]] = {"convergence": Convergence, "nhs_convergence": NhsConvergence, "phasing": Phasing,
+                                 "given_convergence": GivenConvergence, "uniform": Uniform}
 # the numbers of every built-in rule (each rule's pace, and the floor and ceiling all have), derived from the models
 TRANSITION_NUMBERS = tuple(dict.fromkeys(k for m in RULES.values() for k in _quantity_fields(m)))
 
@@ -109,7 +155,9 @@ def _rule_tag(v: Any) -> str:
 
 Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],  # noqa: UP007
                              Annotated[NhsConvergence, Tag("nhs_convergence")],
-                             Annotated[Phasing, Tag("phasing")], Annotated[PluginRule, Tag("plugin")]],
+                             Annotated[Phasing, Tag("phasing")],
+                             Annotated[GivenConvergence, Tag("given_convergence")], Annotated[Uniform, Tag("uniform")],
+                             Annotated[PluginRule, Tag("plugin")]],
                        Discriminator(_rule_tag)]
 
 

@@ -25,7 +25,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from fundform.base.errors import Problem, SpecError
-from fundform.formula.registry import LoadedFormula, available_formulas, check_references, format_validation
+from fundform.formula.registry import (
+    LoadedFormula,
+    available_formulas,
+    check_references,
+    format_validation,
+    shipped_scenarios,
+)
 from fundform.formula.rules import rule_numbers
 from fundform.formula.spec import FormulaSpec
 
@@ -206,17 +212,7 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
             if is_quantity and "source" not in v:
                 base[k]["source"] = _override_source(origin)
         elif isinstance(v, list) and isinstance(base[k], list) and _all_named(v) and _all_named(base[k]):
-            by_name = {i["name"]: i for i in base[k]}
-            for item in v:
-                if item["name"] not in by_name and "table" in item:  # a whole new indicator, validated with the rest
-                    base[k].append(copy.deepcopy(item))
-                    continue
-                if item["name"] not in by_name:
-                    raise SpecError(f"scenario key {path}: no item named '{item['name']}' (known: "
-                                    f"{', '.join(by_name)}; a new indicator gives its table, column, transform and "
-                                    "elasticity)")
-                merge(by_name[item["name"]], {kk: vv for kk, vv in item.items() if kk != "name"}, origin,
-                      f"{path}.{item['name']}.")
+            merge_named(base, k, v, origin, path)
         elif isinstance(v, dict) and isinstance(base[k], list) and _keyed(base[k]):
             # a table keyed like a dotted path: [need.age_cost_curve.bands."85-90"] or [need.indicators.deprivation]
             by_key = {item_key(i): i for i in base[k]}
@@ -229,6 +225,38 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
             base[k]["source"] = _override_source(origin)
         else:
             base[k] = v
+
+
+def merge_named(base: dict, k: str, items: list[dict], origin: str, path: str) -> None:
+    """A scenario's items of a named list (need.indicators, streams), each by its name: an item the base has is
+    merged into it, or replaces it whole (`replace = true`), or is removed (`remove = true`); a new item is added
+    whole (an indicator with its `table`, a stream with its `title`). A name the base does not have is otherwise an
+    error naming the ones it has. A removed stream's dated sections (years.Y.streams.NAME) go with it."""
+    by_name = {i["name"]: i for i in base[k]}
+    for item in items:
+        name, remove, replace = item["name"], item.get("remove"), item.get("replace")
+        if remove not in (None, True) or replace not in (None, True) or (remove and replace):
+            raise SpecError(f"scenario key {path}.{name}: remove = true or replace = true (one of them), got "
+                            f"remove = {remove!r}, replace = {replace!r}")
+        body = {kk: vv for kk, vv in item.items() if kk not in ("remove", "replace")}
+        new = name not in by_name and ("table" in item or "title" in item) and not remove
+        if name not in by_name and not new:
+            what = "remove" if remove else "change"
+            raise SpecError(f"scenario key {path}: no item named '{name}' to {what} (known: {', '.join(by_name)}; "
+                            "a new indicator gives its table, column, transform and elasticity, a new stream its "
+                            "title and its round_stream or baseline_components)")
+        if new:
+            base[k].append(copy.deepcopy(body))
+        elif remove:
+            base[k].remove(by_name.pop(name))
+            if k == "streams":
+                for section in base.get("years", {}).values():
+                    if isinstance(section.get("streams"), dict):
+                        section["streams"].pop(name, None)
+        elif replace:
+            base[k][base[k].index(by_name[name])] = by_name[name] = copy.deepcopy(body)
+        else:
+            merge(by_name[name], {kk: vv for kk, vv in body.items() if kk != "name"}, origin, f"{path}.{name}.")
 
 
 def parse_set(expr: str) -> tuple[str, Any]:
@@ -336,8 +364,11 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         start = ref_path
     elif ref in known:
         start = known[ref]
+    elif ref in (scenarios := shipped_scenarios(directory)):
+        start = scenarios[ref]
     else:
-        raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'})")
+        raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'}; shipped scenarios: "
+                        f"{', '.join(shipped_scenarios(directory)) or 'none'})")
     base_path, chain = extends_chain(start, known)
     scenario_name = str(chain[-1][0]) if chain else None
     scenario_data = chain[-1][1] if chain else None

@@ -268,6 +268,11 @@ class Stream(Strict):
     real_growth: Growth | None = None
     linked_to: str | None = None
     transition: Transition | None = None
+    # a stream of NHS England's rounds may read its round differently from the version's [baseline] (unset: the
+    # version's): its base growth, and where its targets come from (a sheet with no fair shares: "control_total")
+    base_growth: Literal["uniform", "published"] | None = None
+    target_total: Literal["control_total", "published_fair_shares"] | None = None
+    target_shares: Literal["need", "published_fair_shares"] | None = None
 
     @model_validator(mode="after")
     def _growth(self) -> Stream:
@@ -277,6 +282,10 @@ class Stream(Strict):
             raise ValueError(f"stream {self.name}: today's funding is either baseline_components (columns of the "
                              "baseline table) or round_stream (a stream of NHS England's published rounds), one of "
                              "the two")
+        reads = {k: getattr(self, k) for k in ("base_growth", "target_total", "target_shares") if getattr(self, k)}
+        if reads and self.round_stream is None:
+            raise ValueError(f"stream {self.name}: {', '.join(reads)} read(s) a published round: it goes with "
+                             "round_stream")
         return self
 
 
@@ -488,8 +497,10 @@ class FormulaSpec(Strict):
         sections; local tax applies to the pool, not to a stream."""
         ct = self.control_total if stream.real_growth is None else self.control_total.model_copy(
             update={"real_growth": stream.real_growth})
+        reads = {k: getattr(stream, k) for k in ("base_growth", "target_total", "target_shares")
+                 if getattr(stream, k) is not None}
         baseline = (Baseline(components=stream.baseline_components) if stream.round_stream is None
-                    else self.baseline.model_copy(update={"round_stream": stream.round_stream}))
+                    else self.baseline.model_copy(update={"round_stream": stream.round_stream, **reads}))
         return self.model_copy(update={
             "need": stream.need or self.need, "baseline": baseline, "control_total": ct,
             "transition": stream.transition or self.transition, "streams": [],

@@ -233,20 +233,9 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
                                     f"{sums.height} old ICB(s) whose shares do not sum to 1",
                                     f"the shares of each old ICB to sum to 1 (within {SHARE_TOLERANCE:g})",
                                     row_labels(sums, ["effective_year", "old_code"])))
-    if "nhs_icb_allocations" in tables:  # a round's outcomes are published for every ICB of a stream, or for none
-        outcome = ["convergence", "recurrent_allocation", "post_convergence_distance_from_target"]
-        t = tables["nhs_icb_allocations"]
-        if all(c in t.columns for c in outcome + ["stream"]):
-            half = (t.group_by("allocation_round", "stream").agg(
-                given=pl.sum_horizontal(*[pl.col(c).is_not_null() for c in outcome]).sum(), n=pl.len())
-                .filter((pl.col("given") > 0) & (pl.col("given") < pl.col("n") * len(outcome)))
-                .sort("allocation_round", "stream"))
-            if half.height:
-                problems.append(Problem(names.get("nhs_icb_allocations", "nhs_icb_allocations"),
-                                        ", ".join(outcome), f"{half.height} round(s) with some outcomes published and "
-                                        "others empty", "a round's outcome columns given for every ICB of the "
-                                        "stream, or left empty for all of them (a round without published outcomes)",
-                                        row_labels(half, ["allocation_round", "stream"])))
+    if "nhs_icb_allocations" in tables and "stream" in tables["nhs_icb_allocations"].columns:
+        problems += round_problems(tables["nhs_icb_allocations"], names.get("nhs_icb_allocations",
+                                                                             "nhs_icb_allocations"), icbs_by_round(tables))
     for name in ("practice_weighted_population", "nhs_icb_allocations"):  # codes: the lookup's or later ones
         if name in tables:
             unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")
@@ -254,4 +243,52 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
                 problems.append(Problem(names.get(name, name), "icb_code", f"{unknown.height} row(s) with ICB codes "
                                         "not in the area lookup", "ICB codes of area_lookup level 'icb'",
                                         row_labels(unknown, ["icb_code"])))
+    return problems
+
+
+# what a round may leave empty: its targets (a sheet that publishes none) and its outcomes (published later), each
+# column for every ICB of the stream's round or for none of them
+ROUND_OPTIONAL = ("fair_shares_target", "distance_from_target", "convergence", "recurrent_allocation",
+                  "post_convergence_distance_from_target")
+
+
+def icbs_by_round(tables: dict[str, pl.DataFrame]):
+    """round -> the ICB codes in force that year: the area lookup's, moved by the icb_changes effective by then."""
+    lookup = set(tables["area_lookup"].filter(pl.col("level") == "icb")["target_code"].to_list())
+    changes = tables.get("icb_changes")
+
+    def of(rnd: str) -> set[str]:
+        if changes is None:
+            return lookup
+        start = int(rnd[:4])
+        done = changes.filter(pl.col("effective_year").str.slice(0, 4).cast(pl.Int64, strict=False) <= start)
+        moved = set(done["old_code"].to_list())
+        return (lookup - moved) | set(done["new_code"].to_list())
+    return of
+
+
+def round_problems(t: pl.DataFrame, file: str, icbs_in) -> list[Problem]:
+    """Each stream's round: every ICB in force that year (none missing), and each optional column given for every
+    ICB of it or left empty for all of them."""
+    problems: list[Problem] = []
+    present = t.group_by("allocation_round", "stream").agg(pl.col("icb_code")).sort("allocation_round", "stream")
+    for rnd, stream, codes in present.iter_rows():
+        missing = sorted(icbs_in(rnd) - set(codes))
+        if missing and not set(codes) - icbs_in(rnd):  # a round on another ICB vintage is the codes check's to name
+            problems.append(Problem(file, "icb_code", f"round {rnd} of stream '{stream}' has no row for "
+                                    f"{len(missing)} ICB(s) in force that year",
+                                    f"one row per ICB for every stream's round (the {len(icbs_in(rnd))} ICBs of "
+                                    f"{rnd}); missing", tuple(f"{rnd}/{stream}/{c}" for c in missing)))
+    key = ["allocation_round", "stream", "icb_code"]
+    rows = t.with_row_index("__row")
+    for c in (c for c in ROUND_OPTIONAL if c in t.columns):
+        half = (rows.group_by("allocation_round", "stream").agg(given=pl.col(c).is_not_null().sum(), n=pl.len())
+                .filter((pl.col("given") > 0) & (pl.col("given") < pl.col("n"))).sort("allocation_round", "stream"))
+        for rnd, stream, given, n in half.iter_rows():
+            empty = rows.filter((pl.col("allocation_round") == rnd) & (pl.col("stream") == stream)
+                                & pl.col(c).is_null()).sort("__row")
+            problems.append(Problem(file, c, f"round {rnd} of stream '{stream}' gives {c} for {given} of its {n} "
+                                    "ICBs", f"{c} given for every ICB of the stream, or left empty for all of "
+                                    "them (a sheet that publishes none, or a round without published outcomes)",
+                                    row_labels(empty, key)))
     return problems

@@ -246,14 +246,16 @@ NHS_ICB_ALLOCATIONS = TableContract(
     "allocation. A round that publishes targets but not yet its outcomes leaves the outcome columns empty. "
     "Optional: used by versions whose baseline source is nhs_icb_allocations (each stream of a version starts from "
     "its own `round_stream`), and by the reproduction tests.",
-    source="NHS England, ICB allocations 2023/24 to 2024/25 (core and primary medical care allocations sheets) and "
-    "2025/26 (core), GBP thousands converted to GBP",
+    source="NHS England, ICB allocations 2023/24 to 2024/25 (core, primary medical care and other primary care "
+    "allocations sheets, the running cost allowance sheet) and 2025/26 (core), GBP thousands converted to GBP",
     vintage="allocation rounds 2023/24 (base 2022/23), 2024/25 (base 2023/24) and 2025/26 (base 2024/25 as restated; "
-    "core only)",
+    "core and running costs)",
     columns=(
         Column("allocation_round", "str", "financial year", "the year allocated", **FY),
-        Column("stream", "str", "name", "the allocation stream: core (core services), primary_medical_care (GP "
-               "services); others (other_primary_care, running_costs) may be added as their sheets are",
+        Column("stream", "str", "name", "the allocation stream, one name per published sheet: core (core "
+               "services), primary_medical_care (GP services), other_primary_care, running_costs (the running cost "
+               "allowance); others as their sheets are added (e.g. specialised_physical_health, "
+               "specialised_drugs_devices, pharmacy_optometry_dental)",
                pattern=r"^[a-z][a-z0-9_]*$", pattern_text="a stream name in lower case like primary_medical_care"),
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),
@@ -262,11 +264,14 @@ NHS_ICB_ALLOCATIONS = TableContract(
                "previous round's recurrent allocation as restated for this round)", min=0, min_exclusive=True,
                max=MAX_GBP, plausible=ICB_MONEY),
         Column("fair_shares_target", "float", "GBP", "the base year's fair shares target (core 2024/25 round: inc. "
-               "COVID)", min=0, min_exclusive=True, max=MAX_GBP, plausible=ICB_MONEY),
+               "COVID); empty for a stream whose sheet publishes none (other primary care, running costs), for every "
+               "ICB of the round", min=0, min_exclusive=True, max=MAX_GBP, plausible=ICB_MONEY, nullable=True),
         Column("distance_from_target", "float", "ratio", "(baseline - target) / target, as published; empty where "
                "the round publishes none", nullable=True, min=-1, max=10),
-        Column("base_growth", "float", "ratio", "the round's base growth for the ICB", min=-1, max=10,
-               plausible=Plausible(-0.1, 0.25, "published base growth ran from 2.9% to 6.2% a year, 2023/24-2025/26")),
+        Column("base_growth", "float", "ratio", "the round's base growth for the ICB (running costs: England's "
+               "change in the allowance, the sheet publishing allowances only)", min=-1, max=10,
+               plausible=Plausible(-0.25, 0.25, "published base growth ran from 2.3% to 6.2% a year, 2023/24-2025/26, "
+                                   "and the running cost allowances fell 18.0% in 2024/25 (the 30% reduction)")),
         Column("convergence", "float", "ratio", "the round's convergence adjustment, as published; empty until the "
                "round's outcomes are published", min=-1, max=10, nullable=True,
                plausible=Plausible(-0.1, 0.1, "published convergence ran from -1.4% to +1.0%, 2023/24-2025/26")),

@@ -92,6 +92,13 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         grown = prev * g
         total = round_half_up(grown.sum(axis=-1))
         shares = f["target_share"].to_numpy()
+        label = f"{y} (round {y}" + (f", stream {stream})" if stream else ")")
+        if sp.baseline.target_total == "published_fair_shares" and published and f["fair_shares_target_gbp"].null_count():
+            raise FundformError(f"{spec.id}: round {y} of stream '{spec.baseline.stream}' publishes no fair shares "
+                                f"targets (nhs_icb_allocations.fair_shares_target is empty), and the "
+                                f"{'stream' if stream else 'version'}'s targets are that round's published fair shares "
+                                "(target_total = \"published_fair_shares\"): set target_total = \"control_total\" "
+                                "for it (a stream's own key), as a stream whose rule takes no targets does")
         if sp.baseline.target_total == "published_fair_shares" and published:
             fst = f["fair_shares_target_gbp"].to_numpy()
             base = f["baseline_gbp"].to_numpy()
@@ -102,12 +109,13 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         else:
             tgt = apportion(total, np.broadcast_to(shares, prev.shape))
         base_t = apportion(total, grown)
-        label = f"{y} (round {y}" + (f", stream {stream})" if stream else ")")
+        given = (given_convergence(f, sp.transition, spec, y, published, stream)[None, :]
+                 if sp.transition.rule == "given_convergence" else None)
         tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
                             inflation=np.array([growth.get(y, 0.0)]),
                             values=values[t] if isinstance(values, list) else values, first_year=t + 1,
-                            infeasible=infeasible)
+                            infeasible=infeasible, given=given)
         results.append(tr)
         targets_all.append(tgt)
         baselines_all.append(base_t)
@@ -122,3 +130,40 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         path = path.with_columns(control_total=pl.Series(all_totals))
     return RoundPath(path, np.stack(targets_all, axis=-2), np.stack(baselines_all, axis=-2), _cat(results), rules,
                      all_totals)
+
+
+def given_convergence(frame: pl.DataFrame, rule, spec: FormulaSpec, year: str, published: bool,
+                      stream: str | None) -> np.ndarray:
+    """Each area's convergence for a given_convergence rule in `year`: the round's published column, or the rule's
+    table by NHS region (each ICB's region as the round records it) or by ICB. Every area must have one, and every
+    code the table names must be one the round knows: a table naming no such region or ICB is a mistake, not
+    ignored."""
+    what = f"{spec.id}: round {year}" + (f" of stream '{stream}'" if stream else "")
+    codes = frame["area_code"]
+    if rule.convergence == "published":
+        c = frame["published_convergence"] if published else None
+        if c is None or c.null_count():
+            missing = codes.to_list() if c is None else codes.filter(c.is_null()).to_list()
+            raise FundformError(f"{what}: transition.convergence = \"published\" reads the round's convergence column "
+                                f"(nhs_icb_allocations.convergence), which is empty for {len(missing)} of {len(codes)} "
+                                f"areas (e.g. {', '.join(missing[:5])}): give the round's convergence per ICB, or "
+                                "state it by region or ICB (convergence = \"by_region\" or \"by_icb\")")
+        return c.to_numpy().astype(np.float64)
+    table = rule.by_region if rule.convergence == "by_region" else rule.by_icb
+    keys = frame["round_region"] if rule.convergence == "by_region" else codes
+    if keys.null_count():
+        raise FundformError(f"{what}: transition.by_region needs each ICB's NHS region from the round "
+                            f"(nhs_icb_allocations.nhs_region_code), which is missing or not one region for "
+                            f"{', '.join(codes.filter(keys.is_null()).to_list()[:5])}")
+    known = set(keys.to_list())
+    unknown = sorted(set(table) - known)
+    if unknown:
+        kind = "NHS region" if rule.convergence == "by_region" else "ICB"
+        raise FundformError(f"{what}: transition.{rule.convergence} names {kind} code(s) {', '.join(unknown)} that "
+                            f"name no {kind} of the round (it has {', '.join(sorted(known))})")
+    missing = sorted(known - set(table))
+    if missing:
+        raise FundformError(f"{what}: transition.{rule.convergence} gives no convergence for "
+                            f"{', '.join(missing)}: every {'region' if rule.convergence == 'by_region' else 'ICB'} of "
+                            "the run needs one")
+    return np.array([table[k].value for k in keys.to_list()], dtype=np.float64)

@@ -173,7 +173,7 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
                    years: list[str] | None = None, baselines: np.ndarray | None = None,
                    growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
                    values: dict[str, np.ndarray] | list[dict] | None = None, first_year: int = 1,
-                   infeasible: np.ndarray | None = None) -> TransitionResult:
+                   infeasible: np.ndarray | None = None, given: np.ndarray | None = None) -> TransitionResult:
     """Run the settlement year by year.
 
     start: (..., areas) int pence, the allocation of the year before the settlement; targets and baselines (today's
@@ -183,7 +183,8 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
     (..., 1) of rule parameters (gap_closed_per_year, floor, ceiling, ...) for a sweep. `rule` may be one rule per
     year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first). `infeasible`: a
     boolean array (...) collecting the scenarios whose floors or ceilings cannot meet a year's total (a design's
-    candidates), settled without their bounds instead of stopping; None: such a scenario stops the run."""
+    candidates), settled without their bounds instead of stopping; None: such a scenario stops the run. `given`:
+    (years, areas) each area's convergence where the rule takes it as given (given_convergence)."""
     n_years = targets.shape[-2]
     rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
     # a sweep's values, one dict for every year or one per year (a dated rule keeps its own values in its years)
@@ -202,7 +203,8 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
         ctx = RuleContext(previous=p, target=target,
                           baseline=target if baselines is None else baselines[..., t, :].astype(np.float64),
                           growth=np.asarray(g, dtype=np.float64),
-                          year=t + first_year, rule=rule, values=year_values[t])
+                          year=t + first_year, rule=rule, values=year_values[t],
+                          given=None if given is None else given[t])
         u = fn(ctx)
         v = year_values[t] or {}
         lower = (floor_pence(p, rule, inflation[t], v.get("floor")) if rule.floor is not None

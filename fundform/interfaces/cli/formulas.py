@@ -25,21 +25,24 @@ app.add_typer(formulas_app, name="formulas")
 
 @formulas_app.command("list")
 def formulas_list(json_out: JsonOpt = False) -> None:
-    """List the formula versions in formulas/."""
+    """List the formula versions in formulas/ and the scenarios shipped in formulas/scenarios/ (each runs by its
+    name: --formula NAME)."""
     from rich.table import Table
 
-    from fundform.formula.registry import available_formulas
+    from fundform.formula.registry import available_formulas, shipped_scenarios
     from fundform.formula.scenario import resolve_formula
 
     rows = []
     try:
-        for stem, path in available_formulas().items():
+        versions = available_formulas()  # the versions, then the shipped scenarios a version does not shadow
+        for stem, path in {**versions, **{k: v for k, v in shipped_scenarios().items() if k not in versions}}.items():
             try:  # one broken or misplaced file is listed as such; the others are still listed
                 f = resolve_formula(str(path))
             except FundformError as e:
                 rows.append({"id": stem, "file": path.name, "invalid": str(e).splitlines()[0]})
                 continue
-            rows.append({"id": stem if f.scenario else f.spec.id, "version": f.spec.version, "title": f.spec.title,
+            rows.append({"id": stem if f.scenario else f.spec.id, "version": f.spec.version,
+                         "title": f.scenario_title or f.spec.title,
                          "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources],
                          **({"extends": f.spec.id} if f.scenario else {})})
     except Exception as e:  # noqa: BLE001
