@@ -114,6 +114,7 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
                     ws.write_string(i, j, str(v))
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, frame.height, len(table.schema) - 1)
+    _letter_sheet(wb, tables, manifest, head, gbp)
     ws = wb.add_worksheet("manifest")
     ws.write_row(0, 0, ["key", "value"], head)
     for i, (k, v) in enumerate(_flatten(manifest), start=1):
@@ -128,6 +129,30 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     ws.set_column(1, 1, 90)
     wb.close()
     return buf.getvalue()
+
+
+def _letter_sheet(wb, tables: dict[str, Path], manifest: dict, head, gbp) -> None:
+    """A version of several streams: the allocation letter, one row per area and year, a column per stream (its
+    title, pounds) and their sum, which is the area's allocation (fundform.outputs.letter)."""
+    from fundform.outputs.letter import TOTAL, letter, line_columns, titles_of
+
+    wide = letter(pl.read_parquet(tables["streams"]), titles_of(manifest)) if "streams" in tables else None
+    if wide is None:
+        return
+    ws = wb.add_worksheet("letter")
+    money = [*line_columns(wide), TOTAL]
+    for j, c in enumerate(wide.columns):
+        ws.write(0, j, f"{c}\n(GBP)" if c in money else c, head)
+        ws.set_column(j, j, 18 if c in money else 14, gbp if c in money else None)
+    ws.write_comment(0, len(wide.columns) - 1, "each stream's allocation added: the area's allocation to the penny "
+                     "(allocations.allocation)", {"x_scale": 2})
+    for i, row in enumerate(wide.iter_rows(), start=1):
+        for j, (c, v) in enumerate(zip(wide.columns, row)):
+            if c in money:
+                ws.write_number(i, j, v / 100, gbp)  # whole pence to pounds, correctly rounded
+            else:
+                ws.write_string(i, j, str(v))
+    ws.freeze_panes(1, 2)
 
 
 def _population_of(tables: dict[str, Path]) -> tuple[str, str]:

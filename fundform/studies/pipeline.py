@@ -51,6 +51,7 @@ def policies(oc: Outcome, i: int = 0) -> dict:
         "start_total_gbp": int(path_total[0]) / 100,
         "start_allocation_year": first.path["financial_year"][0],
         "streams": [s.name for s in settlements],
+        **({"stream_titles": {st.name: st.title for st in spec.streams}} if spec.streams else {}),
         "boundary_conversions": list(data.conversions),
         **population_policy(data, oc.areas, fy, oc.frames),
         **baseline_sources(st.ref, spec),

@@ -137,6 +137,7 @@ def explain(
     from rich.table import Table
 
     from fundform.interfaces import api
+    from fundform.outputs.letter import TOTAL, letter, line_columns, titles_of
 
     try:
         if run_ref:
@@ -145,6 +146,7 @@ def explain(
             r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
                         index=parse_index_files(index), config=config)
         pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
+        letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
         match = pence(api.explain(r, area, data), ["amount", "cumulative"])
         alloc = pence(r.allocations, ["target_allocation", "allocation"])
         chosen = year or match["financial_year"].min()
@@ -197,6 +199,17 @@ def explain(
             t.add_row(name, gbp_pence(amount), gbp_pence(running))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(running)}[/bold]")
         out.print(t)
+        lines = None if letter_of is None else letter_of.filter(
+            (pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy))
+        if lines is not None and lines.height:
+            t = Table(title=f"The allocation letter's lines, {fy}: each stream's allocation (cash)")
+            for c in ["stream", "allocation", "share of the allocation"]:
+                t.add_column(c, justify="left" if c == "stream" else "right")
+            row = lines.row(0, named=True)
+            for c in line_columns(lines):
+                t.add_row(c, gbp_pence(row[c]), f"{row[c] / row[TOTAL]:.2%}" if row[TOTAL] else "")
+            t.add_row(f"[bold]{TOTAL}[/bold]", f"[bold]{gbp_pence(row[TOTAL])}[/bold]", "")
+            out.print(t)
     path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year")
     if path.height > 1:  # why the share moves within the settlement: each year's population and target
         t = Table(title="Year by year: population, need share and target (cash)")
