@@ -369,7 +369,7 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     else:
         raise SpecError(f"unknown formula '{ref}' (available: {', '.join(known) or 'none'}; shipped scenarios: "
                         f"{', '.join(shipped_scenarios(directory)) or 'none'})")
-    base_path, chain = extends_chain(start, known)
+    base_path, chain = extends_chain(start, {**shipped_scenarios(directory), **known})  # a scenario may extend one
     scenario_name = str(chain[-1][0]) if chain else None
     scenario_data = chain[-1][1] if chain else None
 

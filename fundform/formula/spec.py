@@ -420,12 +420,18 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def stream_years(years: dict[str, dict], name: str) -> dict[str, dict]:
+def stream_years(years: dict[str, dict], name: str, own_rule: bool = False,
+                 own_baseline: frozenset[str] = frozenset()) -> dict[str, dict]:
     """A version's dated sections as one stream sees them: the version's own need, baseline and transition, with
-    the stream's own dated sections (`years.Y.streams.NAME`) over them."""
+    the stream's own dated sections (`years.Y.streams.NAME`) over them. What the stream states itself is not
+    overridden by the version's dated sections: its own rule (`own_rule`: the version's dated transition is for
+    streams without one) and its own ways of reading the round (`own_baseline`: base_growth, target_total,
+    target_shares)."""
     out = {}
     for y, section in years.items():
-        own = {k: v for k, v in section.items() if k != "streams"}
+        own = {k: v for k, v in section.items() if k != "streams" and not (own_rule and k == "transition")}
+        if own_baseline and isinstance(own.get("baseline"), dict):
+            own["baseline"] = {k: v for k, v in own["baseline"].items() if k not in own_baseline}
         mine = (section.get("streams") or {}).get(name)
         out[y] = _merge(own, mine) if mine else own
     return out
@@ -504,7 +510,7 @@ class FormulaSpec(Strict):
         return self.model_copy(update={
             "need": stream.need or self.need, "baseline": baseline, "control_total": ct,
             "transition": stream.transition or self.transition, "streams": [],
-            "local_tax": LocalTax(rule="none"), "years": stream_years(self.years, stream.name)})
+            "local_tax": LocalTax(rule="none"), "years": stream_years(self.years, stream.name, stream.transition is not None, frozenset(reads))})
 
     def at(self, year: str) -> FormulaSpec:
         """The version as it stands in `year`: every dated section from that year or before applied in order."""

@@ -167,3 +167,41 @@ def given_convergence(frame: pl.DataFrame, rule, spec: FormulaSpec, year: str, p
                             f"{', '.join(missing)}: every {'region' if rule.convergence == 'by_region' else 'ICB'} of "
                             "the run needs one")
     return np.array([table[k].value for k in keys.to_list()], dtype=np.float64)
+
+
+def round_identities(rounds: pl.DataFrame) -> pl.DataFrame:
+    """Which rule each published stream round follows, from its own columns: for every (round, stream) whose
+    outcomes are published, the largest residual (over its ICBs) of each identity a sheet may satisfy, and the rule
+    they point to (docs/nhs-rounds.md, "Finding a stream's rule"):
+
+    - multiplicative: allocation = baseline x (1 + base growth) x (1 + convergence)  (nhs_convergence)
+    - additive:       allocation = baseline x (1 + base growth + convergence)        (combine = "additive")
+    - uniform:        allocation = baseline x (1 + base growth), convergence empty or 0  (rule = "uniform")
+
+    and whether the round publishes targets (fair shares) and whether its convergence is one figure per NHS region
+    (given_convergence, convergence = "published" or "by_region")."""
+    alloc, base, g = pl.col("recurrent_allocation"), pl.col("adjusted_recurrent_baseline"), pl.col("base_growth")
+    c = pl.col("convergence").fill_null(0.0)
+    rows = (rounds.filter(alloc.is_not_null())
+            .with_columns(multiplicative=(alloc / (base * (1 + g) * (1 + c)) - 1).abs(),
+                          additive=(alloc / (base * (1 + g + c)) - 1).abs(),
+                          uniform=(alloc / (base * (1 + g)) - 1).abs()))
+    per_region = rows.group_by("allocation_round", "stream", "nhs_region_code").agg(
+        spread=pl.col("convergence").max() - pl.col("convergence").min())
+    out = (rows.group_by("allocation_round", "stream").agg(
+        icbs=pl.len(), multiplicative=pl.col("multiplicative").max(), additive=pl.col("additive").max(),
+        uniform=pl.col("uniform").max(), targets=pl.col("fair_shares_target").is_not_null().all(),
+        convergence=pl.col("convergence").is_not_null().all())
+        .join(per_region.group_by("allocation_round", "stream").agg(
+            by_region=pl.col("spread").fill_null(0.0).max() < 1e-9), on=["allocation_round", "stream"])
+        .with_columns(by_region=pl.col("by_region") & pl.col("convergence"))
+        .sort("stream", "allocation_round"))
+    best = pl.min_horizontal("multiplicative", "additive", "uniform")
+    # ties go to the simplest rule: uniform where growth alone explains it, then additive, then multiplicative
+    rule = (pl.when(pl.col("uniform") <= best * 1.000001).then(pl.lit("uniform"))
+            .when(pl.col("additive") <= pl.col("multiplicative"))
+            .then(pl.when(pl.col("targets")).then(pl.lit("nhs_convergence, combine = \"additive\""))
+                  .otherwise(pl.lit("given_convergence, combine = \"additive\"")))
+            .otherwise(pl.when(pl.col("targets")).then(pl.lit("nhs_convergence"))
+                       .otherwise(pl.lit("given_convergence"))))
+    return out.with_columns(rule=rule)

@@ -1,4 +1,5 @@
-"""fundform places and fundform ledger: need for places built from GP practices, and the medium-term ledger."""
+"""fundform places, ledger and rounds: need for places built from GP practices, the medium-term ledger, and the rule
+each published NHS stream round follows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
+from fundform.base.errors import FundformError
 from fundform.interfaces.cli.common import (
     DataOpt,
     JsonOpt,
@@ -112,3 +115,35 @@ def ledger_cmd(
         out.print(t)
     if failing.height:
         raise typer.Exit(1)
+
+
+@app.command()
+def rounds(data: DataOpt = None, json_out: JsonOpt = False) -> None:
+    """Which rule each published NHS stream round follows (nhs_icb_allocations): for every round and stream with
+    published outcomes, the largest residual over its ICBs of the multiplicative, additive and uniform identities,
+    whether it publishes targets and whether its convergence is one figure per NHS region, and the rule that says
+    what the sheet does (docs/nhs-rounds.md)."""
+    from rich.table import Table
+
+    from fundform.engine.settlement.rounds import round_identities
+    from fundform.inputs.dataset import load_dataset
+
+    try:
+        s = current_settings()
+        ds = load_dataset(data or s.data_dir)
+        if "nhs_icb_allocations" not in ds.tables:
+            raise FundformError(f"{ds.directory}: no nhs_icb_allocations table (NHS England's published rounds)")
+        found = round_identities(ds["nhs_icb_allocations"])
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        out.print_json(json.dumps(found.to_dicts()))
+        return
+    t = Table(title="Published stream rounds: the largest residual of each identity over the round's ICBs")
+    for c in ["round", "stream", "ICBs", "x (1+g)(1+c)", "x (1+g+c)", "x (1+g)", "targets", "c by region", "rule"]:
+        t.add_column(c, justify="right" if c in ("ICBs", "x (1+g)(1+c)", "x (1+g+c)", "x (1+g)") else "left")
+    for r in found.iter_rows(named=True):
+        t.add_row(r["allocation_round"], escape(r["stream"]), str(r["icbs"]), f"{r['multiplicative']:.5%}",
+                  f"{r['additive']:.5%}", f"{r['uniform']:.5%}", "yes" if r["targets"] else "no",
+                  "yes" if r["by_region"] else "no", escape(r["rule"]))
+    out.print(t)
