@@ -225,6 +225,7 @@ def build_population_by_year(src: Path, codes: set[str], mid2023: pl.DataFrame,
                              population="population"),
               base.select("area_code", financial_year=pl.lit("2024/25"), sex="sex", age="age",
                           population="population")]
+    variants = []
     for y in POPULATION_PROJECTED_YEARS:
         grown = (with_band.join(la18.select("code", "band", g=pl.col(str(y)) / pl.col("2024")),
                                 left_on=["area_code", "band"], right_on=["code", "band"], how="left")
@@ -237,6 +238,11 @@ def build_population_by_year(src: Path, codes: set[str], mid2023: pl.DataFrame,
             raise BuildError(f"population projections: no 2022-based regional total for some region x sex x band in {y}")
         fy = f"{y}/{(y + 1) % 100:02d}"
         frames.append(raked.select("area_code", financial_year=pl.lit(fy), sex="sex", age="age", population="p"))
+        # the other vintage: the 2018-based authority projection before the 2022-based regional constraint, as a
+        # ratio to the central (all ages, persons): the spread between the two published vintages, by area and year
+        variants.append(grown.group_by("area_code").agg(v=pl.col("p").sum()).join(
+            raked.group_by("area_code").agg(c=pl.col("p").sum()), on="area_code").select(
+            "area_code", financial_year=pl.lit(fy), variant=pl.lit("snpp2018"), ratio=pl.col("v") / pl.col("c")))
         # the checks: England and each region against the 2022-based projection (by construction, but checked)
         eng = raked["p"].sum()
         eng_target = snpp22.filter(pl.col("year") == y)["target"].sum()
@@ -257,7 +263,11 @@ def build_population_by_year(src: Path, codes: set[str], mid2023: pl.DataFrame,
     notes.append(f"population: {out['financial_year'].n_unique()} financial years "
                  f"({out['financial_year'].min()} to {out['financial_year'].max()}): mid-2023 and mid-2024 ONS "
                  "estimates, then 2018-based authority growth constrained to the 2022-based regional projections")
-    return out, notes
+    spread = pl.concat(variants).sort("financial_year", "area_code")
+    notes.append(f"population_variants: the 2018-based authority projection against the central, "
+                 f"{spread['ratio'].min() - 1:+.1%} to {spread['ratio'].max() - 1:+.1%} by area and year "
+                 f"({spread['financial_year'].min()} to {spread['financial_year'].max()})")
+    return out, notes, spread
 
 
 def build_deprivation(src: Path, codes: set[str]) -> pl.DataFrame:
@@ -792,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
         council_tax = build_council_tax(src, codes, utla)
         lookup = build_lookup(src, areas, utla)
         regions = lookup.filter(pl.col("level") == "region").select("area_code", region="target_code")
-        population_by_year, p_notes = build_population_by_year(src, codes, population, regions)
+        population_by_year, p_notes, population_variants = build_population_by_year(src, codes, population, regions)
         icb_allocations = build_icb_allocations(src)
         baseline, b_notes = build_baseline(src, areas, utla, population, lookup, population_by_year, icb_allocations)
         icb_changes = build_icb_changes(src)
@@ -804,7 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_dataset: {e}", file=sys.stderr)
         return 1
     tables = {
-        "areas": areas, "population": population_by_year, "deprivation": deprivation,
+        "areas": areas, "population": population_by_year, "population_variants": population_variants,
+        "deprivation": deprivation,
         "preventable_mortality": mortality, "council_tax": council_tax, "area_lookup": lookup, "baseline": baseline,
         "practice_weighted_population": practices, "nhs_icb_allocations": icb_allocations,
         "council_tax_bands": bands, "code_changes": changes, "icb_changes": icb_changes,

@@ -23,7 +23,7 @@ import polars as pl
 
 from fundform.base.errors import FundformError
 from fundform.base.numeric import fixed_sum
-from fundform.engine.geography import with_level
+from fundform.engine.geography import roll_up, with_level
 from fundform.engine.localtax.grants import grant_envelope, grants, notional_pence, run_local_resources, scenario_degree
 from fundform.engine.need.frames import area_frame, check_indicator_tables
 from fundform.engine.params import ONE, RunParameters, Scenarios
@@ -49,6 +49,7 @@ class Settled:
     local: object
     degree: np.ndarray  # (S, years): the one source of the equalisation degree, a run's and a sweep's
     settlements: list[Settlement]
+    population: np.ndarray | None = None  # (S, years, areas) each draw's residents, on the data axis; else None
 
 
 def prepare(data: Dataset, spec: FormulaSpec, params: RunParameters) -> Dataset:
@@ -88,7 +89,28 @@ def settle(data: Dataset, spec: FormulaSpec, params: RunParameters, scen: Scenar
         extra = grant_envelope(local, area_frame(ref, spec, params.level)["area_code"].to_list(), fy, degree)
     step("need, targets and transition")
     settlements = allocate_streams(data, spec, params, years, growth, scen, extra, step)
-    return Settled(data, ref, years, growth, local, degree, settlements)
+    population = None
+    if scen.draws is not None:
+        population = draw_population(data, params.level, fy, scen, settlements[0].areas["area_code"].to_list())
+    return Settled(data, ref, years, growth, local, degree, settlements, population)
+
+
+def draw_population(data: Dataset, level: str, fy: list[str], scen: Scenarios, codes: list[str]) -> np.ndarray:
+    """(S, years, areas) each draw's residents at the run's level: its authorities' (as its need counted them)
+    rolled up as a run on its variant dataset rolls them (the same roll-up, by draw)."""
+    out = []
+    for y in fy:
+        pop = scen.derived[("draw_population", y)]  # (S, authorities)
+        if level == "ltla":
+            out.append(pop)
+            continue
+        S, n = pop.shape
+        long = pl.LazyFrame({"area_code": np.tile(np.asarray(scen.draws.codes), S),
+                             "draw": np.repeat(np.arange(S), n), "population": pop.reshape(-1)})
+        rolled = roll_up(long, data.lazy("area_lookup"), level, ["population"], by=["draw"]).collect()
+        wide = rolled.pivot(on="area_code", index="draw", values="population").sort("draw").select(codes)
+        out.append(wide.to_numpy())
+    return np.stack(out, axis=1)
 
 
 def bound_labels(bound: np.ndarray) -> np.ndarray:
@@ -257,7 +279,8 @@ def outcome(st: Settled, spec: FormulaSpec, params: RunParameters) -> Outcome:
     frames = first.frames or [first.areas] * params.years
     if len(st.settlements) > 1:
         frames = [_pooled_need(f, targets[0, t]) for t, f in enumerate(frames)]
-    population = np.stack([f["population"].to_numpy() for f in frames])
+    population = (st.population if st.population is not None
+                  else np.stack([f["population"].to_numpy() for f in frames]))
     notional = notional_pence(st.local, codes.to_list(), st.years["financial_year"].to_list(), st.degree)
     return Outcome(
         settled=st, spec=spec, params=params, areas=frames[0], frames=frames, population=population,

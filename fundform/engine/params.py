@@ -75,6 +75,7 @@ class RunResult:
     policies: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     out_dir: Path | None = None
+    uncertainty: object = None  # a run with --uncertainty: its draws' result (studies.uncertainty)
 
     def __getattr__(self, name: str) -> pl.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -145,6 +146,9 @@ class Scenarios:
     # a design's candidates: a scenario whose floors or ceilings cannot meet a year's total is marked (in each
     # settlement's `infeasible`) and settled without them, instead of stopping every scenario with it
     mark_infeasible: bool = False
+    # the data axis: each scenario a draw of the inputs (engine.draws.DataDraws), or None: every scenario reads the
+    # dataset as it is
+    draws: object = None
     # what one settlement derives from these scenarios and may reuse (streams sharing the version's need share
     # its scenario shares): filled by the stages, never compared
     derived: dict = field(default_factory=dict, compare=False, repr=False)

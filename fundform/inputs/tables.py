@@ -329,10 +329,34 @@ ICB_CHANGES = TableContract(
     required=False,
 )
 
+POPULATION_VARIANTS = TableContract(
+    name="population_variants",
+    description="Other published projections of each authority's population, as a ratio to the population table's "
+    "(all ages, persons), by financial year: the spread between projection vintages that `--uncertainty` draws "
+    "population from (docs/uncertainty.md). Optional: read only by uncertainty draws of population.",
+    source="ONS 2018-based subnational population projections (Table 2, persons, by authority, old districts summed "
+    "into their successors) against the population table's projection (2018-based authority growth constrained to "
+    "ONS's 2022-based regional projections)",
+    vintage="2018-based against 2022-based, mid-2025 to mid-2035 (2025/26 to 2035/36)",
+    columns=(
+        Column("area_code", "str", "GSS code", "lower-tier authority (2024 codes)"),
+        Column("financial_year", "str", "financial year", "the year the population is for (mid-year of its first "
+               "calendar year)", **FY),
+        Column("variant", "str", "name", "the other projection: snpp2018 (ONS 2018-based, before the 2022-based "
+               "regional constraint)", pattern=r"^[a-z][a-z0-9_]*$", pattern_text="a name in lower case like snpp2018"),
+        Column("ratio", "float", "ratio", "the variant's population over the population table's, all ages", min=0,
+               min_exclusive=True, max=10, plausible=Plausible(0.7, 1.3, "the bundled 2018-based projection is -4.3% to +1.6% "
+                                                                "from the central by authority to 2035/36")),
+    ),
+    key=("area_code", "financial_year", "variant"),
+    covers_every_area=False,
+    required=False,
+)
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (AREAS, POPULATION, DEPRIVATION, PREVENTABLE_MORTALITY, COUNCIL_TAX, AREA_LOOKUP, BASELINE,
                         PRACTICE_WEIGHTED_POPULATION, NHS_ICB_ALLOCATIONS, COUNCIL_TAX_BANDS, CODE_CHANGES,
-                        ICB_CHANGES)
+                        ICB_CHANGES, POPULATION_VARIANTS)
 }
 BASELINE_COMPONENTS = ("nhs_core", "nhs_primary_medical", "adult_social_care", "public_health")
 LEVELS = ("ltla", "utla", "region", "icb", "nhs-region", "ca")

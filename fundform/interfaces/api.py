@@ -103,6 +103,8 @@ class Run:
         from fundform.outputs.registry import TABLE_NAMES
 
         frames = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLE_NAMES}
+        frames |= {t: pl.read_parquet(folder / f"{t}.parquet") for t in ("uncertainty", "sensitivity")
+                   if (folder / f"{t}.parquet").exists()}  # a run with --uncertainty
         return cls(manifest["run_id"], manifest, frames, out_dir=folder, _level=manifest["parameters"]["level"])
 
 
@@ -110,10 +112,13 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
         start_year: str | None = None, years: int | None = None, set=None,  # noqa: A002
         index: dict[str, str | Path] | None = None, config: str | Path | None = None,
         price_base_year: str | None = None, out: str | Path | None = None, record: bool = False,
-        allow_implausible: bool = False) -> Run:
+        allow_implausible: bool = False, uncertainty: str | Path | None = None) -> Run:
     """Run a formula version (an id, a formula file or a scenario file) and return its tables. Written (atomically,
     with its manifest) to `out`, or to the output root when `record` is true (and recorded in the run warehouse);
-    otherwise only computed. The numbers are those `fundform run` writes for the same options."""
+    otherwise only computed. The numbers are those `fundform run` writes for the same options. `uncertainty`: an
+    uncertainty file (docs/uncertainty.md): the run gains the tables `uncertainty` (the range of every figure over
+    the draws of its inputs) and `sensitivity`."""
+    from fundform.inputs.uncertainty import read_uncertainty
     from fundform.outputs.registry import OUTPUTS
     from fundform.outputs.write import to_arrow
     from fundform.studies.runs import plan_run
@@ -123,15 +128,22 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
                                               set=set, index=index, config=config, price_base_year=price_base_year,
                                               allow_implausible=allow_implausible)
     write = out is not None or record
-    plan = plan_run(s.formula, s.data_dir, params, sets, index_files)
+    unc = read_uncertainty(uncertainty) if uncertainty is not None else None
+    plan = plan_run(s.formula, s.data_dir, params, sets, index_files, unc)
     if not write:  # the same run (same id: formula, inputs, options, packages) already written: read it back
         folder = _recorded(plan.run_id, s.out_root)
         if folder is not None:
             return Run.load(folder)
     result = run_pipeline(s.formula, s.data_dir, params, Path(out) if out else None, s.out_root, write=write,
-                          sets=sets, index_files=index_files, warehouse=s.warehouse if record else None, plan=plan)
+                          sets=sets, index_files=index_files, warehouse=s.warehouse if record else None, plan=plan,
+                          uncertainty=unc)
     frames = {o.name: pl.from_arrow(to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced else None,
                                              {})) for o in OUTPUTS}
+    if result.uncertainty is not None:
+        from fundform.outputs.schema import SENSITIVITY, UNCERTAINTY
+
+        frames["uncertainty"] = pl.from_arrow(to_arrow(result.uncertainty.bands, UNCERTAINTY, None, {}))
+        frames["sensitivity"] = pl.from_arrow(to_arrow(result.uncertainty.sensitivity, SENSITIVITY, None, {}))
     return Run(result.manifest["run_id"], result.manifest, frames, out_dir=result.out_dir, _level=params.level)
 
 

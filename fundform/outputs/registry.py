@@ -22,7 +22,9 @@ from fundform.outputs.schema import (
     NEED,
     RECONCILIATION,
     SCHEMA_VERSION,
+    SENSITIVITY,
     STREAMS,
+    UNCERTAINTY,
     WATERFALL,
     OutputColumn,
 )
@@ -169,7 +171,14 @@ OUTPUTS: tuple[Output, ...] = (
 BY_NAME = {o.name: o for o in OUTPUTS}
 TABLE_NAMES = tuple(o.name for o in OUTPUTS)
 # every table fundform writes, and its columns: a run's, then the comparison `fundform compare` writes
-TABLES: dict[str, tuple[OutputColumn, ...]] = {**{o.name: o.columns for o in OUTPUTS}, "compare": COMPARE}
+# written by other commands than a plain run: compare, and a run with --uncertainty (studies.uncertainty)
+WRITTEN_BY = {"compare": "written by `fundform compare`: one row per area and year",
+              "uncertainty": "written by `fundform run --uncertainty FILE`: one row per area and year, the central "
+              "figure and the range over the draws of the inputs (docs/uncertainty.md)",
+              "sensitivity": "written by `fundform run --uncertainty FILE`: one row per area, year and source of "
+              "uncertainty, the share of the variance of the area's allocation the source explains"}
+TABLES: dict[str, tuple[OutputColumn, ...]] = {**{o.name: o.columns for o in OUTPUTS}, "compare": COMPARE,
+                                                "uncertainty": UNCERTAINTY, "sensitivity": SENSITIVITY}
 
 
 def build_tables(oc: Outcome, i: int = 0) -> dict[str, pl.DataFrame]:
@@ -187,7 +196,7 @@ def schema_markdown() -> str:
            "`description` field metadata (and `price_base_year` on real-terms columns), and in its file metadata "
            "under the key `fundform` the run manifest (JSON).", ""]
     for name, cols in TABLES.items():
-        what = BY_NAME[name].description if name in BY_NAME else "written by `fundform compare`: one row per area and year"
+        what = BY_NAME[name].description if name in BY_NAME else WRITTEN_BY[name]
         out += [f"## {name}.parquet", "", what[0].upper() + what[1:] + ".", "", "| column | type | unit | description |", "|---|---|---|---|"]
         out += [f"| `{c.name}` | {c.type}{' (nullable)' if c.nullable else ''} | {c.unit}"
                 f"{' (real terms)' if c.real_terms else ''} | {c.description} |" for c in cols]

@@ -144,6 +144,35 @@ COHORTS: tuple[OutputColumn, ...] = (
     money("amount", "the cohort's part of the grant; an area's cohorts and 'rest' add to its grant to the penny"),
 )
 
+def _bands(name: str, what: str, unit: str, money_: bool) -> tuple[OutputColumn, ...]:
+    col = (lambda n, d: money(n, d)) if money_ else (lambda n, d: OutputColumn(n, pa.float64(), unit, d))
+    return (col(f"{name}_central", f"{what}, the run's own (no uncertainty)"),
+            *(col(f"{name}_{k}", f"{what}: the {p} percentile over the draws") for k, p in
+              (("p5", "5th"), ("p50", "50th"), ("p95", "95th"))))
+
+
+UNCERTAINTY: tuple[OutputColumn, ...] = (
+    *AREA_YEAR,
+    *_bands("target_share", "target share (the area's target allocation over all areas')", "ratio", False),
+    *_bands("allocation", "allocation (cash)", "GBP", True),
+    *_bands("grant", "grant (cash)", "GBP", True),
+    OutputColumn("p_floor", pa.float64(), "probability", "share of the draws in which the area is held at a floor"),
+    OutputColumn("p_ceiling", pa.float64(), "probability", "share of the draws in which the area is held at a ceiling"),
+    OutputColumn("rank_p5", pa.int32(), "rank", "5th percentile of the area's rank by grant per head (1 = the most)"),
+    OutputColumn("rank_p95", pa.int32(), "rank", "95th percentile of the area's rank by grant per head"),
+    OutputColumn("most_sensitive_input", pa.string(), "text", "the source whose own drawn change explains most of "
+                 "the variance of the area's allocation over the draws", nullable=True),
+    OutputColumn("most_sensitive_r2", pa.float64(), "ratio", "the share of that variance it explains (squared "
+                 "correlation)"),
+)
+
+SENSITIVITY: tuple[OutputColumn, ...] = (
+    *AREA_YEAR,
+    OutputColumn("input", pa.string(), "text", "an uncertainty source: population, or table.column"),
+    OutputColumn("r2", pa.float64(), "ratio", "the share of the variance of the area's allocation over the draws that "
+                 "the source's own drawn change for the area explains (squared correlation)"),
+)
+
 COMPARE: tuple[OutputColumn, ...] = (
     OutputColumn("area_code", pa.string(), "code", "area code"),
     OutputColumn("financial_year", pa.string(), "financial year", "financial year"),

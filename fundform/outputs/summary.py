@@ -64,3 +64,23 @@ def print_summary(result: RunResult, console: Console) -> None:
     if result.out_dir:
         files = ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
         console.print(f"Outputs written to [bold]{result.out_dir}[/bold] ({files})")
+
+
+def print_bands(result: RunResult, console: Console, n: int = 8) -> None:
+    """A run with --uncertainty: in the last year, the areas whose grant is least certain (the widest 5-95% range
+    against their central grant), with the input that moves each most."""
+    u = result.uncertainty
+    b = u.bands.filter(pl.col("year_index") == pl.col("year_index").max()).with_columns(
+        width=(pl.col("grant_p95") - pl.col("grant_p5")) / pl.col("grant_central").abs())
+    year = b["financial_year"][0]
+    t = Table(title=f"{u.draws.size:,} draws of the inputs: the {n} areas whose {year} grant (cash) is least certain "
+                    "(widest 5th-95th percentile range against the central grant)")
+    for c in ("area", "central grant", "5th percentile", "95th percentile", "range", "moved most by"):
+        t.add_column(c, justify="left" if c in ("area", "moved most by") else "right")
+    for r in b.sort("width", descending=True).head(n).iter_rows(named=True):
+        t.add_row(r["area_name"], gbp(r["grant_central"] / 100, 0), gbp(r["grant_p5"] / 100, 0),
+                  gbp(r["grant_p95"] / 100, 0), f"{r['width']:.2%}",
+                  f"{r['most_sensitive_input']} ({r['most_sensitive_r2']:.0%})" if r["most_sensitive_input"] else "")
+    console.print(t)
+    console.print(f"the range of every area and year: uncertainty.parquet; by source: sensitivity.parquet "
+                  f"({result.out_dir})")

@@ -37,7 +37,7 @@ class RunPlan:
 
 
 def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tuple[str, ...] = (),
-             index_files: dict[str, Path] | None = None) -> RunPlan:
+             index_files: dict[str, Path] | None = None, uncertainty=None) -> RunPlan:
     formula = resolve_formula(formula_ref, sets, index_files=index_files)
     inputs = []
     for name in CONTRACTS:
@@ -49,15 +49,22 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
     inputs += [{"table": name, "file": Path(path).name, "sha256": sha256_file(Path(path))}
                for name, path in (("precept_rates", params.precept_rates), ("local_bases", params.local_bases),
                                   ("deal_areas", params.deal_file)) if path and Path(path).is_file()]
+    parameters = params.as_dict()
+    if uncertainty is not None:  # the draws are part of what the run is: its id hashes the file and its draws' files
+        parameters["uncertainty"] = {"file": uncertainty.path.name, "sha256": uncertainty.sha256,
+                                     "draws": uncertainty.draws, "seed": uncertainty.seed}
+        inputs += [{"table": f"uncertainty draws of {s.label}", "file": Path(s.file).name,
+                    "sha256": sha256_file(uncertainty.file_of(s))}
+                   for s in uncertainty.sources if s.method == "draws" and uncertainty.file_of(s).is_file()]
     core = build_manifest(
         formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
                  "scenario": Path(formula.scenario).name if formula.scenario else None,
                  **({"scenario_title": formula.scenario_title} if formula.scenario_title else {})},
-        inputs=inputs, parameters=params.as_dict(), overrides=[o.as_dict() for o in formula.overrides],
+        inputs=inputs, parameters=parameters, overrides=[o.as_dict() for o in formula.overrides],
         policies={}, data_dir=str(data_dir),
         assumptions=[{"path": a["path"], "value": a["value"]} for a in assumed_numbers(formula.spec)])
-    return RunPlan(formula, inputs, params.as_dict(), core["run_id"], core)
+    return RunPlan(formula, inputs, parameters, core["run_id"], core)
 
 
 _CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
@@ -81,15 +88,17 @@ def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: 
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
-        plan: RunPlan | None = None, use_cache: bool = True) -> RunResult:
+        plan: RunPlan | None = None, use_cache: bool = True, uncertainty=None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
-    formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides."""
+    formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides.
+    `uncertainty` (inputs.uncertainty.UncertaintySpec): the draws of the inputs, evaluated around the run
+    (studies.uncertainty) and written beside it as uncertainty.parquet and sensitivity.parquet."""
     step = progress or (lambda _msg: None)
     if write and warehouse is not None:
         check_usable(warehouse)
     step("reading the formula version")
-    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files)
+    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files, uncertainty)
     formula = plan.formula
     step("reading and checking the input data")
     data = checked_dataset(data_dir, params.allow_implausible, use_cache)
@@ -103,12 +112,24 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     if not result.reconciliation["holds"].all():
         bad = result.reconciliation.filter(~pl.col("holds"))
         raise FundformError(f"internal error: reconciliation failed:\n{bad}")
+    result.uncertainty = None
+    if uncertainty is not None:
+        from fundform.studies.uncertainty import run_uncertainty
+
+        step(f"{uncertainty.draws:,} draws of the inputs")
+        result.uncertainty = run_uncertainty(data, formula, params, uncertainty, result)
+        manifest["uncertainty"] = {**plan.parameters["uncertainty"], "sources": result.uncertainty.sources}
     if write:
         step("writing outputs")
         target = Path(out_dir) if out_dir else Path(out_root) / manifest["run_id"]
         meta = {**manifest, "price_base_year": params.price_base}
         files = {f"{o.name}.parquet": to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced
                                                else None, meta) for o in OUTPUTS}
+        if result.uncertainty is not None:
+            from fundform.outputs.schema import SENSITIVITY, UNCERTAINTY
+
+            files["uncertainty.parquet"] = to_arrow(result.uncertainty.bands, UNCERTAINTY, None, meta)
+            files["sensitivity.parquet"] = to_arrow(result.uncertainty.sensitivity, SENSITIVITY, None, meta)
         # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
         files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir), data.checks), indent=2,
                                             sort_keys=True,

@@ -117,12 +117,13 @@ def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> Nee
                                for b in bands])  # (S, bands)
     if (weights <= 0).any():
         raise FundformError("an age band weight must be above 0 in every scenario")
-    awp = np.zeros((S, inputs.population.size))
+    n = inputs.population.shape[-1]
+    drawn = inputs.bands.ndim == 3  # the data axis: each scenario its own inputs (engine.draws), (S, ...) arrays
+    awp = np.zeros((S, n))
     for b in range(len(bands)):  # band by band, element-wise: the same bits on every machine
-        awp = awp + weights[:, b, None] * inputs.bands[b][None, :]
+        awp = awp + weights[:, b, None] * (inputs.bands[:, b, :] if drawn else inputs.bands[b][None, :])
     cols: dict[str, np.ndarray] = {}
     exprs = []
-    n = inputs.population.size
     for j, ind in enumerate(need.indicators):
         e = at(f"need.indicators.{ind.name}.elasticity", ind.elasticity.value)
         lo = at(f"need.indicators.{ind.name}.min_multiplier", ind.min_multiplier.value if ind.min_multiplier else -np.inf)
@@ -131,14 +132,20 @@ def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> Nee
             bad = int(np.flatnonzero(lo > hi)[0])
             raise FundformError(f"scenario {bad}: {ind.name}'s min_multiplier {lo[bad]:g} is above its "
                                 f"max_multiplier {hi[bad]:g}")
-        cols[f"value{j}"], cols[f"e{j}"] = np.tile(inputs.values[j], S), np.repeat(e, n)
+        values = np.asarray(inputs.values[j])
+        cols[f"value{j}"] = values.reshape(-1) if values.ndim == 2 else np.tile(values, S)
+        cols[f"e{j}"] = np.repeat(e, n)
+        national = inputs.national[j]
+        if np.ndim(national):  # each draw's population-weighted national value
+            cols[f"nat{j}"] = np.repeat(np.asarray(national, dtype=np.float64), n)
+            national = pl.col(f"nat{j}")
         bounds = {}  # a bound the scenarios leave as the version states it stays the version's number
         for k, arr, own in (("lo", lo, ind.min_multiplier), ("hi", hi, ind.max_multiplier)):
             if (arr != (own.value if own is not None else arr)).any() or (own is None and np.isfinite(arr).any()):
                 cols[f"{k}{j}"] = np.repeat(arr, n)
                 bounds[k] = pl.col(f"{k}{j}")
         # the indicator's named transform (formula.components) and its bounds, each scenario's numbers as columns
-        exprs.append(multiplier(ind, pl.col(f"value{j}"), inputs.national[j], pl.col(f"e{j}"), **bounds).alias(f"m{j}"))
+        exprs.append(multiplier(ind, pl.col(f"value{j}"), national, pl.col(f"e{j}"), **bounds).alias(f"m{j}"))
     mults = pl.DataFrame(cols).select(exprs) if exprs else None
     return NeedSteps(inputs, awp, [mults[f"m{j}"].to_numpy().reshape(S, n) for j in range(len(exprs))])
 
@@ -158,6 +165,9 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
     out = []
     for t, y in enumerate(fy):
         need = spec.at(y).need
+        if scen.draws is not None:  # the data axis: each draw's need from its own inputs
+            out.append(draw_shares(data, version, spec, stream, level, y, frames[t], scen, need))
+            continue
         if not any(scen.sets(version, stream, p, y) for p in need_numbers(need)):
             out.append(np.broadcast_to(frames[t]["target_share"].to_numpy(), (S, frames[t].height)))
             continue
@@ -177,3 +187,29 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             scen.derived[key] = nwp / nwp.sum(axis=1, keepdims=True)
         out.append(scen.derived[key])
     return np.stack(out, axis=1)
+
+
+def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, level: str, year: str,
+                frame: pl.DataFrame, scen: Scenarios, need: Need) -> np.ndarray:
+    """(S, authorities) target shares of each draw in `year`, as a run on the draw's variant dataset derives them:
+    its need inputs (engine.draws, the same exact sums), the need (with any numbers the scenarios set), each
+    authority's need-weighted population rolled up to itself (to 10^-12) and its share of their exact sum. Keeps
+    each draw's residents per authority for the per-head figures (`scen.derived`)."""
+    from fundform.engine.draws import draw_need_inputs, long_sum, rounded, year_rows
+
+    if level != "ltla":
+        raise FundformError(f"internal error: a draw's need is computed for lower-tier authorities, not at level {level}")
+    draws = scen.draws
+    key = ("draw_shares", year, model_key(need), tuple(scen.path(version, stream, p, year) for p in need_numbers(need)))
+    if key not in scen.derived:
+        one = data.for_year(year)
+        base = need_inputs(one, need)
+        if base.codes != frame["area_code"].to_list() or base.codes != draws.codes:
+            raise FundformError("internal error: the draws' authorities differ from the need frames'")
+        rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one, base.codes, need))
+        inputs = draw_need_inputs(rows, need, draws, year, len(base.codes), base)
+        at = lambda path, default: scen.get(version, stream, path, default, year)  # noqa: E731
+        nwp = rounded(compute_need(inputs, need, at, scen.size).need_weighted)
+        scen.derived[key] = nwp / long_sum(nwp, scen.size)[:, None]
+        scen.derived[("draw_population", year)] = rounded(inputs.population)
+    return scen.derived[key]

@@ -60,25 +60,33 @@ def run(
     no_cache: Annotated[bool, flag("--no-cache", help="Read and check every input file, even if an earlier run "
                                    "checked the same files (their checked tables are kept by content in "
                                    "out/.cache/inputs; `fundform cache clear` empties it).")] = False,
+    uncertainty: Annotated[Optional[Path], typer.Option("--uncertainty", help="An uncertainty file (draws, seed, "
+                                                        "sources: docs/uncertainty.md): also writes "
+                                                        "uncertainty.parquet, every figure's range over the draws "
+                                                        "of the inputs, and sensitivity.parquet.",
+                                                        show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run an allocation: need, targets, the five-year settlement, local tax, grants. Writes allocations, need,
     streams, waterfall, cohorts and reconciliation (Parquet) and manifest.json, and records the run in the warehouse.
     Writes nothing if any input or rule is invalid."""
-    from fundform.outputs.summary import print_summary
+    from fundform.inputs.uncertainty import read_uncertainty
+    from fundform.outputs.summary import print_bands, print_summary
     from fundform.studies.runs import run as run_pipeline
 
     try:
         s, params, index_files = setup_options(formula, data, level, start_year, years, config, set_, index,
                                         price_base_year, precept_rates=precept_rates, local_bases=local_bases,
                                         allow_implausible=allow_implausible)
+        unc = read_uncertainty(uncertainty) if uncertainty is not None else None
         with progress_bar("run", quiet or json_out) as bar:  # a terminal only: piped output gets the result
             def progress(msg: str) -> None:
                 bar(msg)
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
-                                  warehouse=s.warehouse if record else None, use_cache=not no_cache)
+                                  warehouse=s.warehouse if record else None, use_cache=not no_cache,
+                                  uncertainty=unc)
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
     if with_report:
@@ -91,6 +99,8 @@ def run(
                                    "policies": result.policies}))
     elif not quiet:
         print_summary(result, out)
+        if result.uncertainty is not None:
+            print_bands(result, out)
 
 
 @app.command()
