@@ -298,6 +298,27 @@ def check_sweep(svg: Node, g: Glossary, sweep_dir) -> None:
             near(shown, r[col] / r["population"], f"{title}, {m[1]}, {col}")
 
 
+def check_bands(svg: Node, g: Glossary, run_dir) -> None:
+    """A run with --uncertainty: each area's grant per head, central, 5th and 95th percentile over the draws."""
+    title = title_of(svg)
+    assert f"Grant {g.per}" in title and "5th-95th percentile" in title and "input draws" in title
+    assert axes(svg)[1] == f"grant {g.per} (£)"
+    u = pl.read_parquet(run_dir / "uncertainty.parquet").with_columns(pl.col(pl.Decimal).cast(pl.Float64))
+    rows = u.filter(pl.col("financial_year") == YEAR.findall(title)[0]).join(
+        g.year(title).select("area_code", "population"), on="area_code")
+    by_name = {r["area_name"]: r for r in rows.iter_rows(named=True)}
+    tips = [tip for _, tip in marks(svg)]
+    assert len(tips) == rows.height
+    widths = []
+    for tip in tips:
+        m = re.fullmatch(r"(.+): central (\S+), 5-95%: (\S+) to (\S+)", tip)
+        r = by_name[m[1]]
+        for shown, col in zip(m.groups()[1:], ("grant_central", "grant_p5", "grant_p95")):
+            near(shown, r[col] / r["population"], f"{title}, {m[1]}, {col}")
+        widths.append((r["grant_p95"] - r["grant_p5"]) / r["population"])
+    assert widths == sorted(widths)  # ordered by the width of the range, as the axis says
+
+
 def check_table(tree: Tree, g: Glossary) -> None:
     """The areas table: each heading names the column under it (every row's value read against the run)."""
     table = next(n for n in tree.root.iter() if n.tag == "table" and n.attrs.get("id") == "areas")
@@ -354,6 +375,8 @@ def read_report(report, g: Glossary, run_dir, deciles=None, sweep_dir=None) -> l
             check_waterfall(svg, g, run_dir)
         elif kind == "c6":
             check_sweep(svg, g, sweep_dir)
+        elif kind == "c8":
+            check_bands(svg, g, run_dir)
         else:
             raise AssertionError(f"chart {kind} ({title_of(svg)!r}) is not read by this test: add it")
         seen.append(kind)
@@ -382,9 +405,13 @@ def bundled_deciles():
 
 @pytest.fixture(scope="module")
 def needs_report(tmp_path_factory):
-    """fundform-needs at lower tier with a sweep's range beside it: every chart the report draws."""
+    """fundform-needs at lower tier with a sweep's range beside it and the bands of 20 draws of its inputs: every
+    chart the report draws."""
     tmp = tmp_path_factory.mktemp("labels")
-    run_dir = run(tmp, "needs")
+    (tmp / "u.toml").write_text('draws = 20\nseed = 1\n[[sources]]\ninput = "population"\nmethod = "vintages"\n'
+                                'variant = "snpp2018"\n[[sources]]\ninput = "preventable_mortality"\n'
+                                'column = "preventable_mortality_rate"\nmethod = "sampling"\n')
+    run_dir = run(tmp, "needs", "--uncertainty", str(tmp / "u.toml"))
     sweep = runner.invoke(app, ["sweep", "--param", "transition.gap_closed_per_year=0.2:0.5", "--draws", "6",
                                 "--out", str(tmp / "sweep"), "--quiet"])
     assert sweep.exit_code == 0, sweep.output
@@ -399,7 +426,7 @@ def test_every_word_of_the_report_names_the_figure_it_shows(needs_report, bundle
     g = Glossary(run_dir)
     assert g.per == "per resident"
     seen = read_report(run_dir / "report.html", g, run_dir, bundled_deciles(run_dir, "ltla"), sweep_dir)
-    assert sorted(seen) == ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "h1", "h2", "m1", "m2", "m3", "m4"]
+    assert sorted(seen) == ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "h1", "h2", "m1", "m2", "m3", "m4"]
 
 
 def test_a_comparison_report_says_what_changed_in_pounds(tmp_path, bundled_deciles):

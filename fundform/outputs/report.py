@@ -168,6 +168,26 @@ def _bin(edges, i: int) -> str:
     return f"from {edges[i]:+.2%} to below {edges[i + 1]:+.2%}"
 
 
+def bands(lows, centrals, highs, names, title, ylabel, chart_id) -> str:
+    """An interval per area from its 5th to its 95th percentile over the draws of the inputs, a dot at its central
+    figure, areas ordered by the width of their interval (the least certain at the right)."""
+    if not len(centrals):
+        return _empty(title, chart_id)
+    lows, centrals, highs = (np.asarray(a, float) for a in (lows, centrals, highs))
+    order = np.argsort(highs - lows, kind="stable")
+    lows, centrals, highs = lows[order], centrals[order], highs[order]
+    names = [names[i] for i in order]
+    lo, hi = min(lows.min(), centrals.min()), max(highs.max(), centrals.max())
+    sx, sy = linear_scale(0, max(len(centrals) - 1, 1), PAD + 6, W - 24), linear_scale(lo, hi, H - PAD, 34)
+    body = y_axis(lo, hi, sy)
+    for i, (a, m, b, n) in enumerate(zip(lows, centrals, highs, names)):
+        x = sx(i)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
+                    f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
+                    f'central {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
+    return frame_svg(title, "areas, by the width of their range", ylabel, body, chart_id)
+
+
 def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
     """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle."""
     if not len(mids):
@@ -295,6 +315,16 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         charts.append(ranges(head("grant_p5"), head("grant_median"), head("grant_p95"), fin["area_name"].to_list(),
                              f"Sweep of {sm['scenarios']:,} scenarios: grant {per}, 5th to 95th percentile, "
                              f"{fin['financial_year'][0]}", f"grant {per} (£)", "c6"))
+    uncertainty = run_dir / "uncertainty.parquet"
+    if uncertainty.exists():  # a run with --uncertainty: every area's range over the draws of its inputs
+        ub = pl.read_parquet(uncertainty).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
+        draws = m.get("uncertainty", {}).get("draws")
+        fin = ub.filter(pl.col("financial_year") == years[-1]).join(last.select("area_code", "population"),
+                                                                    on="area_code", how="inner")
+        head = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
+        charts.append(bands(head("grant_p5"), head("grant_central"), head("grant_p95"), fin["area_name"].to_list(),
+                            f"Grant {per}, {years[-1]}: 5th-95th percentile of {draws:,} input draws",
+                            f"grant {per} (£)", "c8"))
     if len(years) > 1:  # why shares move within the settlement: each year's residents and targets
         charts.append(lines(years, {people: per_year["population"].to_list()},
                             f"{people.capitalize()} by year (each year's need and targets use that year's)",

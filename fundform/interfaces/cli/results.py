@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from fundform.base.errors import FundformError
 from fundform.interfaces.cli.common import (
@@ -129,10 +130,15 @@ def explain(
     year: Annotated[Optional[str], typer.Option(help="One financial year, or 'all'. [default: the first]",
                                                 show_default=False)] = None,
     data: DataOpt = None,
+    uncertainty: Annotated[Optional[Path], typer.Option("--uncertainty", help="An uncertainty file: also say how "
+                                                        "sure the grant is and which input moves it most "
+                                                        "(a --run written with --uncertainty says so too).",
+                                                        show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The waterfall of one area's grant: an equal share per head, what age adds, what each need indicator adds,
-    the transition (floor, ceiling, convergence), the local tax deduction, to the grant, to the penny."""
+    the transition (floor, ceiling, convergence), the local tax deduction, to the grant, to the penny; and, with
+    uncertainty, the grant's range over the draws of the inputs and the inputs that move it most."""
     import polars as pl
     from rich.table import Table
 
@@ -144,9 +150,10 @@ def explain(
             r = api.Run.load(run_ref)
         else:
             r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
-                        index=parse_index_files(index), config=config)
+                        index=parse_index_files(index), config=config, uncertainty=uncertainty)
         pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
         letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
+        the_run = r
         match = pence(api.explain(r, area, data), ["amount", "cumulative"])
         alloc = pence(r.allocations, ["target_allocation", "allocation"])
         chosen = year or match["financial_year"].min()
@@ -199,6 +206,8 @@ def explain(
             t.add_row(name, gbp_pence(amount), gbp_pence(running))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(running)}[/bold]")
         out.print(t)
+        if "uncertainty" in the_run.tables:
+            _explain_uncertainty(the_run, part["area_code"][0], fy)
         lines = None if letter_of is None else letter_of.filter(
             (pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy))
         if lines is not None and lines.height:
@@ -244,3 +253,34 @@ def report(
     target = write_report(run_ref, out_file, compare_with, area, data, quiet=quiet or json_out, sweep_dir=sweep_dir)
     if json_out:
         out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
+
+
+def _explain_uncertainty(r, code: str, fy: str) -> None:
+    """How sure an area's grant is: its range over the draws of the inputs, and each input's share of it."""
+    import polars as pl
+    from rich.table import Table
+
+    u = r.uncertainty.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy)).with_columns(
+        pl.col(pl.Decimal).cast(pl.Float64))
+    if u.height == 0:
+        return
+    row = u.row(0, named=True)
+    draws = r.manifest.get("uncertainty", {}).get("draws", 0)
+    t = Table(title=f"How sure, {fy}: the grant over {draws:,} draws of the inputs (cash)")
+    for c in ("figure", "value"):
+        t.add_column(c, justify="left" if c == "figure" else "right")
+    t.add_row("grant, central (this run)", gbp(row["grant_central"]))
+    t.add_row("grant, 5th to 95th percentile", f"{gbp(row['grant_p5'])} to {gbp(row['grant_p95'])}")
+    t.add_row("grant, median", gbp(row["grant_p50"]))
+    t.add_row("held at a floor (share of draws)", f"{row['p_floor']:.0%}")
+    t.add_row("rank by grant per head (5th to 95th percentile)", f"{row['rank_p5']} to {row['rank_p95']}")
+    out.print(t)
+    s = r.sensitivity.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy)).sort(
+        "r2", descending=True)
+    t = Table(title="Which input's uncertainty matters: the share of the allocation's variance over the draws that "
+                    "each input's own change explains")
+    for c in ("input", "share of the variance"):
+        t.add_column(c, justify="left" if c == "input" else "right")
+    for inp, r2 in s.select("input", "r2").iter_rows():
+        t.add_row(escape(inp), f"{r2:.0%}")
+    out.print(t)
