@@ -143,6 +143,26 @@ def design() -> dict:
     return {"wall": wall, "peak_mb": kb / 1024, "candidates": n, "per_second": n / wall}
 
 
+def uncertainty() -> dict:
+    """U: 1,000 draws of the inputs beside the default run (296 areas, 5 years), and a robust design over two free
+    numbers, 320 candidates each over 100 draws, the choice run exactly over every draw."""
+    wall, kb, _ = median_of([*FUNDFORM, "run", "--uncertainty", str(ROOT / "formulas" / "uncertainty" /
+                                                                     "draws-1000.toml"), "--quiet", "--no-record",
+                             "--out", "/tmp/fundform-bench-u"], n=3)
+    dwall, dkb, _ = median_of([*FUNDFORM, "design", str(ROOT / "formulas" / "designs" / "needs-robust-pace.toml"),
+                               "--json", "--out", "/tmp/fundform-bench-ud"], n=1)
+    return {"wall": wall, "peak_mb": kb / 1024, "design_wall": dwall, "design_peak_mb": dkb / 1024}
+
+
+def uncertainty_rows(ru: dict) -> list[str]:
+    return [f"| U `fundform run --uncertainty`, 1,000 draws x 296 areas x 5 years | wall, whole process (the run "
+            f"and its draws) | {ru['wall']:.2f} s ({ru['peak_mb']:.0f} MB peak) | < 10 s, < 2 GiB | "
+            f"{verdict(ru['wall'] < 10 and ru['peak_mb'] < 2048)} |",
+            f"| U robust design, 2 free numbers, 320 candidates x 100 draws, verified over every draw | wall, whole "
+            f"process | {ru['design_wall']:.1f} s ({ru['design_peak_mb']:.0f} MB peak) | < 60 s | "
+            f"{verdict(ru['design_wall'] < 60)} |"]
+
+
 def w4() -> dict:
     wall, kb, _ = median_of([*FUNDFORM, "run", "--data", str(DATA / "persons"), "--quiet", "--no-record", "--out",
                              "/tmp/fundform-bench-w4"], n=3, env=COLD)
@@ -216,6 +236,7 @@ def main() -> int:
     t0 = time.perf_counter()
     r1, r2, r3, r4, rb, re_ = w1(), w2(), w3(), w4(), batch_rerun(), explorer()
     rd = design()
+    ru = uncertainty()
     rc = commands()
     cell = lambda k, unit="s": (f"{rc[k]['median']:.2f} {unit} [{rc[k]['min']:.2f}-{rc[k]['max']:.2f}]"  # noqa: E731
                                 if unit == "s" else f"{rc[k]['median'] * 1000:.0f} ms [{rc[k]['min'] * 1000:.0f}-"
@@ -262,6 +283,7 @@ def main() -> int:
         f"{rd['wall']:.1f} s ({rd['peak_mb']:.0f} MB peak; {rd['per_second']:,.0f} candidates/s, the 100,000-scenario "
         f"sweep {100_000 / r3['big_wall']:,.0f} scenarios/s) | < 60 s, < 2 GiB | "
         f"{verdict(rd['wall'] < 60 and rd['peak_mb'] < 2048)} |",
+        *uncertainty_rows(ru),
         f"| C `fundform --version` | wall, whole process, median [range] | {cell('version')} | < 0.2 s | "
         f"{verdict(rc['version']['median'] < 0.2)} |",
         f"| C `fundform formulas show fundform-needs` | same | {cell('show')} | < 0.4 s | "

@@ -59,3 +59,19 @@ def test_an_unknown_executor_is_a_usage_error():
 
     with pytest.raises(UsageProblem, match="local, dask"):
         executor("spark")
+
+
+def test_draws_of_the_inputs_on_a_cluster_equal_the_threads_to_the_penny(bundled, on_cluster, tmp_path):
+    from fundform.engine.draws import make_draws
+    from fundform.inputs.uncertainty import read_uncertainty
+    from fundform.studies.uncertainty import evaluate_draws
+
+    (tmp_path / "u.toml").write_text('draws = 30\nseed = 2\n[[sources]]\ninput = "population"\nmethod = "vintages"\n'
+                                     'variant = "snpp2018"\n[[sources]]\ninput = "preventable_mortality"\n'
+                                     'column = "preventable_mortality_rate"\nmethod = "sampling"\n')
+    f = resolve_formula("fundform-needs")
+    params = RunParameters(years=2)
+    draws = make_draws(bundled, read_uncertainty(tmp_path / "u.toml"), f.spec, ["2026/27", "2027/28"])
+    local = evaluate_draws(bundled, f.spec, params, draws, chunk=10)
+    remote = evaluate_draws(bundled, f.spec, params, draws, chunk=10, executor=on_cluster)  # three tasks
+    assert np.array_equal(local.allocation, remote.allocation) and np.array_equal(local.grant, remote.grant)

@@ -54,10 +54,24 @@ class DataDraws:
     sources: list[dict] = field(default_factory=list)  # each source as the manifest states it
     first: int = 0  # the first draw's number (a chunk of a larger set)
 
+    token: str = ""  # names these draws (the uncertainty file's hash and seed): a chunk's derived need is reused
+    period: int = 0  # tiled: the draws repeat every `period` scenarios (a design's candidates, each over every draw)
+
     def chunk(self, lo: int, hi: int) -> DataDraws:
         return DataDraws(hi - lo, self.codes, self.years, {y: f[lo:hi] for y, f in self.pop_factor.items()},
                          {k: v[lo:hi] for k, v in self.values.items()}, {k: v[lo:hi] for k, v in self.moves.items()},
-                         self.sources, self.first + lo)
+                         self.sources, self.first + lo, self.token)
+
+    def tiled(self, times: int) -> DataDraws:
+        """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
+        tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))  # noqa: E731
+        return DataDraws(self.size * times, self.codes, self.years, {y: tile(f) for y, f in self.pop_factor.items()},
+                         {k: tile(v) for k, v in self.values.items()}, {k: tile(v) for k, v in self.moves.items()},
+                         self.sources, self.first, self.token, self.size)
+
+    def untiled(self) -> DataDraws:
+        """One period of tiled draws (the draws themselves)."""
+        return self.chunk(0, self.period) if self.period else self
 
     def factor(self, year: str) -> np.ndarray:
         f = self.pop_factor.get(year)
@@ -82,7 +96,7 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
                             "are published without an error (no source to draw from)")
     codes = sorted(data["areas"]["area_code"].to_list())
     S = unc.draws
-    out = DataDraws(S, codes, years)
+    out = DataDraws(S, codes, years, token=f"{unc.sha256}:{unc.seed}:{','.join(years)}")
     read = {(i.table, i.column) for n in [spec.need, *(y.need for y in map(spec.at, years))] for i in n.indicators}
     for k, src in enumerate(unc.sources):
         rng = _rng(unc.seed, k)

@@ -185,3 +185,21 @@ def load(directory: Path, allow_implausible: bool = False, use_cache: bool = Tru
     data = load_dataset(directory, allow_implausible=allow_implausible)
     write(data, key)
     return data
+
+
+_CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
+
+
+def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True):
+    """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
+    server that runs many variants reads and checks it once. Keyed by the SHA-256 of every file in the folder (each
+    hashed once per process while it is unchanged), so a changed, added or removed file is read and checked again.
+    Across processes, the checked tables of an earlier run on the same files are read back (inputs/cache.py) unless
+    `use_cache` is false."""
+    key = (str(Path(data_dir).resolve()), allow_implausible, dataset_key(Path(data_dir), allow_implausible))
+    if key not in _CHECKED:
+        data = load(data_dir, allow_implausible=allow_implausible, use_cache=use_cache)
+        while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
+            _CHECKED.pop(next(iter(_CHECKED)))
+        _CHECKED[key] = data
+    return _CHECKED[key]

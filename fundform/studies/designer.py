@@ -60,6 +60,9 @@ class Constraint(_Model):
     measure: Literal["allocation", "grant"] = "allocation"
     year: str | None = None
     years: list[str] | Literal["all"] = "all"
+    # with the design's [uncertainty]: the share of the draws of the inputs in which it must hold (default: the
+    # uncertainty section's probability)
+    probability: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _needs(self):
@@ -121,8 +124,18 @@ class Objective(_Model):
                 "years_to_target": "soonest at target"}[self.kind]
 
 
+class Robust(_Model):
+    """A robust design: constraints that hold with a stated probability across the draws of the inputs. `file`: an
+    uncertainty file (docs/uncertainty.md), relative to the design file; `probability`: the share of draws in which
+    each constraint must hold, unless the constraint states its own."""
+
+    file: str
+    probability: float = Field(0.95, gt=0, le=1)
+
+
 class DesignSpec(_Model):
-    """A design file (TOML): the version, its free numbers, the constraints and the objectives."""
+    """A design file (TOML): the version, its free numbers, the constraints and the objectives, and optionally
+    [uncertainty]: constraints that hold with a stated probability across the draws of the inputs."""
 
     title: str = "a design"
     version: str
@@ -135,6 +148,12 @@ class DesignSpec(_Model):
     draws: int = Field(4096, ge=16, le=1_048_576)
     refine: int = Field(1024, ge=0, le=1_048_576)
     seed: int = 20261204
+    uncertainty: Robust | None = None
+    folder: str | None = Field(None, exclude=True)  # where the design file is: its uncertainty file is beside it
+
+    def probability(self, c: Constraint) -> float:
+        return c.probability if c.probability is not None else (self.uncertainty.probability if self.uncertainty
+                                                                else 1.0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -156,7 +175,7 @@ def load_design(path: Path) -> DesignSpec:
 
     raw = read_toml(Path(path))
     try:
-        return DesignSpec.model_validate(raw)
+        return DesignSpec.model_validate({**raw, "folder": str(Path(path).resolve().parent)})
     except ValidationError as err:
         lines = [f"{path}: invalid design ({err.error_count()} problem(s))"]
         for e in err.errors():
@@ -301,18 +320,32 @@ def _sobol(lo: np.ndarray, hi: np.ndarray, n: int, seed: int) -> np.ndarray:
         np.empty((0, len(lo)))
 
 
-def _measure(data, spec, params, names, values, constraints, objectives) -> dict[str, np.ndarray]:
-    """One chunk of candidates: their outcome, then each constraint's and objective's value and the marks."""
+def _measure(data, spec, params, names, values, constraints, objectives, draws=None,
+             probabilities=None) -> dict[str, np.ndarray]:
+    """One chunk of candidates: their outcome, then each constraint's and objective's value and the marks. With
+    `draws` (a robust design), each candidate is settled over every draw of the inputs (the data axis); a
+    constraint's value is the one it stays within in its `probabilities` share of the draws (the order statistic:
+    it holds in at least that share exactly when that value is within its limit), an objective's value its mean
+    over the draws, and a candidate is infeasible if its bounds fail in any draw."""
     from fundform.engine.outcome import evaluate
     from fundform.engine.params import Scenarios
 
-    scen = Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=False,
-                     mark_infeasible=True)
+    C = values.shape[0]
+    D = 1 if draws is None else draws.size
+    v = values if draws is None else np.repeat(values, D, axis=0)
+    scen = Scenarios(C * D, {n: v[:, i] for i, n in enumerate(names)}, detail=False, mark_infeasible=True,
+                     draws=None if draws is None else draws.tiled(C))
     oc = evaluate(data, spec, params, scen)
-    free = {n: values[:, i] for i, n in enumerate(names)}
-    out = {f"c{j}": constraint_values(c, oc) for j, c in enumerate(constraints)}
-    out.update({f"o{j}": objective_values(o, oc, free) for j, o in enumerate(objectives)})
-    out["infeasible"] = oc.infeasible
+    free = {n: v[:, i] for i, n in enumerate(names)}
+    if draws is None:
+        out = {f"c{j}": constraint_values(c, oc) for j, c in enumerate(constraints)}
+        out.update({f"o{j}": objective_values(o, oc, free) for j, o in enumerate(objectives)})
+        out["infeasible"] = oc.infeasible
+        return out
+    out = {f"c{j}": np.quantile(constraint_values(c, oc).reshape(C, D), probabilities[j], axis=1,
+                                method="inverted_cdf") for j, c in enumerate(constraints)}
+    out.update({f"o{j}": objective_values(o, oc, free).reshape(C, D).mean(axis=1) for j, o in enumerate(objectives)})
+    out["infeasible"] = oc.infeasible.reshape(C, D).any(axis=1)
     return out
 
 
@@ -320,26 +353,30 @@ def design_chunk_task(task: tuple) -> dict[str, np.ndarray]:
     """One chunk of a design's candidates as a task for another process or machine (fundform.studies.executors)."""
     from fundform.studies.executors import worker_data
 
-    directory, allow_implausible, spec, params, names, values, constraints, objectives = task
-    return _measure(worker_data(directory, allow_implausible), spec, params, names, values, constraints, objectives)
+    directory, allow_implausible, spec, params, names, values, constraints, objectives, draws, probabilities = task
+    return _measure(worker_data(directory, allow_implausible), spec, params, names, values, constraints, objectives,
+                    draws, probabilities)
 
 
-def _evaluate(data, spec, params, names, values, constraints, objectives, workers, executor=None
-              ) -> dict[str, np.ndarray]:
+def _evaluate(data, spec, params, names, values, constraints, objectives, workers, executor=None, draws=None,
+              probabilities=None) -> dict[str, np.ndarray]:
     """Constraint values, objectives and infeasibility of every candidate, chunk by chunk on the scenario axis: on
-    threads of this process, or as tasks of `executor` (fundform.studies.executors)."""
+    threads of this process, or as tasks of `executor` (fundform.studies.executors). With `draws`, a chunk holds
+    CHUNK scenarios of candidates x draws."""
     S = values.shape[0]
-    slices = [slice(i, min(i + CHUNK, S)) for i in range(0, S, CHUNK)]
+    step = CHUNK if draws is None else max(1, CHUNK // draws.size)
+    slices = [slice(i, min(i + step, S)) for i in range(0, S, step)]
     if executor is not None and executor.name != "local":
         parts = list(executor.map(design_chunk_task, [
-            (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints, objectives)
-            for sl in slices]))
+            (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints, objectives,
+             draws, probabilities) for sl in slices]))
     elif len(slices) <= 1:
-        parts = [_measure(data, spec, params, names, values[sl], constraints, objectives) for sl in slices]
+        parts = [_measure(data, spec, params, names, values[sl], constraints, objectives, draws, probabilities)
+                 for sl in slices]
     else:
         with ThreadPoolExecutor(max_workers=max(1, workers or min(os.cpu_count() or 1, len(slices)))) as pool:
             parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl], constraints,
-                                                      objectives), slices))
+                                                      objectives, draws, probabilities), slices))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -386,9 +423,13 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     hi = np.array([ds.free[n][1] for n in names])
     shipped = _shipped_values(spec, names)
     cons, objs = ds.constraints, ds.objectives
+    robust = robust_draws(ds, data, spec, params)
+    if robust[0] is not None:
+        say(f"each candidate over {robust[0].size:,} draws of the inputs (constraints held in "
+            f"{', '.join(f'{p:.0%}' for p in robust[1])} of them)")
     say(f"drawing {ds.draws:,} candidates")
     first = np.vstack([shipped[None, :], _sobol(lo, hi, ds.draws, ds.seed)])
-    res = _evaluate(data, spec, params, names, first, cons, objs, workers, executor)
+    res = _evaluate(data, spec, params, names, first, cons, objs, workers, executor, *robust)
     stage = np.array(["shipped"] + ["draw"] * (first.shape[0] - 1))
     values = first
 
@@ -404,7 +445,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     if ds.refine:
         say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
         more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
-                                    workers, executor)
+                                    workers, executor, robust)
         if more_values.shape[0]:
             res = {k: np.concatenate([res[k], more[k]]) for k in res}
             values = np.vstack([values, more_values])
@@ -455,7 +496,21 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
                         describe(0))
 
 
-def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor):
+def robust_draws(ds: DesignSpec, data, spec, params) -> tuple:
+    """(the draws of the inputs, each constraint's probability) for a design with [uncertainty], else (None, None)."""
+    if ds.uncertainty is None:
+        return None, None
+    from fundform.engine.draws import make_draws
+    from fundform.engine.settlement.control_total import settlement_years
+    from fundform.inputs.uncertainty import read_uncertainty
+
+    unc = read_uncertainty(Path(ds.folder or ".") / ds.uncertainty.file)
+    fy = settlement_years(params.start_year, params.years)["financial_year"].to_list()
+    return make_draws(data, unc, spec, fy), [ds.probability(c) for c in ds.constraints]
+
+
+def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor,
+            robust=(None, None)):
     """Refinement by scipy.optimize.differential_evolution, seeded, its population evaluated on the scenario axis
     (vectorized: a generation is one chunk of scenarios), started from the best Sobol candidates. It minimises the
     first objective over feasible candidates and, below them, the largest violation (each constraint's shortfall
@@ -478,7 +533,7 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
 
     def fn(x: np.ndarray) -> np.ndarray:
         v = np.atleast_2d(x.T)  # (S, P): one row per member of the generation
-        r = _evaluate(data, spec, params, names, v, cons, objs, workers, executor)
+        r = _evaluate(data, spec, params, names, v, cons, objs, workers, executor, *robust)
         seen_values.append(v)
         seen.append(r)
         return score(r)
@@ -522,7 +577,18 @@ def verify(result: DesignResult, data, params) -> dict:
     free = {n: v[:, i] for i, n in enumerate(names)}
     checks = [{"constraint": c.name, "value": float(constraint_values(c, run)[0]), "limit": limit_of(c),
                "holds": bool(constraint_values(c, run)[0] <= limit_of(c))} for c in result.spec.constraints]
+    robust = robust_draws(result.spec, data, formula.spec, params)
+    across = None
+    if robust[0] is not None:  # the chosen design over every draw of the inputs, each a run on its variant dataset
+        draws, probs = robust
+        oc = evaluate(data, formula.spec, params, Scenarios(draws.size, detail=False, draws=draws))
+        across = [{"constraint": c.name, "probability": p, "limit": limit_of(c),
+                   "share_of_draws_holding": float((constraint_values(c, oc) <= limit_of(c)).mean()),
+                   "holds": bool((constraint_values(c, oc) <= limit_of(c)).mean() >= p)}
+                  for c, p in zip(result.spec.constraints, probs)]
     return {"set": sets, "grants_equal_to_the_penny": bool(np.array_equal(run.grant, cand.grant)),
+            **({"across_draws": {"draws": robust[0].size, "constraints": across,
+                                 "all_hold": all(c["holds"] for c in across)}} if across is not None else {}),
             "allocations_equal_to_the_penny": bool(np.array_equal(run.allocation, cand.allocation)),
             "max_grant_difference_pence": int(np.abs(run.grant - cand.grant).max()),
             "constraints": checks, "all_hold": all(c["holds"] for c in checks),

@@ -4,7 +4,7 @@ sweeps and designs that outgrow one machine. The same chunk function runs either
 the penny (a test checks a sweep and a design on a local cluster against the threads).
 
 What crosses the wire: to a worker, the dataset's folder (the worker reads and checks it once, by content, as any
-process does: `runs.checked_dataset`; on a cluster of several machines the folder must be at the same path on each),
+process does: `inputs.cache.checked_dataset`; on a cluster of several machines the folder must be at the same path on each),
 the resolved version (a pydantic model), the run parameters, the parameter names and the chunk's values; back, the
 chunk's results (a sweep: grants, bounds and floors, int64/int8 arrays; a design: each candidate's constraint and
 objective values). docs/scale.md has the measured overhead per chunk.
@@ -87,6 +87,6 @@ def executor(spec: str | None, workers: int | None = None):
 
 def worker_data(directory: str, allow_implausible: bool):
     """The dataset on a worker: read and checked once per worker process, by content."""
-    from fundform.studies.runs import checked_dataset
+    from fundform.inputs.cache import checked_dataset
 
     return checked_dataset(Path(directory), allow_implausible)

@@ -15,7 +15,7 @@ from fundform.base.failpoints import failpoint
 from fundform.engine.params import RunParameters, RunResult
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers
-from fundform.inputs import cache
+from fundform.inputs.cache import checked_dataset  # noqa: F401  (where it was: the API and tests read it here)
 from fundform.inputs.files import indicator_files, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
 from fundform.outputs.manifest import build_manifest, with_volatile
@@ -67,33 +67,16 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
     return RunPlan(formula, inputs, parameters, core["run_id"], core)
 
 
-_CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
-
-
-def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True):
-    """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
-    server that runs many variants reads and checks it once. Keyed by the SHA-256 of every file in the folder (each
-    hashed once per process while it is unchanged), so a changed, added or removed file is read and checked again.
-    Across processes, the checked tables of an earlier run on the same files are read back (inputs/cache.py) unless
-    `use_cache` is false."""
-    key = (str(Path(data_dir).resolve()), allow_implausible, cache.dataset_key(Path(data_dir), allow_implausible))
-    if key not in _CHECKED:
-        data = cache.load(data_dir, allow_implausible=allow_implausible, use_cache=use_cache)
-        while len(_CHECKED) >= 2:  # a dataset is a few hundred MB at most: keep the last two
-            _CHECKED.pop(next(iter(_CHECKED)))
-        _CHECKED[key] = data
-    return _CHECKED[key]
-
-
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
-        plan: RunPlan | None = None, use_cache: bool = True, uncertainty=None) -> RunResult:
+        plan: RunPlan | None = None, use_cache: bool = True, uncertainty=None, executor=None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides.
     `uncertainty` (inputs.uncertainty.UncertaintySpec): the draws of the inputs, evaluated around the run
-    (studies.uncertainty) and written beside it as uncertainty.parquet and sensitivity.parquet."""
+    (studies.uncertainty) and written beside it as uncertainty.parquet and sensitivity.parquet; `executor`: where its
+    chunks of draws run (studies.executors; threads when None)."""
     step = progress or (lambda _msg: None)
     if write and warehouse is not None:
         check_usable(warehouse)
@@ -117,7 +100,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
         from fundform.studies.uncertainty import run_uncertainty
 
         step(f"{uncertainty.draws:,} draws of the inputs")
-        result.uncertainty = run_uncertainty(data, formula, params, uncertainty, result)
+        result.uncertainty = run_uncertainty(data, formula, params, uncertainty, result, executor=executor)
         manifest["uncertainty"] = {**plan.parameters["uncertainty"], "sources": result.uncertainty.sources}
     if write:
         step("writing outputs")

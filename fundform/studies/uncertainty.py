@@ -64,12 +64,25 @@ def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws) 
                       (bounds == BOUND_FLOOR).any(axis=0), (bounds == BOUND_CEILING).any(axis=0))
 
 
+def draws_chunk_task(task: tuple) -> DrawArrays:
+    """One chunk of draws as a task for another process or machine (fundform.studies.executors): the dataset is
+    read and checked there once, by content; the draws travel as arrays."""
+    from fundform.studies.executors import worker_data
+
+    directory, allow_implausible, spec, params, draws = task
+    return _chunk_arrays(worker_data(directory, allow_implausible), spec, params, draws)
+
+
 def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                   workers: int | None = None) -> DrawArrays:
-    """Every draw's figures, chunk by chunk (threads: NumPy and Polars release the GIL)."""
+                   workers: int | None = None, executor=None) -> DrawArrays:
+    """Every draw's figures, chunk by chunk: on threads of this process (NumPy and Polars release the GIL), or as
+    tasks of `executor` (a Dask cluster: studies.executors)."""
     parts = [(lo, min(lo + chunk, draws.size)) for lo in range(0, draws.size, chunk)]
     workers = workers or min(len(parts), os.cpu_count() or 1)
-    if workers <= 1 or len(parts) == 1:
+    if executor is not None and executor.name != "local":
+        done = list(executor.map(draws_chunk_task, [(str(data.directory), bool(data.implausible), spec, params,
+                                                     draws.chunk(lo, hi)) for lo, hi in parts]))
+    elif workers <= 1 or len(parts) == 1:
         done = [_chunk_arrays(data, spec, params, draws.chunk(lo, hi)) for lo, hi in parts]
     else:
         with ThreadPoolExecutor(workers) as pool:
@@ -111,14 +124,14 @@ def _member_weights(data: Dataset, level: str, codes: list[str], areas: list[str
 
 
 def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: UncertaintySpec, central,
-                    chunk: int = CHUNK, workers: int | None = None) -> UncertaintyResult:
+                    chunk: int = CHUNK, workers: int | None = None, executor=None) -> UncertaintyResult:
     """The draws of `unc` around the run `central` (its RunResult: the figures with no uncertainty)."""
     spec = formula.spec
     fy = settlement_years(params.start_year, params.years)["financial_year"].to_list()
     if params.level.startswith("deal:"):
         raise FundformError("uncertainty runs at the levels of the dataset's lookup, not on a deal file's areas")
     draws = make_draws(data, unc, spec, fy)
-    arrays = evaluate_draws(data, spec, params, draws, chunk, workers)
+    arrays = evaluate_draws(data, spec, params, draws, chunk, workers, executor)
     alloc = central.allocations.sort("year_index", "area_code")
     n = alloc["area_code"].n_unique()
     shape = (len(fy), n)

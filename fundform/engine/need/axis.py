@@ -201,6 +201,15 @@ def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, 
         raise FundformError(f"internal error: a draw's need is computed for lower-tier authorities, not at level {level}")
     draws = scen.draws
     key = ("draw_shares", year, model_key(need), tuple(scen.path(version, stream, p, year) for p in need_numbers(need)))
+    own = not any(scen.sets(version, stream, p, year) for p in need_numbers(need))
+    if key not in scen.derived and own and draws.period and draws.token:
+        # a design's candidates over the same draws, none varying need: each draw's need once, for every chunk
+        one = draws.untiled()
+        shares, pop = data.memo(("draw_need", draws.token, one.first, one.size, year, model_key(need)),
+                                lambda: _draw_need(data, version, spec, stream, year, frame, one, need))
+        times = draws.size // draws.period
+        scen.derived[key] = np.tile(shares, (times, 1))
+        scen.derived[("draw_population", year)] = np.tile(pop, (times, 1))
     if key not in scen.derived:
         one = data.for_year(year)
         base = need_inputs(one, need)
@@ -213,3 +222,11 @@ def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, 
         scen.derived[key] = nwp / long_sum(nwp, scen.size)[:, None]
         scen.derived[("draw_population", year)] = rounded(inputs.population)
     return scen.derived[key]
+
+
+def _draw_need(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, year: str, frame: pl.DataFrame,
+               draws, need: Need) -> tuple[np.ndarray, np.ndarray]:
+    """The draws' shares and residents with the version's own need numbers (the design's tiled case)."""
+    scen = Scenarios(size=draws.size, draws=draws, detail=False)
+    shares = draw_shares(data, version, spec, stream, "ltla", year, frame, scen, need)
+    return shares, scen.derived[("draw_population", year)]

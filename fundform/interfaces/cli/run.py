@@ -13,6 +13,7 @@ from fundform.base.errors import InvalidInput
 from fundform.interfaces.cli.common import (
     ConfigOpt,
     DataOpt,
+    ExecutorOpt,
     FormulaOpt,
     ImplausibleOpt,
     IndexOpt,
@@ -65,6 +66,7 @@ def run(
                                                         "uncertainty.parquet, every figure's range over the draws "
                                                         "of the inputs, and sensitivity.parquet.",
                                                         show_default=False)] = None,
+    executor_spec: ExecutorOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -80,15 +82,21 @@ def run(
                                         price_base_year, precept_rates=precept_rates, local_bases=local_bases,
                                         allow_implausible=allow_implausible)
         unc = read_uncertainty(uncertainty) if uncertainty is not None else None
+        from fundform.studies.executors import executor as make_executor
+
+        ex = make_executor(executor_spec) if unc is not None else None
         with progress_bar("run", quiet or json_out) as bar:  # a terminal only: piped output gets the result
             def progress(msg: str) -> None:
                 bar(msg)
             result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
                                   warehouse=s.warehouse if record else None, use_cache=not no_cache,
-                                  uncertainty=unc)
+                                  uncertainty=unc, executor=ex)
     except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
         fail(e)
+    finally:
+        if "ex" in locals() and ex is not None:
+            ex.close()
     if with_report:
         write_report(str(result.out_dir), None, None, None, s.data_dir, quiet=quiet or json_out,
                       deal_file=params.deal_file)

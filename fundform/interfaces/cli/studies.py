@@ -226,6 +226,12 @@ def design(
     out.print(("Verified: the exact run's grants equal the candidate's to the penny" if v["grants_equal_to_the_penny"]
                else f"The exact run's grants differ from the candidate's by up to {v['max_grant_difference_pence']}p")
               + f". Reproduce it: fundform run --formula {r.out_dir / 'scenario.toml'}")
+    if "across_draws" in v:  # a robust design: the chosen numbers run exactly over every draw of the inputs
+        a = v["across_draws"]
+        for c in a["constraints"]:
+            out.print(f"Over {a['draws']:,} draws of the inputs, run exactly: \"{escape(c['constraint'])}\" holds in "
+                      f"{c['share_of_draws_holding']:.0%} of them (required: {c['probability']:.0%}): "
+                      f"{'holds' if c['holds'] else 'does not hold'}")
     out.print(f"design written to {r.out_dir} (report.html)")
 
 
