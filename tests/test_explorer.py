@@ -234,7 +234,7 @@ BAD_BODIES = [  # (what, body bytes, extra headers, expected status, a word the 
 ]
 
 
-@pytest.mark.parametrize("endpoint", ["/api/scenario", "/api/waterfall", "/api/save"])
+@pytest.mark.parametrize("endpoint", ["/api/scenario", "/api/waterfall", "/api/save", "/api/bands"])
 @pytest.mark.parametrize("what, raw, extra, status, word", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
 def test_every_bad_input_class_gets_a_4xx_naming_it_at_every_endpoint(client, endpoint, what, raw, extra, status,
                                                                       word):
@@ -584,3 +584,61 @@ def test_every_slider_offers_a_range_the_version_accepts_around_its_own_value(fi
         if ".age_cost_curve.bands." in s.path:
             k = (s.value - s.lo) / s.step
             assert s.value / 3 - 1e-9 <= s.lo < s.value < s.hi <= s.value * 3 + 1e-9 and abs(k - round(k)) < 1e-6, s
+
+
+def test_the_band_is_the_scenarios_grant_over_the_shipped_draws_as_a_run_with_uncertainty_gives(client, bundled):
+    """/api/bands: the scenario's grant, 5th and 95th percentile per area and year over the draws the explorer
+    ships, equal to `fundform run --set ... --uncertainty formulas/uncertainty/draws-100.toml` to the penny."""
+    from fundform.base.paths import PROJECT_ROOT
+    from fundform.inputs.uncertainty import read_uncertainty
+    from fundform.studies.uncertainty import run_uncertainty
+
+    values = {"transition.floor": -0.02}
+    b = client.post("/api/bands", json={"values": values})
+    assert b.status_code == 200, b.text
+    b = b.json()
+    params = RunParameters()
+    f = resolve_formula("fundform-needs", ["transition.floor=-0.02"])
+    run = compute(bundled, f, params)
+    u = run_uncertainty(bundled, f, params, read_uncertainty(PROJECT_ROOT / "formulas" / "uncertainty" /
+                                                              "draws-100.toml"), run).bands.sort("year_index",
+                                                                                                  "area_code")
+    n = u["area_code"].n_unique()
+    assert b["draws"] == 100 and len(b["grant_p5"]) == 5
+    for col, key in (("grant_p5", "grant_p5"), ("grant_p95", "grant_p95")):
+        want = u[col].to_numpy().reshape(5, n)
+        assert np.array_equal(pence(b[key]), want), col
+    nhs = client.post("/api/bands", json={"formula": "nhs-icb-2025", "level": "icb"})
+    assert nhs.status_code == 422 and "published without an error" in nhs.json()["error"]
+
+
+def test_the_band_toggles_beside_each_areas_grant_in_chromium(server):
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        heads = page.eval_on_selector_all("#all-areas th", "es => es.map(e => e.textContent)")
+        assert not any("percentile" in h for h in heads)  # off until asked for
+        page.check("#bands")
+        page.wait_for_selector("body[data-bands]", state="attached", timeout=60_000)
+        heads = page.eval_on_selector_all("#all-areas th", "es => es.map(e => e.textContent)")
+        assert "grant, 5th percentile over 100 draws of the inputs" in heads[-2]
+        assert "grant, 95th percentile over 100 draws of the inputs" in heads[-1]
+        cells = page.eval_on_selector_all("#all-areas tbody tr[data-area]",
+                                          "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+        g, lo, hi = heads.index("grant"), len(heads) - 2, len(heads) - 1
+        num = lambda s: float(s.replace(",", "").replace("£", "").replace("m", ""))  # noqa: E731
+        for row in cells[:20]:
+            assert num(row[lo]) <= num(row[hi])  # the 5th percentile below the 95th, the central grant near them
+            assert num(row[lo]) * 0.8 < num(row[g]) < num(row[hi]) * 1.2
+        page.uncheck("#bands")
+        page.wait_for_function("() => ![...document.querySelectorAll('#all-areas th')].some("
+                               "t => t.textContent.includes('percentile'))", timeout=10_000)
+        browser.close()
+    assert errors == []

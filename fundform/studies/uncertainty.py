@@ -56,8 +56,12 @@ class UncertaintyResult:
     sources: list[dict] = field(default_factory=list)
 
 
-def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws) -> DrawArrays:
-    oc = evaluate(data, spec, params, Scenarios(size=draws.size, draws=draws, detail=False))
+def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws,
+                  values: dict[str, float] | None = None) -> DrawArrays:
+    """One chunk of draws settled together; `values`: numbers of the version set the same in every draw (a
+    scenario's, as --set paths)."""
+    scen_values = {k: np.full(draws.size, float(v)) for k, v in (values or {}).items()}
+    oc = evaluate(data, spec, params, Scenarios(size=draws.size, values=scen_values, draws=draws, detail=False))
     total = oc.targets.sum(axis=-1, keepdims=True)  # target share: of all areas' target allocations, in pence
     bounds = oc.bounds  # (streams, S, years, areas)
     return DrawArrays(oc.targets / total, oc.allocation, oc.grant, oc.grant_per_head,
@@ -74,7 +78,7 @@ def draws_chunk_task(task: tuple) -> DrawArrays:
 
 
 def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                   workers: int | None = None, executor=None) -> DrawArrays:
+                   workers: int | None = None, executor=None, values: dict[str, float] | None = None) -> DrawArrays:
     """Every draw's figures, chunk by chunk: on threads of this process (NumPy and Polars release the GIL), or as
     tasks of `executor` (a Dask cluster: studies.executors)."""
     parts = [(lo, min(lo + chunk, draws.size)) for lo in range(0, draws.size, chunk)]
@@ -83,11 +87,17 @@ def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws,
         done = list(executor.map(draws_chunk_task, [(str(data.directory), bool(data.implausible), spec, params,
                                                      draws.chunk(lo, hi)) for lo, hi in parts]))
     elif workers <= 1 or len(parts) == 1:
-        done = [_chunk_arrays(data, spec, params, draws.chunk(lo, hi)) for lo, hi in parts]
+        done = [_chunk_arrays(data, spec, params, draws.chunk(lo, hi), values) for lo, hi in parts]
     else:
         with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p)), parts))
+            done = list(pool.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p), values), parts))
     return DrawArrays(*(np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__))
+
+
+def percentiles(x: np.ndarray) -> np.ndarray:
+    """(3, years, areas) the 5th, 50th and 95th percentiles over the draws (the first axis), linear interpolation;
+    money in pence is then rounded to the penny by the caller (floor(x + 0.5))."""
+    return np.quantile(x.astype(np.float64), QUANTILES, axis=0, method="linear")
 
 
 def _rank(per_head: np.ndarray) -> np.ndarray:
@@ -139,8 +149,7 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
     def central_of(col: str, scale: float = 1.0) -> np.ndarray:
         return alloc[col].cast(pl.Float64).to_numpy().reshape(shape) * scale  # money: pence, as computed
 
-    q = {name: np.quantile(getattr(arrays, name).astype(np.float64), QUANTILES, axis=0, method="linear")
-         for name in ("target_share", "allocation", "grant")}
+    q = {name: percentiles(getattr(arrays, name)) for name in ("target_share", "allocation", "grant")}
     rank = _rank(arrays.grant_per_head.astype(np.float64))
     rq = np.quantile(rank, (0.05, 0.95), axis=0, method="lower")
     base = alloc.select("area_code", "area_name", "area_level", "financial_year", "year_index")

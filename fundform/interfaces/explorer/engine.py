@@ -157,6 +157,7 @@ class Explorer:
         self._runs: OrderedDict = OrderedDict()  # whole runs (waterfalls), the last 8
         self._shipped: dict = {}  # each version's own outcome at a level
         self._frames: dict = {}  # each version's maps at a level, drawn once (the page repaints them)
+        self._draws: dict = {}  # (version, years) -> its draws of the inputs (the bands), made once
         # one scenario at a time, and one full run (a waterfall) at a time beside it: a slow waterfall never holds
         # up the next slider's figures
         self._lock = threading.Lock()
@@ -307,6 +308,34 @@ class Explorer:
             "command": command(fid, params, sets),
             "took_ms": round((time.perf_counter() - t0) * 1000, 1),
         }
+
+    def bands(self, fid: str, level: str | None, raw_values) -> dict:
+        """The scenario's grant over the draws of the inputs the explorer ships (formulas/uncertainty/draws-100.toml):
+        each area's 5th and 95th percentile per year, pounds, by the same stages as the figures (studies.uncertainty),
+        each draw a run on its variant dataset with the scenario's numbers."""
+        from fundform.base.paths import formulas_dir
+        from fundform.engine.draws import make_draws
+        from fundform.inputs.uncertainty import read_uncertainty
+        from fundform.studies.uncertainty import evaluate_draws, percentiles
+
+        params = self.params(fid, level)
+        changed, _, _ = self._changed(fid, raw_values)
+        spec = self.formula(fid).spec
+        file = formulas_dir() / "uncertainty" / "draws-100.toml"
+        years = format_years(params.start_year, params.years)
+        with self._lock:
+            try:
+                unc = read_uncertainty(file)
+                draws = self._draws.get((fid, tuple(years)))
+                if draws is None:
+                    draws = self._draws[(fid, tuple(years))] = make_draws(self.data, unc, spec, years)
+                arrays = evaluate_draws(self.data, spec, params, draws, values=changed)
+            except FundformError as e:
+                raise RequestProblem(clean_message(str(e), self.data_dir), None, None, 422) from None
+        q = np.floor(percentiles(arrays.grant) + 0.5)
+        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
+        return {"formula": fid, "level": params.level, "years": years, "draws": draws.size, "file": file.name,
+                "sources": [s["input"] for s in draws.sources], "grant_p5": pounds(q[0]), "grant_p95": pounds(q[2])}
 
     def design(self, fid: str, level: str | None, raw) -> dict:
         """A design on two (or more) of the version's numbers, in the explorer: their ranges (within the sliders'),

@@ -124,6 +124,11 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
         return await run_in_threadpool(explorer.waterfall, d.get("formula", explorer.default_formula),
                                        d.get("level"), d.get("values"), d["area"])
 
+    async def bands(request: Request):
+        d = await body(request)
+        return await run_in_threadpool(explorer.bands, d.get("formula", explorer.default_formula), d.get("level"),
+                                       d.get("values"))
+
     async def design(request: Request):
         d = await body(request)
         return await run_in_threadpool(explorer.design, d.get("formula", explorer.default_formula), d.get("level"),
@@ -156,6 +161,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
               Route("/api/waterfall", handle(waterfall), methods=["POST"]),
               Route("/api/save", handle(save), methods=["POST"]),
               Route("/api/design", handle(design), methods=["POST"]),
+              Route("/api/bands", handle(bands), methods=["POST"]),
               Route("/api/download", download, methods=["POST"])]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 

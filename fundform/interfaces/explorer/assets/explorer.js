@@ -2,6 +2,7 @@
 (function(){
 const $ = (id) => document.getElementById(id);
 const state = {formula: null, level: null, sliders: [], values: {}, area: null, seq: 0, undo: [], redo: [],
+  bands: null, bandSeq: 0,
                year: null, sort: {key: 'change', desc: true}, filter: ''};
 let updates = 0;
 const GROUPS = [['need', 'Need: who needs what'], ['transition', 'Pace of change, floors and ceilings'],
@@ -128,24 +129,45 @@ const COLUMNS = [  // [key, heading (or heading(response)), value(areas, t, i), 
   ['perhead', (r) => 'grant ' + r.per + ' (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
   ['change', 'grant: change from the version as shipped', (a, t, i) => a.grant[t][i] - a.grant_shipped[t][i], m],
 ];
+function cols(){  // the table's columns: with the band toggled on, the grant's 5th and 95th percentile over the draws
+  const b = state.bands;
+  if (!b || !state.last || b.formula !== state.last.formula || b.level !== state.last.level) return COLUMNS;
+  const over = ' over ' + b.draws + ' draws of the inputs';
+  return COLUMNS.concat([['p5', 'grant, 5th percentile' + over, (a, t, i) => b.grant_p5[t][i], m],
+                         ['p95', 'grant, 95th percentile' + over, (a, t, i) => b.grant_p95[t][i], m]]);
+}
+async function loadBands(){  // the band beside each figure: the scenario over the shipped draws of the inputs
+  const seq = ++state.bandSeq;
+  if (!$('bands').checked) { state.bands = null; if (state.last) areasTable(state.last); return; }
+  $('bands-status').textContent = 'drawing\u2026';
+  try {
+    const b = await api('/api/bands', {formula: state.formula, level: state.level, values: state.values});
+    if (seq !== state.bandSeq || !$('bands').checked) return;  // a later scenario's band has been asked for
+    state.bands = b; $('bands-status').textContent = b.draws + ' draws (' + b.sources.join(', ') + ')';
+    document.body.dataset.bands = String(seq);
+  } catch (e) { state.bands = null; $('bands-status').textContent = e.message; }
+  if (state.last) areasTable(state.last);
+}
 function esc(x){ return String(x).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;',
                                                               "'": '&#39;'})[c]); }
 function areasTable(r){  // sorts and filters every area; draws only the rows in view (see drawRows)
   const a = r.areas, t = r.years.indexOf(state.year) < 0 ? r.years.length - 1 : r.years.indexOf(state.year);
   const q = state.filter.toLowerCase();
   let idx = a.code.map((_, i) => i).filter((i) => !q || (a.name[i] + ' ' + a.code[i]).toLowerCase().includes(q));
-  const col = COLUMNS.find((c) => c[0] === state.sort.key);
+  const columns = cols();
+  const col = columns.find((c) => c[0] === state.sort.key) || columns[columns.length - 1];
   const key = idx.map((i) => col[2](a, t, i));
   const pos = new Map(idx.map((i, k) => [i, key[k]]));
   idx.sort((i, j) => { const x = pos.get(i), y = pos.get(j);
     const c = (typeof x === 'string') ? x.localeCompare(y) : ((x === null) - (y === null)) || (x - y);
     return state.sort.desc ? -c : c; });
   state.rows = {r, t, idx};
-  const head = COLUMNS.map(([k, h]) => '<th class="sort" data-key="' + k + '">' + esc(typeof h === 'function' ? h(r) : h) +
+  const head = columns.map(([k, h]) => '<th class="sort" data-key="' + k + '">' + esc(typeof h === 'function' ? h(r) : h) +
     (state.sort.key === k ? (state.sort.desc ? ' \u25bc' : ' \u25b2') : '') + '</th>').join('');
   const box = $('areas-table');
-  if (!$('all-areas')) box.innerHTML = '<table id="all-areas"><colgroup><col class="name">' +
-    COLUMNS.slice(1).map(() => '<col>').join('') + '</colgroup><thead><tr></tr></thead><tbody></tbody></table>';
+  if (!$('all-areas') || $('all-areas').dataset.cols !== String(columns.length)) box.innerHTML =
+    '<table id="all-areas" data-cols="' + columns.length + '"><colgroup><col class="name">' +
+    columns.slice(1).map(() => '<col>').join('') + '</colgroup><thead><tr></tr></thead><tbody></tbody></table>';
   $('all-areas').tHead.rows[0].innerHTML = head;
   drawRows();
   $('areas-count').textContent = idx.length + ' of ' + a.code.length + ' areas, ' + r.years[t] + ' (money in \u00a3m, cash)';
@@ -156,12 +178,13 @@ function drawRows(){  // the rows in view and a screenful either side; spacer ro
   // the box's height and scroll are read when it scrolls, not here: reading them would force a layout per move
   const h = state.rowHeight || 22, n = Math.ceil(420 / h), top = state.scrollTop || 0;
   const from = Math.max(0, Math.min(Math.floor(top / h) - n, idx.length - 3 * n)), to = Math.min(idx.length, from + 3 * n);
-  const cells = idx.slice(from, to).map((i) => '<tr data-area="' + esc(a.code[i]) + '">' + COLUMNS.map(([k, hd, v, f]) => {
+  const columns = cols();
+  const cells = idx.slice(from, to).map((i) => '<tr data-area="' + esc(a.code[i]) + '">' + columns.map(([k, hd, v, f]) => {
     const x = v(a, t, i); const cls = typeof x === 'number' && (k === 'change' || k === 'cash' || k === 'uprated')
       ? (x > 0 ? ' class="pos"' : x < 0 ? ' class="neg"' : '') : '';
     return '<td' + cls + (k === 'name' ? ' title="' + esc(x) + '"' : '') + '>' + (x === null ? '' : esc(f(x))) +
            '</td>'; }).join('') + '</tr>').join('');
-  const pad = (k) => k > 0 ? '<tr class="pad" style="height:' + (k * h) + 'px"><td colspan="' + COLUMNS.length + '"></td></tr>' : '';
+  const pad = (k) => k > 0 ? '<tr class="pad" style="height:' + (k * h) + 'px"><td colspan="' + columns.length + '"></td></tr>' : '';
   tb.innerHTML = pad(from) + cells + pad(idx.length - to);
   const one = tb.querySelector('tr[data-area]');
   if (!state.rowHeight && one && one.offsetHeight) { state.rowHeight = one.offsetHeight; drawRows(); }
@@ -252,6 +275,7 @@ async function refresh(){
     $('path').replaceChildren(pathChart(years, r.totals));
     $('command').textContent = r.command;
     state.last = r; areasTable(r);
+    if ($('bands').checked) loadBands();  // the band follows the scenario
     history.replaceState(null, '', link()); $('share').href = link();
     const ms = performance.now() - t0;
     setStatus(`updated in ${ms.toFixed(0)} ms (engine ${r.took_ms} ms) \u00b7 ${r.areas.code.length} areas`);
@@ -358,6 +382,7 @@ async function fileOf(fmt){
     setStatus('the run written as ' + name + ' (the same run as fundform run --set)');
   } catch (e) { setStatus(e.message, true); }
 }
+$('bands').addEventListener('change', loadBands);
 $('xlsx').addEventListener('click', () => fileOf('xlsx'));
 $('parquet').addEventListener('click', () => fileOf('parquet'));
 window.addEventListener('error', (e) => { document.body.dataset.error = String(e.message); });
