@@ -357,26 +357,19 @@ def draw_need_inputs(rows: YearRows, need: Need, draws: DataDraws, year: str, n_
     ages = rows.group_starts.size // n_areas
     if ages * n_areas == rows.group_starts.size and (np.diff(rows.area_starts) == ages).all():
         grid = ints.reshape(n_areas, ages, S)  # every authority has the same ages (a full grid): sums by reshape
-        population_i = grid.sum(axis=1)
+        population_f = grid.sum(axis=1).T.astype(np.float64) / float(SCALE)
         band_i = np.stack([grid[:, _band_ages(rows, b, ages)].sum(axis=1) for b in range(n_bands)], axis=1)
-        population_f = population_i.T.astype(np.float64) / float(SCALE)
         band_f = band_i.transpose(2, 1, 0).astype(np.float64) / float(SCALE)
-        values = [draws.values.get((ind.table, ind.column), np.broadcast_to(base.values[j], (S, n_areas)))
-                  for j, ind in enumerate(need.indicators)]
-        national = [np.asarray(long_sum(np.asarray(val) * population_f, S) / long_sum(population_f, S))
-                    for val in values]
-        return replace(base, population=population_f, bands=band_f, values=[np.asarray(x) for x in values],
-                       national=national)  # need.axis.NeedInputs, each array with a leading draw axis
-    population_f = _run_sums(ints, rows.area_starts).T.astype(np.float64) / float(SCALE)
-    band_sums = _run_sums(ints, rows.band_starts).astype(np.float64) / float(SCALE)
-    band_f = np.zeros((S, n_bands, n_areas))
-    band_f[:, rows.band_of, rows.band_area] = band_sums.T
-    values = [draws.values.get((ind.table, ind.column), np.broadcast_to(base.values[j], (S, n_areas)))
+    else:  # any other layout: sums of the contiguous runs
+        population_f = _run_sums(ints, rows.area_starts).T.astype(np.float64) / float(SCALE)
+        band_sums = _run_sums(ints, rows.band_starts).astype(np.float64) / float(SCALE)
+        band_f = np.zeros((S, n_bands, n_areas))
+        band_f[:, rows.band_of, rows.band_area] = band_sums.T
+    values = [np.asarray(draws.values.get((ind.table, ind.column), np.broadcast_to(base.values[j], (S, n_areas))))
               for j, ind in enumerate(need.indicators)]
-    national = [np.asarray(long_sum(np.asarray(val) * population_f, S) / long_sum(population_f, S))
-                for val in values]
-    return replace(base, population=population_f, bands=band_f, values=[np.asarray(x) for x in values],
-                       national=national)  # need.axis.NeedInputs, each array with a leading draw axis
+    national = [np.asarray(long_sum(val * population_f, S) / long_sum(population_f, S)) for val in values]
+    return replace(base, population=population_f, bands=band_f, values=values,
+                   national=national)  # need.axis.NeedInputs, each array with a leading draw axis
 
 
 def long_sum(x: np.ndarray, S: int) -> np.ndarray:

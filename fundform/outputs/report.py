@@ -171,39 +171,29 @@ def _bin(edges, i: int) -> str:
 def bands(lows, centrals, highs, names, title, ylabel, chart_id) -> str:
     """An interval per area from its 5th to its 95th percentile over the draws of the inputs, a dot at its central
     figure, areas ordered by the width of their interval (the least certain at the right)."""
-    if not len(centrals):
-        return _empty(title, chart_id)
-    lows, centrals, highs = (np.asarray(a, float) for a in (lows, centrals, highs))
-    order = np.argsort(highs - lows, kind="stable")
-    lows, centrals, highs = lows[order], centrals[order], highs[order]
-    names = [names[i] for i in order]
-    lo, hi = min(lows.min(), centrals.min()), max(highs.max(), centrals.max())
-    sx, sy = linear_scale(0, max(len(centrals) - 1, 1), PAD + 6, W - 24), linear_scale(lo, hi, H - PAD, 34)
-    body = y_axis(lo, hi, sy)
-    for i, (a, m, b, n) in enumerate(zip(lows, centrals, highs, names)):
-        x = sx(i)
-        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
-                    f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
-                    f'central {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
-    return frame_svg(title, "areas, by the width of their range", ylabel, body, chart_id)
+    return ranges(lows, centrals, highs, names, title, ylabel, chart_id, by_width=True)
 
 
-def ranges(lows, mids, highs, names, title, ylabel, chart_id) -> str:
-    """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle."""
+def ranges(lows, mids, highs, names, title, ylabel, chart_id, by_width: bool = False) -> str:
+    """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle (a sweep's
+    median), or by the width of their range (`by_width`: an uncertainty band, the dot its central figure)."""
     if not len(mids):
         return _empty(title, chart_id)
-    order = np.argsort(mids, kind="stable")
-    lows, mids, highs = (np.asarray(a, float)[order] for a in (lows, mids, highs))
+    lows, mids, highs = (np.asarray(a, float) for a in (lows, mids, highs))
+    order = np.argsort(highs - lows if by_width else mids, kind="stable")
+    lows, mids, highs = lows[order], mids[order], highs[order]
     names = [names[i] for i in order]
-    lo, hi = lows.min(), highs.max()
+    lo, hi = min(lows.min(), mids.min()), max(highs.max(), mids.max())
     sx, sy = linear_scale(0, max(len(mids) - 1, 1), PAD + 6, W - 24), linear_scale(lo, hi, H - PAD, 34)
     body = y_axis(lo, hi, sy)
+    middle = "central" if by_width else "median"
     for i, (a, m, b, n) in enumerate(zip(lows, mids, highs, names)):
         x = sx(i)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" stroke="{ORANGE}"/>'
                     f'<circle cx="{x:.1f}" cy="{sy(m):.1f}" r="1.8" fill="{BLUE}"><title>{html.escape(str(n))}: '
-                    f'median {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
-    return frame_svg(title, "areas, by median", ylabel, body, chart_id)
+                    f'{middle} {gbp(m, 0)}, 5-95%: {gbp(a, 0)} to {gbp(b, 0)}</title></circle>')
+    return frame_svg(title, "areas, by the width of their range" if by_width else "areas, by median", ylabel, body,
+                     chart_id)
 
 
 CSS = """.scroll{overflow-x:auto;max-width:100%}body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1340px;
