@@ -417,9 +417,16 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = ()) 
                       f"real growth {_q(s.real_growth)}" if s.real_growth else "the version's real growth")
             start = (f"components {', '.join(s.baseline_components)}" if s.baseline_components else
                      f"NHS England's published rounds of stream `{s.round_stream}` (`nhs_icb_allocations.stream`)")
+            rule = s.transition or t
+            own = "" if s.transition is None or s.transition.rule == t.rule else (
+                f" (its own rule: `{EQUATIONS.get(rule.rule, 'a plugin rule')}`"
+                + (f", combined {rule.combine}ly" if hasattr(rule, "combine") else "")
+                + (f", convergence {rule.convergence}" if hasattr(rule, "convergence") else "") + ")")
+            reads = "; ".join(f"{k.replace('_', ' ')} {getattr(s, k)}" for k in ("base_growth", "target_total",
+                                                                               "target_shares") if getattr(s, k))
             out += [f"- **{s.name}** ({s.title}): {start}; "
                     f"need {'its own (above)' if s.need else 'the version'}'s; {growth}; transition "
-                    f"`{(s.transition or t).rule}`."]
+                    f"`{rule.rule}`{own}" + (f"; reads its round with {reads}" if reads else "") + "."]
         out += ["", "The pooled figures of the version (allocations.parquet, need.parquet) are the streams' sums: "
                 "`T_a`, `BU_a`, `A_a` and guarantee payments are the streams' own added in pence. Its need columns "
                 "state the pool: `target_share_a = T_a / sum of T` (the share of the streams' summed targets), "
