@@ -158,8 +158,8 @@ UNCERTAINTY: tuple[OutputColumn, ...] = (
     *_bands("grant", "grant (cash)", "GBP", True),
     OutputColumn("p_floor", pa.float64(), "probability", "share of the draws in which the area is held at a floor"),
     OutputColumn("p_ceiling", pa.float64(), "probability", "share of the draws in which the area is held at a ceiling"),
-    OutputColumn("rank_p5", pa.int32(), "rank", "5th percentile of the area's rank by grant per head (1 = the most)"),
-    OutputColumn("rank_p95", pa.int32(), "rank", "95th percentile of the area's rank by grant per head"),
+    OutputColumn("rank_p5", pa.int32(), "rank", "5th percentile of the area's rank by grant per resident (1 = the most)"),
+    OutputColumn("rank_p95", pa.int32(), "rank", "95th percentile of the area's rank by grant per resident"),
     OutputColumn("most_sensitive_input", pa.string(), "text", "the source whose own drawn change explains most of "
                  "the variance of the area's allocation over the draws", nullable=True),
     OutputColumn("most_sensitive_r2", pa.float64(), "ratio", "the share of that variance it explains (squared "

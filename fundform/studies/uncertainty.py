@@ -8,15 +8,13 @@ per area and year:
 - the central figure (the run's own) and the 5th, 50th and 95th percentiles over the draws of the target share, the
   allocation and the grant;
 - the probability that the area is held at a floor or at a ceiling;
-- the 5th and 95th percentile of its rank by grant per head (1 = the most per head);
+- the 5th and 95th percentile of its rank by grant per resident (1 = the most per resident);
 - the inputs that move it most: for each source, the share of the variance of the area's allocation that its own
   drawn change explains (the squared correlation over the draws), and the one that explains most.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,16 +79,15 @@ def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws,
                    workers: int | None = None, executor=None, values: dict[str, float] | None = None) -> DrawArrays:
     """Every draw's figures, chunk by chunk: on threads of this process (NumPy and Polars release the GIL), or as
     tasks of `executor` (a Dask cluster: studies.executors)."""
+    from fundform.studies.executors import Threads
+
     parts = [(lo, min(lo + chunk, draws.size)) for lo in range(0, draws.size, chunk)]
-    workers = workers or min(len(parts), os.cpu_count() or 1)
-    if executor is not None and executor.name != "local":
-        done = list(executor.map(draws_chunk_task, [(str(data.directory), bool(data.implausible), spec, params,
-                                                     draws.chunk(lo, hi)) for lo, hi in parts]))
-    elif workers <= 1 or len(parts) == 1:
-        done = [_chunk_arrays(data, spec, params, draws.chunk(lo, hi), values) for lo, hi in parts]
+    ex = executor or Threads(workers)
+    if ex.name != "local":
+        done = list(ex.map(draws_chunk_task, [(str(data.directory), bool(data.implausible), spec, params,
+                                               draws.chunk(lo, hi)) for lo, hi in parts]))
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p), values), parts))
+        done = list(ex.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p), values), parts))
     return DrawArrays(*(np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__))
 
 
@@ -101,7 +98,7 @@ def percentiles(x: np.ndarray) -> np.ndarray:
 
 
 def _rank(per_head: np.ndarray) -> np.ndarray:
-    """(S, years, areas) each area's rank by grant per head in each draw and year: 1 = the most per head."""
+    """(S, years, areas) each area's rank by grant per resident in each draw and year: 1 = the most per resident."""
     order = np.argsort(-per_head, axis=-1, kind="stable")
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(1, per_head.shape[-1] + 1)[None, None, :], axis=-1)
@@ -146,8 +143,8 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
     n = alloc["area_code"].n_unique()
     shape = (len(fy), n)
 
-    def central_of(col: str, scale: float = 1.0) -> np.ndarray:
-        return alloc[col].cast(pl.Float64).to_numpy().reshape(shape) * scale  # money: pence, as computed
+    def central_of(col: str) -> np.ndarray:
+        return alloc[col].cast(pl.Float64).to_numpy().reshape(shape)  # money: pence, as computed
 
     q = {name: percentiles(getattr(arrays, name)) for name in ("target_share", "allocation", "grant")}
     rank = _rank(arrays.grant_per_head.astype(np.float64))

@@ -153,7 +153,6 @@ def explain(
                         index=parse_index_files(index), config=config, uncertainty=uncertainty)
         pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
         letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
-        the_run = r
         match = pence(api.explain(r, area, data), ["amount", "cumulative"])
         alloc = pence(r.allocations, ["target_allocation", "allocation"])
         chosen = year or match["financial_year"].min()
@@ -178,10 +177,10 @@ def explain(
                         "share per head (cash)")
         for c in ["step", "adds", "running total"]:
             t.add_column(c, justify="left" if c == "step" else "right")
-        for r in part.sort("step_order").iter_rows(named=True):
-            if r["step"] in quiet_steps and r["amount"] == 0:
+        for s in part.sort("step_order").iter_rows(named=True):
+            if s["step"] in quiet_steps and s["amount"] == 0:
                 continue
-            t.add_row(r["step"], gbp_pence(r['amount']), gbp_pence(r['cumulative']))
+            t.add_row(s["step"], gbp_pence(s['amount']), gbp_pence(s['cumulative']))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(part['cumulative'][-1])}[/bold]")
         out.print(t)
         a = alloc.filter((pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy)).row(
@@ -206,8 +205,8 @@ def explain(
             t.add_row(name, gbp_pence(amount), gbp_pence(running))
         t.add_row("[bold]grant[/bold]", "", f"[bold]{gbp_pence(running)}[/bold]")
         out.print(t)
-        if "uncertainty" in the_run.tables:
-            _explain_uncertainty(the_run, part["area_code"][0], fy)
+        if "uncertainty" in r.tables:
+            _explain_uncertainty(r, part["area_code"][0], fy)
         lines = None if letter_of is None else letter_of.filter(
             (pl.col("area_code") == part["area_code"][0]) & (pl.col("financial_year") == fy))
         if lines is not None and lines.height:
@@ -273,7 +272,7 @@ def _explain_uncertainty(r, code: str, fy: str) -> None:
     t.add_row("grant, 5th to 95th percentile", f"{gbp(row['grant_p5'])} to {gbp(row['grant_p95'])}")
     t.add_row("grant, median", gbp(row["grant_p50"]))
     t.add_row("held at a floor (share of draws)", f"{row['p_floor']:.0%}")
-    t.add_row("rank by grant per head (5th to 95th percentile)", f"{row['rank_p5']} to {row['rank_p95']}")
+    t.add_row("rank by grant per resident (5th to 95th percentile)", f"{row['rank_p5']} to {row['rank_p95']}")
     out.print(t)
     s = r.sensitivity.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy)).sort(
         "r2", descending=True)
