@@ -20,7 +20,12 @@ HERE = str(Path(__file__).resolve().parent.parent)
 
 
 def cmd(base, args):
-    boot = f"import sys; sys.path.insert(0, {base!r}); sys.argv=['fundform']+sys.argv[1:]; from fundform.interfaces.cli import app; app()"
+    # the command's module moved with the layered folders (fundform/cli.py before, fundform/interfaces/cli/ after)
+    module = "fundform.cli" if (Path(base) / "fundform" / "cli.py").exists() else "fundform.interfaces.cli"
+    # the editable install's import finder would map `fundform` to this checkout ahead of sys.path: drop it, so the
+    # earlier commit's own code runs
+    boot = (f"import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+            f"sys.path.insert(0, {base!r}); sys.argv=['fundform']+sys.argv[1:]; from {module} import app; app()")
     return [PY, "-c", boot, *args]
 
 
