@@ -642,3 +642,55 @@ def test_the_band_toggles_beside_each_areas_grant_in_chromium(server):
                                "t => t.textContent.includes('percentile'))", timeout=10_000)
         browser.close()
     assert errors == []
+
+
+# -- the door (issue 35): numbers of any size, what a POST must say, who may send it, serving the network ---------
+
+@pytest.mark.parametrize("digits", [400, 5_000, 50_000])
+def test_a_number_of_any_size_is_a_4xx_naming_it(client, digits):
+    for body in (b'{"values": {"transition.floor": ' + b"9" * digits + b"}}",
+                 b'{"values": {"transition.floor": 0.' + b"1" * digits + b"}}",
+                 b'{"formula": "fundform-needs", "level": ' + b"1" * digits + b"}"):
+        r = client.post("/api/scenario", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400, (digits, r.status_code, r.text[:200])
+        assert "digits" in r.json()["error"] or "characters" in r.json()["error"], r.text[:200]
+    assert client.get("/api/setup").status_code == 200
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_post_not_declared_json_is_refused_415(client, ctype):
+    """A form another site's page posts without asking (a 'simple' cross-origin request) is never JSON-typed."""
+    headers = {} if ctype is None else {"content-type": ctype}
+    for path in ("/api/scenario", "/api/design", "/api/download"):
+        r = client.post(path, content=b"{}", headers=headers)
+        assert r.status_code == 415 and "application/json" in r.json()["error"], (path, r.text)
+
+
+def test_a_post_from_another_origin_is_refused_403_and_the_pages_own_is_answered(client):
+    for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "https://127.0.0.1:8765"):
+        r = client.post("/api/scenario", json={}, headers={"origin": origin})
+        assert r.status_code == 403 and "another origin" in r.json()["error"], origin
+    assert client.post("/api/scenario", json={}, headers={"origin": "http://127.0.0.1:8765"}).status_code == 200
+    assert client.post("/api/scenario", json={}).status_code == 200  # no Origin: a script, curl, a test
+
+
+def test_serving_every_interface_answers_the_machines_names_and_addresses_not_a_rebound_name(explorer):
+    import socket
+
+    c = TestClient(create_app(explorer, host="0.0.0.0"), base_url="http://0.0.0.0:8765")
+    for ok in ("192.168.1.20:8765", "10.0.0.5", "[fe80::1]:8765", socket.gethostname(), "localhost:8765"):
+        assert c.get("/api/setup", headers={"host": ok}).status_code == 200, ok
+    for bad in ("evil.example", "evil.example:8765", f"{socket.gethostname()}.evil.example"):
+        assert c.get("/api/setup", headers={"host": bad}).status_code == 421, bad
+
+
+def test_serve_on_every_interface_prints_a_warning(monkeypatch):
+    from typer.testing import CliRunner
+
+    import fundform.interfaces.explorer.server as server
+    from cli import app
+
+    monkeypatch.setattr(server, "serve", lambda *a, **k: None)  # the warning, not a server left running
+    r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8799", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "warning" in r.output and "every network interface" in r.output and "no sign-in" in r.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from fundform.base.errors import InvalidInput
+from fundform.base.errors import InternalError, InvalidInput
 from fundform.formula.registry import load_formula
 from fundform.inputs.dataset import load_dataset
 from fundform.studies.pipeline import RunParameters, compute
@@ -94,6 +94,6 @@ def test_a_year_without_every_authority_is_refused(data_copy):
 
 
 def test_reading_a_population_by_year_without_a_year_is_an_error(bundled):
-    with pytest.raises(RuntimeError, match="for_year"):
+    with pytest.raises(InternalError, match="for_year"):
         bundled["population"]
     assert "financial_year" not in bundled.for_year("2026/27")["population"].columns

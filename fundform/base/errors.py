@@ -87,6 +87,21 @@ def environment_failure(e: BaseException, doing: str) -> EnvironmentFailure | No
     return None
 
 
+REPORT_WHERE = ("rerun with --debug for the traceback and report it to fundform's maintainers (the project's "
+                "issue tracker) with the command and the run's manifest.json")
+
+
+class InternalError(FundformError):
+    """A fault in fundform itself, not in the input: an identity that must hold did not, or a stage met a state its
+    callers never make. Exit code 3, printed as "internal error" with where to report it."""
+
+    exit_code = 3
+
+    def __init__(self, message: str):
+        message = message.removeprefix("internal error: ")
+        super().__init__(f"internal error: {message}. This is a fault in fundform, not in your input: {REPORT_WHERE}")
+
+
 class UsageProblem(FundformError):
     """An option given a value it cannot take (an unknown level, a year that is not a financial year, a number of
     years out of range, a malformed NAME=FILE): the way the command was called, not the data. Exit code 2, as a

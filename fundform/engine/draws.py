@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError, InvalidInput, Problem
+from fundform.base.errors import FundformError, InternalError, InvalidInput, Problem
 from fundform.base.numeric import SCALE, fixed_sum
 from fundform.formula.spec import FormulaSpec, Need
 from fundform.inputs.contracts import row_labels
@@ -53,6 +53,8 @@ class DataDraws:
     moves: dict[str, np.ndarray] = field(default_factory=dict)  # source -> (S, years, areas) the relative change
     sources: list[dict] = field(default_factory=list)  # each source as the manifest states it
     first: int = 0  # the first draw's number (a chunk of a larger set)
+    # source -> {authority: the authority whose value it borrows}: declared in the data ("substituted from <code>")
+    borrowed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     token: str = ""  # names these draws (the uncertainty file's hash and seed): a chunk's derived need is reused
     period: int = 0  # tiled: the draws repeat every `period` scenarios (a design's candidates, each over every draw)
@@ -60,14 +62,14 @@ class DataDraws:
     def chunk(self, lo: int, hi: int) -> DataDraws:
         return DataDraws(hi - lo, self.codes, self.years, {y: f[lo:hi] for y, f in self.pop_factor.items()},
                          {k: v[lo:hi] for k, v in self.values.items()}, {k: v[lo:hi] for k, v in self.moves.items()},
-                         self.sources, self.first + lo, self.token)
+                         self.sources, self.first + lo, self.borrowed, self.token)
 
     def tiled(self, times: int) -> DataDraws:
         """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
         tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))  # noqa: E731
         return DataDraws(self.size * times, self.codes, self.years, {y: tile(f) for y, f in self.pop_factor.items()},
                          {k: tile(v) for k, v in self.values.items()}, {k: tile(v) for k, v in self.moves.items()},
-                         self.sources, self.first, self.token, self.size)
+                         self.sources, self.first, self.borrowed, self.token, self.size)
 
     def untiled(self) -> DataDraws:
         """One period of tiled draws (the draws themselves)."""
@@ -109,13 +111,121 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
                                     f"{', '.join(f'{t}.{c}' for t, c in sorted(read)) or 'none'})")
             central = _column(data, src, codes)
             drawn = _indicator(data, src, unc, rng, central, codes, years)
-            _check_bounds(src, drawn, codes)
+            borrowed = borrowed_values(data, src.input, src.column, codes)
+            if borrowed and src.method != "draws":  # a borrowed value is its donor's estimate: drawn with it
+                idx = {c: i for i, c in enumerate(codes)}
+                for code, donor in borrowed.items():
+                    i, j = idx[code], idx[donor]
+                    drawn[:, i] = central[i] * (drawn[:, j] / central[j]) if central[j] else central[i]
+                out.borrowed[src.label] = borrowed
+            _check_bounds(src, drawn, codes, data, unc)
             out.values[key] = drawn
             with np.errstate(divide="ignore", invalid="ignore"):
                 move = np.where(central != 0, drawn / central - 1, 0.0)
             out.moves[src.label] = np.broadcast_to(move[:, None, :], (S, len(years), len(codes)))
-        out.sources.append({**src.model_dump(exclude_none=True), "cited": _citation(src)})
+        out.sources.append({**src.model_dump(exclude_none=True), "cited": _citation(src),
+                            **({"borrowed_from": out.borrowed[src.label]} if src.label in out.borrowed else {})})
+    population_gate(out, data, unc)
     return out
+
+
+def _column_contract(table: str, column: str | None):
+    """The contract a drawn value of `table.column` answers to: the fixed table's, or a user indicator table's
+    (indicators/<name>: every value a positive number), exactly as the dataset's own rows are checked."""
+    from fundform.inputs.tables import INDICATOR_PREFIX, indicator_contract
+
+    if table.startswith(INDICATOR_PREFIX) and column:
+        return indicator_contract(table.removeprefix(INDICATOR_PREFIX), ["area_code", column]).column(column)
+    contract = CONTRACTS.get(table)
+    if contract is None or column not in [c.name for c in contract.columns]:
+        return None
+    return contract.column(column)
+
+
+def population_gate(out: DataDraws, data: Dataset, unc: UncertaintySpec) -> None:
+    """Every drawn population passes what a plain run's population passes (inputs.checks.population_problems): no
+    row below the table's minimum and every authority with residents, always; the plausibility bounds on an
+    authority's and England's population, and on funding and tax base per resident, unless the dataset was read
+    with --allow-implausible. The bounds are monotone in an authority's factor, so each authority-year is checked at
+    its smallest and largest draw, named by draw, authority, year and value; England's total at the draw that makes
+    it largest."""
+    from fundform.inputs.checks import population_problems
+
+    if not out.pop_factor:
+        return
+    src = next((s for s in unc.sources if s.input == "population"), None)
+    label = "uncertainty source population" + (f" (file {unc.file_of(src).name})" if src and src.method == "draws"
+                                               else f" ({src.method})" if src else "")
+    col = CONTRACTS["population"].column("population")
+    ref = _reference_year(data)
+    hard: list[Problem] = []
+    soft: list[Problem] = []
+    for y, f in out.pop_factor.items():
+        pop = (data.for_year(y) if data.population_years else data).tables["population"]
+        rows = pl.DataFrame({"area_code": out.codes}).join(
+            pop.group_by("area_code").agg(total=pl.col("population").sum(), lo=pl.col("population").min(),
+                                          hi=pl.col("population").max()), on="area_code", how="left",
+            maintain_order="left")
+        total, lo, hi = (rows[c].fill_null(0.0).to_numpy() for c in ("total", "lo", "hi"))
+        # a row's drawn value is its value times the factor: the smallest and largest of an authority's rows
+        row_lo, row_hi = np.minimum(f * lo, f * hi), np.maximum(f * lo, f * hi)
+        bad = ~np.isfinite(f) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
+        if col.max is not None:
+            bad |= row_hi > col.max
+        if bad.any():
+            d, a = np.nonzero(bad)
+            hard.append(Problem(label, "population", f"{bad.sum()} drawn authority-year(s) with a row outside the "
+                                "population table's contract (a factor at or below 0 makes residents negative)",
+                                f"every drawn row {col.expectation()} (the population table's own bound)",
+                                tuple(f"draw {i}, {out.codes[j]} {y}: factor {f[i, j]:.6g}"
+                                      for i, j in zip(d[:10], a[:10]))))
+            continue
+        sizes = f * total[None, :]
+        i_lo, i_hi = sizes.argmin(0), sizes.argmax(0)
+        n = np.arange(len(out.codes))
+        ext = pl.DataFrame({
+            "area_code": out.codes * 2,
+            "population": np.r_[sizes[i_lo, n], sizes[i_hi, n]],
+            "where": [f"draw {i}, {c} {y}" for i, c in zip(np.r_[i_lo, i_hi], out.codes * 2)]})
+        sums = sizes.sum(1)
+        h, so = population_problems(ext, ext if y == ref else None, float(sums.max()),
+                                    f"draw {int(sums.argmax())}, {y}", data.tables,
+                                    {"population": label})
+        hard += h
+        soft += so
+    problems = hard + ([] if data.allow_implausible else soft)
+    if problems:
+        raise InvalidInput(problems, str(unc.path) if getattr(unc, "path", None) else "")
+
+
+def _reference_year(data: Dataset) -> str | None:
+    """The year whose residents the per-resident bounds read (inputs.checks): the baseline's, else the first."""
+    years = data.population_years
+    if not years:
+        return None
+    b = data.tables.get("baseline")
+    b_year = b["baseline_year"][0] if b is not None and b.height and "baseline_year" in b.columns else None
+    return b_year if b_year in years else sorted(years)[0]
+
+
+BORROWED = r"^substituted from (E\d{8})$"
+
+
+def borrowed_values(data: Dataset, table: str, column: str | None, codes: list[str]) -> dict[str, str]:
+    """The authorities whose `table.column` value is another's, as the data declares it: a text column
+    `<column>_source` or `<table>_source` saying "substituted from <code>" (the Isles of Scilly's preventable
+    mortality is Cornwall's, the City of London's Hackney's). Such a value has no sampling error of its own: it is
+    drawn with its donor's (the same relative move in every draw), and the outputs flag it."""
+    if table not in data.tables or not column:
+        return {}
+    t = data.tables[table]
+    base = table.rsplit("/", 1)[-1]
+    col = next((c for c in (f"{column}_source", f"{base}_source") if c in t.columns and t[c].dtype == pl.String), None)
+    if col is None:
+        return {}
+    hits = t.select("area_code", donor=pl.col(col).str.extract(BORROWED, 1)).filter(pl.col("donor").is_not_null())
+    known = set(codes)
+    return {a: d for a, d in hits.iter_rows() if a in known and d in known and a != d}
 
 
 def _citation(src: Source) -> str:
@@ -213,22 +323,39 @@ def _indicator(data: Dataset, src: Source, unc: UncertaintySpec, rng, central: n
     return drawn
 
 
-def _check_bounds(src: Source, drawn: np.ndarray, codes: list[str]) -> None:
-    """A drawn value outside its column's contract is refused, as the same value in the table would be."""
-    contract = CONTRACTS.get(src.input)
-    col = contract.column(src.column) if contract and src.column in [c.name for c in contract.columns] else None
+def _check_bounds(src: Source, drawn: np.ndarray, codes: list[str], data: Dataset, unc: UncertaintySpec) -> None:
+    """A drawn value passes what the same value in its table would: the column's contract (a user indicator's
+    too), always, and its plausibility bound unless the dataset was read with --allow-implausible; refused naming
+    the source, the draws, the authorities and the values."""
+    col = _column_contract(src.input, src.column)
     lo, hi = (col.min, col.max) if col else (None, None)
+    where = f"uncertainty source {src.label}" + (f" (file {unc.file_of(src).name})" if src.method == "draws" else "")
     bad = ~np.isfinite(drawn)
     if lo is not None:
         bad |= (drawn <= lo) if col.min_exclusive else (drawn < lo)
     if hi is not None:
         bad |= drawn > hi
+    problems = []
     if bad.any():
-        s, a = np.nonzero(bad)
-        rows = tuple(f"draw {i}, {codes[j]}: {drawn[i, j]:.6g}" for i, j in zip(s[:10], a[:10]))
-        raise InvalidInput([Problem(f"uncertainty source {src.label}", src.column or "", f"{bad.sum()} drawn "
-                                    "value(s) outside the column's bounds", col.expectation() if col else
-                                    "finite values", rows)])
+        problems.append(_drawn_problem(where, src, drawn, bad, codes, "outside the column's contract",
+                                       (col.expectation() if col else "finite values") + f" ({src.input}'s own bound)"))
+    plausible = col.plausible if col is not None else None
+    if plausible is not None and not data.allow_implausible:
+        odd = ~bad & (((drawn < plausible.lo) if plausible.lo is not None else False)
+                      | ((drawn > plausible.hi) if plausible.hi is not None else False))
+        if np.any(odd):
+            problems.append(_drawn_problem(where, src, drawn, odd, codes, "outside the column's plausibility bound",
+                                           plausible.text()))
+    if problems:
+        raise InvalidInput(problems)
+
+
+def _drawn_problem(where: str, src: Source, drawn: np.ndarray, bad: np.ndarray, codes: list[str], what: str,
+                   expected: str) -> Problem:
+    s, a = np.nonzero(bad)
+    rows = tuple(f"draw {i}, {codes[j]}: {drawn[i, j]:.6g}" for i, j in zip(s[:10], a[:10]))
+    return Problem(where, src.column or "", f"{int(bad.sum())} drawn value(s) {what}", expected,
+                   rows + ((f"... {int(bad.sum()) - 10} more",) if bad.sum() > 10 else ()))
 
 
 def _read_draws(unc: UncertaintySpec, src: Source, codes: list[str], years: list[str]) -> pl.DataFrame:
@@ -312,7 +439,7 @@ def year_rows(data: Dataset, codes: list[str], need: Need) -> YearRows:
     band_starts = np.flatnonzero(np.r_[True, bkey[1:] != bkey[:-1]])
     area_starts = np.flatnonzero(np.r_[True, g_area[1:] != g_area[:-1]])
     if len(area_starts) != len(codes) or len(set(bkey[band_starts].tolist())) != len(band_starts):
-        raise FundformError("internal error: every authority's population rows must run by age, band by band")
+        raise InternalError("internal error: every authority's population rows must run by age, band by band")
     return YearRows(pop["population"].to_numpy(), area, starts, band_starts, g_area[band_starts], g_band[band_starts],
                     area_starts)
 

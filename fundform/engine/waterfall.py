@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from fundform.base.errors import InternalError
 from fundform.engine.geography import roll_up
 from fundform.engine.need.axis import version_need
 from fundform.engine.settlement.money import round_half_up
@@ -67,7 +68,7 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
             cumulative.append(running)
         year_names = [s for s, _ in steps] + [m for m, _ in money]
         if names is not None and year_names != names:
-            raise ValueError("internal error: the waterfall's steps differ between years")
+            raise InternalError("internal error: the waterfall's steps differ between years")
         names = year_names
         cums.append(np.stack(cumulative).astype(np.int64))  # (steps, areas)
     cum = np.stack(cums)  # (years, steps, areas)

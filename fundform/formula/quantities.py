@@ -61,7 +61,10 @@ class Quantity(Strict):
     @classmethod
     def _source_form(cls, v: str) -> str:
         if v.lower().startswith("assumption") and not re.match(r"(?i)^assumption:\s*\S.{4,}", v):
-            raise ValueError("an assumption needs a one-line reason: 'assumption: <why this value>'")
+            reason = re.sub(r"(?i)^assumption\s*:?\s*", "", v).strip()
+            raise ValueError("an assumption needs a one-line reason: 'assumption: <why this value>'; "
+                             + (f"the reason given ('{reason}') is too short: {len(reason)} character(s), at least 5"
+                                if reason else "no reason is given after 'assumption:'"))
         return v
 
 

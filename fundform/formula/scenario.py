@@ -35,7 +35,11 @@ from fundform.formula.registry import (
 from fundform.formula.rules import rule_numbers
 from fundform.formula.spec import FormulaSpec
 
-SCENARIO_KEYS = {"extends", "title", "description"}
+SCENARIO_KEYS = {"extends", "title", "description", "replace_streams"}
+
+# the titles of a published round's streams, for the stream a version without [[streams]] pools implicitly
+ROUND_STREAM_TITLES = {"core": "Core services", "primary_medical_care": "Primary medical care",
+                       "other_primary_care": "Other primary care", "running_costs": "Running costs"}
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,50 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
             base[k] = v
 
 
+def implicit_stream(data: dict) -> dict:
+    """The one stream a version without [[streams]] pools: its own need, today's funding, growth and rule. A
+    scenario that adds streams to such a version adds them to this one (named by the round's stream, `core`, or
+    `all` for the baseline table's components), so the version's own money is never dropped unnamed."""
+    baseline = data.get("baseline") or {}
+    if baseline.get("source") == "nhs_icb_allocations":
+        name = baseline.get("round_stream") or "core"
+        return {"name": name, "title": ROUND_STREAM_TITLES.get(name, name.replace("_", " ").capitalize()),
+                "round_stream": name}
+    components = baseline.get("components") or ["nhs_core", "nhs_primary_medical", "adult_social_care",
+                                                 "public_health"]
+    return {"name": "all", "title": "Today's funding, every component the version pools",
+            "baseline_components": list(components)}
+
+
+def compose_streams(data: dict, patch: dict, where: str) -> None:
+    """How a scenario's [[streams]] meet its base's, one meaning, stated: they extend the base's streams (a base
+    without [[streams]] has one, `implicit_stream`), item by item (`remove = true` drops one by name), unless the
+    scenario says `replace_streams = true`, when its streams are the whole list. Applied to `data` before the
+    patch's other keys are merged; `replace_streams` leaves the patch."""
+    replace = patch.pop("replace_streams", None)
+    if replace not in (None, True, False):
+        raise SpecError(f"{where}: replace_streams = true (the scenario's [[streams]] are the whole list) or false "
+                        f"(they extend the base's), got {replace!r}")
+    if "streams" not in patch:
+        if replace:
+            raise SpecError(f"{where}: replace_streams = true but the scenario lists no [[streams]] to replace "
+                            "the base's with")
+        return
+    if not isinstance(patch["streams"], list):
+        return  # the shape check in merge names it
+    if replace:
+        keep = {i.get("name") for i in patch["streams"] if isinstance(i, dict)}
+        data["streams"] = []
+        for section in (data.get("years") or {}).values():  # the dated sections of streams no longer there go too
+            if isinstance(section, dict) and isinstance(section.get("streams"), dict):
+                for name in [n for n in section["streams"] if n not in keep]:
+                    section["streams"].pop(name)
+        patch["streams"] = [{k: v for k, v in i.items() if k != "replace"} if isinstance(i, dict) else i
+                            for i in patch["streams"]]
+    elif not data.get("streams"):
+        data["streams"] = [implicit_stream(data)]
+
+
 def merge_named(base: dict, k: str, items: list[dict], origin: str, path: str) -> None:
     """A scenario's items of a named list (need.indicators, streams), each by its name: an item the base has is
     merged into it, or replaces it whole (`replace = true`), or is removed (`remove = true`); a new item is added
@@ -378,10 +426,11 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     data = copy.deepcopy(base)
     overrides: list[Override] = []
     for path, scenario in chain:  # the base's own scenario first, the file named last
-        patch = {k: v for k, v in scenario.items() if k not in SCENARIO_KEYS}
+        patch = {k: v for k, v in scenario.items() if k not in SCENARIO_KEYS - {"replace_streams"}}
         origin_name = f"scenario {Path(path).name}"
         before = flatten(data)
         try:
+            compose_streams(data, patch, str(path))
             merge(data, patch, origin_name)
         except SpecError as e:
             raise SpecError(f"{path}: {e}") from None

@@ -567,10 +567,17 @@ class FormulaSpec(Strict):
             names = [st.name for st in self.streams]
             if len(set(names)) != len(names):
                 raise ValueError(f"stream names must be unique, got {names}")
-            seen: list[str] = [c for st in self.streams for c in st.baseline_components or [st.round_stream]]
-            if len(seen) != len(set(seen)):
+            owners: dict[str, list[str]] = {}
+            for st in self.streams:
+                for c in st.baseline_components or [st.round_stream]:
+                    owners.setdefault(c, []).append(st.name)
+            twice = {c: names for c, names in owners.items() if len(names) > 1}
+            if twice:
                 raise ValueError("a baseline component (or a published round's stream) belongs to more than one "
-                                 "stream (it would be counted twice)")
+                                 "stream (it would be counted twice): " + "; ".join(
+                                     f"{c} in {' and '.join(names)}" for c, names in twice.items())
+                                 + " (a scenario's [[streams]] extend the version's: change the version's stream "
+                                 "by name, remove it with remove = true, or say replace_streams = true)")
             for st in self.streams:
                 if st.linked_to and st.linked_to not in names:
                     raise ValueError(f"stream {st.name}: linked_to '{st.linked_to}' is not a stream")
@@ -583,6 +590,12 @@ class FormulaSpec(Strict):
                     raise ValueError(f"stream {st.name}: the version starts from NHS England's published rounds "
                                      "([baseline] source nhs_icb_allocations), so each stream names its round's "
                                      "stream (round_stream), not baseline table columns")
+                if published and (st.linked_to or st.real_growth is not None):
+                    what = f"linked_to = '{st.linked_to}'" if st.linked_to else "real_growth"
+                    raise ValueError(f"stream {st.name}: {what} sets a control total's growth, but the version "
+                                     "starts from NHS England's published rounds, where each stream grows by its "
+                                     "own round's base growth (baseline.base_growth) and its total is the round's: "
+                                     f"remove {what.split(' ')[0]}, or start from the baseline table")
                 if not published and st.round_stream is not None:
                     raise ValueError(f"stream {st.name}: round_stream needs the version's [baseline] source "
                                      "nhs_icb_allocations (its round, base growth and targets)")

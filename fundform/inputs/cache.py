@@ -181,7 +181,9 @@ def load(directory: Path, allow_implausible: bool = False, use_cache: bool = Tru
     key = dataset_key(directory, allow_implausible)
     hit = read(directory, key)
     if hit is not None:
-        return hit
+        import dataclasses
+
+        return dataclasses.replace(hit, allow_implausible=allow_implausible)
     data = load_dataset(directory, allow_implausible=allow_implausible)
     write(data, key)
     return data

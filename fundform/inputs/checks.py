@@ -47,7 +47,8 @@ def _bound_problem(frame: pl.DataFrame, value: str, bound: tuple, file: str, col
                        | ((pl.col(value) > hi) if hi is not None else pl.lit(False)))
     if not bad.height:
         return None
-    labels = tuple(f"{r['area_code']} ({r[value]:,.4g} {unit})" for r in bad.head(50).iter_rows(named=True))
+    name = "where" if "where" in frame.columns else "area_code"  # a drawn figure names its draw too
+    labels = tuple(f"{r[name]} ({r[value]:,.4g} {unit})" for r in bad.head(50).iter_rows(named=True))
     return Problem(file, column, f"{bad.height} authority(ies) with an implausible {what}",
                    f"{what} {Plausible(lo, hi, why).text()}" + (f", in {unit}" if unit else ""),
                    labels + ((f"... {bad.height - 50} more",) if bad.height > 50 else ()))
@@ -62,7 +63,6 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
     soft: list[Problem] = []
     if "population" not in tables:
         return hard, soft
-    pop_file = names.get("population", "population")
     pop = tables["population"]
     by_year = "financial_year" in pop.columns
     if by_year:  # sizes are checked in every year; per-head figures against the baseline's year (or the first)
@@ -78,20 +78,36 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
     else:
         per_area = pop.group_by("area_code").agg(population=pl.col("population").sum()).sort("area_code")
         sizes = per_area
+    total = float(pop.group_by("financial_year").agg(pl.col("population").sum())["population"].max() if by_year
+                  else per_area["population"].sum())
+    return population_problems(sizes, per_area, total, "", tables, names)
+
+
+def population_problems(sizes: pl.DataFrame, per_area: pl.DataFrame | None, total: float, total_where: str,
+                        tables: dict[str, pl.DataFrame], names: dict[str, str]) -> tuple[list[Problem], list[Problem]]:
+    """The bounds on an authority's population and on what is divided by it: `sizes` (area_code, population, and
+    optionally `where`, naming the row: a year, a draw) in every year, `per_area` the reference year's (None: the
+    per-resident bounds are not re-checked), `total` the largest total of a year (or a draw). A plain run's dataset
+    and each draw of its population (engine.draws) pass these same bounds."""
+    hard: list[Problem] = []
+    soft: list[Problem] = []
+    pop_file = names.get("population", "population")
     empty = sizes.filter(pl.col("population") <= 0)
     if empty.height:
         hard.append(Problem(pop_file, "population", f"{empty.height} authority(ies) with no residents at all",
                             "a population > 0 for every authority (need per head and grant per head divide by it)",
-                            row_labels(empty, ["area_code"])))
+                            tuple(empty["where"].head(50).to_list()) if "where" in empty.columns
+                            else row_labels(empty, ["area_code"])))
     p = _bound_problem(sizes, "population", POPULATION_PER_AREA, pop_file, "population", "population",
                        "residents")
     soft += [p] if p else []
-    total = float(pop.group_by("financial_year").agg(pl.col("population").sum())["population"].max() if by_year
-                  else per_area["population"].sum())
     if total > POPULATION_TOTAL_MAX[1]:
-        soft.append(Problem(pop_file, "population", f"a total population of {total:,.0f}",
+        soft.append(Problem(pop_file, "population", f"a total population of {total:,.0f}"
+                            + (f" ({total_where})" if total_where else ""),
                             f"a total <= {POPULATION_TOTAL_MAX[1]:,} (plausibility bound: {POPULATION_TOTAL_MAX[2]}; "
                             "--allow-implausible overrides it)"))
+    if per_area is None:
+        return hard, soft
     if "baseline" in tables:
         from fundform.inputs.tables import BASELINE_COMPONENTS
 
@@ -236,6 +252,18 @@ def nhs_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]) -> list
     if "nhs_icb_allocations" in tables and "stream" in tables["nhs_icb_allocations"].columns:
         problems += round_problems(tables["nhs_icb_allocations"], names.get("nhs_icb_allocations",
                                                                              "nhs_icb_allocations"), icbs_by_round(tables))
+    regions = tables["area_lookup"].filter(pl.col("level") == "nhs-region").select(
+        nhs_region_code="target_code").unique()
+    for name in ("practice_weighted_population", "nhs_icb_allocations"):  # every row, whatever stream reads it
+        if name in tables and "nhs_region_code" in tables[name].columns and regions.height:
+            unknown = tables[name].with_row_index("__row").join(regions, on="nhs_region_code", how="anti",
+                                                                maintain_order="left")
+            if unknown.height:
+                problems.append(Problem(names.get(name, name), "nhs_region_code", f"{unknown.height} row(s) whose "
+                                        "NHS region code names no NHS region of the area lookup",
+                                        "the codes of area_lookup level 'nhs-region' ("
+                                        + ", ".join(sorted(regions["nhs_region_code"].to_list())) + ")",
+                                        row_labels(unknown, ["nhs_region_code"])))
     for name in ("practice_weighted_population", "nhs_icb_allocations"):  # codes: the lookup's or later ones
         if name in tables:
             unknown = tables[name].with_row_index("__row").join(icbs, on="icb_code", how="anti", maintain_order="left")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from fundform.base.errors import InvalidInput, Problem
+from fundform.base.errors import InternalError, InvalidInput, Problem
 from fundform.inputs.checks import cross_table_problems, nhs_problems, plausibility_problems
 from fundform.inputs.contracts import check_table
 from fundform.inputs.files import (
@@ -45,11 +45,14 @@ class Dataset:
     conversions: tuple[dict, ...] = ()  # boundary conversions applied on load
     implausible: tuple[str, ...] = ()  # plausibility bounds the run was told to allow, as rendered problems
     checks: str = "ran"  # "ran": read and checked now; "reused": the checked tables of an earlier run (inputs.cache)
+    # whether plausibility bounds were relaxed for this dataset: what else enters the run (a draw of its inputs)
+    # passes the same bounds on the same terms
+    allow_implausible: bool = False
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         frame = self.tables[name]
         if name == "population" and "financial_year" in frame.columns:  # summing every year would count people
-            raise RuntimeError("internal error: a population by year read without choosing a year (for_year)")
+            raise InternalError("internal error: a population by year read without choosing a year (for_year)")
         return frame
 
     def lazy(self, name: str) -> pl.LazyFrame:
@@ -219,4 +222,4 @@ def load_dataset(directory: Path, allow_implausible: bool = False) -> Dataset:
     if problems:
         raise InvalidInput(problems, str(directory))
     return Dataset(directory, tables, tuple(files), tuple(conversions),
-                   tuple(w.render() for w in (warnings or [])))
+                   tuple(w.render() for w in (warnings or [])), allow_implausible=allow_implausible)

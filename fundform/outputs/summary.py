@@ -47,6 +47,7 @@ def print_summary(result: RunResult, console: Console) -> None:
                   gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]), str(r["at_floor"]),
                   str(r["at_ceiling"]))
     console.print(t)
+    print_streams(result, console)
     gain, lose = movers(result)
     year = a["financial_year"].max()
     against = "allocation against today's funding uprated"
@@ -64,6 +65,34 @@ def print_summary(result: RunResult, console: Console) -> None:
     if result.out_dir:
         files = ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
         console.print(f"Outputs written to [bold]{result.out_dir}[/bold] ({files})")
+
+
+def stream_totals(result: RunResult) -> pl.DataFrame:
+    """Each stream the run pooled, per year: its title, control total and allocation (pence); the pool is their
+    sum (the reconciliation checks it to the penny). Empty for a version of one pool without streams."""
+    st = result.tables.get("streams")
+    if st is None or st.is_empty() or st["stream"].unique().to_list() == ["all"]:
+        return pl.DataFrame()
+    titles = result.manifest.get("policies", {}).get("stream_titles", {})
+    return st.group_by("stream", "financial_year", maintain_order=True).agg(
+        pl.col("control_total").first(), pl.col("allocation").sum()).with_columns(
+        title=pl.col("stream").replace_strict(titles, default=pl.col("stream")))
+
+
+def print_streams(result: RunResult, console: Console) -> None:
+    """The streams pooled, so a stream a scenario added or dropped is seen, not inferred from a total."""
+    totals = stream_totals(result)
+    if totals.is_empty():
+        return
+    years = totals["financial_year"].unique(maintain_order=True).to_list()
+    t = Table(title=f"Streams pooled ({totals['stream'].n_unique()}): allocation per year, cash")
+    t.add_column("stream", justify="left")
+    for y in years:
+        t.add_column(y, justify="right")
+    for (name, title), rows in totals.group_by("stream", "title", maintain_order=True):
+        by_year = dict(zip(rows["financial_year"], rows["allocation"]))
+        t.add_row(f"{title} ({name})", *[gbp_bn(by_year[y]) if y in by_year else "" for y in years])
+    console.print(t)
 
 
 def print_bands(result: RunResult, console: Console, n: int = 8) -> None:

@@ -150,6 +150,12 @@ def atomic_write_file(target: Path, content: bytes | str | pa.Table, what: str) 
     return target
 
 
+# What fundform keeps beside its runs in the output root (the checked-input cache, the run warehouse): a run written
+# to the output root itself (`--out out`) finds them there, counts them as its own and carries them across when it
+# replaces an earlier output, so neither the cache nor the record of every run is ever dropped with a run's files.
+SIDECARS = frozenset({".cache", "fundform.duckdb", "fundform.duckdb.wal"})
+
+
 def check_replaceable(target: Path) -> None:
     """fundform replaces only what it wrote: an output folder may be new, empty, or an earlier fundform output (it
     holds a manifest.json). A file, or a folder of anything else (a dataset, someone's documents), is refused before
@@ -160,7 +166,7 @@ def check_replaceable(target: Path) -> None:
     if target.is_symlink() or not target.is_dir():
         raise FundformError(f"the output path {target} is {'a link' if target.is_symlink() else 'a file'}, not a "
                             "folder fundform wrote: choose a new folder (nothing was written)")
-    entries = [p.name for p in target.iterdir()]
+    entries = [p.name for p in target.iterdir() if p.name not in SIDECARS]
     if entries and "manifest.json" not in entries:
         shown = ", ".join(sorted(entries)[:5]) + (" ..." if len(entries) > 5 else "")
         raise FundformError(f"the output folder {target} holds files fundform did not write ({shown}); it replaces "
@@ -202,6 +208,9 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> 
             time.sleep(float(os.environ["FUNDFORM_FAULT_PAUSE_BEFORE_RENAME"]))
         failpoint("write.before_rename", target)
         if target.exists():
+            for name in sorted(SIDECARS - set(files)):  # the cache and the warehouse stay where they are
+                if (target / name).exists():
+                    (target / name).rename(tmp / name)
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             target.rename(old)
             failpoint("write.between_renames", target)
@@ -210,9 +219,13 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> 
         if old is not None:
             shutil.rmtree(old)
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.exists() and not target.exists():
             old.rename(target)  # the swap failed half way: the earlier output goes back
+        if target.exists() and tmp.exists():  # sidecars carried into the new folder go back to where they were
+            for name in SIDECARS:
+                if (tmp / name).exists() and not (target / name).exists():
+                    (tmp / name).rename(target / name)
+        shutil.rmtree(tmp, ignore_errors=True)
         env = environment_failure(e, "cannot write") if isinstance(e, Exception) else None
         if env is not None:
             raise env from None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import InternalError
 from fundform.base.failpoints import failpoint
 from fundform.engine.params import RunParameters, RunResult
 from fundform.formula.scenario import resolve_formula
@@ -94,7 +94,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     result.manifest = manifest
     if not result.reconciliation["holds"].all():
         bad = result.reconciliation.filter(~pl.col("holds"))
-        raise FundformError(f"internal error: reconciliation failed:\n{bad}")
+        raise InternalError(f"internal error: reconciliation failed:\n{bad}")
     result.uncertainty = None
     if uncertainty is not None:
         from fundform.studies.uncertainty import run_uncertainty

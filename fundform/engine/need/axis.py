@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import FundformError, InternalError
 from fundform.base.numeric import fixed_sum
 from fundform.engine.need.weighted_population import multiplier, national_value
 from fundform.engine.params import Scenarios
@@ -172,7 +172,7 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             out.append(np.broadcast_to(frames[t]["target_share"].to_numpy(), (S, frames[t].height)))
             continue
         if level != "ltla":
-            raise FundformError(f"internal error: need with a scenario axis is computed for lower-tier authorities, "
+            raise InternalError(f"internal error: need with a scenario axis is computed for lower-tier authorities, "
                                 f"not at level {level}")
         at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
         # streams that take the version's need read the same numbers from the same paths: computed once (the
@@ -182,7 +182,7 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             year = data.for_year(y)
             inputs = need_inputs(year, need)
             if inputs.codes != frames[t]["area_code"].to_list():
-                raise FundformError("internal error: the need's authorities differ from the need frames'")
+                raise InternalError("internal error: the need's authorities differ from the need frames'")
             nwp = compute_need(inputs, need, at, S).need_weighted
             scen.derived[key] = nwp / nwp.sum(axis=1, keepdims=True)
         out.append(scen.derived[key])
@@ -198,7 +198,7 @@ def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, 
     from fundform.engine.draws import draw_need_inputs, long_sum, rounded, year_rows
 
     if level != "ltla":
-        raise FundformError(f"internal error: a draw's need is computed for lower-tier authorities, not at level {level}")
+        raise InternalError(f"internal error: a draw's need is computed for lower-tier authorities, not at level {level}")
     draws = scen.draws
     key = ("draw_shares", year, model_key(need), tuple(scen.path(version, stream, p, year) for p in need_numbers(need)))
     own = not any(scen.sets(version, stream, p, year) for p in need_numbers(need))
@@ -214,7 +214,7 @@ def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, 
         one = data.for_year(year)
         base = need_inputs(one, need)
         if base.codes != frame["area_code"].to_list() or base.codes != draws.codes:
-            raise FundformError("internal error: the draws' authorities differ from the need frames'")
+            raise InternalError("internal error: the draws' authorities differ from the need frames'")
         rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one, base.codes, need))
         inputs = draw_need_inputs(rows, need, draws, year, len(base.codes), base)
         at = lambda path, default: scen.get(version, stream, path, default, year)  # noqa: E731

@@ -204,4 +204,17 @@ def round_identities(rounds: pl.DataFrame) -> pl.DataFrame:
                   .otherwise(pl.lit("given_convergence, combine = \"additive\"")))
             .otherwise(pl.when(pl.col("targets")).then(pl.lit("nhs_convergence"))
                        .otherwise(pl.lit("given_convergence"))))
-    return out.with_columns(rule=rule)
+    closest = (pl.when(pl.col("uniform") <= best * 1.000001).then(pl.lit("uniform"))
+               .when(pl.col("additive") <= pl.col("multiplicative")).then(pl.lit("additive"))
+               .otherwise(pl.lit("multiplicative")))
+    fits = best <= RULE_TOLERANCE
+    none = pl.format("no rule fits within {}% (closest: {}, largest residual {}%)",
+                     pl.lit(f"{RULE_TOLERANCE:.2%}".rstrip("%")), closest, (best * 100).round(4))
+    return out.with_columns(largest_residual=best, fits=fits,
+                            rule=pl.when(fits).then(rule).otherwise(none))
+
+
+# A rule "fits" a published round when every ICB's allocation is reproduced within this share: the sheets publish
+# GBP thousands (running cost allowances whole thousands, 0.012% at the smallest ICB), so a rule that holds leaves
+# residuals well inside it; the same tolerance as every reproduced line of a letter (tests/test_icb_allocation.py)
+RULE_TOLERANCE = 0.0005

@@ -112,7 +112,7 @@ def write_frame(frame, path: Path, what: str = "table") -> None:
 
 
 def fail(e: BaseException) -> None:
-    from fundform.base.errors import environment_failure
+    from fundform.base.errors import REPORT_WHERE, InternalError, environment_failure
 
     if isinstance(e, BrokenPipeError):  # the reader closed the pipe: not an error of the command
         raise e
@@ -120,13 +120,19 @@ def fail(e: BaseException) -> None:
     env = environment_failure(e, "the machine refused")  # permission, full or read-only disk: exit 5, not a bug
     if env is not None:
         e = env
+    if isinstance(e, InternalError):  # a fault of fundform's own, named as one: exit 3
+        if STATE["debug"]:
+            raise e
+        err.print(f"[bold red]internal error:[/bold red] {escape(str(e).removeprefix('internal error: '))}",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
     if isinstance(e, FundformError):
         err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code)
     if STATE["debug"]:
         raise e
     err.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {escape(str(e))}\n"
-              "Rerun with --debug for the traceback.",
+              f"This is a fault in fundform, not in your input: {REPORT_WHERE}.",
               soft_wrap=True)
     raise typer.Exit(3)
 

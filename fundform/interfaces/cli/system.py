@@ -53,6 +53,15 @@ def serve(
         explorer.default_level = explorer.params(fid, level or None).level
     except Exception as e:  # noqa: BLE001
         fail(e)
+    from fundform.interfaces.explorer.server import LOOPBACK, WILDCARDS
+
+    if host.strip("[]") in WILDCARDS:  # said even with --quiet: who can reach it is not a detail
+        err.print(f"[bold yellow]warning:[/bold yellow] serving every network interface on port {port}: anyone who "
+                  "can reach this machine can use the explorer (there is no sign-in), and it answers this machine's "
+                  "names and addresses. Serve 127.0.0.1 (the default) to keep it to this machine.", soft_wrap=True)
+    elif host.strip("[]").lower() not in LOOPBACK:
+        err.print(f"[bold yellow]warning:[/bold yellow] serving {host}: anyone on that network can use the "
+                  "explorer (there is no sign-in).", soft_wrap=True)
     if not quiet:
         out.print(f"fundform explorer on http://{host}:{port}/ (Ctrl-C to stop)")
     try:

@@ -1,7 +1,9 @@
 """The explorer's web application: the page and its JSON API on Starlette, served by uvicorn on 127.0.0.1 unless told
-otherwise. What it guards: request bodies over 64 KiB or nested deeper than 8 levels are refused before parsing, a
-Host header that is not a loopback name or the bound address is refused (DNS rebinding), every response carries a
-strict Content-Security-Policy. The figures come from the explorer's engine (engine.py)."""
+otherwise. What it guards: request bodies over 64 KiB or nested deeper than 8 levels are refused before parsing, and
+numbers of more than 20 digits by name; a Host header that is not a loopback name or the bound address is refused
+(DNS rebinding; bound to 0.0.0.0, the machine's names and addresses are its own); a POST must say its body is
+JSON and, when an Origin is sent, come from this server's page (a page on another site cannot drive it); every
+response carries a strict Content-Security-Policy. The figures come from the explorer's engine (engine.py)."""
 
 from __future__ import annotations
 
@@ -47,14 +49,63 @@ def json_depth(raw: bytes) -> int:
     return deepest
 
 
+WILDCARDS = ("0.0.0.0", "::", "")  # bound to every interface: the machine serves the network
+MAX_DIGITS = 20  # no number the explorer reads has more digits than this (the largest is a few billion pence)
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host (or Origin authority) header, without its port: "[::1]:8765" -> "::1"."""
+    h = host_header.strip().lower()
+    return h[1:h.index("]")] if h.startswith("[") and "]" in h else h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def is_ip_literal(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def machine_names() -> set[str]:
+    """This machine's own names, answered when it serves the network (--host 0.0.0.0)."""
+    import socket
+
+    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return {n for n in names if n} | {n.split(".")[0] for n in names if n}
+
+
 def host_allowed(host_header: str | None, bound: str) -> bool:
-    """Whether a request's Host names this server: a loopback name or the address it is bound to (any port). A page
-    elsewhere whose DNS name is rebound to 127.0.0.1 sends its own name, and is refused."""
+    """Whether a request's Host names this server: a loopback name or the address it is bound to (any port); bound
+    to every interface (0.0.0.0, ::), also this machine's names and any address literal (a client on the network
+    names the machine by its address; an address cannot be rebound, so DNS rebinding, which needs a name, is still
+    refused). A page elsewhere whose DNS name is rebound to 127.0.0.1 sends its own name, and is refused."""
     if not host_header:
         return False
-    h = host_header.strip().lower()
-    name = h[1:h.index("]")] if h.startswith("[") and "]" in h else h.rsplit(":", 1)[0] if h.count(":") == 1 else h
-    return name in LOOPBACK or name == bound.strip("[]").lower()
+    name = host_name(host_header)
+    if name in LOOPBACK or name == bound.strip("[]").lower():
+        return True
+    return bound.strip("[]") in WILDCARDS and (is_ip_literal(name) or name in machine_names())
+
+
+def post_refusal(headers: dict[bytes, bytes], host_header: str) -> tuple[int, str] | None:
+    """Why a POST is refused before any route runs, or None: its body must be declared JSON (a form another site
+    posts cross-origin without asking is text/plain or form-encoded), and an Origin, when the browser sends one,
+    must be this server's own (scheme http, the same host and port the request names). So a page on another site
+    cannot make this explorer run design searches or whole downloads at its will."""
+    ctype = headers.get(b"content-type", b"").decode("latin-1").split(";", 1)[0].strip().lower()
+    if ctype != "application/json":
+        shown = html.escape(ctype[:60]) or "none"
+        return 415, f"a POST body must be JSON, sent with Content-Type: application/json (got {shown})"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        o = origin.decode("latin-1").strip().lower()
+        if o != f"http://{host_header.strip().lower()}":
+            return 403, (f"a POST from another origin ({html.escape(o[:100])}) is refused: the explorer answers its "
+                         "own page only")
+    return None
 
 def create_app(explorer: Explorer, host: str = "127.0.0.1"):
     """The Starlette application: the page, its JSON API, nothing else. `host`: the address it is bound to, the one
@@ -84,9 +135,20 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
                 raise too_big
         if json_depth(raw) > MAX_DEPTH:
             raise RequestProblem(f"request body nests deeper than {MAX_DEPTH} levels")
+        def whole(text: str) -> int:  # a number of hundreds of digits is refused by name, before int() meets it
+            if len(text.lstrip("-")) > MAX_DIGITS:
+                raise RequestProblem(f"a number of {len(text.lstrip('-')):,} digits in the request body: numbers "
+                                     f"here have at most {MAX_DIGITS}")
+            return int(text)
+
+        def decimal(text: str) -> float:
+            if len(text) > 100:
+                raise RequestProblem(f"a number written with {len(text):,} characters in the request body: "
+                                     "numbers here are written with at most 100")
+            return float(text)
         try:  # NaN, Infinity and 1e400 parse, and are refused by name where a number is read (finite only)
-            data = json.loads(bytes(raw) or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            data = json.loads(bytes(raw) or b"{}", parse_int=whole, parse_float=decimal)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError):
             raise RequestProblem("request body is not JSON") from None
         if not isinstance(data, dict):
             raise RequestProblem("request body must be a JSON object")
@@ -175,6 +237,10 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
                                                   f"localhost, 127.0.0.1, [::1] or {html.escape(host)})"},
                                         status_code=421, headers=headers)
                 await response(scope, receive, send)
+                return
+            refused = post_refusal(dict(scope.get("headers") or []), given) if scope.get("method") == "POST" else None
+            if refused is not None:
+                await JSONResponse({"error": refused[1]}, status_code=refused[0], headers=headers)(scope, receive, send)
                 return
         await app(scope, receive, send)
     return guarded
