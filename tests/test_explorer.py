@@ -120,8 +120,9 @@ def test_nan_not_json_too_large_and_unknown_routes(client):
     r = client.post("/api/scenario", content=b'{"values": {"transition.floor": NaN}}',
                     headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["parameter"] == "transition.floor"
-    assert client.post("/api/scenario", content=b"not json").status_code == 400
-    assert client.post("/api/scenario", content=b"{" + b" " * 70_000 + b"}").status_code == 413
+    json_type = {"content-type": "application/json"}
+    assert client.post("/api/scenario", content=b"not json", headers=json_type).status_code == 400
+    assert client.post("/api/scenario", content=b"{" + b" " * 70_000 + b"}", headers=json_type).status_code == 413
     assert client.get("/api/scenario").status_code == 405
     r = client.get("/etc/passwd")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")

@@ -276,3 +276,46 @@ def test_an_assumption_whose_reason_is_too_short_says_so():
         resolve_formula("fundform-needs", ['transition.floor={value=-0.01,unit="change per year",'
                                            'source="assumption: test"}'])
     assert "too short" in str(e.value) and "('test')" in str(e.value)
+
+
+# -- memory bounded by design --------------------------------------------------------------------------------------
+
+def test_bands_streamed_through_spill_files_equal_the_bands_held_in_memory(bundled, tmp_path, monkeypatch):
+    """Beyond SPILL_ABOVE draws each chunk's figures go to a temporary folder and come back a year at a time: the
+    same percentiles, floor probabilities and ranks to the bit, the same shares of variance to 1e-12."""
+    import fundform.studies.uncertainty as uq
+
+    formula = resolve_formula("fundform-needs")
+    params = RunParameters(years=3)
+    central = compute(bundled, formula, params)
+    u = unc(tmp_path, 'draws = 60\nseed = 11\n[[sources]]\ninput = "population"\nmethod = "vintages"\n'
+                      'variant = "snpp2018"\n[[sources]]\ninput = "preventable_mortality"\n'
+                      'column = "preventable_mortality_rate"\nmethod = "sampling"\n')
+    held = uq.run_uncertainty(bundled, formula, params, u, central, chunk=25)
+    monkeypatch.setattr(uq, "SPILL_ABOVE", 10)
+    spilled = uq.run_uncertainty(bundled, formula, params, u, central, chunk=25)
+    assert held.arrays is not None and spilled.arrays is None
+    exact = [c for c in held.bands.columns if c != "most_sensitive_r2"]
+    assert held.bands.select(exact).equals(spilled.bands.select(exact))
+    assert np.abs(held.sensitivity["r2"].to_numpy() - spilled.sensitivity["r2"].to_numpy()).max() < 1e-12
+    # and the streamed shares of variance are the squared correlations over the draws, computed directly
+    a = held.arrays.allocation.astype(np.float64)
+    x = held.draws.move("population")
+    t, j = 2, 17
+    r = np.corrcoef(x[:, t, j], a[:, t, j])[0, 1]
+    pop = held.sensitivity.filter((pl.col("input") == "population") & (pl.col("year_index") == t + 1))
+    assert abs(pop.sort("area_code")["r2"][j] - r ** 2) < 1e-9
+
+
+def test_draws_that_cannot_fit_are_refused_before_any_work_saying_why(tmp_path, monkeypatch, isolated):
+    import fundform.studies.uncertainty as uq
+
+    monkeypatch.setattr(uq, "_available_memory", lambda: 300 * 2 ** 20)  # a machine with 300 MiB free
+    calls = []
+    monkeypatch.setattr(uq, "make_draws", lambda *a, **k: calls.append(1))  # not one draw is made
+    path = write(tmp_path, "u.toml", 'draws = 100000\nseed = 1\n[[sources]]\ninput = "population"\n'
+                                     'method = "vintages"\nvariant = "snpp2018"\n')
+    r = runner.invoke(app, ["run", "--uncertainty", str(path), "--no-record", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 5, r.output
+    assert "100,000 draws need about" in r.output and "GiB available" in r.output and not calls
+    assert not (tmp_path / "o").exists()

@@ -22,6 +22,7 @@ draws as they were:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,9 +37,34 @@ from fundform.inputs.files import check_user_file
 from fundform.inputs.tables import CONTRACTS
 from fundform.inputs.uncertainty import Source, UncertaintySpec, draws_contract
 
+GATE_ROWS = 10_000  # draws checked together by the population gate
 INT64_SAFE = 9.0e18  # the exact population sums run in 64-bit integers of 10^-12 persons: areas below 9 million
 Z_TRUNCATE = 3.0
 UNDER_75 = 75
+
+
+class Factors(Mapping):
+    """year -> (S, areas) population factors 1 + z x spread, computed when a year is read: the draws keep one z per
+    draw and authority (the same in every year) and one spread per year, so 100,000 draws hold 237 MB, not a
+    factor array per year. Read the same way every time, so a factor is the same bits wherever it is read."""
+
+    def __init__(self, z: np.ndarray, spreads: dict[str, np.ndarray]):
+        self.z, self.spreads = z, spreads
+
+    def __getitem__(self, year: str) -> np.ndarray:
+        return 1.0 + self.z * self.spreads[year][None, :]
+
+    def __iter__(self):
+        return iter(self.spreads)
+
+    def __len__(self) -> int:
+        return len(self.spreads)
+
+    def rows(self, lo: int, hi: int) -> Factors:
+        return Factors(self.z[lo:hi], self.spreads)
+
+    def tiled(self, times: int) -> Factors:
+        return Factors(np.tile(self.z, (times, 1)), self.spreads)
 
 
 @dataclass
@@ -48,9 +74,11 @@ class DataDraws:
     size: int
     codes: list[str]
     years: list[str]
-    pop_factor: dict[str, np.ndarray] = field(default_factory=dict)  # year -> (S, areas): all ages, every row
+    # year -> (S, areas): all ages, every row (Factors for vintages, arrays for a user's draws table)
+    pop_factor: Mapping[str, np.ndarray] = field(default_factory=dict)
     values: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (table, column) -> (S, areas)
-    moves: dict[str, np.ndarray] = field(default_factory=dict)  # source -> (S, years, areas) the relative change
+    # source -> (S, areas) the relative change of an indicator; population's (None) is read from its factors
+    moves: dict[str, np.ndarray | None] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)  # each source as the manifest states it
     first: int = 0  # the first draw's number (a chunk of a larger set)
     # source -> {authority: the authority whose value it borrows}: declared in the data ("substituted from <code>")
@@ -60,16 +88,29 @@ class DataDraws:
     period: int = 0  # tiled: the draws repeat every `period` scenarios (a design's candidates, each over every draw)
 
     def chunk(self, lo: int, hi: int) -> DataDraws:
-        return DataDraws(hi - lo, self.codes, self.years, {y: f[lo:hi] for y, f in self.pop_factor.items()},
-                         {k: v[lo:hi] for k, v in self.values.items()}, {k: v[lo:hi] for k, v in self.moves.items()},
+        f = self.pop_factor
+        return DataDraws(hi - lo, self.codes, self.years,
+                         f.rows(lo, hi) if isinstance(f, Factors) else {y: v[lo:hi] for y, v in f.items()},
+                         {k: v[lo:hi] for k, v in self.values.items()},
+                         {k: None if v is None else v[lo:hi] for k, v in self.moves.items()},
                          self.sources, self.first + lo, self.borrowed, self.token)
 
     def tiled(self, times: int) -> DataDraws:
         """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
         tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))  # noqa: E731
-        return DataDraws(self.size * times, self.codes, self.years, {y: tile(f) for y, f in self.pop_factor.items()},
-                         {k: tile(v) for k, v in self.values.items()}, {k: tile(v) for k, v in self.moves.items()},
+        f = self.pop_factor
+        return DataDraws(self.size * times, self.codes, self.years,
+                         f.tiled(times) if isinstance(f, Factors) else {y: tile(v) for y, v in f.items()},
+                         {k: tile(v) for k, v in self.values.items()},
+                         {k: None if v is None else tile(v) for k, v in self.moves.items()},
                          self.sources, self.first, self.borrowed, self.token, self.size)
+
+    def move(self, label: str) -> np.ndarray:
+        """(S, years, areas) the relative change source `label` makes to its input, each draw and year."""
+        m = self.moves[label]
+        if m is None:
+            return np.stack([self.factor(y) - 1.0 for y in self.years], axis=1)
+        return np.broadcast_to(m[:, None, :], (self.size, len(self.years), len(self.codes)))
 
     def untiled(self) -> DataDraws:
         """One period of tiled draws (the draws themselves)."""
@@ -122,7 +163,7 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
             out.values[key] = drawn
             with np.errstate(divide="ignore", invalid="ignore"):
                 move = np.where(central != 0, drawn / central - 1, 0.0)
-            out.moves[src.label] = np.broadcast_to(move[:, None, :], (S, len(years), len(codes)))
+            out.moves[src.label] = move
         out.sources.append({**src.model_dump(exclude_none=True), "cited": _citation(src),
                             **({"borrowed_from": out.borrowed[src.label]} if src.label in out.borrowed else {})})
     population_gate(out, data, unc)
@@ -168,26 +209,42 @@ def population_gate(out: DataDraws, data: Dataset, unc: UncertaintySpec) -> None
             maintain_order="left")
         total, lo, hi = (rows[c].fill_null(0.0).to_numpy() for c in ("total", "lo", "hi"))
         # a row's drawn value is its value times the factor: the smallest and largest of an authority's rows
-        row_lo, row_hi = np.minimum(f * lo, f * hi), np.maximum(f * lo, f * hi)
-        bad = ~np.isfinite(f) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
-        if col.max is not None:
-            bad |= row_hi > col.max
-        if bad.any():
-            d, a = np.nonzero(bad)
-            hard.append(Problem(label, "population", f"{bad.sum()} drawn authority-year(s) with a row outside the "
+        n = len(out.codes)
+        size_lo, size_hi = np.full(n, np.inf), np.full(n, -np.inf)
+        i_lo, i_hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        sums = np.empty(out.size)
+        bad_rows: list[tuple[int, int, float]] = []
+        n_bad = 0
+        for start in range(0, out.size, GATE_ROWS):  # a block of draws at a time: 100,000 draws in bounded memory
+            fb = f[start:start + GATE_ROWS]
+            row_lo, row_hi = np.minimum(fb * lo, fb * hi), np.maximum(fb * lo, fb * hi)
+            bad = ~np.isfinite(fb) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
+            if col.max is not None:
+                bad |= row_hi > col.max
+            if bad.any():
+                d, a = np.nonzero(bad)
+                n_bad += int(bad.sum())
+                bad_rows += [(start + int(i), int(j), float(fb[i, j])) for i, j in zip(d[:10], a[:10])]
+                continue
+            sizes = fb * total[None, :]
+            lo_k, hi_k = sizes.argmin(0), sizes.argmax(0)
+            cols = np.arange(n)
+            lower, higher = sizes[lo_k, cols] < size_lo, sizes[hi_k, cols] > size_hi
+            size_lo = np.where(lower, sizes[lo_k, cols], size_lo)
+            i_lo = np.where(lower, lo_k + start, i_lo)
+            size_hi = np.where(higher, sizes[hi_k, cols], size_hi)
+            i_hi = np.where(higher, hi_k + start, i_hi)
+            sums[start:start + fb.shape[0]] = sizes.sum(1)
+        if n_bad:
+            hard.append(Problem(label, "population", f"{n_bad} drawn authority-year(s) with a row outside the "
                                 "population table's contract (a factor at or below 0 makes residents negative)",
                                 f"every drawn row {col.expectation()} (the population table's own bound)",
-                                tuple(f"draw {i}, {out.codes[j]} {y}: factor {f[i, j]:.6g}"
-                                      for i, j in zip(d[:10], a[:10]))))
+                                tuple(f"draw {i}, {out.codes[j]} {y}: factor {v:.6g}" for i, j, v in bad_rows[:10])))
             continue
-        sizes = f * total[None, :]
-        i_lo, i_hi = sizes.argmin(0), sizes.argmax(0)
-        n = np.arange(len(out.codes))
         ext = pl.DataFrame({
             "area_code": out.codes * 2,
-            "population": np.r_[sizes[i_lo, n], sizes[i_hi, n]],
+            "population": np.r_[size_lo, size_hi],
             "where": [f"draw {i}, {c} {y}" for i, c in zip(np.r_[i_lo, i_hi], out.codes * 2)]})
-        sums = sizes.sum(1)
         h, so = population_problems(ext, ext if y == ref else None, float(sums.max()),
                                     f"draw {int(sums.argmax())}, {y}", data.tables,
                                     {"population": label})
@@ -250,8 +307,8 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
             raise FundformError(f"uncertainty source population: no variant '{src.variant}' in population_variants "
                                 f"(it holds {', '.join(held)})")
         z = _z(rng, (S, len(codes)))
-        moves = np.zeros((S, len(years), len(codes)))
-        for j, y in enumerate(years):
+        spreads: dict[str, np.ndarray] = {}
+        for y in years:
             ratio = (pl.DataFrame({"area_code": codes}).join(t.filter(pl.col("financial_year") == y),
                                                                on="area_code", how="left", maintain_order="left"))
             if ratio["ratio"].null_count() == len(codes):
@@ -260,21 +317,19 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
                 missing = ratio.filter(pl.col("ratio").is_null())["area_code"].to_list()
                 raise FundformError(f"uncertainty source population: population_variants has no {src.variant} ratio "
                                     f"for {y} for {len(missing)} authorities (e.g. {', '.join(missing[:5])})")
-            spread = ratio["ratio"].to_numpy() - 1.0
-            f = 1.0 + z * spread[None, :]
-            out.pop_factor[y] = f
-            moves[:, j, :] = f - 1.0
-        out.moves["population"] = moves
+            spreads[y] = ratio["ratio"].to_numpy() - 1.0
+        out.pop_factor = Factors(z, spreads)
+        out.moves["population"] = None
         return
     frame = _read_draws(unc, src, codes, years)
-    moves = np.zeros((S, len(years), len(codes)))
-    for j, y in enumerate(years):
+    factors = {}
+    for y in years:
         f = np.ones((S, len(codes)))
         part = frame.filter(pl.col("financial_year") == y)
         f[part["draw"].to_numpy(), part["i"].to_numpy()] = part["factor"].to_numpy()
-        out.pop_factor[y] = f
-        moves[:, j, :] = f - 1.0
-    out.moves["population"] = moves
+        factors[y] = f
+    out.pop_factor = factors
+    out.moves["population"] = None
 
 
 def _column(data: Dataset, src: Source, codes: list[str]) -> np.ndarray:

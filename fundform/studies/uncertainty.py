@@ -15,12 +15,17 @@ per area and year:
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import EnvironmentFailure, FundformError
 from fundform.engine.draws import DataDraws, make_draws
 from fundform.engine.outcome import evaluate
 from fundform.engine.params import RunParameters, Scenarios
@@ -30,6 +35,7 @@ from fundform.inputs.dataset import Dataset
 from fundform.inputs.uncertainty import UncertaintySpec
 
 CHUNK = 250  # draws evaluated together: (250, years, areas) arrays, a few tens of MB at lower tier
+SPILL_ABOVE = 20_000  # draws: beyond, each chunk's figures go to a temporary folder, read back a year at a time
 QUANTILES = (0.05, 0.5, 0.95)
 
 
@@ -50,7 +56,7 @@ class UncertaintyResult:
     bands: pl.DataFrame  # one row per area and year (uncertainty.parquet)
     sensitivity: pl.DataFrame  # one row per area, year and source
     draws: DataDraws
-    arrays: DrawArrays = field(repr=False)
+    arrays: DrawArrays | None = field(repr=False)  # every draw's figures, kept up to SPILL_ABOVE draws
     sources: list[dict] = field(default_factory=list)
 
 
@@ -75,20 +81,135 @@ def draws_chunk_task(task: tuple) -> DrawArrays:
     return _chunk_arrays(worker_data(directory, allow_implausible), spec, params, draws)
 
 
-def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                   workers: int | None = None, executor=None, values: dict[str, float] | None = None) -> DrawArrays:
-    """Every draw's figures, chunk by chunk: on threads of this process (NumPy and Polars release the GIL), or as
-    tasks of `executor` (a Dask cluster: studies.executors)."""
+def draw_chunks(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
+                workers: int | None = None, executor=None, values: dict[str, float] | None = None):
+    """(lo, hi, DrawArrays) chunk by chunk, in order: on threads of this process (NumPy and Polars release the GIL),
+    a few chunks at a time, or as tasks of `executor` (a Dask cluster: studies.executors), each fetched when the
+    caller reaches it. Only the chunks being settled are in memory."""
     from fundform.studies.executors import Threads
 
     parts = [(lo, min(lo + chunk, draws.size)) for lo in range(0, draws.size, chunk)]
     ex = executor or Threads(workers)
     if ex.name != "local":
-        done = list(ex.map(draws_chunk_task, [(str(data.directory), bool(data.implausible), spec, params,
-                                               draws.chunk(lo, hi)) for lo, hi in parts]))
-    else:
-        done = list(ex.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p), values), parts))
+        done = ex.map(draws_chunk_task, [(str(data.directory), data.allow_implausible, spec, params,
+                                          draws.chunk(lo, hi)) for lo, hi in parts])
+        yield from ((lo, hi, d) for (lo, hi), d in zip(parts, done))
+        return
+    width = max(1, getattr(ex, "workers", None) or os.cpu_count() or 1)
+    for k in range(0, len(parts), width):  # a batch of chunks at a time: memory bounded by the batch
+        batch = parts[k:k + width]
+        done = ex.map(lambda p: _chunk_arrays(data, spec, params, draws.chunk(*p), values), batch)
+        yield from ((lo, hi, d) for (lo, hi), d in zip(batch, done))
+
+
+def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
+                   workers: int | None = None, executor=None, values: dict[str, float] | None = None) -> DrawArrays:
+    """Every draw's figures at once (a few hundred draws: the explorer's bands, a test); a run's bands stream
+    them instead (run_uncertainty)."""
+    done = [d for _, _, d in draw_chunks(data, spec, params, draws, chunk, workers, executor, values)]
     return DrawArrays(*(np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__))
+
+
+class YearBlocks:
+    """An (S, years, areas) array written chunk by chunk and read back a year at a time: in memory, or, beyond
+    SPILL_ABOVE draws, in a temporary folder (one file per chunk, years first), so 100,000 draws hold one year of
+    one figure at a time (237 MB at lower tier) rather than every figure of every year."""
+
+    def __init__(self, size: int, years: int, areas: int, dtype, folder: Path | None):
+        self.size, self.years, self.areas, self.dtype, self.folder = size, years, areas, np.dtype(dtype), folder
+        self.mem = None if folder else np.empty((years, size, areas), dtype=dtype)
+        self.parts: list[tuple[int, int, Path]] = []
+
+    def write(self, lo: int, arr: np.ndarray) -> None:
+        block = np.ascontiguousarray(arr.transpose(1, 0, 2), dtype=self.dtype)  # (years, c, areas)
+        if self.mem is not None:
+            self.mem[:, lo:lo + arr.shape[0]] = block
+            return
+        path = self.folder / f"{id(self)}-{lo}.bin"
+        block.tofile(path)
+        self.parts.append((lo, arr.shape[0], path))
+
+    def year(self, t: int) -> np.ndarray:
+        """(S, areas) year t's figure in every draw."""
+        if self.mem is not None:
+            return self.mem[t]
+        out = np.empty((self.size, self.areas), dtype=self.dtype)
+        for lo, c, path in self.parts:
+            out[lo:lo + c] = np.fromfile(path, dtype=self.dtype, count=c * self.areas,
+                                         offset=t * c * self.areas * self.dtype.itemsize).reshape(c, self.areas)
+        return out
+
+    def whole(self) -> np.ndarray:
+        """(S, years, areas), in memory only."""
+        return self.mem.transpose(1, 0, 2)
+
+
+class Moments:
+    """Running sums over the draws, shifted by the first chunk's means (no cancellation at 10^10 pence): each
+    source's correlation with the allocation without keeping either array."""
+
+    def __init__(self):
+        self.n = 0
+        self.shift_x = self.shift_y = None
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        if self.shift_x is None:
+            self.shift_x, self.shift_y = x.mean(axis=0), y.mean(axis=0)
+        xc, yc = x - self.shift_x, y - self.shift_y
+        self.n += x.shape[0]
+        self.sx = self.sx + xc.sum(axis=0)
+        self.sy = self.sy + yc.sum(axis=0)
+        self.sxx = self.sxx + (xc * xc).sum(axis=0)
+        self.syy = self.syy + (yc * yc).sum(axis=0)
+        self.sxy = self.sxy + (xc * yc).sum(axis=0)
+
+    def r2(self) -> np.ndarray:
+        n = self.n
+        cov, vx, vy = self.sxy - self.sx * self.sy / n, self.sxx - self.sx ** 2 / n, self.syy - self.sy ** 2 / n
+        den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(den > 0, cov / den, 0.0)
+        return np.clip(r, -1.0, 1.0) ** 2
+
+
+def memory_plan(size: int, years: int, codes: int, areas: int, sources: int) -> tuple[int, int, bool]:
+    """(bytes held in memory, bytes spilled to disk, whether it spills) for `size` draws: the draws (a z and a move
+    per source and authority), the chunks being settled, and the four figures kept per draw, year and area (in
+    memory up to SPILL_ABOVE draws, on disk beyond), plus one year of one figure read back."""
+    draws = size * codes * 8 * (1 + 2 * sources)
+    chunks = 4 * CHUNK * years * max(codes, areas) * 8 * 12  # a batch of chunks settling, with their stages' arrays
+    kept = size * years * areas * (8 * 4 + 2)
+    spill = size > SPILL_ABOVE
+    year_block = 3 * size * areas * 8  # one figure's year, its sort and the ranks
+    return draws + chunks + (year_block if spill else kept + year_block), (kept if spill else 0), spill
+
+
+def check_fits(size: int, years: int, codes: int, areas: int, sources: int, folder: Path) -> None:
+    """Refuse before any work a request this machine cannot hold: memory the system says is available
+    (/proc/meminfo MemAvailable, where it says), and disk in the temporary folder for what spills."""
+    held, spilled, _ = memory_plan(size, years, codes, areas, sources)
+    avail = _available_memory()
+    if avail is not None and held > avail:
+        raise EnvironmentFailure(f"{size:,} draws need about {held / 2**30:.1f} GiB of memory and this machine has "
+                                 f"{avail / 2**30:.1f} GiB available: ask for fewer draws or free memory (nothing "
+                                 "was computed)")
+    if spilled:
+        free = shutil.disk_usage(folder).free
+        if spilled > free:
+            raise EnvironmentFailure(f"{size:,} draws spill {spilled / 2**30:.1f} GiB to {folder} and it has "
+                                     f"{free / 2**30:.1f} GiB free: set TMPDIR to a larger disk or ask for fewer "
+                                     "draws (nothing was computed)")
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def percentiles(x: np.ndarray) -> np.ndarray:
@@ -98,20 +219,12 @@ def percentiles(x: np.ndarray) -> np.ndarray:
 
 
 def _rank(per_head: np.ndarray) -> np.ndarray:
-    """(S, years, areas) each area's rank by grant per resident in each draw and year: 1 = the most per resident."""
+    """(..., areas) each area's rank by grant per resident in each draw (and year): 1 = the most per resident."""
     order = np.argsort(-per_head, axis=-1, kind="stable")
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(1, per_head.shape[-1] + 1)[None, None, :], axis=-1)
+    np.put_along_axis(rank, order, np.arange(1, per_head.shape[-1] + 1).reshape((1,) * (per_head.ndim - 1) + (-1,)),
+                      axis=-1)
     return rank
-
-
-def _r2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(years, areas) the squared correlation over draws of x and y, (S, years, areas); 0 where either is flat."""
-    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
-    den = np.sqrt((xc ** 2).sum(axis=0) * (yc ** 2).sum(axis=0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(den > 0, (xc * yc).sum(axis=0) / den, 0.0)
-    return r ** 2
 
 
 def _member_weights(data: Dataset, level: str, codes: list[str], areas: list[str], year: str) -> np.ndarray:
@@ -137,18 +250,48 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
     fy = settlement_years(params.start_year, params.years)["financial_year"].to_list()
     if params.level.startswith("deal:"):
         raise FundformError("uncertainty runs at the levels of the dataset's lookup, not on a deal file's areas")
-    draws = make_draws(data, unc, spec, fy)
-    arrays = evaluate_draws(data, spec, params, draws, chunk, workers, executor)
     alloc = central.allocations.sort("year_index", "area_code")
-    n = alloc["area_code"].n_unique()
+    area_codes = alloc["area_code"].unique(maintain_order=True).to_list()
+    n = len(area_codes)
     shape = (len(fy), n)
+    check_fits(unc.draws, len(fy), data.tables["areas"].height, n, len(unc.sources), Path(tempfile.gettempdir()))
+    draws = make_draws(data, unc, spec, fy)  # before any draw is made: a request that cannot fit is refused
+    S = draws.size
+    labels = list(draws.moves)
+    to_level = _member_weights(data, params.level, draws.codes, area_codes, fy[0])
+    with tempfile.TemporaryDirectory(prefix="fundform-draws-") if S > SPILL_ABOVE else nullcontext() as spill:
+        where = Path(spill) if spill else None
+        kept = {k: YearBlocks(S, len(fy), n, dt, where) for k, dt in
+                (("target_share", np.float64), ("allocation", np.int64), ("grant", np.int64),
+                 ("grant_per_head", np.float64))}
+        floors, ceilings = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        moments = {s: Moments() for s in labels}
+        keep_bounds = S <= SPILL_ABOVE
+        bounds = {"floor": [], "ceiling": []}
+        for lo, hi, part in draw_chunks(data, spec, params, draws, chunk, workers, executor):
+            for k, block in kept.items():
+                block.write(lo, getattr(part, k))
+            floors += part.floor.sum(axis=0)
+            ceilings += part.ceiling.sum(axis=0)
+            if keep_bounds:
+                bounds["floor"].append(part.floor)
+                bounds["ceiling"].append(part.ceiling)
+            y = part.allocation.astype(np.float64)
+            sub = draws.chunk(lo, hi)
+            for s_ in labels:
+                moments[s_].add(sub.move(s_) @ to_level.T, y)
+            del part, y
+        q = {name: np.stack([percentiles(kept[name].year(t)) for t in range(len(fy))], axis=1)
+             for name in ("target_share", "allocation", "grant")}
+        rq = np.stack([np.quantile(_rank(kept["grant_per_head"].year(t)), (0.05, 0.95), axis=0, method="lower")
+                       for t in range(len(fy))], axis=1)
+        arrays = (DrawArrays(*(kept[k].whole() for k in ("target_share", "allocation", "grant", "grant_per_head")),
+                             np.concatenate(bounds["floor"]), np.concatenate(bounds["ceiling"]))
+                  if keep_bounds else None)
 
     def central_of(col: str) -> np.ndarray:
         return alloc[col].cast(pl.Float64).to_numpy().reshape(shape)  # money: pence, as computed
 
-    q = {name: percentiles(getattr(arrays, name)) for name in ("target_share", "allocation", "grant")}
-    rank = _rank(arrays.grant_per_head.astype(np.float64))
-    rq = np.quantile(rank, (0.05, 0.95), axis=0, method="lower")
     base = alloc.select("area_code", "area_name", "area_level", "financial_year", "year_index")
     target = central_of("target_allocation")
     cols = {"target_share_central": (target / target.sum(axis=-1, keepdims=True)).reshape(-1)}
@@ -158,14 +301,11 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
         cols[f"{name}_central"] = central_of(name).reshape(-1)  # pence
         for k, p in zip(("p5", "p50", "p95"), q[name]):
             cols[f"{name}_{k}"] = np.floor(p + 0.5).reshape(-1)  # a percentile of pence, to the penny
-    cols["p_floor"] = arrays.floor.mean(axis=0).reshape(-1)
-    cols["p_ceiling"] = arrays.ceiling.mean(axis=0).reshape(-1)
+    cols["p_floor"] = (floors / S).reshape(-1)
+    cols["p_ceiling"] = (ceilings / S).reshape(-1)
     cols["rank_p5"] = rq[0].reshape(-1).astype(np.int32)
     cols["rank_p95"] = rq[1].reshape(-1).astype(np.int32)
-    labels = list(draws.moves)
-    to_level = _member_weights(data, params.level, draws.codes, alloc["area_code"].unique(maintain_order=True)
-                               .to_list(), fy[0])
-    r2 = {s: _r2(draws.moves[s] @ to_level.T, arrays.allocation.astype(np.float64)) for s in labels}
+    r2 = {s_: moments[s_].r2() for s_ in labels}
     if labels:
         stack = np.stack([r2[s] for s in labels])  # (sources, years, areas)
         top = stack.argmax(axis=0)
