@@ -319,3 +319,15 @@ def test_draws_that_cannot_fit_are_refused_before_any_work_saying_why(tmp_path, 
     assert r.exit_code == 5, r.output
     assert "100,000 draws need about" in r.output and "GiB available" in r.output and not calls
     assert not (tmp_path / "o").exists()
+
+
+def test_an_infeasible_designs_words_agree_with_what_dropping_each_constraint_buys():
+    from fundform.outputs.design_report import binding_words
+
+    fmt = lambda v: f"{v:.3g}"  # noqa: E731
+    near = {"constraint": "floor", "value": 0.05, "limit": 0.0, "short_by": 0.05}
+    one = binding_words({**near, "removal_makes_feasible": ["floor"], "infeasible_alone": []}, fmt)
+    assert one.startswith("floor binds: dropping it makes the question feasible")
+    none = binding_words({**near, "removal_makes_feasible": [], "infeasible_alone": ["floor", "ceiling"]}, fmt)
+    assert none.startswith("No single constraint binds") and "each alone is infeasible: floor, ceiling" in none
+    assert "floor binds" not in none  # never names as binding a constraint whose removal buys nothing

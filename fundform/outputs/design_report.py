@@ -14,6 +14,21 @@ from fundform.outputs.report import BLUE, CSS, GREEN, GREY, ORANGE, PAD, RED, H,
 e = html.escape
 
 
+def binding_words(b: dict, fmt) -> str:
+    """What binds an infeasible question, in words that agree with the table of what dropping each buys: the
+    constraint whose removal makes it feasible, or that no single removal does (and which cannot hold even alone)."""
+    near = (f"value {fmt(b['value'])} against a limit of {fmt(b['limit'])}, short by {fmt(b['short_by'])} at the "
+            "closest candidate")
+    fixing, alone = b.get("removal_makes_feasible", [b["constraint"]]), b.get("infeasible_alone", [])
+    if fixing:
+        others = [c for c in fixing if c != b["constraint"]]
+        return (f"{b['constraint']} binds: dropping it makes the question feasible ({near})"
+                + (f"; dropping {', '.join(others)} would too" if others else "") + ".")
+    return ("No single constraint binds: dropping any one of them still leaves the question infeasible"
+            + (f"; each alone is infeasible: {', '.join(alone)}" if alone else "")
+            + f". Closest: {b['constraint']}, {near}.")
+
+
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "none"
@@ -103,9 +118,8 @@ def design_html(result) -> str:
     answer = (f"<p class=\"answer ok\">The constraints can be met. The design below is the feasible candidate "
               f"best on {e(ds.objectives[0].name)}, of {result.points.height:,} evaluated.</p>" if result.feasible else
               f"<p class=\"answer no\">No candidate of the {result.points.height:,} evaluated (every corner of the "
-              f"ranges covered by Sobol draws, then refined) meets every constraint. At the closest, "
-              f"<b>{e(result.binding['constraint'])}</b> binds: its value is {_fmt(result.binding['value'])} against "
-              f"a limit of {_fmt(result.binding['limit'])}, short by {_fmt(result.binding['short_by'])}.</p>")
+              f"ranges covered by Sobol draws, then refined) meets every constraint. "
+              f"{e(binding_words(result.binding, _fmt))}</p>")
     free = rows(f"<tr><td>{e(n)}</td><td>{_fmt(result.shipped['free'][n])}</td><td>{_fmt(chosen['free'][n])}</td>"
                 f"<td>{_fmt(ds.free[n][0])} to {_fmt(ds.free[n][1])}</td></tr>" for n in result.names)
     cons = rows(f"<tr><td>{e(c['constraint'])}</td><td>{_fmt(s['value'])}</td><td>{_fmt(c['value'])}</td>"

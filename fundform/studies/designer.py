@@ -470,21 +470,28 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
                                for j, o in enumerate(objs)],
                 "bounds_met": bool(not res["infeasible"][i])}
 
+    relaxed, removal_feasible = [], []
+    for j, c in enumerate(cons):  # what dropping one constraint buys: the first objective, re-solved without it
+        got, fixes = _without(ds, data, spec, params, names, lo, hi, values, res, viol, j, cons, objs, workers,
+                              executor, robust)
+        removal_feasible.append(fixes)
+        relaxed.append({"constraint": c.name, "objective": objs[0].name,
+                        "with_it": objective_value_shown(objs[0], float(res["o0"][ok].min())) if feasible else None,
+                        "without_it": objective_value_shown(objs[0], got) if got is not None else None,
+                        "re_solved": bool(ds.refine)})
     binding = None
     if not feasible:
-        j = int(np.argmax(viol[best]))
+        # the constraint that binds is one whose removal makes the question feasible (re-solved without it); where
+        # no single removal does, the answer says so and names the constraints that cannot hold even alone
+        fixing = [j for j, f in enumerate(removal_feasible) if f]
+        alone = [c.name for j, c in enumerate(cons) if not ((viol[:, j] <= 0) & ~res["infeasible"]).any()]
+        j = (max(fixing, key=lambda k: viol[best, k]) if fixing else int(np.argmax(viol[best])))
         c = cons[j]
         binding = {"constraint": c.name, "value": float(res[f"c{j}"][best]), "limit": limit_of(c),
                    "short_by": float(res[f"c{j}"][best] - limit_of(c)),
-                   "bounds_met": bool(not res["infeasible"][best])}
-    relaxed = []
-    for j, c in enumerate(cons):  # what dropping one constraint buys: the first objective among the rest
-        others = np.delete(viol, j, axis=1)
-        ok_j = (others.max(axis=1) <= 0 if others.shape[1] else np.ones(len(ok), bool)) & ~res["infeasible"]
-        got = float(res["o0"][ok_j].min()) if ok_j.any() else None
-        relaxed.append({"constraint": c.name, "objective": objs[0].name,
-                        "with_it": objective_value_shown(objs[0], float(res["o0"][ok].min())) if feasible else None,
-                        "without_it": objective_value_shown(objs[0], got) if got is not None else None})
+                   "bounds_met": bool(not res["infeasible"][best]),
+                   "removal_makes_feasible": [cons[k].name for k in fixing],
+                   "infeasible_alone": alone}
     if len(objs) == 2 and feasible:
         idx = np.flatnonzero(ok)
         f = idx[_frontier(res["o0"][idx], res["o1"][idx])]
@@ -494,6 +501,30 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     region = _region(names, values, ok, lo, hi)
     return DesignResult(ds, spec.id, names, points, feasible, describe(best), binding, relaxed, frontier, region,
                         describe(0))
+
+
+def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, viol, j, cons, objs, workers, executor,
+             robust) -> tuple[float | None, bool]:
+    """(the best first objective with constraint j dropped, whether dropping it makes the question feasible): the
+    candidates searched so far that meet the other constraints, then, when the design refines, a refinement of its
+    own with the other constraints alone, so the figure is the optimum without j, not the best of a search aimed
+    at the question with it."""
+    rest = [c for k, c in enumerate(cons) if k != j]
+    others = np.delete(viol, j, axis=1)
+    ok_j = (others.max(axis=1) <= 0 if others.shape[1] else np.ones(viol.shape[0], bool)) & ~res["infeasible"]
+    got = [float(res["o0"][ok_j].min())] if ok_j.any() else []
+    if ds.refine:
+        sub = {k: v for k, v in res.items() if not (k.startswith("c") and k[1:].isdigit())}
+        sub.update({f"c{i}": res[f"c{k}"] for i, k in enumerate(k for k in range(len(cons)) if k != j)})
+        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, sub, ok_j, rest, objs, workers,
+                                    executor, robust)
+        if more_values.shape[0]:
+            v = (np.stack([(more[f"c{i}"] - limit_of(c)) / c.scale for i, c in enumerate(rest)], axis=1).max(axis=1)
+                 if rest else np.zeros(more_values.shape[0]))
+            fine = (np.where(np.isnan(v), np.inf, v) <= 0) & ~more["infeasible"]
+            if fine.any():
+                got.append(float(more["o0"][fine].min()))
+    return (min(got) if got else None), bool(got)
 
 
 def robust_draws(ds: DesignSpec, data, spec, params) -> tuple:
@@ -526,7 +557,8 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     budget = ds.refine
 
     def score(r) -> np.ndarray:
-        v = np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
+        v = (np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
+             if cons else np.zeros(len(r["o0"])))  # no constraint left (one dropped): the objective alone
         v = np.where(r["infeasible"] | np.isnan(v), np.inf, v)
         o = np.where(np.isfinite(r["o0"]), r["o0"], top)
         return np.where(v <= 0, o, top + np.minimum(v, 1e9))

@@ -197,10 +197,11 @@ def design(
         out.print(f"[bold]{escape(r.spec.title)}[/bold]\nThe constraints can be met: the best of {n:,} candidates "
                   f"on {escape(r.spec.objectives[0].name)}:")
     else:
+        from fundform.outputs.design_report import binding_words
+
         b = r.binding
-        out.print(f"[bold]{escape(r.spec.title)}[/bold]\nNo candidate of {n:,} meets every constraint. At the "
-                  f"closest, this one binds: {escape(b['constraint'])} (value {b['value']:.6g}, limit "
-                  f"{b['limit']:.6g}, short by {b['short_by']:.6g}).")
+        out.print(f"[bold]{escape(r.spec.title)}[/bold]\nNo candidate of {n:,} meets every constraint. "
+                  + binding_words(b, lambda x: f"{x:.6g}"))
     t = Table(title="Free numbers")
     for c in ["number", "as shipped", "chosen", "range searched"]:
         t.add_column(c, justify="left" if c == "number" else "right")
