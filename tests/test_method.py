@@ -9,6 +9,7 @@ allocations.parquet in every year, for fundform-needs and for hdc-2021 (a versio
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -18,35 +19,115 @@ from typer.testing import CliRunner
 from cli import app
 from fundform.base.paths import PROJECT_ROOT
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, RuleContext
-from fundform.formula.registry import available_formulas, load_formula
-from fundform.outputs.method import method_markdown
+from fundform.formula.registry import available_formulas, load_formula, shipped_scenarios
+from fundform.formula.scenario import resolve_formula
+from fundform.outputs.method import method_markdown, method_of
 from tests.conftest import DATA
 
 runner = CliRunner()
 VERSIONS = sorted(available_formulas())
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_each_shipped_version_has_its_method_document_and_it_is_current(version):
-    path = PROJECT_ROOT / "docs" / "method" / f"{version}.md"
+@pytest.mark.parametrize("name", VERSIONS + sorted(shipped_scenarios()))
+def test_each_shipped_version_and_scenario_has_its_method_document_and_it_is_current(name):
+    path = PROJECT_ROOT / "docs" / "method" / f"{name}.md"
     assert path.exists(), f"{path} missing: run `fundform docs`"
-    assert path.read_text() == method_markdown(load_formula(version).spec, f"formulas/{version}.toml"), \
-        f"{path} is out of date: run `fundform docs`"
+    assert path.read_text() == method_of(resolve_formula(name)), f"{path} is out of date: run `fundform docs`"
+
+
+def _cell_number(text: str, path: str) -> float:
+    row = re.search(rf"^\| `{re.escape(path)}` \| ([^|]+) \|", text, re.M)
+    assert row, f"{path} is not in the table of numbers"
+    return float(row.group(1))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_the_method_states_every_number_of_the_version(version):
+def test_the_method_states_every_number_of_the_version_exactly(version):
+    """Every number reads back as the float the engine uses (0.0666666667 is not shown as 0.0666667)."""
     from fundform.formula.spec import iter_quantities
 
     spec = load_formula(version).spec
     text = method_markdown(spec)
     for path, q in iter_quantities(spec):
-        assert f"| `{path}` | {q.value:g} |" in text, path
+        assert _cell_number(text, path) == q.value, path
     for need in [spec.need] + [s.need for s in spec.streams if s.need]:
         if need.age_cost_curve:
             for b in need.age_cost_curve.bands:
-                assert f"| {b.age_from}-{b.age_to} | {b.weight:g} |" in text
+                rows = re.findall(rf"^\| {b.age_from}-{b.age_to} \| ([^|]+) \|", text, re.M)  # a table per curve
+                assert b.weight in [float(x) for x in rows], (b.age_from, b.weight)
     assert EQUATIONS[spec.transition.rule] in text
+
+
+def test_a_scenario_method_has_its_own_name_and_title_and_every_override():
+    f = resolve_formula("nhs-icb-2024-all")
+    text = method_of(f)
+    first = text.splitlines()[0]
+    assert first.startswith("# Method: nhs-icb-2024-all") and "nhs-icb-core-pmc" in first
+    assert f"*{f.scenario_title}.*" in text and f.scenario_title != f.spec.title
+    assert "fundform formulas method nhs-icb-2024-all" in text
+    for o in f.overrides:
+        assert f"| `{o.path}` |" in text, o.path
+    assert str(PROJECT_ROOT) not in text  # the same bytes on every machine
+
+
+@pytest.mark.parametrize("name", VERSIONS + sorted(shipped_scenarios()))
+def test_each_streams_budget_neutrality_and_target_reading_are_stated(name):
+    f = resolve_formula(name)
+    text = method_of(f)
+    for s in f.spec.streams:
+        line = next(x for x in text.splitlines() if x.startswith(f"- **{s.name}** "))
+        rule = s.transition or f.spec.transition
+        assert ("not budget neutral" in line) == (not rule.budget_neutral), line
+        assert ("budget neutral" in line), line
+    if f.spec.baseline.source == "nhs_icb_allocations":
+        assert "`G'` the target growth" in text
+        for s in f.spec.streams:
+            reads = f.spec.stream_view(s).baseline.target_total
+            said = re.search(rf"{s.name}, targets from the (control total|published fair shares total)", text)
+            assert said and (said.group(1) == "control total") == (reads == "control_total"), s.name
+
+
+@pytest.mark.parametrize("name", VERSIONS + sorted(shipped_scenarios()))
+def test_no_symbol_of_a_method_document_names_two_things(name):
+    """A symbol and its first index mean one thing in a document (N_i need, never also N_i,q notional resources);
+    alternative definitions of the same symbol (T_k from the published total, or from the control total) may
+    repeat it whole. One rounding phrase: half away from zero."""
+    text = method_of(resolve_formula(name))
+    defined: dict[tuple[str, str], set[str]] = {}
+    for block in re.findall(r"```\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            for lhs in re.findall(r"(?:^|   )([A-Za-z]+(?:_[A-Za-z0-9,']+)?) = ", line):
+                base, _, sub = lhs.partition("_")
+                defined.setdefault((base, sub.split(",")[0]), set()).add(lhs)
+    assert {k: v for k, v in defined.items() if len(v) > 1} == {}
+    assert "half up" not in text and "half even" not in text
+
+
+def test_the_minimum_grant_equation_is_what_the_engine_computes():
+    """docs/method/localis-2016.md's minimum-grant rule, evaluated by hand: M = ceil(100 m P); the one lambda with
+    sum max(g - lambda h, M) = sum g, h = max(g - M, 0); areas at their minimum exactly M, the rest apportioned."""
+    from fundform.engine.localtax.grants import negative_grant_policy
+
+    spec = load_formula("localis-2016").spec
+    assert "M_k,a = ceil(100 * m * P_k,a)" in method_markdown(spec)
+    m = spec.local_tax.minimum_grant_per_head.value
+    g = np.array([[-50_000.0, 120_000.0, 3_000_000.0, 7_000_000.0]])  # pence; one year, four areas
+    P = np.array([[1_000.0, 2_500.0, 4_000.0, 5_500.0]])
+    M = np.ceil(100 * m * P)
+    h = np.maximum(g - M, 0)
+    # below the minimum: area 0 (and area 1 once scaled back); solve the piecewise-linear sum by bisection
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        lam = (lo + hi) / 2
+        lo, hi = (lam, hi) if np.maximum(g - lam * h, M).sum() > g.sum() else (lo, lam)
+    by_hand = np.maximum(g - lam * h, M)[0]
+    at_min = np.isclose(by_hand, M[0], atol=1e-3)
+    rest = g.sum() - M[0][at_min].sum()
+    want = np.where(at_min, M[0], 0).astype(np.int64)
+    want[~at_min] = apportion(int(rest), by_hand[~at_min])
+    got = negative_grant_policy(g.astype(np.int64), P, spec.local_tax)[0]
+    assert got.sum() == g.sum() and (got >= M[0]).all()
+    assert got.tolist() == want.tolist()
 
 
 def test_each_component_equation_is_what_its_function_computes():
@@ -77,7 +158,7 @@ def test_each_component_equation_is_what_its_function_computes():
 def test_formulas_method_prints_a_scenarios_method_with_its_overrides(tmp_path):
     result = runner.invoke(app, ["formulas", "method", "fundform-needs", "--set", "transition.floor=-0.01"])
     assert result.exit_code == 0, result.output
-    assert "`transition.floor` 0.0 -> -0.01 (--set)" in result.output
+    assert "| `transition.floor` | 0 | -0.01 | --set |" in result.output
     assert "L_a = ceil(A_a * (1 + -0.01) - 0.000001)" in result.output
     target = tmp_path / "m.md"
     result = runner.invoke(app, ["formulas", "method", str(PROJECT_ROOT / "formulas" / "scenarios" /

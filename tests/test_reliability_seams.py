@@ -24,20 +24,11 @@ from fundform.inputs.dataset import load_dataset
 from fundform.inputs.uncertainty import read_uncertainty
 from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import DATA
+from tests.test_icb_allocation import RC_STREAM
 
 runner = CliRunner()
 YEARS = ["2026/27", "2027/28", "2028/29"]
-RUNNING_COSTS = """
-[[streams]]
-name = "running_costs"
-title = "Running costs"
-round_stream = "running_costs"
-target_total = "control_total"
-target_shares = "need"
-
-[streams.transition]
-rule = "uniform"
-"""
+RUNNING_COSTS = RC_STREAM  # the running-cost stream as the ICB letter's tests add it
 NHS_2025 = RunParameters(level="icb", start_year="2025/26", years=1)
 
 

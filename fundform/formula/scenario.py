@@ -60,6 +60,12 @@ class ResolvedFormula(LoadedFormula):
     overrides: tuple[Override, ...] = field(default=())
     scenario: str | None = None
     scenario_title: str | None = None  # the scenario file's own title, where it gives one
+    scenario_description: str | None = None  # and its description
+
+    @property
+    def name(self) -> str:
+        """What the user runs: the scenario's name (its file's stem) or the version's id."""
+        return Path(self.scenario).stem if self.scenario else self.spec.id
 
     @property
     def resolved_sha256(self) -> str:
@@ -470,9 +476,11 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
     check_references(spec, Path(origin))
     if scenario_data is None and ref in known and spec.id != ref:
         raise SpecError(f"{base_path}: id '{spec.id}' does not match its file name '{ref}'")
-    title = scenario_data.get("title") if scenario_data else None
+    title, description = ((scenario_data.get("title"), scenario_data.get("description")) if scenario_data
+                          else (None, None))
     return ResolvedFormula(spec, base_path, hashlib.sha256(raw).hexdigest(), tuple(overrides), scenario_name,
-                           title if isinstance(title, str) else None)
+                           title if isinstance(title, str) else None,
+                           description if isinstance(description, str) else None)
 
 
 PROSE_KEYS = ("source", "title", "summary", "description", "note", "publisher", "unit", "vintage", "url")

@@ -34,3 +34,15 @@ def population_words(need) -> tuple[str, str]:
     practices = need is not None and any(c.startswith("wp_") and need[c].null_count() < need.height
                                          for c in need.columns)
     return ("registered patients", "per registered patient") if practices else ("residents", "per resident")
+
+
+def exact(x) -> str:
+    """A version's number as the engine holds it: the shortest decimal that reads back as the same float (0.0666666667
+    as written, never rounded to six figures), positional (0.000001, not 1e-06); whole numbers without a point."""
+    import numpy as np
+
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return str(x)
+    if float(x).is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return np.format_float_positional(float(x), unique=True, trim="-")

@@ -206,14 +206,14 @@ def formulas_method(
                                                      "printing it.")] = None,
 ) -> None:
     """The version's method: every step as an equation in the order the engine applies it, each symbol tied to its
-    input column or parameter (unit, value, source), the rounding points and the reconciliation checks. The shipped
-    versions' are in docs/method/."""
+    input column or parameter (unit, value, source), the rounding points and the reconciliation checks; a scenario's
+    under its own name and title, its overrides listed. The shipped versions' and scenarios' are in docs/method/."""
     from fundform.formula.scenario import resolve_formula
-    from fundform.outputs.method import method_markdown
+    from fundform.outputs.method import method_of
 
     try:
         f = resolve_formula(formula_id, tuple(set_ or ()))
-        text = method_markdown(f.spec, f.scenario or str(f.path.name), f.overrides)
+        text = method_of(f)
         if out_file is not None:
             from fundform.outputs.write import atomic_write_file
 

@@ -73,18 +73,18 @@ def serve(
 @app.command()
 def docs(check: Annotated[bool, flag("--check", help="Exit 1 if the generated files are out of date.")]
          = False, quiet: QuietOpt = False) -> None:
-    """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md and docs/assumptions.md from the
-    code's contracts and the formula versions."""
-    from fundform.formula.registry import available_formulas, load_formula
+    """Regenerate data/DICTIONARY.md, docs/output-schema.md, docs/method/*.md (each shipped version and scenario)
+    and docs/assumptions.md from the code's contracts and the formula versions."""
+    from fundform.formula.registry import available_formulas, load_formula, shipped_scenarios
+    from fundform.formula.scenario import resolve_formula
     from fundform.inputs.tables import dictionary_markdown
-    from fundform.outputs.method import method_markdown
+    from fundform.outputs.method import method_of
     from fundform.outputs.registry import schema_markdown
 
     targets = {PROJECT_ROOT / "data" / "DICTIONARY.md": dictionary_markdown(),
                PROJECT_ROOT / "docs" / "output-schema.md": schema_markdown()}
-    for version in available_formulas():  # one method document per shipped version
-        targets[PROJECT_ROOT / "docs" / "method" / f"{version}.md"] = method_markdown(
-            load_formula(version).spec, f"formulas/{version}.toml")
+    for name in [*available_formulas(), *shipped_scenarios()]:  # one method document per shipped version and scenario
+        targets[PROJECT_ROOT / "docs" / "method" / f"{name}.md"] = method_of(resolve_formula(name))
     from fundform.outputs.assumptions import assumptions_markdown
 
     targets[PROJECT_ROOT / "docs" / "assumptions.md"] = assumptions_markdown(
