@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
@@ -653,9 +654,17 @@ def build_icb_changes(src: Path) -> pl.DataFrame:
                                                     w=pl.col("Final WP").cast(pl.Float64))
     new = pl.read_csv(src / "nhs-weighted-populations/2026-27_to_2028-29/gp_practice_weighted_populations_2026_2027"
                       ".csv", infer_schema_length=0).select("Practice_Code", new_code="ICB", new_name="ICBname")
-    out = (old.join(new, on="Practice_Code", how="inner")
-           .group_by("old_code", "old_name", "new_code", "new_name").agg(pl.col("w").sum())
-           .with_columns(share=pl.col("w") / pl.col("w").sum().over("old_code"))
+    pairs = old.join(new, on="Practice_Code", how="inner").sort("old_code", "new_code", "Practice_Code")
+    # each sum in one fixed order (numpy over sorted rows): a threaded group-by's float sums vary in the last bit
+    # from build to build, and the bundled bytes must not
+    keys = pairs.select("old_code", "old_name", "new_code", "new_name")
+    starts = np.flatnonzero(np.r_[True, (keys[1:].to_numpy() != keys[:-1].to_numpy()).any(axis=1)])
+    w = np.add.reduceat(pairs["w"].to_numpy(), starts)
+    grouped = keys[starts].with_columns(w=pl.Series(w))
+    old_total = dict(zip(*np.unique(grouped["old_code"].to_numpy(), return_index=True)))
+    totals = np.add.reduceat(w, sorted(old_total.values()))
+    grouped = grouped.with_columns(total=pl.col("old_code").replace_strict(dict(zip(sorted(old_total), totals))))
+    out = (grouped.with_columns(share=pl.col("w") / pl.col("total"))
            .select(effective_year=pl.lit(ICB_MERGER_YEAR), old_code="old_code", old_name="old_name",
                    new_code="new_code", new_name="new_name", share="share")
            .sort("old_code", "new_code"))
@@ -678,7 +687,7 @@ ALLOCATION_COLUMNS = {  # fundform column: NHS England's header after its year (
 }
 
 
-def build_icb_allocations(src: Path) -> pl.DataFrame:
+def build_icb_allocations(src: Path) -> tuple[pl.DataFrame, list[str]]:
     """The published ICB allocation rounds, one row per round, stream and ICB (core services; primary medical
     care): baseline, fair shares target, base growth, convergence, result. The sheets of both streams share their
     column headings (after the year), so one reader serves both."""
@@ -699,13 +708,87 @@ def build_icb_allocations(src: Path) -> pl.DataFrame:
             allocation_round=pl.lit(rnd), stream=pl.lit(stream), icb_code=pl.col(c[2]), icb_name=pl.col(c[3]),
             nhs_region_code=pl.col(c[0]),
             **{k: pl.col(v).cast(pl.Float64) * (1000 if k in money else 1) for k, v in found.items()}))
-    frames += [other_primary_care(src), running_costs(src)]
+    spec_rows, notes = specialised(src)
+    frames += [other_primary_care(src), running_costs(src), spec_rows, pharmacy_optometry_dental(src)]
     out = pl.concat(frames, how="diagonal_relaxed").select(frames[0].columns).sort(
         "allocation_round", "stream", "icb_code")
     counts = out.group_by("allocation_round", "stream").len()
     if counts["len"].to_list() != [42] * counts.height:
         raise BuildError("nhs_icb_allocations: expected 42 ICBs in each round of each stream")
-    return out
+    return out, notes
+
+
+def sheet_2025(src: Path, fname: str) -> pl.DataFrame:
+    """One sheet of NHS England's 2025/26 "all funding streams" workbook as converted (line 1 the sheet's title, the
+    header on line 2, some headers holding newlines): its 42 ICB rows, headers with their whitespace collapsed."""
+    d = pl.read_csv(src / "nhs-allocations" / fname, skip_rows=1, infer_schema_length=0)
+    d = d.rename({c: re.sub(r"\s+", " ", c).strip() for c in d.columns})
+    d = d.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
+    if d.height != 42:
+        raise BuildError(f"{fname}: {d.height} ICB rows, expected 42")
+    return d
+
+
+def _num(c: str, scale: float = 1.0) -> pl.Expr:
+    return pl.col(c).cast(pl.Float64) * scale
+
+
+SPECIALISED = "nhse_specialised_allocations_2025_26.csv"
+
+
+def specialised(src: Path) -> tuple[pl.DataFrame, list[str]]:
+    """The "Specialised Allocations 2025-26" sheet: physical health services (PH) and high-cost drugs and devices
+    (HCDD) as one line, as the sheet publishes its baseline, fair shares target, base growth, convergence and
+    allocation. The per-ICB base growth is a mix of two uniform growths: the baseline sheet's PH and HCDD parts
+    show HCDD growing by one figure for every ICB and PH by another, the combined growth being their weighted mean
+    by each ICB's mix; convergence moves the PH part alone. Both identities are checked here (a sheet that breaks
+    them fails the build) and stated in the build report."""
+    d = sheet_2025(src, SPECIALISED)
+    b = sheet_2025(src, "nhse_specialised_baseline_2025_26.csv")
+    if d["ICB23"].to_list() != b["ICB23"].to_list():
+        raise BuildError("specialised: the allocation and baseline sheets list different ICBs")
+    col = {k: next(c for c in d.columns if c.startswith(k)) for k in (
+        "2024/25 Physical health services + HCDD recurrent baseline", "2024/25 Fair shares target",
+        "2024/25 Distance from target", "2025/26 Base growth", "2025/26 Convergence",
+        "2025/26 Physical health services + HCDD recurrent allocation", "2025/26 Post-convergence",
+        "2025/26 HCDD total", "2025/26 Physical health services recurrent allocation (")}
+    v = lambda frame, c: frame[c].cast(pl.Float64).to_numpy()  # noqa: E731
+    ph_base = v(b, "2024/25 Physical health services adjusted recurrent baseline (£k)")
+    hcdd_base = v(b, "2024/25 High Cost Drugs (£k)") + v(b, "2024/25 High cost devices (£k)")
+    base, growth = v(d, col["2024/25 Physical health services + HCDD recurrent baseline"]), v(d, col["2025/26 Base growth"])
+    g_hcdd = v(d, col["2025/26 HCDD total"]) / hcdd_base - 1
+    g_ph = (base * (1 + growth) - hcdd_base * (1 + g_hcdd)) / ph_base - 1
+    if abs(ph_base + hcdd_base - base).max() > 0.01 or np.ptp(g_hcdd) > 1e-9 or np.ptp(g_ph) > 1e-6:
+        raise BuildError(f"{SPECIALISED}: the base growth is no longer a mix of uniform PH and HCDD growths "
+                         f"(HCDD {g_hcdd.min():.6f}..{g_hcdd.max():.6f}, PH {g_ph.min():.6f}..{g_ph.max():.6f})")
+    conv_ph = v(d, col["2025/26 Physical health services recurrent allocation ("]) / (ph_base * (1 + g_ph)) - 1
+    notes = [f"specialised 2025/26: base growth per ICB ({growth.min():.4%} to {growth.max():.4%}) is the mix of "
+             f"two uniform growths, high-cost drugs and devices {g_hcdd[0]:.4%} and physical health {g_ph[0]:.4%} "
+             "(the baseline sheet's parts, checked for all 42 ICBs); convergence moves the physical health part "
+             f"alone, between {conv_ph.min():+.3%} and {conv_ph.max():+.3%} of it"]
+    rows = d.select(
+        allocation_round=pl.lit("2025/26"), stream=pl.lit("specialised"), icb_code="ICB23",
+        icb_name="Integrated Care Board (ICB)", nhs_region_code="R23",
+        adjusted_recurrent_baseline=_num(col["2024/25 Physical health services + HCDD recurrent baseline"], 1000),
+        fair_shares_target=_num(col["2024/25 Fair shares target"], 1000),
+        distance_from_target=_num(col["2024/25 Distance from target"]), base_growth=_num(col["2025/26 Base growth"]),
+        convergence=_num(col["2025/26 Convergence"]),
+        recurrent_allocation=_num(col["2025/26 Physical health services + HCDD recurrent allocation"], 1000),
+        post_convergence_distance_from_target=_num(col["2025/26 Post-convergence"]))
+    return rows, notes
+
+
+def pharmacy_optometry_dental(src: Path) -> pl.DataFrame:
+    """The "ICB POD" sheet (pharmacy, optometry and dental, 2025/26): each ICB's 2024/25 adjusted recurrent baseline,
+    the base growth (3.47% for every ICB) and the recurrent allocation; no targets, no convergence. The sheet's NHS
+    England regional rows (services NHS England commissions itself) are not ICBs and are left out; community LFD
+    testing is a non-recurrent line, not part of the recurrent allocation."""
+    d = sheet_2025(src, "nhse_pod_allocation_2025_26.csv")
+    return d.select(
+        allocation_round=pl.lit("2025/26"), stream=pl.lit("pharmacy_optometry_dental"), icb_code="ICB23",
+        icb_name="Integrated Care Board (ICB)", nhs_region_code="R23",
+        adjusted_recurrent_baseline=_num("2024/25 Adjusted recurrent baseline (£k)", 1000),
+        base_growth=_num("2025/26 Base growth (%)"), recurrent_allocation=_num("2025/26 Recurrent allocation (£k)", 1000))
 
 
 def other_primary_care(src: Path) -> pl.DataFrame:
@@ -725,12 +808,18 @@ def other_primary_care(src: Path) -> pl.DataFrame:
 
 
 def running_costs(src: Path) -> pl.DataFrame:
-    """The "ICB running cost allowance" sheet: each ICB's allowance for 2023/24, 2024/25 and 2025/26 (GBP k, whole
-    thousands), as rounds 2024/25 and 2025/26: the baseline is the year before's allowance, the recurrent allocation
+    """The "ICB running cost allowance" sheet: each ICB's allowance for 2023/24, 2024/25 and 2025/26 (GBP k; 2025/26
+    from the sheet's version 1.4, GBP 874.0m, which supersedes the GBP 828.3m of version 1.2), as rounds 2024/25 and
+    2025/26: the baseline is the year before's allowance, the recurrent allocation
     the year's. The sheet publishes allowances only, so base growth is England's change in the year (the same for
     every ICB: the 30% reduction, -18.04% then -8.85%); no convergence, no targets."""
     d = pl.read_csv(src / "nhs-allocations" / "ICB_running_cost_allowance.csv", infer_schema_length=0)
     d = d.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
+    v14 = sheet_2025(src, "nhse_running_cost_allowance_2025_26_v1_4.csv")
+    if sorted(v14["ICB23"].to_list()) != sorted(d["ICB23"].to_list()):
+        raise BuildError("running costs v1.4: the sheet lists other ICBs than the 2023/24-2025/26 allowance sheet")
+    # 2025/26 as version 1.4 of the sheet (after employer National Insurance changes), superseding v1.2's figures
+    d = d.drop("2025/26 £k").join(v14.select("ICB23", pl.col("2025/26 (£k)").alias("2025/26 £k")), on="ICB23")
     f = lambda c: pl.col(c).cast(pl.Float64) * 1000  # noqa: E731
     out = []
     for before, rnd in (("2023/24", "2024/25"), ("2024/25", "2025/26")):
@@ -803,7 +892,7 @@ def main(argv: list[str] | None = None) -> int:
         lookup = build_lookup(src, areas, utla)
         regions = lookup.filter(pl.col("level") == "region").select("area_code", region="target_code")
         population_by_year, p_notes, population_variants = build_population_by_year(src, codes, population, regions)
-        icb_allocations = build_icb_allocations(src)
+        icb_allocations, a_notes = build_icb_allocations(src)
         baseline, b_notes = build_baseline(src, areas, utla, population, lookup, population_by_year, icb_allocations)
         icb_changes = build_icb_changes(src)
         practices = build_practices(src, codes)
@@ -828,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     report = ["# Build report", "", "Written by `data/build_dataset.py`; regenerate with `make data`.", "",
               "| table | rows |", "|---|---|"]
     report += [f"| {k} | {v.height} |" for k, v in tables.items()]
-    report += ["", "## Policies applied", ""] + [f"- {n}" for n in p_notes + m_notes + b_notes]
+    report += ["", "## Policies applied", ""] + [f"- {n}" for n in p_notes + m_notes + b_notes + a_notes]
     report += ["", "## Combined authorities (level ca; every other authority stands as itself)", ""]
     report += [f"- {c} {n}: {', '.join(ms)}" for c, (n, ms) in COMBINED_AUTHORITIES.items()]
     report += ["", "## 2023 reorganisations (2021 codes mapped forward)", ""]

@@ -69,17 +69,15 @@ def deviations(run, data) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def reproduced(bundled, tmp_path_factory) -> pl.DataFrame:
     """Every run that reproduces a published stream round, by data and scenarios alone: the 2024/25 letter as
-    shipped, the primary care streams chained over 2023/24 and 2024/25, core's three rounds chained, and 2025/26's
-    core with its running costs."""
+    shipped, the primary care streams chained over 2023/24 and 2024/25, core's three rounds chained, and the 2025/26
+    letter as shipped (core, specialised services, pharmacy, optometry and dental, running costs v1.4)."""
     tmp = tmp_path_factory.mktemp("icb")
     runs = [
         (resolve_formula("nhs-icb-2024-all"), RunParameters(level="icb", start_year="2024/25", years=1)),
         (resolve_formula(scenario(tmp, "chain", 'extends = "nhs-icb-core-pmc"\n' + OPC_STREAM)),
          RunParameters(level="icb", start_year="2023/24", years=2)),
         (resolve_formula("nhs-icb-2025"), RunParameters(level="icb", start_year="2023/24", years=3)),
-        (resolve_formula(scenario(tmp, "rc", 'extends = "nhs-icb-2025"\n' + RC_STREAM.replace(
-            "[[streams]]", '[[streams]]\nname = "core"\ntitle = "Core services"\nround_stream = "core"\n\n'
-            "[[streams]]", 1))), RunParameters(level="icb", start_year="2025/26", years=1)),
+        (resolve_formula("nhs-icb-2025-all"), RunParameters(level="icb", start_year="2025/26", years=1)),
     ]
     out = []
     for formula, params in runs:
@@ -104,6 +102,35 @@ def test_every_published_stream_round_in_the_bundled_data_is_reproduced_within_t
     # the additive stream is reproduced exactly (but for floating point), chained as well as alone
     opc = reproduced.filter(pl.col("stream") == "other_primary_care")
     assert sorted(opc["financial_year"].unique()) == ["2023/24", "2024/25"] and opc["dev"].abs().max() < 1e-9
+    # 2025/26's specialised line, whose convergence is the sheet's own, is exact but for the sheet's whole GBP k
+    spec = reproduced.filter(pl.col("stream") == "specialised")
+    assert spec.height == 42 and spec["dev"].abs().max() < 0.000_005
+
+
+def test_the_2025_26_letter_shows_every_published_line_beside_fundforms(bundled):
+    """letter.parquet's lines, built from the run's streams and the rounds it read: per ICB, fundform's allocation
+    and NHS England's, their difference, the published baseline equal to the line's own in the round's first year,
+    the base growth each line grew by equal to the published, and no target where the sheet publishes none."""
+    run = compute(bundled, resolve_formula("nhs-icb-2025-all"), RunParameters(level="icb", start_year="2025/26",
+                                                                              years=1))
+    letter = run.letter
+    assert letter.height == 4 * 42 and set(letter["stream"]) == {"core", "specialised",
+                                                                  "pharmacy_optometry_dental", "running_costs"}
+    pub = bundled["nhs_icb_allocations"].filter(pl.col("allocation_round") == "2025/26").select(
+        "stream", area_code="icb_code", ra="recurrent_allocation", rb="adjusted_recurrent_baseline", g="base_growth")
+    j = letter.join(pub, on=["stream", "area_code"])
+    assert j.height == letter.height
+    pence = lambda c: (pl.col(c).cast(pl.Float64) / 100)  # noqa: E731  (pounds)
+    assert (j["difference"] == j["allocation"] - j["published_allocation"]).all()
+    assert (j.select((pence("published_allocation") - pl.col("ra")).abs().max()).item() < 0.006)
+    assert (j.select((pence("baseline") - pl.col("rb")).abs().max()).item() < 0.006)  # the letter's baseline
+    assert (j["base_growth"] - j["g"]).abs().max() < 1e-9
+    assert j["difference_share"].abs().max() < BAR
+    none = j.filter(pl.col("stream").is_in(["pharmacy_optometry_dental", "running_costs"]))
+    assert none["target_allocation"].null_count() == none.height and none["convergence"].null_count() == none.height
+    assert j.filter(pl.col("stream") == "core")["target_allocation"].null_count() == 0
+    # a version that does not read NHS England's rounds has no lines
+    assert compute(bundled, resolve_formula("fundform-needs"), RunParameters(years=1)).letter.height == 0
 
 
 def test_the_2024_25_letter_pools_four_streams_and_its_total_is_the_published_streams_sum(bundled):
@@ -358,7 +385,53 @@ def test_the_report_and_the_workbook_show_the_letter_adding_to_the_allocation(tm
 
     book = zipfile.ZipFile(io.BytesIO(workbook_of(out)))
     sheets = book.read("xl/workbook.xml").decode()
-    assert 'name="letter"' in sheets
+    assert 'name="letter"' in sheets and 'name="letter, by area"' in sheets  # the NHS letter, and its lines by area
+    assert 'name="cohorts"' not in sheets  # a table with no rows has no sheet, never an empty one
+    # the NHS words: titled by the scenario asked for, the lines with NHS England's figures beside
+    assert "<h1>nhs-icb-2024-all: recurrent allocations, 2024/25</h1>" in html
+    assert "each line, fundform&#x27;s figure beside NHS England&#x27;s published" in html or \
+        "each line, fundform's figure beside NHS England's published" in html
+    assert "equal share per head" not in html and "areas at a floor" not in html
+
+
+def test_explain_tells_an_icb_its_letter_and_export_writes_the_workbook_file_it_is_given(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", "--formula", "nhs-icb-2025-all", "--out", str(out), "--quiet", "--no-record"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["explain", "QOQ", "--run", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    text = r.output
+    assert "line by line as NHS England's allocation letter states it" in text
+    for words in ("Core services", "Specialised services", "Pharmacy, optometry and dental", "Running costs",
+                  "base growth", "convergence", "NHS England", "no target"):
+        assert words in text, words
+    assert "equal share per head" not in text and "transition" not in text
+    book = tmp_path / "letter.xlsx"
+    r = runner.invoke(app, ["export", str(out), "--out", str(book)])
+    assert r.exit_code == 0, r.output
+    assert book.is_file() and zipfile_names(book) >= {"letter", "letter, by area", "allocations", "manifest"}
+    r = runner.invoke(app, ["export", str(out), "--out", str(book)])  # its own workbook: replaced
+    assert r.exit_code == 0, r.output
+    foreign = tmp_path / "theirs.xlsx"
+    foreign.write_bytes(b"not ours")
+    r = runner.invoke(app, ["export", str(out), "--out", str(foreign)])
+    assert r.exit_code == 1 and "not a file fundform wrote" in r.output and foreign.read_bytes() == b"not ours"
+    r = runner.invoke(app, ["export", str(out), "--format", "csv", "--out", str(tmp_path / "x.xlsx")])
+    assert r.exit_code == 1 and "--format is csv" in r.output and not (tmp_path / "x.xlsx").exists()
+    r = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "tables.csv")])
+    assert r.exit_code == 1 and "give a folder name" in r.output and not (tmp_path / "tables.csv").exists()
+
+
+def zipfile_names(path) -> set[str]:
+    import re
+    import zipfile
+
+    return set(re.findall(r'<sheet name="([^"]+)"', zipfile.ZipFile(path).read("xl/workbook.xml").decode()))
 
 
 def test_the_rounds_command_names_the_rule_each_sheet_follows():

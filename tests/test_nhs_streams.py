@@ -37,8 +37,17 @@ def test_the_bundled_rounds_are_keyed_by_stream(bundled):
     t = bundled["nhs_icb_allocations"]
     held = sorted(t.select("allocation_round", "stream").unique().iter_rows())
     assert held == [("2023/24", "core"), ("2023/24", OPC), ("2023/24", PMC), ("2024/25", "core"), ("2024/25", OPC),
-                    ("2024/25", PMC), ("2024/25", RC), ("2025/26", "core"), ("2025/26", RC)]
-    assert t.group_by("allocation_round", "stream").len()["len"].to_list() == [42] * 9
+                    ("2024/25", PMC), ("2024/25", RC), ("2025/26", "core"), ("2025/26", "pharmacy_optometry_dental"),
+                    ("2025/26", RC), ("2025/26", "specialised")]
+    assert t.group_by("allocation_round", "stream").len()["len"].to_list() == [42] * 11
+    # the 2025/26 sheets' totals as NHS England publishes them (ICB rows; GBP): specialised 20,724,410k, pharmacy,
+    # optometry and dental 6,082,848.10k (the sheet's England row adds NHS England's regional rows), running costs
+    # version 1.4 873,991.62k
+    total = lambda s: t.filter((pl.col("stream") == s) & (pl.col("allocation_round") == "2025/26"))[  # noqa: E731
+        "recurrent_allocation"].sum()
+    assert round(total("specialised")) == 20_724_410_000
+    assert abs(total("pharmacy_optometry_dental") - 6_082_848_100) < 100
+    assert abs(total(RC) - 873_991_617.84) < 1
     # primary medical care is a different stream of money: about GBP 10-11bn a year against core's ~GBP 100bn
     pmc = t.filter((pl.col("stream") == PMC) & (pl.col("allocation_round") == "2024/25"))["recurrent_allocation"]
     assert 10e9 < pmc.sum() < 12e9

@@ -39,7 +39,9 @@ SCENARIO_KEYS = {"extends", "title", "description", "replace_streams"}
 
 # the titles of a published round's streams, for the stream a version without [[streams]] pools implicitly
 ROUND_STREAM_TITLES = {"core": "Core services", "primary_medical_care": "Primary medical care",
-                       "other_primary_care": "Other primary care", "running_costs": "Running costs"}
+                       "other_primary_care": "Other primary care", "running_costs": "Running costs",
+                       "specialised": "Specialised services",
+                       "pharmacy_optometry_dental": "Pharmacy, optometry and dental"}
 
 
 @dataclass(frozen=True)

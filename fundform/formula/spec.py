@@ -484,6 +484,10 @@ class FormulaSpec(Strict):
     # the level a run of this version takes when none is given (the NHS versions start from ICB baselines); a run
     # also starts in the version's first effective year and runs through its last unless told otherwise
     default_level: Literal["ltla", "utla", "region", "icb", "nhs-region", "ca"] = "ltla"
+    # the words its outputs speak: an NHS allocation (allocation, baseline, base growth, convergence, the letter's
+    # lines) or a needs-based grant (grant, today's funding, transition, local tax); unset, an NHS allocation where
+    # the version starts from NHS England's published rounds
+    vocabulary: Literal["nhs_allocation", "grant"] | None = None
     sources: list[Source] = Field(default_factory=list)
     need: Need
     baseline: Baseline = Field(default_factory=Baseline)
@@ -497,6 +501,11 @@ class FormulaSpec(Strict):
     # dated values: `[years."2025/26".transition]` sets, from that year on, the keys it names (each number with its
     # own unit and source); a later year's section applies on top of an earlier one's
     years: dict[FinancialYear, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def words(self) -> str:
+        """The vocabulary its outputs speak: "nhs_allocation" or "grant" (`vocabulary`, or by its baseline)."""
+        return self.vocabulary or ("nhs_allocation" if self.baseline.source == "nhs_icb_allocations" else "grant")
 
     def stream_view(self, stream: Stream) -> FormulaSpec:
         """The version as one stream sees it: the stream's need, today's funding, growth and rule, and its dated

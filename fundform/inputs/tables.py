@@ -247,15 +247,16 @@ NHS_ICB_ALLOCATIONS = TableContract(
     "Optional: used by versions whose baseline source is nhs_icb_allocations (each stream of a version starts from "
     "its own `round_stream`), and by the reproduction tests.",
     source="NHS England, ICB allocations 2023/24 to 2024/25 (core, primary medical care and other primary care "
-    "allocations sheets, the running cost allowance sheet) and 2025/26 (core), GBP thousands converted to GBP",
+    "allocations sheets, the running cost allowance sheet) and 2025/26 (core, specialised services, pharmacy, "
+    "optometry and dental, running cost allowance version 1.4), GBP thousands converted to GBP",
     vintage="allocation rounds 2023/24 (base 2022/23), 2024/25 (base 2023/24) and 2025/26 (base 2024/25 as restated; "
-    "core and running costs)",
+    "core, specialised, pharmacy, optometry and dental, running costs)",
     columns=(
         Column("allocation_round", "str", "financial year", "the year allocated", **FY),
         Column("stream", "str", "name", "the allocation stream, one name per published sheet: core (core "
                "services), primary_medical_care (GP services), other_primary_care, running_costs (the running cost "
-               "allowance); others as their sheets are added (e.g. specialised_physical_health, "
-               "specialised_drugs_devices, pharmacy_optometry_dental)",
+               "allowance), specialised (physical health services with high-cost drugs and devices, one line as "
+               "the sheet publishes it), pharmacy_optometry_dental; others as their sheets are added",
                pattern=r"^[a-z][a-z0-9_]*$", pattern_text="a stream name in lower case like primary_medical_care"),
         Column("icb_code", "str", "ODS code", "ICB (Qxx)"),
         Column("icb_name", "str", "text", "ICB name"),

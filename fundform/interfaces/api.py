@@ -102,7 +102,10 @@ class Run:
         manifest = read_run_manifest(folder)
         from fundform.outputs.registry import TABLE_NAMES
 
-        frames = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLE_NAMES}
+        # a table a later schema added (letter.parquet, 1.9) is absent from a run written before it: the run loads,
+        # and asking for the table says it has none
+        frames = {t: pl.read_parquet(folder / f"{t}.parquet") for t in TABLE_NAMES
+                  if t == "allocations" or (folder / f"{t}.parquet").exists()}
         frames |= {t: pl.read_parquet(folder / f"{t}.parquet") for t in ("uncertainty", "sensitivity")
                    if (folder / f"{t}.parquet").exists()}  # a run with --uncertainty
         return cls(manifest["run_id"], manifest, frames, out_dir=folder, _level=manifest["parameters"]["level"])

@@ -20,7 +20,7 @@ from fundform.base.failpoints import failpoint
 from fundform.outputs.manifest import read_run_manifest
 from fundform.outputs.registry import TABLES
 from fundform.outputs.schema import MONEY
-from fundform.outputs.write import atomic_write_dir, write_parquet
+from fundform.outputs.write import WORKBOOK_MARK, atomic_write_dir, atomic_write_file, write_parquet
 
 FORMATS = ("csv", "xlsx", "parquet")
 
@@ -45,10 +45,33 @@ def _flatten(d: dict | list, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
+def export_format(fmt: str | None, out: Path | None) -> str:
+    """The format an export writes: as given, or from the --out file's suffix (.xlsx), else parquet. A format and a
+    file suffix that disagree, or a file name for the formats that write a folder of files, are refused."""
+    suffix = out.suffix.lower() if out is not None else ""
+    if fmt is not None and fmt not in FORMATS:
+        raise FundformError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
+    if suffix == ".xlsx":
+        if fmt not in (None, "xlsx"):
+            raise FundformError(f"--out {out} names an Excel workbook but --format is {fmt}: give --format xlsx, or "
+                                "a folder for the csv and parquet files (nothing was written)")
+        return "xlsx"
+    if suffix in (".csv", ".parquet") and not (out.exists() and out.is_dir()):
+        raise FundformError(f"--out {out}: a {suffix[1:]} export writes one file per table into a folder: give a "
+                            "folder name (nothing was written)")
+    return fmt or "parquet"
+
+
 def export_run(run_dir: Path, fmt: str, out_dir: Path) -> Path:
+    """The run's tables as `fmt` into the folder `out_dir` (written whole or not at all), or, for xlsx with an
+    `out_dir` ending .xlsx, that one workbook file."""
     if fmt not in FORMATS:
         raise FundformError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
     tables = run_tables(run_dir)
+    if fmt == "xlsx" and Path(out_dir).suffix.lower() == ".xlsx":
+        failpoint("export.write", out_dir)
+        return atomic_write_file(Path(out_dir), _workbook(tables, json.loads((run_dir / "manifest.json").read_text())),
+                                 "workbook")
     manifest_text = (run_dir / "manifest.json").read_text()
     files: dict[str, object] = {"manifest.json": manifest_text}
     if fmt == "parquet":
@@ -75,6 +98,8 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
 
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    wb.set_properties({"title": f"fundform run {manifest.get('run_id', '')}", "author": "fundform",
+                       "comments": f"{WORKBOOK_MARK} (every table of the run and its manifest)"})
     head = wb.add_format({"bold": True, "bg_color": "#DDE4EE", "border": 1, "text_wrap": True, "valign": "top"})
     gbp = wb.add_format({"num_format": "£#,##0.00;[Red]-£#,##0.00"})
     num = wb.add_format({"num_format": "#,##0.######"})
@@ -84,6 +109,8 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
         frame = pl.from_arrow(table)
         # a column with no value in this run (the NHS components of a version without them) is left out of the
         # workbook; the CSV and Parquet exports keep every column of the output contract
+        if frame.height == 0:  # a table with no rows in this run (letter of a version not from NHS rounds;
+            continue          # cohorts of a version without cohorts): no sheet, never an empty one
         empty = [c for c in frame.columns if frame[c].null_count() == frame.height and frame.height]
         table = table.drop_columns(empty)
         frame = frame.drop(empty)
@@ -139,7 +166,8 @@ def _letter_sheet(wb, tables: dict[str, Path], manifest: dict, head, gbp) -> Non
     wide = letter(pl.read_parquet(tables["streams"]), titles_of(manifest)) if "streams" in tables else None
     if wide is None:
         return
-    ws = wb.add_worksheet("letter")
+    nhs = "letter" in tables and pq.read_metadata(tables["letter"]).num_rows > 0  # its own sheet "letter"
+    ws = wb.add_worksheet("letter, by area" if nhs else "letter")
     money = [*line_columns(wide), TOTAL]
     for j, c in enumerate(wide.columns):
         ws.write(0, j, f"{c}\n(GBP)" if c in money else c, head)

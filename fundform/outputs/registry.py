@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from fundform.outputs.schema import (
     ALLOCATIONS,
     COHORTS,
     COMPARE,
+    LETTER,
+    MONEY,
     NEED,
     RECONCILIATION,
     SCHEMA_VERSION,
@@ -114,6 +117,19 @@ def build_streams(b: Built) -> pl.DataFrame:
         for k, s in enumerate(oc.settlements)])
 
 
+def build_letter(b: Built) -> pl.DataFrame:
+    from fundform.formula.scenario import ROUND_STREAM_TITLES
+    from fundform.outputs.letter import letter_lines
+
+    titles = {s.name: s.title for s in b.oc.spec.streams} or {
+        s.name: ROUND_STREAM_TITLES.get(s.spec.baseline.stream, s.spec.baseline.stream) for s in b.oc.settlements}
+    lines = letter_lines(b.tables["streams"], b.oc.settlements, titles)
+    if lines is None:  # a version that does not read NHS England's rounds has no letter: no rows
+        return pl.DataFrame(schema={c.name: pl.Int64 if c.type == MONEY else pl.from_arrow(pa.array([], c.type)).dtype
+                                    for c in LETTER})
+    return lines.select([c.name for c in LETTER])
+
+
 def build_waterfall(b: Built) -> pl.DataFrame:
     from fundform.engine.waterfall import need_steps, waterfall
 
@@ -164,6 +180,9 @@ OUTPUTS: tuple[Output, ...] = (
            "checked in pence"),
     Output("streams", STREAMS, build_streams, "one row per stream, area and year (one stream, all, for a version "
            "without streams)"),
+    Output("letter", LETTER, build_letter, "one row per line (stream), area and year of a version that reads NHS "
+           "England's published rounds: baseline, base growth, convergence and allocation, fundform's and the "
+           "published beside them, and the difference (no rows for other versions)"),
     Output("waterfall", WATERFALL, build_waterfall, "one row per area, year and step: the grant built from an "
            "equal share per head"),
     Output("cohorts", COHORTS, build_cohorts, "one row per area, year and age cohort: the grant's parts"),

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from fundform.base.failpoints import failpoint
-from fundform.outputs.text import gbp, population_words
+from fundform.outputs.text import gbp, population_words, run_words
 
 W, H, PAD = 640, 360, 64  # PAD: the left margin holds the axis title (x 4-16) and tick labels (x 20-60)
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
@@ -277,6 +277,13 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
              f"Waterfall: {wf['area_name'][0] if wf.height else area_code}, {years[0]}", "step",
              "£ (cash) the step adds", "c5"),
     ]
+    words = run_words(m)
+    nhs = words["kind"] == "nhs_allocation"
+    if nhs:  # an NHS allocation is told by its letter's lines (below), not a grant's waterfall from an equal share
+        charts = [c for c in charts if 'id="c5"' not in c]
+        charts[2] = lines(years, {"allocation (cash)": per_year["allocation"].to_list(),
+                                  f"allocation ({pb} prices)": per_year["grant_real"].to_list()},
+                          f"The {len(years)}-year path: total recurrent allocation", "£", "c3")
     if comparison is not None:
         dec = comparison.filter(pl.col("financial_year") == years[-1]).group_by("imd_decile").agg(
             (pl.col("change").sum() / 100 / pl.col("population").sum()).alias("pp")).sort("imd_decile")  # pence
@@ -320,13 +327,17 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                             f"{people.capitalize()} by year (each year's need and targets use that year's)",
                             "persons", "c7", fmt=lambda v: f"{v:,.0f}"))
     maps_html = _maps(first, last, change, member, years, per)
+    fig = words["figure"]
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
-             (f"grant {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
-             (f"grant {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
-             (f"grant {years[-1]}, {pb} prices", f"{gbp(last['grant_real'].sum() / 1e9)}bn"),
-             (f"{people} {years[0]} to {years[-1]}", f"{first['population'].sum() / 1e6:,.2f}m to "
-              f"{last['population'].sum() / 1e6:,.2f}m"),
-             ("areas at a floor, first year", str(per_year["floor"][0])),
+             (f"{fig} {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
+             *([(f"{fig} {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
+                (f"{fig} {years[-1]}, {pb} prices", f"{gbp(last['grant_real'].sum() / 1e9)}bn")]
+               if len(years) > 1 else []),
+             (f"{people} {years[0]}" + (f" to {years[-1]}" if len(years) > 1 else ""),
+              f"{first['population'].sum() / 1e6:,.2f}m" + (f" to {last['population'].sum() / 1e6:,.2f}m"
+                                                            if len(years) > 1 else "")),
+             *([] if nhs and not a["transition_bound"].is_in(["floor"]).any() else
+               [("areas at a floor, first year", str(per_year["floor"][0]))]),
              ("reconciliation", "all identities hold" if pl.read_parquet(run_dir / "reconciliation.parquet")
               ["holds"].all() else "FAILED")]
     grown = last.join(first.select("area_code", p0="population", s0="target_share", t0="target_allocation"),
@@ -352,9 +363,14 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
     heads = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in columns)
     if cash:
         below = a.filter(pl.col("allocation") < pl.col("todays_funding"))["area_code"].n_unique()
-        cards.insert(6, ("areas below today's funding in cash, any year", str(below)))
-    letter_html = _letter(run_dir, m, years)
+        cards.insert(6, ("areas below their baseline in cash, any year" if nhs else
+                         "areas below today's funding in cash, any year", str(below)))
+    letter_html = _published_letter(run_dir, years) + _letter(run_dir, m, years)
+    if nhs:
+        cards.insert(3, _published_card(run_dir, years))
     f = m["formula"]
+    span = years[0] if len(years) == 1 else f"{years[0]} to {years[-1]}"
+    of_version = f" (a scenario of {words['version']})" if words["name"] != f["id"] else f" ({words['version']})"
     assumed = m.get("assumptions", [])
     assumed_rows = "".join(f"<tr><td>{html.escape(a['path'])}</td><td>{a['value']:g}</td></tr>" for a in assumed)
     assumptions = (f"<h2>Numbers that rest on assumptions</h2><details><summary>{len(assumed)} of the version's "
@@ -365,7 +381,8 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>fundform run {html.escape(str(m['run_id']))}</title>
 <style>{CSS}</style></head><body>
-<h1>{html.escape(f['id'])} {html.escape(f['version'])}: needs-based grants, {years[0]} to {years[-1]}</h1>
+<h1>{html.escape(words['name'])}: {html.escape(words['money'])}, {html.escape(span)}</h1>
+<p>{html.escape(words['title'])}{html.escape(of_version)}</p>
 <p class="muted">Run {html.escape(str(m['run_id']))} · formula sha256 {html.escape(str(f['sha256'])[:12])} · level
 {html.escape(str(m['parameters']['level']))} ·
 {len(m['overrides'])} override(s) · fundform {html.escape(str(m['engine']['version']))} · money in pounds, cash
@@ -380,6 +397,53 @@ placeholder="name or code"></label> <span class="muted">Click a column heading t
 <p class="muted">Generated by fundform from {html.escape(run_dir.name)}; every figure is in the run's Parquet outputs, whose
 schema is in docs/output-schema.md.</p>{CHECK}</body></html>
 """
+
+
+def _published_card(run_dir: Path, years: list[str]) -> tuple[str, str]:
+    """The card of an NHS allocation: how far fundform's lines are from NHS England's published, at most."""
+    path = run_dir / "letter.parquet"
+    lines = pl.read_parquet(path).drop_nulls("difference_share") if path.exists() else None
+    if lines is None or not lines.height:
+        return ("published allocations", "none held for these years")
+    worst = lines["difference_share"].abs().max()
+    return (f"lines against NHS England's published, {len(lines):,} lines",
+            f"within {worst:.4%}" if worst >= 0.000_05 else "within 0.005%")
+
+
+def _published_letter(run_dir: Path, years: list[str]) -> str:
+    """An NHS allocation's letter, every area and line in the last year: baseline, base growth, convergence and
+    fundform's allocation, NHS England's published allocation beside it and the difference ("" for a version that
+    does not read NHS England's rounds)."""
+    path = run_dir / "letter.parquet"
+    if not path.exists():
+        return ""
+    d = pl.read_parquet(path).filter(pl.col("financial_year") == years[-1]).with_columns(
+        pl.col(pl.Decimal).cast(pl.Float64))
+    if not d.height:
+        return ""
+    pct = lambda v: "" if v is None else f"{v:+.2%}"  # noqa: E731
+    k = lambda v: "not published" if v is None else f"{v / 1000:,.1f}"  # noqa: E731  (pounds in thousands)
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r['area_name']))} <span class=muted>{html.escape(str(r['area_code']))}</span></td>"
+        f"<td>{html.escape(str(r['line']))}</td><td data-v=\"{r['baseline']}\">{k(r['baseline'])}</td>"
+        f"<td>{pct(r['base_growth'])}</td><td>{'none' if r['convergence'] is None else pct(r['convergence'])}</td>"
+        f"<td data-v=\"{r['allocation']}\">{k(r['allocation'])}</td>"
+        f"<td data-v=\"{r['published_allocation']}\">{k(r['published_allocation'])}</td>"
+        + ("<td></td>" if r["difference"] is None else
+           f"<td data-v=\"{r['difference']}\">{gbp(r['difference'])} ({r['difference_share']:+.4%})</td>")
+        + f"<td>{'no published target' if r['distance_from_target'] is None else pct(r['distance_from_target'])}</td>"
+        "</tr>" for r in d.iter_rows(named=True))
+    from fundform.formula.quantities import format_year, parse_year
+
+    prev = format_year(parse_year(years[-1]) - 1)
+    heads = ["ICB", "line", f"baseline: the {prev} allocation as restated (£ thousand)", "base growth",
+             "convergence", f"{years[-1]} recurrent allocation, fundform (£ thousand)",
+             f"{years[-1]} recurrent allocation, NHS England (£ thousand)", "difference (£)",
+             "distance from target after convergence"]
+    return (f"<h2>The allocation letter, {years[-1]}: each line, fundform's figure beside NHS England's published "
+            "(cash)</h2>"
+            f'<div class="scroll"><table id="published"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in heads)}'
+            f"</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def _letter(run_dir: Path, m: dict, years: list[str]) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.8.0"  # 1.8 todays_funding (cash); 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+SCHEMA_VERSION = "1.9.0"  # 1.9 letter.parquet (NHS lines, published beside); 1.8 todays_funding (cash); 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
 # 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
@@ -126,6 +126,39 @@ STREAMS: tuple[OutputColumn, ...] = (
     OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target, in the stream"),
     OutputColumn("transition_bound", pa.string(), "text", "'floor', 'ceiling' or 'none' in the stream"),
 )
+
+def _nullable_money(name: str, description: str) -> OutputColumn:
+    return OutputColumn(name, MONEY, "GBP", description, nullable=True)
+
+
+LETTER: tuple[OutputColumn, ...] = (
+    *AREA_YEAR,
+    OutputColumn("stream", pa.string(), "text", "the stream's name (streams.parquet)"),
+    OutputColumn("line", pa.string(), "text", "the letter's line: the stream's title"),
+    money("baseline", "the year's recurrent baseline: last year's allocation as the round restates it (in the "
+          "first year the published adjusted recurrent baseline)"),
+    _nullable_money("published_baseline", "NHS England's adjusted recurrent baseline for the round; null where the "
+                    "data holds no round for the year"),
+    OutputColumn("base_growth", pa.float64(), "share", "the base growth the line's allocation grew by: uprated "
+                 "baseline / baseline - 1"),
+    OutputColumn("published_base_growth", pa.float64(), "share", "NHS England's base growth for the round (an "
+                 "area of several ICBs: baseline-weighted)", nullable=True),
+    OutputColumn("convergence", pa.float64(), "share", "the line's convergence: allocation / (baseline x (1 + base "
+                 "growth)) - 1, or (allocation - baseline x (1 + base growth)) / baseline where the rule adds it; "
+                 "null for a line without convergence", nullable=True),
+    OutputColumn("published_convergence", pa.float64(), "share", "NHS England's convergence for the round; null "
+                 "where it publishes none", nullable=True),
+    money("allocation", "fundform's recurrent allocation for the line (streams.parquet)"),
+    _nullable_money("published_allocation", "NHS England's recurrent allocation for the line; null where the data "
+                    "holds no round for the year (a projection)"),
+    _nullable_money("difference", "allocation - published_allocation"),
+    OutputColumn("difference_share", pa.float64(), "share", "difference / published_allocation", nullable=True),
+    _nullable_money("target_allocation", "the line's target (fair shares); null for a line without one (its rule "
+                    "converges toward none and its round publishes none)"),
+    OutputColumn("distance_from_target", pa.float64(), "ratio", "(allocation - target) / target after "
+                 "convergence; null for a line without a target", nullable=True),
+)
+
 
 WATERFALL: tuple[OutputColumn, ...] = (
     *AREA_YEAR,

@@ -46,3 +46,17 @@ def exact(x) -> str:
     if float(x).is_integer() and abs(x) < 1e16:
         return str(int(x))
     return np.format_float_positional(float(x), unique=True, trim="-")
+
+
+def run_words(manifest: dict) -> dict[str, str]:
+    """The words a run's pages speak, from its manifest: what it is called (the scenario asked for, or the version),
+    its title, and its kind's nouns. An NHS allocation speaks of allocations, baselines and the letter's lines; a
+    needs-based grant of grants, today's funding and the transition."""
+    f = manifest.get("formula", {})
+    scenario = (f.get("scenario") or "").removesuffix(".toml")
+    nhs = manifest.get("policies", {}).get("vocabulary") == "nhs_allocation"
+    return {"name": scenario or f.get("id", ""), "version": f"{f.get('id', '')} {f.get('version', '')}".strip(),
+            "title": f.get("scenario_title") or f.get("title") or "",
+            "kind": "nhs_allocation" if nhs else "grant",
+            "money": "recurrent allocations" if nhs else "needs-based grants",
+            "figure": "allocation" if nhs else "grant", "start": "baseline" if nhs else "today's funding"}

@@ -52,6 +52,7 @@ def policies(oc: Outcome, i: int = 0) -> dict:
         "start_allocation_year": first.path["financial_year"][0],
         "streams": [s.name for s in settlements],
         **({"stream_titles": {st.name: st.title for st in spec.streams}} if spec.streams else {}),
+        "vocabulary": spec.words,
         "boundary_conversions": list(data.conversions),
         **population_policy(data, oc.areas, fy, oc.frames),
         **baseline_sources(st.ref, spec),

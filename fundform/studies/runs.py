@@ -57,7 +57,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
                     "sha256": sha256_file(uncertainty.file_of(s))}
                    for s in uncertainty.sources if s.method == "draws" and uncertainty.file_of(s).is_file()]
     core = build_manifest(
-        formula={"id": formula.spec.id, "version": formula.spec.version, "sha256": formula.sha256,
+        formula={"id": formula.spec.id, "version": formula.spec.version, "title": formula.spec.title,
+                 "sha256": formula.sha256,
                  "file": formula.path.name, "resolved_sha256": formula.resolved_sha256,
                  "scenario": Path(formula.scenario).name if formula.scenario else None,
                  **({"scenario_title": formula.scenario_title} if formula.scenario_title else {})},

@@ -172,6 +172,13 @@ def explain(
     alloc = alloc.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
         "todays_funding", "baseline", "guarantee_payment", "notional_local_tax", "negative_grant_adjustment", "grant"))
     quiet_steps = {"guarantee payment", "local tax deduction", "negative-grant rule"}  # shown where they move money
+    nhs = r.tables.get("letter")
+    if nhs is not None and nhs.height:  # an NHS allocation: told as NHS England's letter, line by line
+        for (fy,), part in match.group_by("financial_year", maintain_order=True):
+            _explain_letter(nhs, part["area_code"][0], part["area_name"][0], fy)
+            if "uncertainty" in r.tables:
+                _explain_uncertainty(r, part["area_code"][0], fy)
+        return
     for (fy,), part in match.group_by("financial_year", maintain_order=True):
         t = Table(title=f"{part['area_name'][0]} ({part['area_code'][0]}), {fy}: the grant built from an equal "
                         "share per head (cash)")
@@ -218,18 +225,80 @@ def explain(
                 t.add_row(c, gbp_pence(row[c]), f"{row[c] / row[TOTAL]:.2%}" if row[TOTAL] else "")
             t.add_row(f"[bold]{TOTAL}[/bold]", f"[bold]{gbp_pence(row[TOTAL])}[/bold]", "")
             out.print(t)
-    path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year")
-    if path.height > 1:  # why the share moves within the settlement: each year's population and target
+    path = alloc.filter(pl.col("area_code") == match["area_code"][0]).sort("financial_year").with_columns(
+        (pl.col("grant_real") * 100).cast(pl.Int64))
+    if path.height > 1:  # the area's own settlement, year by year: why its share moves, and what it gets
+        pb = r.manifest["parameters"].get("price_base_year") or path["financial_year"][0]
         t = Table(title="Year by year: population, need share and target (cash)")
         for c in ["year", "population", f"population growth since {path['financial_year'][0]}", "target share",
                   "target", "allocation", "allocation's distance from target"]:
             t.add_column(c, justify="right")
         p0 = path["population"][0]
-        for r in path.iter_rows(named=True):
-            t.add_row(r["financial_year"], f"{r['population']:,.0f}", f"{r['population'] / p0 - 1:+.2%}",
-                      f"{r['target_share']:.5%}", gbp_pence(r["target_allocation"]), gbp_pence(r["allocation"]),
-                      f"{r['distance_from_target']:+.2%}")
+        for x in path.iter_rows(named=True):
+            t.add_row(x["financial_year"], f"{x['population']:,.0f}", f"{x['population'] / p0 - 1:+.2%}",
+                      f"{x['target_share']:.5%}", gbp_pence(x["target_allocation"]), gbp_pence(x["allocation"]),
+                      f"{x['distance_from_target']:+.2%}")
         out.print(t)
+        # the area's own settlement: what it gets each year, in cash and in real terms
+        t = Table(title=f"{path['area_name'][0]} ({path['area_code'][0]}), year by year: allocation and grant "
+                        f"(cash; real terms at {pb} prices)")
+        cash = path["todays_funding"].null_count() == 0
+        for c in ["year", *(["today's funding (cash)"] if cash else []), "allocation", "held at", "grant",
+                  f"grant, {pb} prices", "real change on the year before"]:
+            t.add_column(c, justify="right")
+        before = None
+        for x in path.iter_rows(named=True):
+            t.add_row(x["financial_year"], *([gbp_pence(x["todays_funding"])] if cash else []),
+                      gbp_pence(x["allocation"]),
+                      {"none": "", "streams": "some streams"}.get(x["transition_bound"], x["transition_bound"]),
+                      gbp_pence(x["grant"]), gbp_pence(x["grant_real"]),
+                      "" if not before else f"{x['grant_real'] / before - 1:+.2%}")
+            before = x["grant_real"]
+        out.print(t)
+
+
+def _explain_letter(letter_rows, code: str, name: str, fy: str) -> None:
+    """One ICB's allocation in a year as NHS England's letter states it: each line's baseline, base growth,
+    convergence and recurrent allocation, NHS England's published allocation beside fundform's and the difference."""
+    import polars as pl
+    from rich.table import Table
+
+    from fundform.formula.quantities import format_year, parse_year
+
+    rows = letter_rows.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy))
+    if not rows.height:
+        return
+    pence = rows.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
+        "baseline", "allocation", "published_allocation", "difference", "target_allocation"))
+    prev = format_year(parse_year(fy) - 1)
+    t = Table(title=f"{name} ({code}), recurrent allocation {fy}, line by line as NHS England's allocation letter "
+                    f"states it. Baseline: the {prev} allocation as the round restates it; allocations {fy}; cash, "
+                    "GBP thousand, the difference in pounds; distance from target after convergence (no target: the "
+                    "line has none, its sheet publishing none and its rule converging toward none)")
+    k = lambda x: f"{x / 100_000:,.1f}"  # noqa: E731  (pence shown in thousands of pounds, as the letter's)
+    heads = ["line", "baseline", "base growth", "convergence", "allocation, fundform", "allocation, NHS England",
+             "difference", "distance from target"]
+    for h in heads:
+        t.add_column(h, justify="left" if h == "line" else "right", no_wrap=h == "line")
+    pct = lambda x: "" if x is None else f"{x:+.2%}".replace("-0.00%", "0.00%").replace("+0.00%", "0.00%")  # noqa: E731
+    for x in pence.iter_rows(named=True):
+        t.add_row(x["line"], k(x["baseline"]), pct(x["base_growth"]),
+                  pct(x["convergence"]) if x["convergence"] is not None else "none",
+                  k(x["allocation"]), "not published" if x["published_allocation"] is None
+                  else k(x["published_allocation"]),
+                  "" if x["difference"] is None else f"{gbp_pence(x['difference'])} ({x['difference_share']:+.4%})",
+                  "no target" if x["distance_from_target"] is None else pct(x["distance_from_target"]))
+    total = pence.select(pl.col("baseline", "allocation").sum(), published=pl.col("published_allocation").sum()
+                         if pence["published_allocation"].null_count() == 0 else pl.lit(None, pl.Int64))
+    b, a, p = total.row(0)
+    t.add_row("[bold]allocation (sum of the lines)[/bold]", f"[bold]{k(b)}[/bold]", f"{a / b - 1:+.2%}", "",
+              f"[bold]{k(a)}[/bold]", "" if p is None else f"[bold]{k(p)}[/bold]",
+              "" if p is None else f"{gbp_pence(a - p)} ({(a - p) / p:+.4%})", "")
+    out.print(t)
+    grown = float((pence["baseline"].cast(pl.Float64) * (1 + pence["base_growth"])).sum())
+    out.print(f"Base growth takes the baseline of {gbp_pence(b)} to {gbp_pence(round(grown))}; convergence then "
+              f"moves it by {gbp_pence(a - round(grown))} to the allocation (NHS England's rounds are not budget "
+              "neutral: convergence adds or takes money beyond the base growth).")
 
 
 @app.command()

@@ -73,20 +73,23 @@ def sql(query: Annotated[str, typer.Argument(help="SQL over the warehouse tables
 @app.command()
 def export(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run's output folder or its id.")],
-    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or parquet.")] = "parquet",
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write. [default: out/RUN_ID-FORMAT]",
-                                                    show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv, xlsx or parquet. [default: xlsx for an --out "
+                                               "file ending .xlsx, else parquet]", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write, or for xlsx a FILE.xlsx. "
+                                                    "[default: out/RUN_ID-FORMAT]", show_default=False)] = None,
     hive: Annotated[Optional[Path], typer.Option(help="Also add the run's allocations to this Hive-partitioned "
                                                  "dataset (formula_id=/financial_year=).")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Export a run's tables as CSV files, an Excel workbook, or Parquet (optionally into a Hive dataset)."""
-    from fundform.outputs.export import export_hive, export_run
+    """Export a run's tables as CSV files, an Excel workbook (a folder's fundform.xlsx, or the FILE.xlsx given), or
+    Parquet (optionally into a Hive dataset). A table with no rows in the run has no sheet."""
+    from fundform.outputs.export import export_format, export_hive, export_run
     from fundform.outputs.manifest import read_run_manifest
     from fundform.outputs.warehouse import find_run
 
     try:
+        fmt = export_format(fmt, out_dir)
         s = current_settings()
         run_dir = find_run(run_ref, s.warehouse, s.out_root)
         run_id = read_run_manifest(run_dir)["run_id"]  # checked: it names the export's folder
