@@ -153,3 +153,35 @@ def test_c_caps_alone_cannot_do_it_with_the_versions_shares(out, tmp_path):
     r = fundform.design(str(f))
     assert not r.feasible and "within 2.50% of target in 2028/29" in r.binding["constraint"]
     assert 0.025 < r.binding["value"] < 0.03
+
+
+@pytest.mark.parametrize("limit", [0.20, 0.19])
+def test_the_default_search_reaches_a_fine_grids_optimum_to_its_tolerance(out, tmp_path, limit):
+    """A one-number question the issue's audit would grid: the highest cash floor with every area within `limit`
+    of target by 2030/31. The default search (Sobol, refinement, then the compass polish to 0.01% of the range)
+    lands within 0.2% of the range of the best of a 2,001-point grid settled on the scenario axis, feasible, and
+    says how precisely it is located."""
+    from fundform.formula.scenario import resolve_formula
+    from fundform.studies.design_spec import load_design
+    from fundform.studies.designer import _evaluate, limit_of
+    from tests.conftest import DATA
+
+    path = tmp_path / "d.toml"
+    path.write_text(f'title = "highest floor"\nversion = "fundform-needs"\n[free]\n"transition.floor" = [-0.06, 0.02]\n'
+                    f'[[constraints]]\nkind = "within_target"\nlimit = {limit}\nyear = "2030/31"\n'
+                    '[[objectives]]\nkind = "maximise"\nparameter = "transition.floor"\n')
+    r = fundform.design(str(path), out=tmp_path / "design")
+    assert r.feasible and r.verified["all_hold"]
+    from fundform.inputs.dataset import load_dataset
+    from fundform.studies.pipeline import RunParameters
+
+    ds = load_design(path)
+    grid = np.linspace(-0.06, 0.02, 2001)[:, None]
+    data = load_dataset(DATA)
+    res = _evaluate(data, resolve_formula("fundform-needs").spec, RunParameters(), ["transition.floor"], grid,
+                    ds.constraints, ds.objectives, 2)
+    ok = (res["c0"] <= limit_of(ds.constraints[0])) & ~res["infeasible"]
+    best_grid = grid[ok, 0].max()
+    chosen = r.chosen["free"]["transition.floor"]
+    assert chosen >= best_grid - 0.002 * 0.08, (chosen, best_grid)
+    assert r.search["tolerance"] == 0.0001 and r.search["step"]["transition.floor"] <= 0.0001 * 0.08

@@ -176,19 +176,51 @@ def test_a_population_five_times_over_in_a_draws_table_is_refused_as_a_plain_run
     assert "pop.csv" in str(e.value) and f"draw 1, {big} 2026/27" in str(e.value) and "3,000,000" in str(e.value)
 
 
-def test_a_borrowed_rate_moves_with_its_donor_not_with_a_sampling_error_of_its_own(bundled):
-    """The Isles of Scilly's preventable mortality is Cornwall's (declared: 'substituted from E06000052'), so it
-    has no sampling error of its own: every draw moves it as Cornwall's, and the manifest's source says so."""
+def test_a_borrowed_rate_carries_the_borrowings_spread_not_a_sampling_error_of_its_own(bundled):
+    """The Isles of Scilly's preventable mortality is Cornwall's (declared: 'substituted from E06000052'): each draw
+    is Cornwall's drawn estimate times the borrowing's own error, whose spread the source states (or, by default,
+    the spread of the rate among the donor's region's other authorities), never the Poisson error of Scilly's ~3
+    implied deaths (58%); the manifest's source says which spread and where it comes from."""
     from fundform.inputs.uncertainty import UncertaintySpec
 
-    u = UncertaintySpec.model_validate({"draws": 300, "seed": 9, "sources": [
-        {"input": "preventable_mortality", "column": "preventable_mortality_rate", "method": "sampling"}]})
-    draws = make_draws(bundled, u, resolve_formula("fundform-needs").spec, YEARS)
-    v = draws.values[("preventable_mortality", "preventable_mortality_rate")]
-    i, j = draws.codes.index("E06000053"), draws.codes.index("E06000052")
-    assert np.allclose(v[:, i], v[:, j])  # the same rate, drawn together
-    assert v[:, i].std() / v[:, i].mean() < 0.06  # 1/sqrt(Cornwall's ~680 deaths), not 1/sqrt(Scilly's ~3): 58%
-    assert draws.sources[0]["borrowed_from"]["E06000053"] == "E06000052"
+    def draws_of(extra: dict):
+        u = UncertaintySpec.model_validate({"draws": 4000, "seed": 9, "sources": [
+            {"input": "preventable_mortality", "column": "preventable_mortality_rate", "method": "sampling", **extra}]})
+        d = make_draws(bundled, u, resolve_formula("fundform-needs").spec, YEARS)
+        return d, d.values[("preventable_mortality", "preventable_mortality_rate")]
+
+    d, v = draws_of({})
+    i, j = d.codes.index("E06000053"), d.codes.index("E06000052")
+    stated = d.sources[0]["borrowing"]["E06000053"]
+    assert d.sources[0]["borrowed_from"]["E06000053"] == "E06000052" and "donor's region" in stated["sd_source"]
+    # by hand: the population-weighted spread of log rates among the South West's other authorities
+    pm = bundled["preventable_mortality"]
+    sw = bundled["area_lookup"].filter((pl.col("level") == "region") & (pl.col("target_code") == "E12000009"))
+    peers = pm.join(sw.select("area_code"), on="area_code").filter(pl.col("area_code") != "E06000053")
+    table = bundled.tables["population"]
+    pop = table.filter(pl.col("financial_year") == YEARS[0]).group_by("area_code").agg(pl.col("population").sum())
+    p = peers.join(pop, on="area_code")
+    logs, w = np.log(p["preventable_mortality_rate"].to_numpy()), p["population"].to_numpy()
+    hand = np.sqrt((w * (logs - (w * logs).sum() / w.sum()) ** 2).sum() / w.sum())
+    assert abs(stated["relative_sd"] - hand) < 1e-9
+    own = np.log(v[:, i] / v[:, i].mean()) - np.log(v[:, j] / v[:, j].mean())  # the borrowing's own error
+    assert abs(own.std() - hand) < 4 * hand / np.sqrt(2 * len(own))
+    # a stated spread replaces the estimate
+    d2, v2 = draws_of({"borrowed_sd": 0.05, "borrowed_source": "assumption: within 5% of Cornwall's"})
+    own2 = np.log(v2[:, i] / v2[:, j])
+    assert abs(own2.std() - 0.05) < 0.005 and d2.sources[0]["borrowing"]["E06000053"]["relative_sd"] == 0.05
+
+
+def test_the_outputs_flag_figures_resting_on_borrowed_values(bundled, tmp_path):
+    formula = resolve_formula("fundform-needs")
+    params = RunParameters(years=1)
+    from fundform.studies.uncertainty import run_uncertainty
+
+    u = unc(tmp_path, 'draws = 40\nseed = 2\n[[sources]]\ninput = "preventable_mortality"\n'
+                      'column = "preventable_mortality_rate"\nmethod = "sampling"\n')
+    b = run_uncertainty(bundled, formula, params, u, compute(bundled, formula, params)).bands
+    flagged = dict(b.filter(pl.col("borrowed_inputs").is_not_null()).select("area_code", "borrowed_inputs").rows())
+    assert set(flagged) == {"E06000053", "E09000001"} and "E06000052's" in flagged["E06000053"]
 
 
 # -- the command line's words ------------------------------------------------------------------------------------
@@ -286,16 +318,87 @@ def test_bands_streamed_through_spill_files_equal_the_bands_held_in_memory(bundl
     monkeypatch.setattr(uq, "SPILL_ABOVE", 10)
     spilled = uq.run_uncertainty(bundled, formula, params, u, central, chunk=25)
     assert held.arrays is not None and spilled.arrays is None
-    exact = [c for c in held.bands.columns if c != "most_sensitive_r2"]
+    exact = [c for c in held.bands.columns if c != "most_sensitive_share"]
     assert held.bands.select(exact).equals(spilled.bands.select(exact))
-    assert np.abs(held.sensitivity["r2"].to_numpy() - spilled.sensitivity["r2"].to_numpy()).max() < 1e-12
-    # and the streamed shares of variance are the squared correlations over the draws, computed directly
+    share = lambda r: r.sensitivity["share_of_variance"].fill_null(-1.0).to_numpy()  # noqa: E731
+    assert np.abs(share(held) - share(spilled)).max() < 1e-9
+    # and the streamed shares are the regression's, computed directly from every draw's figures
     a = held.arrays.allocation.astype(np.float64)
-    x = held.draws.move("population")
     t, j = 2, 17
-    r = np.corrcoef(x[:, t, j], a[:, t, j])[0, 1]
-    pop = held.sensitivity.filter((pl.col("input") == "population") & (pl.col("year_index") == t + 1))
-    assert abs(pop.sort("area_code")["r2"][j] - r ** 2) < 1e-9
+    w = bundled.tables["population"].filter(pl.col("financial_year") == "2026/27").group_by("area_code").agg(
+        pl.col("population").sum()).sort("area_code")["population"].to_numpy()
+    w = w / w.sum()
+    feats = []
+    for s in ("population", "preventable_mortality.preventable_mortality_rate"):
+        m = held.draws.move(s)[:, t]
+        feats += [m[:, j], m @ w]
+    x = np.column_stack(feats)
+    xc, yc = x - x.mean(0), a[:, t, j] - a[:, t, j].mean()
+    b = np.linalg.lstsq(xc, yc, rcond=None)[0]
+    by_hand = [(b[k:k + 2] * (xc[:, k:k + 2] * yc[:, None]).sum(0)).sum() / (yc ** 2).sum() for k in (0, 2)]
+    got = held.sensitivity.filter(pl.col("year_index") == t + 1).sort("area_code")
+    for name, want in zip(("population", "preventable_mortality.preventable_mortality_rate"), by_hand):
+        assert abs(got.filter(pl.col("input") == name)["share_of_variance"][j] - want) < 1e-6
+
+
+def test_each_areas_shares_of_variance_add_to_one(bundled, tmp_path):
+    """The decomposition adds up: every area's sources and the remainder (interactions and nonlinearity) sum to 1,
+    each share with a Monte Carlo standard error; most of the variance is the sources' linear effects."""
+    from fundform.studies.uncertainty import REMAINDER, run_uncertainty
+
+    formula = resolve_formula("fundform-needs")
+    params = RunParameters(years=2)
+    u = unc(tmp_path, 'draws = 200\nseed = 5\n[[sources]]\ninput = "population"\nmethod = "vintages"\n'
+                      'variant = "snpp2018"\n[[sources]]\ninput = "preventable_mortality"\n'
+                      'column = "preventable_mortality_rate"\nmethod = "sampling"\n')
+    s = run_uncertainty(bundled, formula, params, u, compute(bundled, formula, params)).sensitivity
+    sums = s.group_by("area_code", "financial_year").agg(pl.col("share_of_variance").sum(), pl.len(),
+                                                         fixed=pl.col("share_of_variance").is_null().all())
+    assert (sums["len"] == 3).all()
+    varies = sums.filter(~pl.col("fixed"))  # (an area held at its floor in every draw has nothing to share)
+    assert varies.height > 0.9 * sums.height and (varies["share_of_variance"] - 1).abs().max() < 1e-9
+    rest = s.filter(pl.col("input") == REMAINDER)["share_of_variance"]
+    assert rest.median() < 0.1
+    moving = s.filter(pl.col("share_of_variance").is_not_null())
+    assert moving["share_se"].is_not_null().mean() > 0.95 and (moving["share_se"].drop_nulls() >= 0).all()
+
+
+def test_population_draws_share_a_regional_component_so_aggregates_are_not_understated(bundled):
+    """The vintages' spread is mostly regional (the central projection is pinned to regional totals): a region's
+    drawn population moves by its own spread between the vintages, sum_i w_i r_i (a hand computation), where
+    independent draws per authority give only sqrt(sum_i (w_i r_i)^2); an authority's own band keeps its spread."""
+    from fundform.inputs.uncertainty import UncertaintySpec
+
+    spec = resolve_formula("fundform-needs").spec
+
+    def factors(structure: str):
+        u = UncertaintySpec.model_validate({"draws": 3000, "seed": 4, "sources": [
+            {"input": "population", "method": "vintages", "variant": "snpp2018", "structure": structure}]})
+        d = make_draws(bundled, u, spec, YEARS)
+        return d, d.factor(YEARS[-1])
+
+    reg, f_reg = factors("regional")
+    ind, f_ind = factors("independent")
+    y = YEARS[-1]
+    v = bundled["population_variants"].filter((pl.col("variant") == "snpp2018") & (pl.col("financial_year") == y))
+    pop = bundled.tables["population"].filter(pl.col("financial_year") == y).group_by("area_code").agg(
+        pl.col("population").sum())
+    lk = bundled["area_lookup"].filter(pl.col("level") == "region").select("area_code", region="target_code")
+    frame = pl.DataFrame({"area_code": reg.codes}).join(v, on="area_code", how="left", maintain_order="left").join(
+        pop, on="area_code", how="left", maintain_order="left").join(lk, on="area_code", how="left",
+                                                                      maintain_order="left")
+    london = (frame["region"] == "E12000007").to_numpy()
+    w, r = frame["population"].to_numpy(), frame["ratio"].to_numpy() - 1
+    total = w[london].sum()
+    hand_regional = abs((w[london] * r[london]).sum()) / total  # the region's own spread between the vintages
+    hand_independent = np.sqrt(((w[london] * r[london]) ** 2).sum()) / total
+    sd = lambda f: ((f[:, london] * w[london]).sum(1) / total).std()  # noqa: E731
+    assert abs(sd(f_reg) - hand_regional) < 0.06 * hand_regional
+    assert abs(sd(f_ind) - hand_independent) < 0.06 * hand_independent
+    assert sd(f_reg) > 1.4 * sd(f_ind)
+    # the manifest states how much of the spread is regional (each year)
+    share = reg.sources[0]["regional_share_of_spread"][y]
+    assert 0.5 < share < 1 and reg.sources[0]["structure"] == "regional"
 
 
 def test_draws_that_cannot_fit_are_refused_before_any_work_saying_why(tmp_path, monkeypatch, isolated):

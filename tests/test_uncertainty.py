@@ -90,9 +90,10 @@ def test_every_draws_money_adds_to_its_control_total(bundled, needs, central, tm
     # the bands order as percentiles must, and the central grant lies within a range the draws span
     b = u.bands
     assert ((b["grant_p5"] <= b["grant_p50"]) & (b["grant_p50"] <= b["grant_p95"])).all()
-    assert (b["most_sensitive_r2"].is_between(0, 1)).all()
+    assert (b["most_sensitive_share"].drop_nulls().is_between(-0.05, 1.05)).all()
     s = u.sensitivity
-    assert set(s["input"]) == {"population", "preventable_mortality.preventable_mortality_rate"}
+    assert set(s["input"]) == {"population", "preventable_mortality.preventable_mortality_rate",
+                               "interactions and nonlinearity"}
 
 
 @settings(max_examples=8, deadline=None)
@@ -107,8 +108,10 @@ def test_mortality_sampling_bands_narrow_as_population_grows(bundled, needs, k):
         pl.col("population") * k)})
     more = make_draws(bigger, unc, needs.spec, YEARS).values[("preventable_mortality", "preventable_mortality_rate")]
     width = lambda d: np.quantile(d, 0.95, axis=0) - np.quantile(d, 0.05, axis=0)  # noqa: E731
-    assert (width(more) < width(one)).all()
-    assert np.allclose(width(more) / width(one), 1 / np.sqrt(k), rtol=0.35)
+    own = np.array([c not in ("E06000053", "E09000001") for c in make_draws(bundled, unc, needs.spec, YEARS).codes])
+    # (the two borrowed rates carry the borrowing's spread, not their own deaths': they do not narrow)
+    assert (width(more)[own] < width(one)[own]).all()
+    assert np.allclose(width(more)[own] / width(one)[own], 1 / np.sqrt(k), rtol=0.35)
 
 
 def read_uncertainty_text(text: str):
@@ -209,7 +212,7 @@ def test_run_and_python_api_write_and_return_the_bands(tmp_path, monkeypatch):
     path = tmp_path / "u.toml"
     path.write_text(f"draws = 20\nseed = 4\n{VINTAGES}{SAMPLING}")
     r = fundform.run("fundform-needs", years=2, level="region", uncertainty=path, out=tmp_path / "o")
-    assert r.uncertainty.height == 9 * 2 and r.sensitivity.height == 9 * 2 * 2
+    assert r.uncertainty.height == 9 * 2 and r.sensitivity.height == 9 * 2 * 3  # two sources and the remainder
     from fundform.api import Run
 
     again = Run.load(tmp_path / "o")
@@ -251,3 +254,31 @@ def test_a_robust_design_holds_with_its_probability_verified_over_every_draw(bun
                   Scenarios(draws.size, detail=False, draws=draws))
     per_draw = constraint_values(ds.constraints[0], oc)
     assert np.quantile(per_draw, 0.9, method="inverted_cdf") == pytest.approx(searched["value"], rel=1e-12)
+
+
+def test_every_probability_recomputes_from_the_per_draw_file(tmp_path):
+    """`write_draws = true`: draws.parquet holds every draw's figures (written a chunk at a time), and the bands'
+    floor probabilities and percentiles recompute from it exactly (percentiles of pence, to the penny)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    f = tmp_path / "u.toml"
+    f.write_text(f"draws = 30\nseed = 3\nwrite_draws = true\n{VINTAGES}{SAMPLING}")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["run", "--uncertainty", str(f), "--years", "2", "--out", str(out), "--quiet",
+                                 "--no-record"])
+    assert r.exit_code == 0, r.output
+    d = pl.read_parquet(out / "draws.parquet")
+    u = pl.read_parquet(out / "uncertainty.parquet")
+    assert d.height == 30 * u.height and d["draw"].n_unique() == 30
+    pence = lambda c: (pl.col(c).cast(pl.Float64) * 100).round(0)  # noqa: E731
+    again = d.group_by("area_code", "financial_year").agg(
+        p_floor_again=pl.col("held_at_floor").mean(),
+        p5_again=(pence("allocation").quantile(0.05, "linear") + 0.5).floor(),
+        p95_again=(pence("grant").quantile(0.95, "linear") + 0.5).floor())
+    j = u.with_columns(p5=pence("allocation_p5"), p95=pence("grant_p95")).join(again, on=["area_code",
+                                                                                         "financial_year"])
+    assert j.height == u.height
+    assert (j["p_floor"] == j["p_floor_again"]).all()
+    assert (j["p5"] == j["p5_again"]).all() and (j["p95"] == j["p95_again"]).all()

@@ -10,14 +10,22 @@ equals a run on its variant dataset to the penny, and a draw that changes nothin
 Sources, each seeded on its own (the seed and the source's place in the file), so adding a source leaves the others'
 draws as they were:
 
-- population, `vintages`: a point on the line through the central projection and a published variant
-  (population_variants), at a standard normal distance z per authority (the same z in every year: a projection's
-  error persists), truncated to +-3: factor = 1 + z x (variant / central - 1);
+- population, `vintages`: the spread between the central projection and a published variant (population_variants),
+  r = variant / central - 1 (taken as one standard deviation, or as a 90% half-width: `spread_is`), split into its
+  region's part R (the region's population-weighted r, shared by its authorities) and the authority's own e = r - R:
+  factor = 1 + z_g x R + z_i x e, one standard normal z per draw and region and one per draw and authority (the same
+  z in every year: a projection's error persists), truncated to +-3; `structure = "independent"` draws r with one z
+  per authority. A region's total then moves by exactly its own spread between the vintages;
+- a value the data declares borrowed from another area ("substituted from <code>"): its donor's drawn estimate times
+  the borrowing's own lognormal error (the source's `borrowed_sd`, else the spread of the value among the donor's
+  region's other authorities);
 - preventable mortality, `sampling`: the rate's Poisson sampling error from the deaths it implies (rate x residents
   under 75 / 100,000): rate x Gamma(D, 1) / D, mean the rate, standard deviation rate / sqrt(D);
 - any indicator column, `distribution`: normal (sd), lognormal (sigma, mean kept) or triangular (low, high), of the
   value (relative) or in its unit, clipped to the source's min and max;
 - `draws`: the user's own table of draws.
+
+Every drawn number then passes the run's own gate (engine.draw_gate).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import polars as pl
 
 from fundform.base.errors import FundformError, InternalError, InvalidInput, Problem
 from fundform.base.numeric import SCALE, fixed_sum
+from fundform.engine.draw_gate import check_bounds, population_gate
 from fundform.formula.spec import FormulaSpec, Need
 from fundform.inputs.contracts import row_labels
 from fundform.inputs.dataset import Dataset
@@ -37,22 +46,27 @@ from fundform.inputs.files import check_user_file
 from fundform.inputs.tables import CONTRACTS
 from fundform.inputs.uncertainty import Source, UncertaintySpec, draws_contract
 
-GATE_ROWS = 10_000  # draws checked together by the population gate
 INT64_SAFE = 9.0e18  # the exact population sums run in 64-bit integers of 10^-12 persons: areas below 9 million
 Z_TRUNCATE = 3.0
 UNDER_75 = 75
 
 
 class Factors(Mapping):
-    """year -> (S, areas) population factors 1 + z x spread, computed when a year is read: the draws keep one z per
-    draw and authority (the same in every year) and one spread per year, so 100,000 draws hold 237 MB, not a
-    factor array per year. Read the same way every time, so a factor is the same bits wherever it is read."""
+    """year -> (S, areas) population factors, computed when a year is read: 1 + z_i e_i,y + z_g R_g,y, an
+    authority's own residual e (one z per draw and authority) and, for regional draws, its region's component R
+    (one z per draw and region, shared by the region's authorities); the same z in every year, one spread per year.
+    So 100,000 draws hold 237 MB, not a factor array per year, and a factor is the same bits wherever it is read."""
 
-    def __init__(self, z: np.ndarray, spreads: dict[str, np.ndarray]):
+    def __init__(self, z: np.ndarray, spreads: dict[str, np.ndarray], zr: np.ndarray | None = None,
+                 regional: dict[str, np.ndarray] | None = None, region_of: np.ndarray | None = None):
         self.z, self.spreads = z, spreads
+        self.zr, self.regional, self.region_of = zr, regional, region_of
 
     def __getitem__(self, year: str) -> np.ndarray:
-        return 1.0 + self.z * self.spreads[year][None, :]
+        f = 1.0 + self.z * self.spreads[year][None, :]
+        if self.zr is not None:
+            f = f + self.zr[:, self.region_of] * self.regional[year][None, :]
+        return f
 
     def __iter__(self):
         return iter(self.spreads)
@@ -61,10 +75,12 @@ class Factors(Mapping):
         return len(self.spreads)
 
     def rows(self, lo: int, hi: int) -> Factors:
-        return Factors(self.z[lo:hi], self.spreads)
+        return Factors(self.z[lo:hi], self.spreads, None if self.zr is None else self.zr[lo:hi], self.regional,
+                       self.region_of)
 
     def tiled(self, times: int) -> Factors:
-        return Factors(np.tile(self.z, (times, 1)), self.spreads)
+        return Factors(np.tile(self.z, (times, 1)), self.spreads,
+                       None if self.zr is None else np.tile(self.zr, (times, 1)), self.regional, self.region_of)
 
 
 @dataclass
@@ -83,6 +99,8 @@ class DataDraws:
     first: int = 0  # the first draw's number (a chunk of a larger set)
     # source -> {authority: the authority whose value it borrows}: declared in the data ("substituted from <code>")
     borrowed: dict[str, dict[str, str]] = field(default_factory=dict)
+    borrowing: dict[str, dict[str, dict]] = field(default_factory=dict)  # source -> {authority: its borrowing's sd}
+    structure: dict[str, dict] = field(default_factory=dict)  # source -> how its spread is shared (the manifest's)
 
     token: str = ""  # names these draws (the uncertainty file's hash and seed): a chunk's derived need is reused
     period: int = 0  # tiled: the draws repeat every `period` scenarios (a design's candidates, each over every draw)
@@ -153,116 +171,21 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
             central = _column(data, src, codes)
             drawn = _indicator(data, src, unc, rng, central, codes, years)
             borrowed = borrowed_values(data, src.input, src.column, codes)
-            if borrowed and src.method != "draws":  # a borrowed value is its donor's estimate: drawn with it
-                idx = {c: i for i, c in enumerate(codes)}
-                for code, donor in borrowed.items():
-                    i, j = idx[code], idx[donor]
-                    drawn[:, i] = central[i] * (drawn[:, j] / central[j]) if central[j] else central[i]
+            if borrowed and src.method != "draws":  # a borrowed value: its donor's estimate and the borrowing's error
                 out.borrowed[src.label] = borrowed
-            _check_bounds(src, drawn, codes, data, unc)
+                out.borrowing[src.label] = _borrow(data, src, drawn, central, codes, borrowed, _rng(unc.seed, 1000 + k),
+                                                   years[0])
+            check_bounds(src, drawn, codes, data, unc)
             out.values[key] = drawn
             with np.errstate(divide="ignore", invalid="ignore"):
                 move = np.where(central != 0, drawn / central - 1, 0.0)
             out.moves[src.label] = move
         out.sources.append({**src.model_dump(exclude_none=True), "cited": _citation(src),
-                            **({"borrowed_from": out.borrowed[src.label]} if src.label in out.borrowed else {})})
+                            **({"borrowed_from": out.borrowed[src.label],
+                                "borrowing": out.borrowing[src.label]} if src.label in out.borrowed else {}),
+                            **out.structure.get(src.label, {})})
     population_gate(out, data, unc)
     return out
-
-
-def _column_contract(table: str, column: str | None):
-    """The contract a drawn value of `table.column` answers to: the fixed table's, or a user indicator table's
-    (indicators/<name>: every value a positive number), exactly as the dataset's own rows are checked."""
-    from fundform.inputs.tables import INDICATOR_PREFIX, indicator_contract
-
-    if table.startswith(INDICATOR_PREFIX) and column:
-        return indicator_contract(table.removeprefix(INDICATOR_PREFIX), ["area_code", column]).column(column)
-    contract = CONTRACTS.get(table)
-    if contract is None or column not in [c.name for c in contract.columns]:
-        return None
-    return contract.column(column)
-
-
-def population_gate(out: DataDraws, data: Dataset, unc: UncertaintySpec) -> None:
-    """Every drawn population passes what a plain run's population passes (inputs.checks.population_problems): no
-    row below the table's minimum and every authority with residents, always; the plausibility bounds on an
-    authority's and England's population, and on funding and tax base per resident, unless the dataset was read
-    with --allow-implausible. The bounds are monotone in an authority's factor, so each authority-year is checked at
-    its smallest and largest draw, named by draw, authority, year and value; England's total at the draw that makes
-    it largest."""
-    from fundform.inputs.checks import population_problems
-
-    if not out.pop_factor:
-        return
-    src = next((s for s in unc.sources if s.input == "population"), None)
-    label = "uncertainty source population" + (f" (file {unc.file_of(src).name})" if src and src.method == "draws"
-                                               else f" ({src.method})" if src else "")
-    col = CONTRACTS["population"].column("population")
-    ref = _reference_year(data)
-    hard: list[Problem] = []
-    soft: list[Problem] = []
-    for y, f in out.pop_factor.items():
-        pop = (data.for_year(y) if data.population_years else data).tables["population"]
-        rows = pl.DataFrame({"area_code": out.codes}).join(
-            pop.group_by("area_code").agg(total=pl.col("population").sum(), lo=pl.col("population").min(),
-                                          hi=pl.col("population").max()), on="area_code", how="left",
-            maintain_order="left")
-        total, lo, hi = (rows[c].fill_null(0.0).to_numpy() for c in ("total", "lo", "hi"))
-        # a row's drawn value is its value times the factor: the smallest and largest of an authority's rows
-        n = len(out.codes)
-        size_lo, size_hi = np.full(n, np.inf), np.full(n, -np.inf)
-        i_lo, i_hi = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        sums = np.empty(out.size)
-        bad_rows: list[tuple[int, int, float]] = []
-        n_bad = 0
-        for start in range(0, out.size, GATE_ROWS):  # a block of draws at a time: 100,000 draws in bounded memory
-            fb = f[start:start + GATE_ROWS]
-            row_lo, row_hi = np.minimum(fb * lo, fb * hi), np.maximum(fb * lo, fb * hi)
-            bad = ~np.isfinite(fb) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
-            if col.max is not None:
-                bad |= row_hi > col.max
-            if bad.any():
-                d, a = np.nonzero(bad)
-                n_bad += int(bad.sum())
-                bad_rows += [(start + int(i), int(j), float(fb[i, j])) for i, j in zip(d[:10], a[:10])]
-                continue
-            sizes = fb * total[None, :]
-            lo_k, hi_k = sizes.argmin(0), sizes.argmax(0)
-            cols = np.arange(n)
-            lower, higher = sizes[lo_k, cols] < size_lo, sizes[hi_k, cols] > size_hi
-            size_lo = np.where(lower, sizes[lo_k, cols], size_lo)
-            i_lo = np.where(lower, lo_k + start, i_lo)
-            size_hi = np.where(higher, sizes[hi_k, cols], size_hi)
-            i_hi = np.where(higher, hi_k + start, i_hi)
-            sums[start:start + fb.shape[0]] = sizes.sum(1)
-        if n_bad:
-            hard.append(Problem(label, "population", f"{n_bad} drawn authority-year(s) with a row outside the "
-                                "population table's contract (a factor at or below 0 makes residents negative)",
-                                f"every drawn row {col.expectation()} (the population table's own bound)",
-                                tuple(f"draw {i}, {out.codes[j]} {y}: factor {v:.6g}" for i, j, v in bad_rows[:10])))
-            continue
-        ext = pl.DataFrame({
-            "area_code": out.codes * 2,
-            "population": np.r_[size_lo, size_hi],
-            "where": [f"draw {i}, {c} {y}" for i, c in zip(np.r_[i_lo, i_hi], out.codes * 2)]})
-        h, so = population_problems(ext, ext if y == ref else None, float(sums.max()),
-                                    f"draw {int(sums.argmax())}, {y}", data.tables,
-                                    {"population": label})
-        hard += h
-        soft += so
-    problems = hard + ([] if data.allow_implausible else soft)
-    if problems:
-        raise InvalidInput(problems, str(unc.path) if getattr(unc, "path", None) else "")
-
-
-def _reference_year(data: Dataset) -> str | None:
-    """The year whose residents the per-resident bounds read (inputs.checks): the baseline's, else the first."""
-    years = data.population_years
-    if not years:
-        return None
-    b = data.tables.get("baseline")
-    b_year = b["baseline_year"][0] if b is not None and b.height and "baseline_year" in b.columns else None
-    return b_year if b_year in years else sorted(years)[0]
 
 
 BORROWED = r"^substituted from (E\d{8})$"
@@ -283,6 +206,55 @@ def borrowed_values(data: Dataset, table: str, column: str | None, codes: list[s
     hits = t.select("area_code", donor=pl.col(col).str.extract(BORROWED, 1)).filter(pl.col("donor").is_not_null())
     known = set(codes)
     return {a: d for a, d in hits.iter_rows() if a in known and d in known and a != d}
+
+
+def _borrow(data: Dataset, src: Source, drawn: np.ndarray, central: np.ndarray, codes: list[str],
+            borrowed: dict[str, str], rng, year: str) -> dict[str, dict]:
+    """Draw each borrowed value (in place) as its donor's estimate times the borrowing's own error: lognormal with
+    the relative spread the source states (`borrowed_sd`), else the spread of the value among the other authorities
+    of the donor's region (the population-weighted standard deviation of its log, the borrowed ones left out): how
+    far an area's own value may lie from a neighbour's. Returns, per authority, the spread used and where it comes
+    from, for the manifest."""
+    idx = {c: i for i, c in enumerate(codes)}
+    region = _region_codes(data, codes)
+    pop = _authority_population(data, codes, year)
+    out = {}
+    for code, donor in borrowed.items():
+        i, j = idx[code], idx[donor]
+        if src.borrowed_sd is not None:
+            sd, how = src.borrowed_sd, src.borrowed_source
+        else:
+            peers = np.array([region[x] == region[j] and codes[x] not in borrowed and central[x] > 0
+                              for x in range(len(codes))])
+            logs, w = np.log(central[peers]), pop[peers]
+            mean = (w * logs).sum() / w.sum()
+            sd = float(np.sqrt((w * (logs - mean) ** 2).sum() / w.sum()))
+            how = (f"estimated: the population-weighted spread of log {src.column} among the {int(peers.sum())} other "
+                   f"authorities of the donor's region {region[j]}")
+        own = np.exp(rng.standard_normal(drawn.shape[0]) * sd - sd ** 2 / 2)
+        drawn[:, i] = (central[i] * drawn[:, j] / central[j] if central[j] else central[i]) * own
+        out[code] = {"from": donor, "relative_sd": sd, "sd_source": how}
+    return out
+
+
+def _region_codes(data: Dataset, codes: list[str]) -> list[str]:
+    """Each authority's ONS region (area_lookup, level region), in `codes` order; an authority without one is an
+    error naming it."""
+    lk = data["area_lookup"].filter(pl.col("level") == "region").group_by("area_code").agg(
+        pl.col("target_code").sort_by("share", descending=True).first())
+    got = dict(lk.iter_rows())
+    missing = [c for c in codes if c not in got]
+    if missing:
+        raise FundformError(f"regional draws need each authority's region: area_lookup has no level region row for "
+                            f"{len(missing)} authorities (e.g. {', '.join(missing[:5])})")
+    return [got[c] for c in codes]
+
+
+def _authority_population(data: Dataset, codes: list[str], year: str | None = None) -> np.ndarray:
+    pop = (data.for_year(year) if year and data.population_years else data).tables["population"]
+    s = pop.group_by("area_code").agg(pl.col("population").sum())
+    return pl.DataFrame({"area_code": codes}).join(s, on="area_code", how="left", maintain_order="left")[
+        "population"].fill_null(0.0).to_numpy()
 
 
 def _citation(src: Source) -> str:
@@ -307,7 +279,14 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
             raise FundformError(f"uncertainty source population: no variant '{src.variant}' in population_variants "
                                 f"(it holds {', '.join(held)})")
         z = _z(rng, (S, len(codes)))
+        regional = (src.structure or "regional") == "regional"
+        scale = 1.0 if (src.spread_is or "sd") == "sd" else 1 / 1.6448536269514722  # a 90% half-width: / z(0.95)
+        region = _region_codes(data, codes) if regional else []
+        names = sorted(set(region))
+        region_of = np.array([names.index(r) for r in region], dtype=np.int64) if regional else None
         spreads: dict[str, np.ndarray] = {}
+        shared: dict[str, np.ndarray] = {}
+        share: dict[str, float] = {}
         for y in years:
             ratio = (pl.DataFrame({"area_code": codes}).join(t.filter(pl.col("financial_year") == y),
                                                                on="area_code", how="left", maintain_order="left"))
@@ -317,9 +296,22 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
                 missing = ratio.filter(pl.col("ratio").is_null())["area_code"].to_list()
                 raise FundformError(f"uncertainty source population: population_variants has no {src.variant} ratio "
                                     f"for {y} for {len(missing)} authorities (e.g. {', '.join(missing[:5])})")
-            spreads[y] = ratio["ratio"].to_numpy() - 1.0
-        out.pop_factor = Factors(z, spreads)
+            r = (ratio["ratio"].to_numpy() - 1.0) * scale
+            if not regional:
+                spreads[y] = r
+                continue
+            # the region's component: its authorities' population-weighted spread, so a region's total moves by
+            # exactly its own spread between the vintages; each authority keeps the rest as its own
+            w = _authority_population(data, codes, y)
+            big_r = (np.bincount(region_of, w * r, len(names)) / np.bincount(region_of, w, len(names)))[region_of]
+            shared[y], spreads[y] = big_r, r - big_r
+            share[y] = float((w * big_r ** 2).sum() / (w * r ** 2).sum()) if (w * r ** 2).sum() else 0.0
+        zr = _z(rng, (S, len(names))) if regional else None
+        out.pop_factor = Factors(z, spreads, zr, shared if regional else None, region_of)
         out.moves["population"] = None
+        out.structure["population"] = {
+            "structure": "regional" if regional else "independent", "spread_is": src.spread_is or "sd",
+            **({"regions": len(names), "regional_share_of_spread": share} if regional else {})}
         return
     frame = _read_draws(unc, src, codes, years)
     factors = {}
@@ -376,41 +368,6 @@ def _indicator(data: Dataset, src: Source, unc: UncertaintySpec, rng, central: n
     if src.min is not None or src.max is not None:
         drawn = np.clip(drawn, src.min if src.min is not None else -np.inf, src.max if src.max is not None else np.inf)
     return drawn
-
-
-def _check_bounds(src: Source, drawn: np.ndarray, codes: list[str], data: Dataset, unc: UncertaintySpec) -> None:
-    """A drawn value passes what the same value in its table would: the column's contract (a user indicator's
-    too), always, and its plausibility bound unless the dataset was read with --allow-implausible; refused naming
-    the source, the draws, the authorities and the values."""
-    col = _column_contract(src.input, src.column)
-    lo, hi = (col.min, col.max) if col else (None, None)
-    where = f"uncertainty source {src.label}" + (f" (file {unc.file_of(src).name})" if src.method == "draws" else "")
-    bad = ~np.isfinite(drawn)
-    if lo is not None:
-        bad |= (drawn <= lo) if col.min_exclusive else (drawn < lo)
-    if hi is not None:
-        bad |= drawn > hi
-    problems = []
-    if bad.any():
-        problems.append(_drawn_problem(where, src, drawn, bad, codes, "outside the column's contract",
-                                       (col.expectation() if col else "finite values") + f" ({src.input}'s own bound)"))
-    plausible = col.plausible if col is not None else None
-    if plausible is not None and not data.allow_implausible:
-        odd = ~bad & (((drawn < plausible.lo) if plausible.lo is not None else False)
-                      | ((drawn > plausible.hi) if plausible.hi is not None else False))
-        if np.any(odd):
-            problems.append(_drawn_problem(where, src, drawn, odd, codes, "outside the column's plausibility bound",
-                                           plausible.text()))
-    if problems:
-        raise InvalidInput(problems)
-
-
-def _drawn_problem(where: str, src: Source, drawn: np.ndarray, bad: np.ndarray, codes: list[str], what: str,
-                   expected: str) -> Problem:
-    s, a = np.nonzero(bad)
-    rows = tuple(f"draw {i}, {codes[j]}: {drawn[i, j]:.6g}" for i, j in zip(s[:10], a[:10]))
-    return Problem(where, src.column or "", f"{int(bad.sum())} drawn value(s) {what}", expected,
-                   rows + ((f"... {int(bad.sum()) - 10} more",) if bad.sum() > 10 else ()))
 
 
 def _read_draws(unc: UncertaintySpec, src: Source, codes: list[str], years: list[str]) -> pl.DataFrame:

@@ -7,6 +7,8 @@
     input = "population"
     method = "vintages"
     variant = "snpp2018"
+    structure = "regional"           # shared by a region's authorities, plus each one's own (or "independent")
+    spread_is = "sd"                 # the spread is one standard deviation (or "p90_half_width")
 
     [[sources]]                      # preventable mortality: the sampling error of each area's rate
     input = "preventable_mortality"
@@ -70,6 +72,18 @@ class Source(_Strict):
     max: float | None = Field(None, allow_inf_nan=False)
     file: str | None = None  # draws: a CSV or Parquet table of draws
     source: str | None = Field(None, min_length=1)  # where the uncertainty comes from (required for a user's)
+    # vintages: how the spread between the vintages is shared. "regional" (the default): a component common to every
+    # authority of an ONS region (the region's population-weighted spread, one z per draw and region) plus each
+    # authority's own residual (one z per draw and authority); "independent": one z per draw and authority
+    structure: Literal["regional", "independent"] | None = None
+    # vintages: what the spread between the vintages is taken to be: one standard deviation ("sd", the default), or
+    # the half-width of a 90% interval ("p90_half_width": the standard deviation is the spread / 1.645)
+    spread_is: Literal["sd", "p90_half_width"] | None = None
+    # a value borrowed from another area (declared in the data, "substituted from <code>"): the relative standard
+    # deviation of the borrowing (how far the area's own value may lie from its donor's), with its source; without
+    # it, estimated from the data as the spread of the value among the donor's region's other authorities
+    borrowed_sd: float | None = Field(None, gt=0, le=2, allow_inf_nan=False)
+    borrowed_source: str | None = Field(None, min_length=1)
 
     @property
     def label(self) -> str:
@@ -112,6 +126,14 @@ class Source(_Strict):
         if self.method in ("distribution", "draws") and self.source is None:
             raise ValueError(f"{where}: say where this uncertainty comes from (source = \"...\", or \"assumption: "
                              "...\")")
+        if (self.structure is not None or self.spread_is is not None) and self.method != "vintages":
+            raise ValueError(f"{where}: structure and spread_is say how the spread between projection vintages is "
+                             "drawn: they go with method vintages")
+        if (self.borrowed_sd is None) != (self.borrowed_source is None):
+            raise ValueError(f"{where}: borrowed_sd and borrowed_source go together (the borrowing's spread and where "
+                             "it comes from)")
+        if self.borrowed_sd is not None and self.input == "population":
+            raise ValueError(f"{where}: borrowed_sd is for an indicator value borrowed from another area")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"{where}: min {self.min:g} is above max {self.max:g}")
         return self
@@ -123,6 +145,9 @@ class UncertaintySpec(_Strict):
     draws: int = Field(ge=1, le=MAX_DRAWS)
     seed: int = Field(ge=0, lt=2**63)
     sources: list[Source] = Field(default_factory=list)
+    # write every draw's figures beside the bands (draws.parquet: one row per draw, area and year, written chunk by
+    # chunk), so every probability the run states can be recomputed from its files
+    write_draws: bool = False
     path: Path | None = Field(None, exclude=True)
     sha256: str = Field("", exclude=True)
 
@@ -140,7 +165,8 @@ class UncertaintySpec(_Strict):
 
     def as_manifest(self) -> dict:
         return {"file": str(self.path) if self.path else None, "sha256": self.sha256, "draws": self.draws,
-                "seed": self.seed, "sources": [s.model_dump(exclude_none=True) for s in self.sources]}
+                "seed": self.seed, "write_draws": self.write_draws,
+                "sources": [s.model_dump(exclude_none=True) for s in self.sources]}
 
 
 def read_uncertainty(path: Path | str) -> UncertaintySpec:

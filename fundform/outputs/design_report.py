@@ -29,6 +29,13 @@ def binding_words(b: dict, fmt) -> str:
             + f". Closest: {b['constraint']}, {near}.")
 
 
+def search_words(search: dict) -> str:
+    """How precisely the answer is located: the polish's tolerance and the step it stopped at."""
+    steps = ", ".join(f"{n} +-{s:.3g}" for n, s in search.get("step", {}).items())
+    return (f"Located to within {search['tolerance']:.2%} of each free number's range (a compass search from the "
+            f"best candidate, {search['evaluations']:,} more candidates, stopped at steps {steps}).")
+
+
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "none"
@@ -135,6 +142,7 @@ def design_html(result) -> str:
         charts.append(frontier_svg(result.points, result.frontier, ds.objectives, chosen["candidate"], shipped_row))
     pairs = result.region.select("x", "y").unique(maintain_order=True).rows()
     charts += [region_svg(result.region, x, y, f"region{i}") for i, (x, y) in enumerate(pairs)]
+    located = f"<p>{e(search_words(result.search))}</p>" if result.search.get("tolerance") else ""
     check = (f"<p>Verified by an exact run (<code>fundform run --formula {e(result.version)} "
              + " ".join(f"--set {e(s)}" for s in v.get("set", [])) + "</code>): grants "
              + ("equal the candidate's to the penny" if v.get("grants_equal_to_the_penny") else
@@ -149,7 +157,7 @@ def design_html(result) -> str:
 <h1>{e(ds.title)}</h1>
 <p>Version <b>{e(result.version)}</b>; free numbers, constraints and objectives from the design file; every candidate
 is the version with those numbers set, settled exactly (integer pence) on the scenario axis.</p>
-{answer}
+{answer}{located}
 <h2>The numbers</h2><div class="scroll"><table><thead><tr><th>free number</th><th>as shipped</th><th>chosen</th>
 <th>range searched</th></tr></thead><tbody>{free}</tbody></table></div>
 <h2>The constraints</h2><div class="scroll"><table><thead><tr><th>constraint</th><th>as shipped</th>

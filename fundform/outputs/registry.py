@@ -20,6 +20,7 @@ from fundform.outputs.schema import (
     ALLOCATIONS,
     COHORTS,
     COMPARE,
+    DRAWS,
     LETTER,
     MONEY,
     NEED,
@@ -195,9 +196,12 @@ WRITTEN_BY = {"compare": "written by `fundform compare`: one row per area and ye
               "uncertainty": "written by `fundform run --uncertainty FILE`: one row per area and year, the central "
               "figure and the range over the draws of the inputs (docs/uncertainty.md)",
               "sensitivity": "written by `fundform run --uncertainty FILE`: one row per area, year and source of "
-              "uncertainty, the share of the variance of the area's allocation the source explains"}
+              "uncertainty (and the remainder), the share of the variance of the area's allocation, adding to 1",
+              "draws": "written by `fundform run --uncertainty FILE` when the file says `write_draws = true`: one row "
+              "per draw, area and year, every draw's figures (the bands and probabilities recompute from it)"}
 TABLES: dict[str, tuple[OutputColumn, ...]] = {**{o.name: o.columns for o in OUTPUTS}, "compare": COMPARE,
-                                                "uncertainty": UNCERTAINTY, "sensitivity": SENSITIVITY}
+                                                "uncertainty": UNCERTAINTY, "sensitivity": SENSITIVITY,
+                                                "draws": DRAWS}
 
 
 def build_tables(oc: Outcome, i: int = 0) -> dict[str, pl.DataFrame]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.9.0"  # 1.9 letter.parquet (NHS lines, published beside); 1.8 todays_funding (cash); 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
+SCHEMA_VERSION = "1.10.0"  # 1.10 sensitivity: share_of_variance (adds to 1), share_se; uncertainty: most_sensitive_share, borrowed_inputs; 1.9 letter.parquet (NHS lines, published beside); 1.8 todays_funding (cash); 1.7.1 per-head columns say whom they count; 1.7 compare: share_a, share_b, grant_b_at_a_total, change_in_split; 1.1 guarantee, years_to_target; 1.2 need components; 1.3 streams; 1.4 local tax;
 # 1.5 waterfall; 1.6 cohorts, level ca and deal areas
 MONEY = pa.decimal128(20, 2)
 
@@ -193,17 +193,36 @@ UNCERTAINTY: tuple[OutputColumn, ...] = (
     OutputColumn("p_ceiling", pa.float64(), "probability", "share of the draws in which the area is held at a ceiling"),
     OutputColumn("rank_p5", pa.int32(), "rank", "5th percentile of the area's rank by grant per resident (1 = the most)"),
     OutputColumn("rank_p95", pa.int32(), "rank", "95th percentile of the area's rank by grant per resident"),
-    OutputColumn("most_sensitive_input", pa.string(), "text", "the source whose own drawn change explains most of "
-                 "the variance of the area's allocation over the draws", nullable=True),
-    OutputColumn("most_sensitive_r2", pa.float64(), "ratio", "the share of that variance it explains (squared "
-                 "correlation)"),
+    OutputColumn("most_sensitive_input", pa.string(), "text", "the source with the largest share of the variance "
+                 "of the area's allocation over the draws (sensitivity.parquet)", nullable=True),
+    OutputColumn("most_sensitive_share", pa.float64(), "share", "that source's share of the variance (the shares of "
+                 "every source and the remainder add to 1); null where the allocation does not vary", nullable=True),
+    OutputColumn("borrowed_inputs", pa.string(), "text", "the drawn input values the area rests on that are "
+                 "borrowed from another area, as the data declares (e.g. the Isles of Scilly's preventable mortality "
+                 "is Cornwall's): drawn with the borrowing's own spread; null where none", nullable=True),
+)
+
+DRAWS: tuple[OutputColumn, ...] = (
+    OutputColumn("draw", pa.int32(), "count", "the draw, 0 to draws - 1 (the uncertainty file's seed fixes them)"),
+    OutputColumn("area_code", pa.string(), "code", "area code at the output level"),
+    OutputColumn("financial_year", pa.string(), "financial year", "financial year"),
+    OutputColumn("target_share", pa.float64(), "ratio", "the area's target share in the draw"),
+    money("allocation", "the area's allocation in the draw (cash)"),
+    money("grant", "the area's grant in the draw (cash)"),
+    OutputColumn("held_at_floor", pa.bool_(), "flag", "held at a floor in the draw (any stream)"),
+    OutputColumn("held_at_ceiling", pa.bool_(), "flag", "held at a ceiling in the draw (any stream)"),
 )
 
 SENSITIVITY: tuple[OutputColumn, ...] = (
     *AREA_YEAR,
-    OutputColumn("input", pa.string(), "text", "an uncertainty source: population, or table.column"),
-    OutputColumn("r2", pa.float64(), "ratio", "the share of the variance of the area's allocation over the draws that "
-                 "the source's own drawn change for the area explains (squared correlation)"),
+    OutputColumn("input", pa.string(), "text", "an uncertainty source (population, or table.column), or "
+                 "'interactions and nonlinearity': the variance no source's linear effect explains"),
+    OutputColumn("share_of_variance", pa.float64(), "share", "the source's share of the variance of the area's "
+                 "allocation over the draws: b . cov(x, y) / var(y) from the regression of the allocation on each "
+                 "source's drawn change in the area and in England; an area's rows add to 1 (docs/uncertainty.md); null "
+                 "where the allocation does not vary over the draws (held at a floor in every draw)", nullable=True),
+    OutputColumn("share_se", pa.float64(), "share", "its Monte Carlo standard error (10 batches of draws)",
+                 nullable=True),
 )
 
 COMPARE: tuple[OutputColumn, ...] = (

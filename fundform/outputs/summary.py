@@ -109,7 +109,8 @@ def print_bands(result: RunResult, console: Console, n: int = 8) -> None:
     for r in b.sort("width", descending=True).head(n).iter_rows(named=True):
         t.add_row(r["area_name"], gbp(r["grant_central"] / 100, 0), gbp(r["grant_p5"] / 100, 0),
                   gbp(r["grant_p95"] / 100, 0), f"{r['width']:.2%}",
-                  f"{r['most_sensitive_input']} ({r['most_sensitive_r2']:.0%})" if r["most_sensitive_input"] else "")
+                  f"{r['most_sensitive_input']} ({r['most_sensitive_share']:.0%} of the variance)"
+                  + (" *" if r["borrowed_inputs"] else "") if r["most_sensitive_input"] else "")
     console.print(t)
     console.print(f"the range of every area and year: uncertainty.parquet; by source: sensitivity.parquet "
                   f"({result.out_dir})")

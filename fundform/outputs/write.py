@@ -182,7 +182,23 @@ def check_replaceable(target: Path) -> None:
                             "a new folder (nothing was written)")
 
 
-def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> Path:
+class StreamedParquet:
+    """A Parquet file already written batch by batch to a temporary file (every draw's figures), copied into the
+    output a row group at a time with the run's metadata: its rows are never all in memory."""
+
+    def __init__(self, source: Path, metadata: dict):
+        self.source, self.metadata = Path(source), metadata
+
+    def write(self, path: Path) -> None:
+        pf = pq.ParquetFile(self.source)
+        schema = pf.schema_arrow.with_metadata({**(pf.schema_arrow.metadata or {}),
+                                                MANIFEST_KEY: json.dumps(self.metadata, sort_keys=True).encode()})
+        with pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True) as w:
+            for i in range(pf.num_row_groups):
+                w.write_table(pf.read_row_group(i).replace_schema_metadata(schema.metadata))
+
+
+def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes | StreamedParquet]) -> Path:
     """Write name -> Arrow table (Parquet), text or bytes into `target`, replacing any earlier content only on
     success. First puts right what killed writers left beside it (recover_leftovers). A failure of the machine (disk
     full, permission denied, read-only) is raised as EnvironmentFailure naming the path; any failure leaves the
@@ -205,6 +221,8 @@ def atomic_write_dir(target: Path, files: dict[str, pa.Table | str | bytes]) -> 
                 failpoint("write.mid", tmp / name)
             if isinstance(content, pa.Table):
                 write_parquet(content, tmp / name)
+            elif isinstance(content, StreamedParquet):
+                content.write(tmp / name)
             elif isinstance(content, bytes):
                 (tmp / name).write_bytes(content)
             else:

@@ -126,6 +126,8 @@ class DesignSpec(_Model):
     objectives: list[Objective] = Field(min_length=1, max_length=2)
     draws: int = Field(4096, ge=16, le=1_048_576)
     refine: int = Field(1024, ge=0, le=1_048_576)
+    # the polish stops when its step is below this share of each free number's range (0: no polish)
+    tolerance: float = Field(0.0001, ge=0, le=0.1)
     seed: int = 20261204
     uncertainty: Robust | None = None
     folder: str | None = Field(None, exclude=True)  # where the design file is: its uncertainty file is beside it

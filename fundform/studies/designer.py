@@ -9,7 +9,9 @@ objectives. The search evaluates candidates as scenarios of the one outcome (`fu
    region and the frontier;
 2. refinement: `scipy.optimize.differential_evolution`, seeded, started from the best Sobol candidates, its
    population evaluated on the scenario axis (`_refine`; chosen by measurement: docs/design.md);
-3. the choice: the feasible candidate best on the first objective (the second breaks ties); if none is feasible,
+3. polish: a compass search from the best candidate, stopping when its step is below the stated `tolerance` of each
+   free number's range (default 0.01%; `_polish`), so the answer is located to that tolerance, not to a count;
+4. the choice: the feasible candidate best on the first objective (the second breaks ties); if none is feasible,
    the candidate whose largest violation (each constraint's shortfall over its own scale) is least, with the
    constraint that binds there and by how much.
 
@@ -139,6 +141,7 @@ class DesignResult:
     region: pl.DataFrame  # the feasible share of candidates in each cell of each pair of free numbers
     shipped: dict  # the version's own numbers, as a candidate
     verified: dict = field(default_factory=dict)  # the exact run of the chosen design
+    search: dict = field(default_factory=dict)  # the polish's tolerance and what it reached (its final step)
     manifest: dict = field(default_factory=dict)
     out_dir: Path | None = None
 
@@ -310,6 +313,19 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
             viol, worst = scores(res)
             ok = worst <= 0
             best = _pick(res, ok, worst, objs)
+    search = {"tolerance": None}
+    if ds.tolerance:
+        say(f"polishing: a compass search from the best candidate until its step is below {ds.tolerance:.2%} of "
+            "each free number's range")
+        more_values, more, search = _polish(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
+                                            workers, executor, robust)
+        if more_values.shape[0]:
+            res = {k: np.concatenate([res[k], more[k]]) for k in res}
+            values = np.vstack([values, more_values])
+            stage = np.concatenate([stage, np.array(["polish"] * more_values.shape[0])])
+            viol, worst = scores(res)
+            ok = worst <= 0
+            best = _pick(res, ok, worst, objs)
     points = pl.DataFrame({"candidate": np.arange(values.shape[0]), "stage": stage,
                            **{n: values[:, i] for i, n in enumerate(names)},
                            **{f"constraint_{j + 1}": res[f"c{j}"] for j in range(len(cons))},
@@ -357,7 +373,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     frontier = points[f.tolist()]
     region = _region(names, values, ok, lo, hi)
     return DesignResult(ds, spec.id, names, points, feasible, describe(best), binding, relaxed, frontier, region,
-                        describe(0))
+                        describe(0), search=search)
 
 
 def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, viol, j, cons, objs, workers, executor,
@@ -375,6 +391,17 @@ def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, vio
         sub.update({f"c{i}": res[f"c{k}"] for i, k in enumerate(k for k in range(len(cons)) if k != j)})
         more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, sub, ok_j, rest, objs, workers,
                                     executor, robust)
+        if ds.tolerance and more_values.shape[0]:  # polished to the same tolerance as the answer itself
+            sub2 = {k: np.concatenate([sub[k], more[k]]) for k in more}
+            v2 = np.vstack([values, more_values])
+            rv = (np.stack([(sub2[f"c{i}"] - limit_of(c)) / c.scale for i, c in enumerate(rest)], axis=1).max(axis=1)
+                  if rest else np.zeros(v2.shape[0]))
+            ok2 = (np.where(np.isnan(rv), np.inf, rv) <= 0) & ~sub2["infeasible"]
+            pv, pr, _ = _polish(ds, data, spec, params, names, lo, hi, v2, sub2, ok2, rest, objs, workers, executor,
+                                robust)
+            if pv.shape[0]:
+                more_values = np.vstack([more_values, pv])
+                more = {k: np.concatenate([more[k], pr[k]]) for k in more}
         if more_values.shape[0]:
             v = (np.stack([(more[f"c{i}"] - limit_of(c)) / c.scale for i, c in enumerate(rest)], axis=1).max(axis=1)
                  if rest else np.zeros(more_values.shape[0]))
@@ -406,19 +433,10 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     the range's bound (a gain cap of 0.100%) where a second Sobol box stopped at 0.108% (docs/design.md)."""
     from scipy.optimize import differential_evolution
 
-    o0 = np.where(np.isfinite(res["o0"]), res["o0"], np.nan)
-    feasible = o0[ok]
-    top = float(np.nanmax(np.abs(feasible))) * 2 + 1 if feasible.size and np.isfinite(feasible).any() else 0.0
+    score = _scorer(res, ok, cons)
     seen_values: list[np.ndarray] = []
     seen: list[dict] = []
     budget = ds.refine
-
-    def score(r) -> np.ndarray:
-        v = (np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
-             if cons else np.zeros(len(r["o0"])))  # no constraint left (one dropped): the objective alone
-        v = np.where(r["infeasible"] | np.isnan(v), np.inf, v)
-        o = np.where(np.isfinite(r["o0"]), r["o0"], top)
-        return np.where(v <= 0, o, top + np.minimum(v, 1e9))
 
     def fn(x: np.ndarray) -> np.ndarray:
         v = np.atleast_2d(x.T)  # (S, P): one row per member of the generation
@@ -438,6 +456,57 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     if not seen:
         return np.empty((0, len(names))), {}
     return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}
+
+
+def _scorer(res, ok: np.ndarray, cons):
+    """The one number a refinement minimises: the first objective over feasible candidates and, above every
+    feasible one, the largest violation (each constraint's shortfall over its scale)."""
+    o0 = np.where(np.isfinite(res["o0"]), res["o0"], np.nan)
+    feasible = o0[ok]
+    top = float(np.nanmax(np.abs(feasible))) * 2 + 1 if feasible.size and np.isfinite(feasible).any() else 0.0
+
+    def score(r) -> np.ndarray:
+        v = (np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
+             if cons else np.zeros(len(r["o0"])))  # no constraint left (one dropped): the objective alone
+        v = np.where(r["infeasible"] | np.isnan(v), np.inf, v)
+        o = np.where(np.isfinite(r["o0"]), r["o0"], top)
+        return np.where(v <= 0, o, top + np.minimum(v, 1e9))
+    return score
+
+
+def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor,
+            robust=(None, None)) -> tuple[np.ndarray, dict, dict]:
+    """A compass search from the best candidate so far, stopping on a stated tolerance rather than a count: each
+    step tries every free number up and down by the step (2 x free numbers scenarios, one chunk), moves to the best
+    that improves the score, else halves the step, until the step is below `tolerance` of each free number's range.
+    It lands on a constraint's edge (where most optima of a policy question lie) to within that step. Returns the
+    candidates it evaluated and what it reached."""
+    score = _scorer(res, ok, cons)
+    span = hi - lo
+    s = score(res)
+    x = values[int(np.argmin(s))].astype(np.float64)
+    fx = float(s.min())
+    step = span / 16
+    seen_values: list[np.ndarray] = []
+    seen: list[dict] = []
+    moves = 0
+    while (step / span).max() > ds.tolerance and len(seen) < 400:
+        cand = np.vstack([np.clip(x + sign * np.eye(len(names))[k] * step, lo, hi)
+                          for k in range(len(names)) for sign in (1, -1)])
+        r = _evaluate(data, spec, params, names, cand, cons, objs, workers, executor, *robust)
+        seen_values.append(cand)
+        seen.append(r)
+        sc = score(r)
+        k = int(np.argmin(sc))
+        if sc[k] < fx:
+            x, fx, moves = cand[k], float(sc[k]), moves + 1
+        else:
+            step = step / 2
+    reached = {"tolerance": ds.tolerance, "evaluations": int(sum(v.shape[0] for v in seen_values)), "moves": moves,
+               "step": {n: float(step[i]) for i, n in enumerate(names)}}
+    if not seen:
+        return np.empty((0, len(names))), {}, reached
+    return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}, reached
 
 
 def _pick(res, ok: np.ndarray, worst: np.ndarray, objs) -> int:

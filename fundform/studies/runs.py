@@ -114,12 +114,30 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
 
             files["uncertainty.parquet"] = to_arrow(result.uncertainty.bands, UNCERTAINTY, None, meta)
             files["sensitivity.parquet"] = to_arrow(result.uncertainty.sensitivity, SENSITIVITY, None, meta)
+            if result.uncertainty.draws_file is not None:  # every draw's figures, copied a row group at a time
+                from fundform.outputs.write import StreamedParquet
+
+                files["draws.parquet"] = StreamedParquet(result.uncertainty.draws_file, meta)
         # allow_nan=False: a NaN or infinity can never reach a manifest as bare, invalid JSON
         files["manifest.json"] = json.dumps(with_volatile(manifest, str(data_dir), data.checks), indent=2,
                                             sort_keys=True,
                                             allow_nan=False) + "\n"
-        result.out_dir = atomic_write_dir(target, files)
+        try:
+            result.out_dir = atomic_write_dir(target, files)
+        finally:
+            _drop_draws_file(result)
         if warehouse is not None:
             step("recording in the run warehouse")
             record_run(warehouse, result.out_dir)
+    else:
+        _drop_draws_file(result)
     return result
+
+
+def _drop_draws_file(result) -> None:
+    """The temporary file of every draw's figures, once written into the run (or not wanted): removed."""
+    import shutil
+
+    f = getattr(result.uncertainty, "draws_file", None) if result.uncertainty is not None else None
+    if f is not None:
+        shutil.rmtree(Path(f).parent, ignore_errors=True)

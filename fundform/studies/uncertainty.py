@@ -9,8 +9,10 @@ per area and year:
   allocation and the grant;
 - the probability that the area is held at a floor or at a ceiling;
 - the 5th and 95th percentile of its rank by grant per resident (1 = the most per resident);
-- the inputs that move it most: for each source, the share of the variance of the area's allocation that its own
-  drawn change explains (the squared correlation over the draws), and the one that explains most.
+- the inputs that move it most: each source's share of the variance of the area's allocation, with the rest
+  (interactions and nonlinearity), adding to 1 (`Decomposition`), each with its Monte Carlo standard error; and the
+  source with the largest share;
+- the inputs it rests on that are borrowed from another area (declared in the data).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,41 @@ class UncertaintyResult:
     draws: DataDraws
     arrays: DrawArrays | None = field(repr=False)  # every draw's figures, kept up to SPILL_ABOVE draws
     sources: list[dict] = field(default_factory=list)
+    draws_file: Path | None = None  # write_draws: every draw's figures, a temporary Parquet file (the caller's)
+
+
+class DrawsWriter:
+    """Every draw's figures into a temporary Parquet file, a chunk (one row group) at a time (draws.parquet)."""
+
+    def __init__(self, codes: list[str], years: list[str]):
+        from fundform.outputs.schema import DRAWS
+        from fundform.outputs.write import to_arrow
+
+        self.codes, self.years, self.columns, self.to_arrow = codes, years, DRAWS, to_arrow
+        self.folder = Path(tempfile.mkdtemp(prefix="fundform-draws-out-"))
+        self.path = self.folder / "draws.parquet"
+        self.writer = None
+
+    def add(self, lo: int, part) -> None:
+        import pyarrow.parquet as pq
+
+        s, y, a = part.allocation.shape
+        frame = pl.DataFrame({
+            "draw": np.repeat(np.arange(lo, lo + s, dtype=np.int32), y * a),
+            "area_code": np.tile(np.array(self.codes, dtype=object), s * y).tolist(),
+            "financial_year": np.tile(np.repeat(np.array(self.years, dtype=object), a), s).tolist(),
+            "target_share": part.target_share.reshape(-1), "allocation": part.allocation.reshape(-1),
+            "grant": part.grant.reshape(-1), "held_at_floor": part.floor.reshape(-1),
+            "held_at_ceiling": part.ceiling.reshape(-1)})
+        table = self.to_arrow(frame, self.columns, None, {})
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> Path:
+        if self.writer is not None:
+            self.writer.close()
+        return self.path
 
 
 def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws,
@@ -144,33 +182,73 @@ class YearBlocks:
         return self.mem.transpose(1, 0, 2)
 
 
-class Moments:
-    """Running sums over the draws, shifted by the first chunk's means (no cancellation at 10^10 pence): each
-    source's correlation with the allocation without keeping either array."""
+REMAINDER = "interactions and nonlinearity"  # the variance no source's linear effect explains
+BATCHES = 10  # batch means: each share's Monte Carlo standard error from the spread over 10 batches of draws
 
-    def __init__(self):
-        self.n = 0
+
+class Decomposition:
+    """Each source's share of the variance of an area's allocation over the draws, adding to 1 with the rest.
+
+    The allocation y of each area and year is regressed, over the draws, on two features per source: the source's
+    drawn change in the area itself (its members' population-weighted change above lower tier) and in England (all
+    authorities, population-weighted); a share moves with both. With the regression's coefficients b, source k's
+    share is `b_k . cov(x_k, y) / var(y)`; the shares sum to the regression's R^2 exactly, and the rest, `1 - R^2`,
+    is what no source's linear effect explains (interactions and nonlinearity). Sources are drawn independently, so
+    a share is (within Monte Carlo error) the variance the source's linear effect carries: a first-order index.
+    Running sums only, shifted by the first chunk's means; kept per batch of draws, so each share's Monte Carlo
+    standard error is the spread of the batches' shares / sqrt(batches)."""
+
+    def __init__(self, labels: list[str], size: int):
+        self.labels, self.size = labels, size
         self.shift_x = self.shift_y = None
-        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+        self.sums: list[dict] = []
 
-    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+    def add(self, first: int, x: np.ndarray, y: np.ndarray) -> None:
+        """x (S, years, areas, features), y (S, years, areas) for draws first .. first + S - 1."""
         if self.shift_x is None:
             self.shift_x, self.shift_y = x.mean(axis=0), y.mean(axis=0)
+            self.sums = [dict(n=0, sx=0.0, sy=0.0, sxx=0.0, sxy=0.0, syy=0.0) for _ in range(BATCHES)]
         xc, yc = x - self.shift_x, y - self.shift_y
-        self.n += x.shape[0]
-        self.sx = self.sx + xc.sum(axis=0)
-        self.sy = self.sy + yc.sum(axis=0)
-        self.sxx = self.sxx + (xc * xc).sum(axis=0)
-        self.syy = self.syy + (yc * yc).sum(axis=0)
-        self.sxy = self.sxy + (xc * yc).sum(axis=0)
+        batch = (np.arange(first, first + x.shape[0]) * BATCHES) // max(self.size, 1)
+        for b in np.unique(batch):
+            rows = batch == b
+            xb, yb, s = xc[rows], yc[rows], self.sums[int(b)]
+            s["n"] += int(rows.sum())
+            s["sx"] = s["sx"] + xb.sum(axis=0)
+            s["sy"] = s["sy"] + yb.sum(axis=0)
+            s["sxx"] = s["sxx"] + np.einsum("syaf,syag->yafg", xb, xb)
+            s["sxy"] = s["sxy"] + np.einsum("syaf,sya->yaf", xb, yb)
+            s["syy"] = s["syy"] + (yb * yb).sum(axis=0)
 
-    def r2(self) -> np.ndarray:
-        n = self.n
-        cov, vx, vy = self.sxy - self.sx * self.sy / n, self.sxx - self.sx ** 2 / n, self.syy - self.sy ** 2 / n
-        den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
+    @staticmethod
+    def _shares(s: dict, k: int) -> np.ndarray:
+        """(sources + 1, years, areas): each source's share and the remainder, from one set of sums."""
+        n = s["n"]
+        cxx = s["sxx"] - np.einsum("yaf,yag->yafg", s["sx"], s["sx"]) / n
+        cxy = s["sxy"] - s["sx"] * s["sy"][..., None] / n
+        cyy = s["syy"] - s["sy"] ** 2 / n
+        b = np.einsum("yafg,yag->yaf", np.linalg.pinv(cxx, hermitian=True), cxy)
+        part = b * cxy  # (years, areas, features): each feature's part of the explained variance
+        varies = cyy > n  # the allocation varies over the draws by more than a penny (its variance, pence^2, > 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(den > 0, cov / den, 0.0)
-        return np.clip(r, -1.0, 1.0) ** 2
+            per = np.stack([part[..., 2 * j:2 * j + 2].sum(axis=-1) for j in range(k)])
+            shares = np.where(varies, per / cyy, np.nan)  # nothing to share where nothing varies (held at a floor)
+        return np.concatenate([shares, np.where(varies, 1 - shares.sum(axis=0), np.nan)[None]])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(shares, standard errors), each (sources + 1, years, areas): the last row the remainder."""
+        k = len(self.labels)
+        whole = {key: sum(s[key] for s in self.sums) for key in self.sums[0]}
+        shares = self._shares(whole, k)
+        used = [s for s in self.sums if s["n"] > 2 * (2 * k + 1)]
+        if len(used) < 2:
+            return shares, np.full_like(shares, np.nan)
+        each = np.stack([self._shares(s, k) for s in used])
+        count = (~np.isnan(each)).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a batch in which the area never varies: left out
+            se = np.where(count >= 2, np.nanstd(each, axis=0, ddof=1) / np.sqrt(count), np.nan)
+        return shares, np.where(np.isnan(shares), np.nan, se)
 
 
 def memory_plan(size: int, years: int, codes: int, areas: int, sources: int) -> tuple[int, int, bool]:
@@ -227,6 +305,26 @@ def _rank(per_head: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _england_weights(data: Dataset, codes: list[str], year: str) -> np.ndarray:
+    """(authorities,) each authority's share of England's residents: an input's change in England."""
+    pop = data.for_year(year).tables["population"].group_by("area_code").agg(pl.col("population").sum())
+    w = pl.DataFrame({"area_code": codes}).join(pop, on="area_code", how="left", maintain_order="left")[
+        "population"].fill_null(0.0).to_numpy()
+    return w / w.sum()
+
+
+def _borrowed_words(draws: DataDraws, to_level: np.ndarray) -> np.ndarray:
+    """(areas,) for each area resting on a borrowed input value (one of its authorities borrows it), which value
+    and from whom; None elsewhere."""
+    idx = {c: i for i, c in enumerate(draws.codes)}
+    words: list[list[str]] = [[] for _ in range(to_level.shape[0])]
+    for label, pairs in draws.borrowed.items():
+        for code, donor in sorted(pairs.items()):
+            for a in np.flatnonzero(to_level[:, idx[code]] > 0):
+                words[a].append(f"{label} of {code} is {donor}'s")
+    return np.array(["; ".join(w) if w else None for w in words], dtype=object)
+
+
 def _member_weights(data: Dataset, level: str, codes: list[str], areas: list[str], year: str) -> np.ndarray:
     """(areas, authorities) each area's authorities weighted by their residents (and lookup shares), rows summing to
     1: an input's change for an area above lower tier is its members' population-weighted change."""
@@ -265,12 +363,16 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
                 (("target_share", np.float64), ("allocation", np.int64), ("grant", np.int64),
                  ("grant_per_head", np.float64))}
         floors, ceilings = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
-        moments = {s: Moments() for s in labels}
+        decomposition = Decomposition(labels, S)
+        england = _england_weights(data, draws.codes, fy[0])
         keep_bounds = S <= SPILL_ABOVE
         bounds = {"floor": [], "ceiling": []}
+        writer = DrawsWriter(area_codes, fy) if unc.write_draws else None
         for lo, hi, part in draw_chunks(data, spec, params, draws, chunk, workers, executor):
             for k, block in kept.items():
                 block.write(lo, getattr(part, k))
+            if writer is not None:
+                writer.add(lo, part)
             floors += part.floor.sum(axis=0)
             ceilings += part.ceiling.sum(axis=0)
             if keep_bounds:
@@ -278,8 +380,12 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
                 bounds["ceiling"].append(part.ceiling)
             y = part.allocation.astype(np.float64)
             sub = draws.chunk(lo, hi)
-            for s_ in labels:
-                moments[s_].add(sub.move(s_) @ to_level.T, y)
+            if labels:
+                feats = []
+                for s_ in labels:
+                    m = sub.move(s_)
+                    feats += [m @ to_level.T, np.broadcast_to((m @ england)[..., None], y.shape)]
+                decomposition.add(lo, np.stack(feats, axis=-1), y)
             del part, y
         q = {name: np.stack([percentiles(kept[name].year(t)) for t in range(len(fy))], axis=1)
              for name in ("target_share", "allocation", "grant")}
@@ -305,18 +411,26 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
     cols["p_ceiling"] = (ceilings / S).reshape(-1)
     cols["rank_p5"] = rq[0].reshape(-1).astype(np.int32)
     cols["rank_p95"] = rq[1].reshape(-1).astype(np.int32)
-    r2 = {s_: moments[s_].r2() for s_ in labels}
     if labels:
-        stack = np.stack([r2[s] for s in labels])  # (sources, years, areas)
-        top = stack.argmax(axis=0)
-        cols["most_sensitive_input"] = np.array(labels, dtype=object)[top].reshape(-1)
-        cols["most_sensitive_r2"] = stack.max(axis=0).reshape(-1)
+        shares, errors = decomposition.result()  # (sources + 1, years, areas)
+        varies = ~np.isnan(shares[0])
+        top = np.nan_to_num(shares[:-1], nan=-np.inf).argmax(axis=0)
+        cols["most_sensitive_input"] = np.where(varies, np.array(labels, dtype=object)[top], None).reshape(-1)
+        cols["most_sensitive_share"] = np.take_along_axis(shares[:-1], top[None], 0)[0].reshape(-1)
     else:
+        shares = errors = np.zeros((1, len(fy), n))
         cols["most_sensitive_input"] = np.full(len(fy) * n, None, dtype=object)
-        cols["most_sensitive_r2"] = np.zeros(len(fy) * n)
-    bands = base.with_columns(**{k: pl.Series(v) for k, v in cols.items()})
+        cols["most_sensitive_share"] = np.zeros(len(fy) * n)
+    cols["borrowed_inputs"] = np.tile(_borrowed_words(draws, to_level), len(fy))
+    bands = base.with_columns(**{k: pl.Series(v.tolist(), dtype=pl.String) if v.dtype == object else
+                                 pl.Series(v, nan_to_null=v.dtype.kind == "f") for k, v in cols.items()})
     bands = bands.with_columns(
         [pl.col(c).cast(pl.Int64) for c in bands.columns if c.startswith(("allocation_", "grant_"))])
-    sens = pl.concat([base.with_columns(input=pl.lit(s), r2=pl.Series(r2[s].reshape(-1))) for s in labels]) \
-        if labels else base.with_columns(input=pl.lit(None, pl.String), r2=pl.lit(None, pl.Float64)).head(0)
-    return UncertaintyResult(bands, sens, draws, arrays, draws.sources)
+    sens = pl.concat([base.with_columns(input=pl.lit(s),
+                                        share_of_variance=pl.Series(shares[j].reshape(-1), nan_to_null=True),
+                                        share_se=pl.Series(errors[j].reshape(-1), nan_to_null=True))
+                      for j, s in enumerate([*labels, REMAINDER])]) if labels else base.with_columns(
+        input=pl.lit(None, pl.String), share_of_variance=pl.lit(None, pl.Float64),
+        share_se=pl.lit(None, pl.Float64)).head(0)
+    return UncertaintyResult(bands, sens, draws, arrays, draws.sources,
+                             writer.close() if writer is not None else None)

@@ -344,11 +344,14 @@ def _explain_uncertainty(r, code: str, fy: str) -> None:
     t.add_row("rank by grant per resident (5th to 95th percentile)", f"{row['rank_p5']} to {row['rank_p95']}")
     out.print(t)
     s = r.sensitivity.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy)).sort(
-        "r2", descending=True)
-    t = Table(title="Which input's uncertainty matters: the share of the allocation's variance over the draws that "
-                    "each input's own change explains")
-    for c in ("input", "share of the variance"):
+        "share_of_variance", descending=True)
+    t = Table(title="Which input's uncertainty matters: each input's share of the allocation's variance over the "
+                    "draws (the shares add to 1)")
+    for c in ("input", "share of the variance", "Monte Carlo standard error"):
         t.add_column(c, justify="left" if c == "input" else "right")
-    for inp, r2 in s.select("input", "r2").iter_rows():
-        t.add_row(escape(inp), f"{r2:.0%}")
+    for inp, share, se in s.select("input", "share_of_variance", "share_se").iter_rows():
+        t.add_row(escape(inp), f"{share:.1%}", "" if se is None or se != se else f"{se:.1%}")
     out.print(t)
+    if row.get("borrowed_inputs"):
+        out.print(f"Rests on borrowed values: {escape(row['borrowed_inputs'])} (drawn with the borrowing's own "
+                  "spread: the run's manifest, uncertainty.sources)")

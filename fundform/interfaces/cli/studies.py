@@ -188,7 +188,7 @@ def design(
         out.print_json(json.dumps({"out_dir": str(r.out_dir), "design_id": r.manifest["design_id"],
                                    "feasible": r.feasible, "chosen": r.chosen, "binding": r.binding,
                                    "relaxed": r.relaxed, "verified": r.verified,
-                                   "candidates": r.points.height}, default=str))
+                                   "candidates": r.points.height, "search": r.search}, default=str))
         return
     if quiet:
         return
@@ -209,6 +209,10 @@ def design(
         lo, hi = r.spec.free[name]
         t.add_row(name, f"{r.shipped['free'][name]:.6g}", f"{r.chosen['free'][name]:.6g}", f"{lo:.6g} to {hi:.6g}")
     out.print(t)
+    if r.search.get("tolerance"):
+        from fundform.outputs.design_report import search_words
+
+        out.print(search_words(r.search))
     t = Table(title="Constraints, on the exact run of the chosen numbers")
     for c in ["constraint", "as shipped", "chosen", "limit", "holds"]:
         t.add_column(c, justify="left" if c == "constraint" else "right")
