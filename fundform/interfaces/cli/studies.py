@@ -280,3 +280,43 @@ def levels(
                   f"{r['need_weighted_population_members']:,.0f}", gbp_pence(r["target_allocation"]),
                   gbp_pence(r["target_allocation_members"]), gbp_pence(r["grant"]), gbp_pence(r["grant_members"]))
     out.print(t)
+
+
+@app.command()
+def cases(
+    folder: Annotated[Optional[Path], typer.Argument(help="A folder of policy case files (TOML), or one file. "
+                                                      "[default: the project's cases/]", show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run policy cases written as data (docs/cases.md): each file states inputs, a rule or a version, and the
+    figures it must give with a tolerance and their source. Exit 1 naming every figure that does not hold."""
+    import json as _json
+
+    from rich.table import Table
+
+    from fundform.base.errors import FundformError
+    from fundform.base.paths import PROJECT_ROOT
+    from fundform.studies.cases import case_files, check_case, load_case
+
+    where = folder or PROJECT_ROOT / "cases"
+    try:
+        files = [where] if where.is_file() else case_files(where)
+        if not files:
+            raise FundformError(f"{where}: no policy case files (*.toml) there")
+        results = [(f, load_case(f)) for f in files]
+        outcome = [(f, c, check_case(c)) for f, c in results]
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    failed = [(f, c, p) for f, c, p in outcome if p]
+    if json_out:
+        out.print_json(_json.dumps([{"case": f.name, "title": c.title, "holds": not p, "problems": p}
+                                    for f, c, p in outcome]))
+    else:
+        t = Table(title=f"Policy cases in {escape(str(where))}: {len(outcome) - len(failed)} of {len(outcome)} hold")
+        for col in ("case", "title", "holds"):
+            t.add_column(col)
+        for f, c, p in outcome:
+            t.add_row(escape(f.name), escape(c.title), "yes" if not p else "[red]no[/red]: " + escape("; ".join(p)))
+        out.print(t)
+    if failed:
+        raise typer.Exit(1)
