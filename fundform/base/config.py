@@ -50,15 +50,9 @@ def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
     if config_file is not None:
         if not Path(config_file).is_file():
             raise FundformError(f"{config_file}: config file not found")
-        import tomllib
+        from fundform.base.toml import read_toml
 
-        try:  # read it ourselves first, so a broken file is named as such (not an internal error)
-            tomllib.loads(Path(config_file).read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise FundformError(f"{config_file}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML "
-                                "settings file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise FundformError(f"{config_file}: not valid TOML ({e}); expected a TOML settings file") from None
+        read_toml(config_file, "TOML settings file")  # read first, so a broken file is named as such
         cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
                                                                    "toml_file": str(config_file)}})
     try:

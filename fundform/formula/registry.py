@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from fundform.base.errors import SpecError
 from fundform.base.paths import formulas_dir
+from fundform.base.toml import parse_toml
 from fundform.formula.components import INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
 from fundform.formula.rules import loc_path
 from fundform.formula.spec import FormulaSpec, iter_needs
@@ -89,12 +89,7 @@ def load_formula_file(path: Path) -> LoadedFormula:
     if not path.is_file():
         raise SpecError(f"{path}: formula file not found")
     raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e})") from e
+    data = parse_toml(raw, path, "TOML formula file")
     if "extends" in data:
         raise SpecError(f"{path}: a scenario (extends = {data['extends']!r}), not a formula version: use it as "
                         "--formula FILE, or `fundform formulas validate` it")

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fundform.base.errors import Problem, SpecError
+from fundform.base.toml import read_toml  # noqa: F401  (scenarios, designs and cases read TOML here)
 from fundform.formula.registry import (
     LoadedFormula,
     available_formulas,
@@ -75,36 +76,6 @@ class ResolvedFormula(LoadedFormula):
         payload = json.dumps({"base": self.sha256, "overrides": [o.as_dict() for o in self.overrides]},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
-
-
-_PARSED: dict[tuple, dict] = {}
-
-
-def read_toml(path: Path) -> dict:
-    """A TOML file's tables (a fresh copy each call; parsed once per process for the same file contents)."""
-    import copy
-    import os
-
-    if not path.is_file():
-        raise SpecError(f"{path}: file not found")
-    st = os.stat(path)
-    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key in _PARSED:
-        return copy.deepcopy(_PARSED[key])
-    parsed = _read_toml(path)
-    if len(_PARSED) > 256:
-        _PARSED.clear()
-    _PARSED[key] = parsed
-    return copy.deepcopy(parsed)
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e})") from e
 
 
 def _key_fields(item: Any) -> tuple[str, ...] | None:

@@ -39,13 +39,13 @@ rows.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fundform.base.errors import SpecError
+from fundform.base.toml import read_toml
 from fundform.inputs.contracts import Column, TableContract
 
 MAX_DRAWS = 100_000
@@ -172,15 +172,8 @@ class UncertaintySpec(_Strict):
 def read_uncertainty(path: Path | str) -> UncertaintySpec:
     """The uncertainty file, validated; every problem names the file and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: uncertainty file not found")
+    data = read_toml(path, "TOML uncertainty file")
     raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML uncertainty file")
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e}); expected a TOML uncertainty file") from None
     try:
         spec = UncertaintySpec.model_validate({**data, "path": None})
     except ValidationError as e:

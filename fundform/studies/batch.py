@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fundform.base.errors import EnvironmentFailure, FundformError, environment_failure
 from fundform.base.failpoints import failpoint
 from fundform.base.paths import default_data_dir
+from fundform.base.toml import problems_of, read_toml
 from fundform.inputs.tables import LEVELS
 
 LOCK_NAME = ".batch.lock"
@@ -78,16 +78,9 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
     if not path.is_file():
         raise FundformError(f"{path}: batch spec not found")
     try:
-        spec = BatchSpec.model_validate(tomllib.loads(path.read_bytes().decode("utf-8")))
-    except UnicodeDecodeError as e:
-        raise FundformError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML batch spec") \
-            from None
-    except tomllib.TOMLDecodeError as e:
-        raise FundformError(f"{path}: not valid TOML ({e})") from None
+        spec = BatchSpec.model_validate(read_toml(path, "TOML batch spec"))
     except ValidationError as e:
-        lines = [f"{path}: invalid batch spec"] + [
-            f"  - {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise FundformError("\n".join(lines)) from None
+        raise problems_of(path, "batch spec", e) from None
     base = path.parent
 
     def resolve(p: str | None, default: Path) -> Path:

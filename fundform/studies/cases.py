@@ -23,8 +23,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fundform.base.errors import SpecError
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,17 +93,13 @@ class Case(_Model):
 
 
 def load_case(path: Path) -> Case:
-    from fundform.formula.scenario import read_toml
+    from fundform.base.toml import problems_of, read_toml
 
-    raw = read_toml(Path(path))
+    raw = read_toml(Path(path), "TOML policy case")
     try:
         return Case.model_validate({**raw, "path": Path(path)})
     except ValidationError as err:
-        lines = [f"{path}: invalid policy case ({err.error_count()} problem(s))"]
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-            lines.append(f"  - {loc}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}")
-        raise SpecError("\n".join(lines)) from None
+        raise problems_of(path, "policy case", err) from None
 
 
 def check_case(case: Case) -> list[str]:

@@ -11,8 +11,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fundform.base.errors import SpecError
-
 MEASURES = ("allocation", "grant")
 
 
@@ -152,15 +150,10 @@ class DesignSpec(_Model):
 
 def load_design(path: Path) -> DesignSpec:
     """A design file, validated before anything runs (errors name the file and the key)."""
-    from fundform.formula.scenario import read_toml
+    from fundform.base.toml import problems_of, read_toml
 
-    raw = read_toml(Path(path))
+    raw = read_toml(Path(path), "TOML design file")
     try:
         return DesignSpec.model_validate({**raw, "folder": str(Path(path).resolve().parent)})
     except ValidationError as err:
-        lines = [f"{path}: invalid design ({err.error_count()} problem(s))"]
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  - {loc}: {'unknown key' if e['type'] == 'extra_forbidden' else msg}")
-        raise SpecError("\n".join(lines)) from None
+        raise problems_of(path, "design", err) from None
