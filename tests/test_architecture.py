@@ -168,3 +168,26 @@ def test_no_module_is_over_600_lines_without_saying_why():
         if text.count("\n") > 600:
             doc = ast.get_docstring(ast.parse(text)) or ""
             assert "over 600 lines" in doc, f"{f.relative_to(PROJECT_ROOT)}: split it, or say in its docstring why not"
+
+
+def test_one_toml_reader_and_one_command_line_error_wrapper():
+    """Every TOML file is read by base/toml.py (a --set value's literal is parsed as TOML in scenario.py, not a
+    file); no command catches to print its own error: the commands' one wrapper (cli/common.py `reported`) does."""
+    import re
+
+    readers = [f.relative_to(PROJECT_ROOT) for f in PACKAGE.rglob("*.py")
+               if "tomllib.load" in f.read_text() and f.name not in ("toml.py",)
+               and not (f.name == "scenario.py" and f.read_text().count("tomllib.loads") == 1
+                        and 'tomllib.loads(f"v = {raw}")' in f.read_text())]
+    assert readers == [], readers
+    cli = PACKAGE / "interfaces" / "cli"
+    catching = [f.name for f in cli.glob("*.py") if f.name != "common.py"
+                and re.search(r"except Exception as e:.*\n\s+fail\(e\)", f.read_text())]
+    assert catching == [], catching
+    from fundform.interfaces.cli.common import Commands, app
+    from fundform.interfaces.cli.formulas import formulas_app
+    from fundform.interfaces.cli.system import cache_app
+
+    assert all(isinstance(g, Commands) for g in (app, formulas_app, cache_app))
+    wrapped = [c.callback for c in app.registered_commands]
+    assert wrapped and all(getattr(cb, "__wrapped__", None) is not None for cb in wrapped)

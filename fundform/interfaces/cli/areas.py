@@ -17,7 +17,6 @@ from fundform.interfaces.cli.common import (
     QuietOpt,
     app,
     current_settings,
-    fail,
     out,
     write_frame,
 )
@@ -41,13 +40,10 @@ def places(
     from fundform.formula.scenario import resolve_formula
     from fundform.studies.runs import checked_dataset
 
-    try:
-        spec = resolve_formula(formula).spec
-        table = place_need(checked_dataset(data or default_data_dir()), spec, read_places(file), file.name)
-        if out_file:
-            write_frame(table, out_file)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    spec = resolve_formula(formula).spec
+    table = place_need(checked_dataset(data or default_data_dir()), spec, read_places(file), file.name)
+    if out_file:
+        write_frame(table, out_file)
     if json_out:
         out.print_json(json.dumps(table.to_dicts()))
         return
@@ -83,19 +79,16 @@ def ledger_cmd(
     from fundform.formula.scenario import resolve_formula
     from fundform.outputs.warehouse import find_run
 
-    try:
-        s = current_settings()
-        run_dir = find_run(run_ref, s.warehouse, s.out_root)
-        allocations = pl.read_parquet(run_dir / "allocations.parquet")
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        spec = resolve_formula(formula or manifest["formula"]["id"]).spec
-        acts = read_actuals(actuals)
-        check_coverage(acts, allocations, actuals.name)
-        table = ledger(allocations, acts, spec.ledger)
-        if out_file:
-            write_frame(table, out_file)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s = current_settings()
+    run_dir = find_run(run_ref, s.warehouse, s.out_root)
+    allocations = pl.read_parquet(run_dir / "allocations.parquet")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    spec = resolve_formula(formula or manifest["formula"]["id"]).spec
+    acts = read_actuals(actuals)
+    check_coverage(acts, allocations, actuals.name)
+    table = ledger(allocations, acts, spec.ledger)
+    if out_file:
+        write_frame(table, out_file)
     per_area = table.group_by("area_code", "area_name", maintain_order=True).agg(
         pl.col("allocation").sum(), pl.col("spending").sum(), pl.col("forfeited").sum(),
         pl.col("borrowing_breach").sum(), pl.col("status").first(), pl.col("first_breach_year").first())
@@ -128,14 +121,11 @@ def rounds(data: DataOpt = None, json_out: JsonOpt = False) -> None:
     from fundform.engine.settlement.rounds import round_identities
     from fundform.inputs.dataset import load_dataset
 
-    try:
-        s = current_settings()
-        ds = load_dataset(data or s.data_dir)
-        if "nhs_icb_allocations" not in ds.tables:
-            raise FundformError(f"{ds.directory}: no nhs_icb_allocations table (NHS England's published rounds)")
-        found = round_identities(ds["nhs_icb_allocations"])
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s = current_settings()
+    ds = load_dataset(data or s.data_dir)
+    if "nhs_icb_allocations" not in ds.tables:
+        raise FundformError(f"{ds.directory}: no nhs_icb_allocations table (NHS England's published rounds)")
+    found = round_identities(ds["nhs_icb_allocations"])
     if json_out:
         out.print_json(json.dumps(found.to_dicts()))
         return

@@ -45,7 +45,36 @@ def _no_type_for_flags() -> None:
 _no_type_for_flags()
 
 
-class _Command(typer.Typer):
+def reported(fn):
+    """A command whose every failure is told one way (`fail`): the user's input wrong (exit 1, the message), the
+    machine refusing (exit 5), or a fault of fundform's own (exit 3, where to report it). The one error wrapper of
+    the command line: a command's body raises, it never catches to print."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as e:  # noqa: BLE001  (every failure, told by fail)
+            fail(e)
+    return run
+
+
+class Commands(typer.Typer):
+    """A group of commands, each wrapped by `reported`."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorate(fn):
+            register(reported(fn))
+            return fn
+        return decorate
+
+
+class _Command(Commands):
     """The `fundform` command as a program: `--debug` is taken anywhere on the line (`fundform run --debug`, as
     messages say: "rerun with --debug"), and output cut off by a closed pipe (`fundform explain X | head`) ends
     quietly with exit 0, as a reader who stops reading is no failure."""

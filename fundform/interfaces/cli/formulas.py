@@ -12,14 +12,14 @@ from rich.markup import escape
 
 from fundform.base.errors import FundformError, UsageProblem
 from fundform.interfaces.cli.common import (
+    Commands,
     JsonOpt,
     app,
-    fail,
     flag,
     out,
 )
 
-formulas_app = typer.Typer(help="List and show formula versions.", no_args_is_help=True)
+formulas_app = Commands(help="List and show formula versions.", no_args_is_help=True)
 app.add_typer(formulas_app, name="formulas")
 
 
@@ -33,20 +33,17 @@ def formulas_list(json_out: JsonOpt = False) -> None:
     from fundform.formula.scenario import resolve_formula
 
     rows = []
-    try:
-        versions = available_formulas()  # the versions, then the shipped scenarios a version does not shadow
-        for stem, path in {**versions, **{k: v for k, v in shipped_scenarios().items() if k not in versions}}.items():
-            try:  # one broken or misplaced file is listed as such; the others are still listed
-                f = resolve_formula(str(path))
-            except FundformError as e:
-                rows.append({"id": stem, "file": path.name, "invalid": str(e).splitlines()[0]})
-                continue
-            rows.append({"id": stem if f.scenario else f.spec.id, "version": f.spec.version,
-                         "title": f.scenario_title or f.spec.title,
-                         "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources],
-                         **({"extends": f.spec.id} if f.scenario else {})})
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    versions = available_formulas()  # the versions, then the shipped scenarios a version does not shadow
+    for stem, path in {**versions, **{k: v for k, v in shipped_scenarios().items() if k not in versions}}.items():
+        try:  # one broken or misplaced file is listed as such; the others are still listed
+            f = resolve_formula(str(path))
+        except FundformError as e:
+            rows.append({"id": stem, "file": path.name, "invalid": str(e).splitlines()[0]})
+            continue
+        rows.append({"id": stem if f.scenario else f.spec.id, "version": f.spec.version,
+                     "title": f.scenario_title or f.spec.title,
+                     "effective_years": f.spec.effective_years, "sources": [s.id for s in f.spec.sources],
+                     **({"extends": f.spec.id} if f.scenario else {})})
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -79,19 +76,16 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     from fundform.formula.scenario import resolve_formula
     from fundform.formula.spec import assumed_numbers, count_numbers, iter_age_curves, iter_quantities
 
-    try:
-        f = resolve_formula(formula_id)
-        if year is not None:
-            from fundform.formula.quantities import parse_year
+    f = resolve_formula(formula_id)
+    if year is not None:
+        from fundform.formula.quantities import parse_year
 
-            try:
-                parse_year(year)
-            except ValueError as e:
-                raise UsageProblem(str(e)) from None
-            if year not in f.spec.effective_years:
-                raise UsageProblem(f"--year {year}: {f.spec.id} is effective for {', '.join(f.spec.effective_years)}")
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+        try:
+            parse_year(year)
+        except ValueError as e:
+            raise UsageProblem(str(e)) from None
+        if year not in f.spec.effective_years:
+            raise UsageProblem(f"--year {year}: {f.spec.id} is effective for {', '.join(f.spec.effective_years)}")
     if assumptions:
         rows = assumed_numbers(f.spec)
         total = count_numbers(f.spec)
@@ -157,10 +151,7 @@ def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula fil
 
     from fundform.formula.scenario import diff_kind, diff_specs, resolve_formula
 
-    try:
-        rows = diff_specs(resolve_formula(a).spec, resolve_formula(b).spec)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    rows = diff_specs(resolve_formula(a).spec, resolve_formula(b).spec)
     order = {"number": 0, "setting": 1, "text": 2}
     kinds = sorted(((diff_kind(p, x, y), p, x, y) for p, x, y in rows), key=lambda r: (order[r[0]], r[1]))
     if json_out:
@@ -211,15 +202,12 @@ def formulas_method(
     from fundform.formula.scenario import resolve_formula
     from fundform.outputs.method import method_of
 
-    try:
-        f = resolve_formula(formula_id, tuple(set_ or ()))
-        text = method_of(f)
-        if out_file is not None:
-            from fundform.outputs.write import atomic_write_file
+    f = resolve_formula(formula_id, tuple(set_ or ()))
+    text = method_of(f)
+    if out_file is not None:
+        from fundform.outputs.write import atomic_write_file
 
-            atomic_write_file(out_file, text, "method document")
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+        atomic_write_file(out_file, text, "method document")
     if out_file is None:
         sys.stdout.write(text)
     else:
@@ -231,9 +219,6 @@ def formulas_validate(file: Annotated[Path, typer.Argument(help="A formula or sc
     """Check a formula or scenario file: every fault named with its key path (exit 1 if any)."""
     from fundform.formula.scenario import resolve_formula
 
-    try:
-        f = resolve_formula(str(file))
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    f = resolve_formula(str(file))
     extra = f" (extends {f.spec.id} with {len(f.overrides)} override(s))" if f.scenario else ""
     out.print(f"[green]valid[/green]: {file}: {f.spec.id} {f.spec.version}{extra}")

@@ -24,7 +24,6 @@ from fundform.interfaces.cli.common import (
     YearsOpt,
     app,
     current_settings,
-    fail,
     flag,
     out,
     parse_index_files,
@@ -62,17 +61,14 @@ def compare_cmd(
     from fundform.outputs.schema import COMPARE
     from fundform.outputs.write import atomic_write_file, to_arrow
 
-    try:
-        c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
-                       index=parse_index_files(index), config=config)
-        table, per = c.table, c.per  # per: side A's population, per resident or per registered patient
-        summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
-        change = "change_in_split" if shares else "change"
-        safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
-        target = out_file or current_settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
-        atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    c = comparison(a, b, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                   index=parse_index_files(index), config=config)
+    table, per = c.table, c.per  # per: side A's population, per resident or per registered patient
+    summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
+    change = "change_in_split" if shares else "change"
+    safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
+    target = out_file or current_settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
+    atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
     if quiet:
         return
     last = table["financial_year"].max()
@@ -145,23 +141,20 @@ def explain(
     from fundform.interfaces import api
     from fundform.outputs.letter import TOTAL, letter, line_columns, titles_of
 
-    try:
-        if run_ref:
-            r = api.Run.load(run_ref)
-        else:
-            r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
-                        index=parse_index_files(index), config=config, uncertainty=uncertainty)
-        pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
-        letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
-        match = pence(api.explain(r, area, data), ["amount", "cumulative"])
-        alloc = pence(r.allocations, ["target_allocation", "allocation"])
-        chosen = year or match["financial_year"].min()
-        if chosen != "all":
-            match = match.filter(pl.col("financial_year") == chosen)
-            if match.height == 0:
-                raise FundformError(f"no year {chosen} in the run")
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    if run_ref:
+        r = api.Run.load(run_ref)
+    else:
+        r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                    index=parse_index_files(index), config=config, uncertainty=uncertainty)
+    pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
+    letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
+    match = pence(api.explain(r, area, data), ["amount", "cumulative"])
+    alloc = pence(r.allocations, ["target_allocation", "allocation"])
+    chosen = year or match["financial_year"].min()
+    if chosen != "all":
+        match = match.filter(pl.col("financial_year") == chosen)
+        if match.height == 0:
+            raise FundformError(f"no year {chosen} in the run")
     if json_out:
         # pounds from whole pence by a correctly rounded division (x / 100 in Python, not x * 0.01)
         rows = [{**{k: v for k, v in r.items() if k not in ("amount", "cumulative")},

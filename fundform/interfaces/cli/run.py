@@ -25,7 +25,6 @@ from fundform.interfaces.cli.common import (
     YearsOpt,
     app,
     err,
-    fail,
     flag,
     out,
     progress_bar,
@@ -92,8 +91,6 @@ def run(
                                   sets=tuple(set_ or ()), index_files=index_files,
                                   warehouse=s.warehouse if record else None, use_cache=not no_cache,
                                   uncertainty=unc, executor=ex)
-    except Exception as e:  # noqa: BLE001 - mapped to exit codes in fail()
-        fail(e)
     finally:
         if "ex" in locals() and ex is not None:
             ex.close()
@@ -127,9 +124,7 @@ def validate(data: DataOpt = None, allow_implausible: ImplausibleOpt = False, js
                 {"file": p.file, "column": p.column, "problem": p.problem, "expected": p.expected,
                  "rows": list(p.rows)} for p in e.problems]}))
             raise typer.Exit(1)
-        fail(e)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+        raise
     if json_out:
         out.print_json(json.dumps({"valid": True, "data_dir": str(directory),
                                    "tables": {f.table: f.rows for f in ds.files},

@@ -24,7 +24,6 @@ from fundform.interfaces.cli.common import (
     YearsOpt,
     app,
     current_settings,
-    fail,
     flag,
     out,
     parse_index_files,
@@ -51,12 +50,9 @@ def batch(
 
     from fundform.studies.batch import run_batch
 
-    try:
-        s = current_settings()  # FUNDFORM_WAREHOUSE(_WAIT) and the other settings apply to a batch's runs too
-        with progress_bar("batch", quiet or json_out) as bar:
-            summary = run_batch(spec, force=force, dry_run=dry_run, progress=bar, warehouse=s.warehouse)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s = current_settings()  # FUNDFORM_WAREHOUSE(_WAIT) and the other settings apply to a batch's runs too
+    with progress_bar("batch", quiet or json_out) as bar:
+        summary = run_batch(spec, force=force, dry_run=dry_run, progress=bar, warehouse=s.warehouse)
     failed = summary["counts"]["failed"]
     if json_out:
         out.print_json(json.dumps(summary))
@@ -111,15 +107,12 @@ def sweep(
 
     from fundform.interfaces.api import sweep as run_sweep
 
-    try:
-        with progress_bar("sweep", quiet or json_out) as status:
-            res = run_sweep(formula, list(param), draws=draws, seed=seed, out=out_dir, write=True, progress=status,
-                            executor=executor,
-                            data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
-                            index=parse_index_files(index), config=config)
-        target, n = res.out_dir, res.manifest["scenarios"]
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    with progress_bar("sweep", quiet or json_out) as status:
+        res = run_sweep(formula, list(param), draws=draws, seed=seed, out=out_dir, write=True, progress=status,
+                        executor=executor,
+                        data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
+                        index=parse_index_files(index), config=config)
+    target, n = res.out_dir, res.manifest["scenarios"]
     if json_out:
         out.print_json(json.dumps({"out_dir": str(target), "scenarios": n,
                                    "sensitivity": res.sensitivity.to_dicts()}))
@@ -178,12 +171,9 @@ def design(
 
     from fundform.interfaces.api import design as run_design
 
-    try:
-        with progress_bar("design", quiet or json_out) as status:
-            r = run_design(file, out=out_dir, write=True, progress=status, executor=executor, data=data, level=level,
-                           start_year=start_year, years=years, config=config)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    with progress_bar("design", quiet or json_out) as status:
+        r = run_design(file, out=out_dir, write=True, progress=status, executor=executor, data=data, level=level,
+                       start_year=start_year, years=years, config=config)
     if json_out:
         out.print_json(json.dumps({"out_dir": str(r.out_dir), "design_id": r.manifest["design_id"],
                                    "feasible": r.feasible, "chosen": r.chosen, "binding": r.binding,
@@ -263,12 +253,9 @@ def levels(
     from fundform.studies.levels import compare_levels
     from fundform.studies.runs import checked_dataset
 
-    try:
-        s, params, index_files = setup_options(formula, data, level, start_year, years, config, set_, index)
-        name, members, rows = compare_levels(checked_dataset(s.data_dir), resolve_formula(
-            s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, params.years)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s, params, index_files = setup_options(formula, data, level, start_year, years, config, set_, index)
+    name, members, rows = compare_levels(checked_dataset(s.data_dir), resolve_formula(
+        s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, params.years)
     if json_out:
         out.print_json(json.dumps({"area": area, "members": members, "years": rows.to_dicts()}, default=str))
         return
@@ -299,14 +286,11 @@ def cases(
     from fundform.studies.cases import case_files, check_case, load_case
 
     where = folder or PROJECT_ROOT / "cases"
-    try:
-        files = [where] if where.is_file() else case_files(where)
-        if not files:
-            raise FundformError(f"{where}: no policy case files (*.toml) there")
-        results = [(f, load_case(f)) for f in files]
-        outcome = [(f, c, check_case(c)) for f, c in results]
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    files = [where] if where.is_file() else case_files(where)
+    if not files:
+        raise FundformError(f"{where}: no policy case files (*.toml) there")
+    results = [(f, load_case(f)) for f in files]
+    outcome = [(f, c, check_case(c)) for f, c in results]
     failed = [(f, c, p) for f, c, p in outcome if p]
     if json_out:
         out.print_json(_json.dumps([{"case": f.name, "title": c.title, "holds": not p, "problems": p}

@@ -11,6 +11,7 @@ from rich.markup import escape
 from fundform.base.errors import UsageProblem
 from fundform.base.paths import PROJECT_ROOT
 from fundform.interfaces.cli.common import (
+    Commands,
     DataOpt,
     FormulaOpt,
     JsonOpt,
@@ -19,7 +20,6 @@ from fundform.interfaces.cli.common import (
     app,
     current_settings,
     err,
-    fail,
     flag,
     out,
 )
@@ -43,16 +43,13 @@ def serve(
     from fundform.interfaces.explorer.engine import Explorer
     from fundform.interfaces.explorer.server import serve as run_server
 
-    try:
-        s = current_settings()
-        fid = formula or s.formula
-        if fid not in available_formulas():
-            raise UsageProblem(f"serve explores the shipped versions ({', '.join(sorted(available_formulas()))}); "
-                               f"got '{fid}' (save a scenario from the page, then run it with fundform run)")
-        explorer = Explorer(data or s.data_dir, fid, level or "")
-        explorer.default_level = explorer.params(fid, level or None).level
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s = current_settings()
+    fid = formula or s.formula
+    if fid not in available_formulas():
+        raise UsageProblem(f"serve explores the shipped versions ({', '.join(sorted(available_formulas()))}); "
+                           f"got '{fid}' (save a scenario from the page, then run it with fundform run)")
+    explorer = Explorer(data or s.data_dir, fid, level or "")
+    explorer.default_level = explorer.params(fid, level or None).level
     from fundform.interfaces.explorer.server import LOOPBACK, WILDCARDS
 
     if host.strip("[]") in WILDCARDS:  # said even with --quiet: who can reach it is not a detail
@@ -64,10 +61,7 @@ def serve(
                   "explorer (there is no sign-in).", soft_wrap=True)
     if not quiet:
         out.print(f"fundform explorer on http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
-        run_server(explorer, host, port, quiet)
-    except OSError as e:
-        fail(e)
+    run_server(explorer, host, port, quiet)  # a port in use or refused: told by the command's wrapper
 
 
 @app.command()
@@ -105,7 +99,7 @@ def docs(check: Annotated[bool, flag("--check", help="Exit 1 if the generated fi
 
 
 
-cache_app = typer.Typer(help="The checked-input cache: the checked tables of earlier runs, kept by the content of "
+cache_app = Commands(help="The checked-input cache: the checked tables of earlier runs, kept by the content of "
                         "their files (out/.cache/inputs, or FUNDFORM_CACHE).", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -115,11 +109,8 @@ def cache_clear(json_out: JsonOpt = False) -> None:
     """Remove every cached entry: the next run on any dataset reads and checks its files again."""
     from fundform.inputs import cache
 
-    try:
-        root = cache.cache_root()
-        n = cache.clear(root)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    root = cache.cache_root()
+    n = cache.clear(root)
     if json_out:
         out.print_json(json.dumps({"cache": str(root), "entries_removed": n}))
     else:

@@ -14,7 +14,6 @@ from fundform.interfaces.cli.common import (
     QuietOpt,
     app,
     current_settings,
-    fail,
     out,
 )
 
@@ -26,10 +25,7 @@ def runs(json_out: JsonOpt = False) -> None:
 
     from fundform.outputs.warehouse import list_runs
 
-    try:
-        rows = list_runs(current_settings().warehouse)
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    rows = list_runs(current_settings().warehouse)
     if json_out:
         out.print_json(json.dumps(rows))
         return
@@ -52,11 +48,8 @@ def sql(query: Annotated[str, typer.Argument(help="SQL over the warehouse tables
     from fundform.outputs.warehouse import query as run_query
 
     query_text = query
-    try:
-        s = current_settings()
-        cols, rows = run_query(s.warehouse, query_text, readable=[s.out_root])
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    s = current_settings()
+    cols, rows = run_query(s.warehouse, query_text, readable=[s.out_root])
     if json_out:
         out.print_json(json.dumps([dict(zip(cols, r)) for r in rows], default=str))
         return
@@ -88,15 +81,12 @@ def export(
     from fundform.outputs.manifest import read_run_manifest
     from fundform.outputs.warehouse import find_run
 
-    try:
-        fmt = export_format(fmt, out_dir)
-        s = current_settings()
-        run_dir = find_run(run_ref, s.warehouse, s.out_root)
-        run_id = read_run_manifest(run_dir)["run_id"]  # checked: it names the export's folder
-        target = export_run(run_dir, fmt, out_dir or s.out_root / f"{run_id}-{fmt}")
-        extra = export_hive(run_dir, hive) if hive else []
-    except Exception as e:  # noqa: BLE001
-        fail(e)
+    fmt = export_format(fmt, out_dir)
+    s = current_settings()
+    run_dir = find_run(run_ref, s.warehouse, s.out_root)
+    run_id = read_run_manifest(run_dir)["run_id"]  # checked: it names the export's folder
+    target = export_run(run_dir, fmt, out_dir or s.out_root / f"{run_id}-{fmt}")
+    extra = export_hive(run_dir, hive) if hive else []
     if json_out:
         out.print_json(json.dumps({"run_id": run_id, "format": fmt, "out": str(target),
                                    "hive_files": [str(x) for x in extra]}))
