@@ -142,9 +142,11 @@ def design() -> dict:
     n = json.loads(out)["candidates"]
     # the polish to a stated tolerance beside the search without it (issue 37), side by side in one run: a
     # two-number question (the robust design's, on the central estimate)
+    import re
     import tempfile
 
-    central = (ROOT / "formulas" / "designs" / "needs-robust-pace.toml").read_text().split("[uncertainty]")[0]
+    text = (ROOT / "formulas" / "designs" / "needs-robust-pace.toml").read_text()
+    central = re.sub(r"\[uncertainty\]\n(?:[^\[\n][^\n]*\n)*", "", text)  # the same question, central estimate
     times = {}
     for tol in (0.0, 0.0001):
         f = Path(tempfile.mkdtemp()) / "d.toml"

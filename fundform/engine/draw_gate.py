@@ -58,7 +58,9 @@ def population_gate(out: Drawn, data: Dataset, unc: UncertaintySpec) -> None:
     ref = reference_year(data)
     hard: list[Problem] = []
     soft: list[Problem] = []
-    for y, f in out.pop_factor.items():
+    factors = out.pop_factor  # Factors (computed a block of draws at a time) or a user's arrays
+    for y in factors:
+        f = None if hasattr(factors, "rows") else factors[y]
         pop = (data.for_year(y) if data.population_years else data).tables["population"]
         rows = pl.DataFrame({"area_code": out.codes}).join(
             pop.group_by("area_code").agg(total=pl.col("population").sum(), lo=pl.col("population").min(),
@@ -73,7 +75,8 @@ def population_gate(out: Drawn, data: Dataset, unc: UncertaintySpec) -> None:
         bad_rows: list[tuple[int, int, float]] = []
         n_bad = 0
         for start in range(0, out.size, GATE_ROWS):  # a block of draws at a time: 100,000 draws in bounded memory
-            fb = f[start:start + GATE_ROWS]
+            fb = (factors.rows(start, start + GATE_ROWS)[y] if hasattr(factors, "rows")
+                  else f[start:start + GATE_ROWS])
             row_lo, row_hi = np.minimum(fb * lo, fb * hi), np.maximum(fb * lo, fb * hi)
             bad = ~np.isfinite(fb) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
             if col.max is not None:

@@ -63,9 +63,12 @@ class Factors(Mapping):
         self.zr, self.regional, self.region_of = zr, regional, region_of
 
     def __getitem__(self, year: str) -> np.ndarray:
-        f = 1.0 + self.z * self.spreads[year][None, :]
+        f = self.z * self.spreads[year][None, :]
+        f += 1.0
         if self.zr is not None:
-            f = f + self.zr[:, self.region_of] * self.regional[year][None, :]
+            shared = self.zr[:, self.region_of]
+            shared *= self.regional[year][None, :]
+            f += shared
         return f
 
     def __iter__(self):
@@ -111,7 +114,8 @@ class DataDraws:
                          f.rows(lo, hi) if isinstance(f, Factors) else {y: v[lo:hi] for y, v in f.items()},
                          {k: v[lo:hi] for k, v in self.values.items()},
                          {k: None if v is None else v[lo:hi] for k, v in self.moves.items()},
-                         self.sources, self.first + lo, self.borrowed, self.token)
+                         self.sources, first=self.first + lo, borrowed=self.borrowed, borrowing=self.borrowing,
+                         structure=self.structure, token=self.token)
 
     def tiled(self, times: int) -> DataDraws:
         """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
@@ -121,7 +125,8 @@ class DataDraws:
                          f.tiled(times) if isinstance(f, Factors) else {y: tile(v) for y, v in f.items()},
                          {k: tile(v) for k, v in self.values.items()},
                          {k: None if v is None else tile(v) for k, v in self.moves.items()},
-                         self.sources, self.first, self.borrowed, self.token, self.size)
+                         self.sources, first=self.first, borrowed=self.borrowed, borrowing=self.borrowing,
+                         structure=self.structure, token=self.token, period=self.size)
 
     def move(self, label: str) -> np.ndarray:
         """(S, years, areas) the relative change source `label` makes to its input, each draw and year."""

@@ -210,8 +210,20 @@ def round_identities(rounds: pl.DataFrame) -> pl.DataFrame:
     fits = best <= RULE_TOLERANCE
     none = pl.format("no rule fits within {}% (closest: {}, largest residual {}%)",
                      pl.lit(f"{RULE_TOLERANCE:.2%}".rstrip("%")), closest, (best * 100).round(4))
+    shape = (pl.when(pl.col("uniform") <= best * 1.000001)
+             .then(pl.lit("every ICB's baseline grows by the round's base growth; no convergence"))
+             .when(pl.col("additive") <= pl.col("multiplicative"))
+             .then(pl.lit("baseline x (1 + base growth + convergence), the convergence added to the growth"))
+             .otherwise(pl.lit("baseline x (1 + base growth) x (1 + convergence)")))
+    source = (pl.when(pl.col("uniform") <= best * 1.000001).then(pl.lit(""))
+              .when(pl.col("by_region")).then(pl.lit("; one convergence figure per NHS region, published"))
+              .when(pl.col("targets")).then(pl.lit("; convergence from each ICB's distance to its published fair "
+                                                   "shares target (or read as the sheet publishes it)"))
+              .otherwise(pl.lit("; convergence published per ICB, no targets")))
+    words = pl.when(fits).then(pl.concat_str([shape, source])).otherwise(
+        pl.format("no rule fits: the closest identity misses an ICB by {}%", (best * 100).round(4)))
     return out.with_columns(largest_residual=best, fits=fits,
-                            rule=pl.when(fits).then(rule).otherwise(none))
+                            rule=pl.when(fits).then(rule).otherwise(none), in_words=words)
 
 
 # A rule "fits" a published round when every ICB's allocation is reproduced within this share: the sheets publish

@@ -129,11 +129,23 @@ def rounds(data: DataOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         out.print_json(json.dumps(found.to_dicts()))
         return
-    t = Table(title="Published stream rounds: the largest residual of each identity over the round's ICBs")
-    for c in ["round", "stream", "ICBs", "x (1+g)(1+c)", "x (1+g+c)", "x (1+g)", "targets", "c by region", "rule"]:
-        t.add_column(c, justify="right" if c in ("ICBs", "x (1+g)(1+c)", "x (1+g+c)", "x (1+g)") else "left")
+    from fundform.formula.scenario import ROUND_STREAM_TITLES
+
+    t = Table(title="NHS England's published allocation sheets: how each line's allocation follows from its "
+                    "baseline, base growth and convergence. Each identity's largest miss over the sheet's ICBs, "
+                    "as a share of the allocation")
+    money = ["x (1 + growth) x (1 + convergence)", "x (1 + growth + convergence)", "x (1 + growth)"]
+    for c in ["round", "line", "ICBs", *money, "targets", "declare"]:
+        t.add_column(c, justify="right" if c in ("ICBs", *money) else "left", no_wrap=c in ("line", "declare"))
     for r in found.iter_rows(named=True):
-        t.add_row(r["allocation_round"], escape(r["stream"]), str(r["icbs"]), f"{r['multiplicative']:.5%}",
-                  f"{r['additive']:.5%}", f"{r['uniform']:.5%}", "yes" if r["targets"] else "no",
-                  "yes" if r["by_region"] else "no", escape(r["rule"]))
+        t.add_row(r["allocation_round"], escape(ROUND_STREAM_TITLES.get(r["stream"], r["stream"])), str(r["icbs"]),
+                  f"{r['multiplicative']:.4%}", f"{r['additive']:.4%}", f"{r['uniform']:.4%}",
+                  "yes" if r["targets"] else "no", escape(r["rule"]))
     out.print(t)
+    out.print("What each sheet does:")
+    for (stream, words), part in found.group_by("stream", "in_words", maintain_order=True):
+        out.print(f"  {escape(ROUND_STREAM_TITLES.get(stream, stream))} "
+                  f"({', '.join(part['allocation_round'].to_list())}): {escape(words)}.")
+    out.print("Baseline: the round's adjusted recurrent baseline (last year's allocation as restated); growth: its "
+              "base growth; convergence: its convergence column. 'declare' is the rule a scenario states for the "
+              "line (docs/nhs-rounds.md).")
