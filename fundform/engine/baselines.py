@@ -7,8 +7,8 @@ import polars as pl
 
 from fundform.base.errors import FundformError, InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
+from fundform.base.years import FinancialYear
 from fundform.engine.geography import roll_up
-from fundform.formula.quantities import parse_year
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 
@@ -24,8 +24,9 @@ def icb_vintage(data: Dataset, year: str) -> pl.DataFrame | None:
     configuration a run whose last year is `year` reports on."""
     if "icb_changes" not in data.tables:
         return None
-    ch = data["icb_changes"].filter(pl.col("effective_year").map_elements(parse_year, return_dtype=pl.Int64)
-                                    <= parse_year(year))
+    start = FinancialYear.parse(year).start
+    ch = data["icb_changes"].filter(pl.col("effective_year").map_elements(
+        lambda y: FinancialYear.parse(y).start, return_dtype=pl.Int64) <= start)
     return ch if ch.height else None
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import FundformError, UsageProblem
+from fundform.base.years import FinancialYear
 from fundform.engine.geography import deal_level_name
-from fundform.formula.quantities import parse_year
 from fundform.formula.spec import DATED_SECTIONS, FormulaSpec
 from fundform.inputs.tables import LEVELS
 
@@ -37,9 +37,9 @@ class RunParameters:
         elif self.level not in LEVELS and self.deal_path is None:
             raise UsageProblem(f"unknown level '{self.level}' (choose one of {', '.join(LEVELS)}, or deal:FILE.csv)")
         try:
-            parse_year(self.start_year)
+            FinancialYear.parse(self.start_year)
             if self.price_base_year:
-                parse_year(self.price_base_year)
+                FinancialYear.parse(self.price_base_year)
         except ValueError as e:
             raise UsageProblem(str(e)) from None
         if not 1 <= self.years <= 20:
@@ -125,8 +125,8 @@ def dated_path(spec: FormulaSpec, path: str, year: str | None) -> str:
     section, _, rest = path.partition(".")
     if year is None or section not in DATED_SECTIONS or not spec.years:
         return path
-    for y in sorted(spec.years, key=parse_year, reverse=True):
-        if parse_year(y) <= parse_year(year) and dates_number(spec.years[y].get(section), rest.split(".")):
+    for y in sorted(spec.years, key=FinancialYear.parse, reverse=True):
+        if FinancialYear.parse(y) <= FinancialYear.parse(year) and dates_number(spec.years[y].get(section), rest.split(".")):
             return f"years.{y}.{path}"
     return path
 

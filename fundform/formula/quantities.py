@@ -15,21 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-FINANCIAL_YEAR = re.compile(r"^(\d{4})/(\d{2})$")
-
-
-def parse_year(text: str) -> int:
-    """'2026/27' -> 2026. Rejects years whose two halves do not follow on."""
-    m = FINANCIAL_YEAR.match(text)
-    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
-        raise ValueError(f"'{text}' is not a financial year like 2026/27")
-    return int(m.group(1))
-
-
-def format_year(start: int) -> str:
-    return f"{start}/{(start + 1) % 100:02d}"
-
-
+# a financial year as a version writes it ("2026/27"); computed with as a value: base.years.FinancialYear
 FinancialYear = Annotated[str, Field(pattern=r"^\d{4}/\d{2}$")]
 
 

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from fundform.base.years import FinancialYear as Year  # the value; FinancialYear below is the text a spec holds
+from fundform.base.years import year_before
 from fundform.formula.quantities import (
     UNITS,
     Bounded,
@@ -43,8 +45,6 @@ from fundform.formula.quantities import (
     Strict,
     UnitIs,
     Years,
-    format_year,
-    parse_year,
 )
 from fundform.formula.rules import (
     Transition,
@@ -218,7 +218,7 @@ class IndexSeries(Strict):
             return v
         if not v:
             raise ValueError("growth needs at least one year (e.g. \"2026/27\" = 0.02)")
-        years = sorted(parse_year(y) for y in v)
+        years = sorted(Year.parse(y).start for y in v)
         if years != list(range(years[0], years[-1] + 1)):
             raise ValueError("growth years must be consecutive")
         for y, g in v.items():
@@ -248,7 +248,7 @@ class ControlTotal(Strict):
     @field_validator("base_year")
     @classmethod
     def _year(cls, v: str) -> str:
-        parse_year(v)
+        Year.parse(v)
         return v
 
 
@@ -523,7 +523,8 @@ class FormulaSpec(Strict):
 
     def at(self, year: str) -> FormulaSpec:
         """The version as it stands in `year`: every dated section from that year or before applied in order."""
-        keys = sorted((y for y in self.years if parse_year(y) <= parse_year(year)), key=parse_year)
+        keys = sorted((y for y in self.years if Year.parse(y) <= Year.parse(year)),
+                      key=Year.parse)
         if not keys:
             return self
         return _at_cached(self, tuple(keys))
@@ -531,7 +532,7 @@ class FormulaSpec(Strict):
     @model_validator(mode="after")
     def _dated(self) -> FormulaSpec:
         for y, section in self.years.items():
-            parse_year(y)
+            Year.parse(y)
             odd = sorted(set(section) - DATED_SECTIONS)
             if odd:
                 raise ValueError(f"years.{y}: only {', '.join(sorted(DATED_SECTIONS))} may vary by year (got "
@@ -567,7 +568,7 @@ class FormulaSpec(Strict):
     @model_validator(mode="after")
     def _references(self) -> FormulaSpec:
         for y in self.effective_years:
-            parse_year(y)
+            Year.parse(y)
         ids = [s.id for s in self.sources]
         if len(ids) != len(set(ids)):
             raise ValueError(f"source ids must be unique (a number's source would be ambiguous): "
@@ -618,9 +619,9 @@ class FormulaSpec(Strict):
         if len(ages) != len(set(ages)) or any(c.age_to < c.age_from for c in self.cohorts):
             raise ValueError("cohorts must not overlap, and each must end at or after its start")
         if self.baseline.allocation_round is not None:
-            if parse_year(self.control_total.base_year) != parse_year(self.baseline.allocation_round) - 1:
+            if self.control_total.base_year != year_before(self.baseline.allocation_round):
                 raise ValueError(f"control_total.base_year must be the year before baseline.allocation_round "
-                                 f"({format_year(parse_year(self.baseline.allocation_round) - 1)})")
+                                 f"({year_before(self.baseline.allocation_round)})")
         if self.control_total.inflation_index not in self.indices:
             raise ValueError(f"control_total.inflation_index '{self.control_total.inflation_index}' is not one of "
                              f"the indices defined: {sorted(self.indices)}")

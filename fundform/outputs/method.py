@@ -14,8 +14,9 @@ import inspect
 import re
 from pathlib import Path
 
+from fundform.base.years import FinancialYear, year_before, years_between
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES, load_plugins
-from fundform.formula.quantities import Quantity, format_year, parse_year
+from fundform.formula.quantities import Quantity
 from fundform.formula.rules import rule_numbers
 from fundform.formula.spec import FormulaSpec, iter_quantities
 from fundform.inputs.tables import CONTRACTS
@@ -67,7 +68,7 @@ def _index_rows(spec: FormulaSpec, years: list[str]) -> list[str]:
         except Exception:  # noqa: BLE001  a year the index does not cover: the run refuses it too
             rows.append(f"| {y} | not given | - | - | - |")
             continue
-        r = (1 + ct.real_growth.value) ** (parse_year(y) - parse_year(ct.base_year))
+        r = (1 + ct.real_growth.value) ** years_between(y, ct.base_year)
         rows.append(f"| {y} | {exact(growth.get(y, 0.0))} | {i:.10f} | {r:.10f} | {i * r:.10f} |")
     return rows
 
@@ -157,7 +158,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = (), 
     lt = spec.local_tax
     ct = spec.control_total
     first = spec.effective_years[0]
-    year0 = format_year(parse_year(first) - 1)
+    year0 = year_before(first)
     years = [year0, *spec.effective_years]
     what = "scenario" if name else "version"
     heading = (f"# Method: {name} (a scenario of {spec.id} {spec.version})" if name
@@ -264,7 +265,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = (), 
                 (f"The base year {ct.base_year} is the year before the settlement: its control total is `B` itself "
                  f"(`I` = `R` = 1), and growth applies from the first settlement year {first}. For this version:"
                  if ct.base_year == year0 else
-                 f"So the first settlement year {first} is {parse_year(first) - parse_year(ct.base_year)} year(s) of "
+                 f"So the first settlement year {first} is {years_between(first, ct.base_year)} year(s) of "
                  f"growth from the base year {ct.base_year}: the control total grows through every year after it, "
                  f"{year0} (the year before the settlement) included. For this version:"), ""]
     else:
@@ -530,7 +531,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = (), 
                 "These sections of the version apply from their year on (later ones on top of earlier ones); the "
                 "values above are the version's before the first of them.", "",
                 "| from | key | value | source |", "|---|---|---|---|"]
-        for year, section in sorted(spec.years.items(), key=lambda kv: parse_year(kv[0])):
+        for year, section in sorted(spec.years.items(), key=lambda kv: FinancialYear.parse(kv[0])):
             for key, value in flat_section(section):
                 v = value.get("value") if isinstance(value, dict) else value
                 src = value.get("source", "") if isinstance(value, dict) else ""

@@ -433,9 +433,9 @@ def _published_letter(run_dir: Path, years: list[str]) -> str:
            f"<td data-v=\"{r['difference']}\">{gbp(r['difference'])} ({r['difference_share']:+.4%})</td>")
         + f"<td>{'no published target' if r['distance_from_target'] is None else pct(r['distance_from_target'])}</td>"
         "</tr>" for r in d.iter_rows(named=True))
-    from fundform.formula.quantities import format_year, parse_year
+    from fundform.base.years import year_before
 
-    prev = format_year(parse_year(years[-1]) - 1)
+    prev = year_before(years[-1])
     heads = ["ICB", "line", f"baseline: the {prev} allocation as restated (£ thousand)", "base growth",
              "convergence", f"{years[-1]} recurrent allocation, fundform (£ thousand)",
              f"{years[-1]} recurrent allocation, NHS England (£ thousand)", "difference (£)",

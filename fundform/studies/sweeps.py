@@ -25,10 +25,10 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import FundformError
+from fundform.base.years import FinancialYear
 from fundform.engine.need.axis import INDICATOR_NUMBERS
 from fundform.engine.outcome import Outcome, evaluate
 from fundform.engine.params import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
-from fundform.formula.quantities import parse_year
 from fundform.formula.rules import TRANSITION_NUMBERS
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
@@ -75,7 +75,7 @@ def sweepable_paths(spec: FormulaSpec) -> list[str]:
     lt = spec.local_tax
     if lt.rule != "none":
         out += [f"local_tax.{k}" for k in ("equalisation", "share_for_devolved_services") if getattr(lt, k) is not None]
-    for y in sorted(spec.years, key=parse_year):
+    for y in sorted(spec.years, key=FinancialYear.parse):
         at = spec.at(y)
         out += [f"years.{y}.{p}" for p in need_numbers(at.need) + [f"transition.{k}" for k in TRANSITION_NUMBERS]
                 if dates_number(spec.years[y].get(p.split(".")[0]), p.split(".")[1:])]

@@ -26,8 +26,9 @@ import polars as pl
 
 from fundform.base.errors import InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
+from fundform.base.years import FinancialYear, year_text
 from fundform.engine.geography import roll_up
-from fundform.formula.quantities import Quantity, parse_year
+from fundform.formula.quantities import Quantity
 from fundform.formula.spec import LocalTax
 from fundform.inputs.contracts import Column, TableContract, row_labels
 from fundform.inputs.dataset import Dataset
@@ -155,8 +156,8 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
     policies: dict = {}
     nbd_path: dict[str, float] = {}
     if rule.rule == "notional_council_tax":
-        p0 = parse_year(rule.price_year)
-        last = parse_year(years[-1])
+        p0 = FinancialYear.parse(rule.price_year).start
+        last = FinancialYear.parse(years[-1]).start
         share = rule.share_for_devolved_services.value
         tb0 = ct["tax_base_band_d"].to_numpy()
         if rule.tax_base_projection == "fixed":
@@ -184,7 +185,7 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
             nbd = float(referendum_band_d(nbd, core, rule.precept.default_rate.value))
             own = referendum_band_d(own, core, rates)
             default = referendum_band_d(default, core, rule.precept.default_rate.value)
-            fy = f"{year}/{(year + 1) % 100:02d}"
+            fy = year_text(year)
             if fy not in years:
                 continue
             nbd_path[fy] = nbd

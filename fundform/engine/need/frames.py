@@ -7,6 +7,7 @@ import polars as pl
 
 from fundform.base.errors import FundformError, InvalidInput, Problem
 from fundform.base.numeric import fixed_sum
+from fundform.base.years import year_before
 from fundform.engine.baselines import (
     baseline_by_area,
     check_baseline_year,
@@ -19,7 +20,6 @@ from fundform.engine.baselines import (
 from fundform.engine.geography import roll_up
 from fundform.engine.need.axis import version_need
 from fundform.engine.need.weighted_population import target_shares
-from fundform.formula.quantities import format_year, parse_year
 from fundform.formula.spec import FormulaSpec, iter_needs, model_key
 from fundform.inputs.dataset import Dataset
 
@@ -97,7 +97,7 @@ def area_frame(data: Dataset, spec: FormulaSpec, level: str, year: str | None = 
     published = spec.baseline.source == "nhs_icb_allocations"
     if published:
         rnd = year or spec.baseline.allocation_round
-        before = published_round(data, spec, level, format_year(parse_year(rnd) - 1), vintage).select(
+        before = published_round(data, spec, level, year_before(rnd), vintage).select(
             "area_code", previous_recurrent_gbp="recurrent_allocation_gbp")
         frame = (frame.drop("baseline_gbp")
                  .join(published_round(data, spec, level, rnd, vintage), on="area_code", how="left",

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import FundformError
+from fundform.base.years import year_before
 from fundform.engine.baselines import rounds_held
 from fundform.engine.need.axis import scenario_shares
 from fundform.engine.need.frames import year_frames
@@ -26,7 +27,7 @@ from fundform.engine.settlement.transition import (
     run_transition,
 )
 from fundform.formula.components import IGNORES_BASELINE
-from fundform.formula.quantities import Quantity, format_year, parse_year
+from fundform.formula.quantities import Quantity
 from fundform.formula.rules import TRANSITION_NUMBERS, Transition
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
@@ -107,7 +108,7 @@ def allocate(data: Dataset, version: FormulaSpec, params: RunParameters, years: 
     n = base[0].height
     base_year_total = _base_year_total(base[0])
     shares = scenario_shares(data, version, spec, stream, BASE_LEVEL, fy, base, scen)
-    year0 = format_year(parse_year(params.start_year) - 1)
+    year0 = year_before(params.start_year)
     real = (scen.get(version, stream, "control_total.real_growth", spec.control_total.real_growth.value)
             if scen.sets(version, stream, "control_total.real_growth") else None)
     totals, infl, real_f = control_totals(base_year_total, spec.control_total, growth, [year0, *fy], real)

@@ -9,25 +9,24 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import SpecError
+from fundform.base.years import FinancialYear, year_text, years_between, years_from
 from fundform.engine.settlement.money import round_half_up
-from fundform.formula.quantities import format_year, parse_year
 from fundform.formula.spec import ControlTotal, IndexSeries
 
 
 def settlement_years(start_year: str, years: int) -> pl.DataFrame:
-    first = parse_year(start_year)
     return pl.DataFrame({
-        "financial_year": [format_year(first + i) for i in range(years)],
+        "financial_year": years_from(start_year, years),
         "year_index": list(range(1, years + 1)),
     }, schema={"financial_year": pl.String, "year_index": pl.Int32})
 
 
 def cumulative_growth(growth: dict[str, float], base_year: str, year: str, name: str) -> float:
     """Product of (1 + g) for the years after base_year up to and including year (or its inverse if earlier)."""
-    b, y = parse_year(base_year), parse_year(year)
+    b, y = FinancialYear.parse(base_year), FinancialYear.parse(year)
     factor = 1.0
-    for t in range(min(b, y) + 1, max(b, y) + 1):
-        key = format_year(t)
+    for t in range(min(b, y).start + 1, max(b, y).start + 1):
+        key = year_text(t)
         if key not in growth:
             raise SpecError(f"index '{name}' has no growth for {key}, needed between {base_year} and {year}")
         factor *= 1.0 + growth[key]
@@ -59,7 +58,7 @@ def control_totals(base_total_pence, rule: ControlTotal, growth: dict[str, float
     year, rounded once. With `real_growth` (S,) and a base total (S,) or scalar, one path per scenario (S, years):
     a run is the case of one. Returns (totals, inflation factors, real factors)."""
     infl = np.array([cumulative_growth(growth, rule.base_year, y, rule.inflation_index) for y in years])
-    n = np.array([parse_year(y) - parse_year(rule.base_year) for y in years])
+    n = np.array([years_between(y, rule.base_year) for y in years])
     r = rule.real_growth.value if real_growth is None else np.asarray(real_growth, dtype=np.float64)[:, None]
     real = (1.0 + r) ** n
     base = np.asarray(base_total_pence)

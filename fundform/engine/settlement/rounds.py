@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import FundformError
+from fundform.base.years import year_before
 from fundform.engine.params import RunParameters
 from fundform.engine.settlement.control_total import control_total_path
 from fundform.engine.settlement.money import apportion, round_half_up
 from fundform.engine.settlement.transition import TransitionResult, run_transition
-from fundform.formula.quantities import format_year, parse_year
 from fundform.formula.spec import FormulaSpec
 
 
@@ -66,7 +66,7 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         start_gbp = areas["previous_recurrent_gbp"].to_numpy()
     else:
         raise FundformError(f"{spec.id}: nhs_icb_allocations holds neither the {fy[0]} round of stream "
-                            f"'{spec.baseline.stream}' nor the {format_year(parse_year(fy[0]) - 1)} round's "
+                            f"'{spec.baseline.stream}' nor the {year_before(fy[0])} round's "
                             f"published allocations for the run's areas ({areas['baseline_gbp'].null_count()} of "
                             f"{areas.height} have neither): start in a year whose round, or the round before, the "
                             f"data holds" + (f" (it holds {held()})" if held else ""))
@@ -122,7 +122,7 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         totals.append(total)
         rules.append(sp.transition)
         prev = tr.allocation[..., 0, :]
-    year0 = format_year(parse_year(params.start_year) - 1)
+    year0 = year_before(params.start_year)
     all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
     path = control_total_path(int(start.sum()), spec.control_total, growth, all_years)
     all_totals = np.stack([np.broadcast_to(start.sum(), np.shape(totals[0])), *totals], axis=-1).astype(np.int64)

@@ -78,10 +78,10 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
 
     f = resolve_formula(formula_id)
     if year is not None:
-        from fundform.formula.quantities import parse_year
+        from fundform.base.years import FinancialYear
 
         try:
-            parse_year(year)
+            FinancialYear.parse(year)
         except ValueError as e:
             raise UsageProblem(str(e)) from None
         if year not in f.spec.effective_years:
@@ -112,7 +112,7 @@ def formulas_show(formula_id: Annotated[str, typer.Argument(help="Formula id, fo
     if f.overrides:
         out.print("changes: " + "; ".join(f"{escape(o.path)} {o.old} -> {o.new}" for o in f.overrides) + "\n")
     if year is not None:
-        dated = [y for y in f.spec.years if parse_year(y) <= parse_year(year)]
+        dated = [y for y in f.spec.years if FinancialYear.parse(y) <= FinancialYear.parse(year)]
         out.print(f"values in force in {year}" + (f" (dated sections of {', '.join(sorted(dated))} applied)" if dated
                                                   else " (no dated section applies)") + "\n")
     t = Table(title="Parameters" + (f" in force in {year}" if year else ""))

@@ -256,14 +256,14 @@ def _explain_letter(letter_rows, code: str, name: str, fy: str) -> None:
     import polars as pl
     from rich.table import Table
 
-    from fundform.formula.quantities import format_year, parse_year
+    from fundform.base.years import year_before
 
     rows = letter_rows.filter((pl.col("area_code") == code) & (pl.col("financial_year") == fy))
     if not rows.height:
         return
     pence = rows.with_columns((pl.col(c) * 100).cast(pl.Int64) for c in (
         "baseline", "allocation", "published_allocation", "difference", "target_allocation"))
-    prev = format_year(parse_year(fy) - 1)
+    prev = year_before(fy)
     t = Table(title=f"{name} ({code}), recurrent allocation {fy}, line by line as NHS England's allocation letter "
                     f"states it. Baseline: the {prev} allocation as the round restates it; allocations {fy}; cash, "
                     "GBP thousand, the difference in pounds; distance from target after convergence (no target: the "

@@ -534,9 +534,9 @@ class Explorer:
 
 
 def format_years(start: str, n: int) -> list[str]:
-    from fundform.formula.quantities import format_year, parse_year
+    from fundform.base.years import years_from
 
-    return [format_year(parse_year(start) + k) for k in range(n)]
+    return years_from(start, n)
 
 
 def command(fid: str, params, sets: list[str]) -> str:
