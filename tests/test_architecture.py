@@ -191,3 +191,53 @@ def test_one_toml_reader_and_one_command_line_error_wrapper():
     assert all(isinstance(g, Commands) for g in (app, formulas_app, cache_app))
     wrapped = [c.callback for c in app.registered_commands]
     assert wrapped and all(getattr(cb, "__wrapped__", None) is not None for cb in wrapped)
+
+
+def undocumented_modules(folder_docs: dict[str, tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """{folder: modules its docstring does not name}, from {folder: (docstring, module names)}."""
+    return {f: gone for f, (doc, mods) in folder_docs.items() if (gone := [m for m in mods if m not in doc])}
+
+
+def folder_docs() -> dict[str, tuple[str, list[str]]]:
+    out = {}
+    for init in PACKAGE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if doc:
+            out[str(init.parent.relative_to(PROJECT_ROOT))] = (
+                doc, [f.stem for f in init.parent.glob("*.py") if f.stem not in ("__init__", "__main__")])
+    return out
+
+
+STAGES = ["fundform.engine.need", "fundform.engine.settlement", "fundform.engine.localtax", "fundform.engine.outcome"]
+
+
+def stage_violations(graph: dict[str, set[str]]) -> list[tuple[str, list[str]]]:
+    """(module, the later stages it imports) for every stage module that reads a stage after its own."""
+    inside = lambda m, s: m == s or m.startswith(s + ".")  # noqa: E731
+    found = []
+    for i, stage in enumerate(STAGES):
+        for mod, deps in graph.items():
+            if inside(mod, stage):
+                bad = sorted(d for d in deps if any(inside(d, x) for x in STAGES[i + 1:]))
+                if bad:
+                    found.append((mod, bad))
+    return found
+
+
+def test_each_folder_docstring_names_every_module_in_it():
+    """A newcomer finds every module from its folder's docstring (fundform/<folder>/__init__.py)."""
+    assert undocumented_modules(folder_docs()) == {}
+    # and the rule finds a module left out
+    assert undocumented_modules({"x": ("a.py, b.py", ["a", "b", "c"])}) == {"x": ["c"]}
+
+
+def test_the_engines_stages_run_in_their_order():
+    """Need before settlement before local tax before the outcome: no stage reads a later one, and the outcome
+    reads each stage."""
+    graph = import_graph()
+    assert stage_violations(graph) == []
+    assert all(any(d == s or d.startswith(s + ".") for d in graph["fundform.engine.outcome"]) for s in STAGES[:-1])
+    # and the rule finds a need module that reads the settlement
+    bad = {**graph, "fundform.engine.need.axis": graph["fundform.engine.need.axis"]
+           | {"fundform.engine.settlement.transition"}}
+    assert stage_violations(bad) == [("fundform.engine.need.axis", ["fundform.engine.settlement.transition"])]

@@ -10,6 +10,8 @@
     outcome.py      the one outcome of the stages, (scenarios, years, areas): a run, a sweep, a design and the
                     explorer all read it
     reconcile.py    the identities every run must satisfy; waterfall.py each grant step by step, cohort budgets
+    draws.py        the data axis: draws of the inputs, each a variant of the dataset; draw_gate.py the gate every
+                    drawn number passes
 
 May import: fundform.base, fundform.inputs, fundform.formula. Nothing here writes a file or knows an output's schema.
 """

@@ -33,11 +33,6 @@ from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 
 
-def share_matrix(frames: list[pl.DataFrame]) -> np.ndarray:
-    """(years, areas) target shares, each year's from that year's frame."""
-    return np.stack([f["target_share"].to_numpy() for f in frames])
-
-
 @dataclass
 class Settlement:
     """One stream's (or the whole version's) allocation before local tax, in pence: per scenario, year and area
