@@ -545,18 +545,26 @@ def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundle
     # the totals: each heading's sum, each year
     totals = next(n for n in tree.root.iter() if n.attrs.get("id") == "totals")
     trs = [tr for tr in totals.iter() if tr.tag == "tr"]
+    pb = mine["financial_year"].min()  # the run's price base year: its first
     assert [c.text() for c in trs[0].children] == ["year", "target", "allocation", "grant, this scenario",
-                                                   "grant, as shipped", "difference", "residents"]
-    sums = mine.group_by("financial_year").agg(pounds("target_allocation").sum(), pounds("allocation").sum(),
-                                               pounds("grant").sum(), pl.col("population").sum()).join(
-        shipped.group_by("financial_year").agg(shipped=pounds("grant").sum()), on="financial_year")
+                                                   "grant, as shipped", f"grant, this scenario ({pb} prices)",
+                                                   "moved between areas (against as shipped)",
+                                                   "areas held at a floor (as shipped)", "residents"]
+    both = mine.join(shipped.select("area_code", "financial_year", g0="grant", b0="transition_bound"),
+                     on=["area_code", "financial_year"])
+    sums = both.group_by("financial_year").agg(
+        pounds("target_allocation").sum(), pounds("allocation").sum(), pounds("grant").sum(),
+        pl.col("population").sum(), pounds("grant_real").sum().alias("real"),
+        shipped=pounds("g0").sum(), moved=((pl.col("grant") - pl.col("g0")).clip(0, None) / 100).sum(),
+        floors=(pl.col("transition_bound") == "floor").sum(), floors0=(pl.col("b0") == "floor").sum())
     by_year = {r["financial_year"]: r for r in sums.iter_rows(named=True)}
     for tr in trs[1:]:
-        y, target, alloc, grant, grant0, diff, people = (c.text() for c in tr.children)
+        y, target, alloc, grant, grant0, real, moved, held, people = (c.text() for c in tr.children)
         r = by_year[y]
         for s, v in ((target, r["target_allocation"]), (alloc, r["allocation"]), (grant, r["grant"]),
-                     (grant0, r["shipped"]), (diff, r["grant"] - r["shipped"]), (people, r["population"])):
+                     (grant0, r["shipped"]), (real, r["real"]), (moved, r["moved"]), (people, r["population"])):
             near(s, v, f"totals {y}")
+        assert held == f"{r['floors']} ({r['floors0']})", (y, held)
     # the path: its title says cash, its points the scenario's total grant each year
     path = svgs["pathchart"]
     assert "Total grant by year (cash)" in next(t.text() for t in path.iter() if "t" in t.classes())
@@ -695,3 +703,65 @@ def test_serve_on_every_interface_prints_a_warning(monkeypatch):
     r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8799", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "warning" in r.output and "every network interface" in r.output and "no sign-in" in r.output
+
+
+def test_what_a_move_did_one_areas_years_back_and_the_copied_link_in_chromium(server, bundled, tmp_path):
+    """Issue 36 items 2-4, on the page: after a move, the panel at the top says how much money moved between areas
+    (the sum of every gain against a run of the version as shipped, computed here from the two runs), who gains
+    and loses most and the floors held; a click on a row opens the area's five years, every figure the runs';
+    Back returns to the step before; the copy button copies the scenario's link; no -0.00%. Screenshots at desktop
+    and phone size."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_labels import near
+
+    sets = ("transition.gap_closed_per_year=0.5",)
+    mine = compute(bundled, resolve_formula("fundform-needs", sets), RunParameters()).allocations
+    shipped = compute(bundled, resolve_formula("fundform-needs"), RunParameters()).allocations
+    j = mine.join(shipped.select("area_code", "financial_year", g0="grant", b0="transition_bound"),
+                  on=["area_code", "financial_year"])
+    last = j["financial_year"].max()
+    moved = j.filter(pl.col("financial_year") == last).select(
+        ((pl.col("grant") - pl.col("g0")).clip(0, None).sum() / 100).alias("m"))["m"][0]
+    floors = j.filter(pl.col("financial_year") == j["financial_year"].min())["transition_bound"].eq("floor").sum()
+    code = "E06000001"
+    area = j.filter(pl.col("area_code") == code).sort("financial_year")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        assert "Move a slider" in page.inner_text("#move-words")
+        _move(page, "transition.gap_closed_per_year", "0.5", 2)
+        said = page.inner_text("#move-moved")
+        shown = float(said.split("£", 1)[1].split("bn", 1)[0].replace(",", ""))
+        assert abs(shown - moved / 1e9) <= 0.0005 + 1e-9, (said, moved)
+        assert f"{floors} in" in page.inner_text("#move-floors")
+        assert "-0.00%" not in page.inner_text("body")
+        page.fill("#filter", code)
+        page.click(f'#all-areas tr[data-area="{code}"]')
+        page.wait_for_selector(f'body[data-area-years="{code}"]', state="attached")
+        rows = page.locator("#area-table tr").all_inner_texts()[1:]
+        assert len(rows) == area.height == 5
+        for text, r in zip(rows, area.iter_rows(named=True)):
+            cells = text.split("\t")
+            assert cells[0] == r["financial_year"]
+            near(cells[8].lstrip("£").rstrip("m"), r["grant"] / 1e8, f"grant {r['financial_year']}")
+            near(cells[9].lstrip("£").rstrip("m"), r["g0"] / 1e8, f"grant as shipped {r['financial_year']}")
+            near(cells[11].lstrip("£").rstrip("m"), r["grant_real"] / 1e8, f"real {r['financial_year']}")
+        page.screenshot(path=str(tmp_path / "move-desktop.png"), full_page=True)
+        page.click("#copy-link")
+        page.wait_for_selector("body[data-copied]", state="attached")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "gap_closed_per_year" in copied and copied == page.evaluate("document.body.dataset.copied")
+        page.go_back()
+        page.wait_for_selector('body[data-updates="3"]', state="attached", timeout=30_000)
+        assert page.input_value('input[data-path="transition.gap_closed_per_year"]') != "0.5"
+        assert "Move a slider" in page.inner_text("#move-words")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(tmp_path / "move-phone.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "move-desktop.png").stat().st_size > 10_000 and (tmp_path / "move-phone.png").exists()

@@ -280,11 +280,35 @@ class Explorer:
                             "grant_shipped": int(g0[last, i]) / 100}
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
+        bound, bound0 = oc.bound_label(0), shipped.bound_label(0)
+        moved = np.clip(grant - g0, 0, None).sum(axis=1)  # pence each year: what the move takes from some areas
+        ytt, ytt0 = oc.years_to_target[0], shipped.years_to_target[0]
+        longest = lambda y: None if np.isnan(y).any() else int(np.max(y)) if y.size else None  # noqa: E731
+        change = grant[last] - g0[last]
+        by_pounds = np.argsort(change, kind="stable")
+        mover = lambda i: {"code": codes[i], "name": names_[i], "change": int(change[i]) / 100}  # noqa: E731
+        move = {  # what the move did, against the version as shipped (the page's first words)
+            "changed": changed_any, "year": years[last],
+            "moved": [int(x) / 100 for x in moved], "moved_total": int(moved.sum()) / 100,
+            "gainers": int((change > 0).sum()), "losers": int((change < 0).sum()),
+            "largest_gains": [mover(i) for i in by_pounds[::-1][:3] if change[i] > 0],
+            "largest_losses": [mover(i) for i in by_pounds[:3] if change[i] < 0],
+            "at_floor": [int(x) for x in (bound == "floor").sum(axis=1)],
+            "at_floor_shipped": [int(x) for x in (bound0 == "floor").sum(axis=1)],
+            "at_ceiling": [int(x) for x in (bound == "ceiling").sum(axis=1)],
+            "at_ceiling_shipped": [int(x) for x in (bound0 == "ceiling").sum(axis=1)],
+            "scale_back": [float(x) for x in oc.settlements[0].transition.scale_back[0]],
+            "scale_back_shipped": [float(x) for x in shipped.settlements[0].transition.scale_back[0]],
+            "longest_to_target": longest(ytt), "longest_to_target_shipped": longest(ytt0),
+        }
         return {
             "formula": fid, "level": params.level, "years": years, "population_label": who, "per": per,
             "measure": ("grant: my change against the version as shipped" if changed_any else
                         "allocation against today's funding uprated"),
+            "move": move, "price_base_year": params.price_base,
             "totals": {"grant": [int(x) / 100 for x in grant.sum(axis=1)],
+                       "grant_real": [int(x) / 100 for x in oc.grant_real[0].sum(axis=1)],
+                       "todays_funding": None if today is None else int(today.sum()) / 100,
                        "allocation": [int(x) / 100 for x in alloc.sum(axis=1)],
                        "target": [int(x) / 100 for x in target.sum(axis=1)],
                        "population": [float(x) for x in pop.sum(axis=1)],
@@ -297,6 +321,7 @@ class Explorer:
                                            (shipped.allocation[0] - shipped.targets[0]) / shipped.targets[0]],
                       "distance": [[float(x) for x in y] for y in (alloc - target) / target],
                       "grant_per_head": [[int(x) / 100 for x in y] for y in per_head],
+                      "grant_real": pounds(oc.grant_real[0]), "bound": bound.tolist(), "bound_shipped": bound0.tolist(),
                       "population": [[float(x) for x in y] for y in pop],
                       "change_per_head": [round(float(x), 2) for x in change_ph],
                       "distance_from_target": [float(x) for x in dist]},

@@ -16,7 +16,8 @@ function money(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 0); }
 function pounds2(x){ return (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x), 2); }
 function bn(x){ return '\u00a3' + fmt(x / 1e9, 3) + 'bn'; }
 function m(x){ return x === null || x === undefined ? '' : (x < 0 ? '-' : '') + '\u00a3' + fmt(Math.abs(x) / 1e6, 1) + 'm'; }
-function pct(x){ return (x >= 0 ? '+' : '') + (x * 100).toFixed(2) + '%'; }
+function pct(x){ const s = (x * 100).toFixed(2); return (s === '0.00' || s === '-0.00') ? '0.00%' :
+  (x > 0 ? '+' : '') + s + '%'; }
 function shown(s, v){ return PERCENT.has(s.unit) ? (v * 100).toFixed(2) + '%' : String(+Number(v).toPrecision(6)); }
 function words(path){  // a key path in plain words
   const p = path.split('.');
@@ -49,7 +50,9 @@ function current(path){ const s = state.sliders.find((x) => x.path === path);
   return path in state.values ? state.values[path] : s.value; }
 function setValues(values, push){
   if (push) { state.undo.push(JSON.stringify(state.values)); state.redo = []; }
-  state.values = values; syncSliders(); refresh();
+  state.values = values; syncSliders();
+  if (push) history.pushState({values}, '', link());  // Back and Forward step through the moves
+  refresh();
 }
 function syncSliders(){
   document.querySelectorAll('#sliders input[type=range]').forEach((inp) => {
@@ -144,6 +147,7 @@ async function loadBands(){  // the band beside each figure: the scenario over t
     const b = await api('/api/bands', {formula: state.formula, level: state.level, values: state.values});
     if (seq !== state.bandSeq || !$('bands').checked) return;  // a later scenario's band has been asked for
     state.bands = b; $('bands-status').textContent = b.draws + ' draws (' + b.sources.join(', ') + ')';
+    areaYears();
     document.body.dataset.bands = String(seq);
   } catch (e) { state.bands = null; $('bands-status').textContent = e.message; }
   if (state.last) areasTable(state.last);
@@ -263,12 +267,20 @@ async function refresh(){
     const ysel = $('year'); ysel.replaceChildren(); years.forEach((y) => { const o = el('option', y, {value: y});
       if (y === state.year) o.selected = true; ysel.append(o); });
     const tot = $('totals'); tot.replaceChildren();
-    tot.append(row(['year', 'target', 'allocation', 'grant, this scenario', 'grant, as shipped', 'difference',
-                    r.population_label], true));
+    const mv = r.move, pb = r.price_base_year;
+    tot.append(row(['year', 'target', 'allocation', 'grant, this scenario', 'grant, as shipped',
+                    'grant, this scenario (' + pb + ' prices)', 'moved between areas (against as shipped)',
+                    'areas held at a floor (as shipped)', r.population_label], true));
     years.forEach((y, i) => tot.append(row([y, bn(r.totals.target[i]), bn(r.totals.allocation[i]), bn(r.totals.grant[i]),
-      bn(r.totals.grant_shipped[i]), bn(r.totals.grant[i] - r.totals.grant_shipped[i]), fmt(r.totals.population[i], 0)])));
-    $('grant-last').textContent = '\u00a3' + fmt(r.totals.grant[last], 2);
+      bn(r.totals.grant_shipped[i]), bn(r.totals.grant_real[i]), bn(mv.moved[i]),
+      mv.at_floor[i] + ' (' + mv.at_floor_shipped[i] + ')', fmt(r.totals.population[i], 0)])));
+    $('grant-last-label').firstChild.textContent = 'Total grant, ' + years[last] + ' (cash): ';
+    $('grant-last').textContent = bn(r.totals.grant[last]);
     $('grant-last').setAttribute('data-pounds', r.totals.grant[last]);
+    $('today-total').textContent = r.totals.todays_funding === null ? '' : "Today's funding (cash, the base year): " +
+      bn(r.totals.todays_funding) + '; the total grows with the version\u2019s index, so a move shares it differently ' +
+      'between areas and leaves each year\u2019s total as it was.';
+    moveWords(r);
     $('movers-title').textContent = 'Who gains and who loses, ' + years[last] + ': ' + r.measure + ', \u00a3 ' + r.per;
     moversTable('winners', r.winners, r); moversTable('losers', r.losers, r);
     paintMaps(r.maps, r.areas.code);
@@ -283,12 +295,61 @@ async function refresh(){
       const b = document.body.dataset; b.lastMs = ms.toFixed(1); b.paintedMs = (performance.now() - t0).toFixed(1);
       b.engineMs = String(r.took_ms); updates += 1; b.updates = String(updates); }, 0));
     if (!state.area || !r.areas.code.includes(state.area)) state.area = r.winners[0] && r.winners[0].code;
+    areaYears();
     clearTimeout(state.wfTimer);  // the waterfall is a whole run: asked for once the sliders rest
     state.wfTimer = setTimeout(loadWaterfall, 350);
   } catch (e) { if (seq === state.seq) setStatus(e.message, true); }
 }
+function moveWords(r){  // what the move did, at the top: the money it moved, who, the floors, the pace
+  const mv = r.move, box = $('move-words'), y = mv.year, last = mv.moved.length - 1;
+  $('move-title').textContent = mv.changed ? 'What this move did, against the version as shipped' :
+    'The version as shipped';
+  box.replaceChildren();
+  const say = (text, id) => box.append(el('p', text, id ? {id} : undefined));
+  if (!mv.changed) { say('Move a slider and let go: this panel then says how much money the move shifts between ' +
+    'areas, who gains and loses most, how many areas are held at a floor and how long the slowest takes to reach ' +
+    'its target.'); return; }
+  say('It moves ' + bn(mv.moved[last]) + ' between areas in ' + y + ' (' + bn(mv.moved_total) + ' over the ' +
+      mv.moved.length + ' years, cash): ' + mv.gainers + ' areas gain, ' + mv.losers + ' lose; each year\u2019s ' +
+      'total is unchanged.', 'move-moved');
+  const names = (xs) => xs.map((x) => x.name + ' (' + (x.change > 0 ? '+' : '-') + m(Math.abs(x.change)) + ')').join(', ');
+  if (mv.largest_gains.length) say('Largest gains in ' + y + ': ' + names(mv.largest_gains) + '.');
+  if (mv.largest_losses.length) say('Largest losses in ' + y + ': ' + names(mv.largest_losses) + '.');
+  say('Areas held at a floor: ' + mv.at_floor[0] + ' in ' + r.years[0] + ' and ' + mv.at_floor[last] + ' in ' + y +
+      ' (as shipped ' + mv.at_floor_shipped[0] + ' and ' + mv.at_floor_shipped[last] + '); to pay for the floors, ' +
+      (mv.scale_back[0] * 100).toFixed(1) + '% of every other area\u2019s headroom above its floor is scaled back in ' +
+      r.years[0] + ' (as shipped ' + (mv.scale_back_shipped[0] * 100).toFixed(1) + '%). An area below target that ' +
+      'loses is paying for others\u2019 floors.', 'move-floors');
+  const ytt = (n) => n === null ? 'never at this pace' : n + ' more year(s)';
+  say('The slowest area reaches its target after ' + y + ' in ' + ytt(mv.longest_to_target) + ' (as shipped ' +
+      ytt(mv.longest_to_target_shipped) + ').');
+}
+function areaYears(){  // one area's years: every figure of the scenario and the version as shipped, side by side
+  const r = state.last, box = $('area-years');
+  if (!r || !state.area) return;
+  const a = r.areas, i = a.code.indexOf(state.area); if (i < 0) return;
+  const b = state.bands && state.bands.formula === r.formula && state.bands.level === r.level ? state.bands : null;
+  box.replaceChildren(el('h3', a.name[i] + ' (' + a.code[i] + '), year by year: this scenario beside the version as ' +
+                             'shipped (money in \u00a3m, cash unless marked)', {id: 'area-title'}));
+  const t = el('table', undefined, {id: 'area-table'});
+  const heads = ['year', "today's funding (cash, base year)", 'target', 'allocation', 'distance from target',
+    'distance from target, as shipped', 'held at', 'held at, as shipped', 'grant', 'grant, as shipped',
+    'grant: change', 'grant (' + r.price_base_year + ' prices)', 'grant ' + r.per + ' (\u00a3)'];
+  if (b) heads.push('grant, 5th to 95th percentile over ' + b.draws + ' draws');
+  t.append(row(heads, true));
+  const held = (x) => x === 'none' ? '' : x;
+  r.years.forEach((y, k) => { const cells = [y, a.today_cash[i] === null ? '' : m(a.today_cash[i]), m(a.target[k][i]),
+    m(a.allocation[k][i]), pct(a.distance[k][i]), pct(a.distance_shipped[k][i]), held(a.bound[k][i]),
+    held(a.bound_shipped[k][i]), m(a.grant[k][i]), m(a.grant_shipped[k][i]), m(a.grant[k][i] - a.grant_shipped[k][i]),
+    m(a.grant_real[k][i]), pounds2(a.grant_per_head[k][i])];
+    if (b) cells.push(m(b.grant_p5[k][i]) + ' to ' + m(b.grant_p95[k][i]));
+    t.append(row(cells)); });
+  const sc = el('div', undefined, {class: 'scroll'}); sc.append(t); box.append(sc);
+  document.body.dataset.areaYears = state.area;
+}
 async function loadWaterfall(){
   if (!state.area) return;
+  areaYears();
   const box = $('waterfall'), seq = state.seq, ask = state.wfAsked = (state.wfAsked || 0) + 1;
   try {
     const w = await api('/api/waterfall', {formula: state.formula, level: state.level, values: state.values,
@@ -383,6 +444,16 @@ async function fileOf(fmt){
   } catch (e) { setStatus(e.message, true); }
 }
 $('bands').addEventListener('change', loadBands);
+$('copy-link').addEventListener('click', async () => {
+  const url = location.origin + location.pathname + link();
+  try { await navigator.clipboard.writeText(url); $('copied').textContent = 'copied: ' + url; }
+  catch (e) { $('copied').textContent = 'your browser refused the clipboard: the link is ' + url; }
+  document.body.dataset.copied = url; });
+window.addEventListener('popstate', () => {  // Back or Forward: the scenario of that step
+  const s = fromLink();
+  if (s.formula === state.formula && (s.level || state.level) === state.level) {
+    state.values = s.values; syncSliders(); refresh(); }
+  else load(s.formula || document.body.dataset.formula, s.level, s.values); });
 $('xlsx').addEventListener('click', () => fileOf('xlsx'));
 $('parquet').addEventListener('click', () => fileOf('parquet'));
 window.addEventListener('error', (e) => { document.body.dataset.error = String(e.message); });
