@@ -9,8 +9,9 @@ objectives. The search evaluates candidates as scenarios of the one outcome (`fu
    region and the frontier;
 2. refinement: `scipy.optimize.differential_evolution`, seeded, started from the best Sobol candidates, its
    population evaluated on the scenario axis (`_refine`; chosen by measurement: docs/design.md);
-3. polish: a compass search from the best candidate, stopping when its step is below the stated `tolerance` of each
-   free number's range (default 0.01%; `_polish`), so the answer is located to that tolerance, not to a count;
+3. polish: a compass search from the best candidate at four scales at once, stopping when its finest scale is below
+   the stated `tolerance` of each free number's range (default 0.01%; `_polish`), so the answer is located to that
+   tolerance, not to a count;
 4. the choice: the feasible candidate best on the first objective (the second breaks ties); if none is feasible,
    the candidate whose largest violation (each constraint's shortfall over its own scale) is least, with the
    constraint that binds there and by how much.
@@ -398,7 +399,7 @@ def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, vio
                   if rest else np.zeros(v2.shape[0]))
             ok2 = (np.where(np.isnan(rv), np.inf, rv) <= 0) & ~sub2["infeasible"]
             pv, pr, _ = _polish(ds, data, spec, params, names, lo, hi, v2, sub2, ok2, rest, objs, workers, executor,
-                                robust)
+                                robust, calls=4)  # a secondary figure: a few steps of the same search
             if pv.shape[0]:
                 more_values = np.vstack([more_values, pv])
                 more = {k: np.concatenate([more[k], pr[k]]) for k in more}
@@ -475,24 +476,28 @@ def _scorer(res, ok: np.ndarray, cons):
 
 
 def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor,
-            robust=(None, None)) -> tuple[np.ndarray, dict, dict]:
-    """A compass search from the best candidate so far, stopping on a stated tolerance rather than a count: each
-    step tries every free number up and down by the step (2 x free numbers scenarios, one chunk), moves to the best
-    that improves the score, else halves the step, until the step is below `tolerance` of each free number's range.
-    It lands on a constraint's edge (where most optima of a policy question lie) to within that step. Returns the
+            robust=(None, None), calls: int = 200) -> tuple[np.ndarray, dict, dict]:
+    """A compass search from the best candidate so far, stopping on a stated tolerance rather than a count. Each step
+    tries every free number up and down at four scales at once (the step, a half, a quarter and an eighth of it:
+    16 x free numbers scenarios, one chunk on the scenario axis), moves to the best that improves the score and
+    keeps the scale that won, else shrinks the step sixteenfold; it stops when the finest scale tried is below
+    `tolerance` of each free number's range. It lands on a constraint's edge (where most optima of a policy question
+    lie) to within that scale. `calls` caps the steps (what dropping a constraint buys takes a few). Returns the
     candidates it evaluated and what it reached."""
     score = _scorer(res, ok, cons)
     span = hi - lo
     s = score(res)
     x = values[int(np.argmin(s))].astype(np.float64)
     fx = float(s.min())
-    step = span / 16
+    step = span / 8
+    scales = np.array([1.0, 0.5, 0.25, 0.125])
     seen_values: list[np.ndarray] = []
     seen: list[dict] = []
     moves = 0
-    while (step / span).max() > ds.tolerance and len(seen) < 400:
-        cand = np.vstack([np.clip(x + sign * np.eye(len(names))[k] * step, lo, hi)
-                          for k in range(len(names)) for sign in (1, -1)])
+    eye = np.eye(len(names))
+    while (step * scales[-1] / span).max() > ds.tolerance and len(seen) < calls:
+        cand = np.vstack([np.clip(x + sign * eye[k] * step * f, lo, hi)
+                          for f in scales for k in range(len(names)) for sign in (1, -1)])
         r = _evaluate(data, spec, params, names, cand, cons, objs, workers, executor, *robust)
         seen_values.append(cand)
         seen.append(r)
@@ -500,10 +505,12 @@ def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
         k = int(np.argmin(sc))
         if sc[k] < fx:
             x, fx, moves = cand[k], float(sc[k]), moves + 1
+            step = np.minimum(step * scales[k // (2 * len(names))] * 2, span / 8)  # the winning scale, and twice it
         else:
-            step = step / 2
+            step = step / 16
+    final = step * scales[-1]
     reached = {"tolerance": ds.tolerance, "evaluations": int(sum(v.shape[0] for v in seen_values)), "moves": moves,
-               "step": {n: float(step[i]) for i, n in enumerate(names)}}
+               "step": {n: float(final[i]) for i, n in enumerate(names)}}
     if not seen:
         return np.empty((0, len(names))), {}, reached
     return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}, reached
