@@ -185,3 +185,37 @@ def test_the_default_search_reaches_a_fine_grids_optimum_to_its_tolerance(out, t
     chosen = r.chosen["free"]["transition.floor"]
     assert chosen >= best_grid - 0.002 * 0.08, (chosen, best_grid)
     assert r.search["tolerance"] == 0.0001 and r.search["step"]["transition.floor"] <= 0.0001 * 0.08
+
+
+def test_turbulence_is_the_money_that_changes_hands_and_a_design_can_bound_it(out, tmp_path):
+    """Turbulence, by hand from a run's allocations: each year half the sum over areas of the change in the area's
+    share of the total (year 1 against the year before's). A design bounding it holds on its exact run; a grant
+    measure's name says it counts from the second year."""
+    from fundform.engine.outcome import evaluate
+    from fundform.formula.scenario import resolve_formula
+    from fundform.inputs.dataset import load_dataset
+    from fundform.studies.design_spec import Constraint
+    from fundform.studies.designer import constraint_values
+    from fundform.studies.pipeline import RunParameters, compute
+    from tests.conftest import DATA
+
+    data = load_dataset(DATA)
+    formula = resolve_formula("fundform-needs")
+    run = compute(data, formula, RunParameters()).allocations.sort("financial_year", "area_code")
+    a = run.with_columns(now=pl.col("allocation").cast(pl.Float64), before=pl.col("previous_allocation").cast(
+        pl.Float64)).with_columns(
+        d=(pl.col("now") / pl.col("now").sum().over("financial_year")
+           - pl.col("before") / pl.col("before").sum().over("financial_year")).abs())
+    by_hand = a.group_by("financial_year").agg((pl.col("d").sum() / 2).alias("t")).sort("financial_year")["t"]
+    oc = evaluate(data, formula.spec, RunParameters())
+    c = Constraint(kind="turbulence", limit=0.01)
+    assert abs(constraint_values(c, oc)[0] - by_hand.max()) < 1e-12
+    assert "from the second year" in Constraint(kind="turbulence", limit=0.01, measure="grant").name
+    path = tmp_path / "t.toml"
+    path.write_text('title = "calm"\nversion = "fundform-needs"\ndraws = 64\nrefine = 32\n[free]\n'
+                    '"transition.gap_closed_per_year" = [0.05, 1.0]\n[[constraints]]\nkind = "turbulence"\n'
+                    f'limit = {round(float(by_hand.max()) * 0.8, 6)}\n[[objectives]]\nkind = "maximise"\n'
+                    'parameter = "transition.gap_closed_per_year"\n')
+    r = fundform.design(str(path), out=tmp_path / "d")
+    assert r.feasible and r.verified["all_hold"]
+    assert r.chosen["free"]["transition.gap_closed_per_year"] < 0.2  # calmer than the shipped pace of 0.2

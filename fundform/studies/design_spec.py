@@ -27,9 +27,15 @@ class Constraint(_Model):
     - `within_target`: every area (or all but `at_most` areas) within `limit` of its target in `year`;
     - `floor_cost`: what floors and guarantees cost in each of `years` at most `limit_gbp`;
     - `areas_at_floor`: at most `at_most` areas held at a floor in each of `years`;
-    - `total`: each year's allocations (with guarantee payments) within `limit_gbp` of the control total."""
+    - `total`: each year's allocations (with guarantee payments) within `limit_gbp` of the control total;
+    - `turbulence`: at most `limit` (a share) of each of `years`' money moves between areas: half the sum over areas
+      of the change in each area's share of the total (the money that changes hands against every area growing with
+      the total), on `measure`.
 
-    kind: Literal["max_fall", "within_target", "floor_cost", "areas_at_floor", "total"]
+    A measure of the grant counts from the second year: the grant has no year before the settlement (the name
+    says so)."""
+
+    kind: Literal["max_fall", "within_target", "floor_cost", "areas_at_floor", "total", "turbulence"]
     limit: float | None = Field(None, ge=0, le=10)
     limit_gbp: float | None = Field(None, ge=0)
     at_most: int = Field(0, ge=0)
@@ -43,7 +49,7 @@ class Constraint(_Model):
 
     @model_validator(mode="after")
     def _needs(self):
-        if self.kind in ("max_fall", "within_target") and self.limit is None:
+        if self.kind in ("max_fall", "within_target", "turbulence") and self.limit is None:
             raise ValueError(f"a {self.kind} constraint needs `limit` (a share: 0.05 = 5%)")
         if self.kind == "floor_cost" and self.limit_gbp is None:
             raise ValueError("a floor_cost constraint needs `limit_gbp` (pounds a year)")
@@ -54,8 +60,13 @@ class Constraint(_Model):
     @property
     def name(self) -> str:
         years = "" if self.years == "all" else f" in {', '.join(self.years)}"
+        grant = " (from the second year: the grant has no year before the settlement)" if self.measure == "grant" else ""
         if self.kind == "max_fall":
-            return f"no area's {self.measure} falls by more than {self.limit:.2%} a year in {self.terms} terms{years}"
+            return (f"no area's {self.measure} falls by more than {self.limit:.2%} a year in {self.terms} terms{years}"
+                    f"{grant}")
+        if self.kind == "turbulence":
+            return (f"at most {self.limit:.2%} of each year's {self.measure} moves between areas (against every area "
+                    f"growing with the total){years}{grant}")
         if self.kind == "within_target":
             return (f"{'every area' if not self.at_most else f'all but {self.at_most} areas'} within "
                     f"{self.limit:.2%} of target in {self.year}")
@@ -68,7 +79,7 @@ class Constraint(_Model):
     @property
     def scale(self) -> float:
         """The unit a violation is measured in, so different constraints' shortfalls compare."""
-        if self.kind in ("max_fall", "within_target"):
+        if self.kind in ("max_fall", "within_target", "turbulence"):
             return max(self.limit or 0.0, 0.01)
         if self.kind in ("floor_cost", "total"):
             return max(self.limit_gbp or 0.0, 1e6)
@@ -79,9 +90,11 @@ class Objective(_Model):
     """What to make best: `maximise` or `minimise` a free number (`parameter`), or minimise `max_distance` (the
     largest distance from target in `year`), `largest_real_loss` (the largest real-terms fall of an area's
     allocation in any year), `floor_cost` (what floors and guarantees cost over the settlement, pounds) or
-    `years_to_target` (the most further years any area needs after the last year)."""
+    `years_to_target` (the most further years any area needs after the last year), or `turbulence` (the money that
+    moves between areas, summed over the years: each year half the sum of the changes in areas' shares)."""
 
-    kind: Literal["maximise", "minimise", "max_distance", "largest_real_loss", "floor_cost", "years_to_target"]
+    kind: Literal["maximise", "minimise", "max_distance", "largest_real_loss", "floor_cost", "years_to_target",
+                  "turbulence"]
     parameter: str | None = None
     year: str | None = None
 
@@ -98,7 +111,8 @@ class Objective(_Model):
         return {"maximise": f"largest {self.parameter}", "minimise": f"smallest {self.parameter}",
                 "max_distance": f"smallest largest distance from target in {self.year}",
                 "largest_real_loss": "smallest largest real-terms loss", "floor_cost": "least cost of floors",
-                "years_to_target": "soonest at target"}[self.kind]
+                "years_to_target": "soonest at target",
+                "turbulence": "least money moved between areas over the settlement (allocation)"}[self.kind]
 
 
 class Robust(_Model):

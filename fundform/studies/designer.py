@@ -75,6 +75,20 @@ def changes(oc, measure: str, terms: str) -> tuple[np.ndarray, list[int]]:
     return ch, covered
 
 
+def turbulence(oc, measure: str) -> tuple[np.ndarray, list[int]]:
+    """(S, years covered) the share of each year's money that moves between areas: half the sum over areas of the
+    change in each area's share of the total (allocation: year 1 against the year before's; grant: from the second
+    year), and the years it covers."""
+    fy = oc.financial_years
+    if measure == "allocation":
+        now, before, covered = oc.allocation, oc.previous, list(range(len(fy)))
+    else:
+        now, before, covered = oc.grant[:, 1:], oc.grant[:, :-1], list(range(1, len(fy)))
+    now, before = now.astype(np.float64), before.astype(np.float64)
+    share = now / now.sum(axis=-1, keepdims=True) - before / before.sum(axis=-1, keepdims=True)
+    return 0.5 * np.abs(share).sum(axis=-1), covered
+
+
 def constraint_values(c: Constraint, oc) -> np.ndarray:
     """(S,) each candidate's value of the constraint's measure; it holds where value <= the constraint's limit."""
     fy = oc.financial_years
@@ -84,6 +98,10 @@ def constraint_values(c: Constraint, oc) -> np.ndarray:
         if not keep:
             return np.zeros(oc.size)
         return -ch[:, keep, :].min(axis=(1, 2))  # the largest fall, as a positive share
+    if c.kind == "turbulence":
+        moved, covered = turbulence(oc, c.measure)
+        keep = [i for i, t in enumerate(covered) if t in _years(fy, c.years, c.name)]
+        return moved[:, keep].max(axis=1) if keep else np.zeros(oc.size)
     if c.kind == "within_target":
         t = _year_index(fy, c.year, c.name)
         d = np.sort(np.abs(oc.allocation[:, t, :] / oc.targets[:, t, :] - 1.0), axis=-1)[:, ::-1]
@@ -99,7 +117,7 @@ def constraint_values(c: Constraint, oc) -> np.ndarray:
 
 
 def limit_of(c: Constraint) -> float:
-    return {"max_fall": c.limit, "within_target": c.limit, "floor_cost": c.limit_gbp,
+    return {"max_fall": c.limit, "within_target": c.limit, "turbulence": c.limit, "floor_cost": c.limit_gbp,
             "areas_at_floor": float(c.at_most), "total": c.limit_gbp or 0.0}[c.kind]
 
 
@@ -117,6 +135,8 @@ def objective_values(o: Objective, oc, free: dict[str, np.ndarray]) -> np.ndarra
         return np.maximum(-ch.min(axis=(1, 2)), 0.0)
     if o.kind == "floor_cost":
         return oc.floor_cost.sum(axis=1) / 100
+    if o.kind == "turbulence":
+        return turbulence(oc, "allocation")[0].sum(axis=1)
     ytt = oc.years_to_target
     return np.where(np.isnan(ytt), np.inf, ytt).max(axis=-1)
 
