@@ -331,10 +331,10 @@ def test_the_analysts_explorer_in_chromium(server, bundled, tmp_path):
         tail = page.eval_on_selector_all("#all-areas tbody tr[data-area]", "es => es.map(e => e.dataset.area)")
         assert not set(tail) & set(drawn[:5]) and len(set(drawn) | set(tail)) > len(drawn)
         # filtered while scrolled to the end: the matching areas are drawn (not a blank box)
-        page.fill("#filter", "lond")
+        page.fill("#filter", "upon")  # in names only (the filter also reads each area's region, ICB and CA)
         names = page.eval_on_selector_all("#all-areas tbody tr[data-area] td:first-child", "es => es.map(e => "
                                           "e.textContent.toLowerCase())")
-        assert names and all("lond" in n for n in names)
+        assert names and all("upon" in n for n in names)
         assert page.inner_text("#areas-count").startswith(f"{len(names)} of 296")
         page.fill("#filter", "")
         # a heading sorts every area (not just those drawn); a row opens its area's waterfall
@@ -765,3 +765,33 @@ def test_what_a_move_did_one_areas_years_back_and_the_copied_link_in_chromium(se
         page.screenshot(path=str(tmp_path / "move-phone.png"), full_page=True)
         browser.close()
     assert (tmp_path / "move-desktop.png").stat().st_size > 10_000 and (tmp_path / "move-phone.png").exists()
+
+
+def test_the_filter_finds_an_areas_councils_by_any_body_and_the_phone_keeps_the_controls_in_view(server):
+    """'West Yorkshire' finds the councils of West Yorkshire (its combined authority, and its ICB's), and the
+    waterfall and the area's years follow the filter; on a 390 x 844 phone the sliders stay in view beside the
+    figures as the page scrolls."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        page.fill("#filter", "West Yorkshire")
+        page.wait_for_function("() => document.getElementById('areas-table').dataset.rows === '6'", timeout=10_000)
+        names = page.locator("#all-areas tr[data-area] td:first-child").all_inner_texts()
+        # the combined authority's five, and North Yorkshire, part of whose residents (Craven's) NHS West
+        # Yorkshire ICB serves
+        assert sorted(n.split(" (")[0] for n in names) == ["Bradford", "Calderdale", "Kirklees", "Leeds",
+                                                            "North Yorkshire", "Wakefield"]
+        codes = page.eval_on_selector_all("#all-areas tr[data-area]", "rs => rs.map(r => r.dataset.area)")
+        page.wait_for_function("(cs) => cs.includes(document.body.dataset.areaYears) && "
+                               "cs.includes(document.body.dataset.waterfall)", arg=codes, timeout=20_000)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.evaluate("window.scrollTo(0, 2500)")
+        box = page.locator("#sliders input[type=range]").first.bounding_box()
+        top = page.evaluate("document.getElementById('controls').getBoundingClientRect().top")
+        assert top < 844 and box is not None
+        browser.close()

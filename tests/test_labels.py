@@ -305,7 +305,7 @@ def check_bands(svg: Node, g: Glossary, run_dir) -> None:
     """A run with --uncertainty: each area's grant per head, central, 5th and 95th percentile over the draws."""
     title = title_of(svg)
     assert f"Grant {g.per}" in title and "5th-95th percentile" in title and "input draws" in title
-    assert axes(svg)[1] == f"grant {g.per} (£)"
+    assert axes(svg)[1] == f"% of central grant {g.per}"  # each area's band against its own central figure
     u = pl.read_parquet(run_dir / "uncertainty.parquet").with_columns(pl.col(pl.Decimal).cast(pl.Float64))
     rows = u.filter(pl.col("financial_year") == YEAR.findall(title)[0]).join(
         g.year(title).select("area_code", "population"), on="area_code")
@@ -318,8 +318,8 @@ def check_bands(svg: Node, g: Glossary, run_dir) -> None:
         r = by_name[m[1]]
         for shown, col in zip(m.groups()[1:], ("grant_central", "grant_p5", "grant_p95")):
             near(shown, r[col] / r["population"], f"{title}, {m[1]}, {col}")
-        widths.append((r["grant_p95"] - r["grant_p5"]) / r["population"])
-    assert widths == sorted(widths)  # ordered by the width of the range, as the axis says
+        widths.append((r["grant_p95"] - r["grant_p5"]) / r["grant_central"])
+    assert widths == sorted(widths)  # ordered by the width of the range (against the central figure, as drawn)
 
 
 def check_table(tree: Tree, g: Glossary) -> None:

@@ -169,9 +169,31 @@ def _bin(edges, i: int) -> str:
 
 
 def bands(lows, centrals, highs, names, title, ylabel, chart_id) -> str:
-    """An interval per area from its 5th to its 95th percentile over the draws of the inputs, a dot at its central
-    figure, areas ordered by the width of their interval (the least certain at the right)."""
-    return ranges(lows, centrals, highs, names, title, ylabel, chart_id, by_width=True)
+    """An interval per area from its 5th to its 95th percentile over the draws of the inputs, drawn as a share of the
+    area's central figure (so a 2% band is as tall for a small area as for a large one, and every whisker is seen:
+    at least as tall as its dot), the dot at 0; areas ordered by the width of their interval (the least certain at
+    the right); each tooltip gives the figures in pounds. `ylabel` names the figure."""
+    lows, mids, highs = (np.asarray(a, float) for a in (lows, centrals, highs))
+    if not len(mids):
+        return _empty(title, chart_id)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo_r, hi_r = np.where(mids != 0, (lows / mids - 1) * 100, 0.0), np.where(mids != 0, (highs / mids - 1) * 100, 0.0)
+    order = np.argsort(hi_r - lo_r, kind="stable")
+    lo, hi = min(float(lo_r.min()), -0.1), max(float(hi_r.max()), 0.1)
+    sx, sy = linear_scale(0, max(len(mids) - 1, 1), PAD + 6, W - 24), linear_scale(lo, hi, H - PAD, 34)
+    body = y_axis(lo, hi, sy)
+    body.append(f'<line x1="{PAD}" x2="{W - 20}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#999" '
+                'stroke-dasharray="3 3"/>')
+    for k, i in enumerate(order):
+        x = sx(k)
+        top, bottom = sy(hi_r[i]), sy(lo_r[i])
+        if bottom - top < 4:  # never shorter than the dot it carries
+            top, bottom = sy(0) - 2, sy(0) + 2
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{bottom:.1f}" stroke="{ORANGE}" '
+                    f'stroke-width="1.6"/><circle cx="{x:.1f}" cy="{sy(0):.1f}" r="1.4" fill="{BLUE}"><title>'
+                    f'{html.escape(str(names[i]))}: central {gbp(mids[i], 0)}, 5-95%: {gbp(lows[i], 0)} to '
+                    f'{gbp(highs[i], 0)}</title></circle>')
+    return frame_svg(title, "areas, by the width of their range", f"% of central {ylabel}", body, chart_id)
 
 
 def ranges(lows, mids, highs, names, title, ylabel, chart_id, by_width: bool = False) -> str:
@@ -313,6 +335,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                              f"Sweep of {sm['scenarios']:,} scenarios: grant {per}, 5th to 95th percentile, "
                              f"{fin['financial_year'][0]}", f"grant {per} (£)", "c6"))
     uncertainty = run_dir / "uncertainty.parquet"
+    band_caveat = ""
     if uncertainty.exists():  # a run with --uncertainty: every area's range over the draws of its inputs
         ub = pl.read_parquet(uncertainty).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
         draws = m.get("uncertainty", {}).get("draws")
@@ -321,7 +344,13 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         head = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
         charts.append(bands(head("grant_p5"), head("grant_central"), head("grant_p95"), fin["area_name"].to_list(),
                             f"Grant {per}, {years[-1]}: 5th-95th percentile of {draws:,} input draws",
-                            f"grant {per} (£)", "c8"))
+                            f"grant {per}", "c8"))
+        band_caveat = ("<p class=\"muted\">The bands are the 5th to 95th percentile over draws of the inputs whose "
+                       "errors are stated (the run's manifest, uncertainty.sources: population projections, "
+                       "correlated by region, and preventable mortality's sampling error; a borrowed value with the "
+                       "borrowing's spread): a 90% range of what those errors do, no more. They leave out "
+                       "deprivation (no published error), every formula choice (the weights, the pace) and the "
+                       "control total (docs/uncertainty.md).</p>")
     if len(years) > 1:  # why shares move within the settlement: each year's residents and targets
         charts.append(lines(years, {people: per_year["population"].to_list()},
                             f"{people.capitalize()} by year (each year's need and targets use that year's)",
@@ -389,7 +418,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
 unless marked; real terms at {html.escape(str(pb))} prices.</p>
 <div class="cards">{''.join(f'<div class="card">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in cards)}</div>
 {maps_html}
-<h2>Charts</h2><div class="charts">{''.join(charts)}</div>
+<h2>Charts</h2><div class="charts">{''.join(charts)}</div>{band_caveat}
 <h2>Areas, {years[-1]}</h2><p class="filter"><label>Filter areas <input id="filter" type="search"
 placeholder="name or code"></label> <span class="muted">Click a column heading to sort.</span></p>
 <div class="scroll"><table id="areas"><thead><tr><th>area</th>{heads}</tr></thead>

@@ -313,7 +313,7 @@ class Explorer:
                        "target": [int(x) / 100 for x in target.sum(axis=1)],
                        "population": [float(x) for x in pop.sum(axis=1)],
                        "grant_shipped": [int(x) / 100 for x in g0.sum(axis=1)]},
-            "areas": {"code": codes, "name": names_,
+            "areas": {"code": codes, "name": names_, "within": self._within(params.level, codes),
                       "today_cash": [None] * len(codes) if today is None else [int(x) / 100 for x in today],
                       "grant": pounds(grant), "grant_shipped": pounds(g0),
                       "allocation": pounds(alloc), "target": pounds(target), "uprated": pounds(base_t),
@@ -504,6 +504,20 @@ class Explorer:
         lines += [f"{toml_key(p)} = {v!r}" for p, v in changed.items()]
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
+
+    def _within(self, level: str, codes: list[str]) -> list[str]:
+        """For each area of the run's level, the names of the bodies its councils belong to at every other level
+        (their region, ICB, NHS region, combined authority, upper tier): the table's filter finds an area by any of
+        them ("West Yorkshire" finds its councils)."""
+        def compute() -> list[str]:
+            lk = self.data["area_lookup"].filter(pl.col("share") > 0)
+            members = (lk.filter(pl.col("level") == level).select("area_code", area="target_code")
+                       if level != "ltla" else lk.select("area_code").unique().with_columns(area=pl.col("area_code")))
+            named = (members.join(lk.filter(pl.col("level") != level).select("area_code", "target_name"),
+                                  on="area_code").group_by("area").agg(pl.col("target_name").unique().sort()))
+            got = dict(zip(named["area"].to_list(), named["target_name"].to_list()))
+            return [" · ".join(got.get(c, [])) for c in codes]
+        return self.data.memo(("within", level, tuple(codes)), compute)
 
     def _member(self, level: str, codes: list[str]) -> dict[str, str]:
         from fundform.outputs import maps

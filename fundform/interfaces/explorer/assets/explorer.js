@@ -157,7 +157,8 @@ function esc(x){ return String(x).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<'
 function areasTable(r){  // sorts and filters every area; draws only the rows in view (see drawRows)
   const a = r.areas, t = r.years.indexOf(state.year) < 0 ? r.years.length - 1 : r.years.indexOf(state.year);
   const q = state.filter.toLowerCase();
-  let idx = a.code.map((_, i) => i).filter((i) => !q || (a.name[i] + ' ' + a.code[i]).toLowerCase().includes(q));
+  let idx = a.code.map((_, i) => i).filter((i) => !q ||
+    (a.name[i] + ' ' + a.code[i] + ' ' + (a.within ? a.within[i] : '')).toLowerCase().includes(q));
   const columns = cols();
   const col = columns.find((c) => c[0] === state.sort.key) || columns[columns.length - 1];
   const key = idx.map((i) => col[2](a, t, i));
@@ -425,7 +426,11 @@ $('redo').addEventListener('click', () => { if (!state.redo.length) return; stat
   state.values = JSON.parse(state.redo.pop()); syncSliders(); refresh(); });
 $('save').addEventListener('click', save);
 $('year').addEventListener('change', () => { state.year = $('year').value; areasTable(state.last); });
-$('filter').addEventListener('input', () => { state.filter = $('filter').value; toTop(); areasTable(state.last); });
+$('filter').addEventListener('input', () => { state.filter = $('filter').value; toTop(); areasTable(state.last);
+  const shown = state.rows ? state.rows.idx.map((i) => state.last.areas.code[i]) : [];
+  if (shown.length && !shown.includes(state.area)) {  // the waterfall and the area's years follow the filter
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(() => { state.area = shown[0]; loadWaterfall(); }, 300); } });
 $('csv').addEventListener('click', () => { const a = $('csv-link');
   a.href = 'data:text/csv;charset=utf-8,' + encodeURIComponent(csv(state.last));
   a.download = state.formula + '-scenario-areas.csv'; a.hidden = false; a.click(); });
