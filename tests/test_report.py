@@ -123,3 +123,29 @@ def test_chart_ticks_are_round_numbers_inside_the_range(lo, hi):
     np.testing.assert_allclose(np.diff(ticks), step)
     if lo < 0 < hi:
         assert 0.0 in ticks
+
+
+def test_the_report_names_the_areas_held_at_a_floor(report):
+    """Not only how many: every area held at a floor in the first and last year, by name, as the run holds them."""
+    import polars as pl
+
+    html_text, run_dir = report if isinstance(report, tuple) else (report.read_text(), report.parent)
+    a = pl.read_parquet(run_dir / "allocations.parquet")
+    for year in (a["financial_year"].min(), a["financial_year"].max()):
+        names = sorted(a.filter((pl.col("financial_year") == year) & (pl.col("transition_bound") == "floor"))[
+            "area_name"].to_list())
+        m = re.search(rf'<p id="held-floor-{year.replace("/", "-")}"><b>Held at a floor in {re.escape(year)} '
+                      rf'\((\d+)\):</b> (.*?)\.</p>', html_text)
+        assert (m is not None) == bool(names)
+        if names:
+            assert int(m[1]) == len(names) and html.unescape(m[2]).split(", ") == names
+
+
+def test_an_nhs_run_summary_speaks_of_allocations_and_convergence(tmp_path):
+    r = CliRunner().invoke(app, ["run", "--formula", "nhs-icb-2025-all", "--out", str(tmp_path / "o"), "--no-record"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert text.startswith("nhs-icb-2025-all (a scenario of nhs-icb-2025 1.0.0)")
+    for words in ("recurrent", "convergence beyond", "(allocation against the baseline grown by base growth)"):
+        assert words in text, words  # (table headings wrap inside their cells)
+    assert "notional tax" not in text and "today's funding" not in text

@@ -36,27 +36,42 @@ def print_summary(result: RunResult, console: Console) -> None:
         pl.col("grant").sum(), pl.col("grant_real").sum(), at_floor=(pl.col("transition_bound") == "floor").sum(),
         at_ceiling=(pl.col("transition_bound") == "ceiling").sum(), residents=pl.col("population").sum(),
     )
-    t = Table(title=f"{m['formula']['id']} {m['formula']['version']} · {a['area_level'][0]} · "
-                    f"{a['area_code'].n_unique()} areas · run {m['run_id']}")
-    for col in ["year", people, "control total", "allocated", "notional tax", "grant",
-                f"grant, {m['parameters']['price_base_year']} prices", "at floor", "at ceiling"]:
-        t.add_column(col, justify="right")
-    for r in per_year.iter_rows(named=True):
-        t.add_row(r["financial_year"], f"{r['residents'] / 1e6:,.2f}m", gbp_bn(r["control_total"]),
-                  gbp_bn(r["allocation"]),
-                  gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]), str(r["at_floor"]),
-                  str(r["at_ceiling"]))
+    words = text.run_words(m)
+    nhs = words["kind"] == "nhs_allocation"
+    of = f" (a scenario of {words['version']})" if words["name"] != m["formula"]["id"] else f" {m['formula']['version']}"
+    t = Table(title=f"{words['name']}{of} · {a['area_level'][0]} · {a['area_code'].n_unique()} areas · run "
+                    f"{m['run_id']}" + (f"\n{words['title']}" if words["title"] else ""))
+    pb = m["parameters"]["price_base_year"]
+    if nhs:  # an NHS allocation: its lines' total, and what convergence gave beyond base growth (not budget neutral)
+        for col in ["year", people, "baselines grown by base growth", "recurrent allocation",
+                    "convergence beyond base growth", f"allocation, {pb} prices"]:
+            t.add_column(col, justify="right")
+        for r in per_year.iter_rows(named=True):
+            t.add_row(r["financial_year"], f"{r['residents'] / 1e6:,.2f}m", gbp_bn(r["control_total"]),
+                      gbp_bn(r["allocation"]), gbp_bn(r["allocation"] - r["control_total"]), gbp_bn(r["grant_real"]))
+    else:
+        for col in ["year", people, "control total", "allocated", "notional tax", "grant", f"grant, {pb} prices",
+                    "at floor", "at ceiling"]:
+            t.add_column(col, justify="right")
+        for r in per_year.iter_rows(named=True):
+            t.add_row(r["financial_year"], f"{r['residents'] / 1e6:,.2f}m", gbp_bn(r["control_total"]),
+                      gbp_bn(r["allocation"]),
+                      gbp_bn(r["notional_local_tax"]), gbp_bn(r["grant"]), gbp_bn(r["grant_real"]),
+                      str(r["at_floor"]), str(r["at_ceiling"]))
     console.print(t)
     print_streams(result, console)
     gain, lose = movers(result)
     year = a["financial_year"].max()
-    against = "allocation against today's funding uprated"
+    against = ("allocation against the baseline grown by base growth" if nhs else
+               "allocation against today's funding uprated")
     cash = a["todays_funding"].null_count() == 0  # today's funding in cash known: the cash change beside it
     for title, frame in [(f"Biggest gainers {per}, {year} ({against})", gain),
                          (f"Biggest losers {per}, {year} ({against})", lose)]:
         mt = Table(title=title)
-        for col in ["area", "code", "need index", f"change {per}", "change, % of today's funding uprated",
-                    *(["change, % of today's funding in cash"] if cash else [])]:
+        for col in ["area", "code", "need index", f"change {per}",
+                    "change, % of the baseline grown" if nhs else "change, % of today's funding uprated",
+                    *((["change, % of the baseline (cash)"] if nhs else ["change, % of today's funding in cash"])
+                      if cash else [])]:
             mt.add_column(col, justify="left" if col in ("area", "code") else "right")
         for r in frame.iter_rows(named=True):
             mt.add_row(r["area_name"], r["area_code"], f"{r['need_index']:.3f}", gbp(r['change_per_head']),

@@ -136,8 +136,9 @@ function cols(){  // the table's columns: with the band toggled on, the grant's 
   const b = state.bands;
   if (!b || !state.last || b.formula !== state.last.formula || b.level !== state.last.level) return COLUMNS;
   const over = ' over ' + b.draws + ' draws of the inputs';
-  return COLUMNS.concat([['p5', 'grant, 5th percentile' + over, (a, t, i) => b.grant_p5[t][i], m],
-                         ['p95', 'grant, 95th percentile' + over, (a, t, i) => b.grant_p95[t][i], m]]);
+  const at = COLUMNS.findIndex((c) => c[0] === 'grant') + 1;  // beside the figure they qualify
+  return [...COLUMNS.slice(0, at), ['p5', 'grant, 5th percentile' + over, (a, t, i) => b.grant_p5[t][i], m],
+          ['p95', 'grant, 95th percentile' + over, (a, t, i) => b.grant_p95[t][i], m], ...COLUMNS.slice(at)];
 }
 async function loadBands(){  // the band beside each figure: the scenario over the shipped draws of the inputs
   const seq = ++state.bandSeq;
