@@ -323,30 +323,28 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     viol, worst = scores(res)
     ok = worst <= 0
     best = _pick(res, ok, worst, objs)
-    if ds.refine:
-        say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
-        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
-                                    workers, executor, robust)
+
+    def joined(more_values, more, label):  # a stage's candidates added to the points, the choice made again
+        nonlocal res, values, stage, viol, worst, ok, best
         if more_values.shape[0]:
             res = {k: np.concatenate([res[k], more[k]]) for k in res}
             values = np.vstack([values, more_values])
-            stage = np.concatenate([stage, np.array(["refine"] * more_values.shape[0])])
+            stage = np.concatenate([stage, np.array([label] * more_values.shape[0])])
             viol, worst = scores(res)
             ok = worst <= 0
             best = _pick(res, ok, worst, objs)
+
+    if ds.refine:
+        say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
+        joined(*_refine(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor, robust),
+               "refine")
     search = {"tolerance": None}
     if ds.tolerance:
         say(f"polishing: a compass search from the best candidate until its step is below {ds.tolerance:.2%} of "
             "each free number's range")
         more_values, more, search = _polish(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
                                             workers, executor, robust)
-        if more_values.shape[0]:
-            res = {k: np.concatenate([res[k], more[k]]) for k in res}
-            values = np.vstack([values, more_values])
-            stage = np.concatenate([stage, np.array(["polish"] * more_values.shape[0])])
-            viol, worst = scores(res)
-            ok = worst <= 0
-            best = _pick(res, ok, worst, objs)
+        joined(more_values, more, "polish")
     points = pl.DataFrame({"candidate": np.arange(values.shape[0]), "stage": stage,
                            **{n: values[:, i] for i, n in enumerate(names)},
                            **{f"constraint_{j + 1}": res[f"c{j}"] for j in range(len(cons))},
