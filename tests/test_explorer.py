@@ -745,10 +745,9 @@ def test_what_a_move_did_one_areas_years_back_and_the_copied_link_in_chromium(se
         page.fill("#filter", code)
         page.click(f'#all-areas tr[data-area="{code}"]')
         page.wait_for_selector(f'body[data-area-years="{code}"]', state="attached")
-        rows = page.locator("#area-table tr").all_inner_texts()[1:]
+        rows = page.eval_on_selector_all("#area-table tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")[1:]
         assert len(rows) == area.height == 5
-        for text, r in zip(rows, area.iter_rows(named=True)):
-            cells = text.split("\t")
+        for cells, r in zip(rows, area.iter_rows(named=True)):
             assert cells[0] == r["financial_year"]
             near(cells[8].lstrip("£").rstrip("m"), r["grant"] / 1e8, f"grant {r['financial_year']}")
             near(cells[9].lstrip("£").rstrip("m"), r["g0"] / 1e8, f"grant as shipped {r['financial_year']}")
@@ -795,4 +794,33 @@ def test_the_filter_finds_an_areas_councils_by_any_body_and_the_phone_keeps_the_
         box = page.locator("#sliders input[type=range]").first.bounding_box()
         top = page.evaluate("document.getElementById('controls').getBoundingClientRect().top")
         assert top < 844 and box is not None
+        browser.close()
+
+
+def test_an_nhs_allocation_is_explored_in_nhs_words_with_its_letter(server, bundled):
+    """nhs-icb-2025 in the explorer: allocations, not grants (an NHS allocation has no local tax); the baseline, not
+    today's funding; an ICB's years carry its letter's lines with NHS England's published allocation beside, the
+    figures those of the round (nhs_icb_allocations)."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    pub = bundled["nhs_icb_allocations"].filter((pl.col("allocation_round") == "2025/26") & (pl.col("stream") == "core")
+                                                & (pl.col("icb_code") == "QOQ"))["recurrent_allocation"][0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(server + "#f=nhs-icb-2025&l=icb")
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        heads = page.eval_on_selector_all("#all-areas th", "es => es.map(e => e.textContent.replace(/ [\u25b2\u25bc]$/, ''))")
+        assert "grant" not in heads and "baseline (cash, the base year)" in heads
+        assert not any(h.startswith("grant") or "today" in h for h in heads), heads
+        totals = page.locator("#totals tr").first.inner_text()
+        assert "allocation, this scenario" in totals and "grant" not in totals
+        assert page.inner_text("#grant-last-label").startswith("Total allocation, ")
+        page.fill("#filter", "QOQ")
+        page.click('#all-areas tr[data-area="QOQ"]')
+        page.wait_for_selector('body[data-area-years="QOQ"]', state="attached")
+        rows = page.eval_on_selector_all("#area-letter tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")[1:]
+        core = next(r for r in rows if r[0] == "2025/26" and r[1] == "Core services")
+        assert core[6] == f"£{pub / 1e6:,.1f}m"
         browser.close()

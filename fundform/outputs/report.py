@@ -224,6 +224,7 @@ flex-wrap:wrap}.card{border:1px solid #ccd;border-radius:6px;padding:.6rem 1rem;
 font-size:1.3rem}.charts{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1rem}
 figure{margin:0;border:1px solid #e3e3ea;border-radius:6px;min-width:0}svg.chart{width:100%;height:auto;display:block}
 @media (max-width:760px){.charts{grid-template-columns:minmax(0,1fr)}body{padding:0 .5rem;margin:1rem auto}
+figure{overflow-x:auto}svg.chart{min-width:560px}
 table{font-size:.75rem}.card{min-width:140px}}th{cursor:pointer}th.asc:after{content:" \\25B2"}
 th.desc:after{content:" \\25BC"}.filter input{font:inherit;padding:2px 6px}
 @media print{.filter{display:none}body{max-width:none;margin:0}.charts{grid-template-columns:1fr 1fr}

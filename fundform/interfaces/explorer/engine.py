@@ -280,6 +280,7 @@ class Explorer:
                             "grant_shipped": int(g0[last, i]) / 100}
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
+        nhs = spec.words == "nhs_allocation"
         bound, bound0 = oc.bound_label(0), shipped.bound_label(0)
         moved = np.clip(grant - g0, 0, None).sum(axis=1)  # pence each year: what the move takes from some areas
         ytt, ytt0 = oc.years_to_target[0], shipped.years_to_target[0]
@@ -303,7 +304,11 @@ class Explorer:
         }
         return {
             "formula": fid, "level": params.level, "years": years, "population_label": who, "per": per,
-            "measure": ("grant: my change against the version as shipped" if changed_any else
+            "words": {"kind": spec.words, "figure": "allocation" if nhs else "grant",
+                      "start": "the baseline" if nhs else "today's funding"},
+            "letter": self._letter(oc) if nhs else None,
+            "measure": (f"{'allocation' if nhs else 'grant'}: my change against the version as shipped" if changed_any
+                        else "allocation against the baseline grown by base growth" if nhs else
                         "allocation against today's funding uprated"),
             "move": move, "price_base_year": params.price_base,
             "totals": {"grant": [int(x) / 100 for x in grant.sum(axis=1)],
@@ -327,7 +332,7 @@ class Explorer:
                       "distance_from_target": [float(x) for x in dist]},
             "winners": [row_of(i) for i in order[::-1][:10]],
             "losers": [row_of(i) for i in order[:10]],
-            "maps": self._repaint(self._paints(codes, names_, change_ph, dist, years, changed_any, per), codes)
+            "maps": self._repaint(self._paints(codes, names_, change_ph, dist, years, changed_any, per, nhs), codes)
             if maps_available() else {},
             "set": sets,
             "command": command(fid, params, sets),
@@ -505,6 +510,19 @@ class Explorer:
         sets = [f"{p}={v!r}" for p, v in changed.items()]
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
 
+    @staticmethod
+    def _letter(oc) -> dict:
+        """An NHS allocation's letter lines for the scenario (outputs.letter, as letter.parquet): per line, year and
+        area the baseline, base growth, convergence and allocation, NHS England's published beside them."""
+        from fundform.outputs.registry import build_tables
+
+        d = build_tables(oc)["letter"].sort("financial_year", "area_code")
+        money = ("baseline", "allocation", "published_allocation", "difference")
+        return {"rows": [{**{k: r[k] for k in ("area_code", "financial_year", "line", "base_growth", "convergence",
+                                               "distance_from_target")},
+                          **{k: None if r[k] is None else int(r[k]) / 100 for k in money}}
+                         for r in d.iter_rows(named=True)]}
+
     def _within(self, level: str, codes: list[str]) -> list[str]:
         """For each area of the run's level, the names of the bodies its councils belong to at every other level
         (their region, ICB, NHS region, combined authority, upper tier): the table's filter finds an area by any of
@@ -525,7 +543,8 @@ class Explorer:
         return self.data.memo(("membership", level, tuple(codes)), lambda: maps.membership(
             self.data["area_lookup"], level, self.data.tables.get("icb_changes"), codes))
 
-    def _paints(self, codes, names, change_ph, dist, years, mine: bool = False, per: str = "per resident") -> dict:
+    def _paints(self, codes, names, change_ph, dist, years, mine: bool = False, per: str = "per resident",
+                nhs: bool = False) -> dict:
         """What the explorer's three maps say (maps.paint): the change per head (mine against the version as shipped
         once a number has moved, else the allocation against today's funding uprated) and the distance from target,
         last year."""
@@ -537,7 +556,8 @@ class Explorer:
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
         money = lambda v: gbp(v, 0)  # noqa: E731
         pct = lambda v: f"{v:+.1f}%"  # noqa: E731
-        what = ("Grant: my change against the version as shipped" if mine else
+        what = (f"{'Allocation' if nhs else 'Grant'}: my change against the version as shipped" if mine else
+                "Allocation against the baseline grown by base growth" if nhs else
                 "Allocation against today's funding uprated")
         change = maps.paint(ch, nm, f"{what}, {years[-1]}", f"£ {per}", money, True)
         return {"change": change,

@@ -93,7 +93,8 @@ function pathChart(years, totals){
   const svg = document.createElementNS(NS, 'svg'); svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('class', 'chart'); svg.setAttribute('id', 'pathchart');
   const t = document.createElementNS(NS, 'text'); t.setAttribute('x', 8); t.setAttribute('y', 16);
-  t.setAttribute('class', 't'); t.textContent = 'Total grant by year (cash): scenario purple, as shipped grey';
+  t.setAttribute('class', 't'); t.textContent = 'Total ' + (nhs(state.last) ? 'allocation' : 'grant') +
+    ' by year (cash): scenario purple, as shipped grey';
   svg.append(t);
   const all = totals.grant.concat(totals.grant_shipped), lo = Math.min(...all) * 0.98, hi = Math.max(...all) * 1.02;
   const x = (i) => L + i * (W - L - R) / Math.max(1, years.length - 1);
@@ -120,25 +121,31 @@ function moversTable(id, rows, r){
 }
 const COLUMNS = [  // [key, heading (or heading(response)), value(areas, t, i), format]
   ['name', 'area', (a, t, i) => a.name[i] + ' (' + a.code[i] + ')', String],
-  ['today', "today's funding (cash, base year)", (a, t, i) => a.today_cash[i], m],
+  ['today', (r) => nhs(r) ? 'baseline (cash, the base year)' : "today's funding (cash, base year)",
+   (a, t, i) => a.today_cash[i], m],
   ['target', 'target', (a, t, i) => a.target[t][i], m],
   ['dist0', 'allocation\u2019s distance from target, as shipped', (a, t, i) => a.distance_shipped[t][i], pct],
   ['dist', 'allocation\u2019s distance from target, this scenario', (a, t, i) => a.distance[t][i], pct],
   ['allocation', 'allocation', (a, t, i) => a.allocation[t][i], m],
-  ['cash', 'allocation against today\u2019s funding (cash)', (a, t, i) => a.today_cash[i] === null ? null :
+  ['cash', (r) => nhs(r) ? 'allocation against the baseline (cash)' : 'allocation against today\u2019s funding (cash)',
+   (a, t, i) => a.today_cash[i] === null ? null :
      a.allocation[t][i] - a.today_cash[i], m],
-  ['uprated', 'allocation against today\u2019s funding uprated', (a, t, i) => a.allocation[t][i] - a.uprated[t][i], m],
+  ['uprated', (r) => nhs(r) ? 'allocation against the baseline grown by base growth' :
+   'allocation against today\u2019s funding uprated', (a, t, i) => a.allocation[t][i] - a.uprated[t][i], m],
   ['grant', 'grant', (a, t, i) => a.grant[t][i], m],
-  ['perhead', (r) => 'grant ' + r.per + ' (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
-  ['change', 'grant: change from the version as shipped', (a, t, i) => a.grant[t][i] - a.grant_shipped[t][i], m],
+  ['perhead', (r) => fig(r) + ' ' + r.per + ' (\u00a3)', (a, t, i) => a.grant_per_head[t][i], pounds2],
+  ['change', (r) => fig(r) + ': change from the version as shipped', (a, t, i) => a.grant[t][i] - a.grant_shipped[t][i], m],
 ];
+function nhs(r){ return !!(r && r.words && r.words.kind === 'nhs_allocation'); }
+function fig(r){ return nhs(r) ? 'allocation' : 'grant'; }  // an NHS allocation has no local tax: its grant is it
 function cols(){  // the table's columns: with the band toggled on, the grant's 5th and 95th percentile over the draws
   const b = state.bands;
-  if (!b || !state.last || b.formula !== state.last.formula || b.level !== state.last.level) return COLUMNS;
+  const base = nhs(state.last) ? COLUMNS.filter((c) => c[0] !== 'grant') : COLUMNS;  // NHS: the allocation is the money
+  if (!b || !state.last || b.formula !== state.last.formula || b.level !== state.last.level) return base;
   const over = ' over ' + b.draws + ' draws of the inputs';
-  const at = COLUMNS.findIndex((c) => c[0] === 'grant') + 1;  // beside the figure they qualify
-  return [...COLUMNS.slice(0, at), ['p5', 'grant, 5th percentile' + over, (a, t, i) => b.grant_p5[t][i], m],
-          ['p95', 'grant, 95th percentile' + over, (a, t, i) => b.grant_p95[t][i], m], ...COLUMNS.slice(at)];
+  const at = base.findIndex((c) => c[0] === 'grant') + 1;  // beside the figure they qualify
+  return [...base.slice(0, at), ['p5', 'grant, 5th percentile' + over, (a, t, i) => b.grant_p5[t][i], m],
+          ['p95', 'grant, 95th percentile' + over, (a, t, i) => b.grant_p95[t][i], m], ...base.slice(at)];
 }
 async function loadBands(){  // the band beside each figure: the scenario over the shipped draws of the inputs
   const seq = ++state.bandSeq;
@@ -270,16 +277,18 @@ async function refresh(){
       if (y === state.year) o.selected = true; ysel.append(o); });
     const tot = $('totals'); tot.replaceChildren();
     const mv = r.move, pb = r.price_base_year;
-    tot.append(row(['year', 'target', 'allocation', 'grant, this scenario', 'grant, as shipped',
-                    'grant, this scenario (' + pb + ' prices)', 'moved between areas (against as shipped)',
+    const f = fig(r);
+    tot.append(row(['year', 'target', 'allocation', f + ', this scenario', f + ', as shipped',
+                    f + ', this scenario (' + pb + ' prices)', 'moved between areas (against as shipped)',
                     'areas held at a floor (as shipped)', r.population_label], true));
     years.forEach((y, i) => tot.append(row([y, bn(r.totals.target[i]), bn(r.totals.allocation[i]), bn(r.totals.grant[i]),
       bn(r.totals.grant_shipped[i]), bn(r.totals.grant_real[i]), bn(mv.moved[i]),
       mv.at_floor[i] + ' (' + mv.at_floor_shipped[i] + ')', fmt(r.totals.population[i], 0)])));
-    $('grant-last-label').firstChild.textContent = 'Total grant, ' + years[last] + ' (cash): ';
+    $('grant-last-label').firstChild.textContent = 'Total ' + f + ', ' + years[last] + ' (cash): ';
     $('grant-last').textContent = bn(r.totals.grant[last]);
     $('grant-last').setAttribute('data-pounds', r.totals.grant[last]);
-    $('today-total').textContent = r.totals.todays_funding === null ? '' : "Today's funding (cash, the base year): " +
+    $('today-total').textContent = r.totals.todays_funding === null ? '' : (nhs(r) ? 'The baseline (cash, the base ' +
+      'year): ' : "Today's funding (cash, the base year): ") +
       bn(r.totals.todays_funding) + '; the total grows with the version\u2019s index, so a move shares it differently ' +
       'between areas and leaves each year\u2019s total as it was.';
     moveWords(r);
@@ -334,9 +343,10 @@ function areaYears(){  // one area's years: every figure of the scenario and the
   box.replaceChildren(el('h3', a.name[i] + ' (' + a.code[i] + '), year by year: this scenario beside the version as ' +
                              'shipped (money in \u00a3m, cash unless marked)', {id: 'area-title'}));
   const t = el('table', undefined, {id: 'area-table'});
-  const heads = ['year', "today's funding (cash, base year)", 'target', 'allocation', 'distance from target',
-    'distance from target, as shipped', 'held at', 'held at, as shipped', 'grant', 'grant, as shipped',
-    'grant: change', 'grant (' + r.price_base_year + ' prices)', 'grant ' + r.per + ' (\u00a3)'];
+  const f = fig(r);
+  const heads = ['year', nhs(r) ? 'baseline (cash, the base year)' : "today's funding (cash, base year)", 'target',
+    'allocation', 'distance from target', 'distance from target, as shipped', 'held at', 'held at, as shipped', f,
+    f + ', as shipped', f + ': change', f + ' (' + r.price_base_year + ' prices)', f + ' ' + r.per + ' (\u00a3)'];
   if (b) heads.push('grant, 5th to 95th percentile over ' + b.draws + ' draws');
   t.append(row(heads, true));
   const held = (x) => x === 'none' ? '' : x;
@@ -347,6 +357,19 @@ function areaYears(){  // one area's years: every figure of the scenario and the
     if (b) cells.push(m(b.grant_p5[k][i]) + ' to ' + m(b.grant_p95[k][i]));
     t.append(row(cells)); });
   const sc = el('div', undefined, {class: 'scroll'}); sc.append(t); box.append(sc);
+  if (r.letter) {  // an NHS allocation: the letter's lines, this scenario's beside NHS England's published
+    const lines = r.letter.rows.filter((x) => x.area_code === state.area);
+    const lt = el('table', undefined, {id: 'area-letter'});
+    lt.append(row(['year', 'line', 'baseline (\u00a3m)', 'base growth', 'convergence', 'allocation, this scenario (\u00a3m)',
+                   'allocation, NHS England (\u00a3m)', 'difference (\u00a3)', 'distance from target'], true));
+    lines.forEach((x) => lt.append(row([x.financial_year, x.line, m(x.baseline), pct(x.base_growth),
+      x.convergence === null ? 'none' : pct(x.convergence), m(x.allocation),
+      x.published_allocation === null ? 'not published' : m(x.published_allocation),
+      x.difference === null ? '' : pounds2(x.difference), x.distance_from_target === null ? 'no target' :
+      pct(x.distance_from_target)])));
+    box.append(el('h4', 'The allocation letter\u2019s lines: this scenario beside NHS England\u2019s published'));
+    const s2 = el('div', undefined, {class: 'scroll'}); s2.append(lt); box.append(s2);
+  }
   document.body.dataset.areaYears = state.area;
 }
 async function loadWaterfall(){
