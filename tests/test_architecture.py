@@ -241,3 +241,23 @@ def test_the_engines_stages_run_in_their_order():
     bad = {**graph, "fundform.engine.need.axis": graph["fundform.engine.need.axis"]
            | {"fundform.engine.settlement.transition"}}
     assert stage_violations(bad) == [("fundform.engine.need.axis", ["fundform.engine.settlement.transition"])]
+
+
+def long_functions(sources: dict[str, str], limit: int = 80) -> list[tuple[str, str, int]]:
+    """(file, function, lines) for every function over `limit` lines whose docstring does not say why."""
+    found = []
+    for name, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit and f"over {limit} lines" not in (ast.get_docstring(node) or "").lower():
+                    found.append((name, node.name, n))
+    return found
+
+
+def test_no_function_is_over_80_lines_without_saying_why():
+    sources = {str(f.relative_to(PROJECT_ROOT)): f.read_text() for f in PACKAGE.rglob("*.py")}
+    assert long_functions(sources) == []
+    # and the rule finds one that does not say why
+    body = "\n".join(f"    x{i} = {i}" for i in range(85))
+    assert long_functions({"m.py": f'def f():\n    """Short."""\n{body}\n'}) == [("m.py", "f", 87)]

@@ -145,7 +145,10 @@ def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
     """Coverage of areas across tables, complete population grids, lookup shares that sum to 1. A row of a file is
     named by its row number in that file (1 = the first data row) and its key; an area absent from a file, or a
     group of rows, by its key alone. Row numbers are not given for tables converted from older codes (their rows
-    were merged)."""
+    were merged).
+
+    Over 80 lines: each identity between tables is a few lines; all are checked in one call, so every problem is
+    reported at once."""
     problems: list[Problem] = []
     if "areas" not in tables:
         return problems

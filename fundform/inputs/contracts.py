@@ -140,7 +140,10 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
                 warnings: list[Problem] | None = None) -> tuple[pl.DataFrame | None, list[Problem]]:
     """Check a table against its contract. Returns the table cast to the declared types (or None if its columns
     are unusable) and the list of problems found. Values outside a column's plausibility bound are problems too,
-    unless a `warnings` list is given (the run allows implausible input): then they are added there instead."""
+    unless a `warnings` list is given (the run allows implausible input): then they are added there instead.
+
+    Over 80 lines: every rule of a contract is checked in turn and all the problems are kept, so one call reports
+    them all."""
     problems: list[Problem] = []
     present = set(frame.columns)
     for col in contract.columns:

@@ -118,7 +118,9 @@ class Dataset:
 def load_dataset(directory: Path, allow_implausible: bool = False) -> Dataset:
     """Read and check every table of a dataset folder. Raises InvalidInput with every problem found; values outside
     a plausibility bound are problems too unless `allow_implausible`, when they are kept in `Dataset.implausible`
-    (and so in the run's manifest)."""
+    (and so in the run's manifest).
+
+    Over 80 lines: the tables are read, converted and checked in one order every problem report follows."""
     directory = Path(directory)
     problems: list[Problem] = []
     warnings: list[Problem] | None = [] if allow_implausible else None

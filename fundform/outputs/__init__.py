@@ -2,7 +2,7 @@
 (registry.py), atomic writes (write.py), the manifest, the DuckDB run warehouse, exports (CSV, Excel, Parquet),
 comparisons (compare.py), the HTML report and its maps, a design's report (design_report.py), the NHS allocation
 letter (letter.py), the run summary, words for numbers (text.py), and the generated documents (the method of a
-version, method.py and method_parts.py; the assumptions log).
+version, method.py, its sections method_sections.py and method_parts.py; the assumptions log).
 
 May import: fundform.base, fundform.inputs, fundform.formula, fundform.engine.
 """

@@ -267,7 +267,10 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                  comparison: pl.DataFrame | None = None, sweep_dir: Path | None = None,
                  member: dict[str, str] | None = None) -> str:
     """The report's HTML. `member` maps each lower-tier authority to its area at the run's level (for the maps);
-    without it the maps are left out with a note."""
+    without it the maps are left out with a note.
+
+    Over 80 lines: it gathers the page's charts, cards and tables in the order the page shows them, then fills the
+    one template."""
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     a = pl.read_parquet(run_dir / "allocations.parquet").with_columns(

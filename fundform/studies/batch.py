@@ -146,7 +146,9 @@ def clean_stale(folder: Path) -> list[str]:
 def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None,
               warehouse: Path | None = None) -> dict:
     """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
-    the one every other command reads, unless the spec says record = false."""
+    the one every other command reads, unless the spec says record = false.
+
+    Over 80 lines: the jobs share the batch's lock, ledger and record; the loop over them is kept whole."""
     from fundform.outputs.warehouse import record_run, recorded_ids
     from fundform.studies.pipeline import RunParameters
     from fundform.studies.runs import plan_run, run

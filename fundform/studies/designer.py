@@ -293,7 +293,10 @@ def _region(names, values: np.ndarray, ok: np.ndarray, lo, hi, cells: int = 12) 
 
 def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: int | None = None,
                executor=None) -> DesignResult:
-    """Search, choose and verify a design (the module's docstring says how)."""
+    """Search, choose and verify a design (the module's docstring says how).
+
+    Over 80 lines: the search's stages share its candidates; each stage is a function it calls in the order the
+    module's docstring gives."""
     from fundform.studies.sweeps import check_names
 
     say = progress or (lambda _m: None)

@@ -244,7 +244,9 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     chunk's grants go to a temporary file and the statistics read them back a year at a time, so memory stays
     bounded by the chunk, not the sweep. `detail`: keep each scenario's allocations, targets and baselines too
     (default: for up to CHUNK scenarios). `executor`: where the chunks run (fundform.studies.executors; default: threads of
-    this process)."""
+    this process).
+
+    Over 80 lines: one pass over the scenarios' chunks fills every statistic at once, in bounded memory."""
     say = progress or (lambda _m: None)
     spec = formula.spec
     check_names(spec, names)

@@ -56,7 +56,10 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     - the year's control total is last year's allocations grown; what convergence does not allocate is released.
     `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (what gives the rounds the data
     holds, asked only for a message) and
-    `stream` (the version's stream settled) name what a message is about."""
+    `stream` (the version's stream settled) name what a message is about.
+
+    Over 80 lines: one year's round is one sequence (restate, grow, target, converge), kept together so it reads as
+    the method document's step does."""
     fy = years["financial_year"].to_list()
     areas = frames[0]
     lead = () if scenarios is None else (scenarios,)

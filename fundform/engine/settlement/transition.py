@@ -184,7 +184,10 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
     year (a version whose transition is dated); `first_year` numbers the first year (1 = the settlement's first). `infeasible`: a
     boolean array (...) collecting the scenarios whose floors or ceilings cannot meet a year's total (a design's
     candidates), settled without their bounds instead of stopping; None: such a scenario stops the run. `given`:
-    (years, areas) each area's convergence where the rule takes it as given (given_convergence)."""
+    (years, areas) each area's convergence where the rule takes it as given (given_convergence).
+
+    Over 80 lines: the year loop carries each year's allocation into the next; its steps (rule, bounds, solve, round)
+    are functions it calls in order."""
     n_years = targets.shape[-2]
     rules = list(rule) if isinstance(rule, list | tuple) else [rule] * n_years
     # a sweep's values, one dict for every year or one per year (a dated rule keeps its own values in its years)

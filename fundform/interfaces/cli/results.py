@@ -134,7 +134,10 @@ def explain(
 ) -> None:
     """The waterfall of one area's grant: an equal share per head, what age adds, what each need indicator adds,
     the transition (floor, ceiling, convergence), the local tax deduction, to the grant, to the penny; and, with
-    uncertainty, the grant's range over the draws of the inputs and the inputs that move it most."""
+    uncertainty, the grant's range over the draws of the inputs and the inputs that move it most.
+
+    Over 80 lines: its tables are printed in the order an area's explanation reads (waterfall, bridge, letter,
+    years)."""
     import polars as pl
     from rich.table import Table
 

@@ -166,7 +166,9 @@ def design(
     when none is, the constraint that binds and by how much), verified by an exact run; what relaxing each
     constraint buys; the frontier between two objectives and the feasible region. Writes points, frontier and
     region (Parquet), design.json, report.html, a scenario.toml that reproduces the choice, and manifest.json.
-    Exit 0 whether or not the constraints can be met."""
+    Exit 0 whether or not the constraints can be met.
+
+    Over 80 lines: the command's output is its tables, printed in the order the answer reads."""
     from rich.table import Table
 
     from fundform.interfaces.api import design as run_design

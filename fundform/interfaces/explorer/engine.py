@@ -11,6 +11,9 @@ and is computed by the run itself (cached), in a second request after the figure
 What the server will not do: read a file a request names (versions are the shipped ids, levels the dataset's),
 write anything (a scenario is returned as text), run anything a user types, or say where its files are (paths are
 removed from error messages). Bad requests get a 4xx JSON body naming the parameter and its bounds.
+
+It is over 600 lines: one warm engine answers every endpoint of the page (setup, scenario, bands, waterfall, design,
+save, download), each a method of it over the same loaded dataset and cached versions.
 """
 
 from __future__ import annotations
@@ -240,7 +243,10 @@ class Explorer:
         return changed, all_sliders, self._check_spec(fid, changed)
 
     def scenario(self, fid: str, level: str | None, raw_values) -> dict:
-        """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives)."""
+        """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives).
+
+        Over 80 lines: it assembles one response, every figure the page draws, from one outcome; the figures are
+        listed in the order the page shows them."""
         from fundform.engine.outcome import evaluate
         from fundform.outputs.maps import available as maps_available
         from fundform.studies.sweeps import check_names, scenarios
