@@ -282,12 +282,12 @@ def main() -> int:
     rd = design()
     ru = uncertainty()
     rc = commands()
-    cell = lambda k, unit="s": (f"{rc[k]['median']:.2f} {unit} [{rc[k]['min']:.2f}-{rc[k]['max']:.2f}]"  # noqa: E731
+    cell = lambda k, unit="s": (f"{rc[k]['median']:.2f} {unit} [{rc[k]['min']:.2f}-{rc[k]['max']:.2f}]"
                                 if unit == "s" else f"{rc[k]['median'] * 1000:.0f} ms [{rc[k]['min'] * 1000:.0f}-"
                                 f"{rc[k]['max'] * 1000:.0f}]")
     eb, ei, el_ = re_["browser"], re_["in_process"], re_["loaded"]
     f, p, d, fl = (r2[k]["seconds"] for k in ("fundform", "pandas", "duckdb", "floor"))
-    span = lambda k: f"[{r2[k]['min']:.3f}-{r2[k]['max']:.3f}]"  # noqa: E731
+    span = lambda k: f"[{r2[k]['min']:.3f}-{r2[k]['max']:.3f}]"
 
     lines = [
         "# Benchmarks", "",

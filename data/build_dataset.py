@@ -492,7 +492,7 @@ def build_baseline(src: Path, areas: pl.DataFrame, utla: pl.DataFrame, populatio
     # practices that draw patients across a border no longer move money between authorities).
     # the same published rows as nhs_icb_allocations (one reading of NHS England's sheets, so a version that starts
     # a stream from the published round and one that starts from this baseline agree on its total)
-    published = lambda rnd, stream: allocations.filter(  # noqa: E731
+    published = lambda rnd, stream: allocations.filter(
         (pl.col("allocation_round") == rnd) & (pl.col("stream") == stream)).select("icb_code", "recurrent_allocation")
     nhs = (published(NHS_CORE_ROUND, "core").select(icb="icb_code", core="recurrent_allocation")
            .join(published(NHS_PMC_ROUND, "primary_medical_care").select(icb="icb_code", pmc="recurrent_allocation"),
@@ -752,7 +752,7 @@ def specialised(src: Path) -> tuple[pl.DataFrame, list[str]]:
         "2024/25 Distance from target", "2025/26 Base growth", "2025/26 Convergence",
         "2025/26 Physical health services + HCDD recurrent allocation", "2025/26 Post-convergence",
         "2025/26 HCDD total", "2025/26 Physical health services recurrent allocation (")}
-    v = lambda frame, c: frame[c].cast(pl.Float64).to_numpy()  # noqa: E731
+    v = lambda frame, c: frame[c].cast(pl.Float64).to_numpy()
     ph_base = v(b, "2024/25 Physical health services adjusted recurrent baseline (£k)")
     hcdd_base = v(b, "2024/25 High Cost Drugs (£k)") + v(b, "2024/25 High cost devices (£k)")
     base, growth = v(d, col["2024/25 Physical health services + HCDD recurrent baseline"]), v(d, col["2025/26 Base growth"])
@@ -798,7 +798,7 @@ def other_primary_care(src: Path) -> pl.DataFrame:
     restatement is published)."""
     d = pl.read_csv(src / "nhs-allocations" / "Other_Primary_Care.csv", infer_schema_length=0)
     d = d.filter(pl.col("ICB23").str.contains(r"^Q[A-Z0-9]{2}$"))
-    f = lambda c: pl.col(c).cast(pl.Float64)  # noqa: E731
+    f = lambda c: pl.col(c).cast(pl.Float64)
     rounds = {"2023/24": "2022/23 Recurrent baseline £k", "2024/25": "2023/24 Recurrent allocation £k"}
     return pl.concat([d.select(
         allocation_round=pl.lit(rnd), stream=pl.lit("other_primary_care"), icb_code="ICB23",
@@ -820,7 +820,7 @@ def running_costs(src: Path) -> pl.DataFrame:
         raise BuildError("running costs v1.4: the sheet lists other ICBs than the 2023/24-2025/26 allowance sheet")
     # 2025/26 as version 1.4 of the sheet (after employer National Insurance changes), superseding v1.2's figures
     d = d.drop("2025/26 £k").join(v14.select("ICB23", pl.col("2025/26 (£k)").alias("2025/26 £k")), on="ICB23")
-    f = lambda c: pl.col(c).cast(pl.Float64) * 1000  # noqa: E731
+    f = lambda c: pl.col(c).cast(pl.Float64) * 1000
     out = []
     for before, rnd in (("2023/24", "2024/25"), ("2024/25", "2025/26")):
         growth = d.select(f(f"{rnd} £k").sum() / f(f"{before} £k").sum() - 1).item()

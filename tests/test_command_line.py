@@ -262,7 +262,7 @@ def test_formulas_show_year_gives_the_values_in_force_and_keys_are_never_broken(
     early = runner.invoke(app, ["formulas", "show", "nhs-icb-2025", "--year", "2023/24"], env={"COLUMNS": "80"})
     late = runner.invoke(app, ["formulas", "show", "nhs-icb-2025", "--year", "2025/26"], env={"COLUMNS": "80"})
     assert early.exit_code == late.exit_code == 0
-    gain = lambda out: next(ln for ln in out.splitlines() if "transition.max_gain " in ln)  # noqa: E731
+    gain = lambda out: next(ln for ln in out.splitlines() if "transition.max_gain " in ln)
     assert "0.002" in gain(early.output) and "0.005" in gain(late.output)
     assert "dated sections of 2024/25, 2025/26 applied" in late.output
     # every key printed whole on one line (a key is never broken mid-word)
@@ -332,7 +332,7 @@ def test_explain_bridges_from_todays_funding_names_growth_and_skips_steps_that_m
     cash = re.search(r"│ today's funding \(cash\)\s+│\s+(£[\d,.]+) │\s+(£[\d,.]+) │", r.output)
     uprated = re.search(r"│ today's funding, uprated to \S+: the total's growth\s+│\s+(£[\d,.]+) │\s+(£[\d,.]+) │",
                         r.output)
-    money = lambda x: round(float(x.replace("£", "").replace(",", "")) * 100)  # noqa: E731
+    money = lambda x: round(float(x.replace("£", "").replace(",", "")) * 100)
     assert cash and uprated and money(cash[2]) + money(uprated[1]) == money(uprated[2])
     grants = re.findall(r"│ grant\s+│\s+│ (£[\d,.]+) │", r.output)
     assert len(grants) == 2 and grants[0] == grants[1]  # the bridge lands on the waterfall's grant, to the penny

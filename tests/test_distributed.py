@@ -9,12 +9,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed", reason="the distributed extra is part of `make test`'s lock")
 
-from fundform.base.paths import PROJECT_ROOT  # noqa: E402
-from fundform.formula.scenario import resolve_formula  # noqa: E402
-from fundform.studies.designer import load_design, run_design  # noqa: E402
-from fundform.studies.executors import Dask, Threads, executor  # noqa: E402
-from fundform.studies.pipeline import RunParameters  # noqa: E402
-from fundform.studies.sweeps import CHUNK, parse_parameters, run_sweep  # noqa: E402
+from fundform.base.paths import PROJECT_ROOT
+from fundform.formula.scenario import resolve_formula
+from fundform.studies.designer import load_design, run_design
+from fundform.studies.executors import Dask, Threads, executor
+from fundform.studies.pipeline import RunParameters
+from fundform.studies.sweeps import CHUNK, parse_parameters, run_sweep
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import DATA, require_chromium
 
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
 from fundform.interfaces.explorer.engine import Explorer
 from fundform.interfaces.explorer.server import create_app, serving
@@ -471,7 +471,7 @@ def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundle
     mine = compute(bundled, resolve_formula("fundform-needs", sets), RunParameters()).allocations
     shipped = compute(bundled, resolve_formula("fundform-needs"), RunParameters()).allocations
     year = mine["financial_year"].max()
-    pounds = lambda c: pl.col(c).cast(pl.Float64) / 100  # noqa: E731  (the run's money is integer pence)
+    pounds = lambda c: pl.col(c).cast(pl.Float64) / 100  # (the run's money is integer pence)
     a = mine.filter(pl.col("financial_year") == year).join(
         shipped.filter(pl.col("financial_year") == year).select("area_code", grant_shipped="grant",
                                                                  d_shipped="distance_from_target"), on="area_code")
@@ -643,7 +643,7 @@ def test_the_band_toggles_beside_each_areas_grant_in_chromium(server):
         cells = page.eval_on_selector_all("#all-areas tbody tr[data-area]",
                                           "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
         lo, hi = g + 1, g + 2
-        num = lambda s: float(s.replace(",", "").replace("£", "").replace("m", ""))  # noqa: E731
+        num = lambda s: float(s.replace(",", "").replace("£", "").replace("m", ""))
         for row in cells[:20]:
             assert num(row[lo]) <= num(row[hi])  # the 5th percentile below the 95th, the central grant near them
             assert num(row[lo]) * 0.8 < num(row[g]) < num(row[hi]) * 1.2

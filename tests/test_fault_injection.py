@@ -220,7 +220,7 @@ def test_the_documented_derived_bounds_are_the_codes():
     from fundform.inputs.contracts import _num
 
     doc = (PROJECT_ROOT / "docs" / "reliability.md").read_text().replace(",", "")
-    _num = (lambda f: lambda x: f(x).replace(",", ""))(_num)  # noqa: E731  prose may or may not group digits
+    _num = (lambda f: lambda x: f(x).replace(",", ""))(_num)  # prose may or may not group digits
     assert f"{_num(ds.POPULATION_PER_AREA[0])} to {_num(ds.POPULATION_PER_AREA[1])}" in doc
     assert f"GBP {_num(ds.BASELINE_PER_HEAD[0])} to GBP {_num(ds.BASELINE_PER_HEAD[1])}" in doc
     for lo, hi, _ in ds.COMPONENT_PER_HEAD.values():

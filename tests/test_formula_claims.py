@@ -32,7 +32,7 @@ def deprivation_effect(elasticity: float, lo: float, hi: float) -> dict:
     dep = dep.with_columns(m=((pl.col("imd_average_score") / national) ** elasticity).clip(lo, hi)).sort("m")
     ranked = dep.sort("imd_average_score", descending=True).with_columns(
         cum=pl.col("population").cum_sum() / pl.col("population").sum())
-    mean = lambda f: (f["m"] * f["population"]).sum() / f["population"].sum()  # noqa: E731
+    mean = lambda f: (f["m"] * f["population"]).sum() / f["population"].sum()
     top, bottom = ranked.filter(pl.col("cum") <= 0.1), ranked.filter(pl.col("cum") > 0.9)
     return {"low": (dep["area_name"][0], dep["m"][0]), "high": (dep["area_name"][-1], dep["m"][-1]),
             "spread": dep["m"][-1] / dep["m"][0], "deciles": mean(top) / mean(bottom)}
@@ -100,7 +100,7 @@ def test_the_nhs_pace_of_change_numbers_are_the_published_rounds():
 
 def test_the_rounds_of_nhs_icb_2025_state_what_each_published_round_shows():
     f = resolve_formula("nhs-icb-2025").spec
-    q = lambda year, path: dict(iter_quantities(f.at(year)))[path]  # noqa: E731
+    q = lambda year, path: dict(iter_quantities(f.at(year)))[path]
     for year in ("2023/24", "2024/25", "2025/26"):
         r = published(year)
         assert q(year, "transition.max_gain").value == pytest.approx(r["convergence"].max(), abs=1e-9)
@@ -134,7 +134,7 @@ def test_the_rounds_of_nhs_icb_2025_state_what_each_published_round_shows():
 def test_nhs_icb_core_pmc_states_what_each_published_round_of_each_stream_shows():
     f = resolve_formula("nhs-icb-core-pmc").spec
     core, pmc = f.streams
-    q = lambda st, year, path: dict(iter_quantities(f.stream_view(st).at(year)))[path]  # noqa: E731
+    q = lambda st, year, path: dict(iter_quantities(f.stream_view(st).at(year)))[path]
     # core: the same numbers as nhs-icb-2025's rounds, which test_the_rounds_of_nhs_icb_2025_... checks
     ref = resolve_formula("nhs-icb-2025").spec
     for year in ("2023/24", "2024/25"):

@@ -109,7 +109,7 @@ def test_the_documented_greater_manchester_figures_are_what_the_engine_computes(
     diff1, body1, members1, diff5 = (float(g.replace(",", "")) for g in m.groups())
     name, members, rows = compare_levels(bundled, resolve_formula("fundform-needs"), "E47000001")
     assert name == "Greater Manchester" and members == GM
-    pounds_m = lambda pence: round(pence / 1e8, 2)  # noqa: E731
+    pounds_m = lambda pence: round(pence / 1e8, 2)
     first, last = rows.row(0, named=True), rows.row(-1, named=True)
     assert (pounds_m(first["grant"]), pounds_m(first["grant_members"])) == (body1, members1)
     assert pounds_m(first["grant"] - first["grant_members"]) == diff1

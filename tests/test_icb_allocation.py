@@ -23,7 +23,7 @@ from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import DATA
 
 BAR = 0.0005  # the issue's bar: every ICB within 0.05% of its published recurrent allocation
-Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}
 
 OPC_STREAM = '''
 [[streams]]
@@ -120,7 +120,7 @@ def test_the_2025_26_letter_shows_every_published_line_beside_fundforms(bundled)
         "stream", area_code="icb_code", ra="recurrent_allocation", rb="adjusted_recurrent_baseline", g="base_growth")
     j = letter.join(pub, on=["stream", "area_code"])
     assert j.height == letter.height
-    pence = lambda c: (pl.col(c).cast(pl.Float64) / 100)  # noqa: E731  (pounds)
+    pence = lambda c: (pl.col(c).cast(pl.Float64) / 100)  # (pounds)
     assert (j["difference"] == j["allocation"] - j["published_allocation"]).all()
     assert (j.select((pence("published_allocation") - pl.col("ra")).abs().max()).item() < 0.006)
     assert (j.select((pence("baseline") - pl.col("rb")).abs().max()).item() < 0.006)  # the letter's baseline

@@ -13,9 +13,9 @@ from fundform.engine.settlement.ledger import check_coverage, ledger
 from fundform.formula.spec import Ledger
 
 runner = CliRunner()
-Q = lambda v, unit="ratio": {"value": v, "unit": unit, "source": "assumption: a test value"}  # noqa: E731
-C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
-Y = lambda v: Q(v, "years")  # noqa: E731
+Q = lambda v, unit="ratio": {"value": v, "unit": unit, "source": "assumption: a test value"}
+C = lambda v: Q(v, "change per year")  # (a floor or ceiling)
+Y = lambda v: Q(v, "years")
 YEARS = ["2026/27", "2027/28", "2028/29"]
 
 

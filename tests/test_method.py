@@ -149,7 +149,7 @@ def test_each_component_equation_is_what_its_function_computes():
     np.testing.assert_allclose(TRANSITION_RULES["phasing"](RuleContext(A, T, B, G, 2, phasing)), (1 - w) * B + w * T)
     nhs = load_formula("nhs-icb-2024").spec.transition
     d = A * G / T - 1
-    v = lambda k: getattr(nhs, k).value  # noqa: E731
+    v = lambda k: getattr(nhs, k).value
     c = np.where(d < 0, np.minimum(v("gain_gap_closed") * -d, v("max_gain")),
                  -np.minimum(v("reduction_gap_closed") * d / (1 + d), v("max_reduction")))
     np.testing.assert_allclose(TRANSITION_RULES["nhs_convergence"](RuleContext(A, T, B, G, 1, nhs)), A * G * (1 + c))
@@ -194,7 +194,7 @@ def floor_penny(x):
 
 def year_one_by_the_method() -> pl.DataFrame:
     spec = load_formula("fundform-needs").spec  # the version's numbers, as the method's tables state them
-    read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")  # noqa: E731
+    read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")
     pop = read("population").filter(pl.col("financial_year") == "2026/27")  # year 1's residents (step 1)
     # step 1: need
     codes, P, N = need_by_the_method(spec.need, pop, read)
@@ -260,7 +260,7 @@ def fy_of(y: int) -> str:
 def need_by_the_method(need, pop: pl.DataFrame, read) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Step 'Need': P_i and N_i of one year's residents (band sums, then each indicator's multiplier)."""
     # the document's exact sums: 128-bit fixed point at 1e-12 of a person, so no order matters
-    exact = lambda e: ((e * 1e12).round(0).cast(pl.Int128).sum().cast(pl.Float64) / 1e12)  # noqa: E731
+    exact = lambda e: ((e * 1e12).round(0).cast(pl.Int128).sum().cast(pl.Float64) / 1e12)
     bands = need.age_cost_curve.bands
     sums = pop.group_by("area_code").agg(exact(pl.col("population")).alias("P"), *[
         exact(pl.col("population").filter(pl.col("age").is_between(b.age_from, b.age_to))).alias(f"b{i}")
@@ -303,15 +303,15 @@ def split_rounded(x: np.ndarray) -> np.ndarray:
 
 def every_column_by_the_method(version: str) -> pl.DataFrame:
     spec = load_formula(version).spec
-    read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")  # noqa: E731
+    read = lambda t: pl.read_parquet(DATA / f"{t}.parquet").sort("area_code")
     years = spec.effective_years
     y0 = fy_of(year_of(years[0]) - 1)
     g = spec.indices[spec.control_total.inflation_index].growth
     ct = spec.control_total
-    I = {ct.base_year: 1.0}  # noqa: E741  (index level, 1 at the base year)
+    I = {ct.base_year: 1.0}  # (index level, 1 at the base year)
     for y in range(year_of(ct.base_year) + 1, year_of(years[-1]) + 1):
         I[fy_of(y)] = I[fy_of(y - 1)] * (1 + g[fy_of(y)])
-    R = lambda y, r: (1 + r) ** (year_of(y) - year_of(ct.base_year))  # noqa: E731
+    R = lambda y, r: (1 + r) ** (year_of(y) - year_of(ct.base_year))
     base = read("baseline")
     streams = spec.streams or [None]
     pops = {y: read("population").filter(pl.col("financial_year") == y).sort("area_code", "age") for y in years}
@@ -343,7 +343,7 @@ def every_column_by_the_method(version: str) -> pl.DataFrame:
             rows["ytt"] = np.where(np.abs(d) <= 0.001, 0.0, np.ceil(np.log(0.001 / np.abs(d)) / np.log(1 - f)))
         out[st.name if st is not None else "all"] = rows
     # the pool: streams added in pence
-    pool = lambda key, y: sum(s[key][y] for s in out.values())  # noqa: E731
+    pool = lambda key, y: sum(s[key][y] for s in out.values())
     lt = spec.local_tax
     ctx = read("council_tax")
     t, D = ctx["tax_base_band_d"].to_numpy(), ctx[lt.band_d_column].to_numpy()

@@ -61,7 +61,7 @@ def test_a_chained_run_uses_each_rounds_parameters_and_restated_baseline(bundled
     last = run.allocations.filter(pl.col("financial_year") == "2025/26").sort("area_code")
     assert not last["allocation"].equals(single.sort("area_code")["allocation"])
     # each year's rule: 2025/26 caps convergence at 0.5% either way; 2024/25 took up to 1.36% off
-    grown = lambda y: run.allocations.filter(pl.col("financial_year") == y)  # noqa: E731
+    grown = lambda y: run.allocations.filter(pl.col("financial_year") == y)
     for y, cap in (("2024/25", 0.0136), ("2025/26", 0.005)):
         a = grown(y)
         change = (a["allocation"].cast(pl.Float64) / a["baseline"].cast(pl.Float64) - 1).to_numpy()

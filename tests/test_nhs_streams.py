@@ -43,7 +43,7 @@ def test_the_bundled_rounds_are_keyed_by_stream(bundled):
     # the 2025/26 sheets' totals as NHS England publishes them (ICB rows; GBP): specialised 20,724,410k, pharmacy,
     # optometry and dental 6,082,848.10k (the sheet's England row adds NHS England's regional rows), running costs
     # version 1.4 873,991.62k
-    total = lambda s: t.filter((pl.col("stream") == s) & (pl.col("allocation_round") == "2025/26"))[  # noqa: E731
+    total = lambda s: t.filter((pl.col("stream") == s) & (pl.col("allocation_round") == "2025/26"))[
         "recurrent_allocation"].sum()
     assert round(total("specialised")) == 20_724_410_000
     assert abs(total("pharmacy_optometry_dental") - 6_082_848_100) < 100

@@ -6,9 +6,9 @@ import pytest
 from fundform.engine.settlement.transition import BOUND_FLOOR, BOUND_NONE, run_transition
 from fundform.formula.rules import make_rule as Transition
 
-Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}  # noqa: E731
-C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
-Y = lambda v: Q(v, "years")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: worked example"}
+C = lambda v: Q(v, "change per year")  # (a floor or ceiling)
+Y = lambda v: Q(v, "years")
 P = 100  # pence per pound
 
 

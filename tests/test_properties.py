@@ -16,9 +16,9 @@ from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import synthetic_dataset
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: test value for a property"}  # noqa: E731
-C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
-Y = lambda v: Q(v, "years")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: test value for a property"}
+C = lambda v: Q(v, "change per year")  # (a floor or ceiling)
+Y = lambda v: Q(v, "years")
 
 
 def shares(ds, formula, level="ltla"):

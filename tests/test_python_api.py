@@ -81,7 +81,7 @@ def test_the_documented_example_runs(isolated):
     assert blocks
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, "docs/python-api.md", "exec"), namespace)  # noqa: S102  the project's own doc
+        exec(compile(block, "docs/python-api.md", "exec"), namespace)  # the project's own doc
 
 
 def test_compare_reads_a_run_already_written_with_the_same_id_instead_of_recomputing(isolated, monkeypatch):

@@ -320,7 +320,7 @@ def test_bands_streamed_through_spill_files_equal_the_bands_held_in_memory(bundl
     assert held.arrays is not None and spilled.arrays is None
     exact = [c for c in held.bands.columns if c != "most_sensitive_share"]
     assert held.bands.select(exact).equals(spilled.bands.select(exact))
-    share = lambda r: r.sensitivity["share_of_variance"].fill_null(-1.0).to_numpy()  # noqa: E731
+    share = lambda r: r.sensitivity["share_of_variance"].fill_null(-1.0).to_numpy()
     assert np.abs(share(held) - share(spilled)).max() < 1e-9
     # and the streamed shares are the regression's, computed directly from every draw's figures
     a = held.arrays.allocation.astype(np.float64)
@@ -392,7 +392,7 @@ def test_population_draws_share_a_regional_component_so_aggregates_are_not_under
     total = w[london].sum()
     hand_regional = abs((w[london] * r[london]).sum()) / total  # the region's own spread between the vintages
     hand_independent = np.sqrt(((w[london] * r[london]) ** 2).sum()) / total
-    sd = lambda f: ((f[:, london] * w[london]).sum(1) / total).std()  # noqa: E731
+    sd = lambda f: ((f[:, london] * w[london]).sum(1) / total).std()
     assert abs(sd(f_reg) - hand_regional) < 0.06 * hand_regional
     assert abs(sd(f_ind) - hand_independent) < 0.06 * hand_independent
     assert sd(f_reg) > 1.4 * sd(f_ind)
@@ -418,7 +418,7 @@ def test_draws_that_cannot_fit_are_refused_before_any_work_saying_why(tmp_path, 
 def test_an_infeasible_designs_words_agree_with_what_dropping_each_constraint_buys():
     from fundform.outputs.design_report import binding_words
 
-    fmt = lambda v: f"{v:.3g}"  # noqa: E731
+    fmt = lambda v: f"{v:.3g}"
     near = {"constraint": "floor", "value": 0.05, "limit": 0.0, "short_by": 0.05}
     one = binding_words({**near, "removal_makes_feasible": ["floor"], "infeasible_alone": []}, fmt)
     assert one.startswith("floor binds: dropping it makes the question feasible")

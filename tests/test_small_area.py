@@ -68,7 +68,7 @@ def test_a_person_in_two_chunks_is_refused_naming_both(tmp_path):
     folder = write_dataset(synthetic_dataset(n_areas=3, seed=1), tmp_path / "p")
     (folder / "population.parquet").unlink()
     (folder / "population").mkdir()
-    rows = lambda ids: pl.DataFrame({"person_id": ids, "area_code": ["E06000000"] * len(ids),  # noqa: E731
+    rows = lambda ids: pl.DataFrame({"person_id": ids, "area_code": ["E06000000"] * len(ids),
                                      "sex": ["F"] * len(ids), "age": [40] * len(ids)})
     rows([1, 2, 3]).write_parquet(folder / "population" / "a.parquet")
     rows([10, 11, 3]).write_parquet(folder / "population" / "b.parquet")

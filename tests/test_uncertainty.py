@@ -107,7 +107,7 @@ def test_mortality_sampling_bands_narrow_as_population_grows(bundled, needs, k):
     bigger = dataclasses.replace(bundled, tables={**bundled.tables, "population": pop.with_columns(
         pl.col("population") * k)})
     more = make_draws(bigger, unc, needs.spec, YEARS).values[("preventable_mortality", "preventable_mortality_rate")]
-    width = lambda d: np.quantile(d, 0.95, axis=0) - np.quantile(d, 0.05, axis=0)  # noqa: E731
+    width = lambda d: np.quantile(d, 0.95, axis=0) - np.quantile(d, 0.05, axis=0)
     own = np.array([c not in ("E06000053", "E09000001") for c in make_draws(bundled, unc, needs.spec, YEARS).codes])
     # (the two borrowed rates carry the borrowing's spread, not their own deaths': they do not narrow)
     assert (width(more)[own] < width(one)[own]).all()
@@ -272,7 +272,7 @@ def test_every_probability_recomputes_from_the_per_draw_file(tmp_path):
     d = pl.read_parquet(out / "draws.parquet")
     u = pl.read_parquet(out / "uncertainty.parquet")
     assert d.height == 30 * u.height and d["draw"].n_unique() == 30
-    pence = lambda c: (pl.col(c).cast(pl.Float64) * 100).round(0)  # noqa: E731
+    pence = lambda c: (pl.col(c).cast(pl.Float64) * 100).round(0)
     again = d.group_by("area_code", "financial_year").agg(
         p_floor_again=pl.col("held_at_floor").mean(),
         p5_again=(pence("allocation").quantile(0.05, "linear") + 0.5).floor(),

@@ -9,16 +9,16 @@ from fundform.base.paths import PROJECT_ROOT
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
 from fundform.formula.rules import make_rule as Transition
 
-Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: the worked example"}  # noqa: E731
-C = lambda v: Q(v, "change per year")  # noqa: E731  (a floor or ceiling)
-Y = lambda v: Q(v, "years")  # noqa: E731
+Q = lambda v, unit="share": {"value": v, "unit": unit, "source": "assumption: the worked example"}
+C = lambda v: Q(v, "change per year")  # (a floor or ceiling)
+Y = lambda v: Q(v, "years")
 
 
 def doc_table():
     text = (PROJECT_ROOT / "docs" / "worked-example.md").read_text()
     block = re.search(r"<!-- worked-example-table -->(.*?)<!-- /worked-example-table -->", text, re.S).group(1)
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in block.strip().splitlines()[2:]]
-    pence = lambda s: int(s.replace(",", "").replace(".", ""))  # noqa: E731
+    pence = lambda s: int(s.replace(",", "").replace(".", ""))
     return {r[0]: {"previous": pence(r[1]), "target": pence(r[2]), "unconstrained": pence(r[3]),
                    "allocation": pence(r[4]), "bound": r[5]} for r in rows}
 

@@ -119,7 +119,7 @@ class DataDraws:
 
     def tiled(self, times: int) -> DataDraws:
         """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
-        tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))  # noqa: E731
+        tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))
         f = self.pop_factor
         return DataDraws(self.size * times, self.codes, self.years,
                          f.tiled(times) if isinstance(f, Factors) else {y: tile(v) for y, v in f.items()},

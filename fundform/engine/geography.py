@@ -110,7 +110,7 @@ def match_area(frame: pl.DataFrame, query: str, level: str, lookup: pl.DataFrame
     "NHS Lincolnshire ICB" at lower tier says to use --level icb; several matches are listed."""
     names = frame.select("area_code", "area_name").unique().sort("area_code")
     q = query.strip().lower()
-    plain = lambda e: e.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", " ").str.strip_chars()  # noqa: E731
+    plain = lambda e: e.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", " ").str.strip_chars()
     pq = " ".join("".join(ch if ch.isalnum() else " " for ch in q).split())  # "St Helens" matches "St. Helens"
     for cond in (pl.col("area_code").str.to_lowercase() == q, pl.col("area_name").str.to_lowercase() == q,
                  plain(pl.col("area_name")) == pq,

@@ -52,7 +52,7 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
     a = allocations.sort("year_index", "area_code")
     years = a["financial_year"].unique(maintain_order=True).to_list()
     n = a.height // len(years)
-    col = lambda c: a[c].to_numpy().reshape(len(years), n)  # noqa: E731  (years, areas)
+    col = lambda c: a[c].to_numpy().reshape(len(years), n)  # (years, areas)
     target, money = col("target_allocation"), [
         ("transition", col("allocation") - col("target_allocation")), ("guarantee payment", col("guarantee_payment")),
         ("local tax deduction", -col("notional_local_tax")), ("negative-grant rule", col("negative_grant_adjustment"))]
@@ -76,7 +76,7 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
     k = len(names)
     keys = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
     # rows year-major, then area, then step: the order the sort below would give
-    order = lambda arr: arr.transpose(0, 2, 1).reshape(-1)  # noqa: E731
+    order = lambda arr: arr.transpose(0, 2, 1).reshape(-1)
     return keys.select(pl.all().repeat_by(k)).explode(pl.all()).with_columns(
         step_order=pl.Series(np.tile(np.arange(1, k + 1, dtype=np.int32), a.height)),
         step=pl.Series(names * a.height), amount=pl.Series(order(amount)), cumulative=pl.Series(order(cum)))

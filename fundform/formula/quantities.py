@@ -93,12 +93,12 @@ def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: st
     return AfterValidator(check)
 
 
-def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):  # noqa: N802
+def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):
     """A number's declared range: `Annotated[float, Bounded(0, 1)]`."""
     return _bounded(lo, hi, lo_open, what, whole)
 
 
-def Measured(unit: str, lo: float | None, hi: float | None, lo_open: bool = False, what: str = "",  # noqa: N802
+def Measured(unit: str, lo: float | None, hi: float | None, lo_open: bool = False, what: str = "",
              whole: bool = False):
     """A field holding one number: its unit and its range, declared with the field."""
     return Annotated[Quantity, BeforeValidator(UnitIs(unit)), _bounded(lo, hi, lo_open, what, whole)]

@@ -153,7 +153,7 @@ def _rule_tag(v: Any) -> str:
     return rule if rule in RULES else "plugin"
 
 
-Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],  # noqa: UP007
+Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],
                              Annotated[NhsConvergence, Tag("nhs_convergence")],
                              Annotated[Phasing, Tag("phasing")],
                              Annotated[GivenConvergence, Tag("given_convergence")], Annotated[Uniform, Tag("uniform")],

@@ -101,7 +101,7 @@ def read(directory: Path, key: str, root: Path | None = None):
         os.utime(meta_file)  # least recently used: this entry was just used
         return Dataset(Path(directory), tables, files, tuple(meta["conversions"]), tuple(meta["implausible"]),
                        checks="reused")
-    except Exception:  # noqa: BLE001 - an entry that cannot be verified is never trusted: drop it, check again
+    except Exception:  # an entry that cannot be verified is never trusted: drop it, check again
         shutil.rmtree(entry, ignore_errors=True)
         return None
 
@@ -136,7 +136,7 @@ def write(data, key: str, root: Path | None = None) -> None:
         except OSError:  # another process put the same entry in place first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
         _bound(root, keep=final)
-    except Exception:  # noqa: BLE001 - the cache is an optimisation: the run goes on without it
+    except Exception:  # the cache is an optimisation: the run goes on without it
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -37,7 +37,7 @@ def pq_rows(path: Path) -> int:
 
     try:
         return pq.ParquetFile(path).metadata.num_rows
-    except Exception:  # noqa: BLE001  reported by the checks, never an internal error here
+    except Exception:  # reported by the checks, never an internal error here
         return 0
 
 
@@ -51,7 +51,7 @@ def chunk_file_problems(files: list[Path], folder: str) -> list[Problem]:
     for f in files:
         try:
             schema = pq.read_schema(f)
-        except Exception as e:  # noqa: BLE001  a corrupt footer: named like any unreadable table file
+        except Exception as e:  # a corrupt footer: named like any unreadable table file
             problems.append(unreadable(folder + f.name, e))
             continue
         cols = {n: str(schema.field(n).type) for n in schema.names}
@@ -235,7 +235,7 @@ def read_population_chunks(files: list[Path], folder: str, hashed: list[InputFil
         if e.errno in ENVIRONMENT_ERRNOS:
             raise
         return pl.DataFrame(), corrupt_chunk(files, folder, e)
-    except Exception as e:  # noqa: BLE001  a page that fails only when read: the file at fault is named
+    except Exception as e:  # a page that fails only when read: the file at fault is named
         return pl.DataFrame(), corrupt_chunk(files, folder, e)
 
 
@@ -385,7 +385,7 @@ def read_table_file(path: Path, label: str) -> tuple[pl.DataFrame | None, list[P
         return _read(path, label), []
     except ReadFailure as e:
         return None, e.problems
-    except Exception as e:  # noqa: BLE001  a corrupt file: reported with the others
+    except Exception as e:  # a corrupt file: reported with the others
         return None, [unreadable(label, e)]
 
 

@@ -30,7 +30,7 @@ __all__ = ["FundformError", "parameters", "Run", "run", "Model", "load", "find",
            "explain", "Sweep", "sweep", "design"]
 
 
-def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:  # noqa: A002
+def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """`{"transition.floor": -0.01}` or `["transition.floor=-0.01"]` -> ("transition.floor=-0.01",)."""
     if set is None:
         return ()
@@ -42,7 +42,7 @@ def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str
 
 
 def parameters(formula: str | None = None, *, data: str | Path | None = None, level: str | None = None,
-               start_year: str | None = None, years: int | None = None, set=None,  # noqa: A002
+               start_year: str | None = None, years: int | None = None, set=None,
                index: dict[str, str | Path] | None = None, config: str | Path | None = None,
                price_base_year: str | None = None, **extra):
     """(settings, run parameters, index files, --set strings) for the options shared by every computing command:
@@ -58,7 +58,7 @@ def parameters(formula: str | None = None, *, data: str | Path | None = None, le
     index_files = {k: Path(v) for k, v in (index or {}).items()}
     sets = _sets(set)
     level0, start0, years0 = run_defaults(resolve_formula(s.formula, sets, index_files=index_files).spec)
-    pick = lambda given, default: default if given is None else given  # noqa: E731  (0 years is an error, not unset)
+    pick = lambda given, default: default if given is None else given  # (0 years is an error, not unset)
     params = RunParameters(level=pick(s.level, level0), start_year=pick(s.start_year, start0),
                            years=pick(s.years, years0), price_base_year=s.price_base_year, **extra)
     return s, params, index_files, sets
@@ -112,7 +112,7 @@ class Run:
 
 
 def run(formula: str | None = None, *, data: str | Path | None = None, level: str | None = None,
-        start_year: str | None = None, years: int | None = None, set=None,  # noqa: A002
+        start_year: str | None = None, years: int | None = None, set=None,
         index: dict[str, str | Path] | None = None, config: str | Path | None = None,
         price_base_year: str | None = None, out: str | Path | None = None, record: bool = False,
         allow_implausible: bool = False, uncertainty: str | Path | None = None) -> Run:
@@ -294,7 +294,7 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
     (alloc_a, need_a), (alloc_b, _) = (side(x, w) for x, w in zip((a, b), written))
     data = data or checked_dataset(s.data_dir)
     deciles = cmp.deprivation_deciles(data, alloc_a["area_level"][0], alloc_a["area_code"].unique().to_list())
-    name = lambda x: x.run_id if isinstance(x, Run) else str(x)  # noqa: E731
+    name = lambda x: x.run_id if isinstance(x, Run) else str(x)
     return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles), population_words(need_a)[1])
 
 

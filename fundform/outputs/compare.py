@@ -46,7 +46,7 @@ def compare(a: pl.DataFrame, b: pl.DataFrame, deciles: pl.DataFrame | None) -> p
         raise FundformError("the two runs cover different areas or years: compare runs at the same level and years")
     if a["area_level"][0] != b["area_level"][0]:
         raise FundformError(f"the runs are at different levels ({a['area_level'][0]}, {b['area_level'][0]})")
-    pence = lambda c: (pl.col(c) * 100).cast(pl.Int64)  # noqa: E731
+    pence = lambda c: (pl.col(c) * 100).cast(pl.Int64)
     j = a.select(*keys, "area_name", "area_level", "year_index", "population", grant_a=pence("grant")).join(
         b.select(*keys, grant_b=pence("grant")), on=keys, how="inner").sort("year_index", "area_code")
     if deciles is not None:

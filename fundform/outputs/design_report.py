@@ -121,7 +121,7 @@ def design_html(result) -> str:
     """The design's page (result: fundform.studies.designer.DesignResult, verified)."""
     ds = result.spec
     chosen, v = result.chosen, result.verified
-    rows = lambda items: "".join(items)  # noqa: E731
+    rows = lambda items: "".join(items)
     answer = (f"<p class=\"answer ok\">The constraints can be met. The design below is the feasible candidate "
               f"best on {e(ds.objectives[0].name)}, of {result.points.height:,} evaluated.</p>" if result.feasible else
               f"<p class=\"answer no\">No candidate of the {result.points.height:,} evaluated (every corner of the "

@@ -71,7 +71,7 @@ def letter_lines(streams: pl.DataFrame, settlements, titles: dict[str, str]) -> 
                     and pub["targets"].null_count() == 0))))
     d = pl.concat(parts, how="diagonal_relaxed")
     S, BU, A = (pl.col(c).cast(pl.Float64) for c in ("previous_allocation", "baseline", "allocation"))
-    pence = lambda c: (pl.col(c) * 100).round(0).cast(pl.Int64)  # noqa: E731  (published pounds to whole pence)
+    pence = lambda c: (pl.col(c) * 100).round(0).cast(pl.Int64)  # (published pounds to whole pence)
     convergence = (pl.when(pl.col("rule") == "uniform").then(None)
                    .when(pl.col("combine") == "additive").then((A - BU) / S)
                    .otherwise(A / BU - 1))

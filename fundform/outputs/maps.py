@@ -64,7 +64,7 @@ def _range(values: dict[str, float | None], diverging: bool) -> tuple[float, flo
     finite = sorted(v for v in values.values() if v is not None and math.isfinite(v))
     if not finite:
         return 0.0, 1.0, False
-    pick = lambda xs, p: xs[min(len(xs) - 1, max(0, int(round(p * (len(xs) - 1)))))]  # noqa: E731
+    pick = lambda xs, p: xs[min(len(xs) - 1, max(0, int(round(p * (len(xs) - 1)))))]
     if diverging:
         lim = pick(sorted(abs(v) for v in finite), 0.95) or max(abs(v) for v in finite) or 1.0
         return -lim, lim, max(abs(v) for v in finite) > lim

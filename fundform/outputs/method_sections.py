@@ -60,7 +60,7 @@ def _index_rows(spec: FormulaSpec, years: list[str]) -> list[str]:
     for y in years:
         try:
             i = cumulative_growth(growth, ct.base_year, y, ct.inflation_index)
-        except Exception:  # noqa: BLE001  a year the index does not cover: the run refuses it too
+        except Exception:  # a year the index does not cover: the run refuses it too
             rows.append(f"| {y} | not given | - | - | - |")
             continue
         r = (1 + ct.real_growth.value) ** years_between(y, ct.base_year)

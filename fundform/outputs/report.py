@@ -334,7 +334,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         sm = json.loads((Path(sweep_dir) / "manifest.json").read_text())
         fin = sw.filter(pl.col("financial_year") == sw["financial_year"].max()).join(
             last.select("area_code", "population"), on="area_code", how="inner")
-        head = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
+        head = lambda c: (fin[c] / fin["population"]).to_numpy()
         charts.append(ranges(head("grant_p5"), head("grant_median"), head("grant_p95"), fin["area_name"].to_list(),
                              f"Sweep of {sm['scenarios']:,} scenarios: grant {per}, 5th to 95th percentile, "
                              f"{fin['financial_year'][0]}", f"grant {per} (£)", "c6"))
@@ -345,7 +345,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
         draws = m.get("uncertainty", {}).get("draws")
         fin = ub.filter(pl.col("financial_year") == years[-1]).join(last.select("area_code", "population"),
                                                                     on="area_code", how="inner")
-        head = lambda c: (fin[c] / fin["population"]).to_numpy()  # noqa: E731
+        head = lambda c: (fin[c] / fin["population"]).to_numpy()
         charts.append(bands(head("grant_p5"), head("grant_central"), head("grant_p95"), fin["area_name"].to_list(),
                             f"Grant {per}, {years[-1]}: 5th-95th percentile of {draws:,} input draws",
                             f"grant {per}", "c8"))
@@ -378,7 +378,7 @@ def build_report(run_dir: Path, deciles: pl.DataFrame | None = None, area: str |
                                                                share_change=pl.col("target_share") / pl.col("s0") - 1)
     grown = grown.with_columns(cash_change=pl.col("allocation") - pl.col("todays_funding"))
     cash = a["todays_funding"].null_count() == 0  # today's funding in cash is known: shown beside the uprated
-    money0, pct2 = (lambda v: gbp(v, 0)), (lambda v: f"{v:+.2%}")  # noqa: E731
+    money0, pct2 = (lambda v: gbp(v, 0)), (lambda v: f"{v:+.2%}")
     columns = [  # (heading, column of `grown`, shown as; None: text)
         (people, "population", lambda v: f"{v:,.0f}"), (f"growth in {people} since {years[0]}", "growth", pct2),
         (f"target {years[0]}", "t0", money0), (f"target share change since {years[0]}", "share_change", pct2),
@@ -469,8 +469,8 @@ def _published_letter(run_dir: Path, years: list[str]) -> str:
         pl.col(pl.Decimal).cast(pl.Float64))
     if not d.height:
         return ""
-    pct = lambda v: "" if v is None else f"{v:+.2%}"  # noqa: E731
-    k = lambda v: "not published" if v is None else f"{v / 1000:,.1f}"  # noqa: E731  (pounds in thousands)
+    pct = lambda v: "" if v is None else f"{v:+.2%}"
+    k = lambda v: "not published" if v is None else f"{v / 1000:,.1f}"  # (pounds in thousands)
     rows = "".join(
         f"<tr><td>{html.escape(str(r['area_name']))} <span class=muted>{html.escape(str(r['area_code']))}</span></td>"
         f"<td>{html.escape(str(r['line']))}</td><td data-v=\"{r['baseline']}\">{k(r['baseline'])}</td>"
@@ -533,8 +533,8 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
     before = dict(first.select("area_code", ((pl.col("baseline") - pl.col("target_allocation"))
                                              / pl.col("target_allocation") * 100).alias("d")).iter_rows())
     after = dict(last.select("area_code", (pl.col("distance_from_target") * 100).alias("d")).iter_rows())
-    money = lambda v: gbp(v, 0)  # noqa: E731
-    pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+    money = lambda v: gbp(v, 0)
+    pct = lambda v: f"{v:+.1f}%"
     grant_ph = maps.paint(per_head, names, f"Grant {per}, {years[0]}", f"£ {per}", money, False)
     against = maps.paint(ch, names, f"Allocation against today's funding uprated, {years[-1]}", f"£ {per}", money,
                          True)

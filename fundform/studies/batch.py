@@ -205,7 +205,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
                         warehouse=warehouse)
                     row["status"] = "done"
                     failpoint("batch.after_run", target)
-            except Exception as e:  # noqa: BLE001 - one failing run must not stop the others
+            except Exception as e:  # one failing run must not stop the others
                 e = environment_failure(e, "the machine refused") or e
                 if isinstance(e, EnvironmentFailure):
                     raise e from None  # a full disk or a lost permission fails every later run too: stop, say so

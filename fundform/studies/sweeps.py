@@ -221,7 +221,7 @@ def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], va
                   progress=None, detail: bool = True) -> tuple[_Chunk, Outcome]:
     """One chunk of scenarios: their outcome, the run's own (fundform.engine.outcome)."""
     oc = evaluate(data, spec, params, scenarios(names, values, detail), progress)
-    keep = (lambda a: a) if detail else (lambda a: None)  # noqa: E731
+    keep = (lambda a: a) if detail else (lambda a: None)
     return _Chunk(oc.grant, oc.at_floor, oc.bound, keep(oc.allocation), keep(oc.targets), keep(oc.baselines)), oc
 
 
@@ -261,7 +261,7 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
     slices = [slice(0, 1)] + [slice(i, min(i + CHUNK, S)) for i in range(1, S, CHUNK)]
     keep = S <= KEEP
     spill = None if keep else tempfile.TemporaryDirectory(prefix="fundform-sweep-")
-    full = lambda dtype: np.empty((S, n_years, len(codes)), dtype=dtype)  # noqa: E731
+    full = lambda dtype: np.empty((S, n_years, len(codes)), dtype=dtype)
     kept = {"grant": full(np.int64), "bound": full(np.int8)} if keep else {}
     if detail:
         kept.update({k: full(np.int64) for k in ("allocation", "targets", "baselines")})
@@ -331,7 +331,7 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
             rho[i] = np.where(denom > 0, (p_rank[:, None] * g_rank).sum(axis=0) / denom, 0.0)
     top = np.abs(rho).argmax(axis=0)
     grid = years.join(areas.select("area_code", "area_name"), how="cross").sort("year_index", "area_code")
-    flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
+    flat = lambda a: np.asarray(a).reshape(-1)
     stats = grid.with_columns(
         area_level=pl.lit(params.level),
         **{f"grant_{k}": pl.Series(flat(q[i])) for i, k in enumerate(("min", "p5", "median", "p95", "max"))},

@@ -17,11 +17,11 @@ import polars as pl
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from fundform.base.paths import default_data_dir  # noqa: E402
-from fundform.formula.registry import available_formulas  # noqa: E402
-from fundform.formula.scenario import resolve_formula  # noqa: E402
-from fundform.inputs.dataset import load_dataset  # noqa: E402
-from fundform.studies.pipeline import RunParameters, compute  # noqa: E402
+from fundform.base.paths import default_data_dir
+from fundform.formula.registry import available_formulas
+from fundform.formula.scenario import resolve_formula
+from fundform.inputs.dataset import load_dataset
+from fundform.studies.pipeline import RunParameters, compute
 
 COLUMNS = ["area_code", "financial_year", "target_share", "target_allocation", "allocation", "transition_bound",
            "notional_local_tax", "grant", "grant_real"]

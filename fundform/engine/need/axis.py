@@ -174,7 +174,7 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
         if level != "ltla":
             raise InternalError(f"internal error: need with a scenario axis is computed for lower-tier authorities, "
                                 f"not at level {level}")
-        at = lambda path, default, y=y: scen.get(version, stream, path, default, y)  # noqa: E731
+        at = lambda path, default, y=y: scen.get(version, stream, path, default, y)
         # streams that take the version's need read the same numbers from the same paths: computed once (the
         # scenarios' derived values are the one settlement's: `outcome.settle` clears them first)
         key = ("need_shares", y, model_key(need), tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
@@ -217,7 +217,7 @@ def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, 
             raise InternalError("internal error: the draws' authorities differ from the need frames'")
         rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one, base.codes, need))
         inputs = draw_need_inputs(rows, need, draws, year, len(base.codes), base)
-        at = lambda path, default: scen.get(version, stream, path, default, year)  # noqa: E731
+        at = lambda path, default: scen.get(version, stream, path, default, year)
         nwp = rounded(compute_need(inputs, need, at, scen.size).need_weighted)
         scen.derived[key] = nwp / long_sum(nwp, scen.size)[:, None]
         scen.derived[("draw_population", year)] = rounded(inputs.population)

@@ -176,7 +176,7 @@ def _region_of_icbs(data: Dataset, version: FormulaSpec, params: RunParameters, 
         raise FundformError(f"ICBs in more than one NHS region in nhs_icb_allocations: {many['member_code'].to_list()}")
     m = members(pairs.with_columns(share=pl.lit(1.0)), icb.areas["area_code"].to_list(), codes)
     tr = icb.transition
-    add = lambda a: roll_pence(a, m)  # noqa: E731
+    add = lambda a: roll_pence(a, m)
     floor_any = np.minimum.reduceat(tr.bound, m.starts, axis=-1) == BOUND_FLOOR
     ceiling_any = np.maximum.reduceat(tr.bound, m.starts, axis=-1) == BOUND_CEILING
     rolled = TransitionResult(

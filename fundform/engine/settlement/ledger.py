@@ -94,7 +94,7 @@ def ledger(allocations: pl.DataFrame, actuals: pl.DataFrame, rule: Ledger) -> pl
     balances = (over_window >= 0) & (breach.sum(axis=1) == 0)
     first_breach = [next((frame["financial_year"][i * years + t] for t in range(years) if breach[i, t] > 0), None)
                     for i in range(n)]
-    as_int = lambda a: pl.Series(a.reshape(-1).astype(np.int64))  # noqa: E731
+    as_int = lambda a: pl.Series(a.reshape(-1).astype(np.int64))
     status = np.where(balances, "balances", np.where(over_window < 0, "overspent over the window",
                                                      "breaches the borrowing limit"))
     return frame.with_columns(

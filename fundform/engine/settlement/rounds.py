@@ -30,8 +30,8 @@ class RoundPath:
 
 
 def _cat(results: list[TransitionResult]) -> TransitionResult:
-    by_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-2)  # noqa: E731
-    per_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-1)  # noqa: E731
+    by_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-2)
+    per_year = lambda name: np.concatenate([getattr(r, name) for r in results], axis=-1)
     return TransitionResult(previous=by_year("previous"), allocation=by_year("allocation"), bound=by_year("bound"),
                             unconstrained=by_year("unconstrained"), scale_back=per_year("scale_back"),
                             guarantee=by_year("guarantee"), released=per_year("released"),

@@ -57,7 +57,7 @@ def reported(fn):
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, GeneratorExit):
             raise
-        except Exception as e:  # noqa: BLE001  (every failure, told by fail)
+        except Exception as e:  # (every failure, told by fail)
             fail(e)
     return run
 
@@ -300,7 +300,7 @@ def write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep
             comparison = cmp.compare(other, alloc, deciles)
         target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
                               comparison=comparison, sweep_dir=sweep_dir, member=member)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         fail(e)
     if not quiet:
         out.print(f"report written to {escape(str(target))}")

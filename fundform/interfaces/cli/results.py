@@ -66,7 +66,7 @@ def compare_cmd(
     table, per = c.table, c.per  # per: side A's population, per resident or per registered patient
     summ, dec = (c.split_summary, c.split_by_decile) if shares else (c.summary, c.by_decile)
     change = "change_in_split" if shares else "change"
-    safe = lambda x: Path(x).stem.replace("/", "-")  # noqa: E731
+    safe = lambda x: Path(x).stem.replace("/", "-")
     target = out_file or current_settings().out_root / f"compare-{safe(a)}-{safe(b)}.parquet"
     atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
     if quiet:
@@ -149,7 +149,7 @@ def explain(
     else:
         r = api.run(formula, data=data, level=level, start_year=start_year, years=years, set=list(set_ or ()),
                     index=parse_index_files(index), config=config, uncertainty=uncertainty)
-    pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # noqa: E731  (exact pence)
+    pence = lambda f, cols: f.with_columns((pl.col(cols) * 100).cast(pl.Int64))  # (exact pence)
     letter_of = letter(r.streams, titles_of(r.manifest))  # the allocation letter's lines, where streams are
     match = pence(api.explain(r, area, data), ["amount", "cumulative"])
     alloc = pence(r.allocations, ["target_allocation", "allocation"])
@@ -271,12 +271,12 @@ def _explain_letter(letter_rows, code: str, name: str, fy: str) -> None:
                     f"states it. Baseline: the {prev} allocation as the round restates it; allocations {fy}; cash, "
                     "GBP thousand, the difference in pounds; distance from target after convergence (no target: the "
                     "line has none, its sheet publishing none and its rule converging toward none)")
-    k = lambda x: f"{x / 100_000:,.1f}"  # noqa: E731  (pence shown in thousands of pounds, as the letter's)
+    k = lambda x: f"{x / 100_000:,.1f}"  # (pence shown in thousands of pounds, as the letter's)
     heads = ["line", "baseline", "base growth", "convergence", "allocation, fundform", "allocation, NHS England",
              "difference", "distance from target"]
     for h in heads:
         t.add_column(h, justify="left" if h == "line" else "right", no_wrap=h == "line")
-    pct = lambda x: "" if x is None else f"{x:+.2%}".replace("-0.00%", "0.00%").replace("+0.00%", "0.00%")  # noqa: E731
+    pct = lambda x: "" if x is None else f"{x:+.2%}".replace("-0.00%", "0.00%").replace("+0.00%", "0.00%")
     for x in pence.iter_rows(named=True):
         t.add_row(x["line"], k(x["baseline"]), pct(x["base_growth"]),
                   pct(x["convergence"]) if x["convergence"] is not None else "none",

@@ -215,7 +215,7 @@ def design(
     t = Table(title=f"What dropping one constraint buys ({r.spec.objectives[0].name})")
     for c in ["constraint dropped", "with every constraint", "without it"]:
         t.add_column(c, justify="left" if c == "constraint dropped" else "right")
-    fmt = lambda v: "none" if v is None else f"{v:.6g}"  # noqa: E731
+    fmt = lambda v: "none" if v is None else f"{v:.6g}"
     for x in r.relaxed:
         t.add_row(x["constraint"], fmt(x["with_it"]), fmt(x["without_it"]))
     out.print(t)

@@ -285,15 +285,15 @@ class Explorer:
                             "grant": int(grant[last, i]) / 100, "distance_from_target": float(dist[i]),
                             "grant_shipped": int(g0[last, i]) / 100}
         sets = [f"{p}={v!r}" for p, v in changed.items()]
-        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
+        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]
         nhs = spec.words == "nhs_allocation"
         bound, bound0 = oc.bound_label(0), shipped.bound_label(0)
         moved = np.clip(grant - g0, 0, None).sum(axis=1)  # pence each year: what the move takes from some areas
         ytt, ytt0 = oc.years_to_target[0], shipped.years_to_target[0]
-        longest = lambda y: None if np.isnan(y).any() else int(np.max(y)) if y.size else None  # noqa: E731
+        longest = lambda y: None if np.isnan(y).any() else int(np.max(y)) if y.size else None
         change = grant[last] - g0[last]
         by_pounds = np.argsort(change, kind="stable")
-        mover = lambda i: {"code": codes[i], "name": names_[i], "change": int(change[i]) / 100}  # noqa: E731
+        mover = lambda i: {"code": codes[i], "name": names_[i], "change": int(change[i]) / 100}
         move = {  # what the move did, against the version as shipped (the page's first words)
             "changed": changed_any, "year": years[last],
             "moved": [int(x) / 100 for x in moved], "moved_total": int(moved.sum()) / 100,
@@ -369,7 +369,7 @@ class Explorer:
             except FundformError as e:
                 raise RequestProblem(clean_message(str(e), self.data_dir), None, None, 422) from None
         q = np.floor(percentiles(arrays.grant) + 0.5)
-        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]  # noqa: E731
+        pounds = lambda a: [[int(x) / 100 for x in y] for y in a]
         return {"formula": fid, "level": params.level, "years": years, "draws": draws.size, "file": file.name,
                 "sources": [s["input"] for s in draws.sources], "grant_p5": pounds(q[0]), "grant_p95": pounds(q[2])}
 
@@ -560,8 +560,8 @@ class Explorer:
         nm = dict(zip(codes, names))
         ch = {c: float(v) for c, v in zip(codes, change_ph)}
         d = {c: float(v) * 100 for c, v in zip(codes, dist)}
-        money = lambda v: gbp(v, 0)  # noqa: E731
-        pct = lambda v: f"{v:+.1f}%"  # noqa: E731
+        money = lambda v: gbp(v, 0)
+        pct = lambda v: f"{v:+.1f}%"
         what = (f"{'Allocation' if nhs else 'Grant'}: my change against the version as shipped" if mine else
                 "Allocation against the baseline grown by base growth" if nhs else
                 "Allocation against today's funding uprated")
