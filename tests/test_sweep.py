@@ -229,3 +229,20 @@ def test_chunks_threads_and_spilling_to_disk_change_no_figure(bundled, needs_for
     # and the statistics are those of the grants: the median of each area and year across the 45 scenarios
     med = np.median(one.grants, axis=0).reshape(-1) / 100
     assert np.allclose(one.stats.sort("year_index", "area_code")["grant_median"].to_numpy(), med, rtol=0, atol=1e-9)
+
+
+def test_a_settlement_keeps_its_derived_values_to_itself(bundled):
+    """What the stages derive from the scenarios (the need shares streams reuse) lives on the settlement's own copy
+    of them: the scenarios passed in, and the shared default axis (ONE), are never filled or cleared by a run."""
+    import numpy as np
+
+    from fundform.engine.outcome import evaluate
+    from fundform.engine.params import ONE, RunParameters, Scenarios
+    from fundform.formula.scenario import resolve_formula
+
+    spec = resolve_formula("fundform-needs").spec
+    scen = Scenarios(2, {"need.indicators.deprivation.elasticity": np.array([0.2, 0.3])})
+    a = evaluate(bundled, spec, RunParameters(years=1), scen)
+    assert scen.derived == {} and ONE.derived == {}
+    b = evaluate(bundled, spec, RunParameters(years=1), scen)
+    assert (a.allocation == b.allocation).all() and (a.allocation[0] != a.allocation[1]).any()

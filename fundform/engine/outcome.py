@@ -75,7 +75,9 @@ def settle(data: Dataset, spec: FormulaSpec, params: RunParameters, scen: Scenar
     """The formula's stages up to the transition for every scenario at once: local resources and the equalisation
     each scenario applies, then need, control totals and the transition of each stream."""
     step = progress or (lambda _msg: None)
-    scen.derived.clear()  # what the stages derive from these scenarios is this settlement's alone
+    # what the stages derive from these scenarios is this settlement's alone: a fresh cache on its own copy, so the
+    # shared default (ONE) and a concurrent settlement on the same scenarios are never touched
+    scen = dataclasses.replace(scen, derived={})
     data = prepare(data, spec, params)
     years = settlement_years(params.start_year, params.years)
     fy = years["financial_year"].to_list()

@@ -150,7 +150,8 @@ class Scenarios:
     # dataset as it is
     draws: object = None
     # what one settlement derives from these scenarios and may reuse (streams sharing the version's need share
-    # its scenario shares): filled by the stages, never compared
+    # its scenario shares): filled by the stages, never compared; each settlement takes a copy with its own
+    # (outcome.settle), so the cache lives exactly as long as the settlement that fills it
     derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     def path(self, spec: FormulaSpec, stream, path: str, year: str | None = None) -> str:
