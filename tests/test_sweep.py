@@ -237,7 +237,8 @@ def test_a_settlement_keeps_its_derived_values_to_itself(bundled):
     import numpy as np
 
     from fundform.engine.outcome import evaluate
-    from fundform.engine.params import ONE, RunParameters, Scenarios
+    from fundform.engine.params import RunParameters
+    from fundform.engine.scenarios import ONE, Scenarios
     from fundform.formula.scenario import resolve_formula
 
     spec = resolve_formula("fundform-needs").spec

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from fundform.base.errors import FundformError, InvalidInput, SpecError
 from fundform.engine.draws import make_draws, variant_tables
 from fundform.engine.outcome import evaluate
-from fundform.engine.params import Scenarios
+from fundform.engine.scenarios import Scenarios
 from fundform.formula.scenario import resolve_formula
 from fundform.inputs.uncertainty import read_uncertainty
 from fundform.studies.pipeline import RunParameters, compute
@@ -246,7 +246,7 @@ def test_a_robust_design_holds_with_its_probability_verified_over_every_draw(bun
     assert (across["share_of_draws_holding"] >= 0.9) == (searched["value"] <= 0.15)
     # the candidate's value is the 90% order statistic of its per-draw values, which the exact draws reproduce
     from fundform.engine.outcome import evaluate
-    from fundform.engine.params import Scenarios
+    from fundform.engine.scenarios import Scenarios
     from fundform.studies.designer import constraint_values, robust_draws
 
     draws, probs = robust_draws(ds, bundled, resolve_formula("fundform-needs", result.sets()).spec, params)

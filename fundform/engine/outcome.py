@@ -26,7 +26,8 @@ from fundform.base.numeric import fixed_sum
 from fundform.engine.geography import roll_up, with_level
 from fundform.engine.localtax.grants import grant_envelope, grants, notional_pence, run_local_resources, scenario_degree
 from fundform.engine.need.frames import area_frame, check_indicator_tables
-from fundform.engine.params import ONE, RunParameters, Scenarios
+from fundform.engine.params import RunParameters
+from fundform.engine.scenarios import ONE, Scenarios
 from fundform.engine.settlement.allocate import Settlement, allocate_streams
 from fundform.engine.settlement.control_total import index_growth, index_levels, settlement_years
 from fundform.engine.settlement.money import round_half_up, split_rounded

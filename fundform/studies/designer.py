@@ -209,7 +209,7 @@ def _measure(data, spec, params, names, values, constraints, objectives, draws=N
     it holds in at least that share exactly when that value is within its limit), an objective's value its mean
     over the draws, and a candidate is infeasible if its bounds fail in any draw."""
     from fundform.engine.outcome import evaluate
-    from fundform.engine.params import Scenarios
+    from fundform.engine.scenarios import Scenarios
 
     C = values.shape[0]
     D = 1 if draws is None else draws.size
@@ -550,7 +550,7 @@ def verify(result: DesignResult, data, params) -> dict:
     """The chosen design run exactly, as `fundform run --set` runs it (the version with its numbers set, one
     scenario): its constraints re-checked on that run, and its grants against the candidate's, to the penny."""
     from fundform.engine.outcome import evaluate
-    from fundform.engine.params import Scenarios
+    from fundform.engine.scenarios import Scenarios
     from fundform.formula.scenario import resolve_formula
 
     sets = result.sets()

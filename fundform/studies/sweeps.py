@@ -28,7 +28,7 @@ from fundform.base.errors import FundformError
 from fundform.base.years import FinancialYear
 from fundform.engine.need.axis import INDICATOR_NUMBERS
 from fundform.engine.outcome import Outcome, evaluate
-from fundform.engine.params import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
+from fundform.engine.scenarios import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
 from fundform.formula.rules import TRANSITION_NUMBERS
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset

@@ -31,7 +31,8 @@ import polars as pl
 from fundform.base.errors import EnvironmentFailure, FundformError
 from fundform.engine.draws import DataDraws, make_draws
 from fundform.engine.outcome import evaluate
-from fundform.engine.params import RunParameters, Scenarios
+from fundform.engine.params import RunParameters
+from fundform.engine.scenarios import Scenarios
 from fundform.engine.settlement.control_total import settlement_years
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR
 from fundform.inputs.dataset import Dataset

@@ -8,7 +8,8 @@ import numpy as np
 
 from fundform.engine.localtax.resources import equalisation_degree, local_resources
 from fundform.engine.need.frames import area_frame
-from fundform.engine.params import ONE, RunParameters, Scenarios
+from fundform.engine.params import RunParameters
+from fundform.engine.scenarios import ONE, Scenarios
 from fundform.engine.settlement.money import round_half_up, split_rounded
 from fundform.engine.settlement.transition import round_to_pence, solve_bounded
 from fundform.formula.spec import FormulaSpec, LocalTax, model_key

@@ -24,7 +24,7 @@ import polars as pl
 from fundform.base.errors import FundformError, InternalError
 from fundform.base.numeric import fixed_sum
 from fundform.engine.need.weighted_population import multiplier, national_value
-from fundform.engine.params import Scenarios
+from fundform.engine.scenarios import Scenarios
 from fundform.formula.spec import FormulaSpec, Need, model_key
 from fundform.inputs.dataset import Dataset
 

@@ -14,7 +14,8 @@ from fundform.base.years import year_before
 from fundform.engine.baselines import rounds_held
 from fundform.engine.need.axis import scenario_shares
 from fundform.engine.need.frames import year_frames
-from fundform.engine.params import ONE, RunParameters, Scenarios
+from fundform.engine.params import RunParameters
+from fundform.engine.scenarios import ONE, Scenarios
 from fundform.engine.settlement.control_total import control_totals, linked_totals
 from fundform.engine.settlement.money import apportion, round_half_up
 from fundform.engine.settlement.rollup import members, roll_pence
