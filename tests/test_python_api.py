@@ -131,3 +131,14 @@ def test_a_changed_file_is_read_and_checked_again(tmp_path, data_copy, monkeypat
     pop.with_columns(population=-pl.col("population")).write_parquet(data_copy / "population.parquet")
     with pytest.raises(FundformError, match="population"):
         fundform.run(data=data_copy, years=1)
+
+
+def test_the_api_docstring_examples_run(isolated):
+    """The Python API's own examples (fundform/interfaces/api.py's docstring) run as written and give what they
+    say."""
+    import doctest
+
+    import fundform.interfaces.api as api
+
+    failed, tried = doctest.testmod(api, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert tried >= 5 and failed == 0
