@@ -222,7 +222,7 @@ def _borrow(data: Dataset, src: Source, drawn: np.ndarray, central: np.ndarray, 
     from, for the manifest."""
     idx = {c: i for i, c in enumerate(codes)}
     region = _region_codes(data, codes)
-    pop = _authority_population(data, codes, year)
+    pop = authority_population(data, codes, year)
     out = {}
     for code, donor in borrowed.items():
         i, j = idx[code], idx[donor]
@@ -255,7 +255,9 @@ def _region_codes(data: Dataset, codes: list[str]) -> list[str]:
     return [got[c] for c in codes]
 
 
-def _authority_population(data: Dataset, codes: list[str], year: str | None = None) -> np.ndarray:
+def authority_population(data: Dataset, codes: list[str], year: str | None = None) -> np.ndarray:
+    """(authorities,) each authority's residents, all ages, in `year` (the population table's own where it holds
+    no years), in `codes` order; 0 where it has none."""
     pop = (data.for_year(year) if year and data.population_years else data).tables["population"]
     s = pop.group_by("area_code").agg(pl.col("population").sum())
     return pl.DataFrame({"area_code": codes}).join(s, on="area_code", how="left", maintain_order="left")[
@@ -307,7 +309,7 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
                 continue
             # the region's component: its authorities' population-weighted spread, so a region's total moves by
             # exactly its own spread between the vintages; each authority keeps the rest as its own
-            w = _authority_population(data, codes, y)
+            w = authority_population(data, codes, y)
             big_r = (np.bincount(region_of, w * r, len(names)) / np.bincount(region_of, w, len(names)))[region_of]
             shared[y], spreads[y] = big_r, r - big_r
             share[y] = float((w * big_r ** 2).sum() / (w * r ** 2).sum()) if (w * r ** 2).sum() else 0.0

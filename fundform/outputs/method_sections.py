@@ -1,9 +1,6 @@
 """The method document's sections (method.py): each a function that writes its step, in the order SECTIONS
 lists them, with the helpers they share. A section reads the version from the shared Doc and numbers itself; the
-cross-references between sections (§key§) are resolved when the document is whole.
-
-It is over 600 lines because it is one document: twelve sections and the few helpers they share, each section a
-function of its own (none over 80 lines), read top to bottom as the document reads."""
+cross-references between sections (§key§) are resolved when the document is whole."""
 
 from __future__ import annotations
 
@@ -135,34 +132,34 @@ class Doc:
     def __init__(self, **kw):
         self.__dict__.update(kw)
 
+    def step(self, key: str | None = None) -> int:
+        """The next section's number, recorded under `key` for the cross-references (§key§)."""
+        self.n += 1
+        if key:
+            self.num[key] = self.n
+        return self.n
+
 
 def _section_need(d: Doc) -> None:
-    """Section need of the method document (method_markdown lists them in order)."""
-    n, needs, spec = d.n, d.needs, d.spec
+    """Section need of the method document (SECTIONS lists them in order)."""
+    spec = d.spec
     out = d.out
-    num = d.num
-    n = 1
+    n = d.step("need")
     needs = [("need", spec.need)] if not spec.streams else (
         [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None])
     out += _need_section(spec.need, "Need" + (" (the version's; a stream without its own uses it)" if spec.streams
                                               else ""), n)
-    num = {"need": n}  # each section's number by key: the text's cross-references (§key§) are resolved from it
     for path, need in needs[1:]:
-        n += 1
+        n = d.step()
         out += _need_section(need, f"Need of stream {path.split('.')[1]}", n)
-    d.n = n
     d.needs = needs
-    d.num = num
-    d.out = out
 
 
 def _section_areas(d: Doc) -> None:
-    """Section areas of the method document (method_markdown lists them in order)."""
-    n, spec = d.n, d.spec
+    """Section areas of the method document (SECTIONS lists them in order)."""
+    spec = d.spec
     out = d.out
-    num = d.num
-    n += 1
-    num["areas"] = n
+    n = d.step("areas")
     out += [f"## {n}. Areas of the output level and target shares", "",
             "An authority's quantities reach the areas of the run's level through the area lookup: `s_ia` = "
             "`area_lookup.share` for `level` = the run's level (1 where the authority lies wholly in the area; the "
@@ -175,18 +172,13 @@ def _section_areas(d: Doc) -> None:
     if spec.baseline.target_shares == "published_fair_shares":
         out += ["This version takes its target shares from the published round instead: `tau_a = FST_a / sum of "
                 "FST`, `FST` = `nhs_icb_allocations.fair_shares_target` summed to the area.", ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_funding(d: Doc) -> None:
-    """Section funding of the method document (method_markdown lists them in order)."""
-    b, ct, n, spec = d.b, d.ct, d.n, d.spec
+    """Section funding of the method document (SECTIONS lists them in order)."""
+    b, ct, spec = d.b, d.ct, d.spec
     out = d.out
-    num = d.num
-    n += 1
-    num["funding"] = n
+    n = d.step("funding")
     b = spec.baseline
     if b.source == "baseline_table":
         comps = b.columns if not spec.streams else [c for s in spec.streams for c in s.baseline_components or []]
@@ -222,24 +214,19 @@ def _section_funding(d: Doc) -> None:
                                                 if b.target_total == "published_fair_shares" else "the year's total")
                 + ".", ""]
     d.b = b
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_control_total(d: Doc) -> None:
-    """Section control_total of the method document (method_markdown lists them in order)."""
-    b, ct, first, n, spec, year0, years = d.b, d.ct, d.first, d.n, d.spec, d.year0, d.years
+    """Section control_total of the method document (SECTIONS lists them in order)."""
+    b, ct, first, spec, year0, years = d.b, d.ct, d.first, d.spec, d.year0, d.years
     out = d.out
-    num = d.num
-    n += 1
+    n = d.step("control_total")
     idx = spec.indices[ct.inflation_index]
     composite = ""
     if idx.composite:
         composite = (" It is a composite: `g_y = " + " + ".join(f"{exact(c.weight.value)} * g_{c.index}"
                                                                for c in idx.composite) + "` (weights' sources: "
                      + "; ".join(f"{c.index}: {c.weight.source}" for c in idx.composite) + ").")
-    num["control_total"] = n
     out += [f"## {n}. Control total", "",
             f"Base year `y0` = {ct.base_year}; index `{ct.inflation_index}` ({idx.description}; source: {idx.source}; "
             f"vintage {idx.vintage}), growth `g_y` into year `y` from the year before.{composite} Real growth `r` = "
@@ -262,18 +249,13 @@ def _section_control_total(d: Doc) -> None:
                 "For a published round the control total is the sum of each area's start grown by its own factors "
                 "(step §start§). The uniform factor of a later year is `I_y * R_y / (I_{y-1} * R_{y-1})`.", ""]
     out += _index_rows(spec, years) + [""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_start(d: Doc) -> None:
-    """Section start of the method document (method_markdown lists them in order)."""
-    b, ct, first, n, spec, year0 = d.b, d.ct, d.first, d.n, d.spec, d.year0
+    """Section start of the method document (SECTIONS lists them in order)."""
+    b, ct, first, spec, year0 = d.b, d.ct, d.first, d.spec, d.year0
     out = d.out
-    num = d.num
-    n += 1
-    num["start"] = n
+    n = d.step("start")
     out += [f"## {n}. The year before the settlement, targets and today's funding uprated", ""]
     if b.source == "baseline_table":
         out += ["The settlement starts from today's funding uprated to the year before it (the first-year rule): "
@@ -326,19 +308,14 @@ def _section_start(d: Doc) -> None:
         out += ["On this grant-basis version the total shared by need (`CT_y` above, in every use) is the grant "
                 "total plus the equalised notional resources of step §local§: `CT_y + round(d_k * 100 * sum over a of "
                 "NR_y,a)` (the year before uses year 1's), so that grants sum to the grant total.", ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_transition(d: Doc) -> None:
-    """Section transition of the method document (method_markdown lists them in order)."""
-    b, n, spec, t = d.b, d.n, d.spec, d.t
+    """Section transition of the method document (SECTIONS lists them in order)."""
+    b, spec, t = d.b, d.spec, d.t
     out = d.out
-    num = d.num
-    n += 1
+    n = d.step("transition")
     rule_params = {name: getattr(t, name) for name in rule_numbers(t.rule)}  # the rule's own model says which
-    num["transition"] = n
     out += [f"## {n}. Transition, year by year", "",
             "Each year starts from last year's allocation in whole pence, `A = A_{k-1}`. The growth factor is "
             + ("each area's own (step §start§) in the round's year and uniform after" if b.base_growth == "published"
@@ -385,18 +362,13 @@ def _section_transition(d: Doc) -> None:
                  if added else "Where the rule would give more than `CT_k` the run stops (`over_total = refused`) "
                  "and says by how much. ") + ("Each stream's rule applies to that stream alone." if spec.streams else "")
                  ).rstrip(), ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_local(d: Doc) -> None:
-    """Section local of the method document (method_markdown lists them in order)."""
-    lt, n = d.lt, d.n
+    """Section local of the method document (SECTIONS lists them in order)."""
+    lt = d.lt
     out = d.out
-    num = d.num
-    n += 1
-    num["local"] = n
+    n = d.step("local")
     out += [f"## {n}. Local resources and the grant", ""]
     if lt.rule == "none":
         out += ["This version deducts no local resources: `grant = A_k` (plus any guarantee payment).", ""]
@@ -461,19 +433,14 @@ def _section_local(d: Doc) -> None:
         else:
             out += ["`local_yield = council tax yield (t_i,q * own Band D * sigma)`; `spending_power = grant + "
                     "local_yield`.", ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_streams(d: Doc) -> None:
-    """Section streams of the method document (method_markdown lists them in order)."""
-    n, spec, t = d.n, d.spec, d.t
+    """Section streams of the method document (SECTIONS lists them in order)."""
+    spec, t = d.spec, d.t
     out = d.out
-    num = d.num
     if spec.streams:
-        n += 1
-        num["streams"] = n
+        n = d.step("streams")
         out += [f"## {n}. Funding streams", "",
                 "Steps §need§-§transition§ run for each stream on its own: its own need (or the version's), its own today's funding "
                 "(its baseline components, or its published round's stream), control total and transition. A stream's allocation is pooled with the "
@@ -503,31 +470,21 @@ def _section_streams(d: Doc) -> None:
                 "first settlement year's. An area is `transition_bound` \"floor\" (\"ceiling\", \"none\") where every "
                 "stream is, else \"streams\" (streams.parquet has each stream's); its `years_to_target` is the "
                 "latest of its streams' (empty where any stream's rule never gets there).", ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_outputs(d: Doc) -> None:
-    """Section outputs of the method document (method_markdown lists them in order)."""
-    n, spec = d.n, d.spec
+    """Section outputs of the method document (SECTIONS lists them in order)."""
+    spec = d.spec
     out = d.out
-    num = d.num
-    n += 1
-    num["outputs"] = n
+    n = d.step("outputs")
     out += outputs_section(spec, n)
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_rounding(d: Doc) -> None:
-    """Section rounding of the method document (method_markdown lists them in order)."""
-    b, lt, n, spec, t = d.b, d.lt, d.n, d.spec, d.t
+    """Section rounding of the method document (SECTIONS lists them in order)."""
+    b, lt, spec, t = d.b, d.lt, d.spec, d.t
     out = d.out
-    num = d.num
-    n += 1
-    num["rounding"] = n
+    n = d.step("rounding")
     published = b.source == "nhs_icb_allocations"
     points = (["the base total `B` and each year's control total `CT_y` (round half away from zero);",
                "`A_0`, targets `T_y` and today's funding uprated `BU_y`: `apportion` among authorities, then summed "
@@ -558,16 +515,13 @@ def _section_rounding(d: Doc) -> None:
             + (" Convergence aims at the whole-penny targets; the control total grows from the unrounded base sum, "
                "so `B` may differ by a few pence from the sum of the areas' rounded baselines." if not published
                else ""), ""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 def _section_reconciliation(d: Doc) -> None:
-    """Section reconciliation of the method document (method_markdown lists them in order)."""
-    lt, n, spec = d.lt, d.n, d.spec
+    """Section reconciliation of the method document (SECTIONS lists them in order)."""
+    lt, spec = d.lt, d.spec
     out = d.out
-    n += 1
+    n = d.step()
     out += [f"## {n}. What the reconciliation checks", "",
             "Every run checks, per year and exactly in pence (`reconciliation.parquet`; a run whose check fails "
             "writes nothing):", "",
@@ -582,18 +536,15 @@ def _section_reconciliation(d: Doc) -> None:
                 "control total grows exactly with its link;"]
     out += ["- each area's waterfall steps add to its grant" + ("; the cohorts add to the grant." if
             spec.need.method == "age_cost_curve" and spec.cohorts else "."), ""]
-    d.n = n
-    d.out = out
 
 
 def _section_numbers(d: Doc) -> None:
-    """Section numbers of the method document (method_markdown lists them in order)."""
-    n, needs, spec = d.n, d.needs, d.spec
+    """Section numbers of the method document (SECTIONS lists them in order)."""
+    needs, spec = d.needs, d.spec
     out = d.out
-    num = d.num
-    n += 1
+    n = d.step()
     if spec.years:
-        num["by_year"] = n
+        d.num["by_year"] = n
         out += [f"## {n}. Values by year", "",
                 "These sections of the version apply from their year on (later ones on top of earlier ones); the "
                 "values above are the version's before the first of them.", "",
@@ -604,7 +555,7 @@ def _section_numbers(d: Doc) -> None:
                 src = value.get("source", "") if isinstance(value, dict) else ""
                 out.append(f"| {year} | `{key}` | {v} | {src} |")
         out.append("")
-        n += 1
+        n = d.step()
     out += [f"## {n}. Every number of the version", "", "| parameter | value | unit | what it is | source |",
             "|---|---|---|---|---|"]
     out += [f"| `{path}` | {exact(q.value)} | {q.unit} | {q.description or ''} | {q.source} |"
@@ -616,9 +567,6 @@ def _section_numbers(d: Doc) -> None:
                                                                                            else "")
             for s in spec.sources]
     out += [""]
-    d.n = n
-    d.num = num
-    d.out = out
 
 
 SECTIONS = (_section_need, _section_areas, _section_funding, _section_control_total, _section_start,

@@ -144,6 +144,8 @@ def _check_run(case: Case) -> list[str]:
     from fundform.base.paths import default_data_dir
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.cache import checked_dataset
+    from fundform.outputs.registry import TABLES
+    from fundform.outputs.schema import MONEY
     from fundform.studies.pipeline import RunParameters, compute
 
     data_dir = ((case.path.parent / case.data).resolve() if case.data and case.path else
@@ -167,7 +169,7 @@ def _check_run(case: Case) -> list[str]:
             problems.append(f"{where}: {rows.height} rows match (expected one row with the column)")
             continue
         have = rows[e.column][0]
-        money = table[e.column].dtype == pl.Int64 and e.column not in ("year_index",)
+        money = any(c.name == e.column and c.type == MONEY for c in TABLES[e.table])  # the output contract says
         have = None if have is None else (int(have) / 100 if money else float(have))  # pence to pounds
         limit = e.tolerance if e.tolerance is not None else e.relative_tolerance * abs(e.value)
         if have is None or abs(have - e.value) > limit + 1e-9:

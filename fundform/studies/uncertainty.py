@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import EnvironmentFailure, FundformError
-from fundform.engine.draws import DataDraws, make_draws
+from fundform.engine.draws import DataDraws, authority_population, make_draws
 from fundform.engine.outcome import evaluate
 from fundform.engine.params import RunParameters
 from fundform.engine.scenarios import Scenarios
@@ -308,9 +308,7 @@ def _rank(per_head: np.ndarray) -> np.ndarray:
 
 def _england_weights(data: Dataset, codes: list[str], year: str) -> np.ndarray:
     """(authorities,) each authority's share of England's residents: an input's change in England."""
-    pop = data.for_year(year).tables["population"].group_by("area_code").agg(pl.col("population").sum())
-    w = pl.DataFrame({"area_code": codes}).join(pop, on="area_code", how="left", maintain_order="left")[
-        "population"].fill_null(0.0).to_numpy()
+    w = authority_population(data, codes, year)
     return w / w.sum()
 
 
