@@ -548,7 +548,7 @@ def test_every_heading_and_title_of_the_explorer_names_its_figure(server, bundle
     pb = mine["financial_year"].min()  # the run's price base year: its first
     assert [c.text() for c in trs[0].children] == ["year", "target", "allocation", "grant, this scenario",
                                                    "grant, as shipped", f"grant, this scenario ({pb} prices)",
-                                                   "moved between areas (against as shipped)",
+                                                   "moved between areas (cash, against as shipped)",
                                                    "areas held at a floor (as shipped)", "residents"]
     both = mine.join(shipped.select("area_code", "financial_year", g0="grant", b0="transition_bound"),
                      on=["area_code", "financial_year"])

@@ -279,7 +279,7 @@ async function refresh(){
     const mv = r.move, pb = r.price_base_year;
     const f = fig(r);
     tot.append(row(['year', 'target', 'allocation', f + ', this scenario', f + ', as shipped',
-                    f + ', this scenario (' + pb + ' prices)', 'moved between areas (against as shipped)',
+                    f + ', this scenario (' + pb + ' prices)', 'moved between areas (cash, against as shipped)',
                     'areas held at a floor (as shipped)', r.population_label], true));
     years.forEach((y, i) => tot.append(row([y, bn(r.totals.target[i]), bn(r.totals.allocation[i]), bn(r.totals.grant[i]),
       bn(r.totals.grant_shipped[i]), bn(r.totals.grant_real[i]), bn(mv.moved[i]),
@@ -367,7 +367,7 @@ function areaYears(){  // one area's years: every figure of the scenario and the
       x.published_allocation === null ? 'not published' : m(x.published_allocation),
       x.difference === null ? '' : pounds2(x.difference), x.distance_from_target === null ? 'no target' :
       pct(x.distance_from_target)])));
-    box.append(el('h4', 'The allocation letter\u2019s lines: this scenario beside NHS England\u2019s published'));
+    box.append(el('h4', 'The allocation letter\u2019s lines: this scenario beside NHS England\u2019s published (cash)'));
     const s2 = el('div', undefined, {class: 'scroll'}); s2.append(lt); box.append(s2);
   }
   document.body.dataset.areaYears = state.area;
