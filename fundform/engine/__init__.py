@@ -1,6 +1,8 @@
 """The engine: the formula's stages, each a function of checked inputs and a validated version, with a scenario axis.
 
     params.py       run parameters and what a run returns; scenarios.py the scenario axis (a run is one scenario)
+    context.py      what the stages of one settlement read, built once by keyword (Settle) and the part settled
+                    (Part: the version or one stream of it)
     need/           need-weighted population and target shares (axis.py: the one need computation)
     baselines.py    today's funding, and NHS England's published rounds on a run's ICB vintage
     geography.py    roll-up to any level through the lookups; deal areas

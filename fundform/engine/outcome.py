@@ -23,8 +23,10 @@ import polars as pl
 
 from fundform.base.errors import FundformError
 from fundform.base.numeric import fixed_sum
+from fundform.engine.context import Settle
 from fundform.engine.geography import roll_up, with_level
 from fundform.engine.localtax.grants import grant_envelope, grants, notional_pence, run_local_resources, scenario_degree
+from fundform.engine.localtax.resources import LocalResources
 from fundform.engine.need.frames import area_frame, check_indicator_tables
 from fundform.engine.params import RunParameters
 from fundform.engine.scenarios import ONE, Scenarios
@@ -47,7 +49,7 @@ class Settled:
     ref: Dataset  # the first settlement year's
     years: pl.DataFrame
     growth: dict[str, float]
-    local: object
+    local: LocalResources
     degree: np.ndarray  # (S, years): the one source of the equalisation degree, a run's and a sweep's
     settlements: list[Settlement]
     population: np.ndarray | None = None  # (S, years, areas) each draw's residents, on the data axis; else None
@@ -91,11 +93,13 @@ def settle(data: Dataset, spec: FormulaSpec, params: RunParameters, scen: Scenar
     if spec.local_tax.basis == "grant":  # the envelope shared by need is the grant total plus e x sum(N)
         extra = grant_envelope(local, area_frame(ref, spec, params.level)["area_code"].to_list(), fy, degree)
     step("need, targets and transition")
-    settlements = allocate_streams(data, spec, params, years, growth, scen, extra, step)
+    ctx = Settle(data=data, version=spec, params=params, years=years, growth=growth, scen=scen)
+    settlements = allocate_streams(ctx, extra=extra, step=step)
     population = None
     if scen.draws is not None:
         population = draw_population(data, params.level, fy, scen, settlements[0].areas["area_code"].to_list())
-    return Settled(data, ref, years, growth, local, degree, settlements, population)
+    return Settled(data=data, ref=ref, years=years, growth=growth, local=local, degree=degree,
+                   settlements=settlements, population=population)
 
 
 def draw_population(data: Dataset, level: str, fy: list[str], scen: Scenarios, codes: list[str]) -> np.ndarray:

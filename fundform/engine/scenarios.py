@@ -5,15 +5,18 @@ number is read from for a stream and in a year (stream_path, dated_path)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fundform.base.years import FinancialYear
-from fundform.formula.spec import DATED_SECTIONS, FormulaSpec
+from fundform.formula.spec import DATED_SECTIONS, FormulaSpec, Stream
+
+if TYPE_CHECKING:
+    from fundform.engine.draws import DataDraws
 
 
-def stream_path(stream, path: str) -> str:
+def stream_path(stream: Stream | None, path: str) -> str:
     """Where a stream's parameter lives: its own need, transition or real growth where it has one, else the
     version's (so `need.indicators.deprivation.elasticity` moves every stream that shares the version's need)."""
     if stream is None:
@@ -77,20 +80,20 @@ class Scenarios:
     mark_infeasible: bool = False
     # the data axis: each scenario a draw of the inputs (engine.draws.DataDraws), or None: every scenario reads the
     # dataset as it is
-    draws: object = None
+    draws: DataDraws | None = None
     # what one settlement derives from these scenarios and may reuse (streams sharing the version's need share
     # its scenario shares): filled by the stages, never compared; each settlement takes a copy with its own
     # (outcome.settle), so the cache lives exactly as long as the settlement that fills it
-    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    derived: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def path(self, spec: FormulaSpec, stream, path: str, year: str | None = None) -> str:
+    def path(self, spec: FormulaSpec, stream: Stream | None, path: str, year: str | None = None) -> str:
         """Where `path` (as the version names it) is read from for `stream` in `year`."""
         return dated_path(spec, stream_path(stream, path), year)
 
-    def sets(self, spec: FormulaSpec, stream, path: str, year: str | None = None) -> bool:
+    def sets(self, spec: FormulaSpec, stream: Stream | None, path: str, year: str | None = None) -> bool:
         return self.path(spec, stream, path, year) in self.values
 
-    def get(self, spec: FormulaSpec, stream, path: str, default: float, year: str | None = None) -> np.ndarray:
+    def get(self, spec: FormulaSpec, stream: Stream | None, path: str, default: float, year: str | None = None) -> np.ndarray:
         """(size,) values of `path` for `stream` in `year`: the scenarios' own, or the version's `default`."""
         own = self.values.get(self.path(spec, stream, path, year))
         return np.full(self.size, default, dtype=np.float64) if own is None else own

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from fundform.base.errors import FundformError, InternalError
 from fundform.base.numeric import fixed_sum
+from fundform.engine.context import Part, Settle
 from fundform.engine.need.weighted_population import multiplier, national_value
 from fundform.engine.scenarios import Scenarios
-from fundform.formula.spec import FormulaSpec, Need, model_key
+from fundform.formula.spec import Need, model_key
 from fundform.inputs.dataset import Dataset
+
+if TYPE_CHECKING:
+    from fundform.engine.draws import DataDraws
 
 INDICATOR_NUMBERS = ("elasticity", "min_multiplier", "max_multiplier")
 
@@ -156,25 +161,25 @@ def version_need(data: Dataset, need: Need) -> NeedSteps:
                                                                            own_numbers()))
 
 
-def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, level: str, fy: list[str],
-                    frames: list[pl.DataFrame], scen: Scenarios) -> np.ndarray:
-    """(S, years, areas) target shares of `spec` (the version, or one stream of it as `stream_spec` gives) in each
-    settlement year. `version` and `stream` say where the scenarios' values are read from. A scenario that leaves
-    the need's numbers as the version states them takes the need frames' shares (the same computation)."""
+def scenario_shares(ctx: Settle, part: Part, frames: list[pl.DataFrame]) -> np.ndarray:
+    """(S, years, areas) target shares of `part` (the version, or one stream of it) in each settlement year, from
+    its need frames of lower-tier authorities (one per year). A scenario that leaves the need's numbers as the
+    version states them takes the need frames' shares (the same computation)."""
+    data, scen, spec, version, stream = ctx.data, ctx.scen, part.spec, part.version, part.stream
     S = scen.size
     out = []
-    for t, y in enumerate(fy):
+    for t, y in enumerate(ctx.fy):
         need = spec.at(y).need
         if scen.draws is not None:  # the data axis: each draw's need from its own inputs
-            out.append(draw_shares(data, version, spec, stream, level, y, frames[t], scen, need))
+            out.append(draw_shares(ctx, part, y, frames[t], need))
             continue
         if not any(scen.sets(version, stream, p, y) for p in need_numbers(need)):
             out.append(np.broadcast_to(frames[t]["target_share"].to_numpy(), (S, frames[t].height)))
             continue
-        if level != "ltla":
-            raise InternalError(f"internal error: need with a scenario axis is computed for lower-tier authorities, "
-                                f"not at level {level}")
-        at = lambda path, default, y=y: scen.get(version, stream, path, default, y)
+
+        def at(path: str, default: float, y: str = y) -> np.ndarray:
+            return scen.get(version, stream, path, default, y)
+
         # streams that take the version's need read the same numbers from the same paths: computed once (the
         # scenarios' derived values are the one settlement's: `outcome.settle` clears them first)
         key = ("need_shares", y, model_key(need), tuple(scen.path(version, stream, p, y) for p in need_numbers(need)))
@@ -182,51 +187,57 @@ def scenario_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stre
             year = data.for_year(y)
             inputs = need_inputs(year, need)
             if inputs.codes != frames[t]["area_code"].to_list():
-                raise InternalError("internal error: the need's authorities differ from the need frames'")
+                raise InternalError("internal error: the need's authorities differ from the need frames' (need with "
+                                    "a scenario axis is computed for lower-tier authorities)")
             nwp = compute_need(inputs, need, at, S).need_weighted
             scen.derived[key] = nwp / nwp.sum(axis=1, keepdims=True)
         out.append(scen.derived[key])
     return np.stack(out, axis=1)
 
 
-def draw_shares(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, level: str, year: str,
-                frame: pl.DataFrame, scen: Scenarios, need: Need) -> np.ndarray:
+def draw_shares(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, need: Need) -> np.ndarray:
     """(S, authorities) target shares of each draw in `year`, as a run on the draw's variant dataset derives them:
     its need inputs (engine.draws, the same exact sums), the need (with any numbers the scenarios set), each
     authority's need-weighted population rolled up to itself (to 10^-12) and its share of their exact sum. Keeps
-    each draw's residents per authority for the per-head figures (`scen.derived`)."""
+    each draw's residents per authority for the per-head figures (`scen.derived`). `frame` is the year's need
+    frame of lower-tier authorities."""
     from fundform.engine.draws import draw_need_inputs, long_sum, rounded, year_rows
 
-    if level != "ltla":
-        raise InternalError(f"internal error: a draw's need is computed for lower-tier authorities, not at level {level}")
+    data, scen, version, stream = ctx.data, ctx.scen, part.version, part.stream
     draws = scen.draws
+    if draws is None:
+        raise InternalError("internal error: draw_shares on a scenario axis without draws")
     key = ("draw_shares", year, model_key(need), tuple(scen.path(version, stream, p, year) for p in need_numbers(need)))
     own = not any(scen.sets(version, stream, p, year) for p in need_numbers(need))
     if key not in scen.derived and own and draws.period and draws.token:
         # a design's candidates over the same draws, none varying need: each draw's need once, for every chunk
         one = draws.untiled()
         shares, pop = data.memo(("draw_need", draws.token, one.first, one.size, year, model_key(need)),
-                                lambda: _draw_need(data, version, spec, stream, year, frame, one, need))
+                                lambda: _draw_need(ctx, part, year, frame, one, need))
         times = draws.size // draws.period
         scen.derived[key] = np.tile(shares, (times, 1))
         scen.derived[("draw_population", year)] = np.tile(pop, (times, 1))
     if key not in scen.derived:
-        one = data.for_year(year)
-        base = need_inputs(one, need)
+        one_year = data.for_year(year)
+        base = need_inputs(one_year, need)
         if base.codes != frame["area_code"].to_list() or base.codes != draws.codes:
-            raise InternalError("internal error: the draws' authorities differ from the need frames'")
-        rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one, base.codes, need))
+            raise InternalError("internal error: the draws' authorities differ from the need frames' (a draw's need "
+                                "is computed for lower-tier authorities)")
+        rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one_year, base.codes, need))
         inputs = draw_need_inputs(rows, need, draws, year, len(base.codes), base)
-        at = lambda path, default: scen.get(version, stream, path, default, year)
+
+        def at(path: str, default: float) -> np.ndarray:
+            return scen.get(version, stream, path, default, year)
+
         nwp = rounded(compute_need(inputs, need, at, scen.size).need_weighted)
         scen.derived[key] = nwp / long_sum(nwp, scen.size)[:, None]
         scen.derived[("draw_population", year)] = rounded(inputs.population)
     return scen.derived[key]
 
 
-def _draw_need(data: Dataset, version: FormulaSpec, spec: FormulaSpec, stream, year: str, frame: pl.DataFrame,
-               draws, need: Need) -> tuple[np.ndarray, np.ndarray]:
+def _draw_need(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, draws: DataDraws, need: Need
+               ) -> tuple[np.ndarray, np.ndarray]:
     """The draws' shares and residents with the version's own need numbers (the design's tiled case)."""
-    scen = Scenarios(size=draws.size, draws=draws, detail=False)
-    shares = draw_shares(data, version, spec, stream, "ltla", year, frame, scen, need)
-    return shares, scen.derived[("draw_population", year)]
+    own = ctx.with_scenarios(Scenarios(size=draws.size, draws=draws, detail=False))
+    shares = draw_shares(own, part, year, frame, need)
+    return shares, own.scen.derived[("draw_population", year)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,14 +9,16 @@ import polars as pl
 
 from fundform.base.errors import FundformError
 from fundform.base.years import year_before
-from fundform.engine.params import RunParameters
+from fundform.engine.baselines import rounds_held
+from fundform.engine.context import Part, Settle
 from fundform.engine.settlement.control_total import control_total_path
 from fundform.engine.settlement.money import apportion, round_half_up
 from fundform.engine.settlement.transition import TransitionResult, run_transition
+from fundform.formula.rules import Transition
 from fundform.formula.spec import FormulaSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RoundPath:
     """A run of published NHS rounds, year by year: what each year started from, its targets and the transition."""
 
@@ -25,7 +26,7 @@ class RoundPath:
     targets: np.ndarray  # (..., years, areas) pence
     baselines: np.ndarray  # (..., years, areas) pence: last year's allocation (restated) grown by base growth
     transition: TransitionResult
-    rules: list
+    rules: list[Transition]
     totals: np.ndarray  # (..., years + 1) pence: the start and each year's control total
 
 
@@ -38,10 +39,9 @@ def _cat(results: list[TransitionResult]) -> TransitionResult:
                             years_to_target=results[-1].years_to_target)
 
 
-def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunParameters, growth: dict[str, float],
-                   years: pl.DataFrame, values: dict[str, np.ndarray] | None = None, scenarios: int | None = None,
-                   held: Callable[[], str] | None = None, stream: str | None = None,
-                   infeasible: np.ndarray | None = None) -> RoundPath:
+def nhs_round_path(ctx: Settle, part: Part, frames: list[pl.DataFrame], *,
+                   values: list[dict[str, np.ndarray]] | None = None, infeasible: np.ndarray | None = None
+                   ) -> RoundPath:
     """NHS England's allocation rounds as data, year by year (a run is one round or a chain of them). Each year:
     the year's own round where the data holds it (its restated baseline, base growth and fair shares targets) and
     the version as dated for that year (its weights, target rule and pace of change).
@@ -54,15 +54,16 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     - targets: need shares of the base year's published fair shares total grown by each ICB's or the national
       growth (target_total "published_fair_shares", where the round is published), else of the year's total;
     - the year's control total is last year's allocations grown; what convergence does not allocate is released.
-    `values` (arrays (S, 1)) sweep the rule's numbers across `scenarios`; `held` (what gives the rounds the data
-    holds, asked only for a message) and
-    `stream` (the version's stream settled) name what a message is about.
+    `values` (each year's, arrays (S, 1)) sweep the rule's numbers across the scenarios of `ctx`; `frames` are
+    `part`'s area frames, one per settlement year; `infeasible` (S,) marks the scenarios whose bounds cannot meet
+    a year's total.
 
     Over 80 lines: one year's round is one sequence (restate, grow, target, converge), kept together so it reads as
     the method document's step does."""
-    fy = years["financial_year"].to_list()
+    spec, params, growth, years, fy = part.spec, ctx.params, ctx.growth, ctx.years, ctx.fy
+    stream = None if part.stream is None else part.stream.name
     areas = frames[0]
-    lead = () if scenarios is None else (scenarios,)
+    lead = (ctx.scen.size,)
     if areas["baseline_gbp"].null_count() == 0:  # the round's published (restated) baseline
         start_gbp = areas["baseline_gbp"].to_numpy()
     elif areas["previous_recurrent_gbp"].null_count() == 0:  # no round for the year: last year's published allocation
@@ -72,7 +73,7 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
                             f"'{spec.baseline.stream}' nor the {year_before(fy[0])} round's "
                             f"published allocations for the run's areas ({areas['baseline_gbp'].null_count()} of "
                             f"{areas.height} have neither): start in a year whose round, or the round before, the "
-                            f"data holds" + (f" (it holds {held()})" if held else ""))
+                            f"data holds (it holds {rounds_held(ctx.data)})")
     start = round_half_up(start_gbp * 100)
     prev = np.broadcast_to(start, (*lead, start.shape[0])).astype(np.int64)
     results, targets_all, baselines_all, totals, rules = [], [], [], [], []
@@ -117,7 +118,7 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
         tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
                             inflation=np.array([growth.get(y, 0.0)]),
-                            values=values[t] if isinstance(values, list) else values, first_year=t + 1,
+                            values=None if values is None else values[t], first_year=t + 1,
                             infeasible=infeasible, given=given)
         results.append(tr)
         targets_all.append(tgt)
@@ -129,10 +130,8 @@ def nhs_round_path(frames: list[pl.DataFrame], spec: FormulaSpec, params: RunPar
     all_years = pl.concat([pl.DataFrame({"financial_year": [year0], "year_index": [0]}, schema=years.schema), years])
     path = control_total_path(int(start.sum()), spec.control_total, growth, all_years)
     all_totals = np.stack([np.broadcast_to(start.sum(), np.shape(totals[0])), *totals], axis=-1).astype(np.int64)
-    if scenarios is None:
-        path = path.with_columns(control_total=pl.Series(all_totals))
-    return RoundPath(path, np.stack(targets_all, axis=-2), np.stack(baselines_all, axis=-2), _cat(results), rules,
-                     all_totals)
+    return RoundPath(path=path, targets=np.stack(targets_all, axis=-2), baselines=np.stack(baselines_all, axis=-2),
+                     transition=_cat(results), rules=rules, totals=all_totals)
 
 
 def given_convergence(frame: pl.DataFrame, rule, spec: FormulaSpec, year: str, published: bool,
