@@ -1,12 +1,10 @@
-"""Run parameters (level, years, price base, local files) and what a run returns; the scenario axis is in
+"""Run parameters (level, years, price base, local files); what a run returns is in results.py, the scenario axis in
 scenarios.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
 
 from fundform.base.errors import FundformError, UsageProblem
 from fundform.base.years import FinancialYear
@@ -14,7 +12,7 @@ from fundform.engine.geography import deal_level_name
 from fundform.inputs.tables import LEVELS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunParameters:
     level: str = "ltla"
     start_year: str = "2026/27"
@@ -60,23 +58,3 @@ class RunParameters:
         if self.allow_implausible:  # only when set, so every other run keeps its id
             out["allow_implausible"] = True
         return out
-
-
-@dataclass
-class RunResult:
-    """A computed run: its output tables (money columns in int64 pence), one per entry of
-    `fundform.outputs.registry.OUTPUTS` and read by name (`result.allocations`), the control totals, the policies
-    the manifest records, and once written its manifest and folder."""
-
-    tables: dict[str, pl.DataFrame]
-    control_totals: pl.DataFrame
-    policies: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)
-    out_dir: Path | None = None
-    uncertainty: object = None  # a run with --uncertainty: its draws' result (studies.uncertainty)
-
-    def __getattr__(self, name: str) -> pl.DataFrame:
-        tables = self.__dict__.get("tables", {})
-        if name in tables:
-            return tables[name]
-        raise AttributeError(f"a run has no table '{name}' (its tables: {', '.join(tables)})")

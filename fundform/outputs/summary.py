@@ -6,7 +6,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from fundform.engine.params import RunResult
+from fundform.engine.results import RunResult
 from fundform.outputs import text
 from fundform.outputs.text import gbp, gbp_bn
 

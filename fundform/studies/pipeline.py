@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fundform.engine.outcome import Outcome, evaluate
-from fundform.engine.params import RunParameters, RunResult
+from fundform.engine.params import RunParameters
 from fundform.engine.reconcile import baseline_sources, population_policy
+from fundform.engine.results import RunResult
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR
 from fundform.formula.registry import LoadedFormula
 from fundform.inputs.dataset import Dataset
@@ -31,7 +32,7 @@ def compute(data: Dataset, formula: LoadedFormula, params: RunParameters,
     (progress or (lambda _msg: None))("local tax and grants")
     first = oc.settlements[0]
     path = first.path.with_columns(control_total=sum(s.totals[0] for s in oc.settlements))
-    return RunResult(build_tables(oc), path, policies(oc))
+    return RunResult(tables=build_tables(oc), control_totals=path, policies=policies(oc))
 
 
 def policies(oc: Outcome, i: int = 0) -> dict:

@@ -12,7 +12,8 @@ import polars as pl
 
 from fundform.base.errors import InternalError
 from fundform.base.failpoints import failpoint
-from fundform.engine.params import RunParameters, RunResult
+from fundform.engine.params import RunParameters
+from fundform.engine.results import RunResult
 from fundform.formula.scenario import resolve_formula
 from fundform.formula.spec import assumed_numbers
 from fundform.inputs.cache import checked_dataset  # noqa: F401  (where it was: the API and tests read it here)

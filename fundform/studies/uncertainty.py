@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from fundform.base.errors import EnvironmentFailure, FundformError
 from fundform.engine.draws import DataDraws, authority_population, make_draws
 from fundform.engine.outcome import evaluate
 from fundform.engine.params import RunParameters
+from fundform.engine.results import DrawArrays, UncertaintyResult
 from fundform.engine.scenarios import Scenarios
 from fundform.engine.settlement.control_total import settlement_years
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR
@@ -41,28 +41,6 @@ from fundform.inputs.uncertainty import UncertaintySpec
 CHUNK = 250  # draws evaluated together: (250, years, areas) arrays, a few tens of MB at lower tier
 SPILL_ABOVE = 20_000  # draws: beyond, each chunk's figures go to a temporary folder, read back a year at a time
 QUANTILES = (0.05, 0.5, 0.95)
-
-
-@dataclass
-class DrawArrays:
-    """Every draw's figures, (S, years, areas): pence for money."""
-
-    target_share: np.ndarray
-    allocation: np.ndarray
-    grant: np.ndarray
-    grant_per_head: np.ndarray
-    floor: np.ndarray  # bool: held at a floor in any stream
-    ceiling: np.ndarray
-
-
-@dataclass
-class UncertaintyResult:
-    bands: pl.DataFrame  # one row per area and year (uncertainty.parquet)
-    sensitivity: pl.DataFrame  # one row per area, year and source
-    draws: DataDraws
-    arrays: DrawArrays | None = field(repr=False)  # every draw's figures, kept up to SPILL_ABOVE draws
-    sources: list[dict] = field(default_factory=list)
-    draws_file: Path | None = None  # write_draws: every draw's figures, a temporary Parquet file (the caller's)
 
 
 class DrawsWriter:
@@ -107,8 +85,9 @@ def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws,
     oc = evaluate(data, spec, params, Scenarios(size=draws.size, values=scen_values, draws=draws, detail=False))
     total = oc.targets.sum(axis=-1, keepdims=True)  # target share: of all areas' target allocations, in pence
     bounds = oc.bounds  # (streams, S, years, areas)
-    return DrawArrays(oc.targets / total, oc.allocation, oc.grant, oc.grant_per_head,
-                      (bounds == BOUND_FLOOR).any(axis=0), (bounds == BOUND_CEILING).any(axis=0))
+    return DrawArrays(target_share=oc.targets / total, allocation=oc.allocation, grant=oc.grant,
+                      grant_per_head=oc.grant_per_head, floor=(bounds == BOUND_FLOOR).any(axis=0),
+                      ceiling=(bounds == BOUND_CEILING).any(axis=0))
 
 
 def draws_chunk_task(task: tuple) -> DrawArrays:
@@ -146,7 +125,7 @@ def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws,
     """Every draw's figures at once (a few hundred draws: the explorer's bands, a test); a run's bands stream
     them instead (run_uncertainty)."""
     done = [d for _, _, d in draw_chunks(data, spec, params, draws, chunk, workers, executor, values)]
-    return DrawArrays(*(np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__))
+    return DrawArrays(**{f: np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__})
 
 
 class YearBlocks:
@@ -393,8 +372,8 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
              for name in ("target_share", "allocation", "grant")}
         rq = np.stack([np.quantile(_rank(kept["grant_per_head"].year(t)), (0.05, 0.95), axis=0, method="lower")
                        for t in range(len(fy))], axis=1)
-        arrays = (DrawArrays(*(kept[k].whole() for k in ("target_share", "allocation", "grant", "grant_per_head")),
-                             np.concatenate(bounds["floor"]), np.concatenate(bounds["ceiling"]))
+        arrays = (DrawArrays(**{k: kept[k].whole() for k in ("target_share", "allocation", "grant", "grant_per_head")},
+                             floor=np.concatenate(bounds["floor"]), ceiling=np.concatenate(bounds["ceiling"]))
                   if keep_bounds else None)
 
     def central_of(col: str) -> np.ndarray:
@@ -434,5 +413,5 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
                       for j, s in enumerate([*labels, REMAINDER])]) if labels else base.with_columns(
         input=pl.lit(None, pl.String), share_of_variance=pl.lit(None, pl.Float64),
         share_se=pl.lit(None, pl.Float64)).head(0)
-    return UncertaintyResult(bands, sens, draws, arrays, draws.sources,
-                             writer.close() if writer is not None else None)
+    return UncertaintyResult(bands=bands, sensitivity=sens, draws=draws, arrays=arrays, sources=draws.sources,
+                             draws_file=writer.close() if writer is not None else None)
