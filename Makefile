@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
 
-.PHONY: run test lint lock lock-check install data docs bench bench-data clean
+.PHONY: run test lint typecheck lock lock-check install data docs bench bench-data clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,9 @@ run: install
 	$(BIN)/fundform run
 
 ## the whole test suite (installs the locked dependencies, and Debian's chromium for the browser tests when missing and
-## run as root), after the lint and the lock check, on every core (pytest-xdist: each worker a process of its own; the
+## run as root), after the lint, the type check and the lock check, on every core (pytest-xdist: each worker a process of its own; the
 ## tests share no files, each writes under its own tmp_path). A browser test fails, never skips, when chromium is missing
-test: lint lock-check
+test: lint typecheck lock-check
 	bash tools/ensure_chromium.sh
 	FUNDFORM_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n auto
 
@@ -44,6 +44,11 @@ lock:
 ## pyflakes-level faults (unused or undefined names) and import order: ruff, configured in pyproject.toml
 lint: install
 	$(BIN)/ruff check .
+
+## the types of the engine's layers (base, inputs, formula, engine), every definition typed: mypy, configured in
+## pyproject.toml ([tool.mypy])
+typecheck: install
+	$(BIN)/mypy
 
 ## rebuild data/default and data/maps from ../shared/data (maintainers; the engine never reads ../shared)
 data: install

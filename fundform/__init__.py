@@ -11,12 +11,14 @@ The folders are the layers, lowest first; each may import only those below it (t
   interfaces/  the ways in: the Python API (also fundform.api), the command (cli/), the explorer (explorer/)
 """
 
+from typing import Any
+
 __version__ = "0.2.0"
 
 _API = ("run", "sweep", "compare", "explain", "design", "load", "Model", "Run", "Sweep", "FundformError")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The Python API (fundform.load, run, sweep, compare, explain, design; fundform/interfaces/api.py, docs/python-api.md),
     imported when first used so the command line does not pay for it."""
     if name in _API:

@@ -273,4 +273,84 @@ def test_every_noqa_names_a_rule_the_project_enables():
         for i, line in enumerate(f.read_text().splitlines(), 1):
             for m in re.finditer(r"# noqa: ([A-Z0-9, ]+)", line):
                 found += [(f.name, i, c.strip()) for c in m.group(1).split(",") if not c.strip().startswith(enabled)]
+            if re.search(r"#\s*noqa\s*$", line):  # a bare noqa silences every rule on its line, real faults too
+                found.append((f.name, i, "bare"))
     assert found == [], found[:10]
+
+
+# The layers the type checker holds (pyproject.toml [tool.mypy] files, run by `make typecheck` in `make test`)
+TYPED = ("base", "inputs", "formula", "engine")
+
+
+def test_the_type_checker_holds_the_engines_layers_with_every_definition_typed():
+    import tomllib
+
+    cfg = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert sorted(cfg["files"]) == sorted(f"fundform/{layer}" for layer in TYPED)
+    assert cfg["disallow_untyped_defs"] and cfg["disallow_incomplete_defs"] and cfg["check_untyped_defs"]
+    make = (PROJECT_ROOT / "Makefile").read_text()
+    assert "test: lint typecheck" in make and "$(BIN)/mypy" in make
+
+
+def object_annotations(sources: dict[str, str]) -> list[tuple[str, int, str]]:
+    """(file, line, name) of every parameter, return or field annotated `object`: a type that says nothing of
+    what the value is (a `**kwargs: object` included)."""
+    def says_object(ann: ast.expr | None) -> bool:
+        return ann is not None and any(isinstance(n, ast.Name) and n.id == "object" for n in ast.walk(ann))
+
+    found = []
+    for name, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                args = [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]
+                found += [(name, x.lineno, x.arg) for x in args if says_object(x.annotation)]
+                if says_object(node.returns):
+                    found.append((name, node.lineno, f"{node.name} returns"))
+            elif isinstance(node, ast.AnnAssign) and says_object(node.annotation):
+                found.append((name, node.lineno, ast.unparse(node.target)))
+    return found
+
+
+def test_no_parameter_or_field_of_the_typed_layers_is_typed_object():
+    sources = {str(f.relative_to(PROJECT_ROOT)): f.read_text()
+               for layer in TYPED for f in (PACKAGE / layer).rglob("*.py")}
+    assert len(sources) > 40 and object_annotations(sources) == []
+    # and the rule finds each kind
+    case = "def f(a: object, *, b: int | object = 1) -> object:\n    x: dict[str, object] = {}\n"
+    assert object_annotations({"m.py": case}) == [("m.py", 1, "a"), ("m.py", 1, "b"), ("m.py", 1, "f returns"),
+                                                  ("m.py", 2, "x")]
+
+
+MAX_BY_POSITION = 5  # a stage's arguments beyond these are named at the call (keyword-only)
+
+
+def positional_overflow(sources: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(file, function, how many) for every function taking more than MAX_BY_POSITION arguments that may be passed
+    by position (self and cls not counted), and (file, class, fields) for every dataclass of more than that many
+    fields not built by keyword (kw_only=True): eight arrays of pence in a row are too easy to pass in the wrong
+    order."""
+    found = []
+    for name, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                pos = [x for x in (*node.args.posonlyargs, *node.args.args) if x.arg not in ("self", "cls")]
+                if len(pos) > MAX_BY_POSITION:
+                    found.append((name, node.name, len(pos)))
+            elif isinstance(node, ast.ClassDef):
+                dc = [d for d in node.decorator_list if ast.unparse(d).startswith("dataclass")]
+                fields = sum(isinstance(b, ast.AnnAssign) for b in node.body)
+                if dc and fields > MAX_BY_POSITION and "kw_only=True" not in ast.unparse(dc[0]):
+                    found.append((name, node.name, fields))
+    return found
+
+
+def test_the_engines_stages_take_their_inputs_by_name():
+    """The engine's functions take at most five arguments by position (a stage reads one context, engine.context,
+    and names the rest), and its larger dataclasses are built by keyword."""
+    sources = {str(f.relative_to(PROJECT_ROOT)): f.read_text() for f in (PACKAGE / "engine").rglob("*.py")}
+    assert positional_overflow(sources) == []
+    # and the rule finds both kinds
+    case = ("def f(a, b, c, d, e, g, *, h=1):\n    pass\n\n\n@dataclass(frozen=True)\nclass C:\n"
+            + "".join(f"    x{i}: int\n" for i in range(6)))
+    assert positional_overflow({"m.py": case}) == [("m.py", "f", 6), ("m.py", "C", 6)]

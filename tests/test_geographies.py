@@ -168,7 +168,7 @@ def test_what_the_transition_does_not_touch_adds_up_between_levels_to_the_penny(
     deal.write_text("area_code,deal_code,deal_name,share\nE06000064,D1,North,0.25\nE06000064,D2,South,0.75\n"
                     "E08000001,D1,North,1\n")
     levels = ["nhs-region"] if nhs else ["utla", "region", "icb", "nhs-region", "ca", f"deal:{deal}"]
-    run = lambda lv: compute(bundled, f, RunParameters(level=lv, start_year=start, years=years)).allocations  # noqa
+    run = lambda lv: compute(bundled, f, RunParameters(level=lv, start_year=start, years=years)).allocations
     finest = run(base)
     for lv in levels:
         got = run(lv)

@@ -242,7 +242,7 @@ def test_a_settlement_keeps_its_derived_values_to_itself(bundled):
     from fundform.formula.scenario import resolve_formula
 
     spec = resolve_formula("fundform-needs").spec
-    scen = Scenarios(2, {"need.indicators.deprivation.elasticity": np.array([0.2, 0.3])})
+    scen = Scenarios(size=2, values={"need.indicators.deprivation.elasticity": np.array([0.2, 0.3])})
     a = evaluate(bundled, spec, RunParameters(years=1), scen)
     assert scen.derived == {} and ONE.derived == {}
     b = evaluate(bundled, spec, RunParameters(years=1), scen)

@@ -251,7 +251,7 @@ def test_a_robust_design_holds_with_its_probability_verified_over_every_draw(bun
 
     draws, probs = robust_draws(ds, bundled, resolve_formula("fundform-needs", result.sets()).spec, params)
     oc = evaluate(bundled, resolve_formula("fundform-needs", result.sets()).spec, params,
-                  Scenarios(draws.size, detail=False, draws=draws))
+                  Scenarios(size=draws.size, detail=False, draws=draws))
     per_draw = constraint_values(ds.constraints[0], oc)
     assert np.quantile(per_draw, 0.9, method="inverted_cdf") == pytest.approx(searched["value"], rel=1e-12)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -34,8 +35,11 @@ class Settings(BaseSettings):
     warehouse_wait: float = Field(60.0, ge=0, description="seconds to wait for another process's lock on the warehouse")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml = settings_cls.model_config.get("toml_file")
         if toml:
@@ -43,7 +47,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
+def load_settings(config_file: Path | None = None, **cli: str | int | float | bool | None) -> Settings:
     """Settings with CLI values (those not None) taking precedence over env, the TOML file and defaults."""
     config_file = config_file or (Path(os.environ["FUNDFORM_CONFIG"]) if os.environ.get("FUNDFORM_CONFIG") else None)
     cls: type[Settings] = Settings
@@ -56,7 +60,8 @@ def load_settings(config_file: Path | None = None, **cli: object) -> Settings:
         cls = type("FileSettings", (Settings,), {"model_config": {**Settings.model_config,
                                                                    "toml_file": str(config_file)}})
     try:
-        settings = cls(**{k: v for k, v in cli.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in cli.items() if v is not None}
+        settings = cls(**given)
     except ValidationError as e:
         where = f" in {config_file} or the FUNDFORM_* environment" if config_file else " in the FUNDFORM_* environment"
         lines = [f"invalid settings{where}:"] + [

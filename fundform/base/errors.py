@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 class FundformError(Exception):
@@ -108,3 +109,14 @@ class UsageProblem(FundformError):
     command-line parser's own usage errors."""
 
     exit_code = 2
+
+
+T = TypeVar("T")
+
+def present(value: T | None, what: str) -> T:
+    """`value`, which the version's validation guarantees is set where this is asked (a precept's rate when the
+    version has a precept, an age cost curve when the need method is age_cost_curve): an InternalError naming
+    `what` if it is not, never an AttributeError on None further on."""
+    if value is None:
+        raise InternalError(f"internal error: {what} is not set where the validated version guarantees it")
+    return value

@@ -44,7 +44,7 @@ def _actions() -> dict[str, str]:
     return out
 
 
-def failpoint(name: str, path: object = None) -> None:
+def failpoint(name: str, path: str | os.PathLike[str] | None = None) -> None:
     """Act as FUNDFORM_FAILPOINTS says at the point `name` (see POINTS), if it says anything."""
     if ENV not in os.environ:
         return

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 
 class LazyModule:
     def __init__(self, name: str):
         self._name = name
 
-    def __getattr__(self, attr: str):
+    def __getattr__(self, attr: str) -> Any:
         return getattr(importlib.import_module(self._name), attr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import overload
 
 PATTERN = re.compile(r"^(\d{4})/(\d{2})$")
 
@@ -42,7 +43,13 @@ class FinancialYear:
     def __add__(self, years: int) -> FinancialYear:
         return FinancialYear(self.start + int(years))
 
-    def __sub__(self, other: int | FinancialYear):
+    @overload
+    def __sub__(self, other: FinancialYear) -> int: ...
+
+    @overload
+    def __sub__(self, other: int) -> FinancialYear: ...
+
+    def __sub__(self, other: int | FinancialYear) -> FinancialYear | int:
         """A year `other` years earlier, or (between two years) how many years apart they are."""
         if isinstance(other, FinancialYear):
             return self.start - other.start

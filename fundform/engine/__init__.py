@@ -1,6 +1,7 @@
 """The engine: the formula's stages, each a function of checked inputs and a validated version, with a scenario axis.
 
-    params.py       run parameters and what a run returns; scenarios.py the scenario axis (a run is one scenario)
+    params.py       run parameters; results.py what a run returns (its tables, its draws' result); scenarios.py
+                    the scenario axis (a run is one scenario)
     context.py      what the stages of one settlement read, built once by keyword (Settle) and the part settled
                     (Part: the version or one stream of it)
     need/           need-weighted population and target shares (axis.py: the one need computation)

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from fundform.base.errors import InvalidInput, Problem
+from fundform.inputs.contracts import Column
 from fundform.inputs.dataset import Dataset
 from fundform.inputs.tables import CONTRACTS
 from fundform.inputs.uncertainty import Source, UncertaintySpec
@@ -27,7 +28,7 @@ class Drawn(Protocol):
 GATE_ROWS = 10_000  # draws checked together by the population gate
 
 
-def column_contract(table: str, column: str | None):
+def column_contract(table: str, column: str | None) -> Column | None:
     """The contract a drawn value of `table.column` answers to: the fixed table's, or a user indicator table's
     (indicators/<name>: every value a positive number), exactly as the dataset's own rows are checked."""
     from fundform.inputs.tables import INDICATOR_PREFIX, indicator_contract
@@ -75,8 +76,8 @@ def population_gate(out: Drawn, data: Dataset, unc: UncertaintySpec) -> None:
         bad_rows: list[tuple[int, int, float]] = []
         n_bad = 0
         for start in range(0, out.size, GATE_ROWS):  # a block of draws at a time: 100,000 draws in bounded memory
-            fb = (factors.rows(start, start + GATE_ROWS)[y] if hasattr(factors, "rows")
-                  else f[start:start + GATE_ROWS])
+            # engine.draws.Factors computes a block of rows at a time; a user's arrays are sliced
+            fb = f[start:start + GATE_ROWS] if f is not None else getattr(factors, "rows")(start, start + GATE_ROWS)[y]
             row_lo, row_hi = np.minimum(fb * lo, fb * hi), np.maximum(fb * lo, fb * hi)
             bad = ~np.isfinite(fb) | ((row_lo <= col.min) if col.min_exclusive else (row_lo < col.min))
             if col.max is not None:
@@ -131,28 +132,30 @@ def check_bounds(src: Source, drawn: np.ndarray, codes: list[str], data: Dataset
     the source, the draws, the authorities and the values."""
     col = column_contract(src.input, src.column)
     lo, hi = (col.min, col.max) if col else (None, None)
+    lo_open = col.min_exclusive if col else False
     where = f"uncertainty source {src.label}" + (f" (file {unc.file_of(src).name})" if src.method == "draws" else "")
     bad = ~np.isfinite(drawn)
     if lo is not None:
-        bad |= (drawn <= lo) if col.min_exclusive else (drawn < lo)
+        bad |= (drawn <= lo) if lo_open else (drawn < lo)
     if hi is not None:
         bad |= drawn > hi
     problems = []
     if bad.any():
-        problems.append(_drawn_problem(where, src, drawn, bad, codes, "outside the column's contract",
-                                       (col.expectation() if col else "finite values") + f" ({src.input}'s own bound)"))
+        problems.append(_drawn_problem(where, src, drawn, bad, codes, what="outside the column's contract",
+                                       expected=(col.expectation() if col else "finite values")
+                                       + f" ({src.input}'s own bound)"))
     plausible = col.plausible if col is not None else None
     if plausible is not None and not data.allow_implausible:
         odd = ~bad & (((drawn < plausible.lo) if plausible.lo is not None else False)
                       | ((drawn > plausible.hi) if plausible.hi is not None else False))
         if np.any(odd):
-            problems.append(_drawn_problem(where, src, drawn, odd, codes, "outside the column's plausibility bound",
-                                           plausible.text()))
+            problems.append(_drawn_problem(where, src, drawn, odd, codes, what="outside the column's plausibility "
+                                           "bound", expected=plausible.text()))
     if problems:
         raise InvalidInput(problems)
 
 
-def _drawn_problem(where: str, src: Source, drawn: np.ndarray, bad: np.ndarray, codes: list[str], what: str,
+def _drawn_problem(where: str, src: Source, drawn: np.ndarray, bad: np.ndarray, codes: list[str], *, what: str,
                    expected: str) -> Problem:
     s, a = np.nonzero(bad)
     rows = tuple(f"draw {i}, {codes[j]}: {drawn[i, j]:.6g}" for i, j in zip(s[:10], a[:10]))

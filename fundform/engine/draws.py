@@ -30,13 +30,14 @@ Every drawn number then passes the run's own gate (engine.draw_gate).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError, InternalError, InvalidInput, Problem
+from fundform.base.errors import FundformError, InternalError, InvalidInput, Problem, present
 from fundform.base.numeric import SCALE, fixed_sum
 from fundform.engine.draw_gate import check_bounds, population_gate
 from fundform.formula.spec import FormulaSpec, Need
@@ -45,6 +46,9 @@ from fundform.inputs.dataset import Dataset
 from fundform.inputs.files import check_user_file
 from fundform.inputs.tables import CONTRACTS
 from fundform.inputs.uncertainty import Source, UncertaintySpec, draws_contract
+
+if TYPE_CHECKING:
+    from fundform.engine.need.inputs import NeedInputs
 
 INT64_SAFE = 9.0e18  # the exact population sums run in 64-bit integers of 10^-12 persons: areas below 9 million
 Z_TRUNCATE = 3.0
@@ -66,12 +70,12 @@ class Factors(Mapping):
         f = self.z * self.spreads[year][None, :]
         f += 1.0
         if self.zr is not None:
-            shared = self.zr[:, self.region_of]
-            shared *= self.regional[year][None, :]
+            shared = self.zr[:, present(self.region_of, "the draws' regions")]
+            shared *= present(self.regional, "the draws' regional spreads")[year][None, :]
             f += shared
         return f
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.spreads)
 
     def __len__(self) -> int:
@@ -86,7 +90,7 @@ class Factors(Mapping):
                        None if self.zr is None else np.tile(self.zr, (times, 1)), self.regional, self.region_of)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DataDraws:
     """`size` draws of the inputs, for the lower-tier authorities `codes` (in code order)."""
 
@@ -110,23 +114,19 @@ class DataDraws:
 
     def chunk(self, lo: int, hi: int) -> DataDraws:
         f = self.pop_factor
-        return DataDraws(hi - lo, self.codes, self.years,
-                         f.rows(lo, hi) if isinstance(f, Factors) else {y: v[lo:hi] for y, v in f.items()},
-                         {k: v[lo:hi] for k, v in self.values.items()},
-                         {k: None if v is None else v[lo:hi] for k, v in self.moves.items()},
-                         self.sources, first=self.first + lo, borrowed=self.borrowed, borrowing=self.borrowing,
-                         structure=self.structure, token=self.token)
+        return replace(self, size=hi - lo, first=self.first + lo, period=0,
+                       pop_factor=f.rows(lo, hi) if isinstance(f, Factors) else {y: v[lo:hi] for y, v in f.items()},
+                       values={k: v[lo:hi] for k, v in self.values.items()},
+                       moves={k: None if v is None else v[lo:hi] for k, v in self.moves.items()})
 
     def tiled(self, times: int) -> DataDraws:
         """The same draws for each of `times` candidates in turn: scenario c x size + d is draw d."""
         tile = lambda a: np.tile(a, (times,) + (1,) * (a.ndim - 1))
         f = self.pop_factor
-        return DataDraws(self.size * times, self.codes, self.years,
-                         f.tiled(times) if isinstance(f, Factors) else {y: tile(v) for y, v in f.items()},
-                         {k: tile(v) for k, v in self.values.items()},
-                         {k: None if v is None else tile(v) for k, v in self.moves.items()},
-                         self.sources, first=self.first, borrowed=self.borrowed, borrowing=self.borrowing,
-                         structure=self.structure, token=self.token, period=self.size)
+        return replace(self, size=self.size * times, period=self.size,
+                       pop_factor=f.tiled(times) if isinstance(f, Factors) else {y: tile(v) for y, v in f.items()},
+                       values={k: tile(v) for k, v in self.values.items()},
+                       moves={k: None if v is None else tile(v) for k, v in self.moves.items()})
 
     def move(self, label: str) -> np.ndarray:
         """(S, years, areas) the relative change source `label` makes to its input, each draw and year."""
@@ -148,7 +148,7 @@ def _rng(seed: int, k: int) -> np.random.Generator:
     return np.random.default_rng([seed, k])
 
 
-def _z(rng: np.random.Generator, shape) -> np.ndarray:
+def _z(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return np.clip(rng.standard_normal(shape), -Z_TRUNCATE, Z_TRUNCATE)
 
 
@@ -162,7 +162,7 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
                             "are published without an error (no source to draw from)")
     codes = sorted(data["areas"]["area_code"].to_list())
     S = unc.draws
-    out = DataDraws(S, codes, years, token=f"{unc.sha256}:{unc.seed}:{','.join(years)}")
+    out = DataDraws(size=S, codes=codes, years=years, token=f"{unc.sha256}:{unc.seed}:{','.join(years)}")
     read = {(i.table, i.column) for n in [spec.need, *(y.need for y in map(spec.at, years))] for i in n.indicators}
     for k, src in enumerate(unc.sources):
         rng = _rng(unc.seed, k)
@@ -174,12 +174,12 @@ def make_draws(data: Dataset, unc: UncertaintySpec, spec: FormulaSpec, years: li
                 raise FundformError(f"uncertainty source {src.label}: {spec.id} reads no such indicator (it reads "
                                     f"{', '.join(f'{t}.{c}' for t, c in sorted(read)) or 'none'})")
             central = _column(data, src, codes)
-            drawn = _indicator(data, src, unc, rng, central, codes, years)
+            drawn = _indicator(data, src, unc, rng, central, codes=codes, years=years)
             borrowed = borrowed_values(data, src.input, src.column, codes)
             if borrowed and src.method != "draws":  # a borrowed value: its donor's estimate and the borrowing's error
                 out.borrowed[src.label] = borrowed
-                out.borrowing[src.label] = _borrow(data, src, drawn, central, codes, borrowed, _rng(unc.seed, 1000 + k),
-                                                   years[0])
+                out.borrowing[src.label] = _borrow(data, src, drawn, central, codes, borrowed=borrowed,
+                                                   rng=_rng(unc.seed, 1000 + k), year=years[0])
             check_bounds(src, drawn, codes, data, unc)
             out.values[key] = drawn
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,8 +213,8 @@ def borrowed_values(data: Dataset, table: str, column: str | None, codes: list[s
     return {a: d for a, d in hits.iter_rows() if a in known and d in known and a != d}
 
 
-def _borrow(data: Dataset, src: Source, drawn: np.ndarray, central: np.ndarray, codes: list[str],
-            borrowed: dict[str, str], rng, year: str) -> dict[str, dict]:
+def _borrow(data: Dataset, src: Source, drawn: np.ndarray, central: np.ndarray, codes: list[str], *,
+            borrowed: dict[str, str], rng: np.random.Generator, year: str) -> dict[str, dict[str, Any]]:
     """Draw each borrowed value (in place) as its donor's estimate times the borrowing's own error: lognormal with
     the relative spread the source states (`borrowed_sd`), else the spread of the value among the other authorities
     of the donor's region (the population-weighted standard deviation of its log, the borrowed ones left out): how
@@ -274,7 +274,7 @@ def _citation(src: Source) -> str:
             "rate, Poisson sampling error as in OHID's confidence intervals for directly standardised rates")
 
 
-def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec, rng) -> None:
+def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec, rng: np.random.Generator) -> None:
     S, codes, years = out.size, out.codes, out.years
     if src.method == "vintages":
         if "population_variants" not in data.tables:
@@ -290,7 +290,7 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
         scale = 1.0 if (src.spread_is or "sd") == "sd" else 1 / 1.6448536269514722  # a 90% half-width: / z(0.95)
         region = _region_codes(data, codes) if regional else []
         names = sorted(set(region))
-        region_of = np.array([names.index(r) for r in region], dtype=np.int64) if regional else None
+        region_of = np.array([names.index(r) for r in region], dtype=np.int64)  # empty unless regional
         spreads: dict[str, np.ndarray] = {}
         shared: dict[str, np.ndarray] = {}
         share: dict[str, float] = {}
@@ -314,7 +314,7 @@ def _population(out: DataDraws, data: Dataset, src: Source, unc: UncertaintySpec
             shared[y], spreads[y] = big_r, r - big_r
             share[y] = float((w * big_r ** 2).sum() / (w * r ** 2).sum()) if (w * r ** 2).sum() else 0.0
         zr = _z(rng, (S, len(names))) if regional else None
-        out.pop_factor = Factors(z, spreads, zr, shared if regional else None, region_of)
+        out.pop_factor = Factors(z, spreads, zr, shared if regional else None, region_of if regional else None)
         out.moves["population"] = None
         out.structure["population"] = {
             "structure": "regional" if regional else "independent", "spread_is": src.spread_is or "sd",
@@ -345,7 +345,7 @@ def unc_year(data: Dataset, years: list[str]) -> str:
     return years[0] if data.population_years else ""
 
 
-def _indicator(data: Dataset, src: Source, unc: UncertaintySpec, rng, central: np.ndarray,
+def _indicator(data: Dataset, src: Source, unc: UncertaintySpec, rng: np.random.Generator, central: np.ndarray, *,
                codes: list[str], years: list[str]) -> np.ndarray:
     S, n = unc.draws, len(codes)
     if src.method == "sampling":
@@ -365,12 +365,14 @@ def _indicator(data: Dataset, src: Source, unc: UncertaintySpec, rng, central: n
         out[frame["draw"].to_numpy(), frame["i"].to_numpy()] = frame["value"].to_numpy()
         return out
     if src.distribution == "normal":
-        e = rng.standard_normal((S, n)) * src.sd
+        e = rng.standard_normal((S, n)) * present(src.sd, f"uncertainty source {src.label}: sd")
         drawn = central * (1 + e) if src.relative else central + e
     elif src.distribution == "lognormal":
-        drawn = central * np.exp(rng.standard_normal((S, n)) * src.sigma - src.sigma ** 2 / 2)
+        sigma = present(src.sigma, f"uncertainty source {src.label}: sigma")
+        drawn = central * np.exp(rng.standard_normal((S, n)) * sigma - sigma ** 2 / 2)
     else:
-        e = rng.triangular(src.low, 0.0, src.high, (S, n))
+        e = rng.triangular(present(src.low, f"uncertainty source {src.label}: low"), 0.0,
+                           present(src.high, f"uncertainty source {src.label}: high"), (S, n))
         drawn = central * (1 + e) if src.relative else central + e
     if src.min is not None or src.max is not None:
         drawn = np.clip(drawn, src.min if src.min is not None else -np.inf, src.max if src.max is not None else np.inf)
@@ -428,7 +430,7 @@ def _run_sums(ints: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class YearRows:
     """One year's population rows at lower tier, sorted by authority and age as the need reads them, with the
     boundaries of its (area, age), (area, band) and area groups (contiguous runs of the sorted rows)."""
@@ -443,7 +445,7 @@ class YearRows:
 
 
 def year_rows(data: Dataset, codes: list[str], need: Need) -> YearRows:
-    bands = need.age_cost_curve.bands
+    bands = need.curve.bands
     band_of_age = np.full(200, -1)
     for i, b in enumerate(bands):
         band_of_age[b.age_from:b.age_to + 1] = i
@@ -459,8 +461,8 @@ def year_rows(data: Dataset, codes: list[str], need: Need) -> YearRows:
     area_starts = np.flatnonzero(np.r_[True, g_area[1:] != g_area[:-1]])
     if len(area_starts) != len(codes) or len(set(bkey[band_starts].tolist())) != len(band_starts):
         raise InternalError("internal error: every authority's population rows must run by age, band by band")
-    return YearRows(pop["population"].to_numpy(), area, starts, band_starts, g_area[band_starts], g_band[band_starts],
-                    area_starts)
+    return YearRows(rows=pop["population"].to_numpy(), area_of_row=area, group_starts=starts, band_starts=band_starts,
+                    band_area=g_area[band_starts], band_of=g_band[band_starts], area_starts=area_starts)
 
 
 def _band_ages(rows: YearRows, b: int, ages: int) -> np.ndarray:
@@ -480,13 +482,14 @@ def variant_rows(rows: YearRows, factor: np.ndarray) -> np.ndarray:
     return rows.rows[:, None] * factor.T[rows.area_of_row]
 
 
-def draw_need_inputs(rows: YearRows, need: Need, draws: DataDraws, year: str, n_areas: int, base):
+def draw_need_inputs(rows: YearRows, need: Need, draws: DataDraws, year: str, *, n_areas: int, base: NeedInputs
+                     ) -> NeedInputs:
     """Each draw's need inputs for one year, (S, ...) arrays: band populations and residents as `need_inputs`
     computes them from the variant's rows (fixed_sum by area and age, then by area and band, and by area), the
     indicators' drawn values and their population-weighted national values. Rows run along the first axis, so
     every sum is a contiguous reduction."""
     S = draws.size
-    n_bands = len(need.age_cost_curve.bands)
+    n_bands = len(need.curve.bands)
     factor = draws.factor(year)
     totals = np.bincount(rows.area_of_row, weights=rows.rows, minlength=n_areas)  # each authority's residents
     if totals.max(initial=0.0) * factor.max(initial=1.0) * float(SCALE) >= INT64_SAFE:  # its sum's counts: 64 bits
@@ -515,7 +518,7 @@ def draw_need_inputs(rows: YearRows, need: Need, draws: DataDraws, year: str, n_
               for j, ind in enumerate(need.indicators)]
     national = [np.asarray(long_sum(val * population_f, S) / long_sum(population_f, S)) for val in values]
     return replace(base, population=population_f, bands=band_f, values=values,
-                   national=national)  # need.axis.NeedInputs, each array with a leading draw axis
+                   national=national)  # need.inputs.NeedInputs, each array with a leading draw axis
 
 
 def long_sum(x: np.ndarray, S: int) -> np.ndarray:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from fundform.base.errors import FundformError
 from fundform.base.numeric import fixed_sum
 from fundform.inputs.tables import LEVELS
+
+if TYPE_CHECKING:
+    from fundform.inputs.contracts import TableContract
+    from fundform.inputs.dataset import Dataset
 
 
 def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: list[str],
@@ -32,7 +37,7 @@ def roll_up(frame: pl.LazyFrame, lookup: pl.LazyFrame, level: str, additive: lis
     )
 
 
-def deal_contract():
+def deal_contract() -> TableContract:
     from fundform.inputs.contracts import Column, TableContract
 
     return TableContract(
@@ -75,7 +80,7 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
         if many.height:
             problems.append(Problem(path.name, "deal_name", "a deal code with more than one name",
                                     "one name per deal_code", tuple(many["deal_code"].to_list())))
-    if problems:
+    if problems or frame is None:
         raise InvalidInput(problems, str(path))
     level = deal_level_name(path)
     listed = frame.select("area_code", level=pl.lit(level), target_code="deal_code", target_name="deal_name",
@@ -85,7 +90,7 @@ def deal_lookup(path: Path, areas: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([listed, rest]).sort("area_code", "target_code")
 
 
-def with_level(data, level: str, deal_file: Path | None):
+def with_level(data: Dataset, level: str, deal_file: Path | None) -> Dataset:
     """The dataset with the run's level in its lookup: a deal-area file's rows added when the level is one."""
     if deal_file is None:
         return data
@@ -96,7 +101,7 @@ def with_level(data, level: str, deal_file: Path | None):
     return dataclasses.replace(data, tables={**data.tables, "area_lookup": lk})  # every other field kept
 
 
-def hint_lookup(data_dir) -> pl.DataFrame | None:
+def hint_lookup(data_dir: Path | str) -> pl.DataFrame | None:
     """The dataset's area lookup, for match_area's hint of the level a name belongs to (None if it has none)."""
     from pathlib import Path
 

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import FundformError, present
 from fundform.base.numeric import fixed_sum
 from fundform.engine.context import Settle
 from fundform.engine.geography import roll_up, with_level
@@ -40,7 +40,7 @@ from fundform.inputs.dataset import Dataset
 YIELDS = ("council_tax_yield", "precept_flex_yield", "health_tax_yield", "business_rates_discount")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Settled:
     """Everything up to the transition, for every scenario: the prepared data, the years, the local resources and
     each scenario's equalisation degree, and the settlement of each stream."""
@@ -112,7 +112,7 @@ def draw_population(data: Dataset, level: str, fy: list[str], scen: Scenarios, c
             out.append(pop)
             continue
         S, n = pop.shape
-        long = pl.LazyFrame({"area_code": np.tile(np.asarray(scen.draws.codes), S),
+        long = pl.LazyFrame({"area_code": np.tile(np.asarray(present(scen.draws, "the draws").codes), S),
                              "draw": np.repeat(np.arange(S), n), "population": pop.reshape(-1)})
         rolled = roll_up(long, data.lazy("area_lookup"), level, ["population"], by=["draw"]).collect()
         wide = rolled.pivot(on="area_code", index="draw", values="population").sort("draw").select(codes)
@@ -125,14 +125,23 @@ def bound_labels(bound: np.ndarray) -> np.ndarray:
     return np.where(bound == BOUND_FLOOR, "floor", np.where(bound == BOUND_CEILING, "ceiling", "none"))
 
 
-def _pool(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+def _pool(arrays: list[np.ndarray]) -> np.ndarray:
     """The streams' arrays summed (one stream's own array, not a copy)."""
-    if any(a is None for a in arrays):
-        return None
-    return arrays[0] if len(arrays) == 1 else sum(arrays)
+    if len(arrays) == 1:
+        return arrays[0]
+    total = arrays[0] + arrays[1]
+    for a in arrays[2:]:
+        total = total + a
+    return total
 
 
-@dataclass
+def _pool_kept(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    """The streams' arrays summed where every stream kept one (uprated baselines, today's funding), else None."""
+    kept = [a for a in arrays if a is not None]
+    return _pool(kept) if len(kept) == len(arrays) else None
+
+
+@dataclass(kw_only=True)
 class Outcome:
     """Every quantity of the settlement, per scenario, year and area: arrays (S, years, areas) of int64 pence
     (areas in code order, as `areas`), pooled over the version's streams where it has more than one. Derived
@@ -196,7 +205,7 @@ class Outcome:
     def todays_funding(self) -> np.ndarray | None:
         """(areas,) pence: today's funding in cash, the base year's, the streams' summed; None where the version
         holds none (a version that starts from shares alone)."""
-        return _pool([s.todays for s in self.settlements])
+        return _pool_kept([s.todays for s in self.settlements])
 
     @cached_property
     def years_to_target(self) -> np.ndarray:
@@ -291,7 +300,7 @@ def outcome(st: Settled, spec: FormulaSpec, params: RunParameters) -> Outcome:
     notional = notional_pence(st.local, codes.to_list(), st.years["financial_year"].to_list(), st.degree)
     return Outcome(
         settled=st, spec=spec, params=params, areas=frames[0], frames=frames, population=population,
-        targets=targets, baselines=_pool([s.baselines for s in st.settlements]),
+        targets=targets, baselines=_pool_kept([s.baselines for s in st.settlements]),
         previous=_pool([p.previous for p in parts]), allocation=allocation, guarantee=guarantee,
         released=_pool([p.released for p in parts]), bounds=np.stack([p.bound for p in parts]),
         notional=notional, grant=grants(allocation + guarantee, notional, population, spec.local_tax))

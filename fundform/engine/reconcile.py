@@ -3,6 +3,8 @@ years."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -12,6 +14,9 @@ from fundform.engine.settlement.money import round_half_up
 from fundform.engine.settlement.transition import ceiling_pence, floor_pence
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
+
+# one identity of a year: (financial year, what must hold, expected pence, actual pence)
+Identity = tuple[str, str, int, int]
 
 
 def population_policy(data: Dataset, areas: pl.DataFrame, fy: list[str], frames: list[pl.DataFrame]) -> dict:
@@ -36,13 +41,13 @@ def baseline_sources(data: Dataset, spec: FormulaSpec) -> dict:
     return {"baseline_component_years": out} if out else {}
 
 
-def extra_checks(alloc: pl.DataFrame, spec: FormulaSpec, settlements: list[Settlement]) -> list[tuple]:
+def extra_checks(alloc: pl.DataFrame, spec: FormulaSpec, settlements: list[Settlement]) -> list[Identity]:
     """Local-tax identities: adjustments net to zero; spending power = grant + local yield; on the grant basis,
     grants sum to the grant control total."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         pl.col("negative_grant_adjustment").sum(), pl.col("grant").sum(), pl.col("local_yield").sum(),
         pl.col("spending_power").sum(), pl.col("notional_local_tax").sum(), pl.col("control_total").first())
-    rows = []
+    rows: list[Identity] = []
     for r in sums.iter_rows(named=True):
         y = r["financial_year"]
         rows += [(y, "sum of negative-grant adjustments = 0", 0, r["negative_grant_adjustment"]),
@@ -55,7 +60,7 @@ def extra_checks(alloc: pl.DataFrame, spec: FormulaSpec, settlements: list[Settl
 
 
 def reconcile(alloc: pl.DataFrame, settlements: list[Settlement], target_totals: np.ndarray, released: np.ndarray,
-              spec, extra: list[tuple] = ()) -> pl.DataFrame:
+              spec: FormulaSpec, *, extra: Sequence[Identity] = ()) -> pl.DataFrame:
     """The identities every run must satisfy, per year, checked exactly in pence."""
     sums = alloc.group_by("financial_year", maintain_order=True).agg(
         control_total=pl.col("control_total").first(),

@@ -63,7 +63,7 @@ def dated_path(spec: FormulaSpec, path: str, year: str | None) -> str:
     return path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scenarios:
     """The scenario axis every stage takes: `size` scenarios, each giving its own values to some of the version's
     numbers, named by their paths as `--set` names them (`need.indicators.deprivation.elasticity`,

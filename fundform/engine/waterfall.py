@@ -10,6 +10,8 @@ Every step is a difference of exact pence figures, so the steps add up to the gr
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import polars as pl
 
@@ -56,7 +58,8 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
     target, money = col("target_allocation"), [
         ("transition", col("allocation") - col("target_allocation")), ("guarantee payment", col("guarantee_payment")),
         ("local tax deduction", -col("notional_local_tax")), ("negative-grant rule", col("negative_grant_adjustment"))]
-    names, cums = None, []
+    names: list[str] | None = None
+    cums = []
     for t, y in enumerate(years):
         steps = steps_by_year[y] if isinstance(steps_by_year, dict) else steps_by_year
         total = target[t].sum()
@@ -73,11 +76,13 @@ def waterfall(allocations: pl.DataFrame, steps_by_year: dict[str, list[tuple[str
         cums.append(np.stack(cumulative).astype(np.int64))  # (steps, areas)
     cum = np.stack(cums)  # (years, steps, areas)
     amount = np.diff(cum, axis=1, prepend=0)
+    if names is None:
+        raise InternalError("internal error: a waterfall of no years")
     k = len(names)
     keys = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
     # rows year-major, then area, then step: the order the sort below would give
     order = lambda arr: arr.transpose(0, 2, 1).reshape(-1)
-    return keys.select(pl.all().repeat_by(k)).explode(pl.all()).with_columns(
+    return keys.select(pl.all().repeat_by(k)).explode(keys.columns).with_columns(
         step_order=pl.Series(np.tile(np.arange(1, k + 1, dtype=np.int32), a.height)),
         step=pl.Series(names * a.height), amount=pl.Series(order(amount)), cumulative=pl.Series(order(cum)))
 
@@ -102,7 +107,7 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
 
     def year_shares(y: str) -> np.ndarray:
         """(areas, cohorts + rest) each cohort's share of the area's age-weighted population in year y."""
-        w = age_weights(spec.at(y).need.age_cost_curve)
+        w = age_weights(spec.at(y).need.curve)
         by_age = data.for_year(y).lazy("population").group_by("area_code", "age").agg(
             fixed_sum(pl.col("population")).alias("p"))
         tagged = by_age.join(w.lazy(), on="age").with_columns(awp=pl.col("p") * pl.col("age_weight"))
@@ -115,15 +120,15 @@ def cohort_budgets(data: Dataset, spec: FormulaSpec, level: str, allocations: pl
         return np.concatenate([sh, 1 - sh.sum(axis=-1, keepdims=True)], axis=-1)
 
     # each year's shares depend on the data, the curve, the cohorts and the areas alone: derived once per dataset
-    key = lambda y: ("cohort_shares", y, model_key(spec.at(y).need.age_cost_curve), repr(cohorts), level,  # noqa
+    key = lambda y: ("cohort_shares", y, model_key(spec.at(y).need.curve), repr(cohorts), level,
                      tuple(a.filter(pl.col("financial_year") == y)["area_code"]))
-    shares = np.stack([data.memo(key(y), lambda y=y: year_shares(y)) for y in years])  # (years, areas, C + 1)
+    shares = np.stack([data.memo(key(y), partial(year_shares, y)) for y in years])  # (years, areas, C + 1)
     grant = a["grant"].to_numpy().reshape(len(years), -1)
     parts = apportion(grant, shares)  # (years, areas, C + 1): the one rule every money split follows
     names = [c.name for c in cohorts] + ["rest"]
     ages = [f"{c.age_from}-{c.age_to}" if c.age_to < 90 else f"{c.age_from}+" for c in cohorts] + ["other"]
     k = len(names)
     base = a.select("area_code", "area_name", "area_level", "financial_year", "year_index")
-    return (base.select(pl.all().repeat_by(k)).explode(pl.all())
+    return (base.select(pl.all().repeat_by(k)).explode(base.columns)
             .with_columns(cohort=pl.Series(names * a.height), ages=pl.Series(ages * a.height),
                           share=pl.Series(shares.reshape(-1)), amount=pl.Series(parts.reshape(-1))))

@@ -17,12 +17,13 @@ from fundform.base.lazy import LazyModule
 from fundform.formula.rules import Transition
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
+else:
+    np = LazyModule("numpy")  # the rules compute with NumPy; registering them imports nothing
 
-
-np = LazyModule("numpy")  # the rules compute with NumPy; registering them imports nothing
-
-IndicatorTransform = Callable[["pl.Expr", "pl.Expr", float], "pl.Expr"]
+# (value, national value, elasticity) -> multiplier: numbers, or columns of each scenario's (need.axis)
+IndicatorTransform = Callable[["pl.Expr", "pl.Expr | float", "pl.Expr | float"], "pl.Expr"]
 TransitionRule = Callable[["RuleContext"], "np.ndarray"]
 
 INDICATOR_TRANSFORMS: dict[str, IndicatorTransform] = {}
@@ -30,7 +31,9 @@ TRANSITION_RULES: dict[str, TransitionRule] = {}
 # A rule's pace: f(d, value) -> further years for a distance from target d = allocation / target - 1 to come within
 # `tolerance` of target at the rule's own pace (targets growing like allocations), NaN where it never does.
 # `value(name)` is the rule's number, or each scenario's ((S, 1) arrays) in a sweep. A rule without one: NaN.
-YearsToTarget = Callable[["np.ndarray", Callable[[str], object], Transition, float], "np.ndarray"]
+# A rule's number by name: a float, or each scenario's ((S, 1) array)
+RuleValue = Callable[[str], "float | np.ndarray"]
+YearsToTarget = Callable[["np.ndarray", RuleValue, Transition, float], "np.ndarray"]
 YEARS_TO_TARGET: dict[str, YearsToTarget] = {}
 # Rules whose unconstrained allocation never reads B (today's funding uprated): a sweep that keeps no detail skips
 # computing it for them. Any other rule (a plugin's included) is given B.
@@ -84,13 +87,13 @@ def load_plugins() -> None:
 
 
 @indicator_transform("ratio_power", "m = (x / X) ^ e")
-def ratio_power(value: pl.Expr, national: pl.Expr, elasticity: float) -> pl.Expr:
+def ratio_power(value: pl.Expr, national: pl.Expr | float, elasticity: pl.Expr | float) -> pl.Expr:
     """(value / national value) ** elasticity: a constant-elasticity multiplier, 1 at the national value."""
     return (value / national).pow(elasticity)
 
 
 @indicator_transform("ratio_linear", "m = 1 + e * (x / X - 1)")
-def ratio_linear(value: pl.Expr, national: pl.Expr, elasticity: float) -> pl.Expr:
+def ratio_linear(value: pl.Expr, national: pl.Expr | float, elasticity: pl.Expr | float) -> pl.Expr:
     """1 + elasticity x (value / national value - 1): NHS England's style of weighted adjustment."""
     return 1.0 + elasticity * (value / national - 1.0)
 
@@ -107,17 +110,17 @@ class RuleContext:
     growth: np.ndarray
     year: int  # 1 for the first year of the settlement
     rule: Transition
-    values: dict | None = None  # per-scenario parameter arrays (a sweep), overriding the rule's own values
+    values: dict[str, np.ndarray] | None = None  # per-scenario parameter arrays (a sweep), overriding the rule's own values
     given: np.ndarray | None = None  # each area's convergence where the rule takes it as given (given_convergence)
 
-    def value(self, name: str):
+    def value(self, name: str) -> float | np.ndarray:
         """A rule parameter: the sweep's array for it (one value per scenario) or the rule's own number."""
         if self.values and name in self.values:
             return self.values[name]
         return getattr(self.rule, name).value
 
 
-def _convergence_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+def _convergence_years(d: np.ndarray, value: RuleValue, rule: Transition, tolerance: float) -> np.ndarray:
     """`0` if already there, else `ceil(log(0.001 / |d|) / log(1 - f))` (`d = A/T - 1`, `f` = gap_closed_per_year:
     the gap shrinks by 1 - f a year); 1 if `f >= 1`; empty if `f = 0`."""
     f = np.asarray(value("gap_closed_per_year"), dtype=np.float64)
@@ -146,7 +149,7 @@ def nhs_convergence_adjustment(dft: np.ndarray, rule: Transition, ctx: RuleConte
     return _adjustment(dft, rule, ctx.value if ctx is not None else (lambda name: getattr(rule, name).value))
 
 
-def _nhs_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+def _nhs_years(d: np.ndarray, value: RuleValue, rule: Transition, tolerance: float) -> np.ndarray:
     """the distance simulated year by year, `d <- (1 + d) * (1 + c(d)) - 1` with the rule's `c` (at most 200 years;
     empty beyond)."""
     years = np.where(np.abs(d) <= tolerance, 0.0, np.nan)
@@ -158,10 +161,10 @@ def _nhs_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.n
     return years
 
 
-def _adjustment(dft: np.ndarray, rule: Transition, v) -> np.ndarray:
+def _adjustment(dft: np.ndarray, rule: Transition, v: RuleValue) -> np.ndarray:
     gain = np.minimum(v("gain_gap_closed") * np.maximum(-dft, 0.0), v("max_gain"))
     over = np.maximum(dft, 0.0)
-    cut = np.minimum(v("reduction_gap_closed") * (over / (1.0 + over) if rule.reduction_of == "d/(1+d)" else over),
+    cut = np.minimum(v("reduction_gap_closed") * (over / (1.0 + over) if getattr(rule, "reduction_of", None) == "d/(1+d)" else over),
                      v("max_reduction"))
     return np.where(dft < 0, gain, -cut)
 
@@ -169,7 +172,7 @@ def _adjustment(dft: np.ndarray, rule: Transition, v) -> np.ndarray:
 def combined(grown: np.ndarray, ctx: RuleContext, c: np.ndarray) -> np.ndarray:
     """The allocation after convergence c, as the rule declares them combined: A*G*(1 + c) (multiplicative) or
     A*(G + c) (additive: the sheet's allocation = baseline x (1 + base growth + convergence))."""
-    if ctx.rule.combine == "additive":
+    if getattr(ctx.rule, "combine", "multiplicative") == "additive":
         return ctx.previous * (ctx.growth + c)
     return grown * (1.0 + c)
 
@@ -186,7 +189,7 @@ def nhs_convergence(ctx: RuleContext) -> np.ndarray:
     return combined(grown, ctx, nhs_convergence_adjustment(dft, ctx.rule, ctx))
 
 
-def _no_pace(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+def _no_pace(d: np.ndarray, value: RuleValue, rule: Transition, tolerance: float) -> np.ndarray:
     """`0` if already there, else empty (the rule does not move an area toward its target)."""
     return np.where(np.abs(d) <= tolerance, 0.0, np.nan)
 
@@ -207,7 +210,7 @@ def uniform(ctx: RuleContext) -> np.ndarray:
     return ctx.previous * ctx.growth
 
 
-def _phasing_years(d: np.ndarray, value, rule: Transition, tolerance: float) -> np.ndarray:
+def _phasing_years(d: np.ndarray, value: RuleValue, rule: Transition, tolerance: float) -> np.ndarray:
     """`0` if already there, else empty (phasing ends at target in its last year; beyond it no pace applies)."""
     return np.where(np.abs(d) <= tolerance, 0.0, np.nan)
 

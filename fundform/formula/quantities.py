@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -76,11 +76,15 @@ class UnitIs:
         return {**v, "unit": self.unit, "description": u}
 
 
-def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):
-    def check(q):
+Q = TypeVar("Q")
+
+
+def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False
+             ) -> AfterValidator:
+    def check(q: Q) -> Q:  # a Quantity or a bare number
         if q is None:
             return q
-        v = q.value if isinstance(q, Quantity) else q
+        v = float(q.value if isinstance(q, Quantity) else q)  # type: ignore[arg-type]
         below = lo is not None and (v <= lo if lo_open else v < lo)
         above = hi is not None and v > hi
         if below or above:
@@ -93,13 +97,14 @@ def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: st
     return AfterValidator(check)
 
 
-def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False):
+def Bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False
+            ) -> AfterValidator:
     """A number's declared range: `Annotated[float, Bounded(0, 1)]`."""
     return _bounded(lo, hi, lo_open, what, whole)
 
 
 def Measured(unit: str, lo: float | None, hi: float | None, lo_open: bool = False, what: str = "",
-             whole: bool = False):
+             whole: bool = False) -> Any:
     """A field holding one number: its unit and its range, declared with the field."""
     return Annotated[Quantity, BeforeValidator(UnitIs(unit)), _bounded(lo, hi, lo_open, what, whole)]
 

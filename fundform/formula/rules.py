@@ -55,7 +55,7 @@ class _Released(_Rule):
     """A rule that may allocate other than the year's total (NHS England's rounds): what it does not allocate is
     released, and what it gives beyond the total is refused or added."""
 
-    budget_neutral: bool = True
+    budget_neutral: bool = True  # type: ignore[assignment]  # a released rule may say False; every other rule True
     # a rule that is not budget neutral and gives more than the year's control total: "refused" (the total is a cap)
     # or "added" (NHS England's rounds: the total is what the rule allocates; the excess is reported as a negative
     # release, released_by_transition_gbp)

@@ -20,7 +20,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -35,6 +35,9 @@ from fundform.formula.registry import (
 )
 from fundform.formula.rules import rule_numbers
 from fundform.formula.spec import FormulaSpec
+
+if TYPE_CHECKING:
+    from fundform.inputs.contracts import TableContract
 
 SCENARIO_KEYS = {"extends", "title", "description", "replace_streams"}
 
@@ -109,7 +112,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, f"{prefix}{k}."))
     elif isinstance(data, list) and _keyed(data):
         for item in data:
-            fields = _key_fields(item)
+            fields = _key_fields(item) or ()
             out.update(flatten({k: v for k, v in item.items() if k not in fields}, f"{prefix}{item_key(item)}."))
     else:
         out[prefix[:-1]] = data
@@ -127,7 +130,7 @@ def _child(node: Any, key: str, path: str, create: bool) -> Any:
         for item in node:
             if item_key(item) == key:
                 return item
-        raise SpecError(f"override {path}: no item '{key}' here (known: {', '.join(map(item_key, node))})")
+        raise SpecError(f"override {path}: no item '{key}' here (known: {', '.join(str(item_key(i)) for i in node)})")
     raise SpecError(f"override {path}: '{key}' is below a value, not a table")
 
 
@@ -201,7 +204,7 @@ def merge(base: dict, patch: dict, origin: str, prefix: str = "") -> None:
             by_key = {item_key(i): i for i in base[k]}
             for key, sub in v.items():
                 if key not in by_key or not isinstance(sub, dict):
-                    raise SpecError(f"scenario key {path}.{key}: no item '{key}' here (known: {', '.join(by_key)})")
+                    raise SpecError(f"scenario key {path}.{key}: no item '{key}' here (known: {', '.join(map(str, by_key))})")
                 merge(by_key[key], sub, origin, f"{path}.{key}.")
         elif is_quantity:
             base[k]["value"] = v
@@ -298,7 +301,7 @@ def parse_set(expr: str) -> tuple[str, Any]:
     return path, value
 
 
-def index_file_contract():
+def index_file_contract() -> TableContract:
     """The contract of a user's index CSV (built when one is read: reading a version imports no table library)."""
     from fundform.inputs.contracts import Column, TableContract
 
@@ -315,7 +318,7 @@ def index_file_contract():
     )
 
 
-def read_index_file(name: str, path: Path) -> dict:
+def read_index_file(name: str, path: Path) -> dict[str, Any]:
     """A user's index CSV as a formula index series; every problem named by file, column and row."""
     if not path.is_file():
         raise SpecError(f"--index {name}: file {path} not found")
@@ -328,14 +331,15 @@ def read_index_file(name: str, path: Path) -> dict:
     if raw is None:
         raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
     frame, problems = check_table(raw, index_file_contract(), path.name)
-    if not problems:
-        bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
-        if bad_years.height:
-            problems.append(Problem(path.name, "financial_year", f"{bad_years.height} value(s) not a financial year",
-                                    "years written like 2027/28", row_labels(bad_years, ["financial_year"])))
-        for col in ("source", "vintage"):
-            if frame[col].n_unique() != 1:
-                problems.append(Problem(path.name, col, "differs between rows", "one value for the whole series"))
+    if frame is None or problems:
+        raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
+    bad_years = frame.with_row_index("__row").filter(~pl.col("financial_year").str.contains(r"^\d{4}/\d{2}$"))
+    if bad_years.height:
+        problems.append(Problem(path.name, "financial_year", f"{bad_years.height} value(s) not a financial year",
+                                "years written like 2027/28", row_labels(bad_years, ["financial_year"])))
+    for col in ("source", "vintage"):
+        if frame[col].n_unique() != 1:
+            problems.append(Problem(path.name, col, "differs between rows", "one value for the whole series"))
     if problems:
         raise SpecError(f"--index {name}: {path}\n" + "\n".join(f"  - {p.render()}" for p in problems))
     return {"description": f"{name} from {path.name}", "unit": "growth per year",
@@ -430,15 +434,15 @@ def resolve_formula(ref: str, sets: list[str] | tuple[str, ...] = (), directory:
         overrides.append(Override(f"indices.{name}", "series in the formula file" if old else None,
                                   f"{Path(file).name} (sha256 {digest}, vintage {series['vintage']})", "--index"))
     for expr in sets:
-        path, value = parse_set(expr)
-        if not path or any(not part for part in path.split(".")):
-            raise SpecError(f"--set '{expr}': '{path}' is not a dotted key path (e.g. transition.floor)")
+        key, value = parse_set(expr)
+        if not key or any(not part for part in key.split(".")):
+            raise SpecError(f"--set '{expr}': '{key}' is not a dotted key path (e.g. transition.floor)")
         try:
-            old = set_path(data, path, value, f"--set {path}")
+            old = set_path(data, key, value, f"--set {key}")
         except (TypeError, KeyError, AttributeError, ValueError) as e:
-            raise SpecError(f"--set '{expr}': cannot set {path} here ({type(e).__name__}: {e}); see `fundform "
+            raise SpecError(f"--set '{expr}': cannot set {key} here ({type(e).__name__}: {e}); see `fundform "
                             "formulas show` for the key paths") from None
-        overrides.append(Override(path, old, value, "--set"))
+        overrides.append(Override(key, old, value, "--set"))
     origin = (scenario_name or str(base_path)) + (f" with {', '.join('--set ' + e for e in sets)}" if sets else "")
     try:
         spec = FormulaSpec.model_validate(data)

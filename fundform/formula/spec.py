@@ -15,6 +15,7 @@ checks side by side.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -138,6 +139,13 @@ class Need(Strict):
                 raise ValueError("practice weighted populations already include age and need: give no age_cost_curve "
                                  "or indicators")
         return self
+
+    @property
+    def curve(self) -> AgeCostCurve:
+        """The age cost curve of a need measured by one (method age_cost_curve, which validation requires it of)."""
+        if self.age_cost_curve is None:
+            raise ValueError(f"need method {self.method} has no age cost curve")
+        return self.age_cost_curve
 
 
 BaselineComponent = Literal["nhs_core", "nhs_primary_medical", "adult_social_care", "public_health"]
@@ -577,10 +585,12 @@ class FormulaSpec(Strict):
             names = [st.name for st in self.streams]
             if len(set(names)) != len(names):
                 raise ValueError(f"stream names must be unique, got {names}")
-            owners: dict[str, list[str]] = {}
+            owners: dict[str | None, list[str]] = {}
             for st in self.streams:
-                for c in st.baseline_components or [st.round_stream]:
-                    owners.setdefault(c, []).append(st.name)
+                owned_parts: list[str | None] = ([*st.baseline_components] if st.baseline_components
+                                                 else [st.round_stream])
+                for owned in owned_parts:
+                    owners.setdefault(owned, []).append(st.name)
             twice = {c: names for c, names in owners.items() if len(names) > 1}
             if twice:
                 raise ValueError("a baseline component (or a published round's stream) belongs to more than one "
@@ -635,16 +645,16 @@ class FormulaSpec(Strict):
             head = re.split(r"[,;:\s]", idx.source.strip(), maxsplit=1)[0]
             if not idx.source.lower().startswith("assumption") and head not in known:
                 raise ValueError(f"indices.{name}.source names no listed source")
-            for c in idx.composite or []:
-                part = self.indices.get(c.index)
+            for comp in idx.composite or []:
+                part = self.indices.get(comp.index)
                 if part is None:
-                    raise ValueError(f"indices.{name}.composite: unknown index '{c.index}'")
+                    raise ValueError(f"indices.{name}.composite: unknown index '{comp.index}'")
                 if part.composite is not None:
-                    raise ValueError(f"indices.{name}.composite: '{c.index}' is itself a composite")
+                    raise ValueError(f"indices.{name}.composite: '{comp.index}' is itself a composite")
         return self
 
 
-def iter_quantities(model: BaseModel, prefix: str = ""):
+def iter_quantities(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Quantity]]:
     """Every Quantity in a spec with its dotted key path: what `formulas show` and the manifest list."""
     for name in type(model).model_fields:
         value = getattr(model, name)
@@ -664,7 +674,7 @@ def iter_quantities(model: BaseModel, prefix: str = ""):
                     yield from iter_quantities(item, f"{path}.{k}.")
 
 
-def iter_needs(spec: FormulaSpec):
+def iter_needs(spec: FormulaSpec) -> Iterator[tuple[str, Need]]:
     """The version's need and each stream's own, with their dotted key paths."""
     yield "need", spec.need
     for stream in spec.streams:
@@ -672,7 +682,7 @@ def iter_needs(spec: FormulaSpec):
             yield f"streams.{stream.name}.need", stream.need
 
 
-def iter_age_curves(spec: FormulaSpec):
+def iter_age_curves(spec: FormulaSpec) -> Iterator[tuple[str, AgeCostCurve]]:
     """Every age cost curve in a spec (the pooled need's and each stream's) with its dotted key path; a band's
     weight is addressed as `<path>.bands.<from>-<to>.weight` by --set, scenarios, diffs and sweeps."""
     for path, need in iter_needs(spec):

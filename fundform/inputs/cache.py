@@ -24,8 +24,12 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fundform.base.failpoints import failpoint
+
+if TYPE_CHECKING:
+    from fundform.inputs.dataset import Dataset
 
 FORMAT = 1
 MAX_ENTRIES = 8
@@ -76,7 +80,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read(directory: Path, key: str, root: Path | None = None):
+def read(directory: Path, key: str, root: Path | None = None) -> Dataset | None:
     """The checked dataset of an entry, verified; None if there is none or it fails verification (then deleted)."""
     import polars as pl
 
@@ -106,7 +110,7 @@ def read(directory: Path, key: str, root: Path | None = None):
         return None
 
 
-def write(data, key: str, root: Path | None = None) -> None:
+def write(data: Dataset, key: str, root: Path | None = None) -> None:
     """Keep a checked dataset, atomically; a failure to cache (a full disk, say) never fails the run."""
     root = root or cache_root()
     final = root / key
@@ -172,7 +176,7 @@ def clear(root: Path | None = None) -> int:
     return n
 
 
-def load(directory: Path, allow_implausible: bool = False, use_cache: bool = True):
+def load(directory: Path, allow_implausible: bool = False, use_cache: bool = True) -> Dataset:
     """The dataset in `directory`, read and checked, or the checked tables of an earlier run on the same files."""
     from fundform.inputs.dataset import load_dataset
 
@@ -189,10 +193,10 @@ def load(directory: Path, allow_implausible: bool = False, use_cache: bool = Tru
     return data
 
 
-_CHECKED: dict[tuple, object] = {}  # datasets this process has loaded and checked, by the content of their files
+_CHECKED: dict[tuple[Any, ...], Dataset] = {}  # datasets this process has loaded and checked, by the content of their files
 
 
-def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True):
+def checked_dataset(data_dir: Path, allow_implausible: bool = False, use_cache: bool = True) -> Dataset:
     """The dataset in `data_dir`, loaded and checked once per process for the same file contents: a notebook or a
     server that runs many variants reads and checks it once. Keyed by the SHA-256 of every file in the folder (each
     hashed once per process while it is unchanged), so a changed, added or removed file is read and checked again.

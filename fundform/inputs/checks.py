@@ -4,10 +4,13 @@ from two tables (each bound with the evidence it rests on)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+
 import polars as pl
 
 from fundform.base.errors import Problem
-from fundform.inputs.contracts import Plausible, row_labels
+from fundform.inputs.contracts import Plausible, TableContract, row_labels
 from fundform.inputs.files import AGES, SEXES, SHARE_TOLERANCE
 from fundform.inputs.tables import (
     CONTRACTS,
@@ -72,14 +75,14 @@ def plausibility_problems(tables: dict[str, pl.DataFrame], names: dict[str, str]
         years = sorted(pop["financial_year"].unique().to_list())
         b_year = (tables["baseline"]["baseline_year"][0] if "baseline" in tables and tables["baseline"].height
                   and "baseline_year" in tables["baseline"].columns else None)
-        ref = b_year if b_year in years else years[0]
+        ref = str(b_year) if b_year in years else years[0]
         per_area = (pop.filter(pl.col("financial_year") == ref).group_by("area_code")
                     .agg(population=pl.col("population").sum()).sort("area_code"))
     else:
         per_area = pop.group_by("area_code").agg(population=pl.col("population").sum()).sort("area_code")
         sizes = per_area
-    total = float(pop.group_by("financial_year").agg(pl.col("population").sum())["population"].max() if by_year
-                  else per_area["population"].sum())
+    total = float(pop.group_by("financial_year").agg(pl.col("population").sum())["population"].to_numpy().max()
+                  if by_year else per_area["population"].sum())
     return population_problems(sizes, per_area, total, "", tables, names)
 
 
@@ -141,7 +144,8 @@ def population_problems(sizes: pl.DataFrame, per_area: pl.DataFrame | None, tota
 
 
 def cross_table_problems(tables: dict[str, pl.DataFrame], names: dict[str, str],
-                         contracts: dict | None = None, converted: set[str] = frozenset()) -> list[Problem]:
+                         contracts: dict[str, TableContract] | None = None,
+                         converted: AbstractSet[str] = frozenset()) -> list[Problem]:
     """Coverage of areas across tables, complete population grids, lookup shares that sum to 1. A row of a file is
     named by its row number in that file (1 = the first data row) and its key; an area absent from a file, or a
     group of rows, by its key alone. Row numbers are not given for tables converted from older codes (their rows
@@ -283,7 +287,7 @@ ROUND_OPTIONAL = ("fair_shares_target", "distance_from_target", "convergence", "
                   "post_convergence_distance_from_target")
 
 
-def icbs_by_round(tables: dict[str, pl.DataFrame]):
+def icbs_by_round(tables: dict[str, pl.DataFrame]) -> Callable[[str], set[str]]:
     """round -> the ICB codes in force that year: the area lookup's, moved by the icb_changes effective by then."""
     lookup = set(tables["area_lookup"].filter(pl.col("level") == "icb")["target_code"].to_list())
     changes = tables.get("icb_changes")
@@ -298,7 +302,7 @@ def icbs_by_round(tables: dict[str, pl.DataFrame]):
     return of
 
 
-def round_problems(t: pl.DataFrame, file: str, icbs_in) -> list[Problem]:
+def round_problems(t: pl.DataFrame, file: str, icbs_in: Callable[[str], set[str]]) -> list[Problem]:
     """Each stream's round: every ICB in force that year (none missing), and each optional column given for every
     ICB of it or left empty for all of them."""
     problems: list[Problem] = []

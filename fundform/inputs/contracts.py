@@ -9,19 +9,22 @@ lookup shares) live in ``dataset.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fundform.base.errors import Problem
 from fundform.base.lazy import LazyModule
 
 # the contracts are read by commands that check no table (`fundform formulas show` checks a version's column
 # references against them): Polars is imported when a table is checked
-pl = LazyModule("polars")
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    pl = LazyModule("polars")
 
 DType = Literal["str", "int", "float"]
 
 
-def _polars_type(dtype: str):
+def _polars_type(dtype: str) -> type[pl.DataType]:
     return {"str": pl.String, "int": pl.Int64, "float": pl.Float64}[dtype]
 MAX_ROWS_LISTED = 50
 
@@ -72,8 +75,9 @@ class Plausible:
     why: str
 
     def text(self) -> str:
-        rng = (f"between {_num(self.lo)} and {_num(self.hi)}" if self.lo is not None and self.hi is not None
-               else f">= {_num(self.lo)}" if self.lo is not None else f"<= {_num(self.hi)}")
+        lo, hi = self.lo, self.hi
+        rng = (f"between {_num(lo)} and {_num(hi)}" if lo is not None and hi is not None
+               else f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}" if hi is not None else "any value")
         return f"{rng} (plausibility bound: {self.why}; --allow-implausible overrides it)"
 
 
@@ -206,7 +210,7 @@ def check_table(frame: pl.DataFrame, contract: TableContract, file: str,
                     "null": f"{n} missing value(s)", "range": f"{n} value(s) out of range",
                     "pattern": f"{n} value(s) not {col.pattern_text or 'of the expected form'}",
                     "plausible": f"{n} implausible value(s)"}[kind]
-            expected = col.plausible.text() if kind == "plausible" else col.expectation()
+            expected = col.plausible.text() if kind == "plausible" and col.plausible else col.expectation()
             problem = Problem(file, col.name, what, expected, rows)
             (warnings if kind == "plausible" and warnings is not None else problems).append(problem)
     for col in contract.columns:

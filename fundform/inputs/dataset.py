@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import polars as pl
 
@@ -36,6 +38,7 @@ from fundform.inputs.tables import (
 )
 from fundform.inputs.vintages import aggregate_small_areas, convert
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Dataset:
@@ -71,10 +74,10 @@ class Dataset:
         return {}
 
     @functools.cached_property
-    def _memo(self) -> dict:
+    def _memo(self) -> dict[tuple[Any, ...], Any]:
         return {}
 
-    def memo(self, key: tuple, compute):
+    def memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """A value derived from this dataset alone (and the key: a version's JSON, a level, years), computed once:
         a sweep, a live explorer or a run asking again for the same need frames reads them back. The tables are
         never changed in place, so what was derived stays true."""
@@ -82,7 +85,7 @@ class Dataset:
             if len(self._memo) > 256:
                 self._memo.clear()
             self._memo[key] = compute()
-        return self._memo[key]
+        return cast(T, self._memo[key])
 
     def for_year(self, year: str) -> Dataset:
         """The dataset as it stands in one financial year: the population of that year (the table's financial_year
@@ -147,7 +150,8 @@ def load_dataset(directory: Path, allow_implausible: bool = False) -> Dataset:
             if not chunk_problems:
                 checked, table_problems = check_table(counted, contract, "population/ (counted)", warnings)
                 problems += table_problems
-                tables[name] = checked
+                if checked is not None:
+                    tables[name] = checked
             continue
         path = sources[0] if sources else None
         if path is None:

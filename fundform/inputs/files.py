@@ -8,11 +8,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
 from fundform.base.errors import ENVIRONMENT_ERRNOS, InvalidInput, Problem
-from fundform.inputs.contracts import check_table
+from fundform.inputs.contracts import TableContract, check_table
 from fundform.inputs.tables import (
     INDICATOR_PREFIX,
 )
@@ -256,8 +257,8 @@ def _count_chunks(files: list[Path], folder: str) -> tuple[pl.DataFrame, list[Pr
         key = ["area_code", "sex", "age"] + (["small_area_code"] if "small_area_code" in cols else [])
         n, distinct = lf.select(pl.len(), pl.struct(key).n_unique()).collect(engine="streaming").row(0)
         if distinct < n:
-            dup = lf.filter(pl.struct(key).is_duplicated()).head(10).collect()
-            labels = tuple("/".join(str(r[k]) for k in key) for r in dup.iter_rows(named=True))
+            repeated = lf.filter(pl.struct(key).is_duplicated()).head(10).collect()
+            labels = tuple("/".join(str(r[k]) for k in key) for r in repeated.iter_rows(named=True))
             return pl.DataFrame(), [Problem(folder, ",".join(key), f"{n - distinct} row(s) repeat a key already "
                                             "given (in this or another chunk)", f"one row per {' x '.join(key)} "
                                             "across all chunks", labels)]
@@ -369,7 +370,7 @@ def read_parquet_strict(path: Path, label: str | None = None) -> pl.DataFrame:
                                    "each column once (which copy is meant is a guess)")])
     # ParquetFile.read, not read_table: the same page checksum verification without importing pyarrow.dataset
     # (0.3 s of a cold run)
-    return pl.from_arrow(pq.ParquetFile(path, page_checksum_verification=True).read())
+    return cast(pl.DataFrame, pl.from_arrow(pq.ParquetFile(path, page_checksum_verification=True).read()))
 
 
 def _read(path: Path, label: str | None = None) -> pl.DataFrame:
@@ -400,7 +401,7 @@ def unreadable(label: str, e: Exception) -> Problem:
                    "a readable, uncorrupted Parquet or CSV file")
 
 
-def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Problem]]:
+def check_user_file(path: Path, contract: TableContract) -> tuple[pl.DataFrame | None, list[Problem]]:
     """A user's own table (CSV or Parquet) read and checked against its contract: the checked frame and any
     problems, for the caller to add its own checks to before raising."""
     path = Path(path)
@@ -413,9 +414,9 @@ def check_user_file(path: Path, contract) -> tuple[pl.DataFrame | None, list[Pro
     return check_table(raw, contract, path.name)
 
 
-def read_user_file(path: Path, contract) -> pl.DataFrame:
+def read_user_file(path: Path, contract: TableContract) -> pl.DataFrame:
     """check_user_file, raising InvalidInput on any problem."""
     frame, problems = check_user_file(path, contract)
-    if problems:
+    if problems or frame is None:
         raise InvalidInput(problems, str(path))
     return frame

@@ -8,11 +8,12 @@ tables as ``<name>.parquet`` or ``<name>.csv``, and may add its own indicator ta
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fundform.inputs.contracts import Column, Plausible, TableContract
 
 AREA = Column("area_code", "str", "GSS code", "lower-tier local authority code, 2024 boundaries (E06/E07/E08/E09)")
-FY = dict(pattern=r"^\d{4}/\d{2}$", pattern_text="a financial year like 2024/25")
+FY: dict[str, Any] = dict(pattern=r"^\d{4}/\d{2}$", pattern_text="a financial year like 2024/25")
 
 # Hard limits that keep arithmetic exact (money in int64 pence, sums over every area) and plausibility bounds that
 # catch unit slips and corrupted files. Each bound says where it comes from; the observed ranges are those of the
@@ -203,7 +204,7 @@ COUNCIL_TAX_BANDS = TableContract(
     required=False,
 )
 
-WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0,  # noqa
+WP = lambda name, what: Column(name, "float", "weighted persons", f"{what} needs-weighted population", min=0,
                                max=MAX_PERSONS)
 
 PRACTICE_WEIGHTED_POPULATION = TableContract(

@@ -44,7 +44,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fundform.base.errors import SpecError
+from fundform.base.errors import InternalError, SpecError
 from fundform.base.toml import read_toml
 from fundform.inputs.contracts import Column, TableContract
 
@@ -112,7 +112,8 @@ class Source(_Strict):
                                  f"{' and '.join(need[self.distribution])}" + (f" (missing {', '.join(missing)})"
                                                                                if missing else "")
                                  + (f" (not {', '.join(extra)})" if extra else ""))
-            if self.distribution == "triangular" and not self.low < 0 < self.high:
+            if self.distribution == "triangular" and not (self.low is not None and self.high is not None
+                                                          and self.low < 0 < self.high):
                 raise ValueError(f"{where}: a triangular distribution runs from low < 0 to high > 0 around the "
                                  f"value (got low = {self.low:g}, high = {self.high:g})")
             if self.distribution == "lognormal" and not self.relative:
@@ -161,6 +162,8 @@ class UncertaintySpec(_Strict):
 
     def file_of(self, source: Source) -> Path:
         base = self.path.parent if self.path else Path(".")
+        if source.file is None:
+            raise InternalError(f"internal error: source {source.label} names no file of draws (file = ...)")
         return (base / source.file).resolve()
 
     def as_manifest(self) -> dict:
@@ -193,8 +196,7 @@ def draws_contract(source: Source) -> TableContract:
     value = (Column("factor", "float", "ratio", "the draw's population over the population table's, all ages", min=0,
                     min_exclusive=True, max=10) if source.input == "population" else
              Column("value", "float", "as the column", f"the draw's value of {source.label}",
-                    **({"min": source.min} if source.min is not None else {}),
-                    **({"max": source.max} if source.max is not None else {})))
+                    min=source.min, max=source.max))
     year = (Column("financial_year", "str", "financial year", "the year the factor is for",
                    pattern=r"^\d{4}/\d{2}$", pattern_text="a financial year like 2026/27"),)
     return TableContract(

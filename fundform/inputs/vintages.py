@@ -117,7 +117,7 @@ def aggregate_small_areas(frame: pl.DataFrame, contract: TableContract, file: st
         key=("small_area_code",))
     frame_w, problems = check_table(frame.select("small_area_code", "area_code", "small_area_population"), weights,
                                     file)
-    if problems:
+    if problems or frame_w is None:
         return frame, [], problems
     frame = frame.with_columns(small_area_population=frame_w["small_area_population"])
     empty = frame.group_by("area_code").agg(w=pl.col("small_area_population").sum()).filter(pl.col("w") <= 0)

@@ -159,7 +159,7 @@ def build_reconciliation(b: Built) -> pl.DataFrame:
     allocations = b.tables["allocations"]
     one = [s.one(b.i) for s in oc.settlements]
     return reconcile(allocations, one, oc.targets[b.i].sum(axis=1), oc.released[b.i], oc.spec,
-                     extra_checks(allocations, oc.spec, one))
+                     extra=extra_checks(allocations, oc.spec, one))
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def _measure(data, spec, params, names, values, constraints, objectives, draws=N
     C = values.shape[0]
     D = 1 if draws is None else draws.size
     v = values if draws is None else np.repeat(values, D, axis=0)
-    scen = Scenarios(C * D, {n: v[:, i] for i, n in enumerate(names)}, detail=False, mark_infeasible=True,
+    scen = Scenarios(size=C * D, values={n: v[:, i] for i, n in enumerate(names)}, detail=False, mark_infeasible=True,
                      draws=None if draws is None else draws.tiled(C))
     oc = evaluate(data, spec, params, scen)
     free = {n: v[:, i] for i, n in enumerate(names)}
@@ -559,7 +559,7 @@ def verify(result: DesignResult, data, params) -> dict:
     names = result.names
     v = np.array([[result.chosen["free"][n] for n in names]])
     cand = evaluate(data, resolve_formula(result.version).spec, params,
-                    Scenarios(1, {n: v[:, i] for i, n in enumerate(names)}, detail=False))
+                    Scenarios(size=1, values={n: v[:, i] for i, n in enumerate(names)}, detail=False))
     free = {n: v[:, i] for i, n in enumerate(names)}
     checks = [{"constraint": c.name, "value": float(constraint_values(c, run)[0]), "limit": limit_of(c),
                "holds": bool(constraint_values(c, run)[0] <= limit_of(c))} for c in result.spec.constraints]
@@ -567,7 +567,7 @@ def verify(result: DesignResult, data, params) -> dict:
     across = None
     if robust[0] is not None:  # the chosen design over every draw of the inputs, each a run on its variant dataset
         draws, probs = robust
-        oc = evaluate(data, formula.spec, params, Scenarios(draws.size, detail=False, draws=draws))
+        oc = evaluate(data, formula.spec, params, Scenarios(size=draws.size, detail=False, draws=draws))
         across = [{"constraint": c.name, "probability": p, "limit": limit_of(c),
                    "share_of_draws_holding": float((constraint_values(c, oc) <= limit_of(c)).mean()),
                    "holds": bool((constraint_values(c, oc) <= limit_of(c)).mean() >= p)}

@@ -214,7 +214,7 @@ class _Chunk:
 
 def scenarios(names: list[str], values: np.ndarray, detail: bool = True) -> Scenarios:
     """The scenario axis of `values` (S, P), the P parameters named by their --set paths."""
-    return Scenarios(values.shape[0], {n: values[:, i] for i, n in enumerate(names)}, detail=detail)
+    return Scenarios(size=values.shape[0], values={n: values[:, i] for i, n in enumerate(names)}, detail=detail)
 
 
 def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], values: np.ndarray,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fundform.engine.localtax.resources import equalisation_degree, local_resources
+from fundform.base.errors import present
+from fundform.engine.localtax.resources import LocalResources, equalisation_degree, local_resources
 from fundform.engine.need.frames import area_frame
 from fundform.engine.params import RunParameters
 from fundform.engine.scenarios import ONE, Scenarios
@@ -16,17 +17,17 @@ from fundform.formula.spec import FormulaSpec, LocalTax, model_key
 from fundform.inputs.dataset import Dataset
 
 
-def run_local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]):
+def run_local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]) -> LocalResources:
     """Local resources of a run (and of every scenario of a sweep): a precept tied to need reads each authority's
     need index from the first settlement year's data."""
-    def compute():
+    def compute() -> LocalResources:
         return _local_resources(ref, spec, params, fy)
     tied = spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need"
     return ref.memo(("local", model_key(spec.local_tax), model_key(spec.need) if tied else None, params.level,
                      tuple(fy), str(params.precept_rates), str(params.local_bases)), compute)
 
 
-def _local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]):
+def _local_resources(ref: Dataset, spec: FormulaSpec, params: RunParameters, fy: list[str]) -> LocalResources:
     need_index = None
     if spec.local_tax.precept is not None and spec.local_tax.precept.rule == "tied_to_need" \
             and spec.need.method == "age_cost_curve":
@@ -42,7 +43,7 @@ def negative_grant_policy(grant: np.ndarray, population: np.ndarray, rule: Local
     if rule.negative_grants == "tariff":
         return grant
     floor = (np.zeros_like(grant, dtype=np.float64) if rule.negative_grants == "floor_at_zero"
-             else np.broadcast_to(np.ceil(rule.minimum_grant_per_head.value * 100 * population), grant.shape)
+             else np.broadcast_to(np.ceil(present(rule.minimum_grant_per_head, "local_tax.minimum_grant_per_head").value * 100 * population), grant.shape)
              .astype(np.float64))
     if not (grant < floor).any():
         return grant
@@ -61,19 +62,19 @@ def scenario_degree(spec: FormulaSpec, n_years: int, scen: Scenarios = ONE) -> n
     if lt.rule == "none":
         return np.zeros((scen.size, n_years))
     e_path, s_path = "local_tax.equalisation", "local_tax.share_for_devolved_services"
-    e = scen.get(spec, None, e_path, lt.equalisation.value)
-    share0 = lt.share_for_devolved_services.value
+    e = scen.get(spec, None, e_path, present(lt.equalisation, "local_tax.equalisation").value)
+    share0 = present(lt.share_for_devolved_services, "local_tax.share_for_devolved_services").value
     share = scen.get(spec, None, s_path, share0)
     return equalisation_degree(lt, n_years, np.where(share == share0, e, e * share / share0))
 
 
-def notional_pence(local, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
+def notional_pence(local: LocalResources, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
     """(S, years, areas) int pence: the notional local tax deducted, degree x notional resources, each year's
     figures split to the penny once (`split_rounded`)."""
     return split_rounded(degree[..., None] * local.array("notional_local_resources", codes, fy) * 100)
 
 
-def grant_envelope(local, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
+def grant_envelope(local: LocalResources, codes: list[str], fy: list[str], degree: np.ndarray) -> np.ndarray:
     """(S, years + 1) pence: what a version whose control total is the grant total adds to the total shared by
     need, the equalised local resources (the year before takes the first year's)."""
     n_full = local.array("notional_local_resources", codes, fy).sum(axis=1) * 100

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import InvalidInput, Problem
+from fundform.base.errors import InvalidInput, Problem, present
 from fundform.base.numeric import fixed_sum
 from fundform.base.years import FinancialYear, year_text
 from fundform.engine.geography import roll_up
@@ -92,7 +92,7 @@ class LocalResources:
 def equalisation_degree(rule: LocalTax, n_years: int, e: np.ndarray | float | None = None) -> np.ndarray:
     """The equalisation degree in each settlement year: e, phased in over equalisation_phasing_years if the version
     says so. With `e` an array (S,), one row per scenario (S, years): a run is the case of one."""
-    e = rule.equalisation.value if e is None else e
+    e = present(rule.equalisation, "local_tax.equalisation").value if e is None else e
     k = np.arange(1, n_years + 1)
     phase = (np.minimum(k / rule.equalisation_phasing_years.value, 1.0) if rule.equalisation_phasing_years
              is not None else np.ones(n_years))
@@ -104,7 +104,7 @@ def floor_penny(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x) * 100 + 1e-9) / 100
 
 
-def referendum_band_d(band_d: np.ndarray, core: float, precept: np.ndarray | float) -> np.ndarray:
+def referendum_band_d(band_d: np.ndarray | float, core: float, precept: np.ndarray | float) -> np.ndarray:
     """Next year's Band D under the referendum principles: core increase plus precept, added, rounded down."""
     return floor_penny(band_d * (1.0 + core + np.asarray(precept)))
 
@@ -117,7 +117,7 @@ def read_user_table(path: Path, contract: TableContract, codes: set[str]) -> pl.
         if unknown.height:
             problems.append(Problem(path.name, "area_code", f"{unknown.height} unknown authority code(s)",
                                     "lower-tier authority codes of the dataset", row_labels(unknown, ["area_code"])))
-    if problems:
+    if problems or frame is None:
         raise InvalidInput(problems, str(path))
     return frame
 
@@ -125,7 +125,7 @@ def read_user_table(path: Path, contract: TableContract, codes: set[str]) -> pl.
 def precept_rates(rule: LocalTax, ltla: pl.DataFrame, need_index: pl.DataFrame | None, user: pl.DataFrame | None,
                   file: str) -> tuple[np.ndarray, list[str]]:
     """Per-authority precept rate, and the authorities whose requested rate was capped."""
-    p = rule.precept
+    p = present(rule.precept, "local_tax.precept")
     rates = np.full(ltla.height, p.default_rate.value)
     if p.rule == "tied_to_need":
         if need_index is None:
@@ -144,7 +144,7 @@ def precept_rates(rule: LocalTax, ltla: pl.DataFrame, need_index: pl.DataFrame |
     return np.minimum(rates, p.cap.value), codes
 
 
-def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
+def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str], *,
                     need_index: pl.DataFrame | None = None, precept_file: Path | None = None,
                     bases_file: Path | None = None) -> LocalResources:
     """Local resources per area of `level` and year. Years are the settlement's; Band D and the tax base move from
@@ -161,10 +161,10 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
     if rule.rule == "notional_council_tax":
         p0 = FinancialYear.parse(rule.price_year).start
         last = FinancialYear.parse(years[-1]).start
-        share = rule.share_for_devolved_services.value
+        share = present(rule.share_for_devolved_services, "local_tax.share_for_devolved_services").value
         tb0 = ct["tax_base_band_d"].to_numpy()
         if rule.tax_base_projection == "fixed":
-            g = np.full(n, rule.tax_base_growth.value)
+            g = np.full(n, present(rule.tax_base_growth, "local_tax.tax_base_growth").value)
         else:  # each authority's own growth over the years the data holds (2023-24 to 2024-25)
             g = tb0 / ct["tax_base_band_d_2023_24"].to_numpy() - 1.0
         user_rates = read_user_table(precept_file, PRECEPT_RATES, codes) if precept_file else None
@@ -180,14 +180,15 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
         policies["notional_band_d_price_year_gbp"] = nbd
         own = ct[rule.band_d_column].to_numpy()
         default = own.copy()
-        pop = data["population"].group_by("area_code").agg(pl.col("population").sum()).sort("area_code")
-        pop = ct.select("area_code").join(pop, on="area_code", how="left")["population"].to_numpy()
-        out = {c: [] for c in RESOURCE_COLUMNS}
-        core = rule.core_increase.value
+        by_area = data["population"].group_by("area_code").agg(pl.col("population").sum()).sort("area_code")
+        pop = ct.select("area_code").join(by_area, on="area_code", how="left")["population"].to_numpy()
+        out: dict[str, list[np.ndarray]] = {c: [] for c in RESOURCE_COLUMNS}
+        core = present(rule.core_increase, "local_tax.core_increase").value
+        default_rate = present(rule.precept, "local_tax.precept").default_rate.value
         for year in range(p0 + 1, last + 1):  # Band D moves year by year: a recurrence, vectorised over areas
-            nbd = float(referendum_band_d(nbd, core, rule.precept.default_rate.value))
+            nbd = float(referendum_band_d(nbd, core, default_rate))
             own = referendum_band_d(own, core, rates)
-            default = referendum_band_d(default, core, rule.precept.default_rate.value)
+            default = referendum_band_d(default, core, default_rate)
             fy = year_text(year)
             if fy not in years:
                 continue
@@ -196,7 +197,7 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
             out["notional_local_resources"].append(tb * nbd * share)
             out["council_tax_yield"].append(tb * own * share)
             out["precept_flex_yield"].append(tb * (own - default) * share)
-            ht = np.zeros(n)
+            ht: np.ndarray = np.zeros(n)
             if rule.health_tax is not None:
                 h = rule.health_tax
                 if h.basis == "per_head":
@@ -209,7 +210,7 @@ def local_resources(data: Dataset, rule: LocalTax, level: str, years: list[str],
                                                     "a CSV with area_code, income_base for an income-rate health tax")])
                     inc = ct.select("area_code").join(bases, on="area_code", how="left")["income_base"]
                     if inc.null_count():
-                        raise InvalidInput([Problem(bases_file.name, "income_base", "authorities without an income "
+                        raise InvalidInput([Problem(bases_file.name if bases_file else "--local-bases", "income_base", "authorities without an income "
                                                     "base", "every authority", tuple(ct["area_code"].filter(
                                                         inc.is_null()).to_list()[:50]))])
                     ht = h.rate.value * inc.to_numpy()

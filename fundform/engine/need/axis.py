@@ -25,6 +25,7 @@ import polars as pl
 from fundform.base.errors import FundformError, InternalError
 from fundform.base.numeric import fixed_sum
 from fundform.engine.context import Part, Settle
+from fundform.engine.need.inputs import NeedInputs
 from fundform.engine.need.weighted_population import multiplier, national_value
 from fundform.engine.scenarios import Scenarios
 from fundform.formula.spec import Need, model_key
@@ -42,18 +43,7 @@ def need_numbers(need: Need) -> list[str]:
         return []
     return ([f"need.indicators.{i.name}.{k}" for i in need.indicators for k in INDICATOR_NUMBERS
              if getattr(i, k) is not None]
-            + [f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight" for b in need.age_cost_curve.bands])
-
-
-@dataclass(frozen=True)
-class NeedInputs:
-    """What one year's data gives an age-cost-curve need, per lower-tier authority in code order."""
-
-    codes: list[str]
-    population: np.ndarray  # (authorities,) residents, exact sums
-    bands: np.ndarray  # (bands, authorities) residents in each of the curve's age bands, exact sums
-    values: list[np.ndarray]  # each indicator's value, (authorities,)
-    national: list[float]  # each indicator's population-weighted national value
+            + [f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight" for b in need.curve.bands])
 
 
 def need_inputs(data: Dataset, need: Need) -> NeedInputs:
@@ -62,7 +52,7 @@ def need_inputs(data: Dataset, need: Need) -> NeedInputs:
 
 
 def _need_inputs(data: Dataset, need: Need) -> NeedInputs:
-    bands = need.age_cost_curve.bands
+    bands = need.curve.bands
     band_of_age = {a: i for i, b in enumerate(bands) for a in range(b.age_from, b.age_to + 1)}
     # one pass over the (possibly person- or small-area-level) population: residents by authority and age, exact
     by_age = (data.lazy("population").group_by("area_code", "age")  # exact sums: any row order gives the same
@@ -117,7 +107,7 @@ def own_numbers(S: int = 1) -> Numbers:
 
 def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> NeedSteps:
     """The need of S scenarios, each number `at(path, version's value)`: the one place need is computed."""
-    bands = need.age_cost_curve.bands
+    bands = need.curve.bands
     weights = np.column_stack([at(f"need.age_cost_curve.bands.{b.age_from}-{b.age_to}.weight", b.weight)
                                for b in bands])  # (S, bands)
     if (weights <= 0).any():
@@ -140,10 +130,10 @@ def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> Nee
         values = np.asarray(inputs.values[j])
         cols[f"value{j}"] = values.reshape(-1) if values.ndim == 2 else np.tile(values, S)
         cols[f"e{j}"] = np.repeat(e, n)
-        national = inputs.national[j]
-        if np.ndim(national):  # each draw's population-weighted national value
-            cols[f"nat{j}"] = np.repeat(np.asarray(national, dtype=np.float64), n)
-            national = pl.col(f"nat{j}")
+        given = inputs.national[j]
+        national: pl.Expr | float = float(given) if not np.ndim(given) else pl.col(f"nat{j}")
+        if np.ndim(given):  # each draw's population-weighted national value
+            cols[f"nat{j}"] = np.repeat(np.asarray(given, dtype=np.float64), n)
         bounds = {}  # a bound the scenarios leave as the version states it stays the version's number
         for k, arr, own in (("lo", lo, ind.min_multiplier), ("hi", hi, ind.max_multiplier)):
             if (arr != (own.value if own is not None else arr)).any() or (own is None and np.isfinite(arr).any()):
@@ -151,7 +141,9 @@ def compute_need(inputs: NeedInputs, need: Need, at: Numbers, S: int = 1) -> Nee
                 bounds[k] = pl.col(f"{k}{j}")
         # the indicator's named transform (formula.components) and its bounds, each scenario's numbers as columns
         exprs.append(multiplier(ind, pl.col(f"value{j}"), national, pl.col(f"e{j}"), **bounds).alias(f"m{j}"))
-    mults = pl.DataFrame(cols).select(exprs) if exprs else None
+    if not exprs:
+        return NeedSteps(inputs, awp, [])
+    mults = pl.DataFrame(cols).select(exprs)
     return NeedSteps(inputs, awp, [mults[f"m{j}"].to_numpy().reshape(S, n) for j in range(len(exprs))])
 
 
@@ -213,7 +205,7 @@ def draw_shares(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, need: N
         # a design's candidates over the same draws, none varying need: each draw's need once, for every chunk
         one = draws.untiled()
         shares, pop = data.memo(("draw_need", draws.token, one.first, one.size, year, model_key(need)),
-                                lambda: _draw_need(ctx, part, year, frame, one, need))
+                                lambda: _draw_need(ctx, part, year, frame, draws=one, need=need))
         times = draws.size // draws.period
         scen.derived[key] = np.tile(shares, (times, 1))
         scen.derived[("draw_population", year)] = np.tile(pop, (times, 1))
@@ -224,7 +216,7 @@ def draw_shares(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, need: N
             raise InternalError("internal error: the draws' authorities differ from the need frames' (a draw's need "
                                 "is computed for lower-tier authorities)")
         rows = data.memo(("year_rows", year, model_key(need)), lambda: year_rows(one_year, base.codes, need))
-        inputs = draw_need_inputs(rows, need, draws, year, len(base.codes), base)
+        inputs = draw_need_inputs(rows, need, draws, year, n_areas=len(base.codes), base=base)
 
         def at(path: str, default: float) -> np.ndarray:
             return scen.get(version, stream, path, default, year)
@@ -235,7 +227,7 @@ def draw_shares(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, need: N
     return scen.derived[key]
 
 
-def _draw_need(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, draws: DataDraws, need: Need
+def _draw_need(ctx: Settle, part: Part, year: str, frame: pl.DataFrame, *, draws: DataDraws, need: Need
                ) -> tuple[np.ndarray, np.ndarray]:
     """The draws' shares and residents with the version's own need numbers (the design's tiled case)."""
     own = ctx.with_scenarios(Scenarios(size=draws.size, draws=draws, detail=False))

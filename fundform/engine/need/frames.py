@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from fundform.base.errors import FundformError, InvalidInput, Problem
+from fundform.base.errors import FundformError, InvalidInput, Problem, present
 from fundform.base.numeric import fixed_sum
 from fundform.base.years import year_before
 from fundform.engine.baselines import (
@@ -96,26 +96,25 @@ def area_frame(data: Dataset, spec: FormulaSpec, level: str, year: str | None = 
     frame = need.join(money.drop("area_name"), on="area_code", how="left", maintain_order="left")
     published = spec.baseline.source == "nhs_icb_allocations"
     if published:
-        rnd = year or spec.baseline.allocation_round
+        rnd = present(year or spec.baseline.allocation_round, "baseline.allocation_round")
         before = published_round(data, spec, level, year_before(rnd), vintage).select(
             "area_code", previous_recurrent_gbp="recurrent_allocation_gbp")
         frame = (frame.drop("baseline_gbp")
                  .join(published_round(data, spec, level, rnd, vintage), on="area_code", how="left",
                        maintain_order="left")
                  .join(before, on="area_code", how="left", maintain_order="left"))
-    out = target_shares(frame)
+    shares = target_shares(frame)
     if spec.baseline.target_shares == "published_fair_shares":
         fst = pl.col("fair_shares_target_gbp")
-        out = out.with_columns(target_share=fst / fst.sum())
-    out = out.collect()
+        shares = shares.with_columns(target_share=fst / fst.sum())
+    out = shares.collect()
     needed = ["population", "need_weighted_population"] + ([] if published else ["baseline_gbp"])
     if spec.baseline.target_shares == "published_fair_shares":
         needed.append("fair_shares_target_gbp")
     gaps = out.filter(pl.any_horizontal(pl.col(needed).is_null()))
     if gaps.height and published and gaps["fair_shares_target_gbp"].null_count():
-        rnd = year or spec.baseline.allocation_round
         raise FundformError(
-            f"{spec.id}: no published round {rnd} of stream '{spec.baseline.stream}' for "
+            f"{spec.id}: no published round {year or spec.baseline.allocation_round} of stream '{spec.baseline.stream}' for "
             f"{gaps['fair_shares_target_gbp'].null_count()} of {out.height} areas at level {level} (e.g. "
             f"{', '.join(gaps.filter(pl.col('fair_shares_target_gbp').is_null())['area_code'].to_list()[:5])}), and "
             f"the year's targets are that round's published fair shares (baseline.target_shares = "

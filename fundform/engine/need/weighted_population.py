@@ -21,7 +21,7 @@ def age_weights(curve: AgeCostCurve) -> pl.DataFrame:
 
 
 def multiplier(ind: Indicator, value: pl.Expr, national: pl.Expr | float, elasticity: pl.Expr | float | None = None,
-               lo: pl.Expr | float | None = None, hi: pl.Expr | float | None = None) -> pl.Expr:
+               *, lo: pl.Expr | float | None = None, hi: pl.Expr | float | None = None) -> pl.Expr:
     """An indicator's multiplier: its transform of the value against the national figure, then its bounds. The need
     frames give the version's own numbers; the scenario axis gives columns of each scenario's (`need.axis`)."""
     m = INDICATOR_TRANSFORMS[ind.transform](value, national, ind.elasticity.value if elasticity is None else elasticity)

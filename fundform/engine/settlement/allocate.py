@@ -138,7 +138,7 @@ def _same(a: np.ndarray) -> np.ndarray:
 def _base_year_total(areas: pl.DataFrame) -> int:
     """Today's funding in the base year, pence (0 where the areas hold none)."""
     b = areas["baseline_gbp"]
-    return int(round_half_up(b.sum() * 100)) if b.null_count() == 0 else 0
+    return int(round_half_up(float(b.sum()) * 100)) if b.null_count() == 0 else 0
 
 
 def _todays(areas: pl.DataFrame, to_level: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import SpecError
+from fundform.base.errors import SpecError, present
 from fundform.base.years import FinancialYear, year_text, years_between, years_from
 from fundform.engine.settlement.money import round_half_up
 from fundform.formula.spec import ControlTotal, IndexSeries
@@ -39,7 +39,8 @@ def index_growth(indices: dict[str, IndexSeries], name: str) -> dict[str, float]
     index = indices[name]
     if index.growth is not None:
         return index.growth
-    parts = [(indices[c.index].growth, c.weight.value) for c in index.composite]
+    parts = [(present(indices[c.index].growth, f"indices.{c.index}.growth"), c.weight.value)
+             for c in present(index.composite, f"indices.{name}.composite")]
     years = set.intersection(*(set(g) for g, _ in parts))
     return {y: sum(w * g[y] for g, w in parts) for y in sorted(years)}
 
@@ -52,7 +53,7 @@ def index_levels(growth: dict[str, float], name: str, base_year: str, years: lis
     })
 
 
-def control_totals(base_total_pence, rule: ControlTotal, growth: dict[str, float], years: list[str],
+def control_totals(base_total_pence: int | np.ndarray, rule: ControlTotal, growth: dict[str, float], years: list[str],
                    real_growth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The control total of each year (int pence): the base total grown by the index and real growth from the base
     year, rounded once. With `real_growth` (S,) and a base total (S,) or scalar, one path per scenario (S, years):

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import FundformError, present
 from fundform.base.years import year_before
 from fundform.engine.baselines import rounds_held
 from fundform.engine.context import Part, Settle
 from fundform.engine.settlement.control_total import control_total_path
 from fundform.engine.settlement.money import apportion, round_half_up
 from fundform.engine.settlement.transition import TransitionResult, run_transition
-from fundform.formula.rules import Transition
+from fundform.formula.rules import GivenConvergence, Transition
 from fundform.formula.spec import FormulaSpec
 
 
@@ -113,8 +113,9 @@ def nhs_round_path(ctx: Settle, part: Part, frames: list[pl.DataFrame], *,
         else:
             tgt = apportion(total, np.broadcast_to(shares, prev.shape))
         base_t = apportion(total, grown)
-        given = (given_convergence(f, sp.transition, spec, y, published, stream)[None, :]
-                 if sp.transition.rule == "given_convergence" else None)
+        rule = sp.transition
+        given = (given_convergence(f, rule, spec, y, published=published, stream=stream)[None, :]
+                 if isinstance(rule, GivenConvergence) else None)
         tr = run_transition(prev, tgt[..., None, :], np.asarray(total)[..., None], sp.transition, [label],
                             baselines=base_t[..., None, :], growth=np.broadcast_to(g, prev.shape)[..., None, :],
                             inflation=np.array([growth.get(y, 0.0)]),
@@ -134,7 +135,7 @@ def nhs_round_path(ctx: Settle, part: Part, frames: list[pl.DataFrame], *,
                      transition=_cat(results), rules=rules, totals=all_totals)
 
 
-def given_convergence(frame: pl.DataFrame, rule, spec: FormulaSpec, year: str, published: bool,
+def given_convergence(frame: pl.DataFrame, rule: GivenConvergence, spec: FormulaSpec, year: str, *, published: bool,
                       stream: str | None) -> np.ndarray:
     """Each area's convergence for a given_convergence rule in `year`: the round's published column, or the rule's
     table by NHS region (each ICB's region as the round records it) or by ICB. Every area must have one, and every
@@ -151,7 +152,8 @@ def given_convergence(frame: pl.DataFrame, rule, spec: FormulaSpec, year: str, p
                                 f"areas (e.g. {', '.join(missing[:5])}): give the round's convergence per ICB, or "
                                 "state it by region or ICB (convergence = \"by_region\" or \"by_icb\")")
         return c.to_numpy().astype(np.float64)
-    table = rule.by_region if rule.convergence == "by_region" else rule.by_icb
+    table = present(rule.by_region if rule.convergence == "by_region" else rule.by_icb,
+                    f"transition.{rule.convergence}")
     keys = frame["round_region"] if rule.convergence == "by_region" else codes
     if keys.null_count():
         raise FundformError(f"{what}: transition.by_region needs each ICB's NHS region from the round "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fundform.base.errors import InfeasiblePolicy
+from fundform.base.errors import InfeasiblePolicy, present
 from fundform.engine.settlement.money import largest_remainder
 from fundform.formula.components import TRANSITION_RULES, YEARS_TO_TARGET, RuleContext
 from fundform.formula.rules import Transition
@@ -34,7 +34,7 @@ _AT_BOUND_PENCE = 1e-3  # float noise: an area this close to its (whole-pence) b
 TARGET_TOLERANCE = 0.001  # an area within 0.1% of its target has reached it, for years_to_target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransitionResult:
     previous: np.ndarray  # (years, areas) int64 pence: the allocation each year started from
     allocation: np.ndarray  # (years, areas) int64 pence
@@ -52,13 +52,13 @@ def floor_pence(previous: np.ndarray, rule: Transition, inflation: np.ndarray | 
     A real-terms floor also grows with the year's inflation. (The 1e-6 pence allowance absorbs float noise in
     previous x (1 + rate) for exact products.)"""
     real = (1.0 + np.asarray(inflation)) if rule.floor_basis == "real" else 1.0
-    rate = rule.floor.value if rate is None else rate
+    rate = present(rule.floor, "transition.floor").value if rate is None else rate
     return np.ceil(previous * (1.0 + rate) * real - 1e-6)
 
 
 def ceiling_pence(previous: np.ndarray, rule: Transition, rate: np.ndarray | float | None = None) -> np.ndarray:
     """The most an area may get, in whole pence: rounded down."""
-    rate = rule.ceiling.value if rate is None else rate
+    rate = present(rule.ceiling, "transition.ceiling").value if rate is None else rate
     return np.floor(previous * (1.0 + rate) + 1e-6)
 
 
@@ -153,7 +153,7 @@ def years_to_target(allocation: np.ndarray, target: np.ndarray, rule: Transition
     if pace is None:
         return np.full(d.shape, np.nan)
 
-    def value(name: str):
+    def value(name: str) -> float | np.ndarray:
         return values[name] if values and name in values else getattr(rule, name).value
 
     return np.broadcast_to(pace(d, value, rule, TARGET_TOLERANCE), d.shape)
@@ -170,9 +170,9 @@ def unaffordable(u: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.
 
 
 def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, rule: Transition | list[Transition],
-                   years: list[str] | None = None, baselines: np.ndarray | None = None,
+                   years: list[str] | None = None, *, baselines: np.ndarray | None = None,
                    growth: np.ndarray | None = None, inflation: np.ndarray | None = None,
-                   values: dict[str, np.ndarray] | list[dict] | None = None, first_year: int = 1,
+                   values: dict[str, np.ndarray] | list[dict[str, np.ndarray]] | None = None, first_year: int = 1,
                    infeasible: np.ndarray | None = None, given: np.ndarray | None = None) -> TransitionResult:
     """Run the settlement year by year.
 
@@ -251,16 +251,16 @@ def run_transition(start: np.ndarray, targets: np.ndarray, totals: np.ndarray, r
                     "budget_neutral = true to share the total exactly, or raise the total")
         guar = (np.maximum(start_f - rounded, 0).astype(np.int64)
                 if rule.guarantee is not None and rule.guarantee.funding == "additional" else np.zeros_like(rounded))
-        for k, v in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("guar", guar)):
-            v = np.asarray(v)
+        for k, by_area in (("prev", prev), ("alloc", rounded), ("bound", bound), ("uncons", u), ("guar", guar)):
+            arr = np.asarray(by_area)
             if k not in out:
-                out[k] = np.empty(v.shape[:-1] + (n_years, v.shape[-1]), dtype=v.dtype)
-            out[k][..., t, :] = v
-        for k, v in (("lam", lam), ("released", total - rounded.sum(axis=-1))):
-            v = np.asarray(v)
+                out[k] = np.empty(arr.shape[:-1] + (n_years, arr.shape[-1]), dtype=arr.dtype)
+            out[k][..., t, :] = arr
+        for k, per_year in (("lam", lam), ("released", total - rounded.sum(axis=-1))):
+            arr = np.asarray(per_year)
             if k not in out:
-                out[k] = np.empty(v.shape + (n_years,), dtype=np.float64 if k == "lam" else np.int64)
-            out[k][..., t] = v
+                out[k] = np.empty(arr.shape + (n_years,), dtype=np.float64 if k == "lam" else np.int64)
+            out[k][..., t] = arr
         prev = rounded
     return TransitionResult(
         previous=out["prev"], allocation=out["alloc"], bound=out["bound"],

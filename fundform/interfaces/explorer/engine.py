@@ -281,7 +281,7 @@ class Explorer:
         change_ph = mine if changed_any else uprated
         dist = (alloc[last] - target[last]) / target[last]
         order = np.argsort(change_ph, kind="stable")
-        row_of = lambda i: {"code": codes[i], "name": names_[i], "change_per_head": round(float(change_ph[i]), 2),  # noqa
+        row_of = lambda i: {"code": codes[i], "name": names_[i], "change_per_head": round(float(change_ph[i]), 2),
                             "grant": int(grant[last, i]) / 100, "distance_from_target": float(dist[i]),
                             "grant_shipped": int(g0[last, i]) / 100}
         sets = [f"{p}={v!r}" for p, v in changed.items()]
