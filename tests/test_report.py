@@ -112,7 +112,7 @@ def test_report_screenshot(report, tmp_path):
 @pytest.mark.parametrize("lo, hi", [(-208, 85), (0.68, 1.43), (138.8e9, 167.8e9), (-142.3e6, 414.5e6), (0, 82),
                                     (1600, 3500), (-0.26, 0.48), (0.001, 0.0013)])
 def test_chart_ticks_are_round_numbers_inside_the_range(lo, hi):
-    from fundform.outputs.report import nice_ticks
+    from fundform.outputs.charts import nice_ticks
 
     ticks = nice_ticks(lo, hi)
     assert 3 <= len(ticks) <= 7

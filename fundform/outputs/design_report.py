@@ -9,7 +9,8 @@ import html
 import numpy as np
 import polars as pl
 
-from fundform.outputs.report import BLUE, CSS, GREEN, GREY, ORANGE, PAD, RED, H, W, frame_svg, linear_scale, nice_ticks
+from fundform.outputs.charts import BLUE, GREEN, GREY, ORANGE, PAD, RED, H, W, frame_svg, linear_scale, nice_ticks
+from fundform.outputs.report import CSS
 
 e = html.escape
 
