@@ -9,6 +9,8 @@ The rounding to 10^-12 of a person or a pound is far below anything the engine r
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 SCALE = 10**12
@@ -17,3 +19,11 @@ SCALE = 10**12
 def fixed_sum(expr: pl.Expr) -> pl.Expr:
     """Sum of expr, exact and independent of row order (values rounded to 1e-12 of their unit first)."""
     return (expr * float(SCALE)).round(0).cast(pl.Int128).sum().cast(pl.Float64) / float(SCALE)
+
+
+def number(x: Any) -> float:
+    """A Polars scalar (a column's sum, min or max) as a float. Polars types one as any value a column may hold; for
+    a numeric column it is a number, and None (an empty or all-missing column) is refused, never read as 0."""
+    if x is None:
+        raise ValueError("a number was asked of an empty or all-missing column")
+    return float(x)

@@ -147,13 +147,13 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
     result = run_pipeline(s.formula, s.data_dir, params, Path(out) if out else None, s.out_root, write=write,
                           sets=sets, index_files=index_files, warehouse=s.warehouse if record else None, plan=plan,
                           uncertainty=unc)
-    frames = {o.name: pl.from_arrow(to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced else None,
+    frames = {o.name: pl.DataFrame(to_arrow(result.tables[o.name], o.columns, params.price_base if o.priced else None,
                                              {})) for o in OUTPUTS}
     if result.uncertainty is not None:
         from fundform.outputs.schema import SENSITIVITY, UNCERTAINTY
 
-        frames["uncertainty"] = pl.from_arrow(to_arrow(result.uncertainty.bands, UNCERTAINTY, None, {}))
-        frames["sensitivity"] = pl.from_arrow(to_arrow(result.uncertainty.sensitivity, SENSITIVITY, None, {}))
+        frames["uncertainty"] = pl.DataFrame(to_arrow(result.uncertainty.bands, UNCERTAINTY, None, {}))
+        frames["sensitivity"] = pl.DataFrame(to_arrow(result.uncertainty.sensitivity, SENSITIVITY, None, {}))
     return Run(result.manifest["run_id"], result.manifest, frames, out_dir=result.out_dir, _level=params.level)
 
 
@@ -231,7 +231,7 @@ class Comparison:
         from fundform.outputs.schema import COMPARE
         from fundform.outputs.write import to_arrow
 
-        return pl.from_arrow(to_arrow(self.table, COMPARE, None, {}))
+        return pl.DataFrame(to_arrow(self.table, COMPARE, None, {}))
 
     @property
     def summary(self) -> pl.DataFrame:
@@ -296,7 +296,7 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
             return pl.read_parquet(folder / "allocations.parquet"), pl.read_parquet(need) if need.exists() else None
         data = data or checked_dataset(s.data_dir, params.allow_implausible)
         result = compute(data, resolve_formula(str(x), sets, index_files=index_files), params)
-        return pl.from_arrow(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), result.need
+        return pl.DataFrame(to_arrow(result.allocations, ALLOCATIONS, params.price_base, {})), result.need
 
     (alloc_a, need_a), (alloc_b, _) = (side(x, w) for x, w in zip((a, b), written))
     data = data or checked_dataset(s.data_dir)

@@ -5,10 +5,19 @@ same frame and scales."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from fundform.outputs.text import gbp
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# what a chart draws: numbers and labels as a column, an array or a list
+Numbers = Union["pl.Series", np.ndarray, Sequence[float]]
+Names = Union["pl.Series", Sequence[str]]
 
 W, H, PAD = 640, 360, 64  # PAD: the left margin holds the axis title (x 4-16) and tick labels (x 20-60)
 BLUE, ORANGE, GREY, GREEN, RED = "#1f5fa8", "#e07b18", "#888888", "#2e8b57", "#c0392b"
@@ -48,12 +57,12 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
     return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks)
 
 
-def linear_scale(lo: float, hi: float, a: float, b: float):
+def linear_scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
     span = (hi - lo) or 1.0
     return lambda v: a + (v - lo) / span * (b - a)
 
 
-def y_axis(lo: float, hi: float, sy) -> list[str]:
+def y_axis(lo: float, hi: float, sy: Callable[[float], float]) -> list[str]:
     out = []
     for v in nice_ticks(lo, hi):
         y = sy(v)
@@ -62,7 +71,7 @@ def y_axis(lo: float, hi: float, sy) -> list[str]:
     return out
 
 
-def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
+def scatter(xs: Numbers, ys: Numbers, names: Names, title: str, xlabel: str, ylabel: str, chart_id: str) -> str:
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     if not xs.size:
         return _empty(title, chart_id)
@@ -77,7 +86,8 @@ def scatter(xs, ys, names, title, xlabel, ylabel, chart_id) -> str:
     return frame_svg(title, xlabel, ylabel, body, chart_id)
 
 
-def bars(labels, values, title, xlabel, ylabel, chart_id, colors=None) -> str:
+def bars(labels: Names, values: Numbers, title: str, xlabel: str, ylabel: str, chart_id: str,
+         colors: list[str] | None = None) -> str:
     values = np.asarray(values, float)
     if not values.size:
         return _empty(title, chart_id)
@@ -109,7 +119,8 @@ def _empty(title: str, chart_id: str) -> str:
                                   'show for this run</text>'], chart_id)
 
 
-def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id, fmt=short_number) -> str:
+def lines(xlabels: Names, series: dict[str, list[float]], title: str, ylabel: str, chart_id: str,
+          fmt: Callable[[float], str] = short_number) -> str:
     allv = np.concatenate([np.asarray(v, float) for v in series.values()])
     if not allv.size:
         return _empty(title, chart_id)
@@ -129,7 +140,7 @@ def lines(xlabels, series: dict[str, list[float]], title, ylabel, chart_id, fmt=
     return frame_svg(title, "financial year", ylabel, body, chart_id)
 
 
-def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) -> str:
+def histograms(series: dict[str, np.ndarray], title: str, xlabel: str, chart_id: str, bins: int = 24) -> str:
     allv = np.concatenate(list(series.values()))
     allv = allv[np.isfinite(allv)]
     if not allv.size:
@@ -153,7 +164,7 @@ def histograms(series: dict[str, np.ndarray], title, xlabel, chart_id, bins=24) 
     return frame_svg(title, xlabel, "areas", body, chart_id)
 
 
-def _bin(edges, i: int) -> str:
+def _bin(edges: np.ndarray, i: int) -> str:
     """A histogram bar's span in words; the end bars hold every value beyond them."""
     if i == 0:
         return f"below {edges[1]:+.2%}"
@@ -162,7 +173,8 @@ def _bin(edges, i: int) -> str:
     return f"from {edges[i]:+.2%} to below {edges[i + 1]:+.2%}"
 
 
-def bands(lows, centrals, highs, names, title, ylabel, chart_id) -> str:
+def bands(lows: Numbers, centrals: Numbers, highs: Numbers, names: Names, title: str, ylabel: str, chart_id: str
+          ) -> str:
     """An interval per area from its 5th to its 95th percentile over the draws of the inputs, drawn as a share of the
     area's central figure (so a 2% band is as tall for a small area as for a large one, and every whisker is seen:
     at least as tall as its dot), the dot at 0; areas ordered by the width of their interval (the least certain at
@@ -190,7 +202,8 @@ def bands(lows, centrals, highs, names, title, ylabel, chart_id) -> str:
     return frame_svg(title, "areas, by the width of their range", f"% of central {ylabel}", body, chart_id)
 
 
-def ranges(lows, mids, highs, names, title, ylabel, chart_id, by_width: bool = False) -> str:
+def ranges(lows: Numbers, mids: Numbers, highs: Numbers, names: Names, title: str, ylabel: str, chart_id: str,
+           by_width: bool = False) -> str:
     """One vertical line per area from low to high, a dot at the middle, areas sorted by the middle (a sweep's
     median), or by the width of their range (`by_width`: an uncertainty band, the dot its central figure)."""
     if not len(mids):

@@ -5,17 +5,20 @@ one self-contained HTML page in the run report's style (inline SVG, nothing fetc
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from fundform.base.numeric import number
 from fundform.outputs.charts import BLUE, GREEN, GREY, ORANGE, PAD, RED, H, W, frame_svg, linear_scale, nice_ticks
 from fundform.outputs.report import CSS
 
 e = html.escape
 
 
-def binding_words(b: dict, fmt) -> str:
+def binding_words(b: dict[str, Any], fmt: Callable[[Any], str]) -> str:
     """What binds an infeasible question, in words that agree with the table of what dropping each buys: the
     constraint whose removal makes it feasible, or that no single removal does (and which cannot hold even alone)."""
     near = (f"value {fmt(b['value'])} against a limit of {fmt(b['limit'])}, short by {fmt(b['short_by'])} at the "
@@ -37,7 +40,7 @@ def search_words(search: dict) -> str:
             f"best candidate, {search['evaluations']:,} more candidates, stopped at steps {steps}).")
 
 
-def _fmt(v) -> str:
+def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "none"
     if isinstance(v, float):
@@ -45,7 +48,8 @@ def _fmt(v) -> str:
     return e(str(v))
 
 
-def frontier_svg(points: pl.DataFrame, frontier: pl.DataFrame, objectives, chosen: int, shipped_row: dict,
+def frontier_svg(points: pl.DataFrame, frontier: pl.DataFrame, objectives: Sequence[Any], chosen: int,
+                 shipped_row: dict[str, Any],
                  chart_id: str = "frontier") -> str:
     """Every feasible candidate (grey), the frontier (blue), the shipped version (orange) and the choice (green)."""
     a, b = "objective_1", "objective_2"
@@ -92,8 +96,8 @@ def region_svg(region: pl.DataFrame, x: str, y: str, chart_id: str) -> str:
     """The share of candidates meeting every constraint in each cell of the pair (x, y): green all, red none."""
     cells = region.filter((pl.col("x") == x) & (pl.col("y") == y))
     title = "Where every constraint can be met"
-    xlo, xhi = cells["x_low"].min(), cells["x_high"].max()
-    ylo, yhi = cells["y_low"].min(), cells["y_high"].max()
+    xlo, xhi = number(cells["x_low"].min()), number(cells["x_high"].max())
+    ylo, yhi = number(cells["y_low"].min()), number(cells["y_high"].max())
     sx = linear_scale(xlo, xhi, PAD + 6, W - 24)
     sy = linear_scale(ylo, yhi, H - PAD, 34) if x != y else (lambda v: H - PAD if v == ylo else 34)
     body = []
@@ -118,8 +122,9 @@ def region_svg(region: pl.DataFrame, x: str, y: str, chart_id: str) -> str:
         "where some do (hover a cell for the share).</p>")
 
 
-def design_html(result) -> str:
-    """The design's page (result: fundform.studies.designer.DesignResult, verified)."""
+def design_html(result: Any) -> str:
+    """The design's page (result: fundform.studies.designer.DesignResult, verified; the studies sit above this
+    layer, so it is typed by what it reads, not imported)."""
     ds = result.spec
     chosen, v = result.chosen, result.verified
     rows = lambda items: "".join(items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -56,7 +57,7 @@ def export_format(fmt: str | None, out: Path | None) -> str:
             raise FundformError(f"--out {out} names an Excel workbook but --format is {fmt}: give --format xlsx, or "
                                 "a folder for the csv and parquet files (nothing was written)")
         return "xlsx"
-    if suffix in (".csv", ".parquet") and not (out.exists() and out.is_dir()):
+    if out is not None and suffix in (".csv", ".parquet") and not (out.exists() and out.is_dir()):
         raise FundformError(f"--out {out}: a {suffix[1:]} export writes one file per table into a folder: give a "
                             "folder name (nothing was written)")
     return fmt or "parquet"
@@ -106,7 +107,7 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     people, person = _population_of(tables)
     for name, path in tables.items():
         table = pq.read_table(path)
-        frame = pl.from_arrow(table)
+        frame = pl.DataFrame(table)
         # a column with no value in this run (the NHS components of a version without them) is left out of the
         # workbook; the CSV and Parquet exports keep every column of the output contract
         if frame.height == 0:  # a table with no rows in this run (letter of a version not from NHS rounds;
@@ -158,7 +159,7 @@ def _workbook(tables: dict[str, Path], manifest: dict) -> bytes:
     return buf.getvalue()
 
 
-def _letter_sheet(wb, tables: dict[str, Path], manifest: dict, head, gbp) -> None:
+def _letter_sheet(wb: Any, tables: dict[str, Path], manifest: dict[str, Any], head: Any, gbp: Any) -> None:
     """A version of several streams: the allocation letter, one row per area and year, a column per stream (its
     title, pounds) and their sum, which is the area's allocation (fundform.outputs.letter)."""
     from fundform.outputs.letter import TOTAL, letter, line_columns, titles_of
@@ -196,7 +197,7 @@ def export_hive(run_dir: Path, dataset: Path) -> list[Path]:
     """Add this run's allocations to a Hive-partitioned dataset (by formula and financial year)."""
     table = pq.read_table(run_dir / "allocations.parquet")
     manifest = read_run_manifest(run_dir)
-    frame = pl.from_arrow(table)
+    frame = pl.DataFrame(table)
     written = []
     for year in frame["financial_year"].unique().sort().to_list():
         part = Path(dataset) / f"formula_id={manifest['formula']['id']}" / f"financial_year={year.replace('/', '-')}"

@@ -5,7 +5,12 @@ own (the manifest's policies.stream_titles)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
+
+if TYPE_CHECKING:
+    from fundform.engine.settlement.allocate import Settlement
 
 TOTAL = "allocation (sum of the streams)"
 
@@ -40,7 +45,7 @@ def line_columns(frame: pl.DataFrame) -> list[str]:
 # letter.parquet: each line of an NHS allocation as NHS England's letter states it, published figures beside
 
 
-def letter_lines(streams: pl.DataFrame, settlements, titles: dict[str, str]) -> pl.DataFrame | None:
+def letter_lines(streams: pl.DataFrame, settlements: list[Settlement], titles: dict[str, str]) -> pl.DataFrame | None:
     """Per stream, area and year of a version that reads NHS England's published rounds: the line's baseline (the
     year's adjusted recurrent baseline: last year's allocation as the round restates it), base growth, convergence
     and recurrent allocation, fundform's and, where the data holds the round, NHS England's beside them with the

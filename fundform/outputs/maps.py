@@ -13,7 +13,9 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import polars as pl
 
@@ -42,11 +44,11 @@ def membership(lookup: pl.DataFrame, level: str, icb_changes: pl.DataFrame | Non
     lk = lookup.filter(pl.col("level") == level).sort(["area_code", "share", "target_code"],
                                                        descending=[False, True, False])
     out = dict(lk.group_by("area_code", maintain_order=True).agg(pl.col("target_code").first()).iter_rows())
-    later = codes is None or not set(codes) <= set(out.values())
-    if level == "icb" and later and icb_changes is not None and icb_changes.height:
+    predates = codes is None or not set(codes) <= set(out.values())
+    if level == "icb" and predates and icb_changes is not None and icb_changes.height:
         later = dict(icb_changes.sort(["old_code", "share", "new_code"], descending=[False, True, False])
                      .group_by("old_code", maintain_order=True).agg(pl.col("new_code").first()).iter_rows())
-        return {ltla: later.get(icb, icb) for ltla, icb in out.items()}
+        return {ltla: str(later.get(icb, icb)) for ltla, icb in out.items()}
     return out
 
 
@@ -86,8 +88,8 @@ def _colour(v: float | None, lo: float, hi: float, diverging: bool) -> str:
     return SEQUENTIAL[min(max(i, 0), len(SEQUENTIAL) - 1)]
 
 
-def paint(values: dict[str, float | None], names: dict[str, str], title: str, unit: str, fmt,
-          diverging: bool) -> dict:
+def paint(values: dict[str, float | None], names: dict[str, str], title: str, unit: str, fmt: Callable[[float], str],
+          diverging: bool) -> dict[str, Any]:
     """What a map says of its values: each area's colour and tooltip, the legend's ends, the title. `geographic` and
     `hexmap` draw it; the explorer repaints a drawn map with a new one (the same colours and words either way)."""
     lo, hi, clipped = _range(values, diverging)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fundform.base.years import year_before
 from fundform.formula.components import load_plugins
+from fundform.formula.scenario import ResolvedFormula
 from fundform.formula.spec import FormulaSpec
 from fundform.outputs.method_parts import setting
 from fundform.outputs.method_sections import SECTIONS, Doc
@@ -22,7 +22,7 @@ from fundform.outputs.method_sections import SECTIONS, Doc
 # baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each
 NHS_PUBLISHED = {"nhs_core": "core", "nhs_primary_medical": "primary_medical_care"}
 
-def method_of(f, origin: str | None = None) -> str:
+def method_of(f: ResolvedFormula, origin: str | None = None) -> str:
     """The method document of what a user runs (a `ResolvedFormula`): a version, or a scenario under its own name
     and title. `origin`: the file named as its source (default: the scenario's or version's file, relative to the
     project where it lies inside it, so the text does not depend on the machine)."""
@@ -43,12 +43,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = (), 
     """The method document of a (resolved) formula version; `name`, `title`, `description`: a scenario's own, the
     document then being the scenario's (its overrides of the version listed first)."""
     load_plugins()
-    t = spec.transition
-    lt = spec.local_tax
-    ct = spec.control_total
     first = spec.effective_years[0]
-    year0 = year_before(first)
-    years = [year0, *spec.effective_years]
     what = "scenario" if name else "version"
     heading = (f"# Method: {name} (a scenario of {spec.id} {spec.version})" if name
                else f"# Method: {spec.id} {spec.version}")
@@ -73,9 +68,7 @@ def method_markdown(spec: FormulaSpec, origin: str = "", overrides: tuple = (), 
             "splits whole pence `T` in "
             "proportion to weights `w` exactly (largest remainder, defined in step §rounding§). Sums of inputs are exact "
             "(128-bit fixed point at 1e-12 of the unit), so they do not depend on row order.", ""]
-    d = Doc(b=None, ct=ct, description=description, first=first, heading=heading, lt=lt, name=name, needs=None,
-           origin=origin, out=out, overrides=overrides, spec=spec, t=t, title=title, what=what, year0=year0,
-           years=years, n=0, num={})
+    d = Doc(spec=spec, out=out)
     for section in SECTIONS:
         section(d)
     return _resolve("\n".join(d.out), d.num)

@@ -4,7 +4,11 @@ for a rule's budget neutrality, a round's targets, an override's value and a dat
 
 from __future__ import annotations
 
-from fundform.formula.spec import FormulaSpec
+from collections.abc import Iterator
+from typing import Any
+
+from fundform.formula.rules import Transition
+from fundform.formula.spec import Baseline, FormulaSpec
 from fundform.outputs.text import exact
 
 
@@ -83,7 +87,7 @@ def outputs_section(spec: FormulaSpec, n: int) -> list[str]:
     return out + [""]
 
 
-def neutrality(rule) -> str:
+def neutrality(rule: Transition) -> str:
     """Whether a rule's allocations add to its control total, in words."""
     if rule.budget_neutral:
         return "budget neutral (its allocations add to its control total to the penny)"
@@ -94,7 +98,7 @@ def neutrality(rule) -> str:
 
 def targets_read(spec: FormulaSpec) -> str:
     """Which of step §start§'s target equations the version (and each of its streams) uses, in words."""
-    def words(b) -> str:
+    def words(b: Baseline) -> str:
         if b.target_total != "published_fair_shares":
             return "targets from the control total"
         return ("targets from the published fair shares total, grown by " + (
@@ -105,7 +109,7 @@ def targets_read(spec: FormulaSpec) -> str:
                                             for s in spec.streams) + "."
 
 
-def setting(x) -> str:
+def setting(x: Any) -> str:
     """An override's value in a table cell: numbers exact, text as written, nothing as "not set"."""
     if isinstance(x, bool):
         return str(x).lower()
@@ -116,7 +120,7 @@ def setting(x) -> str:
     return exact(x).replace("|", "\\|")
 
 
-def flat_section(node: dict, prefix: str = ""):
+def flat_section(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) of a dated section; a {value, unit, source} number is one value."""
     for k, v in node.items():
         if isinstance(v, dict) and "value" not in v:

@@ -5,12 +5,14 @@ cross-references between sections (§key§) are resolved when the document is wh
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 
-from fundform.base.years import FinancialYear, years_between
+from fundform.base.errors import present
+from fundform.base.years import FinancialYear, year_before, years_between
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES
 from fundform.formula.quantities import Quantity
-from fundform.formula.rules import rule_numbers
-from fundform.formula.spec import FormulaSpec, iter_quantities
+from fundform.formula.rules import Transition, rule_numbers
+from fundform.formula.spec import AgeCostCurve, Baseline, ControlTotal, FormulaSpec, LocalTax, Need, iter_quantities
 from fundform.inputs.tables import CONTRACTS
 from fundform.outputs.method_parts import flat_section, neutrality, outputs_section, targets_read
 from fundform.outputs.text import exact
@@ -22,7 +24,7 @@ def _q(q: Quantity | None) -> str:
     return "none" if q is None else f"{exact(q.value)} ({_what(q)}; source: {q.source})"
 
 
-def _what(q) -> str:
+def _what(q: Quantity | AgeCostCurve) -> str:
     """A number's unit, and in words what it is where the version says."""
     return q.unit + (f": {q.description}" if q.description else "")
 
@@ -65,7 +67,7 @@ def _index_rows(spec: FormulaSpec, years: list[str]) -> list[str]:
     return rows
 
 
-def _need_section(need, title: str, n: int) -> list[str]:
+def _need_section(need: Need, title: str, n: int) -> list[str]:
     out = [f"## {n}. {title}", ""]
     if need.method == "practice_weighted_population":
         out += [
@@ -85,7 +87,7 @@ def _need_section(need, title: str, n: int) -> list[str]:
             "",
         ]
         return out
-    curve = need.age_cost_curve
+    curve = need.curve
     out += [
         f"Population `P[i,s,a]` is `population.population` (persons) for lower-tier authority `i`, sex `s`, single year "
         "of age `a` (90 = 90 and over), summed over sex and any small areas first; where the table has a "
@@ -125,12 +127,51 @@ def _need_section(need, title: str, n: int) -> list[str]:
     return out
 
 
+@dataclass(kw_only=True)
 class Doc:
-    """What the method document's sections share: the version, its parts, the lines written so far and
-    each section's number (the cross-references §key§ resolve from it)."""
+    """What the method document's sections share: the version and its parts, the lines written so far and each
+    section's number (the cross-references §key§ resolve from it)."""
 
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+    spec: FormulaSpec
+    out: list[str]
+    n: int = 0  # the last section's number
+    num: dict[str, int] = field(default_factory=dict)  # a section's key -> its number
+
+    @property
+    def b(self) -> Baseline:
+        return self.spec.baseline
+
+    @property
+    def ct(self) -> ControlTotal:
+        return self.spec.control_total
+
+    @property
+    def lt(self) -> LocalTax:
+        return self.spec.local_tax
+
+    @property
+    def t(self) -> Transition:
+        return self.spec.transition
+
+    @property
+    def first(self) -> str:
+        """The version's first effective year."""
+        return self.spec.effective_years[0]
+
+    @property
+    def year0(self) -> str:
+        """The year before the first: today's funding."""
+        return year_before(self.first)
+
+    @property
+    def years(self) -> list[str]:
+        return [self.year0, *self.spec.effective_years]
+
+    @property
+    def needs(self) -> list[tuple[str, Need]]:
+        """The version's need and each stream's own, with their paths."""
+        spec = self.spec
+        return [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None]
 
     def step(self, key: str | None = None) -> int:
         """The next section's number, recorded under `key` for the cross-references (§key§)."""
@@ -145,14 +186,12 @@ def _section_need(d: Doc) -> None:
     spec = d.spec
     out = d.out
     n = d.step("need")
-    needs = [("need", spec.need)] if not spec.streams else (
-        [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None])
+    needs = d.needs
     out += _need_section(spec.need, "Need" + (" (the version's; a stream without its own uses it)" if spec.streams
                                               else ""), n)
     for path, need in needs[1:]:
         n = d.step()
         out += _need_section(need, f"Need of stream {path.split('.')[1]}", n)
-    d.needs = needs
 
 
 def _section_areas(d: Doc) -> None:
@@ -213,7 +252,6 @@ def _section_funding(d: Doc) -> None:
                                                    "by the national growth")
                                                 if b.target_total == "published_fair_shares" else "the year's total")
                 + ".", ""]
-    d.b = b
 
 
 def _section_control_total(d: Doc) -> None:
@@ -374,13 +412,15 @@ def _section_local(d: Doc) -> None:
         out += ["This version deducts no local resources: `grant = A_k` (plus any guarantee payment).", ""]
     else:
         p0 = lt.price_year
-        projection = (f"`t_i,q = t_i * (1 + {exact(lt.tax_base_growth.value)}) ^ (q - {p0})`: {_q(lt.tax_base_growth)}"
+        growth = lt.tax_base_growth
+        projection = (f"`t_i,q = t_i * (1 + {exact(present(growth, 'local_tax.tax_base_growth').value)}) ^ (q - {p0})`: "
+                      f"{_q(growth)}"
                       if lt.tax_base_projection == "fixed" else
                       f"`t_i,q = t_i * (t_i / t23_i) ^ (q - {p0})`, each authority's own growth from 2023-24 "
                       f"({_col('council_tax', 'tax_base_band_d_2023_24')}) to 2024-25")
         nbd = (f"`NB_{p0} = floor_penny(sum of t_i * D_i / sum of t_i)`, the tax-base-weighted national average"
                if not isinstance(lt.notional_band_d, Quantity) else f"`NB_{p0}` = {_q(lt.notional_band_d)}")
-        prec = lt.precept
+        prec = present(lt.precept, "local_tax.precept")
         out += [f"`local_tax.price_year` = {p0} is the year of the council tax data: Band D and the tax base move "
                 "from it through every year to the settlement's last.", "",
                 f"- `t_i` = {_col('council_tax', 'tax_base_band_d')}; `D_i` = {_col('council_tax', lt.band_d_column)}.",

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from fundform.base.errors import present
 from fundform.outputs.schema import (
     ALLOCATIONS,
     COHORTS,
@@ -51,7 +52,7 @@ class Built:
                                                                                               "area_code")
 
 
-def _flat(a) -> pl.Series:
+def _flat(a: np.ndarray) -> pl.Series:
     return pl.Series(np.asarray(a).reshape(-1))
 
 
@@ -69,7 +70,7 @@ def build_allocations(b: Built) -> pl.DataFrame:
             target_allocation=_flat(oc.targets[i]),
             todays_funding=pl.Series(np.tile(oc.todays_funding, oc.params.years) if oc.todays_funding is not None
                                      else [None] * (oc.params.years * len(oc.codes)), dtype=pl.Int64),
-            baseline=_flat(oc.baselines[i]),
+            baseline=_flat(present(oc.baselines, "the uprated baselines")[i]),
             previous_allocation=_flat(oc.previous[i]),
             allocation=_flat(oc.allocation[i]),
             transition_bound=_flat(oc.bound_label(i)),
@@ -108,7 +109,7 @@ def build_streams(b: Built) -> pl.DataFrame:
             "financial_year", "control_total"), on="financial_year", how="left", maintain_order="left")
         .join(names, on="area_code", how="left", maintain_order="left")
         .with_columns(area_level=pl.lit(oc.params.level), stream=pl.lit(s.name),
-                      target_allocation=_flat(s.targets[i]), baseline=_flat(s.baselines[i]),
+                      target_allocation=_flat(s.targets[i]), baseline=_flat(present(s.baselines, "the uprated baselines")[i]),
                       previous_allocation=_flat(s.transition.previous[i]),
                       allocation=_flat(s.transition.allocation[i]),
                       transition_bound=_flat(bound_labels(oc.bounds[k, i])))
@@ -126,7 +127,7 @@ def build_letter(b: Built) -> pl.DataFrame:
         s.name: ROUND_STREAM_TITLES.get(s.spec.baseline.stream, s.spec.baseline.stream) for s in b.oc.settlements}
     lines = letter_lines(b.tables["streams"], b.oc.settlements, titles)
     if lines is None:  # a version that does not read NHS England's rounds has no letter: no rows
-        return pl.DataFrame(schema={c.name: pl.Int64 if c.type == MONEY else pl.from_arrow(pa.array([], c.type)).dtype
+        return pl.DataFrame(schema={c.name: pl.Int64 if c.type == MONEY else pl.Series(pa.array([], c.type)).dtype
                                     for c in LETTER})
     return lines.select([c.name for c in LETTER])
 

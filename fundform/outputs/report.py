@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from fundform.base.failpoints import failpoint
+from fundform.base.numeric import number
 from fundform.outputs.charts import bands, bars, histograms, lines, ranges, scatter
 from fundform.outputs.text import gbp, population_words, run_words
 
@@ -149,12 +150,12 @@ def _cards(p: Page) -> str:
     counts, floors, areas below today's funding in cash, the reconciliation."""
     first, last, years, a, fig = p.first, p.last, p.years, p.a, p.words["figure"]
     cards = [("areas", f"{first.height:,} ({first['area_level'][0]})"),
-             (f"{fig} {years[0]}", f"{gbp(first['grant'].sum() / 1e9)}bn"),
-             *([(f"{fig} {years[-1]}", f"{gbp(last['grant'].sum() / 1e9)}bn"),
-                (f"{fig} {years[-1]}, {p.pb} prices", f"{gbp(last['grant_real'].sum() / 1e9)}bn")]
+             (f"{fig} {years[0]}", f"{gbp(number(first['grant'].sum()) / 1e9)}bn"),
+             *([(f"{fig} {years[-1]}", f"{gbp(number(last['grant'].sum()) / 1e9)}bn"),
+                (f"{fig} {years[-1]}, {p.pb} prices", f"{gbp(number(last['grant_real'].sum()) / 1e9)}bn")]
                if len(years) > 1 else []),
              (f"{p.people} {years[0]}" + (f" to {years[-1]}" if len(years) > 1 else ""),
-              f"{first['population'].sum() / 1e6:,.2f}m" + (f" to {last['population'].sum() / 1e6:,.2f}m"
+              f"{number(first['population'].sum()) / 1e6:,.2f}m" + (f" to {number(last['population'].sum()) / 1e6:,.2f}m"
                                                             if len(years) > 1 else "")),
              *([] if p.nhs and not a["transition_bound"].is_in(["floor"]).any() else
                [("areas at a floor, first year", str(p.per_year["floor"][0]))]),
@@ -350,7 +351,7 @@ def _published_card(run_dir: Path, years: list[str]) -> tuple[str, str]:
     lines = pl.read_parquet(path).drop_nulls("difference_share") if path.exists() else None
     if lines is None or not lines.height:
         return ("published allocations", "none held for these years")
-    worst = lines["difference_share"].abs().max()
+    worst = number(lines["difference_share"].abs().max())
     return (f"lines against NHS England's published, {len(lines):,} lines",
             f"within {worst:.4%}" if worst >= 0.000_05 else "within 0.005%")
 
@@ -407,7 +408,7 @@ def _letter(run_dir: Path, m: dict, years: list[str]) -> str:
         f"<tr><td>{html.escape(str(r['area_name']))} <span class=muted>{html.escape(str(r['area_code']))}</span></td>"
         + "".join(f'<td data-v="{r[c]}">{gbp(r[c] / 100, 0)}</td>' for c in cols) + "</tr>"
         for r in wide.iter_rows(named=True))
-    total = "".join(f"<td>{gbp(wide[c].sum() / 100, 0)}</td>" for c in cols)
+    total = "".join(f"<td>{gbp(number(wide[c].sum()) / 100, 0)}</td>" for c in cols)
     return (f"<h2>The allocation letter, {years[-1]}: each stream's allocation per area (cash)</h2>"
             f'<div class="scroll"><table id="letter"><thead><tr><th>area</th>{heads}</tr></thead><tbody>{rows}'
             f"</tbody><tfoot><tr><td>all areas</td>{total}</tr></tfoot></table></div>")
@@ -452,7 +453,7 @@ def _maps(first: pl.DataFrame, last: pl.DataFrame, change: pl.DataFrame, member:
             f'<div class="charts maps">{"".join(figs)}</div>')
 
 
-def write_report(run_dir: Path, target: Path, **kwargs) -> Path:
+def write_report(run_dir: Path, target: Path, **kwargs: Any) -> Path:
     from fundform.outputs.write import atomic_write_file
 
     text = build_report(run_dir, **kwargs)

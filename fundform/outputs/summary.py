@@ -61,7 +61,7 @@ def print_summary(result: RunResult, console: Console) -> None:
     console.print(t)
     print_streams(result, console)
     gain, lose = movers(result)
-    year = a["financial_year"].max()
+    year = str(a["financial_year"].max())
     against = ("allocation against the baseline grown by base growth" if nhs else
                "allocation against today's funding uprated")
     cash = a["todays_funding"].null_count() == 0  # today's funding in cash known: the cash change beside it
@@ -114,6 +114,8 @@ def print_bands(result: RunResult, console: Console, n: int = 8) -> None:
     """A run with --uncertainty: in the last year, the areas whose grant is least certain (the widest 5-95% range
     against their central grant), with the input that moves each most."""
     u = result.uncertainty
+    if u is None:
+        return
     b = u.bands.filter(pl.col("year_index") == pl.col("year_index").max()).with_columns(
         width=(pl.col("grant_p95") - pl.col("grant_p5")) / pl.col("grant_central").abs())
     year = b["financial_year"][0]

@@ -3,6 +3,11 @@ thousands separated. Whom a run counts: residents, or registered patients."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
 
 def gbp(pounds: float, dp: int = 2) -> str:
     """Pounds, e.g. -£1,234.56 (dp=0 for whole pounds)."""
@@ -27,7 +32,7 @@ def gbp_m(pence: float) -> str:
     return f"{sign}£{abs(pence) / 1e8:,.1f}m"
 
 
-def population_words(need) -> tuple[str, str]:
+def population_words(need: pl.DataFrame | None) -> tuple[str, str]:
     """Whom a run's population counts, from its need table: NHS England's registered patients where need is the
     practices' weighted populations (a wp_ column holds values), residents otherwise. Returns ("registered
     patients", "per registered patient") or ("residents", "per resident")."""
@@ -36,7 +41,7 @@ def population_words(need) -> tuple[str, str]:
     return ("registered patients", "per registered patient") if practices else ("residents", "per resident")
 
 
-def exact(x) -> str:
+def exact(x: Any) -> str:
     """A version's number as the engine holds it: the shortest decimal that reads back as the same float (0.0666666667
     as written, never rounded to six figures), positional (0.000001, not 1e-06); whole numbers without a point."""
     import numpy as np

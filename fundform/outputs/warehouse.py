@@ -11,6 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fundform.base.errors import FundformError, environment_failure
 from fundform.base.failpoints import failpoint
@@ -20,13 +21,16 @@ from fundform.outputs.registry import OUTPUTS
 class _DuckDB:
     """DuckDB, imported when the warehouse is first used: a run that records nothing does not pay for it."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         import duckdb as module
 
         return getattr(module, name)
 
 
-duckdb = _DuckDB()
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = _DuckDB()
 
 RUN_TABLES = tuple(o.name for o in OUTPUTS if o.recorded)  # the registry's tables a warehouse keeps
 

@@ -63,7 +63,7 @@ def recover_leftovers(folder: Path) -> list[str]:
     """Put right what a killed writer left in `folder`: its temporary folder (`.NAME.tmp-PID`) is removed, and an
     earlier output it had moved aside (`.NAME.old-PID`) is restored to NAME if the new one never arrived, else
     removed. Only leftovers of processes no longer running are touched. Returns what was done."""
-    done = []
+    done: list[str] = []
     if not Path(folder).is_dir():
         return done
     for p in sorted(Path(folder).iterdir()):
