@@ -162,8 +162,9 @@ def test_the_default_search_reaches_a_fine_grids_optimum_to_its_tolerance(out, t
     lands within 0.2% of the range of the best of a 2,001-point grid settled on the scenario axis, feasible, and
     says how precisely it is located."""
     from fundform.formula.scenario import resolve_formula
+    from fundform.studies.design_measures import limit_of
     from fundform.studies.design_spec import load_design
-    from fundform.studies.designer import _evaluate, limit_of
+    from fundform.studies.designer import Search
     from tests.conftest import DATA
 
     path = tmp_path / "d.toml"
@@ -178,8 +179,9 @@ def test_the_default_search_reaches_a_fine_grids_optimum_to_its_tolerance(out, t
     ds = load_design(path)
     grid = np.linspace(-0.06, 0.02, 2001)[:, None]
     data = load_dataset(DATA)
-    res = _evaluate(data, resolve_formula("fundform-needs").spec, RunParameters(), ["transition.floor"], grid,
-                    ds.constraints, ds.objectives, 2)
+    search = Search(ds=ds, data=data, spec=resolve_formula("fundform-needs").spec, params=RunParameters(),
+                    names=["transition.floor"], lo=grid.min(axis=0), hi=grid.max(axis=0), workers=2)
+    res = search.evaluate(grid, ds.constraints)
     ok = (res["c0"] <= limit_of(ds.constraints[0])) & ~res["infeasible"]
     best_grid = grid[ok, 0].max()
     chosen = r.chosen["free"]["transition.floor"]
@@ -194,8 +196,8 @@ def test_turbulence_is_the_money_that_changes_hands_and_a_design_can_bound_it(ou
     from fundform.engine.outcome import evaluate
     from fundform.formula.scenario import resolve_formula
     from fundform.inputs.dataset import load_dataset
+    from fundform.studies.design_measures import constraint_values
     from fundform.studies.design_spec import Constraint
-    from fundform.studies.designer import constraint_values
     from fundform.studies.pipeline import RunParameters, compute
     from tests.conftest import DATA
 

@@ -247,7 +247,8 @@ def test_a_robust_design_holds_with_its_probability_verified_over_every_draw(bun
     # the candidate's value is the 90% order statistic of its per-draw values, which the exact draws reproduce
     from fundform.engine.outcome import evaluate
     from fundform.engine.scenarios import Scenarios
-    from fundform.studies.designer import constraint_values, robust_draws
+    from fundform.studies.design_measures import constraint_values
+    from fundform.studies.designer import robust_draws
 
     draws, probs = robust_draws(ds, bundled, resolve_formula("fundform-needs", result.sets()).spec, params)
     oc = evaluate(bundled, resolve_formula("fundform-needs", result.sets()).spec, params,

@@ -161,13 +161,13 @@ Transition = Annotated[Union[Annotated[Convergence, Tag("convergence")],
                        Discriminator(_rule_tag)]
 
 
-def make_rule(**fields: Any) -> _Rule:
+def make_rule(**fields: Any) -> Transition:
     """A transition rule from its fields, as a version's [transition] table gives them."""
     return _transition_adapter().validate_python(fields)
 
 
 @functools.cache
-def _transition_adapter() -> TypeAdapter:  # built when first asked for, not at import
+def _transition_adapter() -> TypeAdapter[Transition]:  # built when first asked for, not at import
     return TypeAdapter(Transition)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from fundform.formula.components import load_plugins
 from fundform.formula.scenario import ResolvedFormula
 from fundform.formula.spec import FormulaSpec
-from fundform.outputs.method_parts import setting
-from fundform.outputs.method_sections import SECTIONS, Doc
+from fundform.outputs.method_parts import Doc, setting
+from fundform.outputs.method_sections import SECTIONS
 
 # baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each
 NHS_PUBLISHED = {"nhs_core": "core", "nhs_primary_medical": "primary_medical_care"}

@@ -1,14 +1,16 @@
-"""Parts of the method document (method.py): the section on output columns (each column of allocations.parquet as
+"""Parts of the method document (method.py): what its sections share (Doc), the section on output columns (each column of allocations.parquet as
 the engine computes it, outputs/registry.py building them, in the notation of the document's steps), and the words
 for a rule's budget neutrality, a round's targets, an override's value and a dated section's keys."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from fundform.base.years import year_before
 from fundform.formula.rules import Transition
-from fundform.formula.spec import Baseline, FormulaSpec
+from fundform.formula.spec import Baseline, ControlTotal, FormulaSpec, LocalTax, Need
 from fundform.outputs.text import exact
 
 
@@ -127,3 +129,57 @@ def flat_section(node: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield from flat_section(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
+
+
+@dataclass(kw_only=True)
+class Doc:
+    """What the method document's sections share: the version and its parts, the lines written so far and each
+    section's number (the cross-references §key§ resolve from it)."""
+
+    spec: FormulaSpec
+    out: list[str]
+    n: int = 0  # the last section's number
+    num: dict[str, int] = field(default_factory=dict)  # a section's key -> its number
+
+    @property
+    def b(self) -> Baseline:
+        return self.spec.baseline
+
+    @property
+    def ct(self) -> ControlTotal:
+        return self.spec.control_total
+
+    @property
+    def lt(self) -> LocalTax:
+        return self.spec.local_tax
+
+    @property
+    def t(self) -> Transition:
+        return self.spec.transition
+
+    @property
+    def first(self) -> str:
+        """The version's first effective year."""
+        return self.spec.effective_years[0]
+
+    @property
+    def year0(self) -> str:
+        """The year before the first: today's funding."""
+        return year_before(self.first)
+
+    @property
+    def years(self) -> list[str]:
+        return [self.year0, *self.spec.effective_years]
+
+    @property
+    def needs(self) -> list[tuple[str, Need]]:
+        """The version's need and each stream's own, with their paths."""
+        spec = self.spec
+        return [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None]
+
+    def step(self, key: str | None = None) -> int:
+        """The next section's number, recorded under `key` for the cross-references (§key§)."""
+        self.n += 1
+        if key:
+            self.num[key] = self.n
+        return self.n

@@ -5,16 +5,15 @@ cross-references between sections (§key§) are resolved when the document is wh
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 
 from fundform.base.errors import present
-from fundform.base.years import FinancialYear, year_before, years_between
+from fundform.base.years import FinancialYear, years_between
 from fundform.formula.components import EQUATIONS, INDICATOR_TRANSFORMS, TRANSITION_RULES
 from fundform.formula.quantities import Quantity
-from fundform.formula.rules import Transition, rule_numbers
-from fundform.formula.spec import AgeCostCurve, Baseline, ControlTotal, FormulaSpec, LocalTax, Need, iter_quantities
+from fundform.formula.rules import rule_numbers
+from fundform.formula.spec import AgeCostCurve, FormulaSpec, Need, iter_quantities
 from fundform.inputs.tables import CONTRACTS
-from fundform.outputs.method_parts import flat_section, neutrality, outputs_section, targets_read
+from fundform.outputs.method_parts import Doc, flat_section, neutrality, outputs_section, targets_read
 from fundform.outputs.text import exact
 
 # baseline table columns that are NHS England's published allocations, and the nhs_icb_allocations stream of each
@@ -125,60 +124,6 @@ def _need_section(need: Need, title: str, n: int) -> list[str]:
     product = " * ".join(f"m_i,{ind.name}" for ind in need.indicators) or "1"
     out += ["```", f"N_i = W_i * {product}          (need-weighted population)", "```", ""]
     return out
-
-
-@dataclass(kw_only=True)
-class Doc:
-    """What the method document's sections share: the version and its parts, the lines written so far and each
-    section's number (the cross-references §key§ resolve from it)."""
-
-    spec: FormulaSpec
-    out: list[str]
-    n: int = 0  # the last section's number
-    num: dict[str, int] = field(default_factory=dict)  # a section's key -> its number
-
-    @property
-    def b(self) -> Baseline:
-        return self.spec.baseline
-
-    @property
-    def ct(self) -> ControlTotal:
-        return self.spec.control_total
-
-    @property
-    def lt(self) -> LocalTax:
-        return self.spec.local_tax
-
-    @property
-    def t(self) -> Transition:
-        return self.spec.transition
-
-    @property
-    def first(self) -> str:
-        """The version's first effective year."""
-        return self.spec.effective_years[0]
-
-    @property
-    def year0(self) -> str:
-        """The year before the first: today's funding."""
-        return year_before(self.first)
-
-    @property
-    def years(self) -> list[str]:
-        return [self.year0, *self.spec.effective_years]
-
-    @property
-    def needs(self) -> list[tuple[str, Need]]:
-        """The version's need and each stream's own, with their paths."""
-        spec = self.spec
-        return [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None]
-
-    def step(self, key: str | None = None) -> int:
-        """The next section's number, recorded under `key` for the cross-references (§key§)."""
-        self.n += 1
-        if key:
-            self.num[key] = self.n
-        return self.n
 
 
 def _section_need(d: Doc) -> None:

@@ -20,13 +20,15 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fundform.base.errors import EnvironmentFailure, FundformError, environment_failure
+from fundform.base.errors import EnvironmentFailure, FundformError, environment_failure, present
 from fundform.base.failpoints import failpoint
 from fundform.base.paths import default_data_dir
 from fundform.base.toml import problems_of, read_toml
@@ -92,18 +94,21 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
     jobs = []
     for i, r in enumerate(spec.runs):
         formula = r.formula if not r.formula.endswith(".toml") else str(resolve(r.formula, base))
-        level0, start0, years0 = (None, None, None)
+        level0: str | None = None
+        start0: str | None = None
+        years0: int | None = None
         if r.levels is None or r.start_year is None or r.years is None:
             try:
                 level0, start0, years0 = run_defaults(resolve_formula(formula, tuple(r.set)).spec)
             except FundformError as e:
                 raise FundformError(f"{path}: runs.{i}: {e}") from None
-        for level in r.levels or [level0]:
+        # what the batch leaves unsaid is the version's own (run_defaults, read just above)
+        start = r.start_year if r.start_year is not None else present(start0, "the version's start year")
+        years = r.years if r.years is not None else present(years0, "the version's years")
+        for level in r.levels or [present(level0, "the version's level")]:
             if level not in LEVELS:
                 raise FundformError(f"{path}: runs.{i}.levels: unknown level '{level}' (known: {', '.join(LEVELS)})")
-            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level,
-                            start0 if r.start_year is None else r.start_year, years0 if r.years is None else r.years,
-                            tuple(r.set),
+            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level, start, years, tuple(r.set),
                             resolve(r.data or spec.data, default_data_dir())))
     return spec, jobs, resolve(spec.output, base)
 
@@ -111,28 +116,29 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
 class Lock:
     def __init__(self, folder: Path):
         self.path = folder / LOCK_NAME
-        self.fh = None
+        self.fh: TextIO | None = None
 
     def __enter__(self) -> Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
+        self.fh = fh = open(self.path, "a+")
         try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.fh.seek(0)
-            holder = self.fh.read().strip() or "unknown"
-            self.fh.close()
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
             raise BatchBusy(f"another batch is writing {self.path.parent} (lock held by pid {holder}); "
                             "this one did nothing") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(str(os.getpid()))
-        self.fh.flush()
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
         return self
 
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
+    def __exit__(self, *exc: object) -> None:
+        fh = present(self.fh, "the batch's lock file")
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 def clean_stale(folder: Path) -> list[str]:
@@ -143,8 +149,9 @@ def clean_stale(folder: Path) -> list[str]:
     return recover_leftovers(folder)
 
 
-def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progress=None,
-              warehouse: Path | None = None) -> dict:
+def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False,
+              progress: Callable[[str, int, int], None] | None = None,
+              warehouse: Path | None = None) -> dict[str, Any]:
     """Run a batch spec. Runs are recorded in `warehouse` (default: the settings' run warehouse, FUNDFORM_WAREHOUSE),
     the one every other command reads, unless the spec says record = false.
 
@@ -166,12 +173,14 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
             known.append(recorded_ids(record_into))
         return known[0]
     output.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda _m, _done=0, _total=0: None)  # progress(message, runs done, runs in all)
-    results = []
+    def say(message: str, done: int = 0, total: int = 0) -> None:  # progress(message, runs done, runs in all)
+        if progress is not None:
+            progress(message, done, total)
+    results: list[dict[str, Any]] = []
     with Lock(output):
         log = (output / "batch.log.jsonl").open("a")
 
-        def event(**kw) -> None:
+        def event(**kw: Any) -> None:
             log.write(json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), **kw}) + "\n")
             log.flush()
 
@@ -182,7 +191,7 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
             event(event="cleaned", folders=stale)
         for job in jobs:
             t0 = time.perf_counter()
-            row = {"run": job.label, "formula": job.formula, "level": job.level}
+            row: dict[str, Any] = {"run": job.label, "formula": job.formula, "level": job.level}
             try:
                 params = RunParameters(level=job.level, start_year=job.start_year, years=job.years)
                 plan = plan_run(job.formula, job.data_dir, params, job.sets)
@@ -216,13 +225,13 @@ def run_batch(spec_path: Path, force: bool = False, dry_run: bool = False, progr
             row["seconds"] = round(time.perf_counter() - t0, 3)
             event(event=row["status"].split(" ")[0], **{k: v for k, v in row.items() if k != "status"})
             results.append(row)
+        counts = {s: sum(1 for r in results if r["status"].split(" ")[0] == s)
+                  for s in ("done", "skipped", "failed", "would")}
         summary = {"spec": str(spec_path), "output": str(output), "seconds": round(time.perf_counter() - started, 3),
-                   "runs": results,
-                   "counts": {s: sum(1 for r in results if r["status"].split(" ")[0] == s)
-                              for s in ("done", "skipped", "failed", "would")}}
+                   "runs": results, "counts": counts}
         tmp = output / "batch-summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(output / "batch-summary.json")
-        event(event="end", **summary["counts"], seconds=summary["seconds"])
+        event(event="end", **counts, seconds=summary["seconds"])
         log.close()
     return summary

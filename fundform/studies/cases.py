@@ -18,10 +18,12 @@ given; a case file that is malformed is refused naming the file and key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fundform.base.errors import present
 
 
 class _Model(BaseModel):
@@ -48,7 +50,7 @@ class Expect(_Model):
     source: str = Field(min_length=1)  # where the expected figure comes from (a published table, a hand working)
 
     @model_validator(mode="after")
-    def _one_tolerance(self):
+    def _one_tolerance(self) -> Expect:
         if (self.tolerance is None) == (self.relative_tolerance is None):
             raise ValueError("give exactly one of tolerance (absolute) and relative_tolerance")
         return self
@@ -59,7 +61,7 @@ class Case(_Model):
     why: str = ""  # the case in words, as a reviewer checks it by hand
     kind: Literal["transition", "run"]
     # transition
-    rule: dict | None = None
+    rule: dict[str, Any] | None = None
     areas: list[str] | None = None
     previous: list[float] | None = None  # pounds: the year before the settlement
     years: list[TransitionYear] | None = None
@@ -75,10 +77,10 @@ class Case(_Model):
     path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _kind(self):
+    def _kind(self) -> Case:
         if self.kind == "transition":
-            missing = [k for k in ("rule", "areas", "previous", "years") if getattr(self, k) is None]
-            if missing:
+            if self.rule is None or self.areas is None or self.previous is None or self.years is None:
+                missing = [k for k in ("rule", "areas", "previous", "years") if getattr(self, k) is None]
                 raise ValueError(f"a transition case needs {', '.join(missing)}")
             n = len(self.areas)
             if len(self.previous) != n or any(len(y.target) != n or len(y.expect_allocation) != n
@@ -108,7 +110,7 @@ def check_case(case: Case) -> list[str]:
     return _check_transition(case) if case.kind == "transition" else _check_run(case)
 
 
-def _pence(pounds) -> np.ndarray:
+def _pence(pounds: list[float]) -> np.ndarray:
     return np.round(np.asarray(pounds, dtype=np.float64) * 100).astype(np.int64)
 
 
@@ -116,23 +118,26 @@ def _check_transition(case: Case) -> list[str]:
     from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR, run_transition
     from fundform.formula.rules import make_rule
 
+    # a transition case has each of these (Case._kind refuses one without)
+    given = present(case.rule, "the case's rule")
+    areas, years = present(case.areas, "the case's areas"), present(case.years, "the case's years")
     rule = make_rule(**{k: ({**v, "source": v.get("source", f"policy case {case.path.name if case.path else ''}")}
-                            if isinstance(v, dict) else v) for k, v in case.rule.items()})
-    r = run_transition(_pence(case.previous), np.stack([_pence(y.target) for y in case.years]),
-                       _pence([y.total for y in case.years]), rule)
+                            if isinstance(v, dict) else v) for k, v in given.items()})
+    r = run_transition(_pence(present(case.previous, "the case's previous")),
+                       np.stack([_pence(y.target) for y in years]), _pence([y.total for y in years]), rule)
     words = {BOUND_FLOOR: "floor", BOUND_CEILING: "ceiling"}
     problems = []
-    for k, y in enumerate(case.years):
+    for k, y in enumerate(years):
         got = r.allocation[k] / 100
-        for a, want, have in zip(case.areas, y.expect_allocation, got):
+        for a, want, have in zip(areas, y.expect_allocation, got):
             if abs(have - want) > case.tolerance + 1e-9:
                 problems.append(f"year {k + 1}, {a}: allocation GBP {have:,.2f}, expected GBP {want:,.2f}"
                                 + (f" +- {case.tolerance:,.2f}" if case.tolerance else ""))
         if y.expect_bound is not None:
-            have_b = [words.get(int(b), "none") for b in r.bound[k]]
-            for a, want, have in zip(case.areas, y.expect_bound, have_b):
-                if want != have:
-                    problems.append(f"year {k + 1}, {a}: held at {have}, expected {want}")
+            held = [words.get(int(b), "none") for b in r.bound[k]]
+            for a, bound, at in zip(areas, y.expect_bound, held):
+                if bound != at:
+                    problems.append(f"year {k + 1}, {a}: held at {at}, expected {bound}")
         if y.expect_scale_back is not None and abs(float(r.scale_back[k]) - y.expect_scale_back) > 1e-9:
             problems.append(f"year {k + 1}: scale-back {float(r.scale_back[k]):.12g}, expected {y.expect_scale_back}")
     return problems
@@ -150,7 +155,7 @@ def _check_run(case: Case) -> list[str]:
 
     data_dir = ((case.path.parent / case.data).resolve() if case.data and case.path else
                 Path(case.data) if case.data else default_data_dir())
-    formula = resolve_formula(case.version, case.set)
+    formula = resolve_formula(present(case.version, "the case's version"), case.set)
     spec = formula.spec
     params = RunParameters(level=case.level or spec.default_level, start_year=case.start_year or
                            spec.effective_years[0], years=case.settlement_years or len(spec.effective_years))
@@ -171,7 +176,7 @@ def _check_run(case: Case) -> list[str]:
         have = rows[e.column][0]
         money = any(c.name == e.column and c.type == MONEY for c in TABLES[e.table])  # the output contract says
         have = None if have is None else (int(have) / 100 if money else float(have))  # pence to pounds
-        limit = e.tolerance if e.tolerance is not None else e.relative_tolerance * abs(e.value)
+        limit = e.tolerance if e.tolerance is not None else present(e.relative_tolerance, "a tolerance") * abs(e.value)
         if have is None or abs(have - e.value) > limit + 1e-9:
             problems.append(f"{where}: {have!r}, expected {e.value!r} +- {limit:.6g} ({e.source})")
     return problems

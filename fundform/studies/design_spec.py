@@ -48,7 +48,7 @@ class Constraint(_Model):
     probability: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _needs(self):
+    def _needs(self) -> Constraint:
         if self.kind in ("max_fall", "within_target", "turbulence") and self.limit is None:
             raise ValueError(f"a {self.kind} constraint needs `limit` (a share: 0.05 = 5%)")
         if self.kind == "floor_cost" and self.limit_gbp is None:
@@ -99,7 +99,7 @@ class Objective(_Model):
     year: str | None = None
 
     @model_validator(mode="after")
-    def _needs(self):
+    def _needs(self) -> Objective:
         if self.kind in ("maximise", "minimise") and not self.parameter:
             raise ValueError(f"a {self.kind} objective needs `parameter` (one of the free numbers)")
         if self.kind == "max_distance" and not self.year:
@@ -149,7 +149,7 @@ class DesignSpec(_Model):
                                                                 else 1.0)
 
     @model_validator(mode="after")
-    def _check(self):
+    def _check(self) -> DesignSpec:
         if not 1 <= len(self.free) <= 8:
             raise ValueError("give 1 to 8 free numbers")
         for path, (lo, hi) in self.free.items():

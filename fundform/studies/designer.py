@@ -25,14 +25,21 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import FundformError, present
+from fundform.engine.params import RunParameters
+from fundform.formula.scenario import LoadedFormula
+from fundform.formula.spec import FormulaSpec
+from fundform.inputs.dataset import Dataset
+from fundform.studies.design_measures import constraint_values, limit_of, objective_value_shown, objective_values
 from fundform.studies.design_spec import (  # noqa: F401  (the design file's names, re-exported)
     MEASURES,
     Constraint,
@@ -42,128 +49,30 @@ from fundform.studies.design_spec import (  # noqa: F401  (the design file's nam
     load_design,
 )
 
+if TYPE_CHECKING:
+    from fundform.engine.draws import DataDraws
+    from fundform.studies.executors import Executor
+
 CHUNK = 1_000
+Measures = dict[str, np.ndarray]  # per candidate: each constraint's value (c0, c1...), objective's (o0...), "infeasible"
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# what a candidate is measured by, from the outcome of a chunk of candidates
-
-
-def _year_index(fy: list[str], year: str | None, what: str) -> int:
-    if year not in fy:
-        raise FundformError(f"{what}: {year} is not a year of the run ({', '.join(fy)})")
-    return fy.index(year)
-
-
-def _years(fy: list[str], years, what: str) -> list[int]:
-    return list(range(len(fy))) if years == "all" else [_year_index(fy, y, what) for y in years]
-
-
-def changes(oc, measure: str, terms: str) -> tuple[np.ndarray, list[int]]:
-    """(S, years, areas) each year's change of an area's allocation (from the year before's, year 1 included) or
-    grant (from the second year), in cash or real terms; and the years it covers."""
-    fy = oc.financial_years
-    if measure == "allocation":
-        now, before, covered = oc.allocation, oc.previous, list(range(len(fy)))
-    else:
-        now, before, covered = oc.grant[:, 1:], oc.grant[:, :-1], list(range(1, len(fy)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ch = np.where(before != 0, now / before - 1.0, 0.0)
-    if terms == "real":
-        g = np.array([oc.settled.growth.get(fy[t], 0.0) for t in covered])
-        ch = (1.0 + ch) / (1.0 + g)[None, :, None] - 1.0
-    return ch, covered
-
-
-def turbulence(oc, measure: str) -> tuple[np.ndarray, list[int]]:
-    """(S, years covered) the share of each year's money that moves between areas: half the sum over areas of the
-    change in each area's share of the total (allocation: year 1 against the year before's; grant: from the second
-    year), and the years it covers."""
-    fy = oc.financial_years
-    if measure == "allocation":
-        now, before, covered = oc.allocation, oc.previous, list(range(len(fy)))
-    else:
-        now, before, covered = oc.grant[:, 1:], oc.grant[:, :-1], list(range(1, len(fy)))
-    now, before = now.astype(np.float64), before.astype(np.float64)
-    share = now / now.sum(axis=-1, keepdims=True) - before / before.sum(axis=-1, keepdims=True)
-    return 0.5 * np.abs(share).sum(axis=-1), covered
-
-
-def constraint_values(c: Constraint, oc) -> np.ndarray:
-    """(S,) each candidate's value of the constraint's measure; it holds where value <= the constraint's limit."""
-    fy = oc.financial_years
-    if c.kind == "max_fall":
-        ch, covered = changes(oc, c.measure, c.terms)
-        keep = [i for i, t in enumerate(covered) if t in _years(fy, c.years, c.name)]
-        if not keep:
-            return np.zeros(oc.size)
-        return -ch[:, keep, :].min(axis=(1, 2))  # the largest fall, as a positive share
-    if c.kind == "turbulence":
-        moved, covered = turbulence(oc, c.measure)
-        keep = [i for i, t in enumerate(covered) if t in _years(fy, c.years, c.name)]
-        return moved[:, keep].max(axis=1) if keep else np.zeros(oc.size)
-    if c.kind == "within_target":
-        t = _year_index(fy, c.year, c.name)
-        d = np.sort(np.abs(oc.allocation[:, t, :] / oc.targets[:, t, :] - 1.0), axis=-1)[:, ::-1]
-        return d[:, min(c.at_most, d.shape[1] - 1)] if c.at_most < d.shape[1] else np.zeros(oc.size)
-    idx = _years(fy, c.years, c.name)
-    if c.kind == "floor_cost":
-        return oc.floor_cost[:, idx].max(axis=1) / 100
-    if c.kind == "areas_at_floor":
-        return oc.at_floor[:, idx, :].sum(axis=-1).max(axis=1).astype(np.float64)
-    paid = (oc.allocation + oc.guarantee).sum(axis=-1)[:, idx]
-    ct = np.stack([sum(s.totals[:, 1:] for s in oc.settlements)[:, t] for t in idx], axis=1)
-    return np.abs(paid - ct).max(axis=1) / 100
-
-
-def limit_of(c: Constraint) -> float:
-    return {"max_fall": c.limit, "within_target": c.limit, "turbulence": c.limit, "floor_cost": c.limit_gbp,
-            "areas_at_floor": float(c.at_most), "total": c.limit_gbp or 0.0}[c.kind]
-
-
-def objective_values(o: Objective, oc, free: dict[str, np.ndarray]) -> np.ndarray:
-    """(S,) each candidate's objective, as a number to minimise (a maximised one negated)."""
-    if o.kind == "maximise":
-        return -free[o.parameter]
-    if o.kind == "minimise":
-        return free[o.parameter].copy()
-    if o.kind == "max_distance":
-        t = _year_index(oc.financial_years, o.year, o.name)
-        return np.abs(oc.allocation[:, t, :] / oc.targets[:, t, :] - 1.0).max(axis=-1)
-    if o.kind == "largest_real_loss":
-        ch, _ = changes(oc, "allocation", "real")
-        return np.maximum(-ch.min(axis=(1, 2)), 0.0)
-    if o.kind == "floor_cost":
-        return oc.floor_cost.sum(axis=1) / 100
-    if o.kind == "turbulence":
-        return turbulence(oc, "allocation")[0].sum(axis=1)
-    ytt = oc.years_to_target
-    return np.where(np.isnan(ytt), np.inf, ytt).max(axis=-1)
-
-
-def objective_value_shown(o: Objective, v: float) -> float:
-    return -v if o.kind == "maximise" else v
-
-
-# ------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
+@dataclass(kw_only=True)
 class DesignResult:
     spec: DesignSpec
     version: str
     names: list[str]
     points: pl.DataFrame  # every candidate: its free numbers, constraint values, objectives, feasibility, stage
     feasible: bool
-    chosen: dict  # the chosen candidate: its numbers, constraint values and objectives
-    binding: dict | None  # where nothing is feasible: the constraint that binds at the best candidate, by how much
-    relaxed: list[dict]  # for each constraint: what the first objective reaches with it dropped
+    chosen: dict[str, Any]  # the chosen candidate: its numbers, constraint values and objectives
+    binding: dict[str, Any] | None  # where nothing is feasible: the constraint that binds at the best candidate
+    relaxed: list[dict[str, Any]]  # for each constraint: what the first objective reaches with it dropped
     frontier: pl.DataFrame  # the Pareto frontier of two objectives among feasible candidates
     region: pl.DataFrame  # the feasible share of candidates in each cell of each pair of free numbers
-    shipped: dict  # the version's own numbers, as a candidate
-    verified: dict = field(default_factory=dict)  # the exact run of the chosen design
-    search: dict = field(default_factory=dict)  # the polish's tolerance and what it reached (its final step)
-    manifest: dict = field(default_factory=dict)
+    shipped: dict[str, Any]  # the version's own numbers, as a candidate
+    verified: dict[str, Any] = field(default_factory=dict)  # the exact run of the chosen design
+    search: dict[str, Any] = field(default_factory=dict)  # the polish's tolerance and what it reached (its final step)
+    manifest: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
 
     def sets(self) -> list[str]:
@@ -179,7 +88,7 @@ class DesignResult:
         return "\n".join(lines) + "\n"
 
 
-def _shipped_values(spec, names: list[str]) -> np.ndarray:
+def _shipped_values(spec: FormulaSpec, names: list[str]) -> np.ndarray:
     """The version's own value of each free number (its scenario that sets nothing)."""
     from fundform.formula.scenario import flatten
 
@@ -201,8 +110,9 @@ def _sobol(lo: np.ndarray, hi: np.ndarray, n: int, seed: int) -> np.ndarray:
         np.empty((0, len(lo)))
 
 
-def _measure(data, spec, params, names, values, constraints, objectives, draws=None,
-             probabilities=None) -> dict[str, np.ndarray]:
+def _measure(data: Dataset, spec: FormulaSpec, params: RunParameters, names: list[str], values: np.ndarray,
+             constraints: list[Constraint], objectives: list[Objective], draws: DataDraws | None = None,
+             probabilities: list[float] | None = None) -> Measures:
     """One chunk of candidates: their outcome, then each constraint's and objective's value and the marks. With
     `draws` (a robust design), each candidate is settled over every draw of the inputs (the data axis); a
     constraint's value is the one it stays within in its `probabilities` share of the draws (the order statistic:
@@ -223,14 +133,15 @@ def _measure(data, spec, params, names, values, constraints, objectives, draws=N
         out.update({f"o{j}": objective_values(o, oc, free) for j, o in enumerate(objectives)})
         out["infeasible"] = oc.infeasible
         return out
-    out = {f"c{j}": np.quantile(constraint_values(c, oc).reshape(C, D), probabilities[j], axis=1,
+    probs = present(probabilities, "each constraint's probability")
+    out = {f"c{j}": np.quantile(constraint_values(c, oc).reshape(C, D), probs[j], axis=1,
                                 method="inverted_cdf") for j, c in enumerate(constraints)}
     out.update({f"o{j}": objective_values(o, oc, free).reshape(C, D).mean(axis=1) for j, o in enumerate(objectives)})
-    out["infeasible"] = oc.infeasible.reshape(C, D).any(axis=1)
+    out["infeasible"] = np.asarray(oc.infeasible.reshape(C, D).any(axis=1))
     return out
 
 
-def design_chunk_task(task: tuple) -> dict[str, np.ndarray]:
+def design_chunk_task(task: tuple[Any, ...]) -> Measures:
     """One chunk of a design's candidates as a task for another process or machine (fundform.studies.executors)."""
     from fundform.studies.executors import worker_data
 
@@ -239,26 +150,45 @@ def design_chunk_task(task: tuple) -> dict[str, np.ndarray]:
                     draws, probabilities)
 
 
-def _evaluate(data, spec, params, names, values, constraints, objectives, workers, executor=None, draws=None,
-              probabilities=None) -> dict[str, np.ndarray]:
-    """Constraint values, objectives and infeasibility of every candidate, chunk by chunk on the scenario axis: on
-    threads of this process, or as tasks of `executor` (fundform.studies.executors). With `draws`, a chunk holds
-    CHUNK scenarios of candidates x draws."""
-    S = values.shape[0]
-    step = CHUNK if draws is None else max(1, CHUNK // draws.size)
-    slices = [slice(i, min(i + step, S)) for i in range(0, S, step)]
-    if executor is not None and executor.name != "local":
-        parts = list(executor.map(design_chunk_task, [
-            (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints, objectives,
-             draws, probabilities) for sl in slices]))
-    elif len(slices) <= 1:
-        parts = [_measure(data, spec, params, names, values[sl], constraints, objectives, draws, probabilities)
-                 for sl in slices]
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, workers or min(os.cpu_count() or 1, len(slices)))) as pool:
-            parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl], constraints,
-                                                      objectives, draws, probabilities), slices))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+@dataclass(frozen=True, kw_only=True)
+class Search:
+    """What every stage of a design's search reads, built once (run_design): the question, the run's data, version
+    and parameters, the free numbers with their ranges, where candidates are settled (`workers` threads, or
+    `executor`), and for a robust design the draws of the inputs with each constraint's probability."""
+
+    ds: DesignSpec
+    data: Dataset
+    spec: FormulaSpec
+    params: RunParameters
+    names: list[str]
+    lo: np.ndarray
+    hi: np.ndarray
+    workers: int | None = None
+    executor: Executor | None = None
+    draws: DataDraws | None = None
+    probabilities: list[float] | None = None
+
+    def evaluate(self, values: np.ndarray, constraints: list[Constraint]) -> Measures:
+        """Constraint values, objectives and infeasibility of every candidate, chunk by chunk on the scenario axis:
+        on threads of this process, or as tasks of the executor (fundform.studies.executors). With draws, a chunk
+        holds CHUNK scenarios of candidates x draws."""
+        data, spec, params, names, objectives = self.data, self.spec, self.params, self.names, self.ds.objectives
+        draws, probabilities, executor = self.draws, self.probabilities, self.executor
+        S = values.shape[0]
+        step = CHUNK if draws is None else max(1, CHUNK // draws.size)
+        slices = [slice(i, min(i + step, S)) for i in range(0, S, step)]
+        if executor is not None and executor.name != "local":
+            parts = list(executor.map(design_chunk_task, [
+                (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints,
+                 objectives, draws, probabilities) for sl in slices]))
+        elif len(slices) <= 1:
+            parts = [_measure(data, spec, params, names, values[sl], constraints, objectives, draws, probabilities)
+                     for sl in slices]
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, self.workers or min(os.cpu_count() or 1, len(slices)))) as pool:
+                parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl], constraints,
+                                                          objectives, draws, probabilities), slices))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _frontier(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -272,7 +202,8 @@ def _frontier(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def _region(names, values: np.ndarray, ok: np.ndarray, lo, hi, cells: int = 12) -> pl.DataFrame:
+def _region(names: list[str], values: np.ndarray, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, cells: int = 12
+            ) -> pl.DataFrame:
     """For each pair of free numbers, the share of candidates that meet every constraint in each cell."""
     rows = []
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))] or [(0, 0)]
@@ -291,8 +222,9 @@ def _region(names, values: np.ndarray, ok: np.ndarray, lo, hi, cells: int = 12) 
     return pl.DataFrame(rows)
 
 
-def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: int | None = None,
-               executor=None) -> DesignResult:
+def run_design(ds: DesignSpec, data: Dataset, formula: LoadedFormula, params: RunParameters,
+               progress: Callable[[str], None] | None = None, workers: int | None = None,
+               executor: Executor | None = None) -> DesignResult:
     """Search, choose and verify a design (the module's docstring says how).
 
     Over 80 lines: the search's stages share its candidates; each stage is a function it calls in the order the
@@ -307,17 +239,19 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     hi = np.array([ds.free[n][1] for n in names])
     shipped = _shipped_values(spec, names)
     cons, objs = ds.constraints, ds.objectives
-    robust = robust_draws(ds, data, spec, params)
-    if robust[0] is not None:
-        say(f"each candidate over {robust[0].size:,} draws of the inputs (constraints held in "
-            f"{', '.join(f'{p:.0%}' for p in robust[1])} of them)")
+    draws, probabilities = robust_draws(ds, data, spec, params)
+    s = Search(ds=ds, data=data, spec=spec, params=params, names=names, lo=lo, hi=hi, workers=workers,
+               executor=executor, draws=draws, probabilities=probabilities)
+    if draws is not None:
+        say(f"each candidate over {draws.size:,} draws of the inputs (constraints held in "
+            f"{', '.join(f'{p:.0%}' for p in probabilities or [])} of them)")
     say(f"drawing {ds.draws:,} candidates")
     first = np.vstack([shipped[None, :], _sobol(lo, hi, ds.draws, ds.seed)])
-    res = _evaluate(data, spec, params, names, first, cons, objs, workers, executor, *robust)
+    res = s.evaluate(first, cons)
     stage = np.array(["shipped"] + ["draw"] * (first.shape[0] - 1))
     values = first
 
-    def scores(r):
+    def scores(r: Measures) -> tuple[np.ndarray, np.ndarray]:
         viol = np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1)
         viol = np.where(np.isnan(viol), np.inf, viol)
         worst = np.where(r["infeasible"], np.inf, viol.max(axis=1))
@@ -327,7 +261,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
     ok = worst <= 0
     best = _pick(res, ok, worst, objs)
 
-    def joined(more_values, more, label):  # a stage's candidates added to the points, the choice made again
+    def joined(more_values: np.ndarray, more: Measures, label: str) -> None:  # a stage's candidates added, chosen again
         nonlocal res, values, stage, viol, worst, ok, best
         if more_values.shape[0]:
             res = {k: np.concatenate([res[k], more[k]]) for k in res}
@@ -339,14 +273,12 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
 
     if ds.refine:
         say(f"refining: differential evolution on the scenario axis ({ds.refine:,} more candidates at most)")
-        joined(*_refine(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor, robust),
-               "refine")
-    search = {"tolerance": None}
+        joined(*_refine(s, values, res, ok, cons), "refine")
+    search: dict[str, Any] = {"tolerance": None}
     if ds.tolerance:
         say(f"polishing: a compass search from the best candidate until its step is below {ds.tolerance:.2%} of "
             "each free number's range")
-        more_values, more, search = _polish(ds, data, spec, params, names, lo, hi, values, res, ok, cons, objs,
-                                            workers, executor, robust)
+        more_values, more, search = _polish(s, values, res, ok, cons)
         joined(more_values, more, "polish")
     points = pl.DataFrame({"candidate": np.arange(values.shape[0]), "stage": stage,
                            **{n: values[:, i] for i, n in enumerate(names)},
@@ -356,7 +288,7 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
                            "bounds_met": ~res["infeasible"], "feasible": ok})
     feasible = bool(ok.any())
 
-    def describe(i: int) -> dict:
+    def describe(i: int) -> dict[str, Any]:
         return {"candidate": int(i), "free": {n: float(values[i, k]) for k, n in enumerate(names)},
                 "constraints": [{"constraint": c.name, "value": float(res[f"c{j}"][i]), "limit": limit_of(c),
                                  "holds": bool(res[f"c{j}"][i] <= limit_of(c) and not res["infeasible"][i])}
@@ -365,10 +297,10 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
                                for j, o in enumerate(objs)],
                 "bounds_met": bool(not res["infeasible"][i])}
 
-    relaxed, removal_feasible = [], []
+    relaxed: list[dict[str, Any]] = []
+    removal_feasible: list[bool] = []
     for j, c in enumerate(cons):  # what dropping one constraint buys: the first objective, re-solved without it
-        got, fixes = _without(ds, data, spec, params, names, lo, hi, values, res, viol, j, cons, objs, workers,
-                              executor, robust)
+        got, fixes = _without(s, values, res, viol, j)
         removal_feasible.append(fixes)
         relaxed.append({"constraint": c.name, "objective": objs[0].name,
                         "with_it": objective_value_shown(objs[0], float(res["o0"][ok].min())) if feasible else None,
@@ -394,16 +326,17 @@ def run_design(ds: DesignSpec, data, formula, params, progress=None, workers: in
         f = np.array([best], dtype=np.int64)
     frontier = points[f.tolist()]
     region = _region(names, values, ok, lo, hi)
-    return DesignResult(ds, spec.id, names, points, feasible, describe(best), binding, relaxed, frontier, region,
-                        describe(0), search=search)
+    return DesignResult(spec=ds, version=spec.id, names=names, points=points, feasible=feasible,
+                        chosen=describe(best), binding=binding, relaxed=relaxed, frontier=frontier, region=region,
+                        shipped=describe(0), search=search)
 
 
-def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, viol, j, cons, objs, workers, executor,
-             robust) -> tuple[float | None, bool]:
+def _without(s: Search, values: np.ndarray, res: Measures, viol: np.ndarray, j: int) -> tuple[float | None, bool]:
     """(the best first objective with constraint j dropped, whether dropping it makes the question feasible): the
     candidates searched so far that meet the other constraints, then, when the design refines, a refinement of its
     own with the other constraints alone, so the figure is the optimum without j, not the best of a search aimed
     at the question with it."""
+    ds, cons = s.ds, s.ds.constraints
     rest = [c for k, c in enumerate(cons) if k != j]
     others = np.delete(viol, j, axis=1)
     ok_j = (others.max(axis=1) <= 0 if others.shape[1] else np.ones(viol.shape[0], bool)) & ~res["infeasible"]
@@ -411,16 +344,14 @@ def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, vio
     if ds.refine:
         sub = {k: v for k, v in res.items() if not (k.startswith("c") and k[1:].isdigit())}
         sub.update({f"c{i}": res[f"c{k}"] for i, k in enumerate(k for k in range(len(cons)) if k != j)})
-        more_values, more = _refine(ds, data, spec, params, names, lo, hi, values, sub, ok_j, rest, objs, workers,
-                                    executor, robust)
+        more_values, more = _refine(s, values, sub, ok_j, rest)
         if ds.tolerance and more_values.shape[0]:  # polished to the same tolerance as the answer itself
             sub2 = {k: np.concatenate([sub[k], more[k]]) for k in more}
             v2 = np.vstack([values, more_values])
             rv = (np.stack([(sub2[f"c{i}"] - limit_of(c)) / c.scale for i, c in enumerate(rest)], axis=1).max(axis=1)
                   if rest else np.zeros(v2.shape[0]))
             ok2 = (np.where(np.isnan(rv), np.inf, rv) <= 0) & ~sub2["infeasible"]
-            pv, pr, _ = _polish(ds, data, spec, params, names, lo, hi, v2, sub2, ok2, rest, objs, workers, executor,
-                                robust, calls=4)  # a secondary figure: a few steps of the same search
+            pv, pr, _ = _polish(s, v2, sub2, ok2, rest, calls=4)  # a secondary figure: a few steps of the same search
             if pv.shape[0]:
                 more_values = np.vstack([more_values, pv])
                 more = {k: np.concatenate([more[k], pr[k]]) for k in more}
@@ -433,7 +364,8 @@ def _without(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, vio
     return (min(got) if got else None), bool(got)
 
 
-def robust_draws(ds: DesignSpec, data, spec, params) -> tuple:
+def robust_draws(ds: DesignSpec, data: Dataset, spec: FormulaSpec, params: RunParameters
+                 ) -> tuple[DataDraws, list[float]] | tuple[None, None]:
     """(the draws of the inputs, each constraint's probability) for a design with [uncertainty], else (None, None)."""
     if ds.uncertainty is None:
         return None, None
@@ -446,8 +378,8 @@ def robust_draws(ds: DesignSpec, data, spec, params) -> tuple:
     return make_draws(data, unc, spec, fy), [ds.probability(c) for c in ds.constraints]
 
 
-def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor,
-            robust=(None, None)):
+def _refine(s: Search, values: np.ndarray, res: Measures, ok: np.ndarray, cons: list[Constraint]
+            ) -> tuple[np.ndarray, Measures]:
     """Refinement by scipy.optimize.differential_evolution, seeded, its population evaluated on the scenario axis
     (vectorized: a generation is one chunk of scenarios), started from the best Sobol candidates. It minimises the
     first objective over feasible candidates and, below them, the largest violation (each constraint's shortfall
@@ -455,14 +387,15 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     the range's bound (a gain cap of 0.100%) where a second Sobol box stopped at 0.108% (docs/design.md)."""
     from scipy.optimize import differential_evolution
 
+    ds, names, lo, hi = s.ds, s.names, s.lo, s.hi
     score = _scorer(res, ok, cons)
     seen_values: list[np.ndarray] = []
-    seen: list[dict] = []
+    seen: list[Measures] = []
     budget = ds.refine
 
     def fn(x: np.ndarray) -> np.ndarray:
         v = np.atleast_2d(x.T)  # (S, P): one row per member of the generation
-        r = _evaluate(data, spec, params, names, v, cons, objs, workers, executor, *robust)
+        r = s.evaluate(v, cons)
         seen_values.append(v)
         seen.append(r)
         return score(r)
@@ -480,14 +413,14 @@ def _refine(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}
 
 
-def _scorer(res, ok: np.ndarray, cons):
+def _scorer(res: Measures, ok: np.ndarray, cons: list[Constraint]) -> Callable[[Measures], np.ndarray]:
     """The one number a refinement minimises: the first objective over feasible candidates and, above every
     feasible one, the largest violation (each constraint's shortfall over its scale)."""
     o0 = np.where(np.isfinite(res["o0"]), res["o0"], np.nan)
     feasible = o0[ok]
     top = float(np.nanmax(np.abs(feasible))) * 2 + 1 if feasible.size and np.isfinite(feasible).any() else 0.0
 
-    def score(r) -> np.ndarray:
+    def score(r: Measures) -> np.ndarray:
         v = (np.stack([(r[f"c{j}"] - limit_of(c)) / c.scale for j, c in enumerate(cons)], axis=1).max(axis=1)
              if cons else np.zeros(len(r["o0"])))  # no constraint left (one dropped): the objective alone
         v = np.where(r["infeasible"] | np.isnan(v), np.inf, v)
@@ -496,8 +429,8 @@ def _scorer(res, ok: np.ndarray, cons):
     return score
 
 
-def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, cons, objs, workers, executor,
-            robust=(None, None), calls: int = 200) -> tuple[np.ndarray, dict, dict]:
+def _polish(s: Search, values: np.ndarray, res: Measures, ok: np.ndarray, cons: list[Constraint], calls: int = 200
+            ) -> tuple[np.ndarray, Measures, dict[str, Any]]:
     """A compass search from the best candidate so far, stopping on a stated tolerance rather than a count. Each step
     tries every free number up and down at four scales at once (the step, a half, a quarter and an eighth of it:
     16 x free numbers scenarios, one chunk on the scenario axis), moves to the best that improves the score and
@@ -505,21 +438,22 @@ def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     `tolerance` of each free number's range. It lands on a constraint's edge (where most optima of a policy question
     lie) to within that scale. `calls` caps the steps (what dropping a constraint buys takes a few). Returns the
     candidates it evaluated and what it reached."""
+    ds, names, lo, hi = s.ds, s.names, s.lo, s.hi
     score = _scorer(res, ok, cons)
     span = hi - lo
-    s = score(res)
-    x = values[int(np.argmin(s))].astype(np.float64)
-    fx = float(s.min())
+    start = score(res)
+    x = values[int(np.argmin(start))].astype(np.float64)
+    fx = float(start.min())
     step = span / 8
     scales = np.array([1.0, 0.5, 0.25, 0.125])
     seen_values: list[np.ndarray] = []
-    seen: list[dict] = []
+    seen: list[Measures] = []
     moves = 0
     eye = np.eye(len(names))
     while (step * scales[-1] / span).max() > ds.tolerance and len(seen) < calls:
         cand = np.vstack([np.clip(x + sign * eye[k] * step * f, lo, hi)
                           for f in scales for k in range(len(names)) for sign in (1, -1)])
-        r = _evaluate(data, spec, params, names, cand, cons, objs, workers, executor, *robust)
+        r = s.evaluate(cand, cons)
         seen_values.append(cand)
         seen.append(r)
         sc = score(r)
@@ -537,7 +471,7 @@ def _polish(ds: DesignSpec, data, spec, params, names, lo, hi, values, res, ok, 
     return np.vstack(seen_values), {k: np.concatenate([r[k] for r in seen]) for k in seen[0]}, reached
 
 
-def _pick(res, ok: np.ndarray, worst: np.ndarray, objs) -> int:
+def _pick(res: Measures, ok: np.ndarray, worst: np.ndarray, objs: list[Objective]) -> int:
     """The feasible candidate best on the first objective (the second breaks ties), else the least violating."""
     if ok.any():
         idx = np.flatnonzero(ok)
@@ -546,7 +480,7 @@ def _pick(res, ok: np.ndarray, worst: np.ndarray, objs) -> int:
     return int(np.argmin(worst))
 
 
-def verify(result: DesignResult, data, params) -> dict:
+def verify(result: DesignResult, data: Dataset, params: RunParameters) -> dict[str, Any]:
     """The chosen design run exactly, as `fundform run --set` runs it (the version with its numbers set, one
     scenario): its constraints re-checked on that run, and its grants against the candidate's, to the penny."""
     from fundform.engine.outcome import evaluate
@@ -563,17 +497,16 @@ def verify(result: DesignResult, data, params) -> dict:
     free = {n: v[:, i] for i, n in enumerate(names)}
     checks = [{"constraint": c.name, "value": float(constraint_values(c, run)[0]), "limit": limit_of(c),
                "holds": bool(constraint_values(c, run)[0] <= limit_of(c))} for c in result.spec.constraints]
-    robust = robust_draws(result.spec, data, formula.spec, params)
+    draws, probs = robust_draws(result.spec, data, formula.spec, params)
     across = None
-    if robust[0] is not None:  # the chosen design over every draw of the inputs, each a run on its variant dataset
-        draws, probs = robust
+    if draws is not None and probs is not None:  # the chosen design over every draw, each a run on its variant
         oc = evaluate(data, formula.spec, params, Scenarios(size=draws.size, detail=False, draws=draws))
         across = [{"constraint": c.name, "probability": p, "limit": limit_of(c),
                    "share_of_draws_holding": float((constraint_values(c, oc) <= limit_of(c)).mean()),
                    "holds": bool((constraint_values(c, oc) <= limit_of(c)).mean() >= p)}
                   for c, p in zip(result.spec.constraints, probs)]
     return {"set": sets, "grants_equal_to_the_penny": bool(np.array_equal(run.grant, cand.grant)),
-            **({"across_draws": {"draws": robust[0].size, "constraints": across,
+            **({"across_draws": {"draws": present(draws, "the draws").size, "constraints": across,
                                  "all_hold": all(c["holds"] for c in across)}} if across is not None else {}),
             "allocations_equal_to_the_penny": bool(np.array_equal(run.allocation, cand.allocation)),
             "max_grant_difference_pence": int(np.abs(run.grant - cand.grant).max()),

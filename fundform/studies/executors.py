@@ -16,8 +16,12 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fundform.base.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from fundform.inputs.dataset import Dataset
 
 
 class Threads:
@@ -74,7 +78,10 @@ class Dask:
             self.cluster.close()
 
 
-def executor(spec: str | None, workers: int | None = None):
+Executor = Threads | Dask  # where a sweep's or a design's chunks run
+
+
+def executor(spec: str | None, workers: int | None = None) -> Executor:
     """`local` (default), `dask` (a local cluster for this command) or `dask:tcp://HOST:PORT`."""
     if spec in (None, "", "local", "threads"):
         return Threads(workers)
@@ -85,7 +92,7 @@ def executor(spec: str | None, workers: int | None = None):
     raise UsageProblem(f"--executor {spec}: choose local, dask, or dask:tcp://HOST:PORT")
 
 
-def worker_data(directory: str, allow_implausible: bool):
+def worker_data(directory: str, allow_implausible: bool) -> Dataset:
     """The dataset on a worker: read and checked once per worker process, by content."""
     from fundform.inputs.cache import checked_dataset
 

@@ -7,38 +7,43 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from fundform.base.errors import InternalError
+from fundform.base.errors import InternalError, present
 from fundform.base.failpoints import failpoint
 from fundform.engine.params import RunParameters
 from fundform.engine.results import RunResult
-from fundform.formula.scenario import resolve_formula
+from fundform.formula.scenario import ResolvedFormula, resolve_formula
 from fundform.formula.spec import assumed_numbers
 from fundform.inputs.cache import checked_dataset  # noqa: F401  (where it was: the API and tests read it here)
 from fundform.inputs.files import indicator_files, sha256_file, table_sources
 from fundform.inputs.tables import CONTRACTS, INDICATOR_PREFIX
+from fundform.inputs.uncertainty import UncertaintySpec
 from fundform.outputs.manifest import build_manifest, with_volatile
 from fundform.outputs.registry import OUTPUTS
 from fundform.outputs.warehouse import check_usable, record_run
 from fundform.outputs.write import atomic_write_dir, to_arrow
 from fundform.studies.pipeline import compute
 
+if TYPE_CHECKING:
+    from fundform.studies.executors import Executor
+
 
 @dataclass
 class RunPlan:
     """What a run will be, known before computing anything: its resolved formula, its inputs' hashes, its id."""
 
-    formula: object
-    inputs: list[dict]
-    parameters: dict
+    formula: ResolvedFormula
+    inputs: list[dict[str, Any]]
+    parameters: dict[str, Any]
     run_id: str
-    core: dict
+    core: dict[str, Any]
 
 
 def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tuple[str, ...] = (),
-             index_files: dict[str, Path] | None = None, uncertainty=None) -> RunPlan:
+             index_files: dict[str, Path] | None = None, uncertainty: UncertaintySpec | None = None) -> RunPlan:
     formula = resolve_formula(formula_ref, sets, index_files=index_files)
     inputs = []
     for name in CONTRACTS:
@@ -52,9 +57,10 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
                                   ("deal_areas", params.deal_file)) if path and Path(path).is_file()]
     parameters = params.as_dict()
     if uncertainty is not None:  # the draws are part of what the run is: its id hashes the file and its draws' files
-        parameters["uncertainty"] = {"file": uncertainty.path.name, "sha256": uncertainty.sha256,
+        parameters["uncertainty"] = {"file": present(uncertainty.path, "the uncertainty file").name,
+                                     "sha256": uncertainty.sha256,
                                      "draws": uncertainty.draws, "seed": uncertainty.seed}
-        inputs += [{"table": f"uncertainty draws of {s.label}", "file": Path(s.file).name,
+        inputs += [{"table": f"uncertainty draws of {s.label}", "file": Path(present(s.file, "a file of draws")).name,
                     "sha256": sha256_file(uncertainty.file_of(s))}
                    for s in uncertainty.sources if s.method == "draws" and uncertainty.file_of(s).is_file()]
     core = build_manifest(
@@ -72,7 +78,8 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
         progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
-        plan: RunPlan | None = None, use_cache: bool = True, uncertainty=None, executor=None) -> RunResult:
+        plan: RunPlan | None = None, use_cache: bool = True, uncertainty: UncertaintySpec | None = None,
+        executor: Executor | None = None) -> RunResult:
     """Load and check everything, compute, and write the run atomically. Nothing is written if anything fails.
 
     formula_ref is a formula id, a formula file or a scenario file; sets are --set key.path=value overrides.
@@ -135,7 +142,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     return result
 
 
-def _drop_draws_file(result) -> None:
+def _drop_draws_file(result: RunResult) -> None:
     """The temporary file of every draw's figures, once written into the run (or not wanted): removed."""
     import shutil
 

@@ -17,21 +17,31 @@ import itertools
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError
+from fundform.base.errors import FundformError, present
 from fundform.base.years import FinancialYear
 from fundform.engine.need.axis import INDICATOR_NUMBERS
 from fundform.engine.outcome import Outcome, evaluate
+from fundform.engine.params import RunParameters
 from fundform.engine.scenarios import Scenarios, dates_number, stream_path  # noqa: F401  (stream_path re-exported)
 from fundform.formula.rules import TRANSITION_NUMBERS
+from fundform.formula.scenario import LoadedFormula
 from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
+
+if TYPE_CHECKING:
+    from fundform.studies.executors import Executor
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SWEEPABLE = (re.compile(r"^need\.indicators\.[a-z][a-z0-9_]*\.(" + "|".join(INDICATOR_NUMBERS) + ")$"),
              re.compile(r"^need\.age_cost_curve\.bands\.\d+-\d+\.weight$"),
@@ -100,7 +110,9 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
     """`path=lo:hi` (uniform draws, needs --draws) or `path=v1,v2,...` (a grid). Returns names and (S, P) values."""
     if not exprs:
         raise FundformError("give at least one --param PATH=LO:HI or PATH=V1,V2,...")
-    names, grids, ranges = [], [], []
+    names: list[str] = []
+    grids: list[list[float] | None] = []
+    ranges: list[tuple[float, float] | None] = []
     for e in exprs:
         if "=" not in e:
             raise FundformError(f"--param '{e}': expected PATH=LO:HI or PATH=V1,V2,...")
@@ -128,8 +140,9 @@ def parse_parameters(exprs: list[str], draws: int | None, seed: int) -> tuple[li
         if not draws:
             raise FundformError("random draws need --draws N")
         rng = np.random.default_rng(seed)
-        return names, np.column_stack([rng.uniform(lo, hi, draws) for lo, hi in ranges])
-    return names, np.array(list(itertools.product(*grids)), dtype=np.float64)
+        bounds = [r for r in ranges if r is not None]  # every one, the mix refused above
+        return names, np.column_stack([rng.uniform(lo, hi, draws) for lo, hi in bounds])
+    return names, np.array(list(itertools.product(*[g for g in grids if g is not None])), dtype=np.float64)
 
 
 def check_names(spec: FormulaSpec, names: list[str]) -> None:
@@ -172,7 +185,7 @@ def check_names(spec: FormulaSpec, names: list[str]) -> None:
             if getattr(known[name], key) is None:  # as --set: a bound the version does not state cannot be varied
                 raise FundformError(f"--param {n}: indicator {name} of {spec.id} has no {key} to vary")
         if path.startswith("need.age_cost_curve."):
-            band_keys = [f"{b.age_from}-{b.age_to}" for b in need.age_cost_curve.bands]
+            band_keys = [f"{b.age_from}-{b.age_to}" for b in need.curve.bands]
             if path.split(".")[3] not in band_keys:
                 raise FundformError(f"--param {n}: {spec.id} has no age band '{path.split('.')[3]}' here "
                                     f"(bands: {', '.join(band_keys)})")
@@ -190,14 +203,14 @@ class _Inline:
     def __enter__(self) -> _Inline:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
-    def map(self, fn, items):
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         return map(fn, items)
 
-    def submit(self, fn, *args) -> Future:
-        done: Future = Future()
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        done: Future[R] = Future()
         done.set_result(fn(*args))
         return done
 
@@ -217,15 +230,16 @@ def scenarios(names: list[str], values: np.ndarray, detail: bool = True) -> Scen
     return Scenarios(size=values.shape[0], values={n: values[:, i] for i, n in enumerate(names)}, detail=detail)
 
 
-def _settle_chunk(data: Dataset, spec: FormulaSpec, params, names: list[str], values: np.ndarray,
-                  progress=None, detail: bool = True) -> tuple[_Chunk, Outcome]:
+def _settle_chunk(data: Dataset, spec: FormulaSpec, params: RunParameters, names: list[str], values: np.ndarray,
+                  progress: Callable[[str], None] | None = None, detail: bool = True) -> tuple[_Chunk, Outcome]:
     """One chunk of scenarios: their outcome, the run's own (fundform.engine.outcome)."""
     oc = evaluate(data, spec, params, scenarios(names, values, detail), progress)
-    keep = (lambda a: a) if detail else (lambda a: None)
-    return _Chunk(oc.grant, oc.at_floor, oc.bound, keep(oc.allocation), keep(oc.targets), keep(oc.baselines)), oc
+    return _Chunk(grant=oc.grant, at_floor=oc.at_floor, bound=oc.bound,
+                  allocation=oc.allocation if detail else None, targets=oc.targets if detail else None,
+                  baselines=oc.baselines if detail else None), oc
 
 
-def sweep_chunk_task(task: tuple) -> _Chunk:
+def sweep_chunk_task(task: tuple[Any, ...]) -> _Chunk:
     """One chunk of a sweep as a task for another process or machine (fundform.studies.executors): the worker reads the
     dataset itself, once, by content."""
     from fundform.studies.executors import worker_data
@@ -234,9 +248,9 @@ def sweep_chunk_task(task: tuple) -> _Chunk:
     return _settle_chunk(worker_data(directory, allow_implausible), spec, params, names, values, detail=detail)[0]
 
 
-def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarray,
-              progress=None, workers: int | None = None, detail: bool | None = None,
-              executor=None) -> SweepResult:
+def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, names: list[str], values: np.ndarray,
+              progress: Callable[[str], None] | None = None, workers: int | None = None, detail: bool | None = None,
+              executor: Executor | None = None) -> SweepResult:
     """Every scenario of a version: single-grant, in streams, or an NHS round (whose pace of change varies).
 
     Scenarios are settled in chunks of CHUNK, on `workers` threads (default: one per core; the array work releases
@@ -277,7 +291,7 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         tasks = [(str(data.directory), bool(data.implausible), spec, params, names, values[sl], detail)
                  for sl in slices[1:]]
         results = zip(slices, itertools.chain([first], executor.map(sweep_chunk_task, tasks)))
-        pool_ctx = _Inline()
+        pool_ctx: ThreadPoolExecutor | _Inline = _Inline()
     else:
         pool_ctx = ThreadPoolExecutor(max_workers=n_workers) if len(slices) > 1 else _Inline()
         results = None
@@ -288,7 +302,8 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
             for k, arr in kept.items():
                 arr[sl] = getattr(ch, k)
             if not keep:
-                np.ascontiguousarray(ch.grant.transpose(1, 0, 2)).tofile(Path(spill.name) / f"{sl.start}.bin")
+                np.ascontiguousarray(ch.grant.transpose(1, 0, 2)).tofile(
+                    Path(present(spill, "the spill folder").name) / f"{sl.start}.bin")
             done = sl.stop
             say(f"scenarios settled: {done:,} of {S:,}")
 
@@ -299,7 +314,8 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         out = np.empty((S, len(codes)), dtype=np.int64)
         for sl in slices:
             c = sl.stop - sl.start
-            out[sl] = np.fromfile(Path(spill.name) / f"{sl.start}.bin", dtype=np.int64, count=c * len(codes),
+            out[sl] = np.fromfile(Path(present(spill, "the spill folder").name) / f"{sl.start}.bin", dtype=np.int64,
+                                  count=c * len(codes),
                                   offset=t * c * len(codes) * 8).reshape(c, len(codes))
         return out
 
@@ -313,7 +329,9 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
 
     say("distributions and sensitivity")
     # each year's percentiles and the last year's ranks side by side (one year at a time when the grants spilled)
-    with ThreadPoolExecutor(max_workers=n_workers if keep else 1) if S > CHUNK else _Inline() as pool:
+    stats_pool: ThreadPoolExecutor | _Inline = (ThreadPoolExecutor(max_workers=n_workers if keep else 1) if S > CHUNK
+                                                else _Inline())
+    with stats_pool as pool:
         ranked = pool.submit(rank, last)
         q = np.stack(list(pool.map(lambda t: np.percentile(year_block(t), [0, 5, 50, 95, 100], axis=0),
                                    range(n_years))), axis=1) / 100.0  # (5, Y, n) pounds
@@ -343,6 +361,6 @@ def run_sweep(data: Dataset, formula, params, names: list[str], values: np.ndarr
         "mean_abs_rank_correlation", descending=True).with_row_index("rank", offset=1)
     scenarios = pl.DataFrame({"scenario": np.arange(values.shape[0]), **{n: values[:, i] for i, n in enumerate(names)},
                               "total_grant_last_year": last.sum(axis=1) / 100})
-    return SweepResult(stats, sensitivity, scenarios, *(kept.get(k) for k in ("grant", "bound", "allocation", "targets",
-                                                                               "baselines")),
-                       pop, areas.select("area_code", "area_name"))
+    return SweepResult(stats=stats, sensitivity=sensitivity, scenarios=scenarios, grants=kept.get("grant"),
+                       bounds=kept.get("bound"), allocations=kept.get("allocation"), targets=kept.get("targets"),
+                       baselines=kept.get("baselines"), population=pop, areas=areas.select("area_code", "area_name"))

@@ -21,22 +21,30 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from fundform.base.errors import EnvironmentFailure, FundformError
+from fundform.base.errors import EnvironmentFailure, FundformError, present
 from fundform.engine.draws import DataDraws, authority_population, make_draws
 from fundform.engine.outcome import evaluate
 from fundform.engine.params import RunParameters
-from fundform.engine.results import DrawArrays, UncertaintyResult
+from fundform.engine.results import DrawArrays, RunResult, UncertaintyResult
 from fundform.engine.scenarios import Scenarios
 from fundform.engine.settlement.control_total import settlement_years
 from fundform.engine.settlement.transition import BOUND_CEILING, BOUND_FLOOR
+from fundform.formula.scenario import LoadedFormula
+from fundform.formula.spec import FormulaSpec
 from fundform.inputs.dataset import Dataset
 from fundform.inputs.uncertainty import UncertaintySpec
+
+if TYPE_CHECKING:
+    from fundform.studies.executors import Executor
 
 CHUNK = 250  # draws evaluated together: (250, years, areas) arrays, a few tens of MB at lower tier
 SPILL_ABOVE = 20_000  # draws: beyond, each chunk's figures go to a temporary folder, read back a year at a time
@@ -53,9 +61,9 @@ class DrawsWriter:
         self.codes, self.years, self.columns, self.to_arrow = codes, years, DRAWS, to_arrow
         self.folder = Path(tempfile.mkdtemp(prefix="fundform-draws-out-"))
         self.path = self.folder / "draws.parquet"
-        self.writer = None
+        self.writer: Any = None  # a pyarrow ParquetWriter once the first chunk arrives
 
-    def add(self, lo: int, part) -> None:
+    def add(self, lo: int, part: DrawArrays) -> None:
         import pyarrow.parquet as pq
 
         s, y, a = part.allocation.shape
@@ -77,7 +85,7 @@ class DrawsWriter:
         return self.path
 
 
-def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws,
+def _chunk_arrays(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: DataDraws,
                   values: dict[str, float] | None = None) -> DrawArrays:
     """One chunk of draws settled together; `values`: numbers of the version set the same in every draw (a
     scenario's, as --set paths)."""
@@ -90,7 +98,7 @@ def _chunk_arrays(data: Dataset, spec, params: RunParameters, draws: DataDraws,
                       ceiling=(bounds == BOUND_CEILING).any(axis=0))
 
 
-def draws_chunk_task(task: tuple) -> DrawArrays:
+def draws_chunk_task(task: tuple[Any, ...]) -> DrawArrays:
     """One chunk of draws as a task for another process or machine (fundform.studies.executors): the dataset is
     read and checked there once, by content; the draws travel as arrays."""
     from fundform.studies.executors import worker_data
@@ -99,8 +107,9 @@ def draws_chunk_task(task: tuple) -> DrawArrays:
     return _chunk_arrays(worker_data(directory, allow_implausible), spec, params, draws)
 
 
-def draw_chunks(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                workers: int | None = None, executor=None, values: dict[str, float] | None = None):
+def draw_chunks(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
+                workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None
+                ) -> Iterator[tuple[int, int, DrawArrays]]:
     """(lo, hi, DrawArrays) chunk by chunk, in order: on threads of this process (NumPy and Polars release the GIL),
     a few chunks at a time, or as tasks of `executor` (a Dask cluster: studies.executors), each fetched when the
     caller reaches it. Only the chunks being settled are in memory."""
@@ -120,8 +129,8 @@ def draw_chunks(data: Dataset, spec, params: RunParameters, draws: DataDraws, ch
         yield from ((lo, hi, d) for (lo, hi), d in zip(batch, done))
 
 
-def evaluate_draws(data: Dataset, spec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                   workers: int | None = None, executor=None, values: dict[str, float] | None = None) -> DrawArrays:
+def evaluate_draws(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
+                   workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None) -> DrawArrays:
     """Every draw's figures at once (a few hundred draws: the explorer's bands, a test); a run's bands stream
     them instead (run_uncertainty)."""
     done = [d for _, _, d in draw_chunks(data, spec, params, draws, chunk, workers, executor, values)]
@@ -133,7 +142,7 @@ class YearBlocks:
     SPILL_ABOVE draws, in a temporary folder (one file per chunk, years first), so 100,000 draws hold one year of
     one figure at a time (237 MB at lower tier) rather than every figure of every year."""
 
-    def __init__(self, size: int, years: int, areas: int, dtype, folder: Path | None):
+    def __init__(self, size: int, years: int, areas: int, dtype: npt.DTypeLike, folder: Path | None):
         self.size, self.years, self.areas, self.dtype, self.folder = size, years, areas, np.dtype(dtype), folder
         self.mem = None if folder else np.empty((years, size, areas), dtype=dtype)
         self.parts: list[tuple[int, int, Path]] = []
@@ -143,7 +152,7 @@ class YearBlocks:
         if self.mem is not None:
             self.mem[:, lo:lo + arr.shape[0]] = block
             return
-        path = self.folder / f"{id(self)}-{lo}.bin"
+        path = present(self.folder, "the spill folder") / f"{id(self)}-{lo}.bin"
         block.tofile(path)
         self.parts.append((lo, arr.shape[0], path))
 
@@ -159,7 +168,7 @@ class YearBlocks:
 
     def whole(self) -> np.ndarray:
         """(S, years, areas), in memory only."""
-        return self.mem.transpose(1, 0, 2)
+        return present(self.mem, "the draws in memory").transpose(1, 0, 2)
 
 
 REMAINDER = "interactions and nonlinearity"  # the variance no source's linear effect explains
@@ -319,8 +328,9 @@ def _member_weights(data: Dataset, level: str, codes: list[str], areas: list[str
     return w / w.sum(axis=1, keepdims=True)
 
 
-def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: UncertaintySpec, central,
-                    chunk: int = CHUNK, workers: int | None = None, executor=None) -> UncertaintyResult:
+def run_uncertainty(data: Dataset, formula: LoadedFormula, params: RunParameters, unc: UncertaintySpec,
+                    central: RunResult, chunk: int = CHUNK, workers: int | None = None,
+                    executor: Executor | None = None) -> UncertaintyResult:
     """The draws of `unc` around the run `central` (its RunResult: the figures with no uncertainty).
 
     Over 80 lines: one pass over the draws' chunks fills every band and the decomposition at once, so no draw is held
@@ -347,7 +357,7 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
         decomposition = Decomposition(labels, S)
         england = _england_weights(data, draws.codes, fy[0])
         keep_bounds = S <= SPILL_ABOVE
-        bounds = {"floor": [], "ceiling": []}
+        bounds: dict[str, list[np.ndarray]] = {"floor": [], "ceiling": []}
         writer = DrawsWriter(area_codes, fy) if unc.write_draws else None
         for lo, hi, part in draw_chunks(data, spec, params, draws, chunk, workers, executor):
             for k, block in kept.items():
@@ -396,7 +406,8 @@ def run_uncertainty(data: Dataset, formula, params: RunParameters, unc: Uncertai
         shares, errors = decomposition.result()  # (sources + 1, years, areas)
         varies = ~np.isnan(shares[0])
         top = np.nan_to_num(shares[:-1], nan=-np.inf).argmax(axis=0)
-        cols["most_sensitive_input"] = np.where(varies, np.array(labels, dtype=object)[top], None).reshape(-1)
+        cols["most_sensitive_input"] = np.asarray(np.where(varies, np.array(labels, dtype=object)[top], None)
+                                                  ).reshape(-1)
         cols["most_sensitive_share"] = np.take_along_axis(shares[:-1], top[None], 0)[0].reshape(-1)
     else:
         shares = errors = np.zeros((1, len(fy), n))
