@@ -45,8 +45,7 @@ lock:
 lint: install
 	$(BIN)/ruff check .
 
-## the types of the engine's layers (base, inputs, formula, engine), every definition typed: mypy, configured in
-## pyproject.toml ([tool.mypy])
+## the types of the whole package, every definition typed: mypy, configured in pyproject.toml ([tool.mypy])
 typecheck: install
 	$(BIN)/mypy
 

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def load_settings(config_file: Path | None = None, **cli: str | int | float | bool | None) -> Settings:
+def load_settings(config_file: Path | None = None, **cli: str | int | float | bool | Path | None) -> Settings:
     """Settings with CLI values (those not None) taking precedence over env, the TOML file and defaults."""
     config_file = config_file or (Path(os.environ["FUNDFORM_CONFIG"]) if os.environ.get("FUNDFORM_CONFIG") else None)
     cls: type[Settings] = Settings

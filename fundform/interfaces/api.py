@@ -25,19 +25,28 @@ docs/python-api.md has a worked example.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from fundform.base.errors import FundformError, UsageProblem
 
+if TYPE_CHECKING:
+    from fundform.base.config import Settings
+    from fundform.engine.params import RunParameters
+    from fundform.studies.designer import DesignResult
+
+# --set as a mapping of key paths to values, or as KEY.PATH=VALUE strings
+Sets = dict[str, Any] | list[str] | tuple[str, ...] | None
+
 __all__ = ["FundformError", "parameters", "Run", "run", "Model", "load", "find", "Comparison", "comparison", "compare",
            "explain", "Sweep", "sweep", "design"]
 
 
-def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+def _sets(set: Sets) -> tuple[str, ...]:
     """`{"transition.floor": -0.01}` or `["transition.floor=-0.01"]` -> ("transition.floor=-0.01",)."""
     if set is None:
         return ()
@@ -49,9 +58,10 @@ def _sets(set: dict[str, Any] | list[str] | tuple[str, ...] | None) -> tuple[str
 
 
 def parameters(formula: str | None = None, *, data: str | Path | None = None, level: str | None = None,
-               start_year: str | None = None, years: int | None = None, set=None,
-               index: dict[str, str | Path] | None = None, config: str | Path | None = None,
-               price_base_year: str | None = None, **extra):
+               start_year: str | None = None, years: int | None = None, set: Sets = None,
+               index: Mapping[str, str | Path] | None = None, config: str | Path | None = None,
+               price_base_year: str | None = None, **extra: Any
+               ) -> tuple[Settings, RunParameters, dict[str, Path], tuple[str, ...]]:
     """(settings, run parameters, index files, --set strings) for the options shared by every computing command:
     settings from the arguments, then FUNDFORM_*, then the config file, then the defaults; what is unset is the
     version's own. The command line calls this too."""
@@ -119,8 +129,8 @@ class Run:
 
 
 def run(formula: str | None = None, *, data: str | Path | None = None, level: str | None = None,
-        start_year: str | None = None, years: int | None = None, set=None,
-        index: dict[str, str | Path] | None = None, config: str | Path | None = None,
+        start_year: str | None = None, years: int | None = None, set: Sets = None,
+        index: Mapping[str, str | Path] | None = None, config: str | Path | None = None,
         price_base_year: str | None = None, out: str | Path | None = None, record: bool = False,
         allow_implausible: bool = False, uncertainty: str | Path | None = None) -> Run:
     """Run a formula version (an id, a formula file or a scenario file) and return its tables. Written (atomically,
@@ -166,16 +176,17 @@ class Model:
 
     data_dir: Path
 
-    def run(self, formula: str | None = None, **options) -> Run:
+    def run(self, formula: str | None = None, **options: Any) -> Run:
         return run(formula, data=self.data_dir, **options)
 
-    def compare(self, a, b, **options) -> pl.DataFrame:
+    def compare(self, a: Run | str, b: Run | str, **options: Any) -> pl.DataFrame:
         return compare(a, b, data=self.data_dir, **options)
 
-    def sweep(self, formula: str | None, params, **options):
+    def sweep(self, formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str],
+              **options: Any) -> Sweep:
         return sweep(formula, params, data=self.data_dir, **options)
 
-    def design(self, design_file, **options):
+    def design(self, design_file: str | Path, **options: Any) -> DesignResult:
         return design(design_file, data=self.data_dir, **options)
 
 
@@ -260,7 +271,7 @@ class Comparison:
         return cmp.by_decile(self.table, "change_in_split")
 
 
-def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
+def comparison(a: Run | str, b: Run | str, **options: Any) -> Comparison:
     """`a` against `b`. Each side is a Run, a written run's folder or id, or a formula or scenario computed now:
     sides computed now share the options, resolved from the first of them (its version's level and years unless
     given), and the data is read once; a side whose run was already written with the same id is read, not
@@ -283,7 +294,7 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
         s = load_settings(Path(options["config"]) if options.get("config") else None,
                           data_dir=Path(options["data"]) if options.get("data") else None)
 
-    def side(x, folder: Path | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    def side(x: Run | str, folder: Path | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         """A side's allocations and need (whom its population counts)."""
         nonlocal data
         if isinstance(x, Run):
@@ -305,7 +316,7 @@ def comparison(a: Run | str, b: Run | str, **options) -> Comparison:
     return Comparison(name(a), name(b), cmp.compare(alloc_a, alloc_b, deciles), population_words(need_a)[1])
 
 
-def compare(a: Run | str, b: Run | str, **options) -> pl.DataFrame:
+def compare(a: Run | str, b: Run | str, **options: Any) -> pl.DataFrame:
     """Who gains and who loses from `a` to `b`: per area and year the grant in each, the change (decimal pounds, as
     `fundform compare` writes), per head and in percent, and the area's deprivation decile. Each side is a Run, a
     run's folder or id, or a formula or scenario computed now with `options` (those of `run`; see `comparison`)."""
@@ -338,7 +349,7 @@ class Sweep:
 
 def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str], *,
           draws: int | None = None, seed: int = 20261122, out: str | Path | None = None, write: bool = False,
-          progress=None, executor: str | None = None, **options) -> Sweep:
+          progress: Callable[[str], None] | None = None, executor: str | None = None, **options: Any) -> Sweep:
     """Vary a version's numbers, all scenarios at once: `params` maps a sweepable key path to (lo, hi) for seeded
     uniform draws (give `draws`) or a list of values for a grid (or is a list of `PATH=LO:HI` / `PATH=V1,V2`
     strings, as `--param` takes them). Each scenario's numbers equal a run with the same --set. Written (atomically,
@@ -364,7 +375,7 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
         res = run_sweep(ds, f, run_params, names, values, progress=progress, executor=ex)
     finally:
         ex.close()
-    manifest = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
+    manifest: dict[str, Any] = {"formula": {"id": f.spec.id, "version": f.spec.version, "sha256": f.sha256,
                             "resolved_sha256": f.resolved_sha256},
                 "parameters": run_params.as_dict(), "swept": exprs, "draws": draws, "seed": seed,
                 "scenarios": int(values.shape[0]),
@@ -380,8 +391,9 @@ def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[floa
     return Sweep(res.stats, res.sensitivity, res.scenarios, manifest, target)
 
 
-def design(design: str | Path, *, out: str | Path | None = None, write: bool = False, progress=None,
-           executor: str | None = None, **options):
+def design(design: str | Path, *, out: str | Path | None = None, write: bool = False,
+           progress: Callable[[str], None] | None = None, executor: str | None = None, **options: Any
+           ) -> DesignResult:
     """Which numbers of a version meet a design's constraints (a design file, TOML: docs/design.md): candidates
     searched on the scenario axis, the chosen one verified by an exact run, the feasible region and the frontier.
     Returns a `fundform.studies.designer.DesignResult`; written (atomically, with its manifest, report and a scenario file

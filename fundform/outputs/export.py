@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from fundform.base.errors import FundformError
 from fundform.base.failpoints import failpoint
@@ -30,10 +33,10 @@ def run_tables(run_dir: Path) -> dict[str, Path]:
     return {name: run_dir / f"{name}.parquet" for name in TABLES if (run_dir / f"{name}.parquet").exists()}
 
 
-def _flatten(d: dict | list, prefix: str = "") -> list[tuple[str, object]]:
+def _flatten(d: dict[str, Any] | list[Any], prefix: str = "") -> list[tuple[str, Any]]:
     """The manifest as key, value rows a person reads in a spreadsheet: nested tables and lists of records become
     dotted keys (inputs.0.file), a list of plain values one comma-separated cell, never raw JSON."""
-    rows: list[tuple[str, object]] = []
+    rows: list[tuple[str, Any]] = []
     items = d.items() if isinstance(d, dict) else enumerate(d)
     for k, v in items:
         key = f"{prefix}{k}"
@@ -74,7 +77,7 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path) -> Path:
         return atomic_write_file(Path(out_dir), _workbook(tables, json.loads((run_dir / "manifest.json").read_text())),
                                  "workbook")
     manifest_text = (run_dir / "manifest.json").read_text()
-    files: dict[str, object] = {"manifest.json": manifest_text}
+    files: dict[str, pa.Table | str | bytes] = {"manifest.json": manifest_text}
     if fmt == "parquet":
         for name, path in tables.items():
             files[f"{name}.parquet"] = pq.read_table(path)

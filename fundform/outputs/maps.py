@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -59,7 +59,7 @@ def defs() -> str:
     return f'<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>{body}</defs></svg>'
 
 
-def _range(values: dict[str, float | None], diverging: bool) -> tuple[float, float, bool]:
+def _range(values: Mapping[str, float | None], diverging: bool) -> tuple[float, float, bool]:
     """The colour scale's ends: a diverging scale is symmetric about zero and reaches the 95th percentile of the
     values' size, a sequential one the 2nd to 98th percentiles, so one extreme area does not wash out the rest
     (values beyond take the end colours; the legend says so). Returns (lo, hi, clipped)."""
@@ -88,7 +88,7 @@ def _colour(v: float | None, lo: float, hi: float, diverging: bool) -> str:
     return SEQUENTIAL[min(max(i, 0), len(SEQUENTIAL) - 1)]
 
 
-def paint(values: dict[str, float | None], names: dict[str, str], title: str, unit: str, fmt: Callable[[float], str],
+def paint(values: Mapping[str, float | None], names: Mapping[str, str], title: str, unit: str, fmt: Callable[[float], str],
           diverging: bool) -> dict[str, Any]:
     """What a map says of its values: each area's colour and tooltip, the legend's ends, the title. `geographic` and
     `hexmap` draw it; the explorer repaints a drawn map with a new one (the same colours and words either way)."""

@@ -135,7 +135,7 @@ class Lock:
         fh.flush()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         fh = present(self.fh, "the batch's lock file")
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()

@@ -203,7 +203,7 @@ class _Inline:
     def __enter__(self) -> _Inline:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         return None
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:

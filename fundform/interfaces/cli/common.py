@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional, TypeVar, cast
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from fundform import __version__
-from fundform.base.errors import FundformError, UsageProblem
+from fundform.base.errors import FundformError, UsageProblem, present
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from fundform.base.config import Settings
+    from fundform.engine.params import RunParameters
+    from fundform.inputs.dataset import Dataset
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def flag(*names: str, **kw):
+def flag(*names: str, **kw: Any) -> Any:
     """A yes/no option: shown in --help without a type (a flag takes no value)."""
     return typer.Option(*names, metavar="", **kw)
 
@@ -36,39 +46,39 @@ def _no_type_for_flags() -> None:
     if getattr(shown, "fundform", False):
         return
 
-    def display(self, ctx):
+    def display(self: TyperOption, ctx: Any) -> Any:
         return None if self.is_flag else shown(self, ctx)
-    display.fundform = True
-    TyperOption.display_type_rich = display
+    setattr(display, "fundform", True)
+    setattr(TyperOption, "display_type_rich", display)
 
 
 _no_type_for_flags()
 
 
-def reported(fn):
+def reported(fn: F) -> F:
     """A command whose every failure is told one way (`fail`): the user's input wrong (exit 1, the message), the
     machine refusing (exit 5), or a fault of fundform's own (exit 3, where to report it). The one error wrapper of
     the command line: a command's body raises, it never catches to print."""
     import functools
 
     @functools.wraps(fn)
-    def run(*args, **kwargs):
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt, GeneratorExit):
             raise
         except Exception as e:  # (every failure, told by fail)
             fail(e)
-    return run
+    return cast(F, run)  # functools.wraps keeps the signature Typer reads
 
 
 class Commands(typer.Typer):
     """A group of commands, each wrapped by `reported`."""
 
-    def command(self, *args, **kwargs):
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         register = super().command(*args, **kwargs)
 
-        def decorate(fn):
+        def decorate(fn: F) -> F:
             register(reported(fn))
             return fn
         return decorate
@@ -79,7 +89,7 @@ class _Command(Commands):
     messages say: "rerun with --debug"), and output cut off by a closed pipe (`fundform explain X | head`) ends
     quietly with exit 0, as a reader who stops reading is no failure."""
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         import os
 
         if not args and "args" not in kwargs:
@@ -129,7 +139,7 @@ LEVEL_HELP = ("Output level: ltla (lower-tier councils), utla (upper-tier), regi
               "authorities), or deal:FILE.csv (your own deal areas).")
 
 
-def write_frame(frame, path: Path, what: str = "table") -> None:
+def write_frame(frame: pl.DataFrame, path: Path, what: str = "table") -> None:
     """A table written whole or not at all, with fundform's metadata key (so a later run may replace it and nothing
     else is ever overwritten: outputs.write.atomic_write_file)."""
     from fundform.outputs.write import MANIFEST_KEY, atomic_write_file
@@ -140,7 +150,7 @@ def write_frame(frame, path: Path, what: str = "table") -> None:
     atomic_write_file(Path(path), table, what)
 
 
-def fail(e: BaseException) -> None:
+def fail(e: BaseException) -> NoReturn:
     from fundform.base.errors import REPORT_WHERE, InternalError, environment_failure
 
     if isinstance(e, BrokenPipeError):  # the reader closed the pipe: not an error of the command
@@ -219,8 +229,10 @@ def parse_index_files(index: list[str] | None) -> dict[str, Path]:
     return files
 
 
-def setup_options(formula=None, data=None, level=None, start_year=None, years=None, config=None, sets=None, index=None,
-           price_base_year=None, **extra):
+def setup_options(formula: str | None = None, data: Path | None = None, level: str | None = None,
+                  start_year: str | None = None, years: int | None = None, config: Path | None = None,
+                  sets: list[str] | None = None, index: list[str] | None = None, price_base_year: str | None = None,
+                  **extra: Any) -> tuple[Settings, RunParameters, dict[str, Path]]:
     """The options every computing command shares, meaning the same everywhere (fundform.interfaces.api.parameters, which the
     Python API uses too): returns (settings, run parameters, index files)."""
     from fundform.interfaces.api import parameters
@@ -243,10 +255,10 @@ class progress_bar:
     def __init__(self, title: str, silent: bool):
         self.title = title
         self.on = not silent and err.is_terminal
-        self.progress = None
-        self.task = None
+        self.progress: Any = None  # a Rich Progress while the bar is shown
+        self.task: Any = None
 
-    def __enter__(self):
+    def __enter__(self) -> progress_bar:
         if self.on:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -261,19 +273,20 @@ class progress_bar:
             self.progress.update(self.task, description=escape(message), completed=done, total=total or None,
                                  refresh=True)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> Literal[False]:
         if self.progress is not None:
             self.progress.__exit__(*exc)
         return False
 
 
-def current_settings():
+def current_settings() -> Settings:
     from fundform.base.config import load_settings
 
     return load_settings()
 
 
-def write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep_dir=None, deal_file=None) -> None:
+def write_report(run_ref: str, out_file: Path | None, compare_with: str | None, area: str | None, data: Path | None,
+                 quiet: bool = False, sweep_dir: Path | None = None, deal_file: Path | None = None) -> Path:
     import polars as pl
 
     from fundform.base.paths import default_data_dir
@@ -282,32 +295,29 @@ def write_report(run_ref, out_file, compare_with, area, data, quiet=False, sweep
     from fundform.outputs.warehouse import find_run
     from fundform.studies.runs import checked_dataset
 
+    s = current_settings()  # a failure is told by the command's one wrapper (`reported`)
+    run_dir = find_run(run_ref, s.warehouse, s.out_root)
+    alloc = pl.read_parquet(run_dir / "allocations.parquet")
+    level = alloc["area_level"][0]
+    dataset = None
     try:
-        s = current_settings()
-        run_dir = find_run(run_ref, s.warehouse, s.out_root)
-        alloc = pl.read_parquet(run_dir / "allocations.parquet")
-        level = alloc["area_level"][0]
-        dataset = None
-        try:
-            dataset = checked_dataset(data or default_data_dir())
-            deciles = cmp.deprivation_deciles(dataset, level, alloc["area_code"].unique().to_list())
-        except FundformError:
-            deciles = None
-        member = membership(dataset, level, deal_file, alloc["area_code"].unique().to_list())
-        comparison = None
-        if compare_with:
-            other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
-            comparison = cmp.compare(other, alloc, deciles)
-        target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
-                              comparison=comparison, sweep_dir=sweep_dir, member=member)
-    except Exception as e:
-        fail(e)
+        dataset = checked_dataset(data or default_data_dir())
+        deciles = cmp.deprivation_deciles(dataset, level, alloc["area_code"].unique().to_list())
+    except FundformError:
+        deciles = None
+    member = membership(dataset, level, deal_file, alloc["area_code"].unique().to_list())
+    comparison = None
+    if compare_with:
+        other = pl.read_parquet(find_run(compare_with, s.warehouse, s.out_root) / "allocations.parquet")
+        comparison = cmp.compare(other, alloc, deciles)
+    target = write_report(run_dir, out_file or run_dir / "report.html", deciles=deciles, area=area,
+                          comparison=comparison, sweep_dir=sweep_dir, member=member)
     if not quiet:
         out.print(f"report written to {escape(str(target))}")
     return target
 
 
-def membership(dataset, level: str, deal_file=None, codes: list[str] | None = None) -> dict[str, str] | None:
+def membership(dataset: Dataset | None, level: str, deal_file: Path | None = None, codes: list[str] | None = None) -> dict[str, str] | None:
     """Each lower-tier authority's area at the run's level, for the report's maps (None if not known)."""
     from fundform.inputs.tables import LEVELS
     from fundform.outputs.maps import membership
@@ -315,7 +325,7 @@ def membership(dataset, level: str, deal_file=None, codes: list[str] | None = No
     if deal_file is not None:
         from fundform.engine.geography import with_level
 
-        dataset = with_level(dataset, f"deal:{deal_file}", Path(deal_file))
+        dataset = with_level(present(dataset, "the dataset of a deal-area run"), f"deal:{deal_file}", Path(deal_file))
         return membership(dataset["area_lookup"], [lv for lv in dataset["area_lookup"]["level"].unique()
                                                    if lv not in LEVELS][0])
     if dataset is None or level not in LEVELS:

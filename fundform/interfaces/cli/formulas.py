@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -32,7 +33,7 @@ def formulas_list(json_out: JsonOpt = False) -> None:
     from fundform.formula.registry import available_formulas, shipped_scenarios
     from fundform.formula.scenario import resolve_formula
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     versions = available_formulas()  # the versions, then the shipped scenarios a version does not shadow
     for stem, path in {**versions, **{k: v for k, v in shipped_scenarios().items() if k not in versions}}.items():
         try:  # one broken or misplaced file is listed as such; the others are still listed
@@ -173,7 +174,7 @@ def formulas_diff(a: Annotated[str, typer.Argument(help="Formula id, formula fil
     out.print(t)
 
 
-def _leaves(path: str, x, y):
+def _leaves(path: str, x: Any, y: Any) -> Iterator[tuple[str, Any, Any]]:
     """(key, a, b) for each leaf that differs under `path`: a value that is itself a table or a list of them (a
     composite index, a list of indicators) becomes one row per number, never a printed dict."""
     from fundform.formula.scenario import flatten

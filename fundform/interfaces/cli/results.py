@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -30,6 +30,11 @@ from fundform.interfaces.cli.common import (
     write_report,
 )
 from fundform.outputs.text import gbp, gbp_bn, gbp_m, gbp_pence
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from fundform.interfaces.api import Run
 
 
 @app.command("compare")
@@ -71,7 +76,7 @@ def compare_cmd(
     atomic_write_file(target, to_arrow(table, COMPARE, None, {"a": a, "b": b}), "comparison")
     if quiet:
         return
-    last = table["financial_year"].max()
+    last = str(table["financial_year"].max())
     movers = table.filter(pl.col("financial_year") == last).with_columns(
         moved=pl.col(change), moved_per_head=(pl.col(change) / pl.col("population")).round(0)).sort("moved_per_head")
     if json_out:
@@ -84,8 +89,8 @@ def compare_cmd(
     what = ("how the pot is split: B's shares of the grant applied to A's total" if shares else
             "the grant in cash, B against A (the pot's size and its split)")
     t = Table(title=f"{a} -> {b}: who gains and who loses, {what}")
-    for c in ["year", "areas gaining", "total gained", "areas losing", "total lost", "change in the total"]:
-        t.add_column(c, justify="right")
+    for heading in ["year", "areas gaining", "total gained", "areas losing", "total lost", "change in the total"]:
+        t.add_column(heading, justify="right")
     for r in summ.iter_rows(named=True):
         t.add_row(r["financial_year"], str(r["winners"]), gbp_bn(r['gains']), str(r["losers"]),
                   gbp_bn(r['losses']), gbp_bn(r['change_in_total']))
@@ -253,7 +258,7 @@ def explain(
         out.print(t)
 
 
-def _explain_letter(letter_rows, code: str, name: str, fy: str) -> None:
+def _explain_letter(letter_rows: pl.DataFrame, code: str, name: str, fy: str) -> None:
     """One ICB's allocation in a year as NHS England's letter states it: each line's baseline, base growth,
     convergence and recurrent allocation, NHS England's published allocation beside fundform's and the difference."""
     import polars as pl
@@ -319,7 +324,7 @@ def report(
         out.print_json(json.dumps({"run": run_ref, "report": str(target)}))
 
 
-def _explain_uncertainty(r, code: str, fy: str) -> None:
+def _explain_uncertainty(r: Run, code: str, fy: str) -> None:
     """How sure an area's grant is: its range over the draws of the inputs, and each input's share of it."""
     import polars as pl
     from rich.table import Table

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from fundform.base.errors import present
 from fundform.interfaces.cli.common import (
     ConfigOpt,
     DataOpt,
@@ -127,7 +128,7 @@ def sweep(
     out.print(t)
     import polars as pl
 
-    last = res.stats["financial_year"].max()
+    last = str(res.stats["financial_year"].max())
     widest = res.stats.filter(pl.col("financial_year") == last).with_columns(
         spread=(pl.col("grant_p95") - pl.col("grant_p5")) / pl.col("grant_median").abs()).sort(
         "spread", descending=True, nulls_last=True).head(10)
@@ -139,9 +140,12 @@ def sweep(
                                                              for k in ("min", "p5", "median", "p95", "max")),
                   f"{r['spread']:.2%}")
     out.print(t)
+    from fundform.base.numeric import number
+
     total = res.scenarios["total_grant_last_year"]
-    out.print(f"Total grant in {last} across the scenarios: {gbp_bn(total.min() * 100)} to {gbp_bn(total.max() * 100)}"
-              f" (median {gbp_bn(total.median() * 100)}); every area's range is in sweep.parquet")
+    out.print(f"Total grant in {last} across the scenarios: {gbp_bn(number(total.min()) * 100)} to "
+              f"{gbp_bn(number(total.max()) * 100)} (median {gbp_bn(number(total.median()) * 100)}); every area's "
+              "range is in sweep.parquet")
     out.print(f"sweep written to {target}")
 
 
@@ -191,7 +195,7 @@ def design(
     else:
         from fundform.outputs.design_report import binding_words
 
-        b = r.binding
+        b = present(r.binding, "the constraint that binds")  # an infeasible design names one
         out.print(f"[bold]{escape(r.spec.title)}[/bold]\nNo candidate of {n:,} meets every constraint. "
                   + binding_words(b, lambda x: f"{x:.6g}"))
     t = Table(title="Free numbers")
@@ -222,7 +226,7 @@ def design(
     v = r.verified
     out.print(("Verified: the exact run's grants equal the candidate's to the penny" if v["grants_equal_to_the_penny"]
                else f"The exact run's grants differ from the candidate's by up to {v['max_grant_difference_pence']}p")
-              + f". Reproduce it: fundform run --formula {r.out_dir / 'scenario.toml'}")
+              + f". Reproduce it: fundform run --formula {present(r.out_dir, 'the design folder') / 'scenario.toml'}")
     if "across_draws" in v:  # a robust design: the chosen numbers run exactly over every draw of the inputs
         a = v["across_draws"]
         for c in a["constraints"]:

@@ -26,14 +26,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError, UsageProblem
+from fundform.base.errors import FundformError, UsageProblem, present
 
 if TYPE_CHECKING:
+    from fundform.engine.outcome import Outcome
+    from fundform.engine.params import RunParameters
+    from fundform.formula.scenario import ResolvedFormula
     from fundform.formula.spec import FormulaSpec
 
 # What a slider offers for each kind of number (the spec's own bounds still apply on top, as for --set): wide
@@ -156,7 +159,7 @@ class Explorer:
         if formula not in self.versions:
             raise FundformError(f"unknown formula version '{formula}' (shipped: {', '.join(self.versions)})")
         self.default_formula, self.default_level = formula, level
-        self._formulas: dict[str, object] = {}
+        self._formulas: dict[str, ResolvedFormula] = {}
         self._runs: OrderedDict = OrderedDict()  # whole runs (waterfalls), the last 8
         self._shipped: dict = {}  # each version's own outcome at a level
         self._frames: dict = {}  # each version's maps at a level, drawn once (the page repaints them)
@@ -167,7 +170,7 @@ class Explorer:
         self._run_lock = threading.Lock()
 
     # -- requests --------------------------------------------------------------------------------------------
-    def formula(self, fid: str):
+    def formula(self, fid: str) -> ResolvedFormula:
         from fundform.formula.scenario import resolve_formula
 
         if fid not in self.versions:
@@ -176,7 +179,7 @@ class Explorer:
             self._formulas[fid] = resolve_formula(fid)
         return self._formulas[fid]
 
-    def params(self, fid: str, level: str | None):
+    def params(self, fid: str, level: str | None) -> RunParameters:
         from fundform.formula.spec import run_defaults
         from fundform.inputs.tables import LEVELS
         from fundform.studies.pipeline import RunParameters
@@ -204,7 +207,7 @@ class Explorer:
                 "sliders": [s.as_dict() for s in sliders(spec)],
                 "maps": self.frames(fid, params.level)}
 
-    def _values(self, fid: str, raw) -> tuple[dict[str, float], list[Slider]]:
+    def _values(self, fid: str, raw: Any) -> tuple[dict[str, float], list[Slider]]:
         """The request's numbers, each a known slider's and a finite number; the version's declared bounds (the ones
         `--set` and `sweep` apply) are checked on the resolved version, one source for all three. A slider's range is
         only the range it offers; a typed value may go beyond it, within the declared bounds."""
@@ -223,7 +226,7 @@ class Explorer:
             out[path] = float(v)  # its bounds are the version's own, checked as --set checks them (_check_spec)
         return out, list(known.values())
 
-    def _check_spec(self, fid: str, changed: dict[str, float]):
+    def _check_spec(self, fid: str, changed: dict[str, float]) -> ResolvedFormula:
         """The same validation as `fundform run --set`: a combination the spec refuses is refused here too."""
         from fundform.base.errors import SpecError
         from fundform.formula.scenario import resolve_formula
@@ -234,7 +237,7 @@ class Explorer:
             path = next((p for p in changed if p in str(e)), None)
             raise RequestProblem(clean_message(str(e), self.data_dir), path) from None
 
-    def _changed(self, fid: str, raw_values):
+    def _changed(self, fid: str, raw_values: Any) -> tuple[dict[str, float], list[Slider], ResolvedFormula]:
         """The numbers the request changes from the version's own (checked as --set checks them), the version's
         sliders, and the resolved formula."""
         values, all_sliders = self._values(fid, raw_values)
@@ -242,7 +245,7 @@ class Explorer:
         changed = {p: v for p, v in values.items() if v != base[p]}
         return changed, all_sliders, self._check_spec(fid, changed)
 
-    def scenario(self, fid: str, level: str | None, raw_values) -> dict:
+    def scenario(self, fid: str, level: str | None, raw_values: Any) -> dict[str, Any]:
         """The scenario's figures: the sweep engine with one scenario (what `fundform run --set` gives).
 
         Over 80 lines: it assembles one response, every figure the page draws, from one outcome; the figures are
@@ -265,7 +268,7 @@ class Explorer:
                 raise RequestProblem(clean_message(str(e), self.data_dir), None, None, 422) from None
         years = format_years(params.start_year, params.years)
         grant, alloc = oc.grant[0], oc.allocation[0]
-        target, base_t, pop = oc.targets[0], oc.baselines[0], oc.population
+        target, base_t, pop = oc.targets[0], present(oc.baselines, "the uprated baselines")[0], oc.population
         codes = oc.codes
         names_ = oc.areas["area_name"].to_list()
         last = -1
@@ -345,7 +348,7 @@ class Explorer:
             "took_ms": round((time.perf_counter() - t0) * 1000, 1),
         }
 
-    def bands(self, fid: str, level: str | None, raw_values) -> dict:
+    def bands(self, fid: str, level: str | None, raw_values: Any) -> dict[str, Any]:
         """The scenario's grant over the draws of the inputs the explorer ships (formulas/uncertainty/draws-100.toml):
         each area's 5th and 95th percentile per year, pounds, by the same stages as the figures (studies.uncertainty),
         each draw a run on its variant dataset with the scenario's numbers."""
@@ -373,7 +376,7 @@ class Explorer:
         return {"formula": fid, "level": params.level, "years": years, "draws": draws.size, "file": file.name,
                 "sources": [s["input"] for s in draws.sources], "grant_p5": pounds(q[0]), "grant_p95": pounds(q[2])}
 
-    def design(self, fid: str, level: str | None, raw) -> dict:
+    def design(self, fid: str, level: str | None, raw: Any) -> dict[str, Any]:
         """A design on two (or more) of the version's numbers, in the explorer: their ranges (within the sliders'),
         constraints (a largest real-terms fall a year; every area within a share of its target in the last year),
         and an objective; a small search (256 Sobol candidates, then differential evolution for at most 64 more),
@@ -442,7 +445,7 @@ class Explorer:
                              for row in r.frontier.head(30).iter_rows(named=True)],
                 "candidates": r.points.height, "svg": svgs, "took_ms": round((time.perf_counter() - t0) * 1000, 1)}
 
-    def download(self, fid: str, level: str | None, raw_values, fmt) -> tuple[bytes, str, str]:
+    def download(self, fid: str, level: str | None, raw_values: Any, fmt: Any) -> tuple[bytes, str, str]:
         """The scenario's run, as `fundform run --set` then `fundform export` write it: an Excel workbook of every
         table with the manifest, or allocations.parquet carrying the manifest in its metadata. (bytes, media type,
         file name). Written to a temporary folder that is removed; nothing stays on the server."""
@@ -468,7 +471,7 @@ class Explorer:
             return (workbook_of(Path(tmp) / "run"), "application/vnd.openxmlformats-officedocument."
                     "spreadsheetml.sheet", f"{name}.xlsx")
 
-    def shipped(self, fid: str, params):
+    def shipped(self, fid: str, params: RunParameters) -> Outcome:
         """The version's own outcome at this level (a run of it), computed once."""
         from fundform.engine.outcome import evaluate
 
@@ -477,7 +480,7 @@ class Explorer:
             self._shipped[key] = evaluate(self.data, self.formula(fid).spec, params)
         return self._shipped[key]
 
-    def waterfall(self, fid: str, level: str | None, raw_values, area: str) -> dict:
+    def waterfall(self, fid: str, level: str | None, raw_values: Any, area: str) -> dict[str, Any]:
         """One area's waterfall, first and last year: the run's own (computed once per scenario, then cached)."""
         from fundform.studies.pipeline import compute
 
@@ -504,7 +507,7 @@ class Explorer:
                         "grant": int(part["cumulative"][-1]) / 100})
         return {"area": area, "name": w["area_name"][0], "years": [out[0], out[-1]] if len(out) > 1 else out}
 
-    def scenario_file(self, fid: str, level: str | None, raw_values) -> dict:
+    def scenario_file(self, fid: str, level: str | None, raw_values: Any) -> dict[str, Any]:
         """The scenario as a TOML file extending the version, and the equivalent command."""
         from fundform.formula.scenario import toml_key
 
@@ -517,7 +520,7 @@ class Explorer:
         return {"toml": "\n".join(lines) + "\n", "command": command(fid, params, sets), "set": sets}
 
     @staticmethod
-    def _letter(oc) -> dict:
+    def _letter(oc: Outcome) -> dict[str, Any]:
         """An NHS allocation's letter lines for the scenario (outputs.letter, as letter.parquet): per line, year and
         area the baseline, base growth, convergence and allocation, NHS England's published beside them."""
         from fundform.outputs.registry import build_tables
@@ -549,8 +552,8 @@ class Explorer:
         return self.data.memo(("membership", level, tuple(codes)), lambda: maps.membership(
             self.data["area_lookup"], level, self.data.tables.get("icb_changes"), codes))
 
-    def _paints(self, codes, names, change_ph, dist, years, mine: bool = False, per: str = "per resident",
-                nhs: bool = False) -> dict:
+    def _paints(self, codes: list[str], names: list[str], change_ph: np.ndarray, dist: np.ndarray, years: list[str],
+                mine: bool = False, per: str = "per resident", nhs: bool = False) -> dict[str, Any]:
         """What the explorer's three maps say (maps.paint): the change per head (mine against the version as shipped
         once a number has moved, else the allocation against today's funding uprated) and the distance from target,
         last year."""
@@ -604,7 +607,7 @@ def format_years(start: str, n: int) -> list[str]:
     return years_from(start, n)
 
 
-def command(fid: str, params, sets: list[str]) -> str:
+def command(fid: str, params: RunParameters, sets: list[str]) -> str:
     parts = ["fundform", "run", "--formula", fid, "--level", params.level, "--start-year", params.start_year,
              "--years", str(params.years)] + [x for s in sets for x in ("--set", s)]
     return " ".join(parts)

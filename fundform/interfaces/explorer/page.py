@@ -13,6 +13,10 @@ import functools
 import html
 from importlib.resources import files
 from string import Template
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fundform.interfaces.explorer.engine import Explorer
 
 
 @functools.cache
@@ -21,7 +25,7 @@ def asset(name: str) -> str:
     return (files("fundform.interfaces.explorer") / "assets" / name).read_text(encoding="utf-8")
 
 
-def page(explorer) -> str:
+def page(explorer: Explorer) -> str:
     from fundform.outputs import maps
 
     return Template(asset("explorer.html")).substitute(

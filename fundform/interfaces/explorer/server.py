@@ -11,13 +11,16 @@ import html
 import json
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fundform.base.errors import FundformError
 
 if TYPE_CHECKING:
-    pass
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fundform.interfaces.explorer.engine import Explorer, RequestProblem, clean_message
 
@@ -107,14 +110,13 @@ def post_refusal(headers: dict[bytes, bytes], host_header: str) -> tuple[int, st
                          "own page only")
     return None
 
-def create_app(explorer: Explorer, host: str = "127.0.0.1"):
+def create_app(explorer: Explorer, host: str = "127.0.0.1") -> ASGIApp:
     """The Starlette application: the page, its JSON API, nothing else. `host`: the address it is bound to, the one
     Host header besides loopback names it answers (DNS rebinding).
 
     Over 80 lines: the routes are closures over the one explorer and its limits, each a few lines, declared together."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
@@ -135,7 +137,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
             raw += part
             if len(raw) > MAX_BODY:
                 raise too_big
-        if json_depth(raw) > MAX_DEPTH:
+        if json_depth(bytes(raw)) > MAX_DEPTH:
             raise RequestProblem(f"request body nests deeper than {MAX_DEPTH} levels")
         def whole(text: str) -> int:  # a number of hundreds of digits is refused by name, before int() meets it
             if len(text.lstrip("-")) > MAX_DIGITS:
@@ -159,8 +161,8 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
                 raise RequestProblem(f"'{key}' must be a string", key)
         return data
 
-    def handle(fn):
-        async def endpoint(request: Request):
+    def handle(fn: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             try:
                 return JSONResponse(await fn(request), headers=headers)
             except RequestProblem as e:
@@ -169,36 +171,36 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
                 return JSONResponse({"error": clean_message(str(e), explorer.data_dir)}, status_code=422, headers=headers)
         return endpoint
 
-    async def index(request: Request):
+    async def index(request: Request) -> Any:
         return HTMLResponse(page_html, headers=headers)
 
-    async def setup(request: Request):
+    async def setup(request: Request) -> Any:
         q = request.query_params
         return await run_in_threadpool(explorer.setup, q.get("formula", explorer.default_formula), q.get("level"))
 
-    async def scenario(request: Request):
+    async def scenario(request: Request) -> Any:
         d = await body(request)  # the computation runs off the event loop: other requests are still answered
         return await run_in_threadpool(explorer.scenario, d.get("formula", explorer.default_formula), d.get("level"),
                                        d.get("values"))
 
-    async def waterfall(request: Request):
+    async def waterfall(request: Request) -> Any:
         d = await body(request)
         if not d.get("area"):
             raise RequestProblem("'area' is needed: an area code of the level", "area")
         return await run_in_threadpool(explorer.waterfall, d.get("formula", explorer.default_formula),
                                        d.get("level"), d.get("values"), d["area"])
 
-    async def bands(request: Request):
+    async def bands(request: Request) -> Any:
         d = await body(request)
         return await run_in_threadpool(explorer.bands, d.get("formula", explorer.default_formula), d.get("level"),
                                        d.get("values"))
 
-    async def design(request: Request):
+    async def design(request: Request) -> Any:
         d = await body(request)
         return await run_in_threadpool(explorer.design, d.get("formula", explorer.default_formula), d.get("level"),
                                        d.get("design"))
 
-    async def download(request: Request):
+    async def download(request: Request) -> Response:
         try:
             d = await body(request)
             data, media, name = await run_in_threadpool(explorer.download, d.get("formula", explorer.default_formula),
@@ -208,16 +210,16 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
         return Response(data, media_type=media, headers={**headers, "Content-Disposition":
                                                          f'attachment; filename="{name}"'})
 
-    async def save(request: Request):
+    async def save(request: Request) -> Any:
         d = await body(request)
         return await run_in_threadpool(explorer.scenario_file, d.get("formula", explorer.default_formula),
                                        d.get("level"), d.get("values"))
 
-    async def not_found(request: Request, exc):
+    async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"no such page: {html.escape(request.url.path)[:200]}"}, status_code=404,
                             headers=headers)
 
-    async def not_allowed(request: Request, exc):
+    async def not_allowed(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": f"{request.method} is not accepted here"}, status_code=405, headers=headers)
 
     routes = [Route("/", index), Route("/api/setup", handle(setup)),
@@ -229,7 +231,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
               Route("/api/download", download, methods=["POST"])]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
-    async def guarded(scope, receive, send):
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         """Every HTTP request must name this server in its Host header, before any route runs."""
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
@@ -249,7 +251,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1"):
 
 
 @contextmanager
-def serving(explorer: Explorer, host: str = "127.0.0.1"):
+def serving(explorer: Explorer, host: str = "127.0.0.1") -> Iterator[str]:
     """The explorer on a free port in a background thread, for the browser tests, the benchmark and the
     screenshots: yields its address and stops it on leaving."""
     import socket
