@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from fundform.engine.draws import DataDraws
+if TYPE_CHECKING:  # a run without draws does not import them
+    from fundform.engine.draws import DataDraws
 
 
 @dataclass(kw_only=True)
