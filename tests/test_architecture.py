@@ -343,11 +343,14 @@ def positional_overflow(sources: dict[str, str]) -> list[tuple[str, str, int]]:
     return found
 
 
-def test_the_engines_stages_take_their_inputs_by_name():
-    """The engine's functions take at most five arguments by position (a stage reads one context, engine.context,
-    and names the rest), and its larger dataclasses are built by keyword."""
+def test_the_engines_stages_and_the_studies_take_their_inputs_by_name():
+    """The engine's and the studies' functions take at most five arguments by position (a stage reads one context,
+    engine.context, a design's search studies.designer.Search, and names the rest), and their larger dataclasses
+    are built by keyword."""
     sources = {str(f.relative_to(PROJECT_ROOT)): f.read_text() for f in (PACKAGE / "engine").rglob("*.py")}
     assert positional_overflow(sources) == []
+    studies = {str(f.relative_to(PROJECT_ROOT)): f.read_text() for f in (PACKAGE / "studies").rglob("*.py")}
+    assert positional_overflow(studies) == []
     # and the rule finds both kinds
     case = ("def f(a, b, c, d, e, g, *, h=1):\n    pass\n\n\n@dataclass(frozen=True)\nclass C:\n"
             + "".join(f"    x{i}: int\n" for i in range(6)))

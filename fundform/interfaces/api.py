@@ -149,7 +149,7 @@ def run(formula: str | None = None, *, data: str | Path | None = None, level: st
                                               allow_implausible=allow_implausible)
     write = out is not None or record
     unc = read_uncertainty(uncertainty) if uncertainty is not None else None
-    plan = plan_run(s.formula, s.data_dir, params, sets, index_files, unc)
+    plan = plan_run(s.formula, s.data_dir, params, sets, index_files, uncertainty=unc)
     if not write:  # the same run (same id: formula, inputs, options, packages) already written: read it back
         folder = _recorded(plan.run_id, s.out_root)
         if folder is not None:

@@ -64,7 +64,7 @@ class BatchSpec(BaseModel):
     runs: list[RunSpec] = Field(min_length=1)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Job:
     label: str
     formula: str
@@ -108,8 +108,8 @@ def read_spec(path: Path) -> tuple[BatchSpec, list[Job], Path]:
         for level in r.levels or [present(level0, "the version's level")]:
             if level not in LEVELS:
                 raise FundformError(f"{path}: runs.{i}.levels: unknown level '{level}' (known: {', '.join(LEVELS)})")
-            jobs.append(Job(f"{r.name or r.formula} [{level}]", formula, level, start, years, tuple(r.set),
-                            resolve(r.data or spec.data, default_data_dir())))
+            jobs.append(Job(label=f"{r.name or r.formula} [{level}]", formula=formula, level=level, start_year=start,
+                            years=years, sets=tuple(r.set), data_dir=resolve(r.data or spec.data, default_data_dir())))
     return spec, jobs, resolve(spec.output, base)
 
 

@@ -111,7 +111,7 @@ def _sobol(lo: np.ndarray, hi: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def _measure(data: Dataset, spec: FormulaSpec, params: RunParameters, names: list[str], values: np.ndarray,
-             constraints: list[Constraint], objectives: list[Objective], draws: DataDraws | None = None,
+             *, constraints: list[Constraint], objectives: list[Objective], draws: DataDraws | None = None,
              probabilities: list[float] | None = None) -> Measures:
     """One chunk of candidates: their outcome, then each constraint's and objective's value and the marks. With
     `draws` (a robust design), each candidate is settled over every draw of the inputs (the data axis); a
@@ -146,8 +146,8 @@ def design_chunk_task(task: tuple[Any, ...]) -> Measures:
     from fundform.studies.executors import worker_data
 
     directory, allow_implausible, spec, params, names, values, constraints, objectives, draws, probabilities = task
-    return _measure(worker_data(directory, allow_implausible), spec, params, names, values, constraints, objectives,
-                    draws, probabilities)
+    return _measure(worker_data(directory, allow_implausible), spec, params, names, values, constraints=constraints,
+                    objectives=objectives, draws=draws, probabilities=probabilities)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,12 +182,13 @@ class Search:
                 (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints,
                  objectives, draws, probabilities) for sl in slices]))
         elif len(slices) <= 1:
-            parts = [_measure(data, spec, params, names, values[sl], constraints, objectives, draws, probabilities)
-                     for sl in slices]
+            parts = [_measure(data, spec, params, names, values[sl], constraints=constraints, objectives=objectives,
+                              draws=draws, probabilities=probabilities) for sl in slices]
         else:
             with ThreadPoolExecutor(max_workers=max(1, self.workers or min(os.cpu_count() or 1, len(slices)))) as pool:
-                parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl], constraints,
-                                                          objectives, draws, probabilities), slices))
+                parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl],
+                                                          constraints=constraints, objectives=objectives,
+                                                          draws=draws, probabilities=probabilities), slices))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -202,7 +203,7 @@ def _frontier(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def _region(names: list[str], values: np.ndarray, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, cells: int = 12
+def _region(names: list[str], values: np.ndarray, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, cells: int = 12
             ) -> pl.DataFrame:
     """For each pair of free numbers, the share of candidates that meet every constraint in each cell."""
     rows = []
@@ -223,7 +224,7 @@ def _region(names: list[str], values: np.ndarray, ok: np.ndarray, lo: np.ndarray
 
 
 def run_design(ds: DesignSpec, data: Dataset, formula: LoadedFormula, params: RunParameters,
-               progress: Callable[[str], None] | None = None, workers: int | None = None,
+               progress: Callable[[str], None] | None = None, *, workers: int | None = None,
                executor: Executor | None = None) -> DesignResult:
     """Search, choose and verify a design (the module's docstring says how).
 
@@ -429,7 +430,7 @@ def _scorer(res: Measures, ok: np.ndarray, cons: list[Constraint]) -> Callable[[
     return score
 
 
-def _polish(s: Search, values: np.ndarray, res: Measures, ok: np.ndarray, cons: list[Constraint], calls: int = 200
+def _polish(s: Search, values: np.ndarray, res: Measures, ok: np.ndarray, cons: list[Constraint], *, calls: int = 200
             ) -> tuple[np.ndarray, Measures, dict[str, Any]]:
     """A compass search from the best candidate so far, stopping on a stated tolerance rather than a count. Each step
     tries every free number up and down at four scales at once (the step, a half, a quarter and an eighth of it:

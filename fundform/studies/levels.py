@@ -15,7 +15,7 @@ from fundform.studies.pipeline import RunParameters, compute
 
 
 def compare_levels(data: Dataset, formula: LoadedFormula, area: str, level: str = "ca", start_year: str | None = None,
-                   years: int | None = None) -> tuple[str, list[str], pl.DataFrame]:
+                   *, years: int | None = None) -> tuple[str, list[str], pl.DataFrame]:
     """A receiving body's figures computed for it as one area, beside the sums of its members' figures computed
     authority by authority (by their shares): need and targets add up, the transition need not, since it applies to
     the body that receives the money. Returns the body's name, its members and per year the four figures both ways

@@ -43,7 +43,7 @@ class RunPlan:
 
 
 def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tuple[str, ...] = (),
-             index_files: dict[str, Path] | None = None, uncertainty: UncertaintySpec | None = None) -> RunPlan:
+             index_files: dict[str, Path] | None = None, *, uncertainty: UncertaintySpec | None = None) -> RunPlan:
     formula = resolve_formula(formula_ref, sets, index_files=index_files)
     inputs = []
     for name in CONTRACTS:
@@ -76,7 +76,7 @@ def plan_run(formula_ref: str, data_dir: Path, params: RunParameters, sets: tupl
 
 
 def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path | None, out_root: Path,
-        progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
+        *, progress: Callable[[str], None] | None = None, write: bool = True, sets: tuple[str, ...] = (),
         index_files: dict[str, Path] | None = None, warehouse: Path | None = None,
         plan: RunPlan | None = None, use_cache: bool = True, uncertainty: UncertaintySpec | None = None,
         executor: Executor | None = None) -> RunResult:
@@ -90,7 +90,7 @@ def run(formula_ref: str, data_dir: Path, params: RunParameters, out_dir: Path |
     if write and warehouse is not None:
         check_usable(warehouse)
     step("reading the formula version")
-    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files, uncertainty)
+    plan = plan or plan_run(formula_ref, data_dir, params, sets, index_files, uncertainty=uncertainty)
     formula = plan.formula
     step("reading and checking the input data")
     data = checked_dataset(data_dir, params.allow_implausible, use_cache)

@@ -92,7 +92,7 @@ def sweepable_paths(spec: FormulaSpec) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SweepResult:
     stats: pl.DataFrame
     sensitivity: pl.DataFrame
@@ -215,7 +215,7 @@ class _Inline:
         return done
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Chunk:
     grant: np.ndarray  # (c, years, areas) int pence
     at_floor: np.ndarray  # (c, years, areas) bool: held at a floor in any stream
@@ -231,7 +231,7 @@ def scenarios(names: list[str], values: np.ndarray, detail: bool = True) -> Scen
 
 
 def _settle_chunk(data: Dataset, spec: FormulaSpec, params: RunParameters, names: list[str], values: np.ndarray,
-                  progress: Callable[[str], None] | None = None, detail: bool = True) -> tuple[_Chunk, Outcome]:
+                  *, progress: Callable[[str], None] | None = None, detail: bool = True) -> tuple[_Chunk, Outcome]:
     """One chunk of scenarios: their outcome, the run's own (fundform.engine.outcome)."""
     oc = evaluate(data, spec, params, scenarios(names, values, detail), progress)
     return _Chunk(grant=oc.grant, at_floor=oc.at_floor, bound=oc.bound,
@@ -249,7 +249,7 @@ def sweep_chunk_task(task: tuple[Any, ...]) -> _Chunk:
 
 
 def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, names: list[str], values: np.ndarray,
-              progress: Callable[[str], None] | None = None, workers: int | None = None, detail: bool | None = None,
+              *, progress: Callable[[str], None] | None = None, workers: int | None = None, detail: bool | None = None,
               executor: Executor | None = None) -> SweepResult:
     """Every scenario of a version: single-grant, in streams, or an NHS round (whose pace of change varies).
 
@@ -268,7 +268,7 @@ def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, name
     # one scenario first: the data-only work every chunk shares (need frames, local resources, the need's arrays)
     # is derived once, then the chunks run side by side
     detail = S <= CHUNK if detail is None else detail
-    first, oc = _settle_chunk(data, spec, params, names, values[:1], say, detail)
+    first, oc = _settle_chunk(data, spec, params, names, values[:1], progress=say, detail=detail)
     areas, years, pop = oc.areas, oc.settled.years, oc.population
     codes = areas["area_code"].to_list()
     n_years = params.years

@@ -108,7 +108,7 @@ def draws_chunk_task(task: tuple[Any, ...]) -> DrawArrays:
 
 
 def draw_chunks(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None
+                *, workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None
                 ) -> Iterator[tuple[int, int, DrawArrays]]:
     """(lo, hi, DrawArrays) chunk by chunk, in order: on threads of this process (NumPy and Polars release the GIL),
     a few chunks at a time, or as tasks of `executor` (a Dask cluster: studies.executors), each fetched when the
@@ -130,10 +130,11 @@ def draw_chunks(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: 
 
 
 def evaluate_draws(data: Dataset, spec: FormulaSpec, params: RunParameters, draws: DataDraws, chunk: int = CHUNK,
-                   workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None) -> DrawArrays:
+                   *, workers: int | None = None, executor: Executor | None = None, values: dict[str, float] | None = None) -> DrawArrays:
     """Every draw's figures at once (a few hundred draws: the explorer's bands, a test); a run's bands stream
     them instead (run_uncertainty)."""
-    done = [d for _, _, d in draw_chunks(data, spec, params, draws, chunk, workers, executor, values)]
+    done = [d for _, _, d in draw_chunks(data, spec, params, draws, chunk, workers=workers,
+                                                     executor=executor, values=values)]
     return DrawArrays(**{f: np.concatenate([getattr(d, f) for d in done]) for f in DrawArrays.__dataclass_fields__})
 
 
@@ -252,7 +253,7 @@ def memory_plan(size: int, years: int, codes: int, areas: int, sources: int) -> 
     return draws + chunks + (year_block if spill else kept + year_block), (kept if spill else 0), spill
 
 
-def check_fits(size: int, years: int, codes: int, areas: int, sources: int, folder: Path) -> None:
+def check_fits(size: int, years: int, codes: int, areas: int, sources: int, *, folder: Path) -> None:
     """Refuse before any work a request this machine cannot hold: memory the system says is available
     (/proc/meminfo MemAvailable, where it says), and disk in the temporary folder for what spills."""
     held, spilled, _ = memory_plan(size, years, codes, areas, sources)
@@ -329,7 +330,7 @@ def _member_weights(data: Dataset, level: str, codes: list[str], areas: list[str
 
 
 def run_uncertainty(data: Dataset, formula: LoadedFormula, params: RunParameters, unc: UncertaintySpec,
-                    central: RunResult, chunk: int = CHUNK, workers: int | None = None,
+                    central: RunResult, *, chunk: int = CHUNK, workers: int | None = None,
                     executor: Executor | None = None) -> UncertaintyResult:
     """The draws of `unc` around the run `central` (its RunResult: the figures with no uncertainty).
 
@@ -343,7 +344,8 @@ def run_uncertainty(data: Dataset, formula: LoadedFormula, params: RunParameters
     area_codes = alloc["area_code"].unique(maintain_order=True).to_list()
     n = len(area_codes)
     shape = (len(fy), n)
-    check_fits(unc.draws, len(fy), data.tables["areas"].height, n, len(unc.sources), Path(tempfile.gettempdir()))
+    check_fits(unc.draws, len(fy), data.tables["areas"].height, n, len(unc.sources),
+               folder=Path(tempfile.gettempdir()))
     draws = make_draws(data, unc, spec, fy)  # before any draw is made: a request that cannot fit is refused
     S = draws.size
     labels = list(draws.moves)
@@ -359,7 +361,7 @@ def run_uncertainty(data: Dataset, formula: LoadedFormula, params: RunParameters
         keep_bounds = S <= SPILL_ABOVE
         bounds: dict[str, list[np.ndarray]] = {"floor": [], "ceiling": []}
         writer = DrawsWriter(area_codes, fy) if unc.write_draws else None
-        for lo, hi, part in draw_chunks(data, spec, params, draws, chunk, workers, executor):
+        for lo, hi, part in draw_chunks(data, spec, params, draws, chunk, workers=workers, executor=executor):
             for k, block in kept.items():
                 block.write(lo, getattr(part, k))
             if writer is not None:

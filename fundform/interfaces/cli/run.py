@@ -87,7 +87,7 @@ def run(
         with progress_bar("run", quiet or json_out) as bar:  # a terminal only: piped output gets the result
             def progress(msg: str) -> None:
                 bar(msg)
-            result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress,
+            result = run_pipeline(s.formula, s.data_dir, params, out_dir, s.out_root, progress=progress,
                                   sets=tuple(set_ or ()), index_files=index_files,
                                   warehouse=s.warehouse if record else None, use_cache=not no_cache,
                                   uncertainty=unc, executor=ex)

@@ -261,7 +261,7 @@ def levels(
 
     s, params, index_files = setup_options(formula, data, level, start_year, years, config, set_, index)
     name, members, rows = compare_levels(checked_dataset(s.data_dir), resolve_formula(
-        s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, params.years)
+        s.formula, tuple(set_ or ()), index_files=index_files), area, level, params.start_year, years=params.years)
     if json_out:
         out.print_json(json.dumps({"area": area, "members": members, "years": rows.to_dicts()}, default=str))
         return
