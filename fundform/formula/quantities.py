@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -76,15 +76,13 @@ class UnitIs:
         return {**v, "unit": self.unit, "description": u}
 
 
-Q = TypeVar("Q")
-
 
 def _bounded(lo: float | None, hi: float | None, lo_open: bool = False, what: str = "", whole: bool = False
              ) -> AfterValidator:
-    def check(q: Q) -> Q:  # a Quantity or a bare number
+    def check(q: Any) -> Any:  # pydantic's validator: a Quantity, a bare number or None, given back as it came
         if q is None:
             return q
-        v = float(q.value if isinstance(q, Quantity) else q)  # type: ignore[arg-type]
+        v = q.value if isinstance(q, Quantity) else q
         below = lo is not None and (v <= lo if lo_open else v < lo)
         above = hi is not None and v > hi
         if below or above:
