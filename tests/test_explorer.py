@@ -797,6 +797,35 @@ def test_the_filter_finds_an_areas_councils_by_any_body_and_the_phone_keeps_the_
         browser.close()
 
 
+def test_a_filter_typed_and_cleared_never_overrides_the_area_a_person_then_opens(server):
+    """The waterfall follows the filter once typing pauses; a filter typed and cleared at once moves nothing, and a
+    row clicked while a move is pending wins (a stale move once replaced the clicked area's waterfall with the
+    filter's first match, three tenths of a second later, without a word)."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(server)
+        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+        page.wait_for_function("() => document.body.dataset.waterfall", timeout=20_000)
+        first = page.get_attribute("body", "data-waterfall")
+        page.fill("#filter", "upon")  # Kingston upon Hull, Newcastle upon Tyne...: the open area is not one of them
+        matching = page.eval_on_selector_all("#all-areas tr[data-area]", "rs => rs.map(r => r.dataset.area)")
+        assert first not in matching
+        page.fill("#filter", "")  # cleared before the pause
+        other = page.eval_on_selector_all("#all-areas tr[data-area]", "rs => rs.map(r => r.dataset.area)")
+        pick = next(c for c in other if c not in matching and c != first)
+        page.click(f'#all-areas tr[data-area="{pick}"]')  # a person's choice, while the move would be pending
+        page.wait_for_function("(c) => document.body.dataset.waterfall === c", arg=pick, timeout=20_000)
+        page.wait_for_timeout(1200)  # past the pause and any waterfall a stale move would fetch
+        assert page.get_attribute("body", "data-waterfall") == pick
+        page.fill("#filter", "upon")  # and a filter left standing still moves the waterfall to an area it shows
+        page.wait_for_function("(cs) => cs.includes(document.body.dataset.waterfall)", arg=matching, timeout=20_000)
+        browser.close()
+
+
 def test_an_nhs_allocation_is_explored_in_nhs_words_with_its_letter(server, bundled):
     """nhs-icb-2025 in the explorer: allocations, not grants (an NHS allocation has no local tax); the baseline, not
     today's funding; an ICB's years carry its letter's lines with NHS England's published allocation beside, the

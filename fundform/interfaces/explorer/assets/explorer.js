@@ -117,7 +117,7 @@ function moversTable(id, rows, r){
   tb.append(row(['area', r.measure + ' (\u00a3 ' + r.per + ')', 'allocation\u2019s distance from target'], true));
   rows.forEach((x) => { const tr = row([x.name + ' (' + x.code + ')', pounds2(x.change_per_head),
                                         pct(x.distance_from_target)]);
-    tr.addEventListener('click', () => { state.area = x.code; loadWaterfall(); }); tb.append(tr); });
+    tr.addEventListener('click', () => openArea(x.code)); tb.append(tr); });
 }
 const COLUMNS = [  // [key, heading (or heading(response)), value(areas, t, i), format]
   ['name', 'area', (a, t, i) => a.name[i] + ' (' + a.code[i] + ')', String],
@@ -206,7 +206,8 @@ $('areas-table').addEventListener('click', (e) => {
   const th = e.target.closest('th[data-key]');
   if (th) { const k = th.dataset.key; state.sort = {key: k, desc: state.sort.key === k ? !state.sort.desc : true};
             toTop(); areasTable(state.last); return; }
-  const tr = e.target.closest('tr[data-area]'); if (tr) { state.area = tr.dataset.area; loadWaterfall(); } });
+  const tr = e.target.closest('tr[data-area]');
+  if (tr) openArea(tr.dataset.area); });
 function toTop(){ state.scrollTop = 0; $('areas-table').scrollTop = 0; }  // a new order or filter starts at its top
 $('areas-table').addEventListener('scroll', () => { if (state.scrolling) return; state.scrolling = true;
   requestAnimationFrame(() => { state.scrolling = false; state.scrollTop = $('areas-table').scrollTop; drawRows(); }); });
@@ -229,7 +230,7 @@ function drawMaps(frames){  // the version's maps, drawn once per version and le
       ({e, code: e.getAttribute('data-area'), tip: e.querySelector('title'), fill: e.getAttribute('fill')}))};
     box.append(tpl.content); });
   box.querySelectorAll('[data-area]').forEach((e) => e.addEventListener('click', () => {
-    state.area = e.getAttribute('data-area'); loadWaterfall(); }));
+    openArea(e.getAttribute('data-area')); }));
 }
 function wrapTitle(t, title){  // as maps.wrap: at most two lines of data-chars characters, broken between words
   const chars = Number(t.dataset.chars), lines = [''];
@@ -372,6 +373,9 @@ function areaYears(){  // one area's years: every figure of the scenario and the
   }
   document.body.dataset.areaYears = state.area;
 }
+function openArea(code){  // a person's choice of area (a row, a mover, a map): it wins over a pending filter move
+  clearTimeout(state.filterTimer); state.area = code; loadWaterfall();
+}
 async function loadWaterfall(){
   if (!state.area) return;
   areaYears();
@@ -450,11 +454,14 @@ $('redo').addEventListener('click', () => { if (!state.redo.length) return; stat
   state.values = JSON.parse(state.redo.pop()); syncSliders(); refresh(); });
 $('save').addEventListener('click', save);
 $('year').addEventListener('change', () => { state.year = $('year').value; areasTable(state.last); });
+function shownAreas(){ return state.rows ? state.rows.idx.map((i) => state.last.areas.code[i]) : []; }
 $('filter').addEventListener('input', () => { state.filter = $('filter').value; toTop(); areasTable(state.last);
-  const shown = state.rows ? state.rows.idx.map((i) => state.last.areas.code[i]) : [];
-  if (shown.length && !shown.includes(state.area)) {  // the waterfall and the area's years follow the filter
-    clearTimeout(state.filterTimer);
-    state.filterTimer = setTimeout(() => { state.area = shown[0]; loadWaterfall(); }, 300); } });
+  // the waterfall and the area's years follow the filter, once typing pauses: to the first area shown if the open
+  // one is filtered out. Every keystroke cancels the pending move, and the move reads the filter as it then stands,
+  // so a filter typed and cleared moves nothing (and a row clicked meanwhile is not overridden: see the click)
+  clearTimeout(state.filterTimer);
+  state.filterTimer = setTimeout(() => { const shown = shownAreas();
+    if (shown.length && !shown.includes(state.area)) { state.area = shown[0]; loadWaterfall(); } }, 300); });
 $('csv').addEventListener('click', () => { const a = $('csv-link');
   a.href = 'data:text/csv;charset=utf-8,' + encodeURIComponent(csv(state.last));
   a.download = state.formula + '-scenario-areas.csv'; a.hidden = false; a.click(); });
