@@ -8,6 +8,9 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -16,6 +19,9 @@ import pytest
 from fundform.formula.scenario import resolve_formula
 from fundform.studies.pipeline import RunParameters, compute
 from tests.conftest import DATA, require_chromium
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's test client names its successor; same API
 from starlette.testclient import TestClient
@@ -166,6 +172,24 @@ def server(explorer):
 
 def need_browser():
     require_chromium(CHROMIUM)
+
+
+@contextmanager
+def opened(server: str, *, width: int, height: int, query: str = "") -> Iterator[Page]:
+    """The explorer open in headless Debian Chromium at `width` x `height` (and `query`, a link's fragment), its
+    first figures drawn; the browser closed on leaving, whatever the test found."""
+    need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(server + query)
+            page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+            yield page
+        finally:
+            browser.close()
 
 
 def test_end_to_end_in_chromium(server, bundled, tmp_path):
@@ -771,14 +795,7 @@ def test_the_filter_finds_an_areas_councils_by_any_body_and_the_phone_keeps_the_
     """'West Yorkshire' finds the councils of West Yorkshire (its combined authority, and its ICB's), and the
     waterfall and the area's years follow the filter; on a 390 x 844 phone the sliders stay in view beside the
     figures as the page scrolls."""
-    need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(server)
-        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+    with opened(server, width=1440, height=900) as page:
         page.fill("#filter", "West Yorkshire")
         page.wait_for_function("() => document.getElementById('areas-table').dataset.rows === '6'", timeout=10_000)
         names = page.locator("#all-areas tr[data-area] td:first-child").all_inner_texts()
@@ -794,21 +811,13 @@ def test_the_filter_finds_an_areas_councils_by_any_body_and_the_phone_keeps_the_
         box = page.locator("#sliders input[type=range]").first.bounding_box()
         top = page.evaluate("document.getElementById('controls').getBoundingClientRect().top")
         assert top < 844 and box is not None
-        browser.close()
 
 
 def test_a_filter_typed_and_cleared_never_overrides_the_area_a_person_then_opens(server):
     """The waterfall follows the filter once typing pauses; a filter typed and cleared at once moves nothing, and a
     row clicked while a move is pending wins (a stale move once replaced the clicked area's waterfall with the
     filter's first match, three tenths of a second later, without a word)."""
-    need_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(server)
-        page.wait_for_selector('body[data-updates="1"]', state="attached", timeout=30_000)
+    with opened(server, width=1440, height=900) as page:
         page.wait_for_function("() => document.body.dataset.waterfall", timeout=20_000)
         first = page.get_attribute("body", "data-waterfall")
         page.fill("#filter", "upon")  # Kingston upon Hull, Newcastle upon Tyne...: the open area is not one of them
@@ -823,7 +832,6 @@ def test_a_filter_typed_and_cleared_never_overrides_the_area_a_person_then_opens
         assert page.get_attribute("body", "data-waterfall") == pick
         page.fill("#filter", "upon")  # and a filter left standing still moves the waterfall to an area it shows
         page.wait_for_function("(cs) => cs.includes(document.body.dataset.waterfall)", arg=matching, timeout=20_000)
-        browser.close()
 
 
 def test_an_nhs_allocation_is_explored_in_nhs_words_with_its_letter(server, bundled):
