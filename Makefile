@@ -68,4 +68,4 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf out .pytest_cache .hypothesis
+	rm -rf out .pytest_cache .hypothesis .mypy_cache
