@@ -127,12 +127,7 @@ def bound_labels(bound: np.ndarray) -> np.ndarray:
 
 def _pool(arrays: list[np.ndarray]) -> np.ndarray:
     """The streams' arrays summed (one stream's own array, not a copy)."""
-    if len(arrays) == 1:
-        return arrays[0]
-    total = arrays[0] + arrays[1]
-    for a in arrays[2:]:
-        total = total + a
-    return total
+    return arrays[0] if len(arrays) == 1 else sum(arrays[1:], arrays[0])
 
 
 def _pool_kept(arrays: list[np.ndarray | None]) -> np.ndarray | None:

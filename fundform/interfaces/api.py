@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 # --set as a mapping of key paths to values, or as KEY.PATH=VALUE strings
 Sets = dict[str, Any] | list[str] | tuple[str, ...] | None
+# a sweep's numbers: a key path to (lo, hi) for uniform draws or a list of values, or PATH=LO:HI / PATH=V1,V2 strings
+SweepParams = dict[str, tuple[float, float] | list[float]] | list[str]
 
 __all__ = ["FundformError", "parameters", "Run", "run", "Model", "load", "find", "Comparison", "comparison", "compare",
            "explain", "Sweep", "sweep", "design"]
@@ -182,8 +184,7 @@ class Model:
     def compare(self, a: Run | str, b: Run | str, **options: Any) -> pl.DataFrame:
         return compare(a, b, data=self.data_dir, **options)
 
-    def sweep(self, formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str],
-              **options: Any) -> Sweep:
+    def sweep(self, formula: str | None, params: SweepParams, **options: Any) -> Sweep:
         return sweep(formula, params, data=self.data_dir, **options)
 
     def design(self, design_file: str | Path, **options: Any) -> DesignResult:
@@ -347,7 +348,7 @@ class Sweep:
     out_dir: Path | None = None
 
 
-def sweep(formula: str | None, params: dict[str, tuple[float, float] | list[float]] | list[str], *,
+def sweep(formula: str | None, params: SweepParams, *,
           draws: int | None = None, seed: int = 20261122, out: str | Path | None = None, write: bool = False,
           progress: Callable[[str], None] | None = None, executor: str | None = None, **options: Any) -> Sweep:
     """Vary a version's numbers, all scenarios at once: `params` maps a sweepable key path to (lo, hi) for seeded

@@ -10,7 +10,7 @@ from typing import Any
 
 from fundform.base.years import year_before
 from fundform.formula.rules import Transition
-from fundform.formula.spec import Baseline, ControlTotal, FormulaSpec, LocalTax, Need
+from fundform.formula.spec import Baseline, FormulaSpec, Need, iter_needs
 from fundform.outputs.text import exact
 
 
@@ -142,22 +142,6 @@ class Doc:
     num: dict[str, int] = field(default_factory=dict)  # a section's key -> its number
 
     @property
-    def b(self) -> Baseline:
-        return self.spec.baseline
-
-    @property
-    def ct(self) -> ControlTotal:
-        return self.spec.control_total
-
-    @property
-    def lt(self) -> LocalTax:
-        return self.spec.local_tax
-
-    @property
-    def t(self) -> Transition:
-        return self.spec.transition
-
-    @property
     def first(self) -> str:
         """The version's first effective year."""
         return self.spec.effective_years[0]
@@ -173,9 +157,8 @@ class Doc:
 
     @property
     def needs(self) -> list[tuple[str, Need]]:
-        """The version's need and each stream's own, with their paths."""
-        spec = self.spec
-        return [("need", spec.need)] + [(f"streams.{s.name}.need", s.need) for s in spec.streams if s.need is not None]
+        """The version's need and each stream's own, with their paths (formula.spec.iter_needs)."""
+        return list(iter_needs(self.spec))
 
     def step(self, key: str | None = None) -> int:
         """The next section's number, recorded under `key` for the cross-references (§key§)."""

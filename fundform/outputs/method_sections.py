@@ -160,7 +160,8 @@ def _section_areas(d: Doc) -> None:
 
 def _section_funding(d: Doc) -> None:
     """Section funding of the method document (SECTIONS lists them in order)."""
-    b, ct, spec = d.b, d.ct, d.spec
+    spec = d.spec
+    b, ct = spec.baseline, spec.control_total
     out = d.out
     n = d.step("funding")
     b = spec.baseline
@@ -201,7 +202,8 @@ def _section_funding(d: Doc) -> None:
 
 def _section_control_total(d: Doc) -> None:
     """Section control_total of the method document (SECTIONS lists them in order)."""
-    b, ct, first, spec, year0, years = d.b, d.ct, d.first, d.spec, d.year0, d.years
+    first, spec, year0, years = d.first, d.spec, d.year0, d.years
+    b, ct = spec.baseline, spec.control_total
     out = d.out
     n = d.step("control_total")
     idx = spec.indices[ct.inflation_index]
@@ -236,7 +238,8 @@ def _section_control_total(d: Doc) -> None:
 
 def _section_start(d: Doc) -> None:
     """Section start of the method document (SECTIONS lists them in order)."""
-    b, ct, first, spec, year0 = d.b, d.ct, d.first, d.spec, d.year0
+    first, spec, year0 = d.first, d.spec, d.year0
+    b, ct = spec.baseline, spec.control_total
     out = d.out
     n = d.step("start")
     out += [f"## {n}. The year before the settlement, targets and today's funding uprated", ""]
@@ -295,7 +298,8 @@ def _section_start(d: Doc) -> None:
 
 def _section_transition(d: Doc) -> None:
     """Section transition of the method document (SECTIONS lists them in order)."""
-    b, spec, t = d.b, d.spec, d.t
+    spec = d.spec
+    b, t = spec.baseline, spec.transition
     out = d.out
     n = d.step("transition")
     rule_params = {name: getattr(t, name) for name in rule_numbers(t.rule)}  # the rule's own model says which
@@ -349,7 +353,7 @@ def _section_transition(d: Doc) -> None:
 
 def _section_local(d: Doc) -> None:
     """Section local of the method document (SECTIONS lists them in order)."""
-    lt = d.lt
+    lt = d.spec.local_tax
     out = d.out
     n = d.step("local")
     out += [f"## {n}. Local resources and the grant", ""]
@@ -422,7 +426,8 @@ def _section_local(d: Doc) -> None:
 
 def _section_streams(d: Doc) -> None:
     """Section streams of the method document (SECTIONS lists them in order)."""
-    spec, t = d.spec, d.t
+    spec = d.spec
+    t = spec.transition
     out = d.out
     if spec.streams:
         n = d.step("streams")
@@ -467,7 +472,8 @@ def _section_outputs(d: Doc) -> None:
 
 def _section_rounding(d: Doc) -> None:
     """Section rounding of the method document (SECTIONS lists them in order)."""
-    b, lt, spec, t = d.b, d.lt, d.spec, d.t
+    spec = d.spec
+    b, lt, t = spec.baseline, spec.local_tax, spec.transition
     out = d.out
     n = d.step("rounding")
     published = b.source == "nhs_icb_allocations"
@@ -504,7 +510,8 @@ def _section_rounding(d: Doc) -> None:
 
 def _section_reconciliation(d: Doc) -> None:
     """Section reconciliation of the method document (SECTIONS lists them in order)."""
-    lt, spec = d.lt, d.spec
+    spec = d.spec
+    lt = spec.local_tax
     out = d.out
     n = d.step()
     out += [f"## {n}. What the reconciliation checks", "",

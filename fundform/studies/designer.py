@@ -177,18 +177,19 @@ class Search:
         S = values.shape[0]
         step = CHUNK if draws is None else max(1, CHUNK // draws.size)
         slices = [slice(i, min(i + step, S)) for i in range(0, S, step)]
+        def one(sl: slice) -> Measures:
+            return _measure(data, spec, params, names, values[sl], constraints=constraints, objectives=objectives,
+                            draws=draws, probabilities=probabilities)
+
         if executor is not None and executor.name != "local":
             parts = list(executor.map(design_chunk_task, [
                 (str(data.directory), bool(data.implausible), spec, params, names, values[sl], constraints,
                  objectives, draws, probabilities) for sl in slices]))
         elif len(slices) <= 1:
-            parts = [_measure(data, spec, params, names, values[sl], constraints=constraints, objectives=objectives,
-                              draws=draws, probabilities=probabilities) for sl in slices]
+            parts = [one(sl) for sl in slices]
         else:
             with ThreadPoolExecutor(max_workers=max(1, self.workers or min(os.cpu_count() or 1, len(slices)))) as pool:
-                parts = list(pool.map(lambda sl: _measure(data, spec, params, names, values[sl],
-                                                          constraints=constraints, objectives=objectives,
-                                                          draws=draws, probabilities=probabilities), slices))
+                parts = list(pool.map(one, slices))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import polars as pl
 
-from fundform.base.errors import FundformError, present
+from fundform.base.errors import FundformError
 from fundform.base.years import FinancialYear
 from fundform.engine.need.axis import INDICATOR_NUMBERS
 from fundform.engine.outcome import Outcome, evaluate
@@ -275,6 +275,7 @@ def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, name
     slices = [slice(0, 1)] + [slice(i, min(i + CHUNK, S)) for i in range(1, S, CHUNK)]
     keep = S <= KEEP
     spill = None if keep else tempfile.TemporaryDirectory(prefix="fundform-sweep-")
+    spill_dir = Path(spill.name) if spill is not None else Path()  # read only when the grants spill (not keep)
     full = lambda dtype: np.empty((S, n_years, len(codes)), dtype=dtype)
     kept = {"grant": full(np.int64), "bound": full(np.int8)} if keep else {}
     if detail:
@@ -302,8 +303,7 @@ def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, name
             for k, arr in kept.items():
                 arr[sl] = getattr(ch, k)
             if not keep:
-                np.ascontiguousarray(ch.grant.transpose(1, 0, 2)).tofile(
-                    Path(present(spill, "the spill folder").name) / f"{sl.start}.bin")
+                np.ascontiguousarray(ch.grant.transpose(1, 0, 2)).tofile(spill_dir / f"{sl.start}.bin")
             done = sl.stop
             say(f"scenarios settled: {done:,} of {S:,}")
 
@@ -314,8 +314,7 @@ def run_sweep(data: Dataset, formula: LoadedFormula, params: RunParameters, name
         out = np.empty((S, len(codes)), dtype=np.int64)
         for sl in slices:
             c = sl.stop - sl.start
-            out[sl] = np.fromfile(Path(present(spill, "the spill folder").name) / f"{sl.start}.bin", dtype=np.int64,
-                                  count=c * len(codes),
+            out[sl] = np.fromfile(spill_dir / f"{sl.start}.bin", dtype=np.int64, count=c * len(codes),
                                   offset=t * c * len(codes) * 8).reshape(c, len(codes))
         return out
 
